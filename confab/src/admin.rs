@@ -1,0 +1,86 @@
+//! `confab admin`: a thin client of the gateway's `/admin` HTTP API that prints JSON.
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// Base URL of a gateway.
+    #[arg(long, env = "CONFAB_ADMIN_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The admin key (`auth.admin_key` of the gateway).
+    #[arg(long, env = "CONFAB_ADMIN_KEY", default_value = confab_core::config::DEV_ADMIN_KEY)]
+    admin_key: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a workspace.
+    CreateWorkspace {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
+    /// Create a user and print a token for them.
+    CreateUser {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long)]
+        name: String,
+    },
+    /// Mint another token for a user.
+    Token {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long)]
+        user: Uuid,
+        #[arg(long)]
+        ttl_secs: Option<i64>,
+    },
+    /// Create a channel with members.
+    CreateChannel {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        private: bool,
+        /// Repeat for each member.
+        #[arg(long = "member")]
+        members: Vec<Uuid>,
+        #[arg(long)]
+        creator: Option<Uuid>,
+    },
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let base = args.url.trim_end_matches('/');
+    let (path, body) = match args.command {
+        AdminCommand::CreateWorkspace { name, retention_days } => ("/admin/workspaces".to_string(), json!({"name": name, "retention_days": retention_days})),
+        AdminCommand::CreateUser { workspace, name } => (format!("/admin/workspaces/{workspace}/users"), json!({"name": name})),
+        AdminCommand::Token { workspace, user, ttl_secs } => (format!("/admin/workspaces/{workspace}/users/{user}/tokens"), json!({"ttl_secs": ttl_secs})),
+        AdminCommand::CreateChannel { workspace, name, private, members, creator } => (
+            format!("/admin/workspaces/{workspace}/channels"),
+            json!({"name": name, "is_private": private, "members": members, "creator": creator}),
+        ),
+    };
+    let resp = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(&args.admin_key)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("calling {base}{path}"))?;
+    let status = resp.status();
+    let value: Value = resp.json().await.context("reading the response")?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    if !status.is_success() {
+        bail!("the gateway answered {status}");
+    }
+    Ok(())
+}

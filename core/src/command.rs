@@ -1,0 +1,68 @@
+//! Commands (gateway -> ingest, topic `<ns>.commands`) and replies (ingest -> gateway, topic
+//! `<ns>.replies`). Both are internal JSON records, not part of the data teams' contract.
+//!
+//! A command's `workspace_id` and `user_id` come from the verified token, never from the client.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::protocol::ErrorCode;
+
+/// Where the reply to a command goes: a gateway process and, for WebSocket sends, a connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplyTo {
+    pub gateway_id: String,
+    pub conn_id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Command {
+    pub command_id: Uuid,
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub channel_id: Uuid,
+    pub reply_to: ReplyTo,
+    /// Unix milliseconds at the gateway.
+    pub issued_at: i64,
+    pub body: CommandBody,
+}
+
+impl Command {
+    /// The partitioning key shared by commands and events: one channel, one partition.
+    pub fn key(&self) -> String {
+        channel_key(&self.workspace_id, &self.channel_id)
+    }
+}
+
+pub fn channel_key(workspace_id: &Uuid, channel_id: &Uuid) -> String {
+    format!("{workspace_id}:{channel_id}")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommandBody {
+    SendMessage { text: String, client_msg_id: String },
+    JoinChannel,
+    CreateChannel { name: String, is_private: bool, members: Vec<Uuid> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reply {
+    pub reply_to: ReplyTo,
+    pub command_id: Uuid,
+    pub workspace_id: Uuid,
+    pub channel_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The message is in the log (or already was: a deduplicated retry gets the original ids).
+    Posted { message_id: Uuid, seq: i64, ts: i64, duplicate: bool },
+    /// A membership or channel change is in the log (or needed no event).
+    Done { seq: i64 },
+    Rejected { code: ErrorCode, message: String },
+}

@@ -1,0 +1,282 @@
+//! Configuration: one TOML file, then `CONFAB_<SECTION>__<KEY>` environment overrides, validated at
+//! start. Unknown keys are errors that name the key. Every field has a default, so a process
+//! with no configuration at all starts against servers on 127.0.0.1 with their default ports.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Toml { path: String, source: toml::de::Error },
+    #[error("invalid configuration ({origin}): {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Prefix of every topic, consumer group and Redis key; lets several deployments (or tests)
+    /// share one set of servers.
+    pub namespace: String,
+    pub kafka: KafkaConfig,
+    pub cassandra: CassandraConfig,
+    pub redis: RedisConfig,
+    pub registry: RegistryConfig,
+    pub auth: AuthConfig,
+    pub gateway: GatewayConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Partitions of the commands, events and replies topics (all three the same).
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CassandraConfig {
+    /// Contact points, comma separated `host:port`.
+    pub nodes: String,
+    pub keyspace: String,
+    /// Replication factor used when `confab setup` creates the keyspace (SimpleStrategy).
+    pub replication_factor: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Approximate length each workspace's fanout stream is trimmed to.
+    pub stream_max_len: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Base URL of a Confluent-compatible schema registry.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HMAC key for user tokens; every gateway and the admin CLI need the same one.
+    pub token_secret: String,
+    /// Bearer key for the `/admin` HTTP API.
+    pub admin_key: String,
+    /// Lifetime of tokens minted by the admin API, in seconds.
+    pub token_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub listen: String,
+    /// Connection cap (a semaphore); connections past it get HTTP 503.
+    pub max_connections: usize,
+    /// Frames buffered per connection before a slow consumer is disconnected.
+    pub send_buffer: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Where processes without an HTTP port of their own (ingest, projectors) serve `/healthz`
+    /// and `/metrics`.
+    pub listen: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespace: "confab".into(),
+            kafka: KafkaConfig::default(),
+            cassandra: CassandraConfig::default(),
+            redis: RedisConfig::default(),
+            registry: RegistryConfig::default(),
+            auth: AuthConfig::default(),
+            gateway: GatewayConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1 }
+    }
+}
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        Self { nodes: "127.0.0.1:9042".into(), keyspace: "confab".into(), replication_factor: 1 }
+    }
+}
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379/".into(), stream_max_len: 100_000 }
+    }
+}
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:8081".into() }
+    }
+}
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { token_secret: DEV_SECRET.into(), admin_key: DEV_ADMIN_KEY.into(), token_ttl_secs: 30 * 86_400 }
+    }
+}
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into(), max_connections: 100_000, send_buffer: 1024 }
+    }
+}
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:0".into() }
+    }
+}
+
+pub const DEV_SECRET: &str = "confab-dev-secret-change-me";
+pub const DEV_ADMIN_KEY: &str = "confab-dev-admin-key";
+
+/// Environment variables that are not config overrides.
+const RESERVED_ENV: &[&str] = &["CONFAB_CONFIG", "CONFAB_LOG", "CONFAB_LOG_FORMAT"];
+
+impl Config {
+    /// Loads `path` (if any), applies `CONFAB_*` overrides from `env`, and validates.
+    pub fn load(path: Option<&str>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut root = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                text.parse::<toml::Table>().map_err(|source| ConfigError::Toml { path: p.into(), source })?
+            }
+            None => toml::Table::new(),
+        };
+        let origin = path.unwrap_or("defaults").to_string();
+        let mut env: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with("CONFAB_")).collect();
+        env.sort();
+        for (key, value) in env {
+            if RESERVED_ENV.contains(&key.as_str()) || !key.contains("__") {
+                continue;
+            }
+            let path: Vec<String> = key["CONFAB_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let parsed = parse_env_value(&value);
+            set_path(&mut root, &path, parsed).map_err(|message| ConfigError::Invalid { origin: key.clone(), message })?;
+        }
+        let cfg: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid { origin, message })?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.namespace.is_empty() || !self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err("`namespace` must be non-empty and use only [A-Za-z0-9_-]".into());
+        }
+        if self.kafka.partitions < 1 {
+            return Err("`kafka.partitions` must be at least 1".into());
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return Err("`kafka.brokers` must name at least one broker".into());
+        }
+        if !self.cassandra.keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || self.cassandra.keyspace.is_empty() {
+            return Err("`cassandra.keyspace` must use only [A-Za-z0-9_]".into());
+        }
+        if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
+            return Err("`redis.url` must start with redis:// or rediss://".into());
+        }
+        if !self.registry.url.starts_with("http://") && !self.registry.url.starts_with("https://") {
+            return Err("`registry.url` must be an http(s) URL".into());
+        }
+        for (name, v) in [("gateway.listen", &self.gateway.listen), ("telemetry.listen", &self.telemetry.listen)] {
+            v.parse::<SocketAddr>().map_err(|_| format!("`{name}` must be host:port, got `{v}`"))?;
+        }
+        if self.auth.token_secret.len() < 16 {
+            return Err("`auth.token_secret` must be at least 16 bytes".into());
+        }
+        if self.gateway.max_connections == 0 || self.gateway.send_buffer == 0 {
+            return Err("`gateway.max_connections` and `gateway.send_buffer` must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn cassandra_nodes(&self) -> Vec<String> {
+        self.cassandra.nodes.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    }
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = v.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(v.to_string())
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is not a section"))?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_validate() {
+        Config::load(None, env(&[])).unwrap();
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_types() {
+        let c = Config::load(None, env(&[("CONFAB_KAFKA__PARTITIONS", "3"), ("CONFAB_NAMESPACE", "ignored"), ("CONFAB_REDIS__URL", "redis://h:1/")])).unwrap();
+        assert_eq!(c.kafka.partitions, 3);
+        assert_eq!(c.redis.url, "redis://h:1/");
+        assert_eq!(c.namespace, "confab");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::load(None, env(&[("CONFAB_KAFKA__BROKRES", "x")])).unwrap_err().to_string();
+        assert!(e.contains("brokres"), "{e}");
+        let dir = tempfile_path("bad.toml", "[gateway]\nlisten = \"127.0.0.1:1\"\nmax_conns = 3\n");
+        let e = Config::load(Some(&dir), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("max_conns"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_explained() {
+        let e = Config::load(None, env(&[("CONFAB_GATEWAY__LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(e.contains("gateway.listen"), "{e}");
+    }
+
+    fn tempfile_path(name: &str, body: &str) -> String {
+        let p = std::env::temp_dir().join(format!("confab-{}-{name}", uuid::Uuid::new_v4()));
+        std::fs::write(&p, body).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}

@@ -1,0 +1,41 @@
+//! Canonical events: facts in past tense, as written to `<ns>.events` in Avro
+//! (`schemas/avro/event.avsc`). Projectors apply them idempotently.
+
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: Uuid,
+    pub workspace_id: Uuid,
+    pub channel_id: Uuid,
+    pub actor_id: Uuid,
+    /// Unix milliseconds.
+    pub occurred_at: i64,
+    /// Per-channel, gap-free, starting at 1 with the channel's creation.
+    pub seq: i64,
+    pub schema_version: i32,
+    pub payload: Payload,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    MessagePosted { message_id: Uuid, client_msg_id: String, text: String, thread_ts: Option<Uuid> },
+    ChannelCreated { name: String, is_private: bool, members: Vec<Uuid> },
+    MemberJoined { user_id: Uuid },
+}
+
+impl Payload {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::MessagePosted { .. } => "message_posted",
+            Payload::ChannelCreated { .. } => "channel_created",
+            Payload::MemberJoined { .. } => "member_joined",
+        }
+    }
+}
+
+impl Event {
+    pub fn key(&self) -> String {
+        crate::command::channel_key(&self.workspace_id, &self.channel_id)
+    }
+}

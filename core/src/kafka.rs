@@ -1,0 +1,82 @@
+//! Kafka adapter: topic names, client settings and topic creation.
+//!
+//! Three topics share one partition count and one key (`workspace:channel`):
+//! `<ns>.commands` (gateway -> ingest), `<ns>.events` (the log of record, Avro) and
+//! `<ns>.replies` (ingest -> gateways; acks and rejections).
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::Duration;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub commands: String,
+    pub events: String,
+    pub replies: String,
+}
+
+impl Topics {
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            commands: format!("{namespace}.commands"),
+            events: format!("{namespace}.events"),
+            replies: format!("{namespace}.replies"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("creating topic {topic}: {code}")]
+    CreateTopic { topic: String, code: String },
+}
+
+/// Settings every Confab client shares.
+pub fn base_config(cfg: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("client.id", format!("confab-{}", std::process::id()))
+        .set("socket.keepalive.enable", "true")
+        .set("log_level", "4");
+    c
+}
+
+/// A consumer group name in this deployment's namespace.
+pub fn group(cfg: &Config, role: &str) -> String {
+    format!("{}-{role}", cfg.namespace)
+}
+
+/// Creates the three topics if they do not exist (idempotent).
+pub async fn ensure_topics(cfg: &Config) -> Result<Topics, KafkaError> {
+    let topics = Topics::new(&cfg.namespace);
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg).create()?;
+    let retention_forever = [("retention.ms", "-1"), ("min.insync.replicas", "1")];
+    let replies_retention = [("retention.ms", "86400000")];
+    let new = [
+        NewTopic::new(&topics.commands, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor))
+            .set("retention.ms", "604800000"),
+        retention_forever.iter().fold(
+            NewTopic::new(&topics.events, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
+            |t, (k, v)| t.set(k, v),
+        ),
+        replies_retention.iter().fold(
+            NewTopic::new(&topics.replies, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
+            |t, (k, v)| t.set(k, v),
+        ),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(new.iter(), &opts).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, code: code.to_string() }),
+        }
+    }
+    Ok(topics)
+}

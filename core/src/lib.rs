@@ -1,0 +1,37 @@
+//! Confab's shared vocabulary and adapters.
+//!
+//! Data flows through the system like this (see `docs/architecture.md`):
+//!
+//! ```text
+//! client --WS--> gateway --Command (JSON, key ws:ch)--> Kafka <ns>.commands
+//!                                                          |
+//!                 ingest: validate, authorize, dedup, assign message_id + seq
+//!                                                          |
+//!         Kafka <ns>.events (Avro, Confluent wire format) + <ns>.replies (JSON), one transaction
+//!                |                        |                               |
+//!        timeline projector       fanout projector                 gateways (acks)
+//!        (Cassandra)              (Redis streams) --> gateways --WS--> clients
+//! ```
+//!
+//! What lives where in this crate:
+//! - [`protocol`]: the WebSocket frames clients send and receive, error codes and limits.
+//! - [`command`]: commands (gateway -> ingest) and replies (ingest -> gateway).
+//! - [`event`]: the canonical events, and their Avro encoding ([`avro`]).
+//! - [`ids`]: UUID and TIMEUUID generation.
+//! - [`auth`]: workspace-bound signed tokens.
+//! - [`config`]: the configuration file and `CONFAB_*` overrides.
+//! - [`kafka`], [`cassandra`], [`redis_fanout`]: the distributed adapters.
+//! - [`telemetry`], [`shutdown`]: logging, metrics, health and the one shutdown path.
+
+pub mod auth;
+pub mod avro;
+pub mod cassandra;
+pub mod command;
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod kafka;
+pub mod protocol;
+pub mod redis_fanout;
+pub mod shutdown;
+pub mod telemetry;

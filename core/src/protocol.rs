@@ -1,0 +1,243 @@
+//! The WebSocket protocol (documented in `docs/asyncapi.yaml`).
+//!
+//! Every frame is a JSON object with a `type`. Clients send [`ClientFrame`]s; the server sends
+//! [`ServerFrame`]s. Bad input never closes the connection: it gets an `error` frame.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest message text, in Unicode scalar values (Slack's own limit).
+pub const MAX_TEXT_CHARS: usize = 40_000;
+/// Largest frame the gateway reads; larger frames get `frame_too_large`.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+/// Longest `client_msg_id`.
+pub const MAX_CLIENT_MSG_ID: usize = 64;
+/// Longest channel name.
+pub const MAX_CHANNEL_NAME: usize = 80;
+/// Seconds between client pings the server expects.
+pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ClientFrame {
+    #[serde(rename = "ping")]
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<serde_json::Value>,
+    },
+    #[serde(rename = "message:send")]
+    Send { channel_id: Uuid, text: String, client_msg_id: String },
+    #[serde(rename = "channel:join")]
+    Join { channel_id: Uuid },
+}
+
+/// The frame types a client may send, for the `unknown_type` error.
+pub const CLIENT_TYPES: &[&str] = &["ping", "message:send", "channel:join"];
+
+/// A message as clients see it (in `message:new` and in history).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageView {
+    pub workspace_id: Uuid,
+    pub channel_id: Uuid,
+    pub message_id: Uuid,
+    pub seq: i64,
+    pub user_id: Uuid,
+    pub text: String,
+    /// Unix milliseconds.
+    pub ts: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type")]
+pub enum ServerFrame {
+    #[serde(rename = "hello")]
+    Hello { conn_id: String, heartbeat_interval: u64, user_id: Uuid, workspace_id: Uuid },
+    #[serde(rename = "pong")]
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<serde_json::Value>,
+    },
+    #[serde(rename = "message:ack")]
+    Ack { client_msg_id: String, channel_id: Uuid, message_id: Uuid, seq: i64, ts: i64 },
+    #[serde(rename = "message:new")]
+    New { message: MessageView },
+    #[serde(rename = "channel:joined")]
+    Joined { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, seq: i64 },
+    #[serde(rename = "channel:created")]
+    Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, seq: i64 },
+    #[serde(rename = "error")]
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+}
+
+/// Typed error codes shared by the WebSocket and HTTP APIs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MalformedFrame,
+    UnknownType,
+    FrameTooLarge,
+    InvalidField,
+    TextTooLong,
+    EmptyText,
+    ChannelNotFound,
+    NotAMember,
+    ChannelPrivate,
+    Conflict,
+    RateLimited,
+    Unauthorized,
+    TokenExpired,
+    Forbidden,
+    NotFound,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedFrame => "malformed_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::TextTooLong => "text_too_long",
+            ErrorCode::EmptyText => "empty_text",
+            ErrorCode::ChannelNotFound => "channel_not_found",
+            ErrorCode::NotAMember => "not_a_member",
+            ErrorCode::ChannelPrivate => "channel_private",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// Why a frame could not be turned into a [`ClientFrame`], as an error frame.
+#[derive(Debug, PartialEq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub client_msg_id: Option<String>,
+}
+
+impl FrameError {
+    pub fn into_frame(self) -> ServerFrame {
+        ServerFrame::Error { code: self.code, message: self.message, client_msg_id: self.client_msg_id }
+    }
+}
+
+/// Parses and validates one text frame. Validation here is a fast path for the user; ingest
+/// validates again, authoritatively.
+pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
+    if raw.len() > MAX_FRAME_BYTES {
+        return Err(FrameError {
+            code: ErrorCode::FrameTooLarge,
+            message: format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", raw.len()),
+            client_msg_id: None,
+        });
+    }
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| FrameError {
+        code: ErrorCode::MalformedFrame,
+        message: format!("frame is not valid JSON: {e}"),
+        client_msg_id: None,
+    })?;
+    let client_msg_id = value.get("client_msg_id").and_then(|v| v.as_str()).map(str::to_owned);
+    let err = |code, message: String| FrameError { code, message, client_msg_id: client_msg_id.clone() };
+    let Some(obj) = value.as_object() else {
+        return Err(err(ErrorCode::MalformedFrame, "frame must be a JSON object".into()));
+    };
+    let Some(ty) = obj.get("type").and_then(|t| t.as_str()) else {
+        return Err(err(ErrorCode::MalformedFrame, "frame has no string field `type`".into()));
+    };
+    if !CLIENT_TYPES.contains(&ty) {
+        return Err(err(
+            ErrorCode::UnknownType,
+            format!("unknown frame type `{ty}`; expected one of {}", CLIENT_TYPES.join(", ")),
+        ));
+    }
+    let frame: ClientFrame = serde_json::from_value(value.clone())
+        .map_err(|e| err(ErrorCode::InvalidField, format!("invalid `{ty}` frame: {e}")))?;
+    if let ClientFrame::Send { text, client_msg_id, .. } = &frame {
+        validate_client_msg_id(client_msg_id).map_err(|m| err(ErrorCode::InvalidField, m))?;
+        validate_text(text).map_err(|(c, m)| err(c, m))?;
+    }
+    Ok(frame)
+}
+
+pub fn validate_client_msg_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID {
+        return Err(format!("client_msg_id must be 1..={MAX_CLIENT_MSG_ID} bytes"));
+    }
+    Ok(())
+}
+
+pub fn validate_text(text: &str) -> Result<(), (ErrorCode, String)> {
+    if text.trim().is_empty() {
+        return Err((ErrorCode::EmptyText, "text must not be empty".into()));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err((
+            ErrorCode::TextTooLong,
+            format!("text is {chars} characters; the limit is {MAX_TEXT_CHARS}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_send() {
+        let ch = Uuid::new_v4();
+        let f = parse_client_frame(&format!(
+            r#"{{"type":"message:send","channel_id":"{ch}","text":"hi","client_msg_id":"c1"}}"#
+        ))
+        .unwrap();
+        assert_eq!(f, ClientFrame::Send { channel_id: ch, text: "hi".into(), client_msg_id: "c1".into() });
+    }
+
+    #[test]
+    fn rejects_bad_input_with_typed_codes() {
+        assert_eq!(parse_client_frame("{nope").unwrap_err().code, ErrorCode::MalformedFrame);
+        assert_eq!(parse_client_frame("[1]").unwrap_err().code, ErrorCode::MalformedFrame);
+        let e = parse_client_frame(r#"{"type":"dance","client_msg_id":"x"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownType);
+        assert_eq!(e.client_msg_id.as_deref(), Some("x"));
+        let e = parse_client_frame(r#"{"type":"message:send","channel_id":"zz","text":"a","client_msg_id":"y"}"#)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidField);
+        let long = "a".repeat(MAX_TEXT_CHARS + 1);
+        let ch = Uuid::new_v4();
+        let e = parse_client_frame(&format!(
+            r#"{{"type":"message:send","channel_id":"{ch}","text":"{long}","client_msg_id":"z"}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::TextTooLong);
+        assert_eq!(e.client_msg_id.as_deref(), Some("z"));
+        let huge = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
+        assert_eq!(parse_client_frame(&huge).unwrap_err().code, ErrorCode::FrameTooLarge);
+    }
+
+    #[test]
+    fn error_codes_serialize_as_snake_case() {
+        for code in [ErrorCode::NotAMember, ErrorCode::TokenExpired, ErrorCode::FrameTooLarge] {
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
+        }
+    }
+}

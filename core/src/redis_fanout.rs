@@ -1,0 +1,187 @@
+//! Redis adapter for real-time fanout and the membership index the gateways read.
+//!
+//! Per workspace (all keys share the hash tag `{<workspace_id>}` so a workspace lives in one
+//! cluster slot):
+//! - `<ns>:{ws}:fanout`         stream of frames to deliver; gateways `XREAD` it, one read per
+//!                              gateway however many of its sockets are in the channel
+//! - `<ns>:{ws}:fanout:seqs`    hash channel -> last published seq: makes publishing idempotent
+//! - `<ns>:{ws}:mem:<channel>`  set of member user ids
+//! - `<ns>:{ws}:uch:<user>`     set of the user's channel ids
+
+use redis::aio::ConnectionManager;
+use redis::streams::StreamReadReply;
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// One entry to publish: a pre-serialized server frame for channel `channel_id` at `seq`, plus
+/// users that became members with it.
+#[derive(Debug, Clone)]
+pub struct FanoutItem {
+    pub workspace_id: Uuid,
+    pub channel_id: Uuid,
+    pub seq: i64,
+    pub frame_json: String,
+    pub add_members: Vec<Uuid>,
+    /// Unix milliseconds the event occurred (for the delivery-latency histogram).
+    pub ts: i64,
+}
+
+/// One entry read back by a gateway.
+#[derive(Debug, Clone)]
+pub struct FanoutEntry {
+    pub workspace_id: Uuid,
+    pub stream_id: String,
+    pub channel_id: Uuid,
+    pub seq: i64,
+    pub frame_json: String,
+    pub add_members: Vec<Uuid>,
+    pub ts: i64,
+}
+
+const PUBLISH: &str = r#"
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[2]) <= last then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+for i = 8, #ARGV do
+  redis.call('SADD', ARGV[5] .. 'mem:' .. ARGV[1], ARGV[i])
+  redis.call('SADD', ARGV[5] .. 'uch:' .. ARGV[i], ARGV[1])
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'ch', ARGV[1], 'seq', ARGV[2], 'f', ARGV[3], 'add', ARGV[6], 'ts', ARGV[7])
+return 1
+"#;
+
+#[derive(Clone)]
+pub struct RedisFanout {
+    conn: ConnectionManager,
+    namespace: String,
+    max_len: usize,
+    script: redis::Script,
+}
+
+impl RedisFanout {
+    pub async fn connect(url: &str, namespace: &str, max_len: usize) -> Result<Self, FanoutError> {
+        let client = redis::Client::open(url)?;
+        let conn = ConnectionManager::new(client).await?;
+        Ok(Self { conn, namespace: namespace.to_string(), max_len, script: redis::Script::new(PUBLISH) })
+    }
+
+    fn prefix(&self, ws: &Uuid) -> String {
+        format!("{}:{{{ws}}}:", self.namespace)
+    }
+
+    pub fn stream_key(&self, ws: &Uuid) -> String {
+        format!("{}fanout", self.prefix(ws))
+    }
+
+    /// Publishes items in one round trip; an item whose seq was already published is skipped,
+    /// so replaying the log publishes nothing twice. Returns how many were new.
+    pub async fn publish(&self, items: &[FanoutItem]) -> Result<usize, FanoutError> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for it in items {
+            let prefix = self.prefix(&it.workspace_id);
+            let add = it.add_members.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+            // EVALSHA with the script's sha; loaded below if Redis does not know it yet
+            pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(2).arg(format!("{prefix}fanout")).arg(format!("{prefix}fanout:seqs"))
+                .arg(it.channel_id.to_string()).arg(it.seq).arg(&it.frame_json).arg(self.max_len).arg(&prefix).arg(add.join(",")).arg(it.ts);
+            for a in &add {
+                pipe.arg(a);
+            }
+        }
+        let mut conn = self.conn.clone();
+        let result: Result<Vec<i64>, redis::RedisError> = pipe.query_async(&mut conn).await;
+        let added = match result {
+            Ok(v) => v,
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) || e.to_string().contains("NOSCRIPT") => {
+                let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(PUBLISH).query_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(added.iter().filter(|&&n| n == 1).count())
+    }
+
+    pub async fn user_channels(&self, ws: &Uuid, user: &Uuid) -> Result<Vec<Uuid>, FanoutError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.smembers(format!("{}uch:{user}", self.prefix(ws))).await?;
+        Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
+    }
+
+    pub async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> Result<bool, FanoutError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.sismember(format!("{}mem:{ch}", self.prefix(ws)), user.to_string()).await?)
+    }
+
+    /// The id of the newest entry in a workspace's stream, or `0-0`.
+    pub async fn last_id(&self, ws: &Uuid) -> Result<String, FanoutError> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply =
+            redis::cmd("XREVRANGE").arg(self.stream_key(ws)).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut conn).await?;
+        Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".into()))
+    }
+
+    pub async fn ping(&self) -> Result<(), FanoutError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Reads new entries from several workspaces' streams (`XREAD BLOCK`). Uses its own connection,
+/// since a blocking read holds it.
+pub struct FanoutReader {
+    conn: redis::aio::MultiplexedConnection,
+    namespace: String,
+}
+
+impl FanoutReader {
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self, FanoutError> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        ).await?;
+        Ok(Self { conn, namespace: namespace.to_string() })
+    }
+
+    /// Blocks up to `block_ms` for entries after the given ids.
+    pub async fn read(&mut self, from: &[(Uuid, String)], block_ms: usize, count: usize) -> Result<Vec<FanoutEntry>, FanoutError> {
+        if from.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(block_ms as u64)).await;
+            return Ok(vec![]);
+        }
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count).arg("BLOCK").arg(block_ms).arg("STREAMS");
+        for (ws, _) in from {
+            cmd.arg(format!("{}:{{{ws}}}:fanout", self.namespace));
+        }
+        for (_, id) in from {
+            cmd.arg(id);
+        }
+        let reply: Option<StreamReadReply> = cmd.query_async(&mut self.conn).await?;
+        let mut out = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            let Some(ws) = key.key.split('{').nth(1).and_then(|s| s.split('}').next()).and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            for entry in key.ids {
+                let get = |f: &str| entry.map.get(f).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
+                let (Some(ch), Some(seq), Some(frame)) = (get("ch"), get("seq"), get("f")) else { continue };
+                let (Ok(channel_id), Ok(seq)) = (ch.parse(), seq.parse()) else { continue };
+                let add_members = get("add")
+                    .map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect())
+                    .unwrap_or_default();
+                let ts = get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
+                out.push(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, ts });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,76 @@
+//! Logging (tracing, lowercase structured events), Prometheus metrics and `/healthz`.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
+use prometheus::{Encoder, TextEncoder};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Sets up `tracing` from `CONFAB_LOG` (an env-filter, default `info`); `CONFAB_LOG_FORMAT=json`
+/// switches to JSON lines.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONFAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,scylla=warn"));
+    let json = std::env::var("CONFAB_LOG_FORMAT").map(|v| v == "json").unwrap_or(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Named dependency checks; `/healthz` is 200 only when all pass.
+#[derive(Clone, Default)]
+pub struct Health {
+    checks: Arc<Mutex<BTreeMap<&'static str, Result<(), String>>>>,
+}
+
+impl Health {
+    pub fn set(&self, name: &'static str, state: Result<(), String>) {
+        self.checks.lock().expect("health lock").insert(name, state);
+    }
+
+    pub fn report(&self) -> (bool, serde_json::Value) {
+        let checks = self.checks.lock().expect("health lock");
+        let ok = checks.values().all(|c| c.is_ok());
+        let detail: serde_json::Map<String, serde_json::Value> = checks
+            .iter()
+            .map(|(k, v)| {
+                (k.to_string(), match v {
+                    Ok(()) => serde_json::json!("ok"),
+                    Err(e) => serde_json::json!(e),
+                })
+            })
+            .collect();
+        (ok, serde_json::json!({"status": if ok {"ok"} else {"unhealthy"}, "checks": detail}))
+    }
+}
+
+async fn healthz(State(health): State<Health>) -> impl IntoResponse {
+    let (ok, body) = health.report();
+    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, axum::Json(body))
+}
+
+async fn metrics() -> impl IntoResponse {
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&prometheus::gather(), &mut buf);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf)
+}
+
+/// `/healthz` and `/metrics`, to merge into a process's router.
+pub fn router(health: Health) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(health)
+}
+
+/// Serves [`router`] on `listen` until shutdown (for processes without an HTTP API).
+pub async fn serve(listen: &str, health: Health, mut shutdown: crate::shutdown::Shutdown) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "telemetry listening");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router(health)).with_graceful_shutdown(async move { shutdown.wait().await }).await;
+    });
+    Ok(addr)
+}
+
+/// Registers a metric with the default registry, once (tests build components repeatedly).
+pub fn register<M: prometheus::core::Collector + Clone + 'static>(m: M) -> M {
+    let _ = prometheus::register(Box::new(m.clone()));
+    m
+}

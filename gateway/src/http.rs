@@ -1,0 +1,240 @@
+//! HTTP API: channel history for users (bearer token), and the admin API (bearer admin key)
+//! that bootstraps workspaces, users, tokens and channels. Errors are
+//! `{"error": {"code": .., "message": ..}}` and never carry internals.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use confab_core::auth::{AuthError, Claims};
+use confab_core::cassandra::Workspace;
+use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
+use confab_core::protocol::{ErrorCode, MAX_CHANNEL_NAME};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::server::AppState;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, what, "request failed");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("{what} is unavailable, try again"))
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// Verifies a user token from the `Authorization` header or, for browsers' WebSockets, `?token=`.
+pub fn authenticate(st: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Claims, ApiError> {
+    let token = bearer(headers).or(query_token).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, AuthError::Missing.to_string()))?;
+    st.signer.verify(token, chrono::Utc::now().timestamp()).map_err(|e| match e {
+        AuthError::Expired => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired, "token expired; get a new one"),
+        other => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, other.to_string()),
+    })
+}
+
+fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = bearer(headers).unwrap_or("");
+    let want = st.cfg.auth.admin_key.as_str();
+    // constant-time compare
+    let same = given.len() == want.len() && given.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "admin key missing or wrong"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    limit: Option<i32>,
+    cursor: Option<Uuid>,
+}
+
+/// `GET /api/channels/{id}/messages?limit=50&cursor=<message_id>`: newest first; pass
+/// `next_cursor` back to get older messages.
+pub async fn history(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(channel_id): Path<String>,
+    q: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&st, &headers, None)?;
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let channel_id: Uuid = channel_id.parse().map_err(|_| ApiError::bad("channel id must be a UUID"))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad("limit must be between 1 and 200"));
+    }
+    let member = st.fanout.is_member(&claims.workspace_id, &channel_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
+    if !member {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ChannelNotFound, "no such channel, or you are not a member"));
+    }
+    let messages = st.store.history(claims.workspace_id, channel_id, q.cursor, limit).await.map_err(|e| ApiError::internal("history", e))?;
+    let next_cursor = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
+    Ok(Json(json!({"messages": messages, "next_cursor": next_cursor})).into_response())
+}
+
+/// `GET /api/me`: who the token is, and the channels they belong to.
+pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let claims = authenticate(&st, &headers, None)?;
+    let channels = st.fanout.user_channels(&claims.workspace_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
+    Ok(Json(json!({"workspace_id": claims.workspace_id, "user_id": claims.user_id, "channels": channels})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkspace {
+    name: String,
+    /// Messages older than this are dropped from the timeline (0 or absent: kept forever).
+    #[serde(default)]
+    retention_days: Option<u32>,
+}
+
+pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMap, Json(b): Json<NewWorkspace>) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(ApiError::bad("name must be 1..=100 bytes"));
+    }
+    let retention_secs = b.retention_days.unwrap_or(0).saturating_mul(86_400).min(i32::MAX as u32) as i32;
+    let w = Workspace { workspace_id: Uuid::new_v4(), name: b.name, retention_secs };
+    st.store.insert_workspace(&w).await.map_err(|e| ApiError::internal("directory", e))?;
+    tracing::info!(workspace_id = %w.workspace_id, "workspace created");
+    Ok((StatusCode::CREATED, Json(json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs}))).into_response())
+}
+
+async fn workspace_exists(st: &AppState, ws: &str) -> Result<Uuid, ApiError> {
+    let ws: Uuid = ws.parse().map_err(|_| ApiError::bad("workspace id must be a UUID"))?;
+    match st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))? {
+        Some(_) => Ok(ws),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such workspace")),
+    }
+}
+
+fn mint(st: &AppState, ws: Uuid, user: Uuid, ttl: i64) -> (String, i64) {
+    let exp = chrono::Utc::now().timestamp() + ttl;
+    (st.signer.mint(&Claims { workspace_id: ws, user_id: user, exp }), exp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    name: String,
+}
+
+pub async fn create_user(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Json(b): Json<NewUser>) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(ApiError::bad("name must be 1..=100 bytes"));
+    }
+    let user = Uuid::new_v4();
+    st.store.insert_user(ws, user, &b.name).await.map_err(|e| ApiError::internal("directory", e))?;
+    let (token, exp) = mint(&st, ws, user, st.cfg.auth.token_ttl_secs);
+    Ok((StatusCode::CREATED, Json(json!({"workspace_id": ws, "user_id": user, "name": b.name, "token": token, "expires_at": exp}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// Lifetime in seconds (may be negative, to make an already expired token for tests).
+    ttl_secs: Option<i64>,
+}
+
+pub async fn mint_token(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((ws, user)): Path<(String, String)>,
+    Json(b): Json<NewToken>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    let user: Uuid = user.parse().map_err(|_| ApiError::bad("user id must be a UUID"))?;
+    if !st.store.user_exists(ws, user).await.map_err(|e| ApiError::internal("directory", e))? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such user in this workspace"));
+    }
+    let (token, exp) = mint(&st, ws, user, b.ttl_secs.unwrap_or(st.cfg.auth.token_ttl_secs));
+    Ok((StatusCode::CREATED, Json(json!({"token": token, "expires_at": exp}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    name: String,
+    #[serde(default)]
+    is_private: bool,
+    #[serde(default)]
+    members: Vec<Uuid>,
+    /// The member who creates it (default: the first member).
+    creator: Option<Uuid>,
+}
+
+pub async fn create_channel(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Json(b): Json<NewChannel>) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    if b.name.trim().is_empty() || b.name.chars().count() > MAX_CHANNEL_NAME {
+        return Err(ApiError::bad(format!("name must be 1..={MAX_CHANNEL_NAME} characters")));
+    }
+    let creator = b.creator.or(b.members.first().copied()).ok_or_else(|| ApiError::bad("give `members` or a `creator`"))?;
+    for u in b.members.iter().chain(std::iter::once(&creator)) {
+        if !st.store.user_exists(ws, *u).await.map_err(|e| ApiError::internal("directory", e))? {
+            return Err(ApiError::bad(format!("user {u} is not in this workspace")));
+        }
+    }
+    let cmd = Command {
+        command_id: Uuid::new_v4(),
+        workspace_id: ws,
+        user_id: creator,
+        channel_id: Uuid::new_v4(),
+        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        body: CommandBody::CreateChannel { name: b.name.clone(), is_private: b.is_private, members: b.members },
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    st.pending.lock().expect("pending lock").insert(cmd.command_id, tx);
+    if let Err(e) = st.produce(&cmd).await {
+        st.pending.lock().expect("pending lock").remove(&cmd.command_id);
+        return Err(ApiError::internal("message log", e));
+    }
+    let reply = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(r)) => r,
+        _ => {
+            st.pending.lock().expect("pending lock").remove(&cmd.command_id);
+            return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Unavailable, "ingest did not answer in time; the channel may still be created"));
+        }
+    };
+    match reply.outcome {
+        Outcome::Done { seq } => Ok((
+            StatusCode::CREATED,
+            Json(json!({"workspace_id": ws, "channel_id": cmd.channel_id, "name": b.name, "is_private": b.is_private, "seq": seq})),
+        )
+            .into_response()),
+        Outcome::Rejected { code, message } => Err(ApiError::new(StatusCode::CONFLICT, code, message)),
+        Outcome::Posted { .. } => Err(ApiError::internal("ingest", "unexpected reply")),
+    }
+}

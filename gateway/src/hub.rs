@@ -1,0 +1,171 @@
+//! Local connections and their channel subscriptions. A fanout entry is serialized once and the
+//! same bytes are queued to every subscribed socket; a socket whose queue is full is closed
+//! (slow consumer) instead of slowing the others.
+
+use axum::extract::ws::Utf8Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, Notify};
+use uuid::Uuid;
+
+use crate::metrics::Metrics;
+
+pub type ConnId = u64;
+
+pub struct ConnHandle {
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub tx: mpsc::Sender<Utf8Bytes>,
+    /// Notified when the hub wants the socket closed (slow consumer).
+    pub kill: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Index {
+    conns: HashMap<ConnId, ConnHandle>,
+    by_channel: HashMap<(Uuid, Uuid), HashSet<ConnId>>,
+    by_user: HashMap<(Uuid, Uuid), HashSet<ConnId>>,
+    channels_of: HashMap<ConnId, HashSet<(Uuid, Uuid)>>,
+    per_workspace: HashMap<Uuid, usize>,
+    last_seq: HashMap<(Uuid, Uuid), i64>,
+}
+
+pub struct Hub {
+    index: RwLock<Index>,
+    /// Workspaces the fanout reader should start following, with the stream id to start after.
+    follow: Mutex<Vec<(Uuid, String)>>,
+    unfollow: Mutex<Vec<Uuid>>,
+    metrics: Metrics,
+}
+
+impl Hub {
+    pub fn new(metrics: Metrics) -> Arc<Self> {
+        Arc::new(Self { index: RwLock::default(), follow: Mutex::default(), unfollow: Mutex::default(), metrics })
+    }
+
+    /// Adds a connection; returns true if it is the first of its workspace on this gateway.
+    pub fn register(&self, id: ConnId, handle: ConnHandle) -> bool {
+        let mut ix = self.index.write().expect("hub lock");
+        let key = (handle.workspace_id, handle.user_id);
+        let n = ix.per_workspace.entry(handle.workspace_id).or_insert(0);
+        *n += 1;
+        let first = *n == 1;
+        ix.by_user.entry(key).or_default().insert(id);
+        ix.conns.insert(id, handle);
+        self.metrics.connections.inc();
+        first
+    }
+
+    pub fn unregister(&self, id: ConnId) {
+        let mut ix = self.index.write().expect("hub lock");
+        let Some(h) = ix.conns.remove(&id) else { return };
+        self.metrics.connections.dec();
+        if let Some(set) = ix.by_user.get_mut(&(h.workspace_id, h.user_id)) {
+            set.remove(&id);
+            if set.is_empty() {
+                ix.by_user.remove(&(h.workspace_id, h.user_id));
+            }
+        }
+        for key in ix.channels_of.remove(&id).unwrap_or_default() {
+            if let Some(set) = ix.by_channel.get_mut(&key) {
+                set.remove(&id);
+                if set.is_empty() {
+                    ix.by_channel.remove(&key);
+                }
+            }
+        }
+        if let Some(n) = ix.per_workspace.get_mut(&h.workspace_id) {
+            *n -= 1;
+            if *n == 0 {
+                ix.per_workspace.remove(&h.workspace_id);
+                ix.last_seq.retain(|(ws, _), _| *ws != h.workspace_id);
+                self.unfollow.lock().expect("hub lock").push(h.workspace_id);
+            }
+        }
+    }
+
+    pub fn subscribe(&self, id: ConnId, ws: Uuid, channels: impl IntoIterator<Item = Uuid>) {
+        let mut ix = self.index.write().expect("hub lock");
+        if !ix.conns.contains_key(&id) {
+            return;
+        }
+        for ch in channels {
+            ix.by_channel.entry((ws, ch)).or_default().insert(id);
+            ix.channels_of.entry(id).or_default().insert((ws, ch));
+        }
+    }
+
+    pub fn is_subscribed(&self, id: ConnId, ws: Uuid, ch: Uuid) -> bool {
+        self.index.read().expect("hub lock").channels_of.get(&id).is_some_and(|s| s.contains(&(ws, ch)))
+    }
+
+    /// Asks the fanout reader to follow a workspace from `after_id` (if it does not already).
+    pub fn follow(&self, ws: Uuid, after_id: String) {
+        self.follow.lock().expect("hub lock").push((ws, after_id));
+    }
+
+    pub fn take_follow_changes(&self) -> (Vec<(Uuid, String)>, Vec<Uuid>) {
+        let f = std::mem::take(&mut *self.follow.lock().expect("hub lock"));
+        let u = std::mem::take(&mut *self.unfollow.lock().expect("hub lock"));
+        (f, u)
+    }
+
+    pub fn has_workspace(&self, ws: &Uuid) -> bool {
+        self.index.read().expect("hub lock").per_workspace.contains_key(ws)
+    }
+
+    /// Sends a frame to one connection (replies, errors). False if it is gone or full.
+    pub fn send_to(&self, id: ConnId, frame: Utf8Bytes) -> bool {
+        let ix = self.index.read().expect("hub lock");
+        let Some(h) = ix.conns.get(&id) else { return false };
+        self.offer(h, frame)
+    }
+
+    fn offer(&self, h: &ConnHandle, frame: Utf8Bytes) -> bool {
+        match h.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.slow_disconnects.inc();
+                h.kill.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Applies a fanout entry: membership changes first, then delivery to every subscribed
+    /// socket. Entries at or below the last delivered seq of their channel are dropped.
+    pub fn dispatch(&self, ws: Uuid, ch: Uuid, seq: i64, add_members: &[Uuid], frame: Utf8Bytes) -> usize {
+        if !add_members.is_empty() {
+            let mut ix = self.index.write().expect("hub lock");
+            let ids: Vec<ConnId> = add_members
+                .iter()
+                .flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied().collect::<Vec<_>>())
+                .collect();
+            for id in ids {
+                ix.by_channel.entry((ws, ch)).or_default().insert(id);
+                ix.channels_of.entry(id).or_default().insert((ws, ch));
+            }
+        }
+        {
+            let mut ix = self.index.write().expect("hub lock");
+            let last = ix.last_seq.entry((ws, ch)).or_insert(0);
+            if seq <= *last {
+                return 0;
+            }
+            *last = seq;
+        }
+        let ix = self.index.read().expect("hub lock");
+        let Some(subs) = ix.by_channel.get(&(ws, ch)) else { return 0 };
+        let mut n = 0;
+        for id in subs {
+            if let Some(h) = ix.conns.get(id) {
+                if self.offer(h, frame.clone()) {
+                    n += 1;
+                }
+            }
+        }
+        self.metrics.delivered.inc_by(n as u64);
+        n
+    }
+}

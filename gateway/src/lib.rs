@@ -1,0 +1,19 @@
+//! The gateway: WebSocket and HTTP front door.
+//!
+//! - [`ws`]: authenticates a socket, says hello, turns client frames into commands, and writes
+//!   frames back; bad input gets typed errors, never a dropped connection.
+//! - [`hub`]: this process's connections, indexed by channel and user, and batched local fanout.
+//! - [`fanout_reader`]: reads each followed workspace's Redis stream once for all local sockets.
+//! - [`replies`]: reads `<ns>.replies` and turns ingest's decisions into `message:ack` / `error`.
+//! - [`http`]: channel history, and the admin API that bootstraps workspaces, users and channels.
+//! - [`server`]: wiring, connection cap and graceful shutdown.
+
+pub mod fanout_reader;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod replies;
+pub mod server;
+pub mod ws;
+
+pub use server::{run, Gateway};

@@ -1,0 +1,41 @@
+//! The gateway's Prometheus metrics (low-cardinality labels only).
+
+use confab_core::telemetry::register;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub connections: IntGauge,
+    pub frames_in: IntCounterVec,
+    pub errors: IntCounterVec,
+    pub commands: IntCounter,
+    pub delivered: IntCounter,
+    pub slow_disconnects: IntCounter,
+    pub delivery_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self {
+            connections: register(IntGauge::new("confab_gateway_connections", "open WebSocket connections").unwrap()),
+            frames_in: register(IntCounterVec::new(Opts::new("confab_gateway_frames_in_total", "client frames, by type"), &["type"]).unwrap()),
+            errors: register(IntCounterVec::new(Opts::new("confab_gateway_rejected_total", "error frames sent, by code"), &["code"]).unwrap()),
+            commands: register(IntCounter::new("confab_gateway_commands_total", "commands written to Kafka").unwrap()),
+            delivered: register(IntCounter::new("confab_gateway_delivered_frames_total", "frames queued to local sockets").unwrap()),
+            slow_disconnects: register(IntCounter::new("confab_gateway_slow_consumer_disconnects_total", "sockets closed for not reading").unwrap()),
+            delivery_latency: register(
+                Histogram::with_opts(
+                    HistogramOpts::new("confab_delivery_latency_seconds", "event occurred_at to local fanout")
+                        .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                )
+                .unwrap(),
+            ),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

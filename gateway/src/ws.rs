@@ -1,0 +1,186 @@
+//! One WebSocket connection: authenticate, hello, then read frames and write frames.
+//!
+//! Reading and writing are separate tasks joined by a bounded queue; the hub writes fanout
+//! frames into the same queue. Bad frames get `error` frames and the socket stays open.
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use confab_core::auth::Claims;
+use confab_core::command::{Command, CommandBody, ReplyTo};
+use confab_core::protocol::{parse_client_frame, ClientFrame, ErrorCode, ServerFrame, HEARTBEAT_INTERVAL_SECS, MAX_FRAME_BYTES};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use uuid::Uuid;
+
+use crate::http::{authenticate, ApiError};
+use crate::hub::{ConnHandle, ConnId};
+use crate::server::AppState;
+
+/// Frames up to this size are read and answered with `frame_too_large` when over
+/// [`MAX_FRAME_BYTES`]; larger ones close the socket (1009), as the socket cannot skip them.
+const HARD_FRAME_LIMIT: usize = 4 * MAX_FRAME_BYTES;
+/// A socket that sends nothing (not even a ping) for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(HEARTBEAT_INTERVAL_SECS * 2 + 10);
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(State(st): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+    let claims = match authenticate(&st, &headers, q.token.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(permit) = st.conns.clone().try_acquire_owned() else {
+        return ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "connection limit reached").into_response();
+    };
+    ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).on_upgrade(move |socket| serve(st, socket, claims, permit))
+}
+
+fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(frame).expect("frame serializes"))
+}
+
+async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: OwnedSemaphorePermit) {
+    let id: ConnId = st.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (ws, user) = (claims.workspace_id, claims.user_id);
+    let (tx, rx) = mpsc::channel::<Utf8Bytes>(st.cfg.gateway.send_buffer);
+    let kill = Arc::new(Notify::new());
+    let first = st.hub.register(id, ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill: kill.clone() });
+    if first {
+        match st.fanout.last_id(&ws).await {
+            Ok(last) => st.hub.follow(ws, last),
+            Err(e) => tracing::warn!(error = %e, "cannot read fanout position; following from now"),
+        }
+    }
+    match st.fanout.user_channels(&ws, &user).await {
+        Ok(chs) => st.hub.subscribe(id, ws, chs),
+        Err(e) => tracing::warn!(error = %e, "cannot load channel memberships"),
+    }
+    let conn_id = format!("{}:{id}", st.gateway_id);
+    tracing::debug!(conn_id = %conn_id, workspace_id = %ws, user_id = %user, "socket connected");
+    let _ = tx.send(encode(&ServerFrame::Hello { conn_id, heartbeat_interval: HEARTBEAT_INTERVAL_SECS, user_id: user, workspace_id: ws })).await;
+
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, kill, st.shutdown.clone()));
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.wait() => break,
+            n = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => n,
+        };
+        let msg = match next {
+            Err(_) => {
+                tracing::debug!(conn = id, "idle timeout");
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(m))) => m,
+        };
+        let reply = match msg {
+            Message::Text(text) => handle_text(&st, id, &claims, text.as_str()).await,
+            Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => None,
+        };
+        if let Some(frame) = reply {
+            if tx.send(encode(&frame)).await.is_err() {
+                break;
+            }
+        }
+        if writer.is_finished() {
+            break;
+        }
+    }
+    st.hub.unregister(id);
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn write_loop(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    kill: Arc<Notify>,
+    mut shutdown: confab_core::shutdown::Shutdown,
+) {
+    let close = |code: u16, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    loop {
+        tokio::select! {
+            biased;
+            _ = kill.notified() => {
+                let _ = sink.send(close(1008, "slow consumer: outgoing queue full")).await;
+                return;
+            }
+            _ = shutdown.wait() => {
+                // drain what is already queued, then say goodbye
+                while let Ok(f) = rx.try_recv() {
+                    if sink.send(Message::Text(f)).await.is_err() { return; }
+                }
+                let _ = sink.send(close(1001, "server shutting down")).await;
+                return;
+            }
+            f = rx.recv() => match f {
+                Some(f) => if sink.send(Message::Text(f)).await.is_err() { return; },
+                None => {
+                    let _ = sink.close().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn error(st: &AppState, code: ErrorCode, message: &str, client_msg_id: Option<String>) -> ServerFrame {
+    st.metrics.errors.with_label_values(&[code.as_str()]).inc();
+    ServerFrame::Error { code, message: message.to_string(), client_msg_id }
+}
+
+async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str) -> Option<ServerFrame> {
+    let frame = match parse_client_frame(text) {
+        Ok(f) => f,
+        Err(e) => {
+            st.metrics.frames_in.with_label_values(&["invalid"]).inc();
+            st.metrics.errors.with_label_values(&[e.code.as_str()]).inc();
+            return Some(e.into_frame());
+        }
+    };
+    let (ty, channel_id, body, client_msg_id) = match frame {
+        ClientFrame::Ping { id } => {
+            st.metrics.frames_in.with_label_values(&["ping"]).inc();
+            return Some(ServerFrame::Pong { id });
+        }
+        ClientFrame::Send { channel_id, text, client_msg_id } => {
+            ("message:send", channel_id, CommandBody::SendMessage { text, client_msg_id: client_msg_id.clone() }, Some(client_msg_id))
+        }
+        ClientFrame::Join { channel_id } => {
+            if st.hub.is_subscribed(id, claims.workspace_id, channel_id) {
+                return Some(ServerFrame::Joined { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, seq: 0 });
+            }
+            ("channel:join", channel_id, CommandBody::JoinChannel, None)
+        }
+    };
+    st.metrics.frames_in.with_label_values(&[ty]).inc();
+    let cmd = Command {
+        command_id: Uuid::new_v4(),
+        workspace_id: claims.workspace_id,
+        user_id: claims.user_id,
+        channel_id,
+        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: id },
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        body,
+    };
+    match st.produce(&cmd).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot write command");
+            Some(error(st, ErrorCode::Unavailable, "the message log is unavailable; retry with the same client_msg_id", client_msg_id))
+        }
+    }
+}

@@ -1,0 +1,73 @@
+use confab_core::event::{Event, Payload};
+use confab_core::protocol::{MessageView, ServerFrame};
+use confab_core::redis_fanout::{FanoutItem, RedisFanout};
+
+use crate::{Projection, ProjectorError};
+
+pub struct FanoutProjection {
+    redis: RedisFanout,
+}
+
+impl FanoutProjection {
+    pub fn new(redis: RedisFanout) -> Self {
+        Self { redis }
+    }
+}
+
+/// The frame connected members receive for an event, and who joins the channel with it.
+pub fn frame_for(e: &Event) -> (ServerFrame, Vec<uuid::Uuid>) {
+    match &e.payload {
+        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts } => (
+            ServerFrame::New {
+                message: MessageView {
+                    workspace_id: e.workspace_id,
+                    channel_id: e.channel_id,
+                    message_id: *message_id,
+                    seq: e.seq,
+                    user_id: e.actor_id,
+                    text: text.clone(),
+                    ts: e.occurred_at,
+                    client_msg_id: Some(client_msg_id.clone()),
+                    thread_ts: *thread_ts,
+                },
+            },
+            vec![],
+        ),
+        Payload::ChannelCreated { name, is_private, members } => (
+            ServerFrame::Created { workspace_id: e.workspace_id, channel_id: e.channel_id, name: name.clone(), is_private: *is_private, seq: e.seq },
+            members.clone(),
+        ),
+        Payload::MemberJoined { user_id } => (
+            ServerFrame::Joined { workspace_id: e.workspace_id, channel_id: e.channel_id, user_id: *user_id, seq: e.seq },
+            vec![*user_id],
+        ),
+    }
+}
+
+impl Projection for FanoutProjection {
+    fn name(&self) -> &'static str {
+        "fanout"
+    }
+
+    async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
+        let items: Vec<FanoutItem> = events
+            .iter()
+            .map(|e| {
+                let (frame, add_members) = frame_for(e);
+                FanoutItem {
+                    workspace_id: e.workspace_id,
+                    channel_id: e.channel_id,
+                    seq: e.seq,
+                    frame_json: serde_json::to_string(&frame).expect("frame serializes"),
+                    add_members,
+                    ts: e.occurred_at,
+                }
+            })
+            .collect();
+        self.redis.publish(&items).await.map(|_| ()).map_err(|e| ProjectorError::Store(e.to_string()))
+    }
+
+    async fn check(&self) -> Result<(), ProjectorError> {
+        self.redis.ping().await.map_err(|e| ProjectorError::Store(e.to_string()))
+    }
+}

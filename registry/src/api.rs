@@ -1,0 +1,125 @@
+//! The Confluent Schema Registry REST API (the subset serializers, deserializers and operators
+//! use). Errors use Confluent's `{"error_code": .., "message": ..}` shape and codes.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use crate::compat::Level;
+use crate::store::{RegistryError, SchemaStore};
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            RegistryError::SubjectNotFound(_) => (StatusCode::NOT_FOUND, 40401),
+            RegistryError::VersionNotFound(..) => (StatusCode::NOT_FOUND, 40402),
+            RegistryError::SchemaNotFound(_) | RegistryError::SchemaNotInSubject(_) => (StatusCode::NOT_FOUND, 40403),
+            RegistryError::InvalidSchema(_) | RegistryError::UnsupportedType(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
+            RegistryError::Incompatible { .. } => (StatusCode::CONFLICT, 409),
+            RegistryError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "registry failure");
+        }
+        let body = json!({"error_code": code, "message": self.to_string()});
+        (status, [(axum::http::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(body)).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct SchemaBody {
+    schema: String,
+    #[serde(default, rename = "schemaType")]
+    schema_type: Option<String>,
+}
+
+impl SchemaBody {
+    fn avro(&self) -> Result<&str, RegistryError> {
+        match self.schema_type.as_deref() {
+            None | Some("AVRO") => Ok(&self.schema),
+            Some(other) => Err(RegistryError::UnsupportedType(other.into())),
+        }
+    }
+}
+
+type Store = Arc<SchemaStore>;
+
+fn ok(v: serde_json::Value) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(v)).into_response()
+}
+
+async fn register(State(s): State<Store>, Path(subject): Path<String>, Json(b): Json<SchemaBody>) -> Result<Response, RegistryError> {
+    let r = s.register(&subject, b.avro()?)?;
+    tracing::info!(subject = %subject, id = r.id, version = r.version, "schema registered");
+    Ok(ok(json!({"id": r.id})))
+}
+
+async fn lookup(State(s): State<Store>, Path(subject): Path<String>, Json(b): Json<SchemaBody>) -> Result<Response, RegistryError> {
+    let r = s.lookup(&subject, b.avro()?)?;
+    Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
+}
+
+async fn schema_by_id(State(s): State<Store>, Path(id): Path<u32>) -> Result<Response, RegistryError> {
+    Ok(ok(json!({"schema": s.schema(id)?})))
+}
+
+async fn subjects(State(s): State<Store>) -> Response {
+    ok(json!(s.subjects()))
+}
+
+async fn versions(State(s): State<Store>, Path(subject): Path<String>) -> Result<Response, RegistryError> {
+    Ok(ok(json!(s.versions(&subject)?)))
+}
+
+async fn version(State(s): State<Store>, Path((subject, v)): Path<(String, String)>) -> Result<Response, RegistryError> {
+    let r = s.version(&subject, &v)?;
+    Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
+}
+
+async fn compatibility(State(s): State<Store>, Path((subject, v)): Path<(String, String)>, Json(b): Json<SchemaBody>) -> Result<Response, RegistryError> {
+    let problems = s.check(&subject, b.avro()?, &v)?;
+    Ok(ok(json!({"is_compatible": problems.is_empty(), "messages": problems})))
+}
+
+#[derive(Deserialize)]
+struct LevelBody {
+    compatibility: Level,
+}
+
+async fn get_config(State(s): State<Store>) -> Response {
+    ok(json!({"compatibilityLevel": s.level(None)}))
+}
+
+async fn put_config(State(s): State<Store>, Json(b): Json<LevelBody>) -> Result<Response, RegistryError> {
+    s.set_level(None, b.compatibility)?;
+    Ok(ok(json!({"compatibility": b.compatibility})))
+}
+
+async fn get_subject_config(State(s): State<Store>, Path(subject): Path<String>) -> Response {
+    ok(json!({"compatibilityLevel": s.level(Some(&subject))}))
+}
+
+async fn put_subject_config(State(s): State<Store>, Path(subject): Path<String>, Json(b): Json<LevelBody>) -> Result<Response, RegistryError> {
+    s.set_level(Some(&subject), b.compatibility)?;
+    Ok(ok(json!({"compatibility": b.compatibility})))
+}
+
+/// The API's routes. Confluent clients send `application/vnd.schemaregistry.v1+json`; the JSON
+/// extractor accepts any `+json` content type.
+pub fn router(store: Arc<SchemaStore>) -> Router {
+    Router::new()
+        .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup))
+        .route("/subjects/{subject}/versions", get(versions).post(register))
+        .route("/subjects/{subject}/versions/{version}", get(version))
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
+        .route("/config", get(get_config).put(put_config))
+        .route("/config/{subject}", get(get_subject_config).put(put_subject_config))
+        .with_state(store)
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts or stops every real server the distributed tests need, on free 127.0.0.1 ports:
+# Apache Kafka 4.4 (KRaft, from Maven Central), Cassandra 5.0 (Maven Central), Redis 7 (Debian).
+# The schema registry is Confab's own (`confab registry`), started by the tests themselves.
+#   all.sh start RUN_DIR   -> RUN_DIR/env holds CONFAB_KAFKA_BROKERS, CONFAB_CASSANDRA_NODES, CONFAB_REDIS_URL
+#   all.sh stop RUN_DIR
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cmd="${1:?start|stop|install}"; run="${2:-}"
+
+case "$cmd" in
+  install)
+    "$here/redis.sh" install
+    "$here/kafka.sh" install
+    "$here/cassandra.sh" install ;;
+  start)
+    mkdir -p "$run"; : > "$run/env"
+    # installs first (network bound), then starts in parallel (CPU bound, but each waits on I/O)
+    "$here/redis.sh" install
+    "$here/kafka.sh" install
+    "$here/cassandra.sh" install
+    "$here/redis.sh" start "$run"
+    "$here/kafka.sh" start "$run" > "$run/kafka-start.out" 2>&1 & kpid=$!
+    "$here/cassandra.sh" start "$run" > "$run/cassandra-start.out" 2>&1 & cpid=$!
+    ok=0
+    wait $kpid || { echo "kafka failed to start:" >&2; cat "$run/kafka-start.out" >&2; ok=1; }
+    wait $cpid || { echo "cassandra failed to start:" >&2; cat "$run/cassandra-start.out" >&2; ok=1; }
+    grep -h "ready" "$run/kafka-start.out" "$run/cassandra-start.out" || true
+    if [ $ok -ne 0 ]; then "$0" stop "$run"; exit 1; fi
+    echo "services up; env in $run/env:"; cat "$run/env" ;;
+  stop)
+    "$here/kafka.sh" stop "$run" || true
+    "$here/cassandra.sh" stop "$run" || true
+    "$here/redis.sh" stop "$run" || true ;;
+  *) echo "usage: $0 install|start RUN_DIR|stop RUN_DIR" >&2; exit 2 ;;
+esac
