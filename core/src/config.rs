@@ -38,6 +38,13 @@ pub struct KafkaConfig {
     /// Partitions of the commands, events and replies topics (all three the same).
     pub partitions: i32,
     pub replication_factor: i32,
+    /// This process's static consumer-group member id (`group.instance.id`) and, for ingest,
+    /// part of its `transactional.id`. A restarted process with the same id takes its
+    /// partitions back at once instead of waiting for a session timeout. Give each replica of
+    /// a process a distinct id.
+    pub instance_id: String,
+    /// Consumer session timeout: how long a crashed member keeps its partitions.
+    pub session_timeout_ms: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,7 +117,7 @@ impl Default for Config {
 }
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1 }
+        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1, instance_id: "0".into(), session_timeout_ms: 10_000 }
     }
 }
 impl Default for CassandraConfig {
@@ -147,6 +154,8 @@ impl Default for TelemetryConfig {
 pub const DEV_SECRET: &str = "confab-dev-secret-change-me";
 pub const DEV_ADMIN_KEY: &str = "confab-dev-admin-key";
 
+/// Top-level keys settable as `CONFAB_<KEY>`.
+const TOP_LEVEL_ENV: &[&str] = &["CONFAB_NAMESPACE"];
 /// Environment variables that are not config overrides.
 const RESERVED_ENV: &[&str] = &["CONFAB_CONFIG", "CONFAB_LOG", "CONFAB_LOG_FORMAT"];
 
@@ -164,7 +173,7 @@ impl Config {
         let mut env: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with("CONFAB_")).collect();
         env.sort();
         for (key, value) in env {
-            if RESERVED_ENV.contains(&key.as_str()) || !key.contains("__") {
+            if RESERVED_ENV.contains(&key.as_str()) || !(key.contains("__") || TOP_LEVEL_ENV.contains(&key.as_str())) {
                 continue;
             }
             let path: Vec<String> = key["CONFAB_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
@@ -184,6 +193,9 @@ impl Config {
         }
         if self.kafka.partitions < 1 {
             return Err("`kafka.partitions` must be at least 1".into());
+        }
+        if self.kafka.instance_id.is_empty() || !self.kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err("`kafka.instance_id` must be non-empty and use only [A-Za-z0-9_-]".into());
         }
         if self.kafka.brokers.trim().is_empty() {
             return Err("`kafka.brokers` must name at least one broker".into());
@@ -253,10 +265,14 @@ mod tests {
 
     #[test]
     fn env_overrides_nested_keys_with_types() {
-        let c = Config::load(None, env(&[("CONFAB_KAFKA__PARTITIONS", "3"), ("CONFAB_NAMESPACE", "ignored"), ("CONFAB_REDIS__URL", "redis://h:1/")])).unwrap();
+        let c = Config::load(
+            None,
+            env(&[("CONFAB_KAFKA__PARTITIONS", "3"), ("CONFAB_NAMESPACE", "t1"), ("CONFAB_ADMIN_KEY", "not-config"), ("CONFAB_REDIS__URL", "redis://h:1/")]),
+        )
+        .unwrap();
         assert_eq!(c.kafka.partitions, 3);
         assert_eq!(c.redis.url, "redis://h:1/");
-        assert_eq!(c.namespace, "confab");
+        assert_eq!(c.namespace, "t1");
     }
 
     #[test]

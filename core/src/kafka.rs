@@ -52,6 +52,17 @@ pub fn group(cfg: &Config, role: &str) -> String {
     format!("{}-{role}", cfg.namespace)
 }
 
+/// Settings of a consumer in group `<ns>-<role>` with static membership.
+pub fn consumer_config(cfg: &Config, role: &str) -> ClientConfig {
+    let mut c = base_config(cfg);
+    c.set("group.id", group(cfg, role))
+        .set("group.instance.id", format!("{}-{role}-{}", cfg.namespace, cfg.kafka.instance_id))
+        .set("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string())
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
+    c
+}
+
 /// Creates the three topics if they do not exist (idempotent).
 pub async fn ensure_topics(cfg: &Config) -> Result<Topics, KafkaError> {
     let topics = Topics::new(&cfg.namespace);

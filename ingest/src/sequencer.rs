@@ -112,7 +112,7 @@ async fn session(
     health: &Health,
 ) -> Result<(), IngestError> {
     let producer: FutureProducer = kafka::base_config(cfg)
-        .set("transactional.id", format!("{}-ingest", cfg.namespace))
+        .set("transactional.id", format!("{}-ingest-{}", cfg.namespace, cfg.kafka.instance_id))
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "0")
@@ -123,12 +123,8 @@ async fn session(
         blocking(move || p.init_transactions(TXN_TIMEOUT)).await?;
     }
     let tracker = RevokeTracker::default();
-    let consumer: StreamConsumer<RevokeTracker> = kafka::base_config(cfg)
-        .set("group.id", kafka::group(cfg, "ingest"))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create_with_context(tracker.clone())?;
+    let consumer: StreamConsumer<RevokeTracker> =
+        kafka::consumer_config(cfg, "ingest").set("enable.auto.commit", "false").create_with_context(tracker.clone())?;
     consumer.subscribe(&[&topics.commands])?;
     health.set("kafka", Ok(()));
     tracing::info!(commands = %topics.commands, events = %topics.events, "ingest session started");

@@ -54,13 +54,10 @@ pub async fn run<P: Projection>(cfg: Config, projection: P, mut shutdown: Shutdo
     health.set("registry", Ok(()));
     let metrics = Metrics::new();
     let consumer: Arc<StreamConsumer> = Arc::new(
-        kafka::base_config(&cfg)
-            .set("group.id", kafka::group(&cfg, &format!("projector-{name}")))
+        kafka::consumer_config(&cfg, &format!("projector-{name}"))
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
             .create()?,
     );
     consumer.subscribe(&[&topics.events])?;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or this one:
+#   1. installs what the build and the servers need (Debian packages, Maven jars) if missing,
+#   2. builds the workspace,
+#   3. starts real Kafka, Cassandra and Redis on free 127.0.0.1 ports (scripts/services/all.sh),
+#   4. runs every unit and end-to-end test against them, and
+#   5. stops the servers, pass or fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+[ -f /usr/include/curl/curl.h ] || [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || need_apt+=(libcurl4-openssl-dev)
+command -v python3 >/dev/null || need_apt+=(python3)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (rustup) first" >&2; exit 1
+fi
+
+# build output survives between runs on the same machine
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
+export CARGO_TERM_COLOR=never
+cargo build --workspace --tests --bins
+
+run_dir="$(mktemp -d /tmp/confab-test.XXXXXX)"
+cleanup() { scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"; }
+trap cleanup EXIT
+scripts/services/all.sh start "$run_dir"
+
+export CONFAB_TEST_ENV="$run_dir/env"
+export CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab"
+cargo test --workspace --no-fail-fast "$@"

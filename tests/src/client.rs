@@ -1,0 +1,128 @@
+//! A WebSocket client speaking Confab's protocol, for tests and benchmarks.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub hello: Value,
+    buffered: VecDeque<Value>,
+    /// Close frame received, if any: (code, reason).
+    pub closed: Option<(u16, String)>,
+}
+
+impl Client {
+    /// Connects with `Authorization: Bearer`; on refusal returns the HTTP status and JSON body.
+    pub async fn connect(addr: &str, token: &str) -> Result<Client, (u16, Value)> {
+        let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        Self::connect_request(req).await
+    }
+
+    /// Connects with `?token=` (how browsers authenticate).
+    pub async fn connect_query(addr: &str, token: &str) -> Result<Client, (u16, Value)> {
+        Self::connect_request(format!("ws://{addr}/ws?token={token}").into_client_request().unwrap()).await
+    }
+
+    async fn connect_request(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Client, (u16, Value)> {
+        let (ws, _) = match tokio_tungstenite::connect_async(req).await {
+            Ok(ok) => ok,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let status = resp.status().as_u16();
+                let body = resp.body().as_ref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+                return Err((status, body));
+            }
+            Err(e) => panic!("websocket connect failed: {e}"),
+        };
+        let mut c = Client { ws, hello: Value::Null, buffered: VecDeque::new(), closed: None };
+        let hello = c.next(Duration::from_secs(10)).await.expect("hello frame");
+        assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");
+        c.hello = hello;
+        Ok(c)
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::Text(v.to_string().into())).await.expect("send frame");
+    }
+
+    pub async fn send_raw(&mut self, s: String) {
+        self.ws.send(Message::Text(s.into())).await.expect("send frame");
+    }
+
+    pub async fn send_binary(&mut self, b: Vec<u8>) {
+        self.ws.send(Message::Binary(b.into())).await.expect("send frame");
+    }
+
+    pub async fn send_message(&mut self, channel: &str, text: &str, client_msg_id: &str) {
+        self.send(json!({"type": "message:send", "channel_id": channel, "text": text, "client_msg_id": client_msg_id})).await;
+    }
+
+    /// The next frame, or `None` after `timeout` or when the socket closed.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
+        if let Some(v) = self.buffered.pop_front() {
+            return Some(v);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
+            match msg {
+                Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).expect("server frames are JSON")),
+                Ok(Message::Close(f)) => {
+                    self.closed = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
+                    return None;
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for a frame of type `ty`, keeping other frames for later.
+    pub async fn expect(&mut self, ty: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut skipped = VecDeque::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // only read fresh frames here; the buffered ones were already checked
+            let next = if let Some(v) = self.buffered.pop_front() { Some(v) } else { self.read_fresh(left).await };
+            match next {
+                Some(v) if v["type"] == ty => {
+                    skipped.extend(self.buffered.drain(..));
+                    self.buffered = skipped;
+                    return v;
+                }
+                Some(v) => skipped.push_back(v),
+                None => panic!("no `{ty}` frame within {timeout:?}; got {skipped:?}"),
+            }
+        }
+    }
+
+    async fn read_fresh(&mut self, timeout: Duration) -> Option<Value> {
+        let buffered = std::mem::take(&mut self.buffered);
+        let v = self.next(timeout).await;
+        self.buffered = buffered;
+        v
+    }
+
+    /// Every frame until none arrives for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut out: Vec<Value> = self.buffered.drain(..).collect();
+        while let Some(v) = self.next(quiet).await {
+            out.push(v);
+        }
+        out
+    }
+
+    /// Round-trips a ping: proves the connection is still usable.
+    pub async fn ping(&mut self) {
+        self.send(json!({"type": "ping", "id": 42})).await;
+        let pong = self.expect("pong", Duration::from_secs(10)).await;
+        assert_eq!(pong["id"], 42);
+    }
+}

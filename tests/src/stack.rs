@@ -1,0 +1,278 @@
+//! Spawning and controlling `confab` processes.
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Addresses of the real servers.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub kafka: String,
+    pub cassandra: String,
+    pub redis: String,
+}
+
+impl Services {
+    /// From the file named by `CONFAB_TEST_ENV` (KEY=VALUE lines), or the same keys in the
+    /// environment. `None` when no servers are configured.
+    pub fn from_env() -> Option<Self> {
+        let mut vars: HashMap<String, String> = std::env::vars().collect();
+        if let Ok(path) = std::env::var("CONFAB_TEST_ENV") {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("CONFAB_TEST_ENV={path}: {e}"));
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    vars.insert(k.trim().to_string(), v.trim().to_string());
+                }
+            }
+        }
+        Some(Self {
+            kafka: vars.get("CONFAB_KAFKA_BROKERS")?.clone(),
+            cassandra: vars.get("CONFAB_CASSANDRA_NODES")?.clone(),
+            redis: vars.get("CONFAB_REDIS_URL")?.clone(),
+        })
+    }
+
+    /// Like [`from_env`](Self::from_env), but fails loudly: the suite must not pass by skipping.
+    pub fn required() -> Self {
+        Self::from_env().expect(
+            "no servers configured: run `scripts/services/all.sh start DIR` and set CONFAB_TEST_ENV=DIR/env (the test command does this)",
+        )
+    }
+}
+
+pub fn confab_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CONFAB_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("debug/confab");
+    assert!(p.exists(), "{} not built: run `cargo build -p confab` first (or set CONFAB_BIN)", p.display());
+    p
+}
+
+pub struct Proc {
+    child: Child,
+    pub addr: Option<String>,
+    args: Vec<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Stack {
+    pub services: Services,
+    pub namespace: String,
+    pub registry_url: String,
+    env: Vec<(String, String)>,
+    procs: HashMap<String, Proc>,
+    _registry: Proc,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+    pub admin_key: String,
+}
+
+fn spawn(env: &[(String, String)], args: &[String], log: PathBuf, wait_addr: bool) -> Proc {
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let mut child = Command::new(confab_bin())
+        .args(args)
+        .envs(env.iter().cloned())
+        .env("CONFAB_LOG", "info,rdkafka=warn,scylla=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn confab");
+    let mut addr = None;
+    if wait_addr {
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            panic!("`confab {}` did not announce its address within 60 s; log:\n{}", args.join(" "), std::fs::read_to_string(&log).unwrap_or_default())
+        });
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("unexpected first line from confab: {line}"));
+        addr = v["addr"].as_str().map(str::to_string);
+    }
+    Proc { child, addr, args: args.to_vec() }
+}
+
+impl Stack {
+    /// Starts a registry, runs `confab setup`, then ingest, both projectors and `gateways` gateways.
+    pub async fn start(gateways: usize) -> Stack {
+        let services = Services::required();
+        let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = spawn(
+            &[],
+            &["registry".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), dir.path().join("registry").display().to_string()],
+            dir.path().join("registry.log"),
+            true,
+        );
+        let registry_url = format!("http://{}", registry.addr.as_ref().expect("registry addr"));
+        let admin_key = "test-admin-key".to_string();
+        let env: Vec<(String, String)> = vec![
+            ("CONFAB_NAMESPACE".into(), namespace.clone()),
+            ("CONFAB_KAFKA__BROKERS".into(), services.kafka.clone()),
+            ("CONFAB_KAFKA__PARTITIONS".into(), "4".into()),
+            ("CONFAB_CASSANDRA__NODES".into(), services.cassandra.clone()),
+            ("CONFAB_CASSANDRA__KEYSPACE".into(), namespace.clone()),
+            ("CONFAB_REDIS__URL".into(), services.redis.clone()),
+            ("CONFAB_REGISTRY__URL".into(), registry_url.clone()),
+            ("CONFAB_GATEWAY__LISTEN".into(), "127.0.0.1:0".into()),
+            ("CONFAB_TELEMETRY__LISTEN".into(), "127.0.0.1:0".into()),
+            ("CONFAB_AUTH__TOKEN_SECRET".into(), "test-secret-0123456789abcdef".into()),
+            ("CONFAB_AUTH__ADMIN_KEY".into(), admin_key.clone()),
+        ];
+        let setup = Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
+        assert!(setup.status.success(), "confab setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
+        let mut stack = Stack {
+            services,
+            namespace,
+            registry_url,
+            env,
+            procs: HashMap::new(),
+            _registry: registry,
+            dir,
+            http: reqwest::Client::new(),
+            admin_key,
+        };
+        stack.spawn("ingest", &["ingest"]);
+        stack.spawn("timeline", &["projector", "timeline"]);
+        stack.spawn("fanout", &["projector", "fanout"]);
+        for i in 0..gateways {
+            stack.spawn(&format!("gw{i}"), &["gateway"]);
+        }
+        stack
+    }
+
+    /// Starts (or restarts) a named process with `confab <args>`.
+    pub fn spawn(&mut self, name: &str, args: &[&str]) {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let n = self.procs.len();
+        let p = spawn(&self.env, &args, self.dir.path().join(format!("{name}-{n}.log")), true);
+        self.procs.insert(name.to_string(), p);
+    }
+
+    /// `kill -9` a process.
+    pub fn kill(&mut self, name: &str) {
+        let mut p = self.procs.remove(name).unwrap_or_else(|| panic!("no process {name}"));
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+        let args = std::mem::take(&mut p.args);
+        self.procs.insert(format!("{name}.dead"), Proc { child: Command::new("true").spawn().unwrap(), addr: None, args });
+    }
+
+    /// Starts a killed process again, with the same arguments.
+    pub fn restart(&mut self, name: &str) {
+        let dead = self.procs.remove(&format!("{name}.dead")).unwrap_or_else(|| panic!("{name} was not killed"));
+        let args: Vec<&str> = dead.args.iter().map(String::as_str).collect();
+        self.spawn(name, &args);
+    }
+
+    pub fn addr(&self, name: &str) -> String {
+        self.procs[name].addr.clone().expect("process has an address")
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let f = e.file_name().to_string_lossy().to_string();
+            if f.starts_with(name) {
+                out += &std::fs::read_to_string(e.path()).unwrap_or_default();
+            }
+        }
+        out
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.namespace
+    }
+
+    async fn admin(&self, path: &str, body: Value) -> Value {
+        let url = format!("http://{}{path}", self.addr("gw0"));
+        let resp = self.http.post(&url).bearer_auth(&self.admin_key).json(&body).send().await.expect("admin request");
+        let status = resp.status();
+        let v: Value = resp.json().await.expect("admin json");
+        assert!(status.is_success(), "POST {path} -> {status}: {v}");
+        v
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> String {
+        self.admin("/admin/workspaces", json!({"name": name})).await["workspace_id"].as_str().unwrap().to_string()
+    }
+
+    /// Returns (user_id, token).
+    pub async fn create_user(&self, ws: &str, name: &str) -> (String, String) {
+        let v = self.admin(&format!("/admin/workspaces/{ws}/users"), json!({"name": name})).await;
+        (v["user_id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string())
+    }
+
+    pub async fn token(&self, ws: &str, user: &str, ttl_secs: i64) -> String {
+        let v = self.admin(&format!("/admin/workspaces/{ws}/users/{user}/tokens"), json!({"ttl_secs": ttl_secs})).await;
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_channel(&self, ws: &str, name: &str, private: bool, members: &[&str]) -> String {
+        let v = self.admin(&format!("/admin/workspaces/{ws}/channels"), json!({"name": name, "is_private": private, "members": members})).await;
+        v["channel_id"].as_str().unwrap().to_string()
+    }
+
+    /// `GET` on a gateway with a user token; returns (status, body).
+    pub async fn get(&self, gw: &str, path: &str, token: &str) -> (u16, Value) {
+        let resp = self.http.get(format!("http://{}{path}", self.addr(gw))).bearer_auth(token).send().await.expect("get");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every message of a channel through the history API, oldest first, following cursors.
+    pub async fn history_all(&self, gw: &str, ch: &str, token: &str, page: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let q = match &cursor {
+                Some(c) => format!("/api/channels/{ch}/messages?limit={page}&cursor={c}"),
+                None => format!("/api/channels/{ch}/messages?limit={page}"),
+            };
+            let (status, body) = self.get(gw, &q, token).await;
+            assert_eq!(status, 200, "{body}");
+            out.extend(body["messages"].as_array().unwrap().iter().cloned());
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// Polls `f` until it returns `Some`, at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

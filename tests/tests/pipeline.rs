@@ -1,0 +1,354 @@
+//! The pipeline end to end on real Kafka, Cassandra and Redis (and Confab's registry):
+//! protocol, ordering and seq, dedup across a gateway crash, workspace isolation, bad input,
+//! and a projector crash mid-stream.
+
+use confab_tests::stack::eventually;
+use confab_tests::{Client, Stack};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A workspace with alice and bob in one channel. Returns (ws, ch, (alice, token), (bob, token)).
+async fn conversation(stack: &Stack) -> (String, String, (String, String), (String, String)) {
+    let ws = stack.create_workspace("acme").await;
+    let alice = stack.create_user(&ws, "alice").await;
+    let bob = stack.create_user(&ws, "bob").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice.0, &bob.0]).await;
+    (ws, ch, alice, bob)
+}
+
+fn news(frames: &[Value]) -> Vec<&Value> {
+    frames.iter().filter(|f| f["type"] == "message:new").collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_on_two_gateways_exchange_messages_in_order() {
+    let stack = Stack::start(2).await;
+    let (ws, ch, alice, bob) = conversation(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let mut b = Client::connect_query(&stack.addr("gw1"), &bob.1).await.unwrap();
+    assert_eq!(a.hello["heartbeat_interval"], 30);
+    assert_eq!(a.hello["user_id"], alice.0.as_str());
+    a.ping().await;
+
+    let n = 25;
+    for i in 0..n {
+        a.send_message(&ch, &format!("hello {i}"), &format!("a-{i}")).await;
+    }
+    let mut acks = Vec::new();
+    for _ in 0..n {
+        acks.push(a.expect("message:ack", T).await);
+    }
+    let mut got = Vec::new();
+    while got.len() < n {
+        let f = b.expect("message:new", T).await;
+        got.push(f["message"].clone());
+    }
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m["text"], format!("hello {i}"), "bob sees alice's messages in send order");
+        assert_eq!(m["workspace_id"], ws.as_str());
+        assert_eq!(m["channel_id"], ch.as_str());
+        assert_eq!(m["user_id"], alice.0.as_str());
+        assert!(m["ts"].as_i64().unwrap() > 1_700_000_000_000);
+        // seq 1 is the channel's creation; messages follow without gaps
+        assert_eq!(m["seq"], (i + 2) as i64);
+        assert_eq!(m["message_id"], acks[i]["message_id"]);
+        assert_eq!(acks[i]["client_msg_id"], format!("a-{i}"));
+        assert_eq!(acks[i]["seq"], m["seq"]);
+    }
+    // the sender receives the message:new too (other devices, and its own timeline)
+    for _ in 0..n {
+        a.expect("message:new", T).await;
+    }
+
+    b.send_message(&ch, "hi alice", "b-1").await;
+    let ack = b.expect("message:ack", T).await;
+    let m = a.expect("message:new", T).await;
+    assert_eq!(m["message"]["text"], "hi alice");
+    assert_eq!(m["message"]["seq"], (n + 2) as i64);
+    assert_eq!(ack["message_id"], m["message"]["message_id"]);
+
+    // history: newest first, paged by cursor, from Cassandra
+    let history = eventually(T, "history to hold every message", || async {
+        let h = stack.history_all("gw1", &ch, &bob.1, 7).await;
+        (h.len() == n + 1).then_some(h)
+    })
+    .await;
+    let texts: Vec<&str> = history.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    let mut want: Vec<String> = (0..n).map(|i| format!("hello {i}")).collect();
+    want.push("hi alice".into());
+    assert_eq!(texts, want);
+    let (status, first) = stack.get("gw0", &format!("/api/channels/{ch}/messages"), &alice.1).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["messages"][0]["text"], "hi alice", "first page starts with the newest");
+    let (status, _) = stack.get("gw0", &format!("/api/channels/{ch}/messages?limit=0"), &alice.1).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_send_yields_one_message_even_across_a_gateway_crash() {
+    let mut stack = Stack::start(2).await;
+    let (_ws, ch, alice, bob) = conversation(&stack).await;
+    let mut b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+
+    // 1. the same send twice in a row on one socket
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    a.send_message(&ch, "once", "dup-1").await;
+    a.send_message(&ch, "once", "dup-1").await;
+    let ack1 = a.expect("message:ack", T).await;
+    let ack2 = a.expect("message:ack", T).await;
+    assert_eq!(ack1["message_id"], ack2["message_id"]);
+    assert_eq!(ack1["seq"], ack2["seq"]);
+
+    // 2. send, crash the gateway (kill -9), restart it, retry on a new connection
+    a.send_message(&ch, "survives", "dup-2").await;
+    let first = a.expect("message:ack", T).await;
+    drop(a);
+    stack.kill("gw0");
+    stack.restart("gw0");
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    a.send_message(&ch, "survives", "dup-2").await;
+    let retry = a.expect("message:ack", T).await;
+    assert_eq!(first["message_id"], retry["message_id"]);
+    assert_eq!(first["seq"], retry["seq"]);
+    // and a retry through the other gateway
+    let mut a2 = Client::connect(&stack.addr("gw1"), &alice.1).await.unwrap();
+    a2.send_message(&ch, "survives", "dup-2").await;
+    assert_eq!(a2.expect("message:ack", T).await["message_id"], first["message_id"]);
+
+    // 3. the gateway dies after writing the command but before the client saw an ack
+    a.send_message(&ch, "in flight", "dup-3").await;
+    drop(a);
+    stack.kill("gw0");
+    stack.restart("gw0");
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    a.send_message(&ch, "in flight", "dup-3").await;
+    let ack3 = a.expect("message:ack", T).await;
+
+    // bob, connected throughout, saw each message exactly once
+    a.send_message(&ch, "marker", "marker").await;
+    a.expect("message:ack", T).await;
+    let mut seen: Vec<Value> = Vec::new();
+    loop {
+        let f = b.expect("message:new", T).await;
+        let done = f["message"]["client_msg_id"] == "marker";
+        seen.push(f["message"].clone());
+        if done {
+            break;
+        }
+    }
+    seen.extend(news(&b.drain(Duration::from_millis(1500)).await).into_iter().map(|f| f["message"].clone()));
+    let ids: Vec<&str> = seen.iter().map(|m| m["client_msg_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["dup-1", "dup-2", "dup-3", "marker"], "one message:new per send");
+    assert_eq!(seen[2]["message_id"], ack3["message_id"]);
+
+    let history = eventually(T, "history", || async {
+        let h = stack.history_all("gw1", &ch, &bob.1, 50).await;
+        (h.len() >= 4).then_some(h)
+    })
+    .await;
+    let ids: Vec<&str> = history.iter().map(|m| m["client_msg_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["dup-1", "dup-2", "dup-3", "marker"], "one row per send in history");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_are_isolated() {
+    let stack = Stack::start(1).await;
+    let (ws_a, ch_a, alice, _bob) = conversation(&stack).await;
+    let ws_b = stack.create_workspace("globex").await;
+    let mallory = stack.create_user(&ws_b, "mallory").await;
+    let ch_b = stack.create_channel(&ws_b, "general", false, &[&mallory.0]).await;
+
+    let gw = stack.addr("gw0");
+    let mut a = Client::connect(&gw, &alice.1).await.unwrap();
+    let mut m = Client::connect(&gw, &mallory.1).await.unwrap();
+    // mallory cannot send to, join, or read workspace A's channel
+    m.send_message(&ch_a, "hi from B", "m-1").await;
+    let e = m.expect("error", T).await;
+    assert_eq!(e["code"], "channel_not_found");
+    assert_eq!(e["client_msg_id"], "m-1");
+    m.send(json!({"type": "channel:join", "channel_id": ch_a})).await;
+    assert_eq!(m.expect("error", T).await["code"], "channel_not_found");
+    let (status, body) = stack.get("gw0", &format!("/api/channels/{ch_a}/messages"), &mallory.1).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "channel_not_found");
+    // ... nor receive from it
+    a.send_message(&ch_a, "secret plans", "a-1").await;
+    a.expect("message:ack", T).await;
+    // and alice cannot reach B's channel either
+    a.send_message(&ch_b, "hi from A", "a-2").await;
+    assert_eq!(a.expect("error", T).await["code"], "channel_not_found");
+    m.send_message(&ch_b, "B only", "m-2").await;
+    m.expect("message:ack", T).await;
+    let frames = m.drain(Duration::from_millis(1500)).await;
+    let texts: Vec<&str> = news(&frames).iter().map(|f| f["message"]["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, vec!["B only"], "mallory receives only her workspace's messages");
+    let frames = a.drain(Duration::from_millis(500)).await;
+    assert!(news(&frames).iter().all(|f| f["message"]["workspace_id"] == ws_a.as_str()));
+
+    // tokens: forged, expired, missing
+    let forged = format!("{}x", &alice.1[..alice.1.len() - 1]);
+    let (status, body) = Client::connect(&gw, &forged).await.err().expect("forged token refused");
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let expired = stack.token(&ws_a, &alice.0, -5).await;
+    let (status, body) = Client::connect(&gw, &expired).await.err().expect("expired token refused");
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("token_expired")));
+    let (status, _) = stack.get("gw0", &format!("/api/channels/{ch_a}/messages"), "nope").await;
+    assert_eq!(status, 401);
+    // a token of A used with B's ids is still A's: the admin API for B needs the admin key
+    let (status, _) = stack.get("gw0", &format!("/api/channels/{ch_b}/messages"), &alice.1).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_typed_errors_and_the_connection_stays_usable() {
+    let stack = Stack::start(1).await;
+    let (ws, ch, alice, _bob) = conversation(&stack).await;
+    let carol = stack.create_user(&ws, "carol").await;
+    let other = stack.create_channel(&ws, "random", false, &[&carol.0]).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        ("{not json".into(), "malformed_frame", None),
+        ("[1,2]".into(), "malformed_frame", None),
+        (r#"{"no_type":1}"#.into(), "malformed_frame", None),
+        (r#"{"type":"dance","client_msg_id":"c-x"}"#.into(), "unknown_type", Some("c-x")),
+        (json!({"type":"message:send","channel_id":"not-a-uuid","text":"x","client_msg_id":"c-1"}).to_string(), "invalid_field", Some("c-1")),
+        (json!({"type":"message:send","channel_id":ch,"client_msg_id":"c-2"}).to_string(), "invalid_field", Some("c-2")),
+        (json!({"type":"message:send","channel_id":ch,"text":"   ","client_msg_id":"c-3"}).to_string(), "empty_text", Some("c-3")),
+        (json!({"type":"message:send","channel_id":ch,"text":"x".repeat(40_001),"client_msg_id":"c-4"}).to_string(), "text_too_long", Some("c-4")),
+        (json!({"type":"message:send","channel_id":ch,"text":"x","client_msg_id":"c".repeat(65)}).to_string(), "invalid_field", None),
+        (json!({"type":"ping","padding":"x".repeat(300 * 1024)}).to_string(), "frame_too_large", None),
+    ];
+    for (raw, code, cmid) in cases {
+        a.send_raw(raw.clone()).await;
+        let e = a.expect("error", T).await;
+        assert_eq!(e["code"], code, "frame {:.80}", raw);
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+        if let Some(c) = cmid {
+            assert_eq!(e["client_msg_id"], c);
+        }
+        a.ping().await;
+    }
+    a.send_binary(vec![1, 2, 3]).await;
+    assert_eq!(a.expect("error", T).await["code"], "malformed_frame");
+
+    // authorization errors come from ingest, after the log decided
+    a.send_message(&other, "not mine", "c-5").await;
+    let e = a.expect("error", T).await;
+    assert_eq!((e["code"].as_str(), e["client_msg_id"].as_str()), (Some("not_a_member"), Some("c-5")));
+    a.send_message(&uuid::Uuid::new_v4().to_string(), "nowhere", "c-6").await;
+    assert_eq!(a.expect("error", T).await["code"], "channel_not_found");
+    // exactly 40,000 characters is allowed
+    a.send_message(&ch, &"y".repeat(40_000), "c-7").await;
+    let ack = a.expect("message:ack", T).await;
+    assert_eq!(ack["client_msg_id"], "c-7");
+    // and joining a public channel makes posting possible
+    a.send(json!({"type": "channel:join", "channel_id": other})).await;
+    a.expect("channel:joined", T).await;
+    a.send_message(&other, "now I can", "c-8").await;
+    assert_eq!(a.expect("message:ack", T).await["client_msg_id"], "c-8");
+    // nothing rejected reached the log: history holds only the accepted messages
+    let h = eventually(T, "history", || async {
+        let h = stack.history_all("gw0", &ch, &alice.1, 50).await;
+        (!h.is_empty()).then_some(h)
+    })
+    .await;
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0]["client_msg_id"], "c-7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_timeline_projector_mid_stream_loses_and_doubles_nothing() {
+    let mut stack = Stack::start(1).await;
+    let (ws, ch, alice, _bob) = conversation(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let n = 300;
+    for i in 0..n {
+        if i == n / 3 {
+            stack.kill("timeline");
+        }
+        if i == 2 * n / 3 {
+            stack.restart("timeline");
+        }
+        a.send_message(&ch, &format!("m{i}"), &format!("k{i}")).await;
+        if i % 50 == 49 {
+            // keep the stream flowing while the projector is down
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut acked = HashSet::new();
+    while acked.len() < n {
+        let ack = a.expect("message:ack", Duration::from_secs(30)).await;
+        acked.insert(ack["client_msg_id"].as_str().unwrap().to_string());
+    }
+    // read Cassandra directly: every message exactly once
+    let session = scylla::client::session_builder::SessionBuilder::new().known_node(&stack.services.cassandra).build().await.unwrap();
+    let q = format!("SELECT client_msg_id, seq FROM {}.messages WHERE workspace_id = ? AND channel_id = ?", stack.keyspace());
+    let ws_id: uuid::Uuid = ws.parse().unwrap();
+    let ch_id: uuid::Uuid = ch.parse().unwrap();
+    let rows = eventually(Duration::from_secs(60), "all rows in Cassandra", || async {
+        let r = session.query_unpaged(q.as_str(), (ws_id, ch_id)).await.ok()?.into_rows_result().ok()?;
+        let rows: Vec<(String, i64)> = r.rows::<(String, i64)>().ok()?.collect::<Result<_, _>>().ok()?;
+        (rows.len() >= n).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), n, "no extra rows");
+    let mut by_id: HashMap<String, i64> = HashMap::new();
+    for (k, seq) in rows {
+        assert!(by_id.insert(k, seq).is_none(), "a client_msg_id appears twice");
+    }
+    let mut seqs: Vec<i64> = by_id.values().copied().collect();
+    seqs.sort();
+    assert_eq!(seqs, (2..(n as i64 + 2)).collect::<Vec<_>>(), "gap-free seq, each once");
+    assert!(stack.log("timeline").contains("projector started"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_ingest_mid_stream_loses_and_doubles_nothing_when_clients_retry() {
+    let mut stack = Stack::start(1).await;
+    let (_ws, ch, alice, bob) = conversation(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let n = 150;
+    for i in 0..n {
+        if i == n / 2 {
+            stack.kill("ingest");
+            stack.restart("ingest");
+        }
+        a.send_message(&ch, &format!("m{i}"), &format!("k{i}")).await;
+    }
+    // retry whatever was not acknowledged, as a client does, until everything is
+    let mut acked: HashMap<String, (Value, Value)> = HashMap::new();
+    for _round in 0..6 {
+        while let Some(f) = a.next(Duration::from_secs(5)).await {
+            if f["type"] == "message:ack" {
+                acked.insert(f["client_msg_id"].as_str().unwrap().into(), (f["message_id"].clone(), f["seq"].clone()));
+            }
+        }
+        if acked.len() == n {
+            break;
+        }
+        for i in 0..n {
+            let k = format!("k{i}");
+            if !acked.contains_key(&k) {
+                a.send_message(&ch, &format!("m{i}"), &k).await;
+            }
+        }
+    }
+    assert_eq!(acked.len(), n, "every send acknowledged after retries; ingest log:\n{}", stack.log("ingest"));
+    let history = eventually(Duration::from_secs(30), "history", || async {
+        let h = stack.history_all("gw0", &ch, &bob.1, 100).await;
+        (h.len() >= n).then_some(h)
+    })
+    .await;
+    assert_eq!(history.len(), n, "no doubled messages");
+    let keys: HashSet<&str> = history.iter().map(|m| m["client_msg_id"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), n);
+    for m in &history {
+        let (id, seq) = &acked[m["client_msg_id"].as_str().unwrap()];
+        assert_eq!(&m["message_id"], id, "the ack names the stored message");
+        assert_eq!(&m["seq"], seq);
+    }
+}
