@@ -37,4 +37,12 @@ scripts/services/all.sh start "$run_dir"
 
 export CONFAB_TEST_ENV="$run_dir/env"
 export CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab"
-cargo test --workspace --no-fail-fast "$@"
+log="$run_dir/cargo-test.log"
+set +e
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# one closing line for the whole suite (cargo prints one per test binary)
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

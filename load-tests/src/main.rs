@@ -1,1 +1,131 @@
-fn main() {}
+//! `confab-load`: benchmark scenarios against a real stack.
+//!
+//! `latency`: starts a stack (real servers from `CONFAB_TEST_ENV`, the `confab` binary from
+//! `CONFAB_BIN`, normally a release build), puts a sender on gateway 0 and a receiver on
+//! gateway 1 in one channel, sends `--messages` at `--rate` per second, and reports
+//! send -> `message:new` latency at the other gateway (and send -> ack) as median/p95/p99/max.
+//! Both ends run in this process, so they share one clock.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use confab_tests::{Client, Stack};
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// send -> message:new latency across two gateways at a fixed rate
+    Latency {
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        #[arg(long, default_value_t = 200)]
+        warmup: usize,
+    },
+}
+
+fn summary(name: &str, h: &Histogram<u64>) -> String {
+    let ms = |v: u64| v as f64 / 1000.0;
+    format!(
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        h.len(),
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.95)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max())
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.scenario {
+        Scenario::Latency { messages, rate, warmup } => latency(messages, rate, warmup).await,
+    }
+}
+
+async fn latency(messages: usize, rate: u64, warmup: usize) -> anyhow::Result<()> {
+    let stack = Stack::start(2).await;
+    let ws = stack.create_workspace("bench").await;
+    let (alice, alice_token) = stack.create_user(&ws, "sender").await;
+    let (bob, bob_token) = stack.create_user(&ws, "receiver").await;
+    let ch = stack.create_channel(&ws, "bench", false, &[&alice, &bob]).await;
+    let mut sender = Client::connect(&stack.addr("gw0"), &alice_token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut receiver = Client::connect(&stack.addr("gw1"), &bob_token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+
+    let total = warmup + messages;
+    let start = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let recv_task = tokio::spawn(async move {
+        let mut got: HashMap<String, Instant> = HashMap::new();
+        while got.len() < total {
+            match receiver.next(Duration::from_secs(30)).await {
+                Some(f) if f["type"] == "message:new" => {
+                    got.insert(f["message"]["client_msg_id"].as_str().unwrap_or_default().to_string(), Instant::now());
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        got
+    });
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut acks: HashMap<String, Instant> = HashMap::new();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for i in 0..total {
+        ticker.tick().await;
+        let id = format!("b{i}");
+        sent.insert(id.clone(), Instant::now());
+        sender.send_message(&ch, &format!("benchmark message {i} with some text in it"), &id).await;
+        // read whatever acks are ready without waiting
+        while let Some(f) = sender.next(Duration::from_millis(0)).await {
+            if f["type"] == "message:ack" {
+                acks.insert(f["client_msg_id"].as_str().unwrap_or_default().to_string(), Instant::now());
+            }
+        }
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+    while acks.len() < total {
+        match sender.next(Duration::from_secs(30)).await {
+            Some(f) if f["type"] == "message:ack" => {
+                acks.insert(f["client_msg_id"].as_str().unwrap_or_default().to_string(), Instant::now());
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    drop(tx.clone());
+    while rx.try_recv().is_ok() {}
+    let got = recv_task.await.context("receiver")?;
+    let mut deliver = Histogram::<u64>::new(3)?;
+    let mut ack = Histogram::<u64>::new(3)?;
+    for i in warmup..total {
+        let id = format!("b{i}");
+        let s = sent[&id];
+        if let Some(r) = got.get(&id) {
+            deliver.record(r.duration_since(s).as_micros() as u64)?;
+        }
+        if let Some(a) = acks.get(&id) {
+            ack.record(a.duration_since(s).as_micros() as u64)?;
+        }
+    }
+    println!("## latency: {messages} messages (after {warmup} warm-up) at {rate}/s, sender on gateway 0, receiver on gateway 1");
+    println!("offered rate achieved: {:.0} msg/s; delivered {} of {}; acked {} of {}", total as f64 / send_secs, deliver.len(), messages, ack.len(), messages);
+    println!();
+    println!("| measure | n | median ms | p95 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    println!("{}", summary("send -> message:new (other gateway)", &deliver));
+    println!("{}", summary("send -> message:ack (own gateway)", &ack));
+    anyhow::ensure!(deliver.len() as usize == messages, "lost deliveries: {} of {messages}", deliver.len());
+    Ok(())
+}
