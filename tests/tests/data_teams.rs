@@ -1,0 +1,85 @@
+//! What data teams rely on: the events topic holds Avro records in the Confluent wire format,
+//! registered under `<topic>-value`, readable by a stock Confluent deserializer, and the
+//! registry refuses incompatible schema changes with a message naming the field.
+
+use apache_avro::types::Value as Avro;
+use confab_tests::{Client, Stack};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
+    let stack = Stack::start(1).await;
+    let ws = stack.create_workspace("data").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "analytics", false, &[&alice]).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    a.send_message(&ch, "quarterly numbers", "dt-1").await;
+    let ack = a.expect("message:ack", Duration::from_secs(20)).await;
+
+    let topic = format!("{}.events", stack.namespace);
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &stack.services.kafka)
+        .set("group.id", format!("{}-data-team", stack.namespace))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
+    let mut kinds = Vec::new();
+    let mut posted = None;
+    while posted.is_none() {
+        let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("events arrive").unwrap();
+        assert_eq!(msg.key(), Some(format!("{ws}:{ch}").as_bytes()), "key is workspace:channel");
+        let bytes = msg.payload().unwrap();
+        assert_eq!(bytes[0], 0, "Confluent magic byte");
+        let decoded = decoder.decode(Some(bytes)).await.expect("stock decoder reads the record");
+        let Avro::Record(fields) = decoded.value else { panic!("not a record") };
+        let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(get("workspace_id"), Avro::String(ws.clone()));
+        let Avro::Union(_, payload) = get("payload") else { panic!("payload is a union") };
+        let Avro::Record(p) = *payload else { panic!("payload is a record") };
+        let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        kinds.push(names.join(","));
+        if names.contains(&"message_id") {
+            posted = Some((get("seq"), p));
+        }
+    }
+    let (seq, p) = posted.unwrap();
+    assert_eq!(kinds[0], "name,is_private,members", "the channel's creation comes first");
+    assert_eq!(seq, Avro::Long(2));
+    assert!(p.contains(&("text".into(), Avro::String("quarterly numbers".into()))));
+    assert!(p.contains(&("message_id".into(), Avro::String(ack["message_id"].as_str().unwrap().into()))));
+
+    // the registry: subject per topic, compatible evolution accepted, breaking change refused
+    let http = reqwest::Client::new();
+    let subjects: serde_json::Value = http.get(format!("{}/subjects", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    assert!(subjects.as_array().unwrap().contains(&json!(format!("{topic}-value"))));
+    let current: serde_json::Value =
+        http.get(format!("{}/subjects/{topic}-value/versions/latest", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let mut schema: serde_json::Value = serde_json::from_str(current["schema"].as_str().unwrap()).unwrap();
+    schema["fields"].as_array_mut().unwrap().push(json!({"name": "tenant_region", "type": "string"}));
+    let check = |s: serde_json::Value| {
+        let http = http.clone();
+        let url = format!("{}/compatibility/subjects/{topic}-value/versions/latest", stack.registry_url);
+        async move { http.post(url).json(&json!({"schema": s.to_string()})).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let verdict = check(schema.clone()).await;
+    assert_eq!(verdict["is_compatible"], false);
+    assert!(verdict["messages"].to_string().contains("tenant_region"), "{verdict}");
+    let resp = http
+        .post(format!("{}/subjects/{topic}-value/versions", stack.registry_url))
+        .json(&json!({"schema": schema.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    schema["fields"].as_array_mut().unwrap().pop();
+    schema["fields"].as_array_mut().unwrap().push(json!({"name": "tenant_region", "type": ["null", "string"], "default": null}));
+    assert_eq!(check(schema).await["is_compatible"], true);
+}
