@@ -352,3 +352,47 @@ async fn killing_ingest_mid_stream_loses_and_doubles_nothing_when_clients_retry(
         assert_eq!(&m["seq"], seq);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_bootstraps_a_conversation() {
+    let stack = Stack::start(1).await;
+    let url = format!("http://{}", stack.addr("gw0"));
+    let admin = |args: Vec<String>| {
+        let out = std::process::Command::new(confab_tests::stack::confab_bin())
+            .args(["admin", "--url", &url, "--admin-key", &stack.admin_key])
+            .args(&args)
+            .output()
+            .expect("run confab admin");
+        assert!(out.status.success(), "confab admin {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).expect("admin prints JSON")
+    };
+    let ws = admin(vec!["create-workspace".into(), "--name".into(), "cli".into()])["workspace_id"].as_str().unwrap().to_string();
+    let alice = admin(vec!["create-user".into(), "--workspace".into(), ws.clone(), "--name".into(), "alice".into()]);
+    let bob = admin(vec!["create-user".into(), "--workspace".into(), ws.clone(), "--name".into(), "bob".into()]);
+    let (a_id, b_id) = (alice["user_id"].as_str().unwrap().to_string(), bob["user_id"].as_str().unwrap().to_string());
+    let ch = admin(vec![
+        "create-channel".into(), "--workspace".into(), ws.clone(), "--name".into(), "cli-chat".into(),
+        "--member".into(), a_id.clone(), "--member".into(), b_id.clone(),
+    ]);
+    assert_eq!(ch["seq"], 1);
+    let ch = ch["channel_id"].as_str().unwrap().to_string();
+    let tok = admin(vec!["token".into(), "--workspace".into(), ws.clone(), "--user".into(), b_id.clone(), "--ttl-secs".into(), "600".into()]);
+    let mut a = Client::connect(&stack.addr("gw0"), alice["token"].as_str().unwrap()).await.unwrap();
+    let mut b = Client::connect(&stack.addr("gw0"), tok["token"].as_str().unwrap()).await.unwrap();
+    a.send_message(&ch, "made from the CLI", "cli-1").await;
+    assert_eq!(b.expect("message:new", T).await["message"]["text"], "made from the CLI");
+    // the admin API refuses a wrong key and unknown users, with JSON errors
+    let out = std::process::Command::new(confab_tests::stack::confab_bin())
+        .args(["admin", "--url", &url, "--admin-key", "wrong", "create-workspace", "--name", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["error"]["code"], "unauthorized");
+    let out = std::process::Command::new(confab_tests::stack::confab_bin())
+        .args(["admin", "--url", &url, "--admin-key", &stack.admin_key, "create-channel", "--workspace", &ws, "--name", "x"])
+        .args(["--member", &uuid::Uuid::new_v4().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["error"]["code"], "invalid_field");
+}
