@@ -45,6 +45,9 @@ pub struct KafkaConfig {
     pub instance_id: String,
     /// Consumer session timeout: how long a crashed member keeps its partitions.
     pub session_timeout_ms: u32,
+    /// Longest a fetch waits at the broker. With `read_committed` the broker does not wake a
+    /// waiting fetch when a transaction commits, so this bounds end-to-end latency; keep it low.
+    pub fetch_wait_max_ms: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,7 +120,7 @@ impl Default for Config {
 }
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1, instance_id: "0".into(), session_timeout_ms: 10_000 }
+        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1, instance_id: "0".into(), session_timeout_ms: 10_000, fetch_wait_max_ms: 10 }
     }
 }
 impl Default for CassandraConfig {

@@ -59,6 +59,7 @@ pub fn consumer_config(cfg: &Config, role: &str) -> ClientConfig {
         .set("group.instance.id", format!("{}-{role}-{}", cfg.namespace, cfg.kafka.instance_id))
         .set("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string())
         .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", cfg.kafka.fetch_wait_max_ms.to_string())
         .set("auto.offset.reset", "earliest");
     c
 }

@@ -20,7 +20,7 @@ pub async fn start(st: Arc<AppState>) -> Result<(), GatewayError> {
             .set("group.id", format!("{}-gateway-{}", st.cfg.namespace, st.gateway_id))
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", st.cfg.kafka.fetch_wait_max_ms.to_string())
             .create()?,
     );
     let topic = st.topics.replies.clone();
