@@ -1,16 +1,21 @@
 //! `confab`: one binary, one subcommand per process.
 //!
-//! Distributed processes: `gateway`, `ingest`, `projector <timeline|fanout>`, `registry`.
-//! `serve` runs gateway, ingest and both projectors in one process against the configured
-//! servers. `setup` creates topics, the Cassandra schema and registers the event schema once.
-//! `admin` bootstraps workspaces, users, tokens and channels through a gateway's admin API and
-//! prints JSON.
+//! - `serve`: the whole system in one process. With no configuration it runs **embedded** (an
+//!   on-disk log and store in `./confab-data`, no servers); given Kafka, Cassandra, Redis and a
+//!   registry it runs the same components on them.
+//! - Distributed processes, each on its own: `gateway`, `ingest`, `projector <timeline|fanout>`,
+//!   `registry`; `setup` creates topics and schema once.
+//! - `admin` bootstraps workspaces, users, tokens and channels through a gateway; `config`
+//!   prints the effective configuration.
 
 mod admin;
+mod distributed;
+mod embedded;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use confab_core::config::Config;
+use confab_core::config::{Config, Mode};
+use confab_core::ports::{EventSource, Fanout, Store};
 use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::{self, Health};
 use std::path::PathBuf;
@@ -28,6 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run everything in one process: embedded with no configuration, distributed when servers are configured.
+    Serve,
     /// Create Kafka topics and the Cassandra schema, and register the event schema (idempotent).
     Setup,
     /// Run a gateway (WebSocket + HTTP API).
@@ -36,8 +43,6 @@ enum Command {
     Ingest,
     /// Run one read-side projector.
     Projector { name: ProjectorName },
-    /// Run gateway, ingest and every projector in this process.
-    Serve,
     /// Run the Confluent-compatible schema registry.
     Registry {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -53,13 +58,39 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ProjectorName {
+pub enum ProjectorName {
     Timeline,
     Fanout,
 }
 
+impl ProjectorName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectorName::Timeline => "timeline",
+            ProjectorName::Fanout => "fanout",
+        }
+    }
+}
+
+/// The store a projector writes to.
+pub enum Target {
+    Store(Arc<dyn Store>),
+    Fanout(Arc<dyn Fanout>),
+}
+
+/// Runs the named projection over `source` (either adapter set).
+pub async fn projector(name: ProjectorName, source: Box<dyn EventSource>, target: Target, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
+    use confab_projectors::{fanout::FanoutProjection, runner, timeline::TimelineProjection};
+    match (name, target) {
+        (ProjectorName::Timeline, Target::Store(s)) => runner::run(source, TimelineProjection::new(s), shutdown, health).await?,
+        (ProjectorName::Fanout, Target::Fanout(f)) => runner::run(source, FanoutProjection::new(f), shutdown, health).await?,
+        _ => anyhow::bail!("projector {} given the wrong store", name.as_str()),
+    }
+    Ok(())
+}
+
 /// Prints one JSON line on stdout so scripts and tests can find a process's address.
-fn announce(event: &str, addr: std::net::SocketAddr) {
+pub fn announce(event: &str, addr: std::net::SocketAddr) {
     println!("{}", serde_json::json!({"event": event, "addr": addr.to_string()}));
 }
 
@@ -74,76 +105,35 @@ async fn main() -> anyhow::Result<()> {
         return run_registry(&listen, data_dir).await;
     }
     let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
-    if cfg.auth.token_secret == confab_core::config::DEV_SECRET {
+    let distributed_only = !matches!(cli.command, Command::Serve | Command::Config);
+    if distributed_only && cfg.auth.token_secret == confab_core::config::DEV_SECRET {
         tracing::warn!("auth.token_secret is the development default; set CONFAB_AUTH__TOKEN_SECRET in production");
     }
     let shutdown = Shutdown::on_signals();
     let health = Health::default();
     match cli.command {
         Command::Config => print!("{}", toml::to_string(&cfg)?),
-        Command::Setup => setup(&cfg).await?,
+        Command::Serve => match cfg.mode {
+            Mode::Distributed => distributed::serve(cfg, shutdown, health).await?,
+            _ => embedded::serve(cfg, shutdown, health).await?,
+        },
+        Command::Setup => distributed::setup(&cfg).await?,
         Command::Gateway => {
-            let gw = confab_gateway::Gateway::start(cfg, shutdown, health).await.context("starting gateway")?;
+            let gw = distributed::start_gateway(cfg, shutdown, health).await.context("starting gateway")?;
             announce("listening", gw.addr);
             gw.join().await?;
         }
         Command::Ingest => {
             announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
-            confab_ingest::run(cfg, shutdown, health).await?;
+            distributed::run_ingest(cfg, shutdown, health).await?;
         }
         Command::Projector { name } => {
             announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
-            run_projector(cfg, name, shutdown, health).await?;
+            distributed::run_projector(cfg, name, shutdown, health).await?;
         }
-        Command::Serve => serve(cfg, shutdown, health).await?,
         Command::Admin(_) | Command::Registry { .. } => unreachable!("handled above"),
     }
     tracing::info!("stopped");
-    Ok(())
-}
-
-async fn setup(cfg: &Config) -> anyhow::Result<()> {
-    let topics = confab_core::kafka::ensure_topics(cfg).await.context("creating Kafka topics")?;
-    let session = confab_core::cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?;
-    confab_core::cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor).await.context("creating the Cassandra schema")?;
-    let codec = confab_core::avro::EventCodec::register(&cfg.registry.url, &topics.events).await.context("registering the event schema")?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "topics": [topics.commands, topics.events, topics.replies],
-            "keyspace": cfg.cassandra.keyspace,
-            "schema_subject": confab_core::avro::value_subject(&topics.events),
-            "schema_id": codec.schema_id(),
-        })
-    );
-    Ok(())
-}
-
-async fn run_projector(cfg: Config, name: ProjectorName, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    match name {
-        ProjectorName::Timeline => {
-            let session = Arc::new(confab_core::cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?);
-            let store = confab_core::cassandra::CassandraStore::new(session, &cfg.cassandra.keyspace).await?;
-            confab_projectors::runner::run(cfg, confab_projectors::timeline::TimelineProjection::new(store), shutdown, health).await?;
-        }
-        ProjectorName::Fanout => {
-            let redis = confab_core::redis_fanout::RedisFanout::connect(&cfg.redis.url, &cfg.namespace, cfg.redis.stream_max_len).await.context("connecting to Redis")?;
-            confab_projectors::runner::run(cfg, confab_projectors::fanout::FanoutProjection::new(redis), shutdown, health).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    let gw = confab_gateway::Gateway::start(cfg.clone(), shutdown.clone(), health.clone()).await.context("starting gateway")?;
-    announce("listening", gw.addr);
-    let ingest = tokio::spawn(confab_ingest::run(cfg.clone(), shutdown.clone(), health.clone()));
-    let timeline = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Timeline, shutdown.clone(), health.clone()));
-    let fanout = tokio::spawn(run_projector(cfg, ProjectorName::Fanout, shutdown, health));
-    gw.join().await?;
-    ingest.await??;
-    timeline.await??;
-    fanout.await??;
     Ok(())
 }
 

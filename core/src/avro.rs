@@ -4,6 +4,7 @@
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
+use async_trait::async_trait;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 use crate::event::{Event, Payload};
+use crate::ports::{PortError, PortResult, SchemaSource};
 
 /// The event schema this build writes.
 pub const EVENT_SCHEMA: &str = include_str!("../../schemas/avro/event.avsc");
@@ -37,33 +39,51 @@ pub fn value_subject(topic: &str) -> String {
     format!("{topic}-value")
 }
 
+/// A Confluent-compatible registry over HTTP.
+pub struct HttpSchemaSource {
+    settings: SrSettings,
+}
+
+impl HttpSchemaSource {
+    pub fn new(url: &str) -> Self {
+        Self { settings: SrSettings::new(url.trim_end_matches('/').to_string()) }
+    }
+}
+
+#[async_trait]
+impl SchemaSource for HttpSchemaSource {
+    async fn register(&self, subject: &str, schema: &str) -> PortResult<u32> {
+        let supplied = SuppliedSchema::new(Some("io.confab.events.Event".into()), SchemaType::Avro, schema.to_string());
+        Ok(post_schema(&self.settings, subject.to_string(), supplied).await.map_err(PortError::of)?.id)
+    }
+    async fn schema(&self, id: u32) -> PortResult<String> {
+        Ok(get_schema_by_id(id, &self.settings).await.map_err(PortError::of)?.schema)
+    }
+}
+
 /// Encodes events with the schema registered for the events topic, and decodes any registered
 /// writer schema into this build's reader schema.
 #[derive(Clone)]
 pub struct EventCodec {
     schema: Arc<Schema>,
     schema_id: u32,
-    settings: Arc<SrSettings>,
+    source: Arc<dyn SchemaSource>,
     writers: Arc<RwLock<HashMap<u32, Arc<Schema>>>>,
 }
 
 impl EventCodec {
-    /// Registers (or finds) this build's schema under `<topic>-value`.
+    /// Registers (or finds) this build's schema under `<topic>-value` in an HTTP registry.
     pub async fn register(registry_url: &str, topic: &str) -> Result<Self, AvroError> {
-        let settings = SrSettings::new(registry_url.trim_end_matches('/').to_string());
-        let supplied = SuppliedSchema::new(Some("io.confab.events.Event".into()), SchemaType::Avro, EVENT_SCHEMA.to_string());
-        let registered = post_schema(&settings, value_subject(topic), supplied)
-            .await
-            .map_err(|e| AvroError::Registry(e.to_string()))?;
+        Self::register_with(Arc::new(HttpSchemaSource::new(registry_url)), topic).await
+    }
+
+    /// Registers (or finds) this build's schema under `<topic>-value` in `source`.
+    pub async fn register_with(source: Arc<dyn SchemaSource>, topic: &str) -> Result<Self, AvroError> {
+        let id = source.register(&value_subject(topic), EVENT_SCHEMA).await.map_err(|e| AvroError::Registry(e.0))?;
         let schema = Arc::new(event_schema());
         let mut writers = HashMap::new();
-        writers.insert(registered.id, schema.clone());
-        Ok(Self {
-            schema,
-            schema_id: registered.id,
-            settings: Arc::new(settings),
-            writers: Arc::new(RwLock::new(writers)),
-        })
+        writers.insert(id, schema.clone());
+        Ok(Self { schema, schema_id: id, source, writers: Arc::new(RwLock::new(writers)) })
     }
 
     pub fn schema_id(&self) -> u32 {
@@ -96,10 +116,8 @@ impl EventCodec {
         if let Some(s) = self.writers.read().expect("codec lock").get(&id) {
             return Ok(s.clone());
         }
-        let fetched = get_schema_by_id(id, &self.settings)
-            .await
-            .map_err(|e| AvroError::Registry(e.to_string()))?;
-        let schema = Arc::new(Schema::parse_str(&fetched.schema)?);
+        let text = self.source.schema(id).await.map_err(|e| AvroError::Registry(e.0))?;
+        let schema = Arc::new(Schema::parse_str(&text)?);
         self.writers.write().expect("codec lock").insert(id, schema.clone());
         Ok(schema)
     }

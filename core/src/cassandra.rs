@@ -8,6 +8,10 @@ use scylla::value::{CqlTimestamp, CqlTimeuuid};
 use std::sync::Arc;
 use uuid::Uuid;
 
+use async_trait::async_trait;
+
+use crate::ports::{PortError, PortResult, Store};
+pub use crate::ports::Workspace;
 use crate::protocol::MessageView;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +56,6 @@ pub async fn migrate(session: &Session, ks: &str, rf: u32) -> Result<(), StoreEr
     }
     session.await_schema_agreement().await.map_err(db)?;
     Ok(())
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Workspace {
-    pub workspace_id: Uuid,
-    pub name: String,
-    pub retention_secs: i32,
 }
 
 /// Prepared statements over one keyspace.
@@ -197,5 +194,34 @@ impl CassandraStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+}
+
+fn port(e: StoreError) -> PortError {
+    PortError::of(e)
+}
+
+#[async_trait]
+impl Store for CassandraStore {
+    async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()> {
+        CassandraStore::insert_message(self, m, ttl_secs).await.map_err(port)
+    }
+    async fn history(&self, ws: Uuid, ch: Uuid, before: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>> {
+        CassandraStore::history(self, ws, ch, before, limit).await.map_err(port)
+    }
+    async fn insert_channel(&self, ws: Uuid, ch: Uuid, name: &str, is_private: bool, created_ms: i64) -> PortResult<()> {
+        CassandraStore::insert_channel(self, ws, ch, name, is_private, created_ms).await.map_err(port)
+    }
+    async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
+        CassandraStore::insert_workspace(self, w).await.map_err(port)
+    }
+    async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>> {
+        CassandraStore::workspace(self, ws).await.map_err(port)
+    }
+    async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()> {
+        CassandraStore::insert_user(self, ws, user, name).await.map_err(port)
+    }
+    async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
+        CassandraStore::user_exists(self, ws, user).await.map_err(port)
     }
 }

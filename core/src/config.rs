@@ -18,6 +18,13 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `embedded` (everything in one process, no servers), `distributed` (Kafka, Cassandra,
+    /// Redis, a schema registry), or `auto`: distributed as soon as the configuration names
+    /// any of those servers, embedded otherwise. Only `confab serve` has a choice; the
+    /// separate processes (`gateway`, `ingest`, ...) are always distributed.
+    pub mode: Mode,
+    /// Where the embedded mode keeps its data.
+    pub data_dir: String,
     /// Prefix of every topic, consumer group and Redis key; lets several deployments (or tests)
     /// share one set of servers.
     pub namespace: String,
@@ -104,9 +111,20 @@ pub struct TelemetryConfig {
     pub listen: String,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Auto,
+    Embedded,
+    Distributed,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
+            mode: Mode::Auto,
+            data_dir: "./confab-data".into(),
             namespace: "confab".into(),
             kafka: KafkaConfig::default(),
             cassandra: CassandraConfig::default(),
@@ -158,7 +176,7 @@ pub const DEV_SECRET: &str = "confab-dev-secret-change-me";
 pub const DEV_ADMIN_KEY: &str = "confab-dev-admin-key";
 
 /// Top-level keys settable as `CONFAB_<KEY>`.
-const TOP_LEVEL_ENV: &[&str] = &["CONFAB_NAMESPACE"];
+const TOP_LEVEL_ENV: &[&str] = &["CONFAB_NAMESPACE", "CONFAB_MODE", "CONFAB_DATA_DIR"];
 /// Environment variables that are not config overrides.
 const RESERVED_ENV: &[&str] = &["CONFAB_CONFIG", "CONFAB_LOG", "CONFAB_LOG_FORMAT"];
 
@@ -183,9 +201,13 @@ impl Config {
             let parsed = parse_env_value(&value);
             set_path(&mut root, &path, parsed).map_err(|message| ConfigError::Invalid { origin: key.clone(), message })?;
         }
-        let cfg: Config = toml::Value::Table(root)
+        let names_servers = ["kafka", "cassandra", "redis", "registry"].iter().any(|k| root.contains_key(*k));
+        let mut cfg: Config = toml::Value::Table(root)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() })?;
+        if cfg.mode == Mode::Auto {
+            cfg.mode = if names_servers { Mode::Distributed } else { Mode::Embedded };
+        }
         cfg.validate().map_err(|message| ConfigError::Invalid { origin, message })?;
         Ok(cfg)
     }
@@ -276,6 +298,15 @@ mod tests {
         assert_eq!(c.kafka.partitions, 3);
         assert_eq!(c.redis.url, "redis://h:1/");
         assert_eq!(c.namespace, "t1");
+    }
+
+    #[test]
+    fn mode_follows_whether_servers_are_named() {
+        assert_eq!(Config::load(None, env(&[])).unwrap().mode, Mode::Embedded);
+        assert_eq!(Config::load(None, env(&[("CONFAB_KAFKA__BROKERS", "k:1")])).unwrap().mode, Mode::Distributed);
+        assert_eq!(Config::load(None, env(&[("CONFAB_KAFKA__BROKERS", "k:1"), ("CONFAB_MODE", "embedded")])).unwrap().mode, Mode::Embedded);
+        let e = Config::load(None, env(&[("CONFAB_MODE", "cloud")])).unwrap_err().to_string();
+        assert!(e.contains("cloud") || e.contains("mode"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! - [`ids`]: UUID and TIMEUUID generation.
 //! - [`auth`]: workspace-bound signed tokens.
 //! - [`config`]: the configuration file and `CONFAB_*` overrides.
-//! - [`kafka`], [`cassandra`], [`redis_fanout`]: the distributed adapters.
+//! - [`ports`]: the traits components use; [`kafka`], [`cassandra`], [`redis_fanout`] are the
+//!   distributed adapters behind them (the embedded ones live in `confab-embedded`).
 //! - [`telemetry`], [`shutdown`]: logging, metrics, health and the one shutdown path.
 
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod config;
 pub mod event;
 pub mod ids;
 pub mod kafka;
+pub mod ports;
 pub mod protocol;
 pub mod redis_fanout;
 pub mod shutdown;

@@ -10,38 +10,17 @@
 
 use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
+use async_trait::async_trait;
 use redis::AsyncCommands;
 use uuid::Uuid;
+
+pub use crate::ports::{FanoutEntry, FanoutItem};
+use crate::ports::{Fanout, FanoutStream, PortError, PortResult};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-}
-
-/// One entry to publish: a pre-serialized server frame for channel `channel_id` at `seq`, plus
-/// users that became members with it.
-#[derive(Debug, Clone)]
-pub struct FanoutItem {
-    pub workspace_id: Uuid,
-    pub channel_id: Uuid,
-    pub seq: i64,
-    pub frame_json: String,
-    pub add_members: Vec<Uuid>,
-    /// Unix milliseconds the event occurred (for the delivery-latency histogram).
-    pub ts: i64,
-}
-
-/// One entry read back by a gateway.
-#[derive(Debug, Clone)]
-pub struct FanoutEntry {
-    pub workspace_id: Uuid,
-    pub stream_id: String,
-    pub channel_id: Uuid,
-    pub seq: i64,
-    pub frame_json: String,
-    pub add_members: Vec<Uuid>,
-    pub ts: i64,
 }
 
 const PUBLISH: &str = r#"
@@ -58,6 +37,7 @@ return 1
 
 #[derive(Clone)]
 pub struct RedisFanout {
+    url: String,
     conn: ConnectionManager,
     namespace: String,
     max_len: usize,
@@ -68,7 +48,7 @@ impl RedisFanout {
     pub async fn connect(url: &str, namespace: &str, max_len: usize) -> Result<Self, FanoutError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client).await?;
-        Ok(Self { conn, namespace: namespace.to_string(), max_len, script: redis::Script::new(PUBLISH) })
+        Ok(Self { url: url.to_string(), conn, namespace: namespace.to_string(), max_len, script: redis::Script::new(PUBLISH) })
     }
 
     fn prefix(&self, ws: &Uuid) -> String {
@@ -183,5 +163,38 @@ impl FanoutReader {
             }
         }
         Ok(out)
+    }
+}
+
+fn port(e: FanoutError) -> PortError {
+    PortError::of(e)
+}
+
+#[async_trait]
+impl Fanout for RedisFanout {
+    async fn publish(&self, items: &[FanoutItem]) -> PortResult<usize> {
+        RedisFanout::publish(self, items).await.map_err(port)
+    }
+    async fn user_channels(&self, ws: &Uuid, user: &Uuid) -> PortResult<Vec<Uuid>> {
+        RedisFanout::user_channels(self, ws, user).await.map_err(port)
+    }
+    async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> PortResult<bool> {
+        RedisFanout::is_member(self, ws, ch, user).await.map_err(port)
+    }
+    async fn last_id(&self, ws: &Uuid) -> PortResult<String> {
+        RedisFanout::last_id(self, ws).await.map_err(port)
+    }
+    async fn ping(&self) -> PortResult<()> {
+        RedisFanout::ping(self).await.map_err(port)
+    }
+    async fn reader(&self) -> PortResult<Box<dyn FanoutStream>> {
+        Ok(Box::new(FanoutReader::connect(&self.url, &self.namespace).await.map_err(port)?))
+    }
+}
+
+#[async_trait]
+impl FanoutStream for FanoutReader {
+    async fn read(&mut self, from: &[(Uuid, String)], block_ms: usize, count: usize) -> PortResult<Vec<FanoutEntry>> {
+        FanoutReader::read(self, from, block_ms, count).await.map_err(port)
     }
 }

@@ -1,8 +1,8 @@
-//! Follows the Redis fanout stream of every workspace that has a socket on this gateway, and
+//! Follows the fanout stream of every workspace that has a socket on this gateway, and
 //! hands each entry to the hub once; the hub fans it out to local sockets.
 
 use axum::extract::ws::Utf8Bytes;
-use confab_core::redis_fanout::FanoutReader;
+use confab_core::ports::FanoutStream;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,17 +16,17 @@ const COUNT: usize = 1000;
 pub async fn run(st: Arc<AppState>) {
     let mut shutdown = st.shutdown.clone();
     let mut positions: HashMap<Uuid, String> = HashMap::new();
-    let mut reader: Option<FanoutReader> = None;
+    let mut reader: Option<Box<dyn FanoutStream>> = None;
     loop {
         if shutdown.is_triggered() {
             return;
         }
         let r = match reader.as_mut() {
             Some(r) => r,
-            None => match FanoutReader::connect(&st.cfg.redis.url, &st.cfg.namespace).await {
+            None => match st.fanout.reader().await {
                 Ok(r) => reader.insert(r),
                 Err(e) => {
-                    st.health.set("redis", Err(e.to_string()));
+                    st.health.set("fanout", Err(e.to_string()));
                     tokio::select! { _ = shutdown.wait() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
                     continue;
                 }
@@ -44,7 +44,7 @@ pub async fn run(st: Arc<AppState>) {
         let from: Vec<(Uuid, String)> = positions.iter().map(|(k, v)| (*k, v.clone())).collect();
         match r.read(&from, BLOCK_MS, COUNT).await {
             Ok(entries) => {
-                st.health.set("redis", Ok(()));
+                st.health.set("fanout", Ok(()));
                 let now = chrono::Utc::now().timestamp_millis();
                 for e in entries {
                     positions.insert(e.workspace_id, e.stream_id.clone());
@@ -55,7 +55,7 @@ pub async fn run(st: Arc<AppState>) {
                 }
             }
             Err(e) => {
-                st.health.set("redis", Err(e.to_string()));
+                st.health.set("fanout", Err(e.to_string()));
                 tracing::warn!(error = %e, "fanout read failed, reconnecting");
                 reader = None;
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::auth::{AuthError, Claims};
-use confab_core::cassandra::Workspace;
+use confab_core::ports::Workspace;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
 use confab_core::protocol::{ErrorCode, MAX_CHANNEL_NAME};
 use serde::Deserialize;

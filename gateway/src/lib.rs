@@ -3,8 +3,8 @@
 //! - [`ws`]: authenticates a socket, says hello, turns client frames into commands, and writes
 //!   frames back; bad input gets typed errors, never a dropped connection.
 //! - [`hub`]: this process's connections, indexed by channel and user, and batched local fanout.
-//! - [`fanout_reader`]: reads each followed workspace's Redis stream once for all local sockets.
-//! - [`replies`]: reads `<ns>.replies` and turns ingest's decisions into `message:ack` / `error`.
+//! - [`fanout_reader`]: reads each followed workspace's fanout stream once for all local sockets.
+//! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
 //! - [`http`]: channel history, and the admin API that bootstraps workspaces, users and channels.
 //! - [`server`]: wiring, connection cap and graceful shutdown.
 
@@ -16,4 +16,4 @@ pub mod replies;
 pub mod server;
 pub mod ws;
 
-pub use server::{run, Gateway};
+pub use server::{new_gateway_id, Gateway, GatewayPorts};

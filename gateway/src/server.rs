@@ -4,20 +4,15 @@
 use axum::routing::{get, post};
 use axum::Router;
 use confab_core::auth::TokenSigner;
-use confab_core::cassandra::{self, CassandraStore};
 use confab_core::command::{Command, Reply};
 use confab_core::config::Config;
-use confab_core::kafka::{self, Topics};
-use confab_core::redis_fanout::RedisFanout;
+use confab_core::ports::{CommandSink, Fanout, PortError, ReplySource, Store};
 use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::{self, Health};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 use uuid::Uuid;
 
@@ -26,26 +21,29 @@ use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("cassandra: {0}")]
-    Store(#[from] confab_core::cassandra::StoreError),
-    #[error("redis: {0}")]
-    Redis(#[from] confab_core::redis_fanout::FanoutError),
+    #[error("{0}")]
+    Port(#[from] PortError),
     #[error("listening on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("task: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
 
+/// What a gateway needs from the outside world.
+pub struct GatewayPorts {
+    pub commands: Arc<dyn CommandSink>,
+    pub replies: Box<dyn ReplySource>,
+    pub store: Arc<dyn Store>,
+    pub fanout: Arc<dyn Fanout>,
+}
+
 pub struct AppState {
     pub cfg: Config,
     pub gateway_id: String,
     pub signer: TokenSigner,
-    pub producer: FutureProducer,
-    pub topics: Topics,
-    pub store: CassandraStore,
-    pub fanout: RedisFanout,
+    pub commands: Arc<dyn CommandSink>,
+    pub store: Arc<dyn Store>,
+    pub fanout: Arc<dyn Fanout>,
     pub hub: Arc<Hub>,
     pub pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
     pub conns: Arc<Semaphore>,
@@ -56,17 +54,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Writes a command to `<ns>.commands`, keyed by workspace:channel.
-    pub async fn produce(&self, cmd: &Command) -> Result<(), rdkafka::error::KafkaError> {
-        let payload = serde_json::to_vec(cmd).expect("command serializes");
-        let key = cmd.key();
-        self.producer
-            .send(FutureRecord::to(&self.topics.commands).key(&key).payload(&payload), Timeout::After(Duration::from_secs(10)))
-            .await
-            .map_err(|(e, _)| e)?;
+    /// Writes a command to the commands log, keyed by workspace:channel.
+    pub async fn produce(&self, cmd: &Command) -> Result<(), PortError> {
+        self.commands.send(cmd).await?;
         self.metrics.commands.inc();
         Ok(())
     }
+}
+
+/// A new gateway id (the key its replies carry).
+pub fn new_gateway_id() -> String {
+    format!("gw-{}", Uuid::new_v4().simple())
 }
 
 pub struct Gateway {
@@ -76,44 +74,44 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub async fn start(cfg: Config, shutdown: Shutdown, health: Health) -> Result<Self, GatewayError> {
-        let topics = Topics::new(&cfg.namespace);
-        let producer: FutureProducer = kafka::base_config(&cfg)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "0")
-            .create()?;
-        let session = Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await?);
-        let store = CassandraStore::new(session, &cfg.cassandra.keyspace).await?;
-        let fanout = RedisFanout::connect(&cfg.redis.url, &cfg.namespace, cfg.redis.stream_max_len).await?;
+    /// Starts serving on `cfg.gateway.listen`. `extra` routes are merged in (the embedded mode
+    /// serves its schema registry this way).
+    pub async fn start(
+        cfg: Config,
+        gateway_id: String,
+        ports: GatewayPorts,
+        extra: Option<Router>,
+        shutdown: Shutdown,
+        health: Health,
+    ) -> Result<Self, GatewayError> {
         let metrics = Metrics::new();
-        let gateway_id = format!("gw-{}", Uuid::new_v4().simple());
         let state = Arc::new(AppState {
             signer: TokenSigner::new(&cfg.auth.token_secret),
             conns: Arc::new(Semaphore::new(cfg.gateway.max_connections)),
             hub: Hub::new(metrics.clone()),
             cfg,
             gateway_id,
-            producer,
-            topics,
-            store,
-            fanout,
+            commands: ports.commands,
+            store: ports.store,
+            fanout: ports.fanout,
             pending: Mutex::default(),
             next_conn: AtomicU64::new(1),
             metrics,
             health: health.clone(),
             shutdown: shutdown.clone(),
         });
-        crate::replies::start(state.clone()).await?;
+        tokio::spawn(crate::replies::route(state.clone(), ports.replies));
         tokio::spawn(crate::fanout_reader::run(state.clone()));
-        health.set("kafka", Ok(()));
-        health.set("redis", Ok(()));
+        health.set("log", Ok(()));
+        health.set("fanout", Ok(()));
 
-        let listener = tokio::net::TcpListener::bind(&state.cfg.gateway.listen)
-            .await
-            .map_err(|source| GatewayError::Bind { addr: state.cfg.gateway.listen.clone(), source })?;
-        let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: state.cfg.gateway.listen.clone(), source })?;
-        let app = router(state.clone()).merge(telemetry::router(health));
+        let listen = state.cfg.gateway.listen.clone();
+        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
+        let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
+        let mut app = router(state.clone()).merge(telemetry::router(health));
+        if let Some(extra) = extra {
+            app = app.merge(extra);
+        }
         let mut stop = shutdown.clone();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -144,9 +142,4 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))
         .route("/admin/workspaces/{ws}/channels", post(crate::http::create_channel))
         .with_state(state)
-}
-
-/// Runs a gateway until shutdown.
-pub async fn run(cfg: Config, shutdown: Shutdown, health: Health) -> Result<(), GatewayError> {
-    Gateway::start(cfg, shutdown, health).await?.join().await
 }

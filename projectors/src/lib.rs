@@ -1,10 +1,12 @@
 //! Read-side projectors. Each consumes `<ns>.events` in its own consumer group and applies
 //! events idempotently to one store, so any of them can be rebuilt by replaying the log.
 //!
-//! - [`runner`]: the shared at-least-once loop: receive a batch, decode, apply, and only then
-//!   store the offsets (committed in the background, on revoke and on shutdown); lag metrics.
-//! - [`timeline`]: messages and channels into Cassandra (the design seed's table).
-//! - [`fanout`]: frames and the membership index into Redis streams that every gateway reads.
+//! - [`runner`]: the shared at-least-once loop over an [`EventSource`](confab_core::ports::EventSource):
+//!   receive a batch, apply, and only then acknowledge the offsets; lag metrics.
+//! - [`timeline`]: messages and channels into a [`Store`](confab_core::ports::Store)
+//!   (Cassandra with the design seed's table, or the embedded store).
+//! - [`fanout`]: frames and the membership index into a [`Fanout`](confab_core::ports::Fanout)
+//!   (Redis streams, or in process) that every gateway reads.
 //!
 //! Every projection has the same shape: `mod.rs` says what it owns, `apply.rs` maps events to
 //! idempotent writes.
@@ -17,14 +19,8 @@ use confab_core::event::Event;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
     #[error("store: {0}")]
-    Store(String),
-    #[error("schema registry: {0}")]
-    Registry(String),
-    #[error("task: {0}")]
-    Join(#[from] tokio::task::JoinError),
+    Store(#[from] confab_core::ports::PortError),
 }
 
 /// One read-side projection.

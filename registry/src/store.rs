@@ -220,3 +220,14 @@ mod tests {
         format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
     }
 }
+
+/// The in-process registry as a schema source (embedded mode).
+#[async_trait::async_trait]
+impl confab_core::ports::SchemaSource for SchemaStore {
+    async fn register(&self, subject: &str, schema: &str) -> confab_core::ports::PortResult<u32> {
+        SchemaStore::register(self, subject, schema).map(|r| r.id).map_err(confab_core::ports::PortError::of)
+    }
+    async fn schema(&self, id: u32) -> confab_core::ports::PortResult<String> {
+        SchemaStore::schema(self, id).map_err(confab_core::ports::PortError::of)
+    }
+}

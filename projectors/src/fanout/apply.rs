@@ -1,16 +1,17 @@
 use confab_core::event::{Event, Payload};
 use confab_core::protocol::{MessageView, ServerFrame};
-use confab_core::redis_fanout::{FanoutItem, RedisFanout};
+use confab_core::ports::{Fanout, FanoutItem};
+use std::sync::Arc;
 
 use crate::{Projection, ProjectorError};
 
 pub struct FanoutProjection {
-    redis: RedisFanout,
+    fanout: Arc<dyn Fanout>,
 }
 
 impl FanoutProjection {
-    pub fn new(redis: RedisFanout) -> Self {
-        Self { redis }
+    pub fn new(fanout: Arc<dyn Fanout>) -> Self {
+        Self { fanout }
     }
 }
 
@@ -64,10 +65,10 @@ impl Projection for FanoutProjection {
                 }
             })
             .collect();
-        self.redis.publish(&items).await.map(|_| ()).map_err(|e| ProjectorError::Store(e.to_string()))
+        Ok(self.fanout.publish(&items).await.map(|_| ())?)
     }
 
     async fn check(&self) -> Result<(), ProjectorError> {
-        self.redis.ping().await.map_err(|e| ProjectorError::Store(e.to_string()))
+        Ok(self.fanout.ping().await?)
     }
 }

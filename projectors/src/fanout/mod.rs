@@ -1,5 +1,5 @@
-//! Fanout projector: owns the per-workspace Redis streams gateways read, and the membership
-//! index (`mem:<channel>`, `uch:<user>` sets). Publishing is idempotent per `(channel, seq)`.
+//! Fanout projector: owns the per-workspace streams gateways read and the membership index, in
+//! the [`Fanout`](confab_core::ports::Fanout). Publishing is idempotent per `(channel, seq)`.
 
 mod apply;
 

@@ -1,9 +1,9 @@
-use confab_core::cassandra::CassandraStore;
 use confab_core::event::{Event, Payload};
+use confab_core::ports::Store;
 use confab_core::protocol::MessageView;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::{Projection, ProjectorError};
@@ -11,12 +11,12 @@ use crate::{Projection, ProjectorError};
 const CONCURRENCY: usize = 64;
 
 pub struct TimelineProjection {
-    store: CassandraStore,
+    store: Arc<dyn Store>,
     retention: Mutex<HashMap<Uuid, i32>>,
 }
 
 impl TimelineProjection {
-    pub fn new(store: CassandraStore) -> Self {
+    pub fn new(store: Arc<dyn Store>) -> Self {
         Self { store, retention: Mutex::new(HashMap::new()) }
     }
 
@@ -24,13 +24,12 @@ impl TimelineProjection {
         if let Some(t) = self.retention.lock().expect("retention lock").get(&ws) {
             return Ok(*t);
         }
-        let t = self.store.workspace(ws).await.map_err(|e| ProjectorError::Store(e.to_string()))?.map(|w| w.retention_secs).unwrap_or(0);
+        let t = self.store.workspace(ws).await?.map(|w| w.retention_secs).unwrap_or(0);
         self.retention.lock().expect("retention lock").insert(ws, t);
         Ok(t)
     }
 
     async fn apply_one(&self, e: &Event) -> Result<(), ProjectorError> {
-        let err = |e: confab_core::cassandra::StoreError| ProjectorError::Store(e.to_string());
         match &e.payload {
             Payload::MessagePosted { message_id, client_msg_id, text, thread_ts } => {
                 let ttl = self.ttl(e.workspace_id).await?;
@@ -45,10 +44,10 @@ impl TimelineProjection {
                     client_msg_id: Some(client_msg_id.clone()),
                     thread_ts: *thread_ts,
                 };
-                self.store.insert_message(&view, ttl).await.map_err(err)
+                Ok(self.store.insert_message(&view, ttl).await?)
             }
             Payload::ChannelCreated { name, is_private, .. } => {
-                self.store.insert_channel(e.workspace_id, e.channel_id, name, *is_private, e.occurred_at).await.map_err(err)
+                Ok(self.store.insert_channel(e.workspace_id, e.channel_id, name, *is_private, e.occurred_at).await?)
             }
             Payload::MemberJoined { .. } => Ok(()),
         }
@@ -66,7 +65,7 @@ impl Projection for TimelineProjection {
     }
 
     async fn check(&self) -> Result<(), ProjectorError> {
-        self.store.workspace(Uuid::nil()).await.map(|_| ()).map_err(|e| ProjectorError::Store(e.to_string()))
+        Ok(self.store.workspace(Uuid::nil()).await.map(|_| ())?)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Timeline projector: owns the `messages` and `channels` tables in Cassandra.
+//! Timeline projector: owns the timeline (`messages`, `channels`) in the [`Store`](confab_core::ports::Store).
 //! Writes are upserts keyed by `message_id`, so replays rewrite the same rows. A workspace's
 //! retention (`workspaces.retention_secs`) becomes the row TTL.
 

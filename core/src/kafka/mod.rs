@@ -92,3 +92,20 @@ pub async fn ensure_topics(cfg: &Config) -> Result<Topics, KafkaError> {
     }
     Ok(topics)
 }
+
+mod command_sink;
+mod event_source;
+mod replies;
+mod sequencer_log;
+
+pub use command_sink::KafkaCommandSink;
+pub use event_source::KafkaEventSource;
+pub use replies::KafkaReplySource;
+pub use sequencer_log::KafkaSequencerLog;
+
+/// Runs a blocking librdkafka call off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, rdkafka::error::KafkaError> + Send + 'static,
+) -> crate::ports::PortResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(crate::ports::PortError::of)?.map_err(crate::ports::PortError::of)
+}

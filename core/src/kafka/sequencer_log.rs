@@ -1,0 +1,196 @@
+//! The sequencer's log on Kafka: commands consumed in group `<ns>-ingest` (static membership);
+//! events, replies and the consumed offsets committed in one Kafka transaction.
+//!
+//! `start` runs `init_transactions`, which fences a previous instance with the same
+//! `transactional.id` and aborts its open transaction; only after that is a partition's event
+//! history final up to its end, so `load_partition` may read it.
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::avro::EventCodec;
+use crate::command::{Command, Reply};
+use crate::config::Config;
+use crate::event::Event;
+use crate::ports::{CommandRecord, PortError, PortResult, SequencerLog};
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+const LOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Records partitions taken away by a rebalance.
+#[derive(Default, Clone)]
+pub struct RevokeTracker(Arc<Mutex<HashSet<i32>>>);
+
+impl ClientContext for RevokeTracker {}
+impl ConsumerContext for RevokeTracker {
+    fn pre_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut revoked = self.0.lock().expect("revoke lock");
+            for p in tpl.elements() {
+                revoked.insert(p.partition());
+            }
+        }
+    }
+}
+
+pub struct KafkaSequencerLog {
+    cfg: Config,
+    topics: super::Topics,
+    codec: EventCodec,
+    producer: FutureProducer,
+    consumer: StreamConsumer<RevokeTracker>,
+    tracker: RevokeTracker,
+}
+
+impl KafkaSequencerLog {
+    pub async fn start(cfg: &Config, codec: EventCodec) -> PortResult<Self> {
+        let topics = super::Topics::new(&cfg.namespace);
+        let producer: FutureProducer = super::base_config(cfg)
+            .set("transactional.id", format!("{}-ingest-{}", cfg.namespace, cfg.kafka.instance_id))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("transaction.timeout.ms", "60000")
+            .create()
+            .map_err(PortError::of)?;
+        let p = producer.clone();
+        super::blocking(move || p.init_transactions(TXN_TIMEOUT)).await?;
+        let tracker = RevokeTracker::default();
+        let consumer: StreamConsumer<RevokeTracker> = super::consumer_config(cfg, "ingest")
+            .set("enable.auto.commit", "false")
+            .create_with_context(tracker.clone())
+            .map_err(PortError::of)?;
+        consumer.subscribe(&[&topics.commands]).map_err(PortError::of)?;
+        Ok(Self { cfg: cfg.clone(), topics, codec, producer, consumer, tracker })
+    }
+
+    async fn abort(&self) {
+        let p = self.producer.clone();
+        if let Err(e) = super::blocking(move || p.abort_transaction(TXN_TIMEOUT)).await {
+            tracing::warn!(error = %e, "abort_transaction failed");
+        }
+    }
+
+    async fn transact(&self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in &offsets {
+            tpl.add_partition_offset(&self.topics.commands, *p, Offset::Offset(*o)).map_err(PortError::of)?;
+        }
+        let group = self.consumer.group_metadata().ok_or_else(|| PortError("no consumer group metadata".into()))?;
+        let records: Vec<(i32, String, Vec<u8>)> = events
+            .iter()
+            .map(|(p, e)| Ok((*p, e.key(), self.codec.encode(e).map_err(PortError::of)?)))
+            .collect::<PortResult<_>>()?;
+        let replies: Vec<(String, Vec<u8>)> =
+            replies.iter().map(|r| (r.reply_to.gateway_id.clone(), serde_json::to_vec(r).expect("reply serializes"))).collect();
+        let p = self.producer.clone();
+        super::blocking(move || p.begin_transaction()).await?;
+        let sends = records.iter().map(|(partition, key, value)| {
+            self.producer.send(FutureRecord::to(&self.topics.events).partition(*partition).key(key).payload(value), Timeout::After(TXN_TIMEOUT))
+        });
+        let reply_sends = replies
+            .iter()
+            .map(|(key, value)| self.producer.send(FutureRecord::to(&self.topics.replies).key(key).payload(value), Timeout::After(TXN_TIMEOUT)));
+        try_join_all(sends.chain(reply_sends)).await.map_err(|(e, _)| PortError::of(e))?;
+        let p = self.producer.clone();
+        super::blocking(move || {
+            p.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)?;
+            p.commit_transaction(TXN_TIMEOUT)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SequencerLog for KafkaSequencerLog {
+    async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
+        let record = |m: &rdkafka::message::BorrowedMessage<'_>| CommandRecord {
+            partition: m.partition(),
+            offset: m.offset(),
+            command: m.payload().and_then(|p| serde_json::from_slice::<Command>(p).ok()),
+        };
+        let first = self.consumer.recv().await.map_err(PortError::of)?;
+        let mut batch = vec![record(&first)];
+        drop(first);
+        while batch.len() < max {
+            match tokio::time::timeout(Duration::from_millis(1), self.consumer.recv()).await {
+                Ok(m) => batch.push(record(&m.map_err(PortError::of)?)),
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn load_partition(&mut self, partition: i32) -> PortResult<Vec<Event>> {
+        let consumer: Arc<StreamConsumer> = Arc::new(
+            super::base_config(&self.cfg)
+                .set("group.id", super::group(&self.cfg, "ingest-loader"))
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed")
+                .set("fetch.wait.max.ms", self.cfg.kafka.fetch_wait_max_ms.to_string())
+                .create()
+                .map_err(PortError::of)?,
+        );
+        let c = consumer.clone();
+        let topic = self.topics.events.clone();
+        let (low, high) = super::blocking(move || c.fetch_watermarks(&topic, partition, Duration::from_secs(30))).await?;
+        let mut events = Vec::new();
+        if high <= low {
+            return Ok(events);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topics.events, partition, Offset::Beginning).map_err(PortError::of)?;
+        consumer.assign(&tpl).map_err(PortError::of)?;
+        let started = Instant::now();
+        loop {
+            if started.elapsed() > LOAD_TIMEOUT {
+                return Err(PortError(format!("partition {partition}: not at the end after {LOAD_TIMEOUT:?} ({} events read, end {high})", events.len())));
+            }
+            match tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await {
+                Ok(Ok(msg)) => {
+                    if let Some(payload) = msg.payload() {
+                        match self.codec.decode(payload).await {
+                            Ok(e) => events.push(e),
+                            Err(e) => tracing::warn!(partition, offset = msg.offset(), error = %e, "skipping undecodable event while loading"),
+                        }
+                    }
+                    if msg.offset() + 1 >= high {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => return Err(PortError::of(e)),
+                Err(_) => {
+                    // only control records (transaction markers) may be left: check the position
+                    let pos = consumer.position().map_err(PortError::of)?;
+                    let at = pos.find_partition(&self.topics.events, partition).and_then(|p| match p.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                    if at.is_some_and(|o| o >= high) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    async fn commit(&mut self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()> {
+        let result = self.transact(events, replies, offsets).await;
+        if result.is_err() {
+            self.abort().await;
+        }
+        result
+    }
+
+    fn take_revoked(&mut self) -> Vec<i32> {
+        self.tracker.0.lock().expect("revoke lock").drain().collect()
+    }
+}

@@ -1,0 +1,157 @@
+//! Ports: what each component needs from the outside world. Two adapter sets implement them:
+//! distributed (Kafka, Cassandra, Redis: this crate) and embedded (fjall, in-process:
+//! `confab-embedded`). Components see only these traits, and one conformance suite runs
+//! against both sets.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::command::{Command, Reply};
+use crate::event::Event;
+use crate::protocol::MessageView;
+
+/// A failure of the outside world (a server down, a disk error), as text for logs and health.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+impl PortError {
+    pub fn of(e: impl std::fmt::Display) -> Self {
+        PortError(e.to_string())
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Gateway -> ingest: append a command to the commands log, keyed by workspace:channel.
+#[async_trait]
+pub trait CommandSink: Send + Sync {
+    async fn send(&self, cmd: &Command) -> PortResult<()>;
+}
+
+/// Ingest -> this gateway: replies to commands this gateway sent, once their events are
+/// committed to the log.
+#[async_trait]
+pub trait ReplySource: Send {
+    async fn next(&mut self) -> PortResult<Reply>;
+}
+
+/// A command read by the sequencer (`command` is `None` when it could not be decoded).
+#[derive(Debug)]
+pub struct CommandRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub command: Option<Command>,
+}
+
+/// The sequencer's view of the log: read commands, read a partition's events, and commit
+/// events + replies + consumed offsets atomically.
+#[async_trait]
+pub trait SequencerLog: Send {
+    /// Waits for at least one command, then returns up to `max`.
+    async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>>;
+    /// Every committed event of one partition, in order (to rebuild the sequencer's state).
+    async fn load_partition(&mut self, partition: i32) -> PortResult<Vec<Event>>;
+    /// Atomically appends the events (each to the given partition) and the replies, and marks
+    /// the commands up to these offsets (exclusive) consumed.
+    async fn commit(&mut self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()>;
+    /// Partitions taken away since the last call (their state must be reloaded if they return).
+    fn take_revoked(&mut self) -> Vec<i32>;
+}
+
+/// An event read by a projector (`event` is `Err` when it could not be decoded).
+#[derive(Debug)]
+pub struct EventRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub event: Result<Event, String>,
+}
+
+/// A projector's view of the events log, with a consumer position per projector.
+#[async_trait]
+pub trait EventSource: Send {
+    /// Waits for at least one event, then returns up to `max`.
+    async fn next_batch(&mut self, max: usize) -> PortResult<Vec<EventRecord>>;
+    /// Marks everything up to and including `offset` of `partition` applied.
+    fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()>;
+    /// Makes the acknowledged positions durable (called periodically and on shutdown).
+    async fn commit(&mut self) -> PortResult<()>;
+    /// Events not yet applied, summed over this consumer's partitions.
+    async fn lag(&mut self) -> Option<i64>;
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Workspace {
+    pub workspace_id: Uuid,
+    pub name: String,
+    /// Messages expire after this many seconds (0: never).
+    pub retention_secs: i32,
+}
+
+/// The timeline (messages, channels) and the directory (workspaces, users).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Upserts a message keyed by `message_id` (replays write the same row).
+    async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()>;
+    /// Newest first, strictly older than `before` when given.
+    async fn history(&self, ws: Uuid, ch: Uuid, before: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>>;
+    async fn insert_channel(&self, ws: Uuid, ch: Uuid, name: &str, is_private: bool, created_ms: i64) -> PortResult<()>;
+    async fn insert_workspace(&self, w: &Workspace) -> PortResult<()>;
+    async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
+    async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;
+    async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
+}
+
+/// One entry to publish: a pre-serialized server frame for channel `channel_id` at `seq`, plus
+/// users that became members with it.
+#[derive(Debug, Clone)]
+pub struct FanoutItem {
+    pub workspace_id: Uuid,
+    pub channel_id: Uuid,
+    pub seq: i64,
+    pub frame_json: String,
+    pub add_members: Vec<Uuid>,
+    /// Unix milliseconds the event occurred (for the delivery-latency histogram).
+    pub ts: i64,
+}
+
+/// One entry read back by a gateway.
+#[derive(Debug, Clone)]
+pub struct FanoutEntry {
+    pub workspace_id: Uuid,
+    pub stream_id: String,
+    pub channel_id: Uuid,
+    pub seq: i64,
+    pub frame_json: String,
+    pub add_members: Vec<Uuid>,
+    pub ts: i64,
+}
+
+/// Real-time fanout: per-workspace streams of frames, and the membership index.
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    /// Publishes items; an item whose `(channel, seq)` was already published is skipped.
+    /// Returns how many were new.
+    async fn publish(&self, items: &[FanoutItem]) -> PortResult<usize>;
+    async fn user_channels(&self, ws: &Uuid, user: &Uuid) -> PortResult<Vec<Uuid>>;
+    async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> PortResult<bool>;
+    /// The id of the newest entry of a workspace's stream (`0-0` when empty).
+    async fn last_id(&self, ws: &Uuid) -> PortResult<String>;
+    async fn ping(&self) -> PortResult<()>;
+    /// A reader for a gateway (it may hold a connection of its own).
+    async fn reader(&self) -> PortResult<Box<dyn FanoutStream>>;
+}
+
+#[async_trait]
+pub trait FanoutStream: Send {
+    /// Entries after the given ids, waiting up to `block_ms` for the first.
+    async fn read(&mut self, from: &[(Uuid, String)], block_ms: usize, count: usize) -> PortResult<Vec<FanoutEntry>>;
+}
+
+/// Where Avro schemas are registered and looked up (a Confluent registry over HTTP, or the
+/// embedded one in process).
+#[async_trait]
+pub trait SchemaSource: Send + Sync {
+    async fn register(&self, subject: &str, schema: &str) -> PortResult<u32>;
+    async fn schema(&self, id: u32) -> PortResult<String>;
+}

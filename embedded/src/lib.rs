@@ -1,0 +1,52 @@
+//! Embedded adapters: everything `confab serve` needs in one process, with no servers.
+//!
+//! One fjall database under the data directory holds:
+//! - [`log`]: the event log: `commands` and `events` keyspaces split into partitions by the
+//!   same `workspace:channel` key as Kafka, with per-partition offsets and durable consumer
+//!   positions per group. The sequencer's commit (events + consumed offsets) is one atomic,
+//!   fsynced write batch, so an acknowledged message survives `kill -9`. Replies to gateways
+//!   travel in process, after that commit.
+//! - [`store`]: the timeline (messages ordered by TIMEUUID time, newest first) and the directory.
+//! - [`fanout`]: per-workspace in-memory streams for live delivery, with the membership index
+//!   and the published seqs (for idempotent replays) persisted.
+//!
+//! All three implement the same ports (`confab_core::ports`) as the Kafka, Cassandra and Redis
+//! adapters, and the same conformance suite runs against both.
+
+pub mod fanout;
+pub mod log;
+pub mod store;
+
+use confab_core::avro::EventCodec;
+use fjall::{Database, KeyspaceCreateOptions};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+#[error("embedded storage: {0}")]
+pub struct EmbeddedError(pub String);
+
+impl From<fjall::Error> for EmbeddedError {
+    fn from(e: fjall::Error) -> Self {
+        EmbeddedError(e.to_string())
+    }
+}
+
+/// The embedded adapter set over one database.
+pub struct Embedded {
+    pub log: Arc<log::Log>,
+    pub store: Arc<store::EmbeddedStore>,
+    pub fanout: Arc<fanout::EmbeddedFanout>,
+}
+
+impl Embedded {
+    pub fn open(dir: &Path, partitions: i32, codec: EventCodec, stream_max_len: usize) -> Result<Self, EmbeddedError> {
+        std::fs::create_dir_all(dir).map_err(|e| EmbeddedError(format!("creating {}: {e}", dir.display())))?;
+        let db = Database::builder(dir.join("db")).open()?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let log = Arc::new(log::Log::open(db.clone(), ks("log_commands")?, ks("log_events")?, ks("log_positions")?, partitions, codec)?);
+        let store = Arc::new(store::EmbeddedStore::new(ks("messages")?, ks("workspaces")?, ks("users")?, ks("channels")?));
+        let fanout = Arc::new(fanout::EmbeddedFanout::new(db.clone(), ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len));
+        Ok(Self { log, store, fanout })
+    }
+}
