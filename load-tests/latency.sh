@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Scenario 1 (latency), real stack: starts Kafka, Cassandra, Redis, then Confab (release build)
-# with two gateways, and measures send -> message:new across gateways. Appends the table to
-# load-tests/RESULTS.md with the date, machine and command.
-#   load-tests/latency.sh [--messages N] [--rate R]
+# Scenario 1 (latency): send -> message:new, and send -> ack, at a fixed rate.
+#   load-tests/latency.sh [--mode embedded|distributed] [--messages N] [--rate R]
+# distributed (default): starts Kafka, Cassandra, Redis, then Confab (release build) with two
+# gateways, sender on one and receiver on the other. embedded: one `confab serve`, no servers.
+# Appends the table to load-tests/RESULTS.md with the date, machine and command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
 cargo build --release -p confab -p confab-load
-run_dir="$(mktemp -d /tmp/confab-bench.XXXXXX)"
-trap 'scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"' EXIT
-scripts/services/all.sh start "$run_dir" >/dev/null
-export CONFAB_TEST_ENV="$run_dir/env" CONFAB_BIN="$CARGO_TARGET_DIR/release/confab"
+export CONFAB_BIN="$CARGO_TARGET_DIR/release/confab"
+if [[ " $* " != *" --mode embedded "* ]]; then
+  run_dir="$(mktemp -d /tmp/confab-bench.XXXXXX)"
+  trap 'scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"' EXIT
+  scripts/services/all.sh start "$run_dir" >/dev/null
+  export CONFAB_TEST_ENV="$run_dir/env"
+fi
 out="$("$CARGO_TARGET_DIR/release/confab-load" latency "$@")"
 echo "$out"
 {

@@ -35,7 +35,7 @@ cleanup() { scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"; 
 trap cleanup EXIT
 scripts/services/all.sh start "$run_dir"
 
-export CONFAB_TEST_ENV="$run_dir/env"
+export CONFAB_TEST_ENV="$run_dir/env" CONFAB_REQUIRE_SERVERS=1
 export CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab"
 log="$run_dir/cargo-test.log"
 set +e

@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use confab_tests::{Client, Stack};
+use confab_tests::{Client, Mode, Stack};
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ struct Cli {
 enum Scenario {
     /// send -> message:new latency across two gateways at a fixed rate
     Latency {
+        /// `embedded` (confab serve alone) or `distributed` (real servers from CONFAB_TEST_ENV)
+        #[arg(long, default_value = "distributed")]
+        mode: String,
         #[arg(long, default_value_t = 2000)]
         messages: usize,
         #[arg(long, default_value_t = 200)]
@@ -48,12 +51,19 @@ fn summary(name: &str, h: &Histogram<u64>) -> String {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.scenario {
-        Scenario::Latency { messages, rate, warmup } => latency(messages, rate, warmup).await,
+        Scenario::Latency { mode, messages, rate, warmup } => {
+            let mode = match mode.as_str() {
+                "embedded" => Mode::Embedded,
+                "distributed" => Mode::Distributed,
+                other => anyhow::bail!("unknown mode {other}: embedded or distributed"),
+            };
+            latency(mode, messages, rate, warmup).await
+        }
     }
 }
 
-async fn latency(messages: usize, rate: u64, warmup: usize) -> anyhow::Result<()> {
-    let stack = Stack::start(2).await;
+async fn latency(mode: Mode, messages: usize, rate: u64, warmup: usize) -> anyhow::Result<()> {
+    let stack = Stack::start(mode, 2).await;
     let ws = stack.create_workspace("bench").await;
     let (alice, alice_token) = stack.create_user(&ws, "sender").await;
     let (bob, bob_token) = stack.create_user(&ws, "receiver").await;
@@ -119,12 +129,13 @@ async fn latency(messages: usize, rate: u64, warmup: usize) -> anyhow::Result<()
             ack.record(a.duration_since(s).as_micros() as u64)?;
         }
     }
-    println!("## latency: {messages} messages (after {warmup} warm-up) at {rate}/s, sender on gateway 0, receiver on gateway 1");
+    let where_ = if mode == Mode::Embedded { "embedded (one confab serve)" } else { "real stack, sender on gateway 0, receiver on gateway 1" };
+    println!("## latency: {messages} messages (after {warmup} warm-up) at {rate}/s, {where_}");
     println!("offered rate achieved: {:.0} msg/s; delivered {} of {}; acked {} of {}", total as f64 / send_secs, deliver.len(), messages, ack.len(), messages);
     println!();
     println!("| measure | n | median ms | p95 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|");
-    println!("{}", summary("send -> message:new (other gateway)", &deliver));
+    println!("{}", summary("send -> message:new (receiver)", &deliver));
     println!("{}", summary("send -> message:ack (own gateway)", &ack));
     anyhow::ensure!(deliver.len() as usize == messages, "lost deliveries: {} of {messages}", deliver.len());
     Ok(())

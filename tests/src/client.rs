@@ -51,6 +51,12 @@ impl Client {
         self.ws.send(Message::Text(v.to_string().into())).await.expect("send frame");
     }
 
+    /// Sends a message frame; false if the socket is gone.
+    pub async fn try_send_message(&mut self, channel: &str, text: &str, client_msg_id: &str) -> bool {
+        let v = json!({"type": "message:send", "channel_id": channel, "text": text, "client_msg_id": client_msg_id});
+        self.ws.send(Message::Text(v.to_string().into())).await.is_ok()
+    }
+
     pub async fn send_raw(&mut self, s: String) {
         self.ws.send(Message::Text(s.into())).await.expect("send frame");
     }

@@ -1,4 +1,5 @@
-//! Harness for end-to-end tests: runs real `confab` processes against real servers.
+//! Harness for end-to-end tests: runs real `confab` processes, either `confab serve` alone
+//! (embedded mode) or the distributed processes against real servers.
 //!
 //! The servers come from `scripts/services/all.sh start RUN_DIR`; point the tests at them with
 //! `CONFAB_TEST_ENV=RUN_DIR/env` (the test command does). Every [`Stack`] gets its own namespace
@@ -9,4 +10,4 @@ pub mod client;
 pub mod stack;
 
 pub use client::Client;
-pub use stack::{Services, Stack};
+pub use stack::{servers_available, Mode, Services, Stack};

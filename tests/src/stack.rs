@@ -43,6 +43,28 @@ impl Services {
     }
 }
 
+/// Which adapter set a [`Stack`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `confab serve` alone: one process, no servers.
+    Embedded,
+    /// Separate processes on real Kafka, Cassandra, Redis and `confab registry`.
+    Distributed,
+}
+
+/// Whether a distributed test can run. Without servers it is skipped with a message, unless
+/// `CONFAB_REQUIRE_SERVERS` is set (the test command and CI set it), where it fails.
+pub fn servers_available(mode: Mode) -> bool {
+    if mode == Mode::Embedded || Services::from_env().is_some() {
+        return true;
+    }
+    if std::env::var("CONFAB_REQUIRE_SERVERS").is_ok() {
+        panic!("CONFAB_REQUIRE_SERVERS is set but no servers are configured (CONFAB_TEST_ENV)");
+    }
+    eprintln!("skipping a distributed test: no servers configured (run scripts/test.sh)");
+    false
+}
+
 pub fn confab_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CONFAB_BIN") {
         return PathBuf::from(p);
@@ -69,12 +91,13 @@ impl Drop for Proc {
 }
 
 pub struct Stack {
-    pub services: Services,
+    pub mode: Mode,
+    pub services: Option<Services>,
     pub namespace: String,
     pub registry_url: String,
     env: Vec<(String, String)>,
     procs: HashMap<String, Proc>,
-    _registry: Proc,
+    _registry: Option<Proc>,
     dir: tempfile::TempDir,
     http: reqwest::Client,
     pub admin_key: String,
@@ -112,11 +135,42 @@ fn spawn(env: &[(String, String)], args: &[String], log: PathBuf, wait_addr: boo
 }
 
 impl Stack {
-    /// Starts a registry, runs `confab setup`, then ingest, both projectors and `gateways` gateways.
-    pub async fn start(gateways: usize) -> Stack {
-        let services = Services::required();
+    /// Starts a stack: in embedded mode one `confab serve`; in distributed mode a registry,
+    /// `confab setup`, then ingest, both projectors and `gateways` gateways.
+    pub async fn start(mode: Mode, gateways: usize) -> Stack {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let dir = tempfile::tempdir().expect("tempdir");
+        let admin_key = "test-admin-key".to_string();
+        let common: Vec<(String, String)> = vec![
+            ("CONFAB_NAMESPACE".into(), namespace.clone()),
+            ("CONFAB_GATEWAY__LISTEN".into(), "127.0.0.1:0".into()),
+            ("CONFAB_TELEMETRY__LISTEN".into(), "127.0.0.1:0".into()),
+            ("CONFAB_AUTH__TOKEN_SECRET".into(), "test-secret-0123456789abcdef".into()),
+            ("CONFAB_AUTH__ADMIN_KEY".into(), admin_key.clone()),
+            ("CONFAB_KAFKA__PARTITIONS".into(), "4".into()),
+        ];
+        if mode == Mode::Embedded {
+            let mut env = common;
+            env.push(("CONFAB_MODE".into(), "embedded".into()));
+            env.push(("CONFAB_DATA_DIR".into(), dir.path().join("data").display().to_string()));
+            env.push(("CONFAB_NO_DEMO".into(), "1".into()));
+            let mut stack = Stack {
+                mode,
+                services: None,
+                namespace,
+                registry_url: String::new(),
+                env,
+                procs: HashMap::new(),
+                _registry: None,
+                dir,
+                http: reqwest::Client::new(),
+                admin_key,
+            };
+            stack.spawn("serve", &["serve"]);
+            stack.registry_url = format!("http://{}/registry", stack.addr("serve"));
+            return stack;
+        }
+        let services = Services::required();
         let registry = spawn(
             &[],
             &["registry".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), dir.path().join("registry").display().to_string()],
@@ -124,29 +178,24 @@ impl Stack {
             true,
         );
         let registry_url = format!("http://{}", registry.addr.as_ref().expect("registry addr"));
-        let admin_key = "test-admin-key".to_string();
-        let env: Vec<(String, String)> = vec![
-            ("CONFAB_NAMESPACE".into(), namespace.clone()),
-            ("CONFAB_KAFKA__BROKERS".into(), services.kafka.clone()),
-            ("CONFAB_KAFKA__PARTITIONS".into(), "4".into()),
+        let mut env = common;
+        env.extend([
+            ("CONFAB_KAFKA__BROKERS".to_string(), services.kafka.clone()),
             ("CONFAB_CASSANDRA__NODES".into(), services.cassandra.clone()),
             ("CONFAB_CASSANDRA__KEYSPACE".into(), namespace.clone()),
             ("CONFAB_REDIS__URL".into(), services.redis.clone()),
             ("CONFAB_REGISTRY__URL".into(), registry_url.clone()),
-            ("CONFAB_GATEWAY__LISTEN".into(), "127.0.0.1:0".into()),
-            ("CONFAB_TELEMETRY__LISTEN".into(), "127.0.0.1:0".into()),
-            ("CONFAB_AUTH__TOKEN_SECRET".into(), "test-secret-0123456789abcdef".into()),
-            ("CONFAB_AUTH__ADMIN_KEY".into(), admin_key.clone()),
-        ];
+        ]);
         let setup = Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
         assert!(setup.status.success(), "confab setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
         let mut stack = Stack {
-            services,
+            mode,
+            services: Some(services),
             namespace,
             registry_url,
             env,
             procs: HashMap::new(),
-            _registry: registry,
+            _registry: Some(registry),
             dir,
             http: reqwest::Client::new(),
             admin_key,
@@ -160,6 +209,19 @@ impl Stack {
         stack
     }
 
+    /// True when every component shares one process (killing any kills all).
+    pub fn single_process(&self) -> bool {
+        self.mode == Mode::Embedded
+    }
+
+    /// The process that hosts a component.
+    fn host(&self, name: &str) -> String {
+        match self.mode {
+            Mode::Embedded => "serve".into(),
+            Mode::Distributed => name.into(),
+        }
+    }
+
     /// Starts (or restarts) a named process with `confab <args>`.
     pub fn spawn(&mut self, name: &str, args: &[&str]) {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -170,6 +232,7 @@ impl Stack {
 
     /// `kill -9` a process.
     pub fn kill(&mut self, name: &str) {
+        let name = &self.host(name);
         let mut p = self.procs.remove(name).unwrap_or_else(|| panic!("no process {name}"));
         let _ = p.child.kill();
         let _ = p.child.wait();
@@ -177,18 +240,39 @@ impl Stack {
         self.procs.insert(format!("{name}.dead"), Proc { child: Command::new("true").spawn().unwrap(), addr: None, args });
     }
 
+    /// Sends SIGTERM and waits (bounded) for the process to exit; it can be restarted after.
+    pub fn terminate(&mut self, name: &str) -> std::process::ExitStatus {
+        let name = self.host(name);
+        let mut p = self.procs.remove(&name).unwrap_or_else(|| panic!("no process {name}"));
+        let pid = p.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = p.child.try_wait().expect("wait") {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "{name} did not exit within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let args = std::mem::take(&mut p.args);
+        self.procs.insert(format!("{name}.dead"), Proc { child: Command::new("true").spawn().unwrap(), addr: None, args });
+        status
+    }
+
     /// Starts a killed process again, with the same arguments.
     pub fn restart(&mut self, name: &str) {
+        let name = &self.host(name);
         let dead = self.procs.remove(&format!("{name}.dead")).unwrap_or_else(|| panic!("{name} was not killed"));
         let args: Vec<&str> = dead.args.iter().map(String::as_str).collect();
         self.spawn(name, &args);
     }
 
     pub fn addr(&self, name: &str) -> String {
-        self.procs[name].addr.clone().expect("process has an address")
+        self.procs[&self.host(name)].addr.clone().expect("process has an address")
     }
 
     pub fn log(&self, name: &str) -> String {
+        let name = &self.host(name);
         let mut out = String::new();
         for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
             let f = e.file_name().to_string_lossy().to_string();

@@ -3,7 +3,7 @@
 //! registry refuses incompatible schema changes with a message naming the field.
 
 use apache_avro::types::Value as Avro;
-use confab_tests::{Client, Stack};
+use confab_tests::{servers_available, Client, Mode, Stack};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
@@ -13,7 +13,10 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
-    let stack = Stack::start(1).await;
+    if !servers_available(Mode::Distributed) {
+        return;
+    }
+    let stack = Stack::start(Mode::Distributed, 1).await;
     let ws = stack.create_workspace("data").await;
     let (alice, token) = stack.create_user(&ws, "alice").await;
     let ch = stack.create_channel(&ws, "analytics", false, &[&alice]).await;
@@ -23,7 +26,7 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
 
     let topic = format!("{}.events", stack.namespace);
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &stack.services.kafka)
+        .set("bootstrap.servers", &stack.services.as_ref().unwrap().kafka)
         .set("group.id", format!("{}-data-team", stack.namespace))
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
@@ -82,4 +85,20 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
     schema["fields"].as_array_mut().unwrap().pop();
     schema["fields"].as_array_mut().unwrap().push(json!({"name": "tenant_region", "type": ["null", "string"], "default": null}));
     assert_eq!(check(schema).await["is_compatible"], true);
+}
+
+/// The embedded mode serves the same Confluent registry API, with the events schema registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_mode_serves_a_confluent_registry() {
+    let stack = Stack::start(Mode::Embedded, 1).await;
+    let http = reqwest::Client::new();
+    let subject = format!("{}.events-value", stack.namespace);
+    let subjects: serde_json::Value = http.get(format!("{}/subjects", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(subjects, json!([subject]));
+    let latest: serde_json::Value =
+        http.get(format!("{}/subjects/{subject}/versions/latest", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let id = latest["id"].as_u64().unwrap();
+    let by_id: serde_json::Value = http.get(format!("{}/schemas/ids/{id}", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let schema: serde_json::Value = serde_json::from_str(by_id["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(schema["name"], "Event");
 }

@@ -1,9 +1,13 @@
-//! The pipeline end to end on real Kafka, Cassandra and Redis (and Confab's registry):
-//! protocol, ordering and seq, dedup across a gateway crash, workspace isolation, bad input,
-//! and a projector crash mid-stream.
+//! The conformance suite: each behaviour is written once and runs against both adapter sets,
+//! `embedded::*` (`confab serve` alone, no servers) and `distributed::*` (separate processes on
+//! real Kafka, Cassandra, Redis and Confab's registry). A behaviour that differs between the two
+//! is a bug in one of them.
+//!
+//! Covered: protocol, ordering and seq, history paging, dedup across crashes, workspace
+//! isolation, bad input, crash of each component mid-stream, the admin CLI, graceful shutdown.
 
 use confab_tests::stack::eventually;
-use confab_tests::{Client, Stack};
+use confab_tests::{Client, Mode, Stack};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -23,9 +27,42 @@ fn news(frames: &[Value]) -> Vec<&Value> {
     frames.iter().filter(|f| f["type"] == "message:new").collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_clients_on_two_gateways_exchange_messages_in_order() {
-    let stack = Stack::start(2).await;
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(confab_tests::Mode::Embedded).await
+                }
+            )*
+        }
+        mod distributed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if confab_tests::servers_available(confab_tests::Mode::Distributed) {
+                        super::$name(confab_tests::Mode::Distributed).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    two_clients_on_two_gateways_exchange_messages_in_order,
+    a_retried_send_yields_one_message_even_across_a_gateway_crash,
+    workspaces_are_isolated,
+    bad_input_gets_typed_errors_and_the_connection_stays_usable,
+    killing_the_timeline_projector_mid_stream_loses_and_doubles_nothing,
+    killing_ingest_mid_stream_loses_and_doubles_nothing_when_clients_retry,
+    the_admin_cli_bootstraps_a_conversation,
+    sigterm_drains_and_a_restart_keeps_everything,
+);
+
+async fn two_clients_on_two_gateways_exchange_messages_in_order(mode: Mode) {
+    let stack = Stack::start(mode, 2).await;
     let (ws, ch, alice, bob) = conversation(&stack).await;
     let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
     let mut b = Client::connect_query(&stack.addr("gw1"), &bob.1).await.unwrap();
@@ -87,9 +124,8 @@ async fn two_clients_on_two_gateways_exchange_messages_in_order() {
     assert_eq!(status, 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_send_yields_one_message_even_across_a_gateway_crash() {
-    let mut stack = Stack::start(2).await;
+async fn a_retried_send_yields_one_message_even_across_a_gateway_crash(mode: Mode) {
+    let mut stack = Stack::start(mode, 2).await;
     let (_ws, ch, alice, bob) = conversation(&stack).await;
     let mut b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
 
@@ -109,6 +145,9 @@ async fn a_retried_send_yields_one_message_even_across_a_gateway_crash() {
     stack.kill("gw0");
     stack.restart("gw0");
     let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    if stack.single_process() {
+        b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    }
     a.send_message(&ch, "survives", "dup-2").await;
     let retry = a.expect("message:ack", T).await;
     assert_eq!(first["message_id"], retry["message_id"]);
@@ -118,31 +157,37 @@ async fn a_retried_send_yields_one_message_even_across_a_gateway_crash() {
     a2.send_message(&ch, "survives", "dup-2").await;
     assert_eq!(a2.expect("message:ack", T).await["message_id"], first["message_id"]);
 
+    drop(a2);
     // 3. the gateway dies after writing the command but before the client saw an ack
     a.send_message(&ch, "in flight", "dup-3").await;
     drop(a);
     stack.kill("gw0");
     stack.restart("gw0");
     let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    if stack.single_process() {
+        b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    }
     a.send_message(&ch, "in flight", "dup-3").await;
     let ack3 = a.expect("message:ack", T).await;
 
-    // bob, connected throughout, saw each message exactly once
     a.send_message(&ch, "marker", "marker").await;
     a.expect("message:ack", T).await;
-    let mut seen: Vec<Value> = Vec::new();
-    loop {
-        let f = b.expect("message:new", T).await;
-        let done = f["message"]["client_msg_id"] == "marker";
-        seen.push(f["message"].clone());
-        if done {
-            break;
+    if !stack.single_process() {
+        // bob, connected to the other gateway throughout, saw each message exactly once
+        let mut seen: Vec<Value> = Vec::new();
+        loop {
+            let f = b.expect("message:new", T).await;
+            let done = f["message"]["client_msg_id"] == "marker";
+            seen.push(f["message"].clone());
+            if done {
+                break;
+            }
         }
+        seen.extend(news(&b.drain(Duration::from_millis(1500)).await).into_iter().map(|f| f["message"].clone()));
+        let ids: Vec<&str> = seen.iter().map(|m| m["client_msg_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec!["dup-1", "dup-2", "dup-3", "marker"], "one message:new per send");
+        assert_eq!(seen[2]["message_id"], ack3["message_id"]);
     }
-    seen.extend(news(&b.drain(Duration::from_millis(1500)).await).into_iter().map(|f| f["message"].clone()));
-    let ids: Vec<&str> = seen.iter().map(|m| m["client_msg_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["dup-1", "dup-2", "dup-3", "marker"], "one message:new per send");
-    assert_eq!(seen[2]["message_id"], ack3["message_id"]);
 
     let history = eventually(T, "history", || async {
         let h = stack.history_all("gw1", &ch, &bob.1, 50).await;
@@ -153,9 +198,8 @@ async fn a_retried_send_yields_one_message_even_across_a_gateway_crash() {
     assert_eq!(ids, vec!["dup-1", "dup-2", "dup-3", "marker"], "one row per send in history");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workspaces_are_isolated() {
-    let stack = Stack::start(1).await;
+async fn workspaces_are_isolated(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
     let (ws_a, ch_a, alice, _bob) = conversation(&stack).await;
     let ws_b = stack.create_workspace("globex").await;
     let mallory = stack.create_user(&ws_b, "mallory").await;
@@ -202,9 +246,8 @@ async fn workspaces_are_isolated() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_typed_errors_and_the_connection_stays_usable() {
-    let stack = Stack::start(1).await;
+async fn bad_input_gets_typed_errors_and_the_connection_stays_usable(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
     let (ws, ch, alice, _bob) = conversation(&stack).await;
     let carol = stack.create_user(&ws, "carol").await;
     let other = stack.create_channel(&ws, "random", false, &[&carol.0]).await;
@@ -260,89 +303,67 @@ async fn bad_input_gets_typed_errors_and_the_connection_stays_usable() {
     assert_eq!(h[0]["client_msg_id"], "c-7");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_timeline_projector_mid_stream_loses_and_doubles_nothing() {
-    let mut stack = Stack::start(1).await;
-    let (ws, ch, alice, _bob) = conversation(&stack).await;
-    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
-    let n = 300;
+/// Sends `n` messages while `victim` is killed (at n/3) and restarted (at 2n/3), resending
+/// whatever was not acknowledged, as a client does, after reconnecting if the socket died.
+/// Returns client_msg_id -> (message_id, seq) from the acks.
+async fn send_through_a_crash(stack: &mut Stack, token: &str, ch: &str, n: usize, victim: &str) -> HashMap<String, (Value, Value)> {
+    let mut a = Client::connect(&stack.addr("gw0"), token).await.unwrap();
+    let mut acked: HashMap<String, (Value, Value)> = HashMap::new();
+    let record = |f: &Value, acked: &mut HashMap<String, (Value, Value)>| {
+        if f["type"] == "message:ack" {
+            acked.insert(f["client_msg_id"].as_str().unwrap().into(), (f["message_id"].clone(), f["seq"].clone()));
+        }
+    };
     for i in 0..n {
         if i == n / 3 {
-            stack.kill("timeline");
+            stack.kill(victim);
         }
         if i == 2 * n / 3 {
-            stack.restart("timeline");
-        }
-        a.send_message(&ch, &format!("m{i}"), &format!("k{i}")).await;
-        if i % 50 == 49 {
-            // keep the stream flowing while the projector is down
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    let mut acked = HashSet::new();
-    while acked.len() < n {
-        let ack = a.expect("message:ack", Duration::from_secs(30)).await;
-        acked.insert(ack["client_msg_id"].as_str().unwrap().to_string());
-    }
-    // read Cassandra directly: every message exactly once
-    let session = scylla::client::session_builder::SessionBuilder::new().known_node(&stack.services.cassandra).build().await.unwrap();
-    let q = format!("SELECT client_msg_id, seq FROM {}.messages WHERE workspace_id = ? AND channel_id = ?", stack.keyspace());
-    let ws_id: uuid::Uuid = ws.parse().unwrap();
-    let ch_id: uuid::Uuid = ch.parse().unwrap();
-    let rows = eventually(Duration::from_secs(60), "all rows in Cassandra", || async {
-        let r = session.query_unpaged(q.as_str(), (ws_id, ch_id)).await.ok()?.into_rows_result().ok()?;
-        let rows: Vec<(String, i64)> = r.rows::<(String, i64)>().ok()?.collect::<Result<_, _>>().ok()?;
-        (rows.len() >= n).then_some(rows)
-    })
-    .await;
-    assert_eq!(rows.len(), n, "no extra rows");
-    let mut by_id: HashMap<String, i64> = HashMap::new();
-    for (k, seq) in rows {
-        assert!(by_id.insert(k, seq).is_none(), "a client_msg_id appears twice");
-    }
-    let mut seqs: Vec<i64> = by_id.values().copied().collect();
-    seqs.sort();
-    assert_eq!(seqs, (2..(n as i64 + 2)).collect::<Vec<_>>(), "gap-free seq, each once");
-    assert!(stack.log("timeline").contains("projector started"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_ingest_mid_stream_loses_and_doubles_nothing_when_clients_retry() {
-    let mut stack = Stack::start(1).await;
-    let (_ws, ch, alice, bob) = conversation(&stack).await;
-    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
-    let n = 150;
-    for i in 0..n {
-        if i == n / 2 {
-            stack.kill("ingest");
-            stack.restart("ingest");
-        }
-        a.send_message(&ch, &format!("m{i}"), &format!("k{i}")).await;
-    }
-    // retry whatever was not acknowledged, as a client does, until everything is
-    let mut acked: HashMap<String, (Value, Value)> = HashMap::new();
-    for _round in 0..6 {
-        while let Some(f) = a.next(Duration::from_secs(5)).await {
-            if f["type"] == "message:ack" {
-                acked.insert(f["client_msg_id"].as_str().unwrap().into(), (f["message_id"].clone(), f["seq"].clone()));
+            stack.restart(victim);
+            if stack.single_process() {
+                a = Client::connect(&stack.addr("gw0"), token).await.unwrap();
             }
+        }
+        a.try_send_message(ch, &format!("m{i}"), &format!("k{i}")).await;
+        while let Some(f) = a.next(Duration::ZERO).await {
+            record(&f, &mut acked);
+        }
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for _round in 0..8 {
+        while let Some(f) = a.next(Duration::from_secs(4)).await {
+            record(&f, &mut acked);
         }
         if acked.len() == n {
             break;
         }
+        if a.closed.is_some() || !a.try_send_message(ch, "probe", "probe").await {
+            a = Client::connect(&stack.addr("gw0"), token).await.unwrap();
+        }
         for i in 0..n {
             let k = format!("k{i}");
             if !acked.contains_key(&k) {
-                a.send_message(&ch, &format!("m{i}"), &k).await;
+                a.try_send_message(ch, &format!("m{i}"), &k).await;
             }
         }
     }
-    assert_eq!(acked.len(), n, "every send acknowledged after retries; ingest log:\n{}", stack.log("ingest"));
-    let history = eventually(Duration::from_secs(30), "history", || async {
-        let h = stack.history_all("gw0", &ch, &bob.1, 100).await;
-        (h.len() >= n).then_some(h)
+    acked.remove("probe");
+    assert_eq!(acked.len(), n, "every send acknowledged after retries; {victim} log:\n{}", stack.log(victim));
+    acked
+}
+
+/// Every message exactly once in history, with the ids and seqs the acks named.
+async fn assert_exactly_once(stack: &Stack, ch: &str, token: &str, acked: &HashMap<String, (Value, Value)>) {
+    let n = acked.len();
+    let history = eventually(Duration::from_secs(60), "history to hold every message", || async {
+        let h = stack.history_all("gw0", ch, token, 100).await;
+        let real = h.iter().filter(|m| m["client_msg_id"] != "probe").count();
+        (real >= n).then_some(h)
     })
     .await;
+    let history: Vec<&Value> = history.iter().filter(|m| m["client_msg_id"] != "probe").collect();
     assert_eq!(history.len(), n, "no doubled messages");
     let keys: HashSet<&str> = history.iter().map(|m| m["client_msg_id"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), n);
@@ -351,11 +372,57 @@ async fn killing_ingest_mid_stream_loses_and_doubles_nothing_when_clients_retry(
         assert_eq!(&m["message_id"], id, "the ack names the stored message");
         assert_eq!(&m["seq"], seq);
     }
+    let mut seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "distinct seqs");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_cli_bootstraps_a_conversation() {
-    let stack = Stack::start(1).await;
+async fn killing_the_timeline_projector_mid_stream_loses_and_doubles_nothing(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let (_ws, ch, alice, _bob) = conversation(&stack).await;
+    let acked = send_through_a_crash(&mut stack, &alice.1, &ch, 300, "timeline").await;
+    assert_exactly_once(&stack, &ch, &alice.1, &acked).await;
+}
+
+async fn killing_ingest_mid_stream_loses_and_doubles_nothing_when_clients_retry(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let (_ws, ch, alice, _bob) = conversation(&stack).await;
+    let acked = send_through_a_crash(&mut stack, &alice.1, &ch, 150, "ingest").await;
+    assert_exactly_once(&stack, &ch, &alice.1, &acked).await;
+}
+
+async fn sigterm_drains_and_a_restart_keeps_everything(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let (_ws, ch, alice, bob) = conversation(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    for i in 0..20 {
+        a.send_message(&ch, &format!("before {i}"), &format!("s{i}")).await;
+    }
+    for _ in 0..20 {
+        a.expect("message:ack", T).await;
+    }
+    let status = stack.terminate("gw0");
+    assert!(status.success(), "SIGTERM exits cleanly: {status:?}\n{}", stack.log("gw0"));
+    // queued frames are flushed, then the server closes the socket with "going away"
+    let flushed = a.drain(T).await;
+    assert!(flushed.iter().all(|f| f["type"] == "message:new" || f["type"] == "message:ack"), "{flushed:?}");
+    assert_eq!(a.closed.as_ref().map(|c| c.0), Some(1001), "close frame: {:?}", a.closed);
+    stack.restart("gw0");
+    let mut b = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
+    b.send_message(&ch, "after", "after").await;
+    b.expect("message:ack", T).await;
+    let h = eventually(T, "history", || async {
+        let h = stack.history_all("gw0", &ch, &bob.1, 50).await;
+        (h.len() >= 21).then_some(h)
+    })
+    .await;
+    assert_eq!(h.len(), 21);
+    assert_eq!(h[20]["text"], "after");
+}
+
+async fn the_admin_cli_bootstraps_a_conversation(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
     let url = format!("http://{}", stack.addr("gw0"));
     let admin = |args: Vec<String>| {
         let out = std::process::Command::new(confab_tests::stack::confab_bin())
