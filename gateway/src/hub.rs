@@ -43,6 +43,15 @@ impl Hub {
         Arc::new(Self { index: RwLock::default(), follow: Mutex::default(), unfollow: Mutex::default(), metrics })
     }
 
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.index.read().expect("hub lock").conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Adds a connection; returns true if it is the first of its workspace on this gateway.
     pub fn register(&self, id: ConnId, handle: ConnHandle) -> bool {
         let mut ix = self.index.write().expect("hub lock");

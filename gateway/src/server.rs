@@ -62,6 +62,9 @@ impl AppState {
     }
 }
 
+/// How long shutdown waits for sockets to flush and close.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A new gateway id (the key its replies carry).
 pub fn new_gateway_id() -> String {
     format!("gw-{}", Uuid::new_v4().simple())
@@ -125,9 +128,21 @@ impl Gateway {
         Ok(Self { addr, state, task })
     }
 
-    /// Waits until the server has stopped (after shutdown).
+    /// Waits until the server has stopped (after shutdown) and every socket has been closed
+    /// (each writer flushes its queue and sends close 1001), at most [`DRAIN_TIMEOUT`].
+    /// Upgraded sockets are not tracked by the HTTP server, so this wait is ours.
     pub async fn join(self) -> Result<(), GatewayError> {
         self.task.await?;
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while self.state.hub.len() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let left = self.state.hub.len();
+        if left > 0 {
+            tracing::warn!(sockets = left, "sockets still open after the drain timeout");
+        } else {
+            tracing::info!("all sockets closed");
+        }
         Ok(())
     }
 }

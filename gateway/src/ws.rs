@@ -99,6 +99,13 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
             break;
         }
     }
+    if st.shutdown.is_triggered() {
+        // the writer flushes the queue and sends close 1001; let it finish before letting go
+        drop(tx);
+        let _ = tokio::time::timeout(crate::server::DRAIN_TIMEOUT, writer).await;
+        st.hub.unregister(id);
+        return;
+    }
     st.hub.unregister(id);
     drop(tx);
     let _ = writer.await;
@@ -129,7 +136,7 @@ async fn write_loop(
             f = rx.recv() => match f {
                 Some(f) => if sink.send(Message::Text(f)).await.is_err() { return; },
                 None => {
-                    let _ = sink.close().await;
+                    let _ = sink.send(close(1000, "closed")).await;
                     return;
                 }
             }
