@@ -74,8 +74,9 @@ pub trait EventSource: Send {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<EventRecord>>;
     /// Marks everything up to and including `offset` of `partition` applied.
     fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()>;
-    /// Makes the acknowledged positions durable (called periodically and on shutdown).
-    async fn commit(&mut self) -> PortResult<()>;
+    /// Makes the acknowledged positions durable: periodically with `wait = false` (may return
+    /// before the commit completes, must not stall the projector), on shutdown with `wait = true`.
+    async fn commit(&mut self, wait: bool) -> PortResult<()>;
     /// Events not yet applied, summed over this consumer's partitions.
     async fn lag(&mut self) -> Option<i64>;
 }

@@ -278,7 +278,7 @@ impl EventSource for EmbeddedEventSource {
         Ok(())
     }
 
-    async fn commit(&mut self) -> PortResult<()> {
+    async fn commit(&mut self, _wait: bool) -> PortResult<()> {
         let mut batch = self.log.db.batch();
         for (p, o) in self.acked.iter().enumerate() {
             batch.insert(&self.log.positions, Log::position_key(&self.group, Topic::Events, p as i32), o.to_be_bytes().to_vec());

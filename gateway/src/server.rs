@@ -111,6 +111,12 @@ impl Gateway {
         let listen = state.cfg.gateway.listen.clone();
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
+        // frames are small and latency matters: no Nagle delay behind the peer's delayed ACK
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let mut app = router(state.clone()).merge(telemetry::router(health));
         if let Some(extra) = extra {
             app = app.merge(extra);

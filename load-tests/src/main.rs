@@ -73,7 +73,6 @@ async fn latency(mode: Mode, messages: usize, rate: u64, warmup: usize) -> anyho
 
     let total = warmup + messages;
     let start = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
     let recv_task = tokio::spawn(async move {
         let mut got: HashMap<String, Instant> = HashMap::new();
         while got.len() < total {
@@ -92,16 +91,24 @@ async fn latency(mode: Mode, messages: usize, rate: u64, warmup: usize) -> anyho
     let mut acks: HashMap<String, Instant> = HashMap::new();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for i in 0..total {
-        ticker.tick().await;
-        let id = format!("b{i}");
-        sent.insert(id.clone(), Instant::now());
-        sender.send_message(&ch, &format!("benchmark message {i} with some text in it"), &id).await;
-        // read whatever acks are ready without waiting
-        while let Some(f) = sender.next(Duration::from_millis(0)).await {
-            if f["type"] == "message:ack" {
-                acks.insert(f["client_msg_id"].as_str().unwrap_or_default().to_string(), Instant::now());
+    let mut i = 0;
+    // one loop both sends on the tick and timestamps acks as they arrive
+    while i < total {
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => {
+                let id = format!("b{i}");
+                sent.insert(id.clone(), Instant::now());
+                sender.send_message(&ch, &format!("benchmark message {i} with some text in it"), &id).await;
+                i += 1;
             }
+            f = sender.next(Duration::from_secs(30)) => match f {
+                Some(f) if f["type"] == "message:ack" => {
+                    acks.insert(f["client_msg_id"].as_str().unwrap_or_default().to_string(), Instant::now());
+                }
+                Some(_) => {}
+                None => anyhow::bail!("sender socket closed"),
+            },
         }
     }
     let send_secs = start.elapsed().as_secs_f64();
@@ -114,8 +121,6 @@ async fn latency(mode: Mode, messages: usize, rate: u64, warmup: usize) -> anyho
             None => break,
         }
     }
-    drop(tx.clone());
-    while rx.try_recv().is_ok() {}
     let got = recv_task.await.context("receiver")?;
     let mut deliver = Histogram::<u64>::new(3)?;
     let mut ack = Histogram::<u64>::new(3)?;

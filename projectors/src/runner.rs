@@ -68,7 +68,7 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
                     health.set("store", Err(e.to_string()));
                     tracing::warn!(projector = name, error = %e, retry_in_ms = backoff.as_millis() as u64, "apply failed, retrying");
                     tokio::select! {
-                        _ = shutdown.wait() => return source.commit().await,
+                        _ = shutdown.wait() => return source.commit(true).await,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -80,14 +80,14 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
             source.ack(partition, offset)?;
         }
         if last_commit.elapsed() >= COMMIT_EVERY {
-            source.commit().await?;
+            source.commit(false).await?;
             if let Some(lag) = source.lag().await {
                 metrics.lag.with_label_values(&[name]).set(lag);
             }
             last_commit = Instant::now();
         }
     }
-    source.commit().await?;
+    source.commit(true).await?;
     tracing::info!(projector = name, "projector stopped, positions committed");
     Ok(())
 }

@@ -31,7 +31,7 @@ impl Client {
     }
 
     async fn connect_request(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Client, (u16, Value)> {
-        let (ws, _) = match tokio_tungstenite::connect_async(req).await {
+        let (ws, _) = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
             Ok(ok) => ok,
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub struct KafkaEventSource {
     consumer: Arc<StreamConsumer>,
     codec: EventCodec,
     topic: String,
+    lag: Arc<AtomicI64>,
 }
 
 impl KafkaEventSource {
@@ -30,7 +32,9 @@ impl KafkaEventSource {
                 .map_err(PortError::of)?,
         );
         consumer.subscribe(&[&topic]).map_err(PortError::of)?;
-        Ok(Self { consumer, codec, topic })
+        let lag = Arc::new(AtomicI64::new(0));
+        tokio::spawn(measure_lag(Arc::downgrade(&consumer), topic.clone(), lag.clone()));
+        Ok(Self { consumer, codec, topic, lag })
     }
 
     async fn record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> EventRecord {
@@ -64,7 +68,15 @@ impl EventSource for KafkaEventSource {
         self.consumer.store_offset(&self.topic, partition, offset).map_err(PortError::of)
     }
 
-    async fn commit(&mut self) -> PortResult<()> {
+    async fn commit(&mut self, wait: bool) -> PortResult<()> {
+        if !wait {
+            // stored offsets are auto-committed in the background too; this only hurries them
+            return match self.consumer.commit_consumer_state(CommitMode::Async) {
+                Ok(()) => Ok(()),
+                Err(e) if e.to_string().contains("No offset stored") || e.to_string().contains("NoOffset") => Ok(()),
+                Err(e) => Err(PortError::of(e)),
+            };
+        }
         let c = self.consumer.clone();
         match super::blocking(move || c.commit_consumer_state(CommitMode::Sync)).await {
             Ok(()) => Ok(()),
@@ -75,9 +87,18 @@ impl EventSource for KafkaEventSource {
     }
 
     async fn lag(&mut self) -> Option<i64> {
-        let c = self.consumer.clone();
-        let t = self.topic.clone();
-        super::blocking(move || {
+        Some(self.lag.load(Ordering::Relaxed))
+    }
+}
+
+/// Every 5 s, off the projector's path: high watermark minus position, summed over the assigned
+/// partitions. Stops when the consumer is dropped.
+async fn measure_lag(consumer: std::sync::Weak<StreamConsumer>, topic: String, out: Arc<AtomicI64>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let Some(c) = consumer.upgrade() else { return };
+        let t = topic.clone();
+        let lag = super::blocking(move || {
             let mut total = 0;
             for p in c.position()?.elements() {
                 let (_, high) = c.fetch_watermarks(&t, p.partition(), Duration::from_secs(5))?;
@@ -87,7 +108,9 @@ impl EventSource for KafkaEventSource {
             }
             Ok(total)
         })
-        .await
-        .ok()
+        .await;
+        if let Ok(lag) = lag {
+            out.store(lag, Ordering::Relaxed);
+        }
     }
 }
