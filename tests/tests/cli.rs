@@ -1,0 +1,40 @@
+//! The binary's behaviour at start: configuration is validated and a bad key is named.
+
+use std::process::Command;
+
+fn confab(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let out = Command::new(confab_tests::stack::confab_bin())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .expect("run confab");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn bad_configuration_is_refused_at_start_naming_the_key() {
+    let (ok, out) = confab(&[("CONFAB_GATEWAY__LISTN", "127.0.0.1:1")], &["serve"]);
+    assert!(!ok);
+    assert!(out.contains("listn"), "{out}");
+    let (ok, out) = confab(&[("CONFAB_KAFKA__PARTITIONS", "0")], &["serve"]);
+    assert!(!ok);
+    assert!(out.contains("kafka.partitions"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("confab.toml");
+    std::fs::write(&file, "[redis]\nurl = \"http://nope\"\n").unwrap();
+    let (ok, out) = confab(&[], &["--config", file.to_str().unwrap(), "serve"]);
+    assert!(!ok);
+    assert!(out.contains("redis.url"), "{out}");
+}
+
+#[test]
+fn the_effective_configuration_prints_and_picks_the_mode() {
+    let (ok, out) = confab(&[], &["config"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("mode = \"embedded\""), "{out}");
+    let (ok, out) = confab(&[("CONFAB_KAFKA__BROKERS", "k:9092")], &["config"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("mode = \"distributed\""), "{out}");
+}
