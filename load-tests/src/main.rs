@@ -71,6 +71,25 @@ async fn latency(mode: Mode, messages: usize, rate: u64, warmup: usize) -> anyho
     let mut sender = Client::connect(&stack.addr("gw0"), &alice_token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let mut receiver = Client::connect(&stack.addr("gw1"), &bob_token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
+    // the fanout path is live once a probe reaches the receiver (projectors may still be
+    // joining their consumer groups right after start); only then warm up and measure
+    let probe_start = Instant::now();
+    let mut probe = 0;
+    'live: loop {
+        anyhow::ensure!(probe_start.elapsed() < Duration::from_secs(60), "fanout path not live after 60 s");
+        sender.send_message(&ch, "probe", &format!("probe-{probe}")).await;
+        probe += 1;
+        let until = Instant::now() + Duration::from_millis(200);
+        while let Some(f) = receiver.next(until.saturating_duration_since(Instant::now())).await {
+            if f["type"] == "message:new" {
+                break 'live;
+            }
+        }
+    }
+    let _ = receiver.drain(Duration::from_millis(500)).await;
+    let _ = sender.drain(Duration::from_millis(200)).await;
+    println!("fanout path live after {:.1} s ({probe} probes)", probe_start.elapsed().as_secs_f64());
+
     let total = warmup + messages;
     let start = Instant::now();
     let recv_task = tokio::spawn(async move {

@@ -52,8 +52,10 @@ impl EventSource for KafkaEventSource {
         let first = self.consumer.recv().await.map_err(PortError::of)?;
         let mut batch = vec![self.record(&first).await];
         drop(first);
+        // one deadline for the whole batch: a steady trickle must not keep a batch open
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(2);
         while batch.len() < max {
-            match tokio::time::timeout(Duration::from_millis(2), self.consumer.recv()).await {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(m) => {
                     let m = m.map_err(PortError::of)?;
                     batch.push(self.record(&m).await);

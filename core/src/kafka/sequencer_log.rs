@@ -58,6 +58,11 @@ impl KafkaSequencerLog {
             .set("acks", "all")
             .set("linger.ms", "0")
             .set("transaction.timeout.ms", "60000")
+            // back-to-back transactions meet CONCURRENT_TRANSACTIONS while the broker still
+            // writes the previous commit's markers; the default backoff (100 ms growing to 1 s)
+            // then dominates latency
+            .set("retry.backoff.ms", "5")
+            .set("retry.backoff.max.ms", "50")
             .create()
             .map_err(PortError::of)?;
         let p = producer.clone();
@@ -119,8 +124,10 @@ impl SequencerLog for KafkaSequencerLog {
         let first = self.consumer.recv().await.map_err(PortError::of)?;
         let mut batch = vec![record(&first)];
         drop(first);
+        // one deadline for the whole batch: a steady trickle must not keep a batch open
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1);
         while batch.len() < max {
-            match tokio::time::timeout(Duration::from_millis(1), self.consumer.recv()).await {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(m) => batch.push(record(&m.map_err(PortError::of)?)),
                 Err(_) => break,
             }
