@@ -70,7 +70,7 @@ pub async fn run_projector(cfg: Config, name: ProjectorName, shutdown: Shutdown,
     crate::projector(name, source, store_or_fanout(&cfg, name).await?, shutdown, health).await
 }
 
-async fn store_or_fanout(cfg: &Config, name: ProjectorName) -> anyhow::Result<crate::Target> {
+pub async fn store_or_fanout(cfg: &Config, name: ProjectorName) -> anyhow::Result<crate::Target> {
     Ok(match name {
         ProjectorName::Timeline => crate::Target::Store(store(cfg).await?),
         ProjectorName::Fanout => crate::Target::Fanout(fanout(cfg).await?),

@@ -11,6 +11,7 @@
 mod admin;
 mod distributed;
 mod embedded;
+mod replay;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -50,6 +51,21 @@ enum Command {
         /// Where registered schemas are kept (a JSON file inside).
         #[arg(long, default_value = "./confab-data/registry")]
         data_dir: PathBuf,
+    },
+    /// Rebuild a projection from the events log (progress on stderr, JSON summary on stdout).
+    /// Resumes an interrupted replay unless `--from earliest`.
+    Replay {
+        #[arg(long)]
+        projection: ProjectorName,
+        /// `earliest` to start over from the beginning of the log.
+        #[arg(long)]
+        from: Option<String>,
+        /// Delete the projection's data first (timeline only).
+        #[arg(long)]
+        truncate: bool,
+        /// Throttle to this many events per second (spares a busy cluster).
+        #[arg(long)]
+        max_rate: Option<u64>,
     },
     /// Bootstrap workspaces, users, tokens and channels (prints JSON).
     Admin(admin::AdminArgs),
@@ -130,6 +146,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Projector { name } => {
             announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
             distributed::run_projector(cfg, name, shutdown, health).await?;
+        }
+        Command::Replay { projection, from, truncate, max_rate } => {
+            let from_earliest = match from.as_deref() {
+                None => false,
+                Some("earliest") => true,
+                Some(other) => anyhow::bail!("--from {other}: only `earliest` is supported (omit it to resume)"),
+            };
+            replay::run(cfg, projection, from_earliest, truncate, max_rate, shutdown).await?;
         }
         Command::Admin(_) | Command::Registry { .. } => unreachable!("handled above"),
     }

@@ -62,6 +62,7 @@ pub async fn migrate(session: &Session, ks: &str, rf: u32) -> Result<(), StoreEr
 #[derive(Clone)]
 pub struct CassandraStore {
     session: Arc<Session>,
+    keyspace: String,
     insert_message: PreparedStatement,
     history_first: PreparedStatement,
     history_before: PreparedStatement,
@@ -105,6 +106,7 @@ impl CassandraStore {
             ))
             .await?,
             session,
+            keyspace: ks.to_string(),
         })
     }
 
@@ -223,5 +225,11 @@ impl Store for CassandraStore {
     }
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
         CassandraStore::user_exists(self, ws, user).await.map_err(port)
+    }
+    async fn truncate_timeline(&self) -> PortResult<()> {
+        for table in ["messages", "channels"] {
+            self.session.query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[]).await.map_err(PortError::of)?;
+        }
+        Ok(())
     }
 }

@@ -70,8 +70,13 @@ pub struct EventRecord {
 /// A projector's view of the events log, with a consumer position per projector.
 #[async_trait]
 pub trait EventSource: Send {
-    /// Waits for at least one event, then returns up to `max`.
-    async fn next_batch(&mut self, max: usize) -> PortResult<Vec<EventRecord>>;
+    /// Waits for at least one event (at most `wait`, if given: then the batch may be empty),
+    /// and returns up to `max`.
+    async fn next_batch(&mut self, max: usize, wait: Option<std::time::Duration>) -> PortResult<Vec<EventRecord>>;
+    /// The next offset this consumer will read, per partition.
+    async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>>;
+    /// The current end (next offset to be written) of every partition.
+    async fn end_offsets(&mut self) -> PortResult<Vec<(i32, i64)>>;
     /// Marks everything up to and including `offset` of `partition` applied.
     fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()>;
     /// Makes the acknowledged positions durable: periodically with `wait = false` (may return
@@ -101,6 +106,8 @@ pub trait Store: Send + Sync {
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
+    /// Deletes every message and channel (the timeline projection), for a rebuild from the log.
+    async fn truncate_timeline(&self) -> PortResult<()>;
 }
 
 /// One entry to publish: a pre-serialized server frame for channel `channel_id` at `seq`, plus

@@ -145,7 +145,16 @@ impl Log {
 
     /// A consumer of the events for one projector, from its committed position.
     pub fn event_source(self: &Arc<Self>, group: &str) -> PortResult<Box<dyn EventSource>> {
-        let pos = (0..self.partitions).map(|p| self.position(group, Topic::Events, p)).collect::<PortResult<Vec<_>>>()?;
+        self.event_source_from(group, false)
+    }
+
+    /// A consumer of the events, from its committed position or (`from_earliest`) the beginning.
+    pub fn event_source_from(self: &Arc<Self>, group: &str, from_earliest: bool) -> PortResult<Box<dyn EventSource>> {
+        let pos = if from_earliest {
+            vec![0; self.partitions as usize]
+        } else {
+            (0..self.partitions).map(|p| self.position(group, Topic::Events, p)).collect::<PortResult<Vec<_>>>()?
+        };
         Ok(Box::new(EmbeddedEventSource {
             log: self.clone(),
             group: group.to_string(),
@@ -258,7 +267,8 @@ struct EmbeddedEventSource {
 
 #[async_trait]
 impl EventSource for EmbeddedEventSource {
-    async fn next_batch(&mut self, max: usize) -> PortResult<Vec<EventRecord>> {
+    async fn next_batch(&mut self, max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         loop {
             self.wake.borrow_and_update();
             let raw = self.log.read(Topic::Events, &mut self.pos, max)?;
@@ -269,8 +279,20 @@ impl EventSource for EmbeddedEventSource {
                 }
                 return Ok(out);
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.changed()).await;
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(vec![]);
+            }
+            let step = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now())).unwrap_or(Duration::from_secs(1));
+            let _ = tokio::time::timeout(step.min(Duration::from_secs(1)), self.wake.changed()).await;
         }
+    }
+
+    async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>> {
+        Ok(self.pos.iter().enumerate().map(|(p, o)| (p as i32, *o)).collect())
+    }
+
+    async fn end_offsets(&mut self) -> PortResult<Vec<(i32, i64)>> {
+        Ok((0..self.log.partitions).map(|p| (p, self.log.end(Topic::Events, p))).collect())
     }
 
     fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()> {

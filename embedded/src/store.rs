@@ -117,4 +117,9 @@ impl Store for EmbeddedStore {
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
         self.users.contains_key(pair(&ws, &user)).map_err(port)
     }
+
+    async fn truncate_timeline(&self) -> PortResult<()> {
+        self.messages.clear().map_err(port)?;
+        self.channels.clear().map_err(port)
+    }
 }

@@ -12,6 +12,7 @@
 //! idempotent writes.
 
 pub mod fanout;
+pub mod replay;
 pub mod runner;
 pub mod timeline;
 

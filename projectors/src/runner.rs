@@ -42,7 +42,7 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
     loop {
         let batch = tokio::select! {
             _ = shutdown.wait() => break,
-            b = source.next_batch(MAX_BATCH) => b?,
+            b = source.next_batch(MAX_BATCH, None) => b?,
         };
         let mut events = Vec::with_capacity(batch.len());
         let mut last: HashMap<i32, i64> = HashMap::new();

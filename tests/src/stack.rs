@@ -283,6 +283,13 @@ impl Stack {
         out
     }
 
+    /// A `confab` command with this stack's configuration (for one-off commands like replay).
+    pub fn confab(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(confab_bin());
+        c.args(args).envs(self.env.iter().cloned()).env("CONFAB_LOG", "warn").stdin(Stdio::null());
+        c
+    }
+
     pub fn keyspace(&self) -> &str {
         &self.namespace
     }

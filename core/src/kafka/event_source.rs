@@ -18,6 +18,8 @@ pub struct KafkaEventSource {
     codec: EventCodec,
     topic: String,
     lag: Arc<AtomicI64>,
+    /// Start offsets of explicitly assigned partitions (replays).
+    starts: std::collections::HashMap<i32, i64>,
 }
 
 impl KafkaEventSource {
@@ -34,7 +36,59 @@ impl KafkaEventSource {
         consumer.subscribe(&[&topic]).map_err(PortError::of)?;
         let lag = Arc::new(AtomicI64::new(0));
         tokio::spawn(measure_lag(Arc::downgrade(&consumer), topic.clone(), lag.clone()));
-        Ok(Self { consumer, codec, topic, lag })
+        Ok(Self { consumer, codec, topic, lag, starts: Default::default() })
+    }
+
+    /// A replay consumer in its own group (`<ns>-replay-<projection>`): every partition
+    /// assigned explicitly (no rebalancing), from the group's committed offsets, or from the
+    /// beginning when `from_earliest` or when nothing is committed.
+    pub async fn replay(cfg: &Config, projection: &str, codec: EventCodec, from_earliest: bool) -> PortResult<Self> {
+        let topic = super::Topics::new(&cfg.namespace).events;
+        let consumer: Arc<StreamConsumer> = Arc::new(
+            super::base_config(cfg)
+                .set("group.id", super::group(cfg, &format!("replay-{projection}")))
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "1000")
+                .set("enable.auto.offset.store", "false")
+                .set("isolation.level", "read_committed")
+                .set("fetch.wait.max.ms", cfg.kafka.fetch_wait_max_ms.to_string())
+                .create()
+                .map_err(PortError::of)?,
+        );
+        let c = consumer.clone();
+        let t = topic.clone();
+        let tpl = super::blocking(move || {
+            let md = c.fetch_metadata(Some(&t), Duration::from_secs(30))?;
+            let mut all = rdkafka::TopicPartitionList::new();
+            for topic in md.topics() {
+                for p in topic.partitions() {
+                    all.add_partition(&t, p.id());
+                }
+            }
+            let committed = c.committed_offsets(all, Duration::from_secs(30))?;
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for e in committed.elements() {
+                let (low, _) = c.fetch_watermarks(&t, e.partition(), Duration::from_secs(30))?;
+                let start = match e.offset() {
+                    Offset::Offset(o) if !from_earliest => o,
+                    _ => low,
+                };
+                tpl.add_partition_offset(&t, e.partition(), Offset::Offset(start))?;
+            }
+            Ok(tpl)
+        })
+        .await?;
+        let starts = tpl
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect();
+        consumer.assign(&tpl).map_err(PortError::of)?;
+        let lag = Arc::new(AtomicI64::new(0));
+        Ok(Self { consumer, codec, topic, lag, starts })
     }
 
     async fn record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> EventRecord {
@@ -48,8 +102,15 @@ impl KafkaEventSource {
 
 #[async_trait]
 impl EventSource for KafkaEventSource {
-    async fn next_batch(&mut self, max: usize) -> PortResult<Vec<EventRecord>> {
-        let first = self.consumer.recv().await.map_err(PortError::of)?;
+    async fn next_batch(&mut self, max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
+        // only the first receive may time out: nothing has been taken from the consumer yet
+        let first = match wait {
+            None => self.consumer.recv().await.map_err(PortError::of)?,
+            Some(w) => match tokio::time::timeout(w, self.consumer.recv()).await {
+                Ok(m) => m.map_err(PortError::of)?,
+                Err(_) => return Ok(vec![]),
+            },
+        };
         let mut batch = vec![self.record(&first).await];
         drop(first);
         // one deadline for the whole batch: a steady trickle must not keep a batch open
@@ -64,6 +125,38 @@ impl EventSource for KafkaEventSource {
             }
         }
         Ok(batch)
+    }
+
+    async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>> {
+        let pos = self.consumer.position().map_err(PortError::of)?;
+        Ok(pos
+            .elements()
+            .iter()
+            .map(|e| {
+                let o = match e.offset() {
+                    Offset::Offset(o) => o,
+                    // nothing consumed yet: where this consumer starts
+                    _ => self.starts.get(&e.partition()).copied().unwrap_or(0),
+                };
+                (e.partition(), o)
+            })
+            .collect())
+    }
+
+    async fn end_offsets(&mut self) -> PortResult<Vec<(i32, i64)>> {
+        let c = self.consumer.clone();
+        let t = self.topic.clone();
+        super::blocking(move || {
+            let md = c.fetch_metadata(Some(&t), Duration::from_secs(30))?;
+            let mut out = Vec::new();
+            for topic in md.topics() {
+                for p in topic.partitions() {
+                    out.push((p.id(), c.fetch_watermarks(&t, p.id(), Duration::from_secs(30))?.1));
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()> {

@@ -1,0 +1,64 @@
+//! `confab replay`: rebuild a projection from the events log, with progress on stderr and a JSON
+//! summary on stdout. Replays use their own consumer group (`replay-<projection>`), so a live
+//! projector keeps running meanwhile (distributed mode) and an interrupted replay resumes where
+//! it stopped; `--from earliest` starts over.
+
+use anyhow::Context;
+use confab_core::avro::EventCodec;
+use confab_core::config::{Config, Mode};
+use confab_core::kafka::{KafkaEventSource, Topics};
+use confab_core::ports::{EventSource, SchemaSource};
+use confab_core::shutdown::Shutdown;
+use confab_core::telemetry::Health;
+use confab_projectors::replay::{replay, Progress, Summary};
+use confab_projectors::{fanout::FanoutProjection, timeline::TimelineProjection};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::{ProjectorName, Target};
+
+fn print_progress(name: &str, p: Progress) {
+    let pct = if p.total == 0 { 100.0 } else { p.applied as f64 * 100.0 / p.total as f64 };
+    let eta = p.eta().map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "-".into());
+    eprintln!("replay {name}: {}/{} events ({pct:.0}%), {:.0} events/s, lag {}, eta {eta}", p.applied, p.total, p.rate(), p.remaining());
+}
+
+pub async fn run(cfg: Config, name: ProjectorName, from_earliest: bool, truncate: bool, max_rate: Option<u64>, shutdown: Shutdown) -> anyhow::Result<()> {
+    let (source, target): (Box<dyn EventSource>, Target) = match cfg.mode {
+        Mode::Distributed => {
+            let Some(codec) = crate::distributed::codec(&cfg, &shutdown, &Health::default()).await else { return Ok(()) };
+            let source = KafkaEventSource::replay(&cfg, name.as_str(), codec, from_earliest).await.context("assigning the events topic")?;
+            (Box::new(source), crate::distributed::store_or_fanout(&cfg, name).await?)
+        }
+        _ => {
+            let dir = PathBuf::from(&cfg.data_dir);
+            let registry = Arc::new(confab_registry::SchemaStore::open(Some(dir.join("registry.json"))).context("opening the schema registry")?);
+            let codec = EventCodec::register_with(registry as Arc<dyn SchemaSource>, &Topics::new(&cfg.namespace).events).await?;
+            let emb = confab_embedded::Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len)
+                .with_context(|| format!("opening {} (is `confab serve` running on it? stop it first)", dir.display()))?;
+            let source = emb.log.event_source_from(&format!("replay-{}", name.as_str()), from_earliest)?;
+            let target = match name {
+                ProjectorName::Timeline => Target::Store(emb.store.clone()),
+                ProjectorName::Fanout => Target::Fanout(emb.fanout.clone()),
+            };
+            (source, target)
+        }
+    };
+    let progress = |p| print_progress(name.as_str(), p);
+    let summary: Summary = match target {
+        Target::Store(store) => {
+            if truncate {
+                store.truncate_timeline().await.context("truncating the timeline")?;
+                eprintln!("replay timeline: timeline truncated");
+            }
+            replay(source, &TimelineProjection::new(store), max_rate, shutdown, progress).await?
+        }
+        Target::Fanout(fanout) => {
+            anyhow::ensure!(!truncate, "--truncate is supported for the timeline only");
+            replay(source, &FanoutProjection::new(fanout), max_rate, shutdown, progress).await?
+        }
+    };
+    println!("{}", serde_json::to_string(&summary)?);
+    anyhow::ensure!(summary.complete, "replay interrupted; run it again to resume");
+    Ok(())
+}

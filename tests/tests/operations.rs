@@ -1,0 +1,154 @@
+//! Operators' tools, in both modes: rebuilding a projection from the log (also after the
+//! projection was deleted, and after the replay itself was killed).
+
+use confab_tests::stack::eventually;
+use confab_tests::{Client, Mode, Stack};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(confab_tests::Mode::Embedded).await } )*
+        }
+        mod distributed {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   if confab_tests::servers_available(confab_tests::Mode::Distributed) {
+                       super::$name(confab_tests::Mode::Distributed).await
+                   }
+               } )*
+        }
+    };
+}
+
+both_modes!(replay_restores_a_deleted_timeline_exactly, a_replay_killed_mid_way_resumes_without_loss);
+
+const T: Duration = Duration::from_secs(30);
+
+/// Two channels with `n` messages each; returns (token, channels).
+async fn populate(stack: &Stack, n: usize) -> (String, Vec<String>) {
+    let ws = stack.create_workspace("ops").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let chans = vec![
+        stack.create_channel(&ws, "one", false, &[&alice]).await,
+        stack.create_channel(&ws, "two", true, &[&alice]).await,
+    ];
+    let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    for i in 0..n {
+        for (c, ch) in chans.iter().enumerate() {
+            a.send_message(ch, &format!("message {i} in {c}"), &format!("{c}-{i}")).await;
+        }
+    }
+    let mut acks = 0;
+    while acks < 2 * n {
+        if a.expect("message:ack", T).await["type"] == "message:ack" {
+            acks += 1;
+        }
+    }
+    (token, chans)
+}
+
+async fn snapshot(stack: &Stack, token: &str, chans: &[String], n: usize) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    for ch in chans {
+        out.push(
+            eventually(T, "timeline complete", || async {
+                let h = stack.history_all("gw0", ch, token, 200).await;
+                (h.len() >= n).then_some(h)
+            })
+            .await,
+        );
+    }
+    out
+}
+
+/// Runs `confab replay` to completion (the embedded mode needs `confab serve` stopped).
+fn replay(stack: &Stack, args: &[&str]) -> Value {
+    let mut all = vec!["replay", "--projection", "timeline"];
+    all.extend_from_slice(args);
+    let out = stack.confab(&all).output().expect("run confab replay");
+    assert!(out.status.success(), "confab replay {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("replay timeline:"), "progress is shown: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("summary JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+async fn replay_restores_a_deleted_timeline_exactly(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let n = 150;
+    let (token, chans) = populate(&stack, n).await;
+    let before = snapshot(&stack, &token, &chans, n).await;
+    if stack.single_process() {
+        assert!(stack.terminate("serve").success());
+    }
+    // a first replay catches the replay group up to the end of the log
+    let s = replay(&stack, &["--from", "earliest"]);
+    assert_eq!(s["complete"], true);
+    assert!(s["events"].as_u64().unwrap() >= 2 * n as u64, "{s}");
+    // delete the projection: nothing is left to resume, so the timeline stays empty
+    let s = replay(&stack, &["--truncate"]);
+    assert_eq!(s["events"], 0, "{s}");
+    if stack.single_process() {
+        stack.restart("serve");
+    }
+    for ch in &chans {
+        let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages"), &token).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["messages"].as_array().unwrap().len(), 0, "the timeline was deleted");
+    }
+    // rebuild it from the log
+    if stack.single_process() {
+        assert!(stack.terminate("serve").success());
+    }
+    let s = replay(&stack, &["--from", "earliest"]);
+    assert_eq!((s["complete"].as_bool(), s["resumed_from"].as_i64()), (Some(true), Some(0)), "{s}");
+    if stack.single_process() {
+        stack.restart("serve");
+    }
+    let after = snapshot(&stack, &token, &chans, n).await;
+    assert_eq!(before, after, "the rebuilt timeline is identical");
+}
+
+async fn a_replay_killed_mid_way_resumes_without_loss(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let n = 300;
+    let (token, chans) = populate(&stack, n).await;
+    let before = snapshot(&stack, &token, &chans, n).await;
+    if stack.single_process() {
+        assert!(stack.terminate("serve").success());
+    }
+    // a throttled replay over a truncated timeline, killed after its second progress line
+    let mut child = stack
+        .confab(&["replay", "--projection", "timeline", "--from", "earliest", "--truncate", "--max-rate", "150"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn replay");
+    let stderr = child.stderr.take().unwrap();
+    let mut progress_lines = 0;
+    for line in BufReader::new(stderr).lines() {
+        if line.unwrap().contains("events/s") {
+            progress_lines += 1;
+            if progress_lines == 2 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    // resume: starts past zero, finishes the rest
+    let s = replay(&stack, &[]);
+    assert_eq!(s["complete"], true, "{s}");
+    let resumed = s["resumed_from"].as_i64().unwrap();
+    assert!(resumed > 0, "the second run resumed where the first stopped: {s}");
+    assert!(s["events"].as_u64().unwrap() < (2 * n) as u64, "only the rest was replayed: {s}");
+    if stack.single_process() {
+        stack.restart("serve");
+    }
+    let after = snapshot(&stack, &token, &chans, n).await;
+    assert_eq!(before, after, "nothing lost or doubled");
+}
