@@ -12,6 +12,7 @@ mod admin;
 mod distributed;
 mod embedded;
 mod replay;
+mod schemas;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -67,6 +68,9 @@ enum Command {
         #[arg(long)]
         max_rate: Option<u64>,
     },
+    /// Event schema tools: compatibility check, registration, catalogue.
+    #[command(subcommand)]
+    Schemas(schemas::SchemasCommand),
     /// Bootstrap workspaces, users, tokens and channels (prints JSON).
     Admin(admin::AdminArgs),
     /// Print the effective configuration as TOML.
@@ -121,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         return run_registry(&listen, data_dir).await;
     }
     let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
-    let distributed_only = !matches!(cli.command, Command::Serve | Command::Config);
+    let distributed_only = !matches!(cli.command, Command::Serve | Command::Config | Command::Schemas(_) | Command::Replay { .. });
     if distributed_only && cfg.auth.token_secret == confab_core::config::DEV_SECRET {
         tracing::warn!("auth.token_secret is the development default; set CONFAB_AUTH__TOKEN_SECRET in production");
     }
@@ -155,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
             };
             replay::run(cfg, projection, from_earliest, truncate, max_rate, shutdown).await?;
         }
+        Command::Schemas(cmd) => schemas::run(&cfg, cmd).await?,
         Command::Admin(_) | Command::Registry { .. } => unreachable!("handled above"),
     }
     tracing::info!("stopped");

@@ -35,5 +35,6 @@ pub mod kafka;
 pub mod ports;
 pub mod protocol;
 pub mod redis_fanout;
+pub mod schemas;
 pub mod shutdown;
 pub mod telemetry;
