@@ -11,6 +11,7 @@
 mod admin;
 mod distributed;
 mod embedded;
+mod lag;
 mod replay;
 mod schemas;
 
@@ -68,6 +69,8 @@ enum Command {
         #[arg(long)]
         max_rate: Option<u64>,
     },
+    /// Consumer lag of ingest and each projector, as JSON.
+    Lag,
     /// Event schema tools: compatibility check, registration, catalogue.
     #[command(subcommand)]
     Schemas(schemas::SchemasCommand),
@@ -125,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
         return run_registry(&listen, data_dir).await;
     }
     let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
-    let distributed_only = !matches!(cli.command, Command::Serve | Command::Config | Command::Schemas(_) | Command::Replay { .. });
+    let distributed_only = !matches!(cli.command, Command::Serve | Command::Config | Command::Schemas(_) | Command::Replay { .. } | Command::Lag);
     if distributed_only && cfg.auth.token_secret == confab_core::config::DEV_SECRET {
         tracing::warn!("auth.token_secret is the development default; set CONFAB_AUTH__TOKEN_SECRET in production");
     }
@@ -160,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
             replay::run(cfg, projection, from_earliest, truncate, max_rate, shutdown).await?;
         }
         Command::Schemas(cmd) => schemas::run(&cfg, cmd).await?,
+        Command::Lag => lag::run(&cfg).await?,
         Command::Admin(_) | Command::Registry { .. } => unreachable!("handled above"),
     }
     tracing::info!("stopped");

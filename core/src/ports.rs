@@ -27,6 +27,8 @@ pub type PortResult<T> = Result<T, PortError>;
 #[async_trait]
 pub trait CommandSink: Send + Sync {
     async fn send(&self, cmd: &Command) -> PortResult<()>;
+    /// Checks the log is reachable (for `/healthz`).
+    async fn ping(&self) -> PortResult<()>;
 }
 
 /// Ingest -> this gateway: replies to commands this gateway sent, once their events are

@@ -69,8 +69,12 @@ pub async fn serve(listen: &str, health: Health, mut shutdown: crate::shutdown::
     Ok(addr)
 }
 
-/// Registers a metric with the default registry, once (tests build components repeatedly).
+/// Registers a metric with the default registry. Call it once per metric per process (keep
+/// metric sets in a `static`): a second registration of the same name fails, and that copy
+/// would not be exported, which is logged here.
 pub fn register<M: prometheus::core::Collector + Clone + 'static>(m: M) -> M {
-    let _ = prometheus::register(Box::new(m.clone()));
+    if let Err(e) = prometheus::register(Box::new(m.clone())) {
+        tracing::error!(error = %e, "metric registered twice; this copy is not exported");
+    }
     m
 }

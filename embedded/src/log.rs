@@ -196,6 +196,10 @@ impl CommandSink for Log {
         self.commands_written.send_modify(|n| *n += 1);
         Ok(())
     }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 struct EmbeddedSequencerLog {

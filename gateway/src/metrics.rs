@@ -14,8 +14,16 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
 }
 
+/// One set per process (registering twice would leave the second set unexported).
+static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics::build);
+
 impl Metrics {
+    /// The process-wide gateway metrics.
     pub fn new() -> Self {
+        METRICS.clone()
+    }
+
+    fn build() -> Self {
         Self {
             connections: register(IntGauge::new("confab_gateway_connections", "open WebSocket connections").unwrap()),
             frames_in: register(IntCounterVec::new(Opts::new("confab_gateway_frames_in_total", "client frames, by type"), &["type"]).unwrap()),

@@ -105,6 +105,7 @@ impl Gateway {
         });
         tokio::spawn(crate::replies::route(state.clone(), ports.replies));
         tokio::spawn(crate::fanout_reader::run(state.clone()));
+        tokio::spawn(probe(state.clone()));
         health.set("log", Ok(()));
         health.set("fanout", Ok(()));
 
@@ -163,4 +164,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))
         .route("/admin/workspaces/{ws}/channels", post(crate::http::create_channel))
         .with_state(state)
+}
+
+/// Every 2 s, checks each dependency and records the result for `/healthz`, so the gateway
+/// reports unhealthy while one is down and healthy again by itself when it is back.
+async fn probe(st: Arc<AppState>) {
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        let timeout = std::time::Duration::from_secs(2);
+        let log = tokio::time::timeout(timeout, st.commands.ping()).await;
+        st.health.set("log", flatten(log));
+        let store = tokio::time::timeout(timeout, st.store.workspace(Uuid::nil())).await.map(|r| r.map(|_| ()));
+        st.health.set("store", flatten(store));
+        let fanout = tokio::time::timeout(timeout, st.fanout.ping()).await;
+        st.health.set("fanout", flatten(fanout));
+        tokio::select! { _ = shutdown.wait() => return, _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {} }
+    }
+}
+
+fn flatten(r: Result<Result<(), PortError>, tokio::time::error::Elapsed>) -> Result<(), String> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2 s".into()),
+    }
 }

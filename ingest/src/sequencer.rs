@@ -16,6 +16,9 @@ use crate::state::PartitionState;
 
 const MAX_BATCH: usize = 500;
 
+/// One set per process: several projectors (or sequencers) in one process share it, labelled.
+static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics::new);
+
 struct Metrics {
     commands: IntCounterVec,
     batch: Histogram,
@@ -39,13 +42,13 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = PortResult<Box<dyn SequencerLog>>>,
 {
-    let metrics = Metrics::new();
+    let metrics: &Metrics = &METRICS;
     let ids = TimeUuidGen::new();
     loop {
         let result = match open().await {
             Ok(log) => {
                 health.set("log", Ok(()));
-                session(log, &ids, &metrics, shutdown.clone()).await
+                session(log, &ids, metrics, shutdown.clone()).await
             }
             Err(e) => Err(e),
         };

@@ -13,6 +13,9 @@ use crate::Projection;
 const MAX_BATCH: usize = 500;
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
+/// One set per process: several projectors (or sequencers) in one process share it, labelled.
+static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics::new);
+
 struct Metrics {
     events: IntCounterVec,
     undecodable: IntCounterVec,
@@ -36,14 +39,28 @@ impl Metrics {
 /// Runs `projection` over `source` until shutdown, then commits the acknowledged positions.
 pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P, mut shutdown: Shutdown, health: Health) -> PortResult<()> {
     let name = projection.name();
-    let metrics = Metrics::new();
+    let metrics: &Metrics = &METRICS;
     let mut last_commit = Instant::now();
+    if let Some(lag) = source.lag().await {
+        metrics.lag.with_label_values(&[name]).set(lag);
+    }
     tracing::info!(projector = name, "projector started");
     loop {
         let batch = tokio::select! {
             _ = shutdown.wait() => break,
-            b = source.next_batch(MAX_BATCH, None) => b?,
+            // wake at least every second when idle, to commit and refresh the lag gauge
+            b = source.next_batch(MAX_BATCH, Some(COMMIT_EVERY)) => b?,
         };
+        if batch.is_empty() {
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                source.commit(false).await?;
+                if let Some(lag) = source.lag().await {
+                    metrics.lag.with_label_values(&[name]).set(lag);
+                }
+                last_commit = Instant::now();
+            }
+            continue;
+        }
         let mut events = Vec::with_capacity(batch.len());
         let mut last: HashMap<i32, i64> = HashMap::new();
         for rec in batch {
@@ -78,6 +95,13 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
         metrics.events.with_label_values(&[name]).inc_by(events.len() as u64);
         for (partition, offset) in last {
             source.ack(partition, offset)?;
+        }
+        // the position can be past the last event (Kafka transaction markers): acknowledge it,
+        // so an idle projector's committed offset is the end of the log and its lag is 0
+        for (partition, pos) in source.positions().await? {
+            if pos > 0 {
+                source.ack(partition, pos - 1)?;
+            }
         }
         if last_commit.elapsed() >= COMMIT_EVERY {
             source.commit(false).await?;

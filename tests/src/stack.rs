@@ -138,6 +138,11 @@ impl Stack {
     /// Starts a stack: in embedded mode one `confab serve`; in distributed mode a registry,
     /// `confab setup`, then ingest, both projectors and `gateways` gateways.
     pub async fn start(mode: Mode, gateways: usize) -> Stack {
+        Self::start_with(mode, gateways, None).await
+    }
+
+    /// Like [`start`](Self::start), with the distributed mode's Redis replaced (tests that stop it).
+    pub async fn start_with(mode: Mode, gateways: usize, redis_url: Option<String>) -> Stack {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let dir = tempfile::tempdir().expect("tempdir");
         let admin_key = "test-admin-key".to_string();
@@ -170,7 +175,10 @@ impl Stack {
             stack.registry_url = format!("http://{}/registry", stack.addr("serve"));
             return stack;
         }
-        let services = Services::required();
+        let mut services = Services::required();
+        if let Some(url) = redis_url {
+            services.redis = url;
+        }
         let registry = spawn(
             &[],
             &["registry".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), dir.path().join("registry").display().to_string()],

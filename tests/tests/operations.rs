@@ -25,7 +25,11 @@ macro_rules! both_modes {
     };
 }
 
-both_modes!(replay_restores_a_deleted_timeline_exactly, a_replay_killed_mid_way_resumes_without_loss);
+both_modes!(
+    replay_restores_a_deleted_timeline_exactly,
+    a_replay_killed_mid_way_resumes_without_loss,
+    lag_drains_to_zero_once_the_projectors_catch_up,
+);
 
 const T: Duration = Duration::from_secs(30);
 
@@ -151,4 +155,52 @@ async fn a_replay_killed_mid_way_resumes_without_loss(mode: Mode) {
     }
     let after = snapshot(&stack, &token, &chans, n).await;
     assert_eq!(before, after, "nothing lost or doubled");
+}
+
+
+async fn lag_drains_to_zero_once_the_projectors_catch_up(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let (_token, _chans) = populate(&stack, 100).await;
+    let lag = eventually(Duration::from_secs(30), "lag 0", || async {
+        let out = stack.confab(&["lag"]).env("CONFAB_GATEWAY__LISTEN", stack.addr("gw0")).output().ok()?;
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let all_zero = v.as_object().is_some_and(|m| m.contains_key("timeline") && m.contains_key("fanout") && m.values().all(|x| x == 0));
+        all_zero.then_some(v)
+    })
+    .await;
+    assert!(lag.get("timeline").is_some() && lag.get("fanout").is_some(), "{lag}");
+}
+
+/// `/healthz` turns unhealthy while Redis is down and healthy again by itself when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_follows_a_dependency_going_down_and_coming_back() {
+    if !confab_tests::servers_available(Mode::Distributed) {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let redis = |port: &str| {
+        std::process::Command::new("redis-server")
+            .args(["--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    };
+    let mut r = redis(&port);
+    std::thread::sleep(Duration::from_millis(300));
+    let stack = Stack::start_with(Mode::Distributed, 1, Some(format!("redis://127.0.0.1:{port}/"))).await;
+    let url = format!("http://{}/healthz", stack.addr("gw0"));
+    let health = || async {
+        let resp = reqwest::get(&url).await.ok()?;
+        Some((resp.status().as_u16(), resp.json::<Value>().await.ok()?))
+    };
+    eventually(T, "healthy", || async { health().await.filter(|(s, _)| *s == 200) }).await;
+    r.kill().unwrap();
+    let _ = r.wait();
+    let (_, body) = eventually(T, "unhealthy", || async { health().await.filter(|(s, _)| *s == 503) }).await;
+    assert_ne!(body["checks"]["fanout"], "ok", "{body}");
+    assert_eq!(body["checks"]["store"], "ok", "{body}");
+    let mut r = redis(&port);
+    eventually(T, "healthy again", || async { health().await.filter(|(s, _)| *s == 200) }).await;
+    r.kill().unwrap();
+    let _ = r.wait();
 }

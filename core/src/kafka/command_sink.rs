@@ -1,7 +1,7 @@
 //! Commands into `<ns>.commands` (idempotent producer, acks=all).
 
 use async_trait::async_trait;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::time::Duration;
 
@@ -36,5 +36,11 @@ impl CommandSink for KafkaCommandSink {
             .await
             .map_err(|(e, _)| PortError::of(e))?;
         Ok(())
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        let p = self.producer.clone();
+        let topic = self.topic.clone();
+        super::blocking(move || p.client().fetch_metadata(Some(&topic), Duration::from_secs(2)).map(|_| ())).await
     }
 }
