@@ -30,6 +30,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
 export CARGO_TERM_COLOR=never
 cargo build --workspace --tests --bins
 
+# Confluent's Python client, for the data-team example test (examples/python/read_events.py)
+pyenv_dir="${CONFAB_CACHE:-$HOME/.cache/confab}/pyenv"
+if ! "$pyenv_dir/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
+  python3 -m venv "$pyenv_dir"
+  "$pyenv_dir/bin/pip" install -q "confluent-kafka[avro]"
+fi
+export CONFAB_PYTHON="$pyenv_dir/bin/python"
+
 run_dir="$(mktemp -d /tmp/confab-test.XXXXXX)"
 cleanup() { scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"; }
 trap cleanup EXIT
