@@ -108,8 +108,11 @@ impl EventCodec {
         let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let writer = self.writer_schema(id).await?;
         let mut body = &bytes[5..];
-        let value = apache_avro::from_avro_datum(&writer, &mut body, Some(&self.schema))?;
-        from_value(value)
+        // decode with the writer's schema and resolve by name: apache-avro's reader-schema
+        // resolution matches union branches structurally, and a record with more fields also
+        // "matches" a branch with fewer (a ReactionChanged would read as a MessageDeleted)
+        let value = apache_avro::from_avro_datum(&writer, &mut body, None)?;
+        from_value_named(value, &payload_branches(&writer))
     }
 
     async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, AvroError> {
@@ -153,6 +156,19 @@ pub fn to_value(e: &Event) -> Value {
             ]),
         ),
         Payload::MemberJoined { user_id } => (2, Value::Record(vec![("user_id".into(), s(user_id))])),
+        Payload::MessageEdited { message_id, text } => {
+            (3, Value::Record(vec![("message_id".into(), s(message_id)), ("text".into(), s(text))]))
+        }
+        Payload::MessageDeleted { message_id } => (4, Value::Record(vec![("message_id".into(), s(message_id))])),
+        Payload::ReactionChanged { message_id, emoji, added, users } => (
+            5,
+            Value::Record(vec![
+                ("message_id".into(), s(message_id)),
+                ("emoji".into(), s(emoji)),
+                ("added".into(), Value::Boolean(*added)),
+                ("users".into(), Value::Array(users.iter().map(s).collect())),
+            ]),
+        ),
     };
     Value::Record(vec![
         ("event_id".into(), s(e.event_id)),
@@ -200,47 +216,79 @@ impl Fields {
     }
 }
 
+fn uuids(v: Value, field: &'static str) -> Result<Vec<Uuid>, AvroError> {
+    match v {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => s.parse().map_err(|_| AvroError::Field(field)),
+                _ => Err(AvroError::Field(field)),
+            })
+            .collect(),
+        _ => Err(AvroError::Field(field)),
+    }
+}
+
+/// The record names of the `payload` union's branches, in the schema's order.
+pub fn payload_branches(schema: &Schema) -> Vec<String> {
+    let Schema::Record(r) = schema else { return vec![] };
+    match r.fields.iter().find(|f| f.name == "payload").map(|f| &f.schema) {
+        Some(Schema::Union(u)) => u
+            .variants()
+            .iter()
+            .map(|v| match v {
+                Schema::Record(r) => r.name.name().to_string(),
+                _ => String::new(),
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// Decodes a record written with this build's schema.
 pub fn from_value(v: Value) -> Result<Event, AvroError> {
+    from_value_named(v, &payload_branches(&event_schema()))
+}
+
+/// Decodes a record written with a schema whose payload branches are named `branches`:
+/// the payload is dispatched on the branch's record name, fields are taken by name.
+pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroError> {
     let mut f = Fields::of(v, "event")?;
-    let payload = match f.0.remove("payload").ok_or(AvroError::Field("payload"))? {
-        Value::Union(_, inner) => *inner,
+    let (branch, payload) = match f.0.remove("payload").ok_or(AvroError::Field("payload"))? {
+        Value::Union(i, inner) => (i, *inner),
         _ => return Err(AvroError::Field("payload")),
     };
-    let payload = match payload {
-        Value::Record(ref fields) => {
-            let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-            let mut p = Fields::of(payload.clone(), "payload")?;
-            if names.contains(&"message_id") {
-                let thread_ts = match p.take("thread_ts")? {
-                    Value::Null => None,
-                    Value::String(t) => Some(t.parse().map_err(|_| AvroError::Field("thread_ts"))?),
-                    _ => return Err(AvroError::Field("thread_ts")),
-                };
-                Payload::MessagePosted {
-                    message_id: p.uuid("message_id")?,
-                    client_msg_id: p.string("client_msg_id")?,
-                    text: p.string("text")?,
-                    thread_ts,
-                }
-            } else if names.contains(&"members") {
-                let members = match p.take("members")? {
-                    Value::Array(items) => items
-                        .into_iter()
-                        .map(|i| match i {
-                            Value::String(s) => s.parse().map_err(|_| AvroError::Field("members")),
-                            _ => Err(AvroError::Field("members")),
-                        })
-                        .collect::<Result<Vec<Uuid>, _>>()?,
-                    _ => return Err(AvroError::Field("members")),
-                };
-                let is_private = matches!(p.take("is_private")?, Value::Boolean(true));
-                Payload::ChannelCreated { name: p.string("name")?, is_private, members }
-            } else if names.contains(&"user_id") {
-                Payload::MemberJoined { user_id: p.uuid("user_id")? }
-            } else {
-                return Err(AvroError::Field("payload"));
+    let name = branches.get(branch as usize).map(String::as_str).unwrap_or("");
+    let mut p = Fields::of(payload, "payload")?;
+    let payload = match name {
+        "MessagePosted" => {
+            let thread_ts = match p.take("thread_ts")? {
+                Value::Null => None,
+                Value::String(t) => Some(t.parse().map_err(|_| AvroError::Field("thread_ts"))?),
+                _ => return Err(AvroError::Field("thread_ts")),
+            };
+            Payload::MessagePosted {
+                message_id: p.uuid("message_id")?,
+                client_msg_id: p.string("client_msg_id")?,
+                text: p.string("text")?,
+                thread_ts,
             }
         }
+        "ChannelCreated" => {
+            let members = uuids(p.take("members")?, "members")?;
+            let is_private = matches!(p.take("is_private")?, Value::Boolean(true));
+            Payload::ChannelCreated { name: p.string("name")?, is_private, members }
+        }
+        "MemberJoined" => Payload::MemberJoined { user_id: p.uuid("user_id")? },
+        "MessageEdited" => Payload::MessageEdited { message_id: p.uuid("message_id")?, text: p.string("text")? },
+        "MessageDeleted" => Payload::MessageDeleted { message_id: p.uuid("message_id")? },
+        "ReactionChanged" => Payload::ReactionChanged {
+            message_id: p.uuid("message_id")?,
+            emoji: p.string("emoji")?,
+            added: matches!(p.take("added")?, Value::Boolean(true)),
+            users: uuids(p.take("users")?, "users")?,
+        },
+        // a branch this build does not know (a newer writer): say so rather than guess
         _ => return Err(AvroError::Field("payload")),
     };
     Ok(Event {
@@ -286,6 +334,9 @@ mod tests {
             Payload::MessagePosted { message_id: Uuid::new_v4(), client_msg_id: "c".into(), text: "x".into(), thread_ts: None },
             Payload::ChannelCreated { name: "general".into(), is_private: true, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
             Payload::MemberJoined { user_id: Uuid::new_v4() },
+            Payload::MessageEdited { message_id: Uuid::new_v4(), text: "fixed".into() },
+            Payload::MessageDeleted { message_id: Uuid::new_v4() },
+            Payload::ReactionChanged { message_id: Uuid::new_v4(), emoji: "tada".into(), added: true, users: vec![Uuid::new_v4()] },
         ] {
             let e = sample(p);
             let bytes = apache_avro::to_avro_datum(&schema, to_value(&e)).unwrap();

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use async_trait::async_trait;
 
-use crate::ports::{PortError, PortResult, Store};
+use crate::ports::{MessageUpdate, PortError, PortResult, Store};
 pub use crate::ports::Workspace;
 use crate::protocol::MessageView;
 
@@ -71,11 +71,25 @@ pub struct CassandraStore {
     insert_user: PreparedStatement,
     get_user: PreparedStatement,
     insert_channel: PreparedStatement,
+    edit_message: PreparedStatement,
+    delete_message: PreparedStatement,
+    set_reaction: PreparedStatement,
+    drop_reaction: PreparedStatement,
 }
 
-const MESSAGE_COLUMNS: &str = "message_id, seq, user_id, text, client_msg_id, thread_ts";
+const MESSAGE_COLUMNS: &str = "message_id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions";
 
-type MessageRow = (CqlTimeuuid, i64, Uuid, String, Option<String>, Option<CqlTimeuuid>);
+type MessageRow = (
+    CqlTimeuuid,
+    Option<i64>,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<CqlTimeuuid>,
+    Option<CqlTimestamp>,
+    Option<bool>,
+    Option<std::collections::HashMap<String, Vec<Uuid>>>,
+);
 
 impl CassandraStore {
     pub async fn new(session: Arc<Session>, ks: &str) -> Result<Self, StoreError> {
@@ -97,6 +111,19 @@ impl CassandraStore {
                 "SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? AND message_id < ? LIMIT ?"
             ))
             .await?,
+            edit_message: p(format!(
+                "UPDATE {ks}.messages USING TTL ? SET text = ?, edited_at = ? WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
+            ))
+            .await?,
+            delete_message: p(format!(
+                "UPDATE {ks}.messages USING TTL ? SET text = '', deleted = true, reactions = null WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
+            ))
+            .await?,
+            set_reaction: p(format!(
+                "UPDATE {ks}.messages USING TTL ? SET reactions[?] = ? WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
+            ))
+            .await?,
+            drop_reaction: p(format!("DELETE reactions[?] FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? AND message_id = ?")).await?,
             insert_workspace: p(format!("INSERT INTO {ks}.workspaces (workspace_id, name, retention_secs, created_at) VALUES (?, ?, ?, ?)")).await?,
             get_workspace: p(format!("SELECT workspace_id, name, retention_secs FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
             insert_user: p(format!("INSERT INTO {ks}.users (workspace_id, user_id, name, created_at) VALUES (?, ?, ?, ?)")).await?,
@@ -146,18 +173,28 @@ impl CassandraStore {
         let rows = result.into_rows_result().map_err(db)?;
         let mut out = Vec::new();
         for row in rows.rows::<MessageRow>().map_err(db)? {
-            let (id, seq, user_id, text, client_msg_id, thread_ts) = row.map_err(db)?;
+            let (id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions) = row.map_err(db)?;
             let message_id: Uuid = id.into();
             out.push(MessageView {
                 workspace_id: ws,
                 channel_id: ch,
                 ts: crate::ids::timeuuid_millis(&message_id).unwrap_or(0),
                 message_id,
-                seq,
-                user_id,
-                text,
+                seq: seq.unwrap_or(0),
+                user_id: user_id.unwrap_or_default(),
+                text: text.unwrap_or_default(),
                 client_msg_id,
                 thread_ts: thread_ts.map(Into::into),
+                edited_at: edited_at.map(|t| t.0),
+                deleted: deleted.unwrap_or(false),
+                reactions: reactions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, mut v)| {
+                        v.sort();
+                        (k, v)
+                    })
+                    .collect(),
             });
         }
         Ok(out)
@@ -226,6 +263,25 @@ impl Store for CassandraStore {
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
         CassandraStore::user_exists(self, ws, user).await.map_err(port)
     }
+    async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, ttl_secs: i32) -> PortResult<()> {
+        let id = CqlTimeuuid::from(message_id);
+        let ttl = ttl_secs.max(0);
+        let r = match update {
+            MessageUpdate::Edit { text, edited_at } => {
+                self.session.execute_unpaged(&self.edit_message, (ttl, text, CqlTimestamp(*edited_at), ws, ch, id)).await
+            }
+            MessageUpdate::Delete => self.session.execute_unpaged(&self.delete_message, (ttl, ws, ch, id)).await,
+            MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
+                self.session.execute_unpaged(&self.drop_reaction, (emoji, ws, ch, id)).await
+            }
+            MessageUpdate::Reactions { emoji, users } => {
+                let set: std::collections::BTreeSet<Uuid> = users.iter().copied().collect();
+                self.session.execute_unpaged(&self.set_reaction, (ttl, emoji, set, ws, ch, id)).await
+            }
+        };
+        r.map(|_| ()).map_err(PortError::of)
+    }
+
     async fn truncate_timeline(&self) -> PortResult<()> {
         for table in ["messages", "channels"] {
             self.session.query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[]).await.map_err(PortError::of)?;

@@ -24,6 +24,9 @@ pub struct Command {
     pub reply_to: ReplyTo,
     /// Unix milliseconds at the gateway.
     pub issued_at: i64,
+    /// The client's correlation id, echoed in the reply (and the dedup key of sends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
     pub body: CommandBody,
 }
 
@@ -44,6 +47,9 @@ pub enum CommandBody {
     SendMessage { text: String, client_msg_id: String },
     JoinChannel,
     CreateChannel { name: String, is_private: bool, members: Vec<Uuid> },
+    EditMessage { message_id: Uuid, text: String },
+    DeleteMessage { message_id: Uuid },
+    React { message_id: Uuid, emoji: String, add: bool },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

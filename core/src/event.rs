@@ -22,6 +22,11 @@ pub enum Payload {
     MessagePosted { message_id: Uuid, client_msg_id: String, text: String, thread_ts: Option<Uuid> },
     ChannelCreated { name: String, is_private: bool, members: Vec<Uuid> },
     MemberJoined { user_id: Uuid },
+    MessageEdited { message_id: Uuid, text: String },
+    /// A tombstone: the text is gone from every projection.
+    MessageDeleted { message_id: Uuid },
+    /// `actor_id` added (or removed) `emoji`; `users` is everyone reacting with it afterwards.
+    ReactionChanged { message_id: Uuid, emoji: String, added: bool, users: Vec<Uuid> },
 }
 
 impl Payload {
@@ -30,6 +35,9 @@ impl Payload {
             Payload::MessagePosted { .. } => "message_posted",
             Payload::ChannelCreated { .. } => "channel_created",
             Payload::MemberJoined { .. } => "member_joined",
+            Payload::MessageEdited { .. } => "message_edited",
+            Payload::MessageDeleted { .. } => "message_deleted",
+            Payload::ReactionChanged { .. } => "reaction_changed",
         }
     }
 }

@@ -88,6 +88,16 @@ pub trait EventSource: Send {
     async fn lag(&mut self) -> Option<i64>;
 }
 
+/// A change to a stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageUpdate {
+    Edit { text: String, edited_at: i64 },
+    /// The text is erased, reactions dropped, `deleted` set.
+    Delete,
+    /// Everyone reacting with `emoji` now (empty: the emoji is gone).
+    Reactions { emoji: String, users: Vec<Uuid> },
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Workspace {
     pub workspace_id: Uuid,
@@ -108,6 +118,9 @@ pub trait Store: Send + Sync {
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
+    /// Applies an edit, a deletion (tombstone) or a reaction change to a stored message;
+    /// idempotent (each update carries the resulting state).
+    async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, ttl_secs: i32) -> PortResult<()>;
     /// Deletes every message and channel (the timeline projection), for a rebuild from the log.
     async fn truncate_timeline(&self) -> PortResult<()>;
 }

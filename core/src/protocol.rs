@@ -14,6 +14,10 @@ pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 pub const MAX_CLIENT_MSG_ID: usize = 64;
 /// Longest channel name.
 pub const MAX_CHANNEL_NAME: usize = 80;
+/// Distinct emoji on one message.
+pub const MAX_REACTIONS_PER_MESSAGE: usize = 50;
+/// Longest emoji name (`thumbsup`, `flag-fr`, or the character itself).
+pub const MAX_EMOJI_LEN: usize = 64;
 /// Seconds between client pings the server expects.
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
 
@@ -29,10 +33,44 @@ pub enum ClientFrame {
     Send { channel_id: Uuid, text: String, client_msg_id: String },
     #[serde(rename = "channel:join")]
     Join { channel_id: Uuid },
+    /// Replace the text of your own message.
+    #[serde(rename = "message:edit")]
+    Edit {
+        channel_id: Uuid,
+        message_id: Uuid,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// Delete your own message: its text is gone from history and search.
+    #[serde(rename = "message:delete")]
+    Delete {
+        channel_id: Uuid,
+        message_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "reaction:add")]
+    ReactionAdd {
+        channel_id: Uuid,
+        message_id: Uuid,
+        emoji: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "reaction:remove")]
+    ReactionRemove {
+        channel_id: Uuid,
+        message_id: Uuid,
+        emoji: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
 }
 
 /// The frame types a client may send, for the `unknown_type` error.
-pub const CLIENT_TYPES: &[&str] = &["ping", "message:send", "channel:join"];
+pub const CLIENT_TYPES: &[&str] =
+    &["ping", "message:send", "channel:join", "message:edit", "message:delete", "reaction:add", "reaction:remove"];
 
 /// A message as clients see it (in `message:new` and in history).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -49,6 +87,15 @@ pub struct MessageView {
     pub client_msg_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_ts: Option<Uuid>,
+    /// Unix milliseconds of the last edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// A tombstone: the text is empty and the message can no longer be edited or reacted to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Emoji -> users reacting with it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reactions: std::collections::BTreeMap<String, Vec<Uuid>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,6 +114,14 @@ pub enum ServerFrame {
     New { message: MessageView },
     #[serde(rename = "channel:joined")]
     Joined { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, seq: i64 },
+    #[serde(rename = "message:edited")]
+    Edited { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, text: String, edited_at: i64, seq: i64, user_id: Uuid },
+    #[serde(rename = "message:deleted")]
+    Deleted { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, seq: i64, user_id: Uuid },
+    #[serde(rename = "reaction:added")]
+    ReactionAdded { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, emoji: String, user_id: Uuid, users: Vec<Uuid>, seq: i64 },
+    #[serde(rename = "reaction:removed")]
+    ReactionRemoved { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, emoji: String, user_id: Uuid, users: Vec<Uuid>, seq: i64 },
     #[serde(rename = "channel:created")]
     Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, seq: i64 },
     #[serde(rename = "error")]
@@ -91,6 +146,9 @@ pub enum ErrorCode {
     ChannelNotFound,
     NotAMember,
     ChannelPrivate,
+    MessageNotFound,
+    MessageDeleted,
+    TooManyReactions,
     Conflict,
     RateLimited,
     Unauthorized,
@@ -113,6 +171,9 @@ impl ErrorCode {
             ErrorCode::ChannelNotFound => "channel_not_found",
             ErrorCode::NotAMember => "not_a_member",
             ErrorCode::ChannelPrivate => "channel_private",
+            ErrorCode::MessageNotFound => "message_not_found",
+            ErrorCode::MessageDeleted => "message_deleted",
+            ErrorCode::TooManyReactions => "too_many_reactions",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
@@ -170,9 +231,16 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
     }
     let frame: ClientFrame = serde_json::from_value(value.clone())
         .map_err(|e| err(ErrorCode::InvalidField, format!("invalid `{ty}` frame: {e}")))?;
-    if let ClientFrame::Send { text, client_msg_id, .. } = &frame {
-        validate_client_msg_id(client_msg_id).map_err(|m| err(ErrorCode::InvalidField, m))?;
-        validate_text(text).map_err(|(c, m)| err(c, m))?;
+    match &frame {
+        ClientFrame::Send { text, client_msg_id, .. } => {
+            validate_client_msg_id(client_msg_id).map_err(|m| err(ErrorCode::InvalidField, m))?;
+            validate_text(text).map_err(|(c, m)| err(c, m))?;
+        }
+        ClientFrame::Edit { text, .. } => validate_text(text).map_err(|(c, m)| err(c, m))?,
+        ClientFrame::ReactionAdd { emoji, .. } | ClientFrame::ReactionRemove { emoji, .. } => {
+            validate_emoji(emoji).map_err(|m| err(ErrorCode::InvalidField, m))?
+        }
+        _ => {}
     }
     Ok(frame)
 }
@@ -180,6 +248,13 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
 pub fn validate_client_msg_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID {
         return Err(format!("client_msg_id must be 1..={MAX_CLIENT_MSG_ID} bytes"));
+    }
+    Ok(())
+}
+
+pub fn validate_emoji(emoji: &str) -> Result<(), String> {
+    if emoji.is_empty() || emoji.len() > MAX_EMOJI_LEN || emoji.chars().any(|c| c.is_whitespace() || c == ':') {
+        return Err(format!("emoji must be 1..={MAX_EMOJI_LEN} bytes without spaces or colons (`thumbsup`, not `:thumbsup:`)"));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! retention is stored with each message as an expiry and honoured on read.
 
 use async_trait::async_trait;
-use confab_core::ports::{PortError, PortResult, Store, Workspace};
+use confab_core::ports::{MessageUpdate, PortError, PortResult, Store, Workspace};
 use confab_core::protocol::MessageView;
 use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
@@ -116,6 +116,35 @@ impl Store for EmbeddedStore {
 
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
         self.users.contains_key(pair(&ws, &user)).map_err(port)
+    }
+
+    async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, _ttl_secs: i32) -> PortResult<()> {
+        // the timeline projector is the only writer, so read-modify-write is safe
+        let key = message_key(&ws, &ch, &message_id);
+        let Some(v) = self.messages.get(&key).map_err(port)? else {
+            return Err(PortError(format!("message {message_id} is not in the timeline")));
+        };
+        let mut m: StoredMessage = serde_json::from_slice(&v).map_err(port)?;
+        match update {
+            MessageUpdate::Edit { text, edited_at } => {
+                m.view.text = text.clone();
+                m.view.edited_at = Some(*edited_at);
+            }
+            MessageUpdate::Delete => {
+                m.view.text.clear();
+                m.view.deleted = true;
+                m.view.reactions.clear();
+            }
+            MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
+                m.view.reactions.remove(emoji);
+            }
+            MessageUpdate::Reactions { emoji, users } => {
+                let mut users = users.clone();
+                users.sort();
+                m.view.reactions.insert(emoji.clone(), users);
+            }
+        }
+        self.messages.insert(key, serde_json::to_vec(&m).expect("message serializes")).map_err(port)
     }
 
     async fn truncate_timeline(&self) -> PortResult<()> {

@@ -213,6 +213,7 @@ pub async fn create_channel(State(st): State<Arc<AppState>>, headers: HeaderMap,
         channel_id: Uuid::new_v4(),
         reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
         issued_at: chrono::Utc::now().timestamp_millis(),
+        client_msg_id: None,
         body: CommandBody::CreateChannel { name: b.name.clone(), is_private: b.is_private, members: b.members },
     };
     let (tx, rx) = tokio::sync::oneshot::channel();

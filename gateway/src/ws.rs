@@ -172,6 +172,18 @@ async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str
             }
             ("channel:join", channel_id, CommandBody::JoinChannel, None)
         }
+        ClientFrame::Edit { channel_id, message_id, text, client_msg_id } => {
+            ("message:edit", channel_id, CommandBody::EditMessage { message_id, text }, client_msg_id)
+        }
+        ClientFrame::Delete { channel_id, message_id, client_msg_id } => {
+            ("message:delete", channel_id, CommandBody::DeleteMessage { message_id }, client_msg_id)
+        }
+        ClientFrame::ReactionAdd { channel_id, message_id, emoji, client_msg_id } => {
+            ("reaction:add", channel_id, CommandBody::React { message_id, emoji, add: true }, client_msg_id)
+        }
+        ClientFrame::ReactionRemove { channel_id, message_id, emoji, client_msg_id } => {
+            ("reaction:remove", channel_id, CommandBody::React { message_id, emoji, add: false }, client_msg_id)
+        }
     };
     st.metrics.frames_in.with_label_values(&[ty]).inc();
     let cmd = Command {
@@ -181,6 +193,7 @@ async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str
         channel_id,
         reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: id },
         issued_at: chrono::Utc::now().timestamp_millis(),
+        client_msg_id: client_msg_id.clone(),
         body,
     };
     match st.produce(&cmd).await {

@@ -114,7 +114,7 @@ async fn session(mut log: Box<dyn SequencerLog>, ids: &TimeUuidGen, metrics: &Me
             }
             let client_msg_id = match &cmd.body {
                 CommandBody::SendMessage { client_msg_id, .. } => Some(client_msg_id.clone()),
-                _ => None,
+                _ => cmd.client_msg_id.clone(),
             };
             replies.push(Reply {
                 reply_to: cmd.reply_to.clone(),

@@ -4,8 +4,8 @@ use confab_core::avro::SCHEMA_VERSION;
 use confab_core::command::{Command, CommandBody, Outcome};
 use confab_core::event::{Event, Payload};
 use confab_core::ids::{timeuuid_millis, TimeUuidGen};
-use confab_core::protocol::{validate_client_msg_id, validate_text, ErrorCode, MAX_CHANNEL_NAME};
-use std::collections::{HashMap, HashSet};
+use confab_core::protocol::{validate_client_msg_id, validate_emoji, validate_text, ErrorCode, MAX_CHANNEL_NAME, MAX_REACTIONS_PER_MESSAGE};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,8 +15,18 @@ pub struct Posted {
     pub ts: i64,
 }
 
+/// What the sequencer must know of a message to judge edits, deletes and reactions.
+#[derive(Debug, Default, Clone)]
+pub struct MessageState {
+    pub author: Uuid,
+    pub deleted: bool,
+    pub reactions: BTreeMap<String, BTreeSet<Uuid>>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct ChannelState {
+    /// message_id -> state (unbounded for now, like the dedup table).
+    pub messages: HashMap<Uuid, MessageState>,
     pub is_private: bool,
     pub members: HashSet<Uuid>,
     pub last_seq: i64,
@@ -46,11 +56,25 @@ impl PartitionState {
             }
             Payload::MessagePosted { message_id, client_msg_id, .. } => {
                 let ts = timeuuid_millis(message_id).unwrap_or(e.occurred_at);
-                self.channels
-                    .entry(key)
-                    .or_default()
-                    .sent
-                    .insert((e.actor_id, client_msg_id.clone()), Posted { message_id: *message_id, seq: e.seq, ts });
+                let ch = self.channels.entry(key).or_default();
+                ch.sent.insert((e.actor_id, client_msg_id.clone()), Posted { message_id: *message_id, seq: e.seq, ts });
+                ch.messages.insert(*message_id, MessageState { author: e.actor_id, ..Default::default() });
+            }
+            Payload::MessageEdited { .. } => {}
+            Payload::MessageDeleted { message_id } => {
+                if let Some(m) = self.channels.entry(key).or_default().messages.get_mut(message_id) {
+                    m.deleted = true;
+                    m.reactions.clear();
+                }
+            }
+            Payload::ReactionChanged { message_id, emoji, users, .. } => {
+                if let Some(m) = self.channels.entry(key).or_default().messages.get_mut(message_id) {
+                    if users.is_empty() {
+                        m.reactions.remove(emoji);
+                    } else {
+                        m.reactions.insert(emoji.clone(), users.iter().copied().collect());
+                    }
+                }
             }
         }
         let ch = self.channels.entry(key).or_default();
@@ -106,6 +130,54 @@ impl PartitionState {
                 self.apply(&e);
                 (Some(e.clone()), Outcome::Done { seq: e.seq })
             }
+            CommandBody::EditMessage { message_id, .. } | CommandBody::DeleteMessage { message_id } | CommandBody::React { message_id, .. } => {
+                let Some(ch) = self.channels.get(&key) else {
+                    return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
+                };
+                if !ch.members.contains(&cmd.user_id) {
+                    if ch.is_private {
+                        return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
+                    }
+                    return reject(ErrorCode::NotAMember, "join the channel first");
+                }
+                let Some(msg) = ch.messages.get(message_id) else {
+                    return reject(ErrorCode::MessageNotFound, "no such message in this channel");
+                };
+                let (seq, at) = (ch.last_seq + 1, now_ms.max(ch.last_ms));
+                let payload = match &cmd.body {
+                    CommandBody::DeleteMessage { .. } if msg.deleted => return (None, Outcome::Done { seq: ch.last_seq }),
+                    _ if msg.deleted => return reject(ErrorCode::MessageDeleted, "the message was deleted"),
+                    CommandBody::EditMessage { .. } | CommandBody::DeleteMessage { .. } if msg.author != cmd.user_id => {
+                        return reject(ErrorCode::Forbidden, "you can only change your own messages")
+                    }
+                    CommandBody::EditMessage { text, .. } => {
+                        if let Err((code, m)) = validate_text(text) {
+                            return reject(code, &m);
+                        }
+                        Payload::MessageEdited { message_id: *message_id, text: text.clone() }
+                    }
+                    CommandBody::DeleteMessage { .. } => Payload::MessageDeleted { message_id: *message_id },
+                    CommandBody::React { emoji, add, .. } => {
+                        if let Err(m) = validate_emoji(emoji) {
+                            return reject(ErrorCode::InvalidField, &m);
+                        }
+                        let mut users = msg.reactions.get(emoji).cloned().unwrap_or_default();
+                        let changed = if *add { users.insert(cmd.user_id) } else { users.remove(&cmd.user_id) };
+                        if !changed {
+                            // already so: nothing to record (a retry, or a double click)
+                            return (None, Outcome::Done { seq: ch.last_seq });
+                        }
+                        if *add && !msg.reactions.contains_key(emoji) && msg.reactions.len() >= MAX_REACTIONS_PER_MESSAGE {
+                            return reject(ErrorCode::TooManyReactions, &format!("a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji"));
+                        }
+                        Payload::ReactionChanged { message_id: *message_id, emoji: emoji.clone(), added: *add, users: users.into_iter().collect() }
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                let e = event(seq, at, payload);
+                self.apply(&e);
+                (Some(e), Outcome::Done { seq })
+            }
             CommandBody::SendMessage { text, client_msg_id } => {
                 let Some(ch) = self.channels.get(&key) else {
                     return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
@@ -152,6 +224,7 @@ mod tests {
             channel_id: ch,
             reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 },
             issued_at: 0,
+            client_msg_id: None,
             body,
         }
     }
@@ -217,5 +290,59 @@ mod tests {
         // private channel: a stranger cannot learn it exists
         let (_, o) = rebuilt.decide(&cmd(ws, ch, Uuid::new_v4(), CommandBody::JoinChannel), &ids, 4);
         assert!(matches!(o, Outcome::Rejected { code: ErrorCode::ChannelNotFound, .. }));
+    }
+}
+
+#[cfg(test)]
+mod edit_tests {
+    use super::*;
+    use confab_core::command::ReplyTo;
+
+    fn cmd(ws: Uuid, ch: Uuid, user: Uuid, body: CommandBody) -> Command {
+        Command { command_id: Uuid::new_v4(), workspace_id: ws, user_id: user, channel_id: ch, reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 }, issued_at: 0, client_msg_id: None, body }
+    }
+
+    #[test]
+    fn edits_deletes_and_reactions_follow_the_rules() {
+        let (ws, ch, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let ids = TimeUuidGen::new();
+        let mut st = PartitionState::default();
+        st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), is_private: false, members: vec![bob] }), &ids, 1);
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::SendMessage { text: "hi".into(), client_msg_id: "k".into() }), &ids, 2);
+        let Payload::MessagePosted { message_id: m, .. } = e.unwrap().payload else { panic!() };
+        let code = |o: Outcome| match o { Outcome::Rejected { code, .. } => Some(code), _ => None };
+        // only the author edits
+        let (e, o) = st.decide(&cmd(ws, ch, bob, CommandBody::EditMessage { message_id: m, text: "x".into() }), &ids, 3);
+        assert!(e.is_none() && code(o) == Some(ErrorCode::Forbidden));
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: m, text: "hi!".into() }), &ids, 3);
+        assert_eq!(e.unwrap().seq, 3);
+        // reactions: set semantics, a repeat is a no-op
+        let react = |u, add| cmd(ws, ch, u, CommandBody::React { message_id: m, emoji: "tada".into(), add });
+        let (e, _) = st.decide(&react(bob, true), &ids, 4);
+        assert!(matches!(e.unwrap().payload, Payload::ReactionChanged { ref users, added: true, .. } if users == &vec![bob]));
+        let (e, o) = st.decide(&react(bob, true), &ids, 5);
+        assert!(e.is_none() && matches!(o, Outcome::Done { .. }));
+        let (e, _) = st.decide(&react(alice, true), &ids, 5);
+        assert!(matches!(e.unwrap().payload, Payload::ReactionChanged { ref users, .. } if users.len() == 2));
+        // too many distinct emoji
+        for i in 1..MAX_REACTIONS_PER_MESSAGE {
+            let (e, _) = st.decide(&cmd(ws, ch, bob, CommandBody::React { message_id: m, emoji: format!("e{i}"), add: true }), &ids, 6);
+            assert!(e.is_some());
+        }
+        let (e, o) = st.decide(&cmd(ws, ch, bob, CommandBody::React { message_id: m, emoji: "one-more".into(), add: true }), &ids, 7);
+        assert!(e.is_none() && code(o) == Some(ErrorCode::TooManyReactions));
+        // delete: author only, then nothing touches it; deleting again is a no-op
+        let (e, o) = st.decide(&cmd(ws, ch, bob, CommandBody::DeleteMessage { message_id: m }), &ids, 8);
+        assert!(e.is_none() && code(o) == Some(ErrorCode::Forbidden));
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::DeleteMessage { message_id: m }), &ids, 8);
+        assert!(matches!(e.unwrap().payload, Payload::MessageDeleted { .. }));
+        let (e, o) = st.decide(&react(bob, true), &ids, 9);
+        assert!(e.is_none() && code(o) == Some(ErrorCode::MessageDeleted));
+        let (e, o) = st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: m, text: "back".into() }), &ids, 9);
+        assert!(e.is_none() && code(o) == Some(ErrorCode::MessageDeleted));
+        let (e, o) = st.decide(&cmd(ws, ch, alice, CommandBody::DeleteMessage { message_id: m }), &ids, 9);
+        assert!(e.is_none() && matches!(o, Outcome::Done { .. }));
+        let (e, o) = st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: Uuid::new_v4(), text: "?".into() }), &ids, 9);
+        assert!(e.is_none() && code(o) == Some(ErrorCode::MessageNotFound));
     }
 }

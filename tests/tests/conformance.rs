@@ -59,6 +59,7 @@ conformance!(
     killing_ingest_mid_stream_loses_and_doubles_nothing_when_clients_retry,
     the_admin_cli_bootstraps_a_conversation,
     sigterm_drains_and_a_restart_keeps_everything,
+    edits_deletes_and_reactions_reach_everyone_and_history,
 );
 
 async fn two_clients_on_two_gateways_exchange_messages_in_order(mode: Mode) {
@@ -462,4 +463,92 @@ async fn the_admin_cli_bootstraps_a_conversation(mode: Mode) {
         .unwrap();
     assert!(!out.status.success());
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["error"]["code"], "invalid_field");
+}
+
+async fn edits_deletes_and_reactions_reach_everyone_and_history(mode: Mode) {
+    let stack = Stack::start(mode, 2).await;
+    let (_ws, ch, alice, bob) = conversation(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let mut b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    a.send_message(&ch, "hello", "m1").await;
+    let m1 = a.expect("message:ack", T).await["message_id"].as_str().unwrap().to_string();
+    b.expect("message:new", T).await;
+    let edit = |who: &str, text: &str, cmid: &str| json!({"type": "message:edit", "channel_id": ch, "message_id": who, "text": text, "client_msg_id": cmid});
+
+    // only the author edits
+    b.send(edit(&m1, "hijacked", "e0")).await;
+    let e = b.expect("error", T).await;
+    assert_eq!((e["code"].as_str(), e["client_msg_id"].as_str()), (Some("forbidden"), Some("e0")));
+    a.send(edit(&m1, "hello, edited", "e1")).await;
+    let f = b.expect("message:edited", T).await;
+    assert_eq!((f["message_id"].as_str(), f["text"].as_str()), (Some(m1.as_str()), Some("hello, edited")));
+    assert_eq!(f["user_id"], alice.0.as_str());
+
+    // reactions: set semantics, everyone sees the resulting set
+    let react = |ty: &str, emoji: &str| json!({"type": ty, "channel_id": ch, "message_id": m1, "emoji": emoji});
+    b.send(react("reaction:add", "tada")).await;
+    let f = a.expect("reaction:added", T).await;
+    assert_eq!(b.expect("reaction:added", T).await, f, "every member sees the same frame");
+    assert_eq!((f["emoji"].as_str(), f["users"].clone()), (Some("tada"), json!([bob.0])));
+    a.send(react("reaction:add", "tada")).await;
+    let f = b.expect("reaction:added", T).await;
+    a.expect("reaction:added", T).await;
+    let mut both = vec![alice.0.clone(), bob.0.clone()];
+    both.sort();
+    assert_eq!(f["users"], json!(both));
+    b.send(react("reaction:remove", "tada")).await;
+    let f = a.expect("reaction:removed", T).await;
+    b.expect("reaction:removed", T).await;
+    assert_eq!(f["users"], json!([alice.0]));
+    b.send(react("reaction:add", ":tada:")).await;
+    assert_eq!(b.expect("error", T).await["code"], "invalid_field");
+    b.send(json!({"type": "reaction:add", "channel_id": ch, "message_id": uuid::Uuid::new_v4(), "emoji": "x"})).await;
+    assert_eq!(b.expect("error", T).await["code"], "message_not_found");
+
+    let find = |h: &[Value], id: &str| h.iter().find(|m| m["message_id"] == id).cloned().unwrap();
+    let h = eventually(T, "history shows the edit and reactions", || async {
+        let h = stack.history_all("gw1", &ch, &bob.1, 50).await;
+        let m = h.iter().find(|m| m["message_id"] == m1.as_str())?.clone();
+        (m["reactions"] == json!({"tada": [alice.0]}) && m["text"] == "hello, edited").then_some(h)
+    })
+    .await;
+    assert!(find(&h, &m1)["edited_at"].as_i64().unwrap() > 0);
+
+    // a delete is a tombstone: the text is gone, nothing touches it afterwards
+    b.send(json!({"type": "message:delete", "channel_id": ch, "message_id": m1})).await;
+    assert_eq!(b.expect("error", T).await["code"], "forbidden");
+    a.send(json!({"type": "message:delete", "channel_id": ch, "message_id": m1})).await;
+    let f = b.expect("message:deleted", T).await;
+    assert_eq!(f["message_id"], m1.as_str());
+    b.send(react("reaction:add", "eyes")).await;
+    assert_eq!(b.expect("error", T).await["code"], "message_deleted");
+    a.send(edit(&m1, "undo", "e2")).await;
+    assert_eq!(a.expect("error", T).await["code"], "message_deleted");
+    let h = eventually(T, "tombstone in history", || async {
+        let h = stack.history_all("gw1", &ch, &bob.1, 50).await;
+        (find(&h, &m1)["deleted"] == true).then_some(h)
+    })
+    .await;
+    let m = find(&h, &m1);
+    assert_eq!(m["text"], "", "deleted text is gone, not hidden");
+    assert!(m.get("reactions").is_none(), "{m}");
+
+    // at most 50 different emoji on one message
+    a.send_message(&ch, "react to me", "m2").await;
+    let m2 = a.expect("message:ack", T).await["message_id"].as_str().unwrap().to_string();
+    for i in 0..50 {
+        b.send(json!({"type": "reaction:add", "channel_id": ch, "message_id": m2, "emoji": format!("e{i}")})).await;
+    }
+    for _ in 0..50 {
+        b.expect("reaction:added", T).await;
+    }
+    b.send(json!({"type": "reaction:add", "channel_id": ch, "message_id": m2, "emoji": "one-too-many", "client_msg_id": "r51"})).await;
+    let e = b.expect("error", T).await;
+    assert_eq!((e["code"].as_str(), e["client_msg_id"].as_str()), (Some("too_many_reactions"), Some("r51")));
+    let h = eventually(T, "50 reactions in history", || async {
+        let h = stack.history_all("gw1", &ch, &bob.1, 50).await;
+        (find(&h, &m2)["reactions"].as_object().map(|r| r.len()) == Some(50)).then_some(h)
+    })
+    .await;
+    assert!(find(&h, &m2)["reactions"].get("one-too-many").is_none());
 }

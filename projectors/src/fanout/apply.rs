@@ -30,10 +30,39 @@ pub fn frame_for(e: &Event) -> (ServerFrame, Vec<uuid::Uuid>) {
                     ts: e.occurred_at,
                     client_msg_id: Some(client_msg_id.clone()),
                     thread_ts: *thread_ts,
+                    edited_at: None,
+                    deleted: false,
+                    reactions: Default::default(),
                 },
             },
             vec![],
         ),
+        Payload::MessageEdited { message_id, text } => (
+            ServerFrame::Edited {
+                workspace_id: e.workspace_id,
+                channel_id: e.channel_id,
+                message_id: *message_id,
+                text: text.clone(),
+                edited_at: e.occurred_at,
+                seq: e.seq,
+                user_id: e.actor_id,
+            },
+            vec![],
+        ),
+        Payload::MessageDeleted { message_id } => (
+            ServerFrame::Deleted { workspace_id: e.workspace_id, channel_id: e.channel_id, message_id: *message_id, seq: e.seq, user_id: e.actor_id },
+            vec![],
+        ),
+        Payload::ReactionChanged { message_id, emoji, added, users } => {
+            let (workspace_id, channel_id, message_id, emoji, user_id, users, seq) =
+                (e.workspace_id, e.channel_id, *message_id, emoji.clone(), e.actor_id, users.clone(), e.seq);
+            let frame = if *added {
+                ServerFrame::ReactionAdded { workspace_id, channel_id, message_id, emoji, user_id, users, seq }
+            } else {
+                ServerFrame::ReactionRemoved { workspace_id, channel_id, message_id, emoji, user_id, users, seq }
+            };
+            (frame, vec![])
+        }
         Payload::ChannelCreated { name, is_private, members } => (
             ServerFrame::Created { workspace_id: e.workspace_id, channel_id: e.channel_id, name: name.clone(), is_private: *is_private, seq: e.seq },
             members.clone(),

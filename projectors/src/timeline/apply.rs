@@ -1,5 +1,5 @@
 use confab_core::event::{Event, Payload};
-use confab_core::ports::Store;
+use confab_core::ports::{MessageUpdate, Store};
 use confab_core::protocol::MessageView;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
@@ -43,8 +43,22 @@ impl TimelineProjection {
                     ts: e.occurred_at,
                     client_msg_id: Some(client_msg_id.clone()),
                     thread_ts: *thread_ts,
+                    edited_at: None,
+                    deleted: false,
+                    reactions: Default::default(),
                 };
                 Ok(self.store.insert_message(&view, ttl).await?)
+            }
+            Payload::MessageEdited { message_id, text } => {
+                let update = MessageUpdate::Edit { text: text.clone(), edited_at: e.occurred_at };
+                Ok(self.store.update_message(e.workspace_id, e.channel_id, *message_id, &update, self.ttl(e.workspace_id).await?).await?)
+            }
+            Payload::MessageDeleted { message_id } => {
+                Ok(self.store.update_message(e.workspace_id, e.channel_id, *message_id, &MessageUpdate::Delete, self.ttl(e.workspace_id).await?).await?)
+            }
+            Payload::ReactionChanged { message_id, emoji, users, .. } => {
+                let update = MessageUpdate::Reactions { emoji: emoji.clone(), users: users.clone() };
+                Ok(self.store.update_message(e.workspace_id, e.channel_id, *message_id, &update, self.ttl(e.workspace_id).await?).await?)
             }
             Payload::ChannelCreated { name, is_private, .. } => {
                 Ok(self.store.insert_channel(e.workspace_id, e.channel_id, name, *is_private, e.occurred_at).await?)
@@ -60,8 +74,19 @@ impl Projection for TimelineProjection {
     }
 
     async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
-        // rows are independent upserts, so they may be written concurrently
-        stream::iter(events.iter().map(Ok)).try_for_each_concurrent(CONCURRENCY, |e| self.apply_one(e)).await
+        // new messages are independent upserts and may be written concurrently; changes to a
+        // message must land after its insert and in order, so they wait for the posts before
+        // them and go one at a time
+        let mut i = 0;
+        while i < events.len() {
+            let j = events[i..].iter().position(|e| !matches!(e.payload, Payload::MessagePosted { .. } | Payload::ChannelCreated { .. } | Payload::MemberJoined { .. })).map(|k| i + k).unwrap_or(events.len());
+            stream::iter(events[i..j].iter().map(Ok)).try_for_each_concurrent(CONCURRENCY, |e| self.apply_one(e)).await?;
+            if j < events.len() {
+                self.apply_one(&events[j]).await?;
+            }
+            i = j + 1;
+        }
+        Ok(())
     }
 
     async fn check(&self) -> Result<(), ProjectorError> {
