@@ -114,6 +114,9 @@ pub struct NewWorkspace {
     /// Messages older than this are dropped from the timeline (0 or absent: kept forever).
     #[serde(default)]
     retention_days: Option<u32>,
+    /// The same in seconds (finer grained; wins over `retention_days`).
+    #[serde(default)]
+    retention_secs: Option<u32>,
 }
 
 pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMap, Json(b): Json<NewWorkspace>) -> Result<Response, ApiError> {
@@ -121,7 +124,7 @@ pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMa
     if b.name.trim().is_empty() || b.name.len() > 100 {
         return Err(ApiError::bad("name must be 1..=100 bytes"));
     }
-    let retention_secs = b.retention_days.unwrap_or(0).saturating_mul(86_400).min(i32::MAX as u32) as i32;
+    let retention_secs = b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32) as i32;
     let w = Workspace { workspace_id: Uuid::new_v4(), name: b.name, retention_secs };
     st.store.insert_workspace(&w).await.map_err(|e| ApiError::internal("directory", e))?;
     tracing::info!(workspace_id = %w.workspace_id, "workspace created");

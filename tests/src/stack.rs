@@ -311,6 +311,10 @@ impl Stack {
         v
     }
 
+    pub async fn create_workspace_with_retention(&self, name: &str, retention_secs: u32) -> String {
+        self.admin("/admin/workspaces", json!({"name": name, "retention_secs": retention_secs})).await["workspace_id"].as_str().unwrap().to_string()
+    }
+
     pub async fn create_workspace(&self, name: &str) -> String {
         self.admin("/admin/workspaces", json!({"name": name})).await["workspace_id"].as_str().unwrap().to_string()
     }

@@ -60,6 +60,7 @@ conformance!(
     the_admin_cli_bootstraps_a_conversation,
     sigterm_drains_and_a_restart_keeps_everything,
     edits_deletes_and_reactions_reach_everyone_and_history,
+    a_workspace_retention_expires_its_messages_only,
 );
 
 async fn two_clients_on_two_gateways_exchange_messages_in_order(mode: Mode) {
@@ -551,4 +552,22 @@ async fn edits_deletes_and_reactions_reach_everyone_and_history(mode: Mode) {
     })
     .await;
     assert!(find(&h, &m2)["reactions"].get("one-too-many").is_none());
+}
+
+async fn a_workspace_retention_expires_its_messages_only(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let short = stack.create_workspace_with_retention("short", 3).await;
+    let (alice, token) = stack.create_user(&short, "alice").await;
+    let ch = stack.create_channel(&short, "ephemeral", false, &[&alice]).await;
+    let (_, keep_ch, keeper, _) = conversation(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    let mut k = Client::connect(&stack.addr("gw0"), &keeper.1).await.unwrap();
+    a.send_message(&ch, "gone soon", "r1").await;
+    a.expect("message:ack", T).await;
+    k.send_message(&keep_ch, "kept", "k1").await;
+    k.expect("message:ack", T).await;
+    eventually(T, "stored", || async { (stack.history_all("gw0", &ch, &token, 50).await.len() == 1).then_some(()) }).await;
+    // past the 3 s retention the message is gone; the other workspace keeps its own
+    eventually(Duration::from_secs(20), "expired", || async { stack.history_all("gw0", &ch, &token, 50).await.is_empty().then_some(()) }).await;
+    assert_eq!(stack.history_all("gw0", &keep_ch, &keeper.1, 50).await.len(), 1);
 }

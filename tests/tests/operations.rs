@@ -42,16 +42,18 @@ async fn populate(stack: &Stack, n: usize) -> (String, Vec<String>) {
         stack.create_channel(&ws, "two", true, &[&alice]).await,
     ];
     let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
-    for i in 0..n {
-        for (c, ch) in chans.iter().enumerate() {
-            a.send_message(ch, &format!("message {i} in {c}"), &format!("{c}-{i}")).await;
+    // read while sending, as a client must: a socket that leaves more than
+    // `gateway.send_buffer` frames unread is closed as a slow consumer
+    for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+        for i in chunk {
+            for (c, ch) in chans.iter().enumerate() {
+                a.send_message(ch, &format!("message {i} in {c}"), &format!("{c}-{i}")).await;
+            }
         }
-    }
-    let mut acks = 0;
-    while acks < 2 * n {
-        if a.expect("message:ack", T).await["type"] == "message:ack" {
-            acks += 1;
+        for _ in 0..chunk.len() * chans.len() {
+            a.expect("message:ack", T).await;
         }
+        let _ = a.drain(Duration::from_millis(0)).await;
     }
     (token, chans)
 }
