@@ -351,7 +351,16 @@ impl Stack {
                 Some(c) => format!("/api/channels/{ch}/messages?limit={page}&cursor={c}"),
                 None => format!("/api/channels/{ch}/messages?limit={page}"),
             };
-            let (status, body) = self.get(gw, &q, token).await;
+            // the membership index that authorizes history is a projection: right after a
+            // channel is created or joined it may lag for a moment, so a 404 is retried briefly
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let (status, body) = loop {
+                let (status, body) = self.get(gw, &q, token).await;
+                if status != 404 || Instant::now() >= deadline {
+                    break (status, body);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
             assert_eq!(status, 200, "{body}");
             out.extend(body["messages"].as_array().unwrap().iter().cloned());
             match body["next_cursor"].as_str() {

@@ -564,8 +564,12 @@ async fn a_workspace_retention_expires_its_messages_only(mode: Mode) {
     let mut k = Client::connect(&stack.addr("gw0"), &keeper.1).await.unwrap();
     a.send_message(&ch, "gone soon", "r1").await;
     a.expect("message:ack", T).await;
+    // delivered means the fanout projection (and its membership index, which history checks)
+    // has caught up with the channel's creation
+    a.expect("message:new", T).await;
     k.send_message(&keep_ch, "kept", "k1").await;
     k.expect("message:ack", T).await;
+    k.expect("message:new", T).await;
     eventually(T, "stored", || async { (stack.history_all("gw0", &ch, &token, 50).await.len() == 1).then_some(()) }).await;
     // past the 3 s retention the message is gone; the other workspace keeps its own
     eventually(Duration::from_secs(20), "expired", || async { stack.history_all("gw0", &ch, &token, 50).await.is_empty().then_some(()) }).await;
