@@ -101,6 +101,11 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Frames buffered per connection before a slow consumer is disconnected.
     pub send_buffer: usize,
+    /// Commands (sends, joins, edits, reactions) one connection may issue per second, sustained;
+    /// 0 disables the limit. Over it, commands get `rate_limited` and never reach the log.
+    pub rate_per_sec: u32,
+    /// Commands one connection may issue in a burst.
+    pub rate_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,7 +168,7 @@ impl Default for AuthConfig {
 }
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), max_connections: 100_000, send_buffer: 1024 }
+        Self { listen: "127.0.0.1:8080".into(), max_connections: 100_000, send_buffer: 1024, rate_per_sec: 50, rate_burst: 500 }
     }
 }
 impl Default for TelemetryConfig {

@@ -48,8 +48,38 @@ fn encode(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).expect("frame serializes"))
 }
 
+/// A token bucket: `rate` tokens a second up to `burst`; each command takes one.
+struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self { rate: rate as f64, burst: burst.max(1) as f64, tokens: burst.max(1) as f64, at: std::time::Instant::now() }
+    }
+
+    fn allow(&mut self) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: OwnedSemaphorePermit) {
     let id: ConnId = st.next_conn.fetch_add(1, Ordering::Relaxed);
+    let mut limit = RateLimit::new(st.cfg.gateway.rate_per_sec, st.cfg.gateway.rate_burst);
     let (ws, user) = (claims.workspace_id, claims.user_id);
     let (tx, rx) = mpsc::channel::<Utf8Bytes>(st.cfg.gateway.send_buffer);
     let kill = Arc::new(Notify::new());
@@ -85,7 +115,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
             Ok(Some(Ok(m))) => m,
         };
         let reply = match msg {
-            Message::Text(text) => handle_text(&st, id, &claims, text.as_str()).await,
+            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit).await,
             Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
@@ -149,7 +179,7 @@ fn error(st: &AppState, code: ErrorCode, message: &str, client_msg_id: Option<St
     ServerFrame::Error { code, message: message.to_string(), client_msg_id }
 }
 
-async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str) -> Option<ServerFrame> {
+async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str, limit: &mut RateLimit) -> Option<ServerFrame> {
     let frame = match parse_client_frame(text) {
         Ok(f) => f,
         Err(e) => {
@@ -186,6 +216,10 @@ async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str
         }
     };
     st.metrics.frames_in.with_label_values(&[ty]).inc();
+    if !limit.allow() {
+        let msg = format!("more than {} commands a second on this connection; slow down and retry", st.cfg.gateway.rate_per_sec);
+        return Some(error(st, ErrorCode::RateLimited, &msg, client_msg_id));
+    }
     let cmd = Command {
         command_id: Uuid::new_v4(),
         workspace_id: claims.workspace_id,

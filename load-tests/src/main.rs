@@ -63,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn latency(mode: Mode, messages: usize, rate: u64, warmup: usize) -> anyhow::Result<()> {
-    let stack = Stack::start(mode, 2).await;
+    // one connection sends the whole load: lift the per-connection command rate limit
+    let stack = Stack::start_custom(mode, 2, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0")]).await;
     let ws = stack.create_workspace("bench").await;
     let (alice, alice_token) = stack.create_user(&ws, "sender").await;
     let (bob, bob_token) = stack.create_user(&ws, "receiver").await;

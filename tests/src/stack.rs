@@ -143,10 +143,15 @@ impl Stack {
 
     /// Like [`start`](Self::start), with the distributed mode's Redis replaced (tests that stop it).
     pub async fn start_with(mode: Mode, gateways: usize, redis_url: Option<String>) -> Stack {
+        Self::start_custom(mode, gateways, redis_url, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra `CONFAB_*` settings for every process.
+    pub async fn start_custom(mode: Mode, gateways: usize, redis_url: Option<String>, extra_env: &[(&str, &str)]) -> Stack {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let dir = tempfile::tempdir().expect("tempdir");
         let admin_key = "test-admin-key".to_string();
-        let common: Vec<(String, String)> = vec![
+        let mut common: Vec<(String, String)> = vec![
             ("CONFAB_NAMESPACE".into(), namespace.clone()),
             ("CONFAB_GATEWAY__LISTEN".into(), "127.0.0.1:0".into()),
             ("CONFAB_TELEMETRY__LISTEN".into(), "127.0.0.1:0".into()),
@@ -154,6 +159,7 @@ impl Stack {
             ("CONFAB_AUTH__ADMIN_KEY".into(), admin_key.clone()),
             ("CONFAB_KAFKA__PARTITIONS".into(), "4".into()),
         ];
+        common.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         if mode == Mode::Embedded {
             let mut env = common;
             env.push(("CONFAB_MODE".into(), "embedded".into()));

@@ -61,6 +61,7 @@ conformance!(
     sigterm_drains_and_a_restart_keeps_everything,
     edits_deletes_and_reactions_reach_everyone_and_history,
     a_workspace_retention_expires_its_messages_only,
+    a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_log,
 );
 
 async fn two_clients_on_two_gateways_exchange_messages_in_order(mode: Mode) {
@@ -574,4 +575,41 @@ async fn a_workspace_retention_expires_its_messages_only(mode: Mode) {
     // past the 3 s retention the message is gone; the other workspace keeps its own
     eventually(Duration::from_secs(20), "expired", || async { stack.history_all("gw0", &ch, &token, 50).await.is_empty().then_some(()) }).await;
     assert_eq!(stack.history_all("gw0", &keep_ch, &keeper.1, 50).await.len(), 1);
+}
+
+async fn a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_log(mode: Mode) {
+    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "5"), ("CONFAB_GATEWAY__RATE_BURST", "10")]).await;
+    let (_ws, ch, alice, bob) = conversation(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    for i in 0..30 {
+        a.send_message(&ch, &format!("flood {i}"), &format!("f{i}")).await;
+    }
+    let (mut acked, mut limited) = (HashSet::new(), HashSet::new());
+    while acked.len() + limited.len() < 30 {
+        let f = a.next(T).await.expect("an answer to every send");
+        match f["type"].as_str() {
+            Some("message:ack") => {
+                acked.insert(f["client_msg_id"].as_str().unwrap().to_string());
+            }
+            Some("error") => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                limited.insert(f["client_msg_id"].as_str().unwrap().to_string());
+            }
+            _ => {}
+        }
+    }
+    assert!(acked.len() >= 10 && acked.len() < 15, "the burst passes, the rest is refused: {} acked", acked.len());
+    // the connection stays usable, and the limit refills
+    a.ping().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    a.send_message(&ch, "later", "later").await;
+    assert_eq!(a.expect("message:ack", T).await["client_msg_id"], "later");
+    // exactly the accepted messages are in the log
+    let h = eventually(T, "history", || async {
+        let h = stack.history_all("gw0", &ch, &bob.1, 100).await;
+        (h.len() > acked.len()).then_some(h)
+    })
+    .await;
+    let stored: HashSet<String> = h.iter().map(|m| m["client_msg_id"].as_str().unwrap().to_string()).filter(|k| k != "later").collect();
+    assert_eq!(stored, acked);
 }
