@@ -158,6 +158,9 @@ impl Stack {
             ("CONFAB_AUTH__TOKEN_SECRET".into(), "test-secret-0123456789abcdef".into()),
             ("CONFAB_AUTH__ADMIN_KEY".into(), admin_key.clone()),
             ("CONFAB_KAFKA__PARTITIONS".into(), "4".into()),
+            // tests push hundreds of messages through one socket to exercise other behaviour;
+            // the rate limit has its own test, which sets it explicitly (later entries win)
+            ("CONFAB_GATEWAY__RATE_PER_SEC".into(), "0".into()),
         ];
         common.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         if mode == Mode::Embedded {
