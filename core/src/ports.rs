@@ -148,6 +148,9 @@ pub struct FanoutEntry {
     pub frame_json: String,
     pub add_members: Vec<Uuid>,
     pub ts: i64,
+    /// Ephemeral entries (typing) are not events: no seq, never in the log, and never delivered
+    /// to this user's own connections.
+    pub ephemeral_from: Option<Uuid>,
 }
 
 /// Real-time fanout: per-workspace streams of frames, and the membership index.
@@ -158,6 +161,9 @@ pub trait Fanout: Send + Sync {
     async fn publish(&self, items: &[FanoutItem]) -> PortResult<usize>;
     async fn user_channels(&self, ws: &Uuid, user: &Uuid) -> PortResult<Vec<Uuid>>;
     async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> PortResult<bool>;
+    /// Publishes an ephemeral frame (typing) from `from` to the channel's other connected
+    /// members; it never enters the log and is not deduplicated.
+    async fn publish_ephemeral(&self, ws: &Uuid, ch: &Uuid, from: &Uuid, frame_json: &str) -> PortResult<()>;
     /// The id of the newest entry of a workspace's stream (`0-0` when empty).
     async fn last_id(&self, ws: &Uuid) -> PortResult<String>;
     async fn ping(&self) -> PortResult<()>;

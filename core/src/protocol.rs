@@ -18,6 +18,10 @@ pub const MAX_CHANNEL_NAME: usize = 80;
 pub const MAX_REACTIONS_PER_MESSAGE: usize = 50;
 /// Longest emoji name (`thumbsup`, `flag-fr`, or the character itself).
 pub const MAX_EMOJI_LEN: usize = 64;
+/// How long a typing indicator shows unless refreshed.
+pub const TYPING_EXPIRES_MS: u64 = 6_000;
+/// A connection's typing frames for one channel are coalesced to one per this interval.
+pub const TYPING_MIN_INTERVAL_MS: u64 = 2_000;
 /// Seconds between client pings the server expects.
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
 
@@ -58,6 +62,10 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
     },
+    /// The user is typing in a channel; reaches the channel's other connected members and is
+    /// never stored. Send it again every few seconds while typing.
+    #[serde(rename = "typing:start")]
+    Typing { channel_id: Uuid },
     #[serde(rename = "reaction:remove")]
     ReactionRemove {
         channel_id: Uuid,
@@ -70,7 +78,7 @@ pub enum ClientFrame {
 
 /// The frame types a client may send, for the `unknown_type` error.
 pub const CLIENT_TYPES: &[&str] =
-    &["ping", "message:send", "channel:join", "message:edit", "message:delete", "reaction:add", "reaction:remove"];
+    &["ping", "message:send", "channel:join", "message:edit", "message:delete", "reaction:add", "reaction:remove", "typing:start"];
 
 /// A message as clients see it (in `message:new` and in history).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -122,6 +130,9 @@ pub enum ServerFrame {
     ReactionAdded { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, emoji: String, user_id: Uuid, users: Vec<Uuid>, seq: i64 },
     #[serde(rename = "reaction:removed")]
     ReactionRemoved { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, emoji: String, user_id: Uuid, users: Vec<Uuid>, seq: i64 },
+    /// Someone is typing; show it for `expires_in_ms` unless another arrives.
+    #[serde(rename = "typing")]
+    Typing { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, expires_in_ms: u64 },
     #[serde(rename = "channel:created")]
     Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, seq: i64 },
     #[serde(rename = "error")]

@@ -159,7 +159,8 @@ impl FanoutReader {
                     .map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect())
                     .unwrap_or_default();
                 let ts = get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
-                out.push(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, ts });
+                let ephemeral_from = get("eph").and_then(|u| u.parse().ok());
+                out.push(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, ts, ephemeral_from });
             }
         }
         Ok(out)
@@ -183,6 +184,27 @@ impl Fanout for RedisFanout {
     }
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {
         RedisFanout::last_id(self, ws).await.map_err(port)
+    }
+    async fn publish_ephemeral(&self, ws: &Uuid, ch: &Uuid, from: &Uuid, frame_json: &str) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("XADD")
+            .arg(self.stream_key(ws))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*")
+            .arg("ch")
+            .arg(ch.to_string())
+            .arg("seq")
+            .arg(0)
+            .arg("f")
+            .arg(frame_json)
+            .arg("eph")
+            .arg(from.to_string())
+            .query_async(&mut conn)
+            .await
+            .map_err(PortError::of)?;
+        Ok(())
     }
     async fn ping(&self) -> PortResult<()> {
         RedisFanout::ping(self).await.map_err(port)

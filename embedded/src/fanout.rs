@@ -110,6 +110,7 @@ impl Fanout for EmbeddedFanout {
                         frame_json: it.frame_json.clone(),
                         add_members: it.add_members.clone(),
                         ts: it.ts,
+                        ephemeral_from: None,
                     },
                 ));
                 while s.entries.len() > inner.max_len {
@@ -133,6 +134,33 @@ impl Fanout for EmbeddedFanout {
 
     async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> PortResult<bool> {
         self.inner.members.contains_key(k3(ws, ch, user)).map_err(port)
+    }
+
+    async fn publish_ephemeral(&self, ws: &Uuid, ch: &Uuid, from: &Uuid, frame_json: &str) -> PortResult<()> {
+        {
+            let mut streams = self.inner.streams.lock().expect("fanout lock");
+            let s = streams.entry(*ws).or_default();
+            s.next_id += 1;
+            let id = s.next_id;
+            s.entries.push_back((
+                id,
+                FanoutEntry {
+                    workspace_id: *ws,
+                    stream_id: format!("{id}-0"),
+                    channel_id: *ch,
+                    seq: 0,
+                    frame_json: frame_json.to_string(),
+                    add_members: vec![],
+                    ts: chrono::Utc::now().timestamp_millis(),
+                    ephemeral_from: Some(*from),
+                },
+            ));
+            while s.entries.len() > self.inner.max_len {
+                s.entries.pop_front();
+            }
+        }
+        self.inner.written.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {

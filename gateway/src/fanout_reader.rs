@@ -51,7 +51,10 @@ pub async fn run(st: Arc<AppState>) {
                     if e.ts > 0 && e.frame_json.starts_with(r#"{"type":"message:new""#) {
                         st.metrics.delivery_latency.observe((now - e.ts).max(0) as f64 / 1000.0);
                     }
-                    st.hub.dispatch(e.workspace_id, e.channel_id, e.seq, &e.add_members, Utf8Bytes::from(e.frame_json));
+                    match e.ephemeral_from {
+                        Some(from) => st.hub.dispatch_ephemeral(e.workspace_id, e.channel_id, from, Utf8Bytes::from(e.frame_json)),
+                        None => st.hub.dispatch(e.workspace_id, e.channel_id, e.seq, &e.add_members, Utf8Bytes::from(e.frame_json)),
+                    };
                 }
             }
             Err(e) => {

@@ -142,6 +142,21 @@ impl Hub {
         }
     }
 
+    /// Delivers an ephemeral frame to the channel's subscribed sockets, except `from`'s own.
+    pub fn dispatch_ephemeral(&self, ws: Uuid, ch: Uuid, from: Uuid, frame: Utf8Bytes) -> usize {
+        let ix = self.index.read().expect("hub lock");
+        let Some(subs) = ix.by_channel.get(&(ws, ch)) else { return 0 };
+        let mut n = 0;
+        for id in subs {
+            if let Some(h) = ix.conns.get(id) {
+                if h.user_id != from && self.offer(h, frame.clone()) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// Applies a fanout entry: membership changes first, then delivery to every subscribed
     /// socket. Entries at or below the last delivered seq of their channel are dropped.
     pub fn dispatch(&self, ws: Uuid, ch: Uuid, seq: i64, add_members: &[Uuid], frame: Utf8Bytes) -> usize {

@@ -80,6 +80,7 @@ impl RateLimit {
 async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: OwnedSemaphorePermit) {
     let id: ConnId = st.next_conn.fetch_add(1, Ordering::Relaxed);
     let mut limit = RateLimit::new(st.cfg.gateway.rate_per_sec, st.cfg.gateway.rate_burst);
+    let mut typing: std::collections::HashMap<Uuid, std::time::Instant> = std::collections::HashMap::new();
     let (ws, user) = (claims.workspace_id, claims.user_id);
     let (tx, rx) = mpsc::channel::<Utf8Bytes>(st.cfg.gateway.send_buffer);
     let kill = Arc::new(Notify::new());
@@ -115,7 +116,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
             Ok(Some(Ok(m))) => m,
         };
         let reply = match msg {
-            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit).await,
+            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing).await,
             Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
@@ -179,7 +180,14 @@ fn error(st: &AppState, code: ErrorCode, message: &str, client_msg_id: Option<St
     ServerFrame::Error { code, message: message.to_string(), client_msg_id }
 }
 
-async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str, limit: &mut RateLimit) -> Option<ServerFrame> {
+async fn handle_text(
+    st: &Arc<AppState>,
+    id: ConnId,
+    claims: &Claims,
+    text: &str,
+    limit: &mut RateLimit,
+    typing: &mut std::collections::HashMap<Uuid, std::time::Instant>,
+) -> Option<ServerFrame> {
     let frame = match parse_client_frame(text) {
         Ok(f) => f,
         Err(e) => {
@@ -201,6 +209,10 @@ async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str
                 return Some(ServerFrame::Joined { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, seq: 0 });
             }
             ("channel:join", channel_id, CommandBody::JoinChannel, None)
+        }
+        ClientFrame::Typing { channel_id } => {
+            st.metrics.frames_in.with_label_values(&["typing:start"]).inc();
+            return typing_start(st, id, claims, channel_id, typing).await;
         }
         ClientFrame::Edit { channel_id, message_id, text, client_msg_id } => {
             ("message:edit", channel_id, CommandBody::EditMessage { message_id, text }, client_msg_id)
@@ -235,6 +247,35 @@ async fn handle_text(st: &Arc<AppState>, id: ConnId, claims: &Claims, text: &str
         Err(e) => {
             tracing::warn!(error = %e, "cannot write command");
             Some(error(st, ErrorCode::Unavailable, "the message log is unavailable; retry with the same client_msg_id", client_msg_id))
+        }
+    }
+}
+
+/// Typing is ephemeral: checked against this socket's channels, coalesced to one per
+/// [`TYPING_MIN_INTERVAL_MS`] per channel, published to the fanout (never to the log).
+async fn typing_start(
+    st: &Arc<AppState>,
+    id: ConnId,
+    claims: &Claims,
+    channel_id: Uuid,
+    typing: &mut std::collections::HashMap<Uuid, std::time::Instant>,
+) -> Option<ServerFrame> {
+    use confab_core::protocol::{TYPING_EXPIRES_MS, TYPING_MIN_INTERVAL_MS};
+    if !st.hub.is_subscribed(id, claims.workspace_id, channel_id) {
+        return Some(error(st, ErrorCode::ChannelNotFound, "no such channel, or you are not a member", None));
+    }
+    let now = std::time::Instant::now();
+    if typing.get(&channel_id).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(TYPING_MIN_INTERVAL_MS)) {
+        return None; // coalesced: the last one is still showing
+    }
+    typing.insert(channel_id, now);
+    let frame = ServerFrame::Typing { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, expires_in_ms: TYPING_EXPIRES_MS };
+    let json = serde_json::to_string(&frame).expect("frame serializes");
+    match st.fanout.publish_ephemeral(&claims.workspace_id, &channel_id, &claims.user_id, &json).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot publish typing");
+            Some(error(st, ErrorCode::Unavailable, "typing could not be sent", None))
         }
     }
 }

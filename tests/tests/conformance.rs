@@ -62,6 +62,7 @@ conformance!(
     edits_deletes_and_reactions_reach_everyone_and_history,
     a_workspace_retention_expires_its_messages_only,
     a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_log,
+    typing_reaches_the_other_members_only_and_never_the_log,
 );
 
 async fn two_clients_on_two_gateways_exchange_messages_in_order(mode: Mode) {
@@ -612,4 +613,33 @@ async fn a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_l
     .await;
     let stored: HashSet<String> = h.iter().map(|m| m["client_msg_id"].as_str().unwrap().to_string()).filter(|k| k != "later").collect();
     assert_eq!(stored, acked);
+}
+
+async fn typing_reaches_the_other_members_only_and_never_the_log(mode: Mode) {
+    let stack = Stack::start(mode, 2).await;
+    let (ws, ch, alice, bob) = conversation(&stack).await;
+    let carol = stack.create_user(&ws, "carol").await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let mut b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    let mut c = Client::connect(&stack.addr("gw0"), &carol.1).await.unwrap();
+    // let both gateways follow the workspace's stream before timing
+    a.ping().await;
+    b.ping().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    a.send(json!({"type": "typing:start", "channel_id": ch})).await;
+    let t = b.expect("typing", T).await;
+    eprintln!("typing reached the other gateway in {:?}", started.elapsed());
+    assert_eq!((t["user_id"].as_str(), t["channel_id"].as_str()), (Some(alice.0.as_str()), Some(ch.as_str())));
+    assert!(t["expires_in_ms"].as_u64().unwrap() > 0);
+    // a repeat within the coalescing interval sends nothing more; the typer never sees its own
+    a.send(json!({"type": "typing:start", "channel_id": ch})).await;
+    assert!(b.drain(Duration::from_millis(800)).await.iter().all(|f| f["type"] != "typing"));
+    assert!(a.drain(Duration::from_millis(200)).await.iter().all(|f| f["type"] != "typing"));
+    // a non-member cannot type into the channel
+    c.send(json!({"type": "typing:start", "channel_id": ch})).await;
+    assert_eq!(c.expect("error", T).await["code"], "channel_not_found");
+    // typing never entered the log: the next message follows the channel's creation directly
+    a.send_message(&ch, "done typing", "t1").await;
+    assert_eq!(a.expect("message:ack", T).await["seq"], 2);
 }
