@@ -46,4 +46,23 @@ impl Event {
     pub fn key(&self) -> String {
         crate::command::channel_key(&self.workspace_id, &self.channel_id)
     }
+
+    /// The message as clients first see it, for a `MessagePosted` event.
+    pub fn posted_view(&self) -> Option<crate::protocol::MessageView> {
+        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts } = &self.payload else { return None };
+        Some(crate::protocol::MessageView {
+            workspace_id: self.workspace_id,
+            channel_id: self.channel_id,
+            message_id: *message_id,
+            seq: self.seq,
+            user_id: self.actor_id,
+            text: text.clone(),
+            ts: self.occurred_at,
+            client_msg_id: Some(client_msg_id.clone()),
+            thread_ts: *thread_ts,
+            edited_at: None,
+            deleted: false,
+            reactions: Default::default(),
+        })
+    }
 }

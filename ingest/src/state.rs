@@ -82,6 +82,19 @@ impl PartitionState {
         ch.last_ms = ch.last_ms.max(e.occurred_at);
     }
 
+    /// The channel, if it exists in the command's workspace and `user` is a member. A private
+    /// channel a stranger asks about is reported as missing, so its existence does not leak.
+    fn member_channel(&self, key: &(Uuid, Uuid), user: &Uuid) -> Result<&ChannelState, (ErrorCode, &'static str)> {
+        let ch = self.channels.get(key).ok_or((ErrorCode::ChannelNotFound, "no such channel in your workspace"))?;
+        if ch.members.contains(user) {
+            Ok(ch)
+        } else if ch.is_private {
+            Err((ErrorCode::ChannelNotFound, "no such channel in your workspace"))
+        } else {
+            Err((ErrorCode::NotAMember, "join the channel first"))
+        }
+    }
+
     /// Decides a command: the event to append (if any) and the outcome for the sender. The
     /// event, if any, is already applied to the state.
     pub fn decide(&mut self, cmd: &Command, ids: &TimeUuidGen, now_ms: i64) -> (Option<Event>, Outcome) {
@@ -131,15 +144,10 @@ impl PartitionState {
                 (Some(e.clone()), Outcome::Done { seq: e.seq })
             }
             CommandBody::EditMessage { message_id, .. } | CommandBody::DeleteMessage { message_id } | CommandBody::React { message_id, .. } => {
-                let Some(ch) = self.channels.get(&key) else {
-                    return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
+                let ch = match self.member_channel(&key, &cmd.user_id) {
+                    Ok(ch) => ch,
+                    Err((code, m)) => return reject(code, m),
                 };
-                if !ch.members.contains(&cmd.user_id) {
-                    if ch.is_private {
-                        return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
-                    }
-                    return reject(ErrorCode::NotAMember, "join the channel first");
-                }
                 let Some(msg) = ch.messages.get(message_id) else {
                     return reject(ErrorCode::MessageNotFound, "no such message in this channel");
                 };
@@ -179,15 +187,10 @@ impl PartitionState {
                 (Some(e), Outcome::Done { seq })
             }
             CommandBody::SendMessage { text, client_msg_id } => {
-                let Some(ch) = self.channels.get(&key) else {
-                    return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
+                let ch = match self.member_channel(&key, &cmd.user_id) {
+                    Ok(ch) => ch,
+                    Err((code, m)) => return reject(code, m),
                 };
-                if !ch.members.contains(&cmd.user_id) {
-                    if ch.is_private {
-                        return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
-                    }
-                    return reject(ErrorCode::NotAMember, "join the channel before posting to it");
-                }
                 if let Some(p) = ch.sent.get(&(cmd.user_id, client_msg_id.clone())) {
                     return (None, Outcome::Posted { message_id: p.message_id, seq: p.seq, ts: p.ts, duplicate: true });
                 }

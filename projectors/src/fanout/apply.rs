@@ -1,5 +1,5 @@
 use confab_core::event::{Event, Payload};
-use confab_core::protocol::{MessageView, ServerFrame};
+use confab_core::protocol::ServerFrame;
 use confab_core::ports::{Fanout, FanoutItem};
 use std::sync::Arc;
 
@@ -18,25 +18,7 @@ impl FanoutProjection {
 /// The frame connected members receive for an event, and who joins the channel with it.
 pub fn frame_for(e: &Event) -> (ServerFrame, Vec<uuid::Uuid>) {
     match &e.payload {
-        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts } => (
-            ServerFrame::New {
-                message: MessageView {
-                    workspace_id: e.workspace_id,
-                    channel_id: e.channel_id,
-                    message_id: *message_id,
-                    seq: e.seq,
-                    user_id: e.actor_id,
-                    text: text.clone(),
-                    ts: e.occurred_at,
-                    client_msg_id: Some(client_msg_id.clone()),
-                    thread_ts: *thread_ts,
-                    edited_at: None,
-                    deleted: false,
-                    reactions: Default::default(),
-                },
-            },
-            vec![],
-        ),
+        Payload::MessagePosted { .. } => (ServerFrame::New { message: e.posted_view().expect("a posted message") }, vec![]),
         Payload::MessageEdited { message_id, text } => (
             ServerFrame::Edited {
                 workspace_id: e.workspace_id,

@@ -1,6 +1,5 @@
 use confab_core::event::{Event, Payload};
 use confab_core::ports::{MessageUpdate, Store};
-use confab_core::protocol::MessageView;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,23 +30,9 @@ impl TimelineProjection {
 
     async fn apply_one(&self, e: &Event) -> Result<(), ProjectorError> {
         match &e.payload {
-            Payload::MessagePosted { message_id, client_msg_id, text, thread_ts } => {
+            Payload::MessagePosted { .. } => {
                 let ttl = self.ttl(e.workspace_id).await?;
-                let view = MessageView {
-                    workspace_id: e.workspace_id,
-                    channel_id: e.channel_id,
-                    message_id: *message_id,
-                    seq: e.seq,
-                    user_id: e.actor_id,
-                    text: text.clone(),
-                    ts: e.occurred_at,
-                    client_msg_id: Some(client_msg_id.clone()),
-                    thread_ts: *thread_ts,
-                    edited_at: None,
-                    deleted: false,
-                    reactions: Default::default(),
-                };
-                Ok(self.store.insert_message(&view, ttl).await?)
+                Ok(self.store.insert_message(&e.posted_view().expect("a posted message"), ttl).await?)
             }
             Payload::MessageEdited { message_id, text } => {
                 let update = MessageUpdate::Edit { text: text.clone(), edited_at: e.occurred_at };
