@@ -79,8 +79,10 @@ pub trait EventSource: Send {
     async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>>;
     /// The current end (next offset to be written) of every partition.
     async fn end_offsets(&mut self) -> PortResult<Vec<(i32, i64)>>;
-    /// Marks everything up to and including `offset` of `partition` applied.
-    fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()>;
+    /// Marks everything `next_batch` has returned so far as applied (call it after the
+    /// projection's write succeeded). Adapters store their read position, which may be past
+    /// records that are not events (Kafka transaction markers).
+    fn ack_returned(&mut self) -> PortResult<()>;
     /// Makes the acknowledged positions durable: periodically with `wait = false` (may return
     /// before the commit completes, must not stall the projector), on shutdown with `wait = true`.
     async fn commit(&mut self, wait: bool) -> PortResult<()>;

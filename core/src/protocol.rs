@@ -231,16 +231,16 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
     let Some(obj) = value.as_object() else {
         return Err(err(ErrorCode::MalformedFrame, "frame must be a JSON object".into()));
     };
-    let Some(ty) = obj.get("type").and_then(|t| t.as_str()) else {
+    let Some(ty) = obj.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
         return Err(err(ErrorCode::MalformedFrame, "frame has no string field `type`".into()));
     };
-    if !CLIENT_TYPES.contains(&ty) {
+    if !CLIENT_TYPES.contains(&ty.as_str()) {
         return Err(err(
             ErrorCode::UnknownType,
             format!("unknown frame type `{ty}`; expected one of {}", CLIENT_TYPES.join(", ")),
         ));
     }
-    let frame: ClientFrame = serde_json::from_value(value.clone())
+    let frame: ClientFrame = serde_json::from_value(value)
         .map_err(|e| err(ErrorCode::InvalidField, format!("invalid `{ty}` frame: {e}")))?;
     match &frame {
         ClientFrame::Send { text, client_msg_id, .. } => {

@@ -23,6 +23,11 @@ pub enum FanoutError {
     Redis(#[from] redis::RedisError),
 }
 
+/// A workspace's fanout stream.
+fn stream_key(namespace: &str, ws: &Uuid) -> String {
+    format!("{namespace}:{{{ws}}}:fanout")
+}
+
 const PUBLISH: &str = r#"
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[2]) <= last then return 0 end
@@ -56,7 +61,7 @@ impl RedisFanout {
     }
 
     pub fn stream_key(&self, ws: &Uuid) -> String {
-        format!("{}fanout", self.prefix(ws))
+        stream_key(&self.namespace, ws)
     }
 
     /// Publishes items in one round trip; an item whose seq was already published is skipped,
@@ -80,7 +85,8 @@ impl RedisFanout {
         let result: Result<Vec<i64>, redis::RedisError> = pipe.query_async(&mut conn).await;
         let added = match result {
             Ok(v) => v,
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) || e.to_string().contains("NOSCRIPT") => {
+            // the server lost (or never had) the script: load it and run the batch again
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(PUBLISH).query_async(&mut conn).await?;
                 pipe.query_async(&mut conn).await?
             }
@@ -140,7 +146,7 @@ impl FanoutReader {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(count).arg("BLOCK").arg(block_ms).arg("STREAMS");
         for (ws, _) in from {
-            cmd.arg(format!("{}:{{{ws}}}:fanout", self.namespace));
+            cmd.arg(stream_key(&self.namespace, ws));
         }
         for (_, id) in from {
             cmd.arg(id);

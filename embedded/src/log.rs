@@ -299,8 +299,8 @@ impl EventSource for EmbeddedEventSource {
         Ok((0..self.log.partitions).map(|p| (p, self.log.end(Topic::Events, p))).collect())
     }
 
-    fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()> {
-        self.acked[partition as usize] = offset + 1;
+    fn ack_returned(&mut self) -> PortResult<()> {
+        self.acked.clone_from(&self.pos);
         Ok(())
     }
 

@@ -44,6 +44,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON body whose rejection (malformed JSON, a wrong or unknown field, a wrong content type)
+/// is a typed `invalid_field` error like every other bad input, not axum's plain text.
+pub struct Body<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(e) => Err(ApiError::bad(e.body_text())),
+        }
+    }
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
@@ -119,7 +138,7 @@ pub struct NewWorkspace {
     retention_secs: Option<u32>,
 }
 
-pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMap, Json(b): Json<NewWorkspace>) -> Result<Response, ApiError> {
+pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b): Body<NewWorkspace>) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     if b.name.trim().is_empty() || b.name.len() > 100 {
         return Err(ApiError::bad("name must be 1..=100 bytes"));
@@ -150,7 +169,7 @@ pub struct NewUser {
     name: String,
 }
 
-pub async fn create_user(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Json(b): Json<NewUser>) -> Result<Response, ApiError> {
+pub async fn create_user(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Body(b): Body<NewUser>) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let ws = workspace_exists(&st, &ws).await?;
     if b.name.trim().is_empty() || b.name.len() > 100 {
@@ -173,7 +192,7 @@ pub async fn mint_token(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Path((ws, user)): Path<(String, String)>,
-    Json(b): Json<NewToken>,
+    Body(b): Body<NewToken>,
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let ws = workspace_exists(&st, &ws).await?;
@@ -197,7 +216,7 @@ pub struct NewChannel {
     creator: Option<Uuid>,
 }
 
-pub async fn create_channel(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Json(b): Json<NewChannel>) -> Result<Response, ApiError> {
+pub async fn create_channel(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Body(b): Body<NewChannel>) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let ws = workspace_exists(&st, &ws).await?;
     if b.name.trim().is_empty() || b.name.chars().count() > MAX_CHANNEL_NAME {

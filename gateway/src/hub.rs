@@ -27,7 +27,6 @@ struct Index {
     by_user: HashMap<(Uuid, Uuid), HashSet<ConnId>>,
     channels_of: HashMap<ConnId, HashSet<(Uuid, Uuid)>>,
     per_workspace: HashMap<Uuid, usize>,
-    last_seq: HashMap<(Uuid, Uuid), i64>,
 }
 
 pub struct Hub {
@@ -87,7 +86,6 @@ impl Hub {
             *n -= 1;
             if *n == 0 {
                 ix.per_workspace.remove(&h.workspace_id);
-                ix.last_seq.retain(|(ws, _), _| *ws != h.workspace_id);
                 self.unfollow.lock().expect("hub lock").push(h.workspace_id);
             }
         }
@@ -142,51 +140,35 @@ impl Hub {
         }
     }
 
-    /// Delivers an ephemeral frame to the channel's subscribed sockets, except `from`'s own.
+    /// Delivers an ephemeral frame (typing) to the channel's subscribed sockets, except
+    /// `from`'s own.
     pub fn dispatch_ephemeral(&self, ws: Uuid, ch: Uuid, from: Uuid, frame: Utf8Bytes) -> usize {
-        let ix = self.index.read().expect("hub lock");
-        let Some(subs) = ix.by_channel.get(&(ws, ch)) else { return 0 };
-        let mut n = 0;
-        for id in subs {
-            if let Some(h) = ix.conns.get(id) {
-                if h.user_id != from && self.offer(h, frame.clone()) {
-                    n += 1;
-                }
-            }
-        }
-        n
+        self.deliver(ws, ch, Some(from), frame)
     }
 
     /// Applies a fanout entry: membership changes first, then delivery to every subscribed
-    /// socket. Entries at or below the last delivered seq of their channel are dropped.
-    pub fn dispatch(&self, ws: Uuid, ch: Uuid, seq: i64, add_members: &[Uuid], frame: Utf8Bytes) -> usize {
+    /// socket. The publisher writes each `(channel, seq)` once and the reader only moves
+    /// forward, so entries need no deduplication here.
+    pub fn dispatch(&self, ws: Uuid, ch: Uuid, add_members: &[Uuid], frame: Utf8Bytes) -> usize {
         if !add_members.is_empty() {
             let mut ix = self.index.write().expect("hub lock");
-            let ids: Vec<ConnId> = add_members
-                .iter()
-                .flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied().collect::<Vec<_>>())
-                .collect();
+            let ids: Vec<ConnId> = add_members.iter().flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied()).collect();
             for id in ids {
                 ix.by_channel.entry((ws, ch)).or_default().insert(id);
                 ix.channels_of.entry(id).or_default().insert((ws, ch));
             }
         }
-        {
-            let mut ix = self.index.write().expect("hub lock");
-            let last = ix.last_seq.entry((ws, ch)).or_insert(0);
-            if seq <= *last {
-                return 0;
-            }
-            *last = seq;
-        }
+        self.deliver(ws, ch, None, frame)
+    }
+
+    /// Queues the same bytes to every socket subscribed to the channel (under the read lock).
+    fn deliver(&self, ws: Uuid, ch: Uuid, skip_user: Option<Uuid>, frame: Utf8Bytes) -> usize {
         let ix = self.index.read().expect("hub lock");
         let Some(subs) = ix.by_channel.get(&(ws, ch)) else { return 0 };
         let mut n = 0;
-        for id in subs {
-            if let Some(h) = ix.conns.get(id) {
-                if self.offer(h, frame.clone()) {
-                    n += 1;
-                }
+        for h in subs.iter().filter_map(|id| ix.conns.get(id)) {
+            if Some(h.user_id) != skip_user && self.offer(h, frame.clone()) {
+                n += 1;
             }
         }
         self.metrics.delivered.inc_by(n as u64);

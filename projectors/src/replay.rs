@@ -82,9 +82,7 @@ pub async fn replay<P: Projection>(
             continue;
         }
         let mut events = Vec::with_capacity(batch.len());
-        let mut last: HashMap<i32, i64> = HashMap::new();
         for rec in batch {
-            last.insert(rec.partition, rec.offset);
             // count only what was below the end when the replay began
             if rec.offset < ends.get(&rec.partition).copied().unwrap_or(0) {
                 applied += 1;
@@ -103,9 +101,7 @@ pub async fn replay<P: Projection>(
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        for (p, o) in last {
-            source.ack(p, o)?;
-        }
+        source.ack_returned()?;
         if let Some(rate) = max_rate.filter(|r| *r > 0) {
             let due = Duration::from_secs_f64(applied as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -119,13 +115,8 @@ pub async fn replay<P: Projection>(
         }
     }
     if complete {
-        // acknowledge up to the position, which is past trailing transaction markers (Kafka),
-        // so that a later resume starts exactly at the end
-        for (p, pos) in source.positions().await? {
-            if pos > 0 {
-                source.ack(p, pos - 1)?;
-            }
-        }
+        // the position may have moved past trailing non-events since the last batch
+        source.ack_returned()?;
     }
     source.commit(true).await?;
     let progress = Progress { applied: applied.min(total), total, elapsed: started.elapsed() };

@@ -5,7 +5,6 @@ use confab_core::ports::{EventSource, PortResult};
 use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::{register, Health};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::Projection;
@@ -62,9 +61,7 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
             continue;
         }
         let mut events = Vec::with_capacity(batch.len());
-        let mut last: HashMap<i32, i64> = HashMap::new();
         for rec in batch {
-            last.insert(rec.partition, rec.offset);
             match rec.event {
                 Ok(e) => events.push(e),
                 Err(e) => {
@@ -93,16 +90,7 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
             }
         }
         metrics.events.with_label_values(&[name]).inc_by(events.len() as u64);
-        for (partition, offset) in last {
-            source.ack(partition, offset)?;
-        }
-        // the position can be past the last event (Kafka transaction markers): acknowledge it,
-        // so an idle projector's committed offset is the end of the log and its lag is 0
-        for (partition, pos) in source.positions().await? {
-            if pos > 0 {
-                source.ack(partition, pos - 1)?;
-            }
-        }
+        source.ack_returned()?;
         if last_commit.elapsed() >= COMMIT_EVERY {
             source.commit(false).await?;
             if let Some(lag) = source.lag().await {

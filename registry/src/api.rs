@@ -21,6 +21,7 @@ impl IntoResponse for RegistryError {
             RegistryError::SchemaNotFound(_) | RegistryError::SchemaNotInSubject(_) => (StatusCode::NOT_FOUND, 40403),
             RegistryError::InvalidSchema(_) | RegistryError::UnsupportedType(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
             RegistryError::Incompatible { .. } => (StatusCode::CONFLICT, 409),
+            RegistryError::BadRequest(_) => (StatusCode::BAD_REQUEST, 400),
             RegistryError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
         };
         if status.is_server_error() {
@@ -47,19 +48,30 @@ impl SchemaBody {
     }
 }
 
+/// A JSON body whose rejection is a Confluent-shaped error, like every other failure here.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = RegistryError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, RegistryError> {
+        Json::<T>::from_request(req, state).await.map(|Json(v)| Body(v)).map_err(|e| RegistryError::BadRequest(e.body_text()))
+    }
+}
+
 type Store = Arc<SchemaStore>;
 
 fn ok(v: serde_json::Value) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(v)).into_response()
 }
 
-async fn register(State(s): State<Store>, Path(subject): Path<String>, Json(b): Json<SchemaBody>) -> Result<Response, RegistryError> {
+async fn register(State(s): State<Store>, Path(subject): Path<String>, Body(b): Body<SchemaBody>) -> Result<Response, RegistryError> {
     let r = s.register(&subject, b.avro()?)?;
     tracing::info!(subject = %subject, id = r.id, version = r.version, "schema registered");
     Ok(ok(json!({"id": r.id})))
 }
 
-async fn lookup(State(s): State<Store>, Path(subject): Path<String>, Json(b): Json<SchemaBody>) -> Result<Response, RegistryError> {
+async fn lookup(State(s): State<Store>, Path(subject): Path<String>, Body(b): Body<SchemaBody>) -> Result<Response, RegistryError> {
     let r = s.lookup(&subject, b.avro()?)?;
     Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
 }
@@ -81,7 +93,7 @@ async fn version(State(s): State<Store>, Path((subject, v)): Path<(String, Strin
     Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
 }
 
-async fn compatibility(State(s): State<Store>, Path((subject, v)): Path<(String, String)>, Json(b): Json<SchemaBody>) -> Result<Response, RegistryError> {
+async fn compatibility(State(s): State<Store>, Path((subject, v)): Path<(String, String)>, Body(b): Body<SchemaBody>) -> Result<Response, RegistryError> {
     let problems = s.check(&subject, b.avro()?, &v)?;
     Ok(ok(json!({"is_compatible": problems.is_empty(), "messages": problems})))
 }
@@ -95,7 +107,7 @@ async fn get_config(State(s): State<Store>) -> Response {
     ok(json!({"compatibilityLevel": s.level(None)}))
 }
 
-async fn put_config(State(s): State<Store>, Json(b): Json<LevelBody>) -> Result<Response, RegistryError> {
+async fn put_config(State(s): State<Store>, Body(b): Body<LevelBody>) -> Result<Response, RegistryError> {
     s.set_level(None, b.compatibility)?;
     Ok(ok(json!({"compatibility": b.compatibility})))
 }
@@ -104,7 +116,7 @@ async fn get_subject_config(State(s): State<Store>, Path(subject): Path<String>)
     ok(json!({"compatibilityLevel": s.level(Some(&subject))}))
 }
 
-async fn put_subject_config(State(s): State<Store>, Path(subject): Path<String>, Json(b): Json<LevelBody>) -> Result<Response, RegistryError> {
+async fn put_subject_config(State(s): State<Store>, Path(subject): Path<String>, Body(b): Body<LevelBody>) -> Result<Response, RegistryError> {
     s.set_level(Some(&subject), b.compatibility)?;
     Ok(ok(json!({"compatibility": b.compatibility})))
 }

@@ -25,6 +25,8 @@ pub enum RegistryError {
     Incompatible { subject: String, details: String },
     #[error("Unsupported schema type {0}; this registry serves AVRO only")]
     UnsupportedType(String),
+    #[error("Invalid request: {0}")]
+    BadRequest(String),
     #[error("cannot persist registry state: {0}")]
     Io(String),
 }

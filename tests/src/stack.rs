@@ -97,6 +97,8 @@ pub struct Stack {
     pub registry_url: String,
     env: Vec<(String, String)>,
     procs: HashMap<String, Proc>,
+    /// Arguments of processes that were killed or terminated, for `restart`.
+    stopped: HashMap<String, Vec<String>>,
     _registry: Option<Proc>,
     dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -175,6 +177,7 @@ impl Stack {
                 registry_url: String::new(),
                 env,
                 procs: HashMap::new(),
+                stopped: HashMap::new(),
                 _registry: None,
                 dir,
                 http: reqwest::Client::new(),
@@ -212,6 +215,7 @@ impl Stack {
             registry_url,
             env,
             procs: HashMap::new(),
+            stopped: HashMap::new(),
             _registry: Some(registry),
             dir,
             http: reqwest::Client::new(),
@@ -253,8 +257,7 @@ impl Stack {
         let mut p = self.procs.remove(name).unwrap_or_else(|| panic!("no process {name}"));
         let _ = p.child.kill();
         let _ = p.child.wait();
-        let args = std::mem::take(&mut p.args);
-        self.procs.insert(format!("{name}.dead"), Proc { child: Command::new("true").spawn().unwrap(), addr: None, args });
+        self.stopped.insert(name.to_string(), std::mem::take(&mut p.args));
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit; it can be restarted after.
@@ -271,16 +274,15 @@ impl Stack {
             assert!(Instant::now() < deadline, "{name} did not exit within 30 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         };
-        let args = std::mem::take(&mut p.args);
-        self.procs.insert(format!("{name}.dead"), Proc { child: Command::new("true").spawn().unwrap(), addr: None, args });
+        self.stopped.insert(name.clone(), std::mem::take(&mut p.args));
         status
     }
 
     /// Starts a killed process again, with the same arguments.
     pub fn restart(&mut self, name: &str) {
         let name = &self.host(name);
-        let dead = self.procs.remove(&format!("{name}.dead")).unwrap_or_else(|| panic!("{name} was not killed"));
-        let args: Vec<&str> = dead.args.iter().map(String::as_str).collect();
+        let args = self.stopped.remove(name).unwrap_or_else(|| panic!("{name} was not stopped"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.spawn(name, &args);
     }
 

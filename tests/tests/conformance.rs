@@ -128,6 +128,16 @@ async fn two_clients_on_two_gateways_exchange_messages_in_order(mode: Mode) {
     assert_eq!(status, 400);
 }
 
+/// `kill -9` gateway 0, start it again and reconnect alice to it. Bob, on gateway 1, is
+/// reconnected too when every component shares one process (the crash took his socket).
+async fn crash_gateway_and_reconnect(stack: &mut Stack, alice: &str, bob: &str) -> (Client, Option<Client>) {
+    stack.kill("gw0");
+    stack.restart("gw0");
+    let a = Client::connect(&stack.addr("gw0"), alice).await.unwrap();
+    let b = if stack.single_process() { Some(Client::connect(&stack.addr("gw1"), bob).await.unwrap()) } else { None };
+    (a, b)
+}
+
 async fn a_retried_send_yields_one_message_even_across_a_gateway_crash(mode: Mode) {
     let mut stack = Stack::start(mode, 2).await;
     let (_ws, ch, alice, bob) = conversation(&stack).await;
@@ -146,11 +156,9 @@ async fn a_retried_send_yields_one_message_even_across_a_gateway_crash(mode: Mod
     a.send_message(&ch, "survives", "dup-2").await;
     let first = a.expect("message:ack", T).await;
     drop(a);
-    stack.kill("gw0");
-    stack.restart("gw0");
-    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
-    if stack.single_process() {
-        b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    let (mut a, fresh_b) = crash_gateway_and_reconnect(&mut stack, &alice.1, &bob.1).await;
+    if let Some(fresh) = fresh_b {
+        b = fresh;
     }
     a.send_message(&ch, "survives", "dup-2").await;
     let retry = a.expect("message:ack", T).await;
@@ -165,11 +173,9 @@ async fn a_retried_send_yields_one_message_even_across_a_gateway_crash(mode: Mod
     // 3. the gateway dies after writing the command but before the client saw an ack
     a.send_message(&ch, "in flight", "dup-3").await;
     drop(a);
-    stack.kill("gw0");
-    stack.restart("gw0");
-    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
-    if stack.single_process() {
-        b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    let (mut a, fresh_b) = crash_gateway_and_reconnect(&mut stack, &alice.1, &bob.1).await;
+    if let Some(fresh) = fresh_b {
+        b = fresh;
     }
     a.send_message(&ch, "in flight", "dup-3").await;
     let ack3 = a.expect("message:ack", T).await;
@@ -466,6 +472,20 @@ async fn the_admin_cli_bootstraps_a_conversation(mode: Mode) {
         .unwrap();
     assert!(!out.status.success());
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["error"]["code"], "invalid_field");
+    // a malformed or misspelled body is a typed error too, not a bare rejection
+    for body in ["{not json", r#"{"nmae":"x"}"#] {
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/admin/workspaces"))
+            .bearer_auth(&stack.admin_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_field", "{v}");
+    }
 }
 
 async fn edits_deletes_and_reactions_reach_everyone_and_history(mode: Mode) {

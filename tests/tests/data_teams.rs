@@ -101,6 +101,17 @@ async fn embedded_mode_serves_a_confluent_registry() {
     let by_id: serde_json::Value = http.get(format!("{}/schemas/ids/{id}", stack.registry_url)).send().await.unwrap().json().await.unwrap();
     let schema: serde_json::Value = serde_json::from_str(by_id["schema"].as_str().unwrap()).unwrap();
     assert_eq!(schema["name"], "Event");
+    // a malformed body gets a Confluent-shaped error
+    let resp = http
+        .post(format!("{}/subjects/{subject}/versions", stack.registry_url))
+        .header("content-type", "application/vnd.schemaregistry.v1+json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error_code"], 400, "{v}");
 }
 
 /// The README's worked example: Confluent's own Python client and Avro deserializer read the

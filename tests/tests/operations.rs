@@ -72,6 +72,19 @@ async fn snapshot(stack: &Stack, token: &str, chans: &[String], n: usize) -> Vec
     out
 }
 
+/// An embedded replay needs the data directory, which `confab serve` holds: stop it first.
+fn stop_serve_if_embedded(stack: &mut Stack) {
+    if stack.single_process() {
+        assert!(stack.terminate("serve").success());
+    }
+}
+
+fn start_serve_if_embedded(stack: &mut Stack) {
+    if stack.single_process() {
+        stack.restart("serve");
+    }
+}
+
 /// Runs `confab replay` to completion (the embedded mode needs `confab serve` stopped).
 fn replay(stack: &Stack, args: &[&str]) -> Value {
     let mut all = vec!["replay", "--projection", "timeline"];
@@ -88,9 +101,7 @@ async fn replay_restores_a_deleted_timeline_exactly(mode: Mode) {
     let n = 150;
     let (token, chans) = populate(&stack, n).await;
     let before = snapshot(&stack, &token, &chans, n).await;
-    if stack.single_process() {
-        assert!(stack.terminate("serve").success());
-    }
+    stop_serve_if_embedded(&mut stack);
     // a first replay catches the replay group up to the end of the log
     let s = replay(&stack, &["--from", "earliest"]);
     assert_eq!(s["complete"], true);
@@ -98,23 +109,17 @@ async fn replay_restores_a_deleted_timeline_exactly(mode: Mode) {
     // delete the projection: nothing is left to resume, so the timeline stays empty
     let s = replay(&stack, &["--truncate"]);
     assert_eq!(s["events"], 0, "{s}");
-    if stack.single_process() {
-        stack.restart("serve");
-    }
+    start_serve_if_embedded(&mut stack);
     for ch in &chans {
         let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages"), &token).await;
         assert_eq!(status, 200);
         assert_eq!(body["messages"].as_array().unwrap().len(), 0, "the timeline was deleted");
     }
     // rebuild it from the log
-    if stack.single_process() {
-        assert!(stack.terminate("serve").success());
-    }
+    stop_serve_if_embedded(&mut stack);
     let s = replay(&stack, &["--from", "earliest"]);
     assert_eq!((s["complete"].as_bool(), s["resumed_from"].as_i64()), (Some(true), Some(0)), "{s}");
-    if stack.single_process() {
-        stack.restart("serve");
-    }
+    start_serve_if_embedded(&mut stack);
     let after = snapshot(&stack, &token, &chans, n).await;
     assert_eq!(before, after, "the rebuilt timeline is identical");
 }
@@ -124,9 +129,7 @@ async fn a_replay_killed_mid_way_resumes_without_loss(mode: Mode) {
     let n = 300;
     let (token, chans) = populate(&stack, n).await;
     let before = snapshot(&stack, &token, &chans, n).await;
-    if stack.single_process() {
-        assert!(stack.terminate("serve").success());
-    }
+    stop_serve_if_embedded(&mut stack);
     // a throttled replay over a truncated timeline, killed after its second progress line
     let mut child = stack
         .confab(&["replay", "--projection", "timeline", "--from", "earliest", "--truncate", "--max-rate", "150"])
@@ -152,9 +155,7 @@ async fn a_replay_killed_mid_way_resumes_without_loss(mode: Mode) {
     let resumed = s["resumed_from"].as_i64().unwrap();
     assert!(resumed > 0, "the second run resumed where the first stopped: {s}");
     assert!(s["events"].as_u64().unwrap() < (2 * n) as u64, "only the rest was replayed: {s}");
-    if stack.single_process() {
-        stack.restart("serve");
-    }
+    start_serve_if_embedded(&mut stack);
     let after = snapshot(&stack, &token, &chans, n).await;
     assert_eq!(before, after, "nothing lost or doubled");
 }

@@ -159,8 +159,18 @@ impl EventSource for KafkaEventSource {
         .await
     }
 
-    fn ack(&mut self, partition: i32, offset: i64) -> PortResult<()> {
-        self.consumer.store_offset(&self.topic, partition, offset).map_err(PortError::of)
+    fn ack_returned(&mut self) -> PortResult<()> {
+        // the position is the next offset to read, past any transaction markers consumed
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for e in self.consumer.position().map_err(PortError::of)?.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                tpl.add_partition_offset(&self.topic, e.partition(), Offset::Offset(o)).map_err(PortError::of)?;
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer.store_offsets(&tpl).map_err(PortError::of)
     }
 
     async fn commit(&mut self, wait: bool) -> PortResult<()> {
