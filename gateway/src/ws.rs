@@ -77,6 +77,17 @@ impl RateLimit {
     }
 }
 
+/// The id the workspace's fanout stream ends at now; `None` (follow from now) if unreadable.
+async fn fanout_position(st: &AppState, ws: &Uuid) -> Option<String> {
+    match st.fanout.last_id(ws).await {
+        Ok(last) => Some(last),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read fanout position; following from now");
+            None
+        }
+    }
+}
+
 async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: OwnedSemaphorePermit) {
     let id: ConnId = st.next_conn.fetch_add(1, Ordering::Relaxed);
     let mut limit = RateLimit::new(st.cfg.gateway.rate_per_sec, st.cfg.gateway.rate_burst);
@@ -84,20 +95,31 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
     let (ws, user) = (claims.workspace_id, claims.user_id);
     let (tx, rx) = mpsc::channel::<Utf8Bytes>(st.cfg.gateway.send_buffer);
     let kill = Arc::new(Notify::new());
-    let first = st.hub.register(id, ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill: kill.clone() });
-    if first {
-        match st.fanout.last_id(&ws).await {
-            Ok(last) => st.hub.follow(ws, last),
-            Err(e) => tracing::warn!(error = %e, "cannot read fanout position; following from now"),
+    // Everything that needs I/O happens before the connection joins the hub; then hello is
+    // queued and the registration is synchronous, so hello is always the first frame and
+    // nothing published after the hello can be missed.
+    let channels = match st.fanout.user_channels(&ws, &user).await {
+        Ok(chs) => chs,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load channel memberships");
+            Default::default()
         }
-    }
-    match st.fanout.user_channels(&ws, &user).await {
-        Ok(chs) => st.hub.subscribe(id, ws, chs),
-        Err(e) => tracing::warn!(error = %e, "cannot load channel memberships"),
-    }
+    };
+    let mut last = if st.hub.has_workspace(&ws) { None } else { fanout_position(&st, &ws).await };
     let conn_id = format!("{}:{id}", st.gateway_id);
     tracing::debug!(conn_id = %conn_id, workspace_id = %ws, user_id = %user, "socket connected");
-    let _ = tx.send(encode(&ServerFrame::Hello { conn_id, heartbeat_interval: HEARTBEAT_INTERVAL_SECS, user_id: user, workspace_id: ws })).await;
+    let _ = tx.try_send(encode(&ServerFrame::Hello { conn_id, heartbeat_interval: HEARTBEAT_INTERVAL_SECS, user_id: user, workspace_id: ws }));
+    let first = st.hub.register(id, ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill: kill.clone() });
+    st.hub.subscribe(id, ws, channels);
+    if first {
+        if last.is_none() {
+            // the workspace's last connection left between the check and the registration
+            last = fanout_position(&st, &ws).await;
+        }
+        if let Some(last) = last {
+            st.hub.follow(ws, last);
+        }
+    }
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, kill, st.shutdown.clone()));
