@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
-use crate::event::{Event, Payload};
+use crate::event::{ChannelKind, Event, Payload, ThreadState};
 use crate::ports::{PortError, PortResult, SchemaSource};
 
 /// The event schema this build writes.
 pub const EVENT_SCHEMA: &str = include_str!("../../schemas/avro/event.avsc");
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AvroError {
@@ -130,45 +130,65 @@ fn s(v: impl ToString) -> Value {
     Value::String(v.to_string())
 }
 
+fn opt_uuid(v: &Option<Uuid>) -> Value {
+    match v {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(t) => Value::Union(1, Box::new(s(t))),
+    }
+}
+
 pub fn to_value(e: &Event) -> Value {
+    let record = |fields: Vec<(&str, Value)>| Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
     let (index, payload) = match &e.payload {
-        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts } => (
+        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, thread } => (
             0,
-            Value::Record(vec![
-                ("message_id".into(), s(message_id)),
-                ("client_msg_id".into(), s(client_msg_id)),
-                ("text".into(), s(text)),
+            record(vec![
+                ("message_id", s(message_id)),
+                ("client_msg_id", s(client_msg_id)),
+                ("text", s(text)),
+                ("thread_ts", opt_uuid(thread_ts)),
+                ("also_in_channel", Value::Boolean(*also_in_channel)),
                 (
-                    "thread_ts".into(),
-                    match thread_ts {
+                    "thread",
+                    match thread {
                         None => Value::Union(0, Box::new(Value::Null)),
-                        Some(t) => Value::Union(1, Box::new(s(t))),
+                        Some(t) => Value::Union(
+                            1,
+                            Box::new(record(vec![
+                                ("reply_count", Value::Int(t.reply_count)),
+                                ("reply_users", Value::Array(t.reply_users.iter().map(s).collect())),
+                            ])),
+                        ),
                     },
                 ),
             ]),
         ),
-        Payload::ChannelCreated { name, is_private, members } => (
+        Payload::ChannelCreated { name, kind, members } => (
             1,
-            Value::Record(vec![
-                ("name".into(), s(name)),
-                ("is_private".into(), Value::Boolean(*is_private)),
-                ("members".into(), Value::Array(members.iter().map(s).collect())),
+            record(vec![
+                ("name", s(name)),
+                ("is_private", Value::Boolean(kind.is_private())),
+                ("members", Value::Array(members.iter().map(s).collect())),
+                ("kind", s(kind.as_str())),
             ]),
         ),
-        Payload::MemberJoined { user_id } => (2, Value::Record(vec![("user_id".into(), s(user_id))])),
-        Payload::MessageEdited { message_id, text } => {
-            (3, Value::Record(vec![("message_id".into(), s(message_id)), ("text".into(), s(text))]))
-        }
-        Payload::MessageDeleted { message_id } => (4, Value::Record(vec![("message_id".into(), s(message_id))])),
+        Payload::MemberJoined { user_id } => (2, record(vec![("user_id", s(user_id))])),
+        Payload::MessageEdited { message_id, text } => (3, record(vec![("message_id", s(message_id)), ("text", s(text))])),
+        Payload::MessageDeleted { message_id } => (4, record(vec![("message_id", s(message_id))])),
         Payload::ReactionChanged { message_id, emoji, added, users } => (
             5,
-            Value::Record(vec![
-                ("message_id".into(), s(message_id)),
-                ("emoji".into(), s(emoji)),
-                ("added".into(), Value::Boolean(*added)),
-                ("users".into(), Value::Array(users.iter().map(s).collect())),
+            record(vec![
+                ("message_id", s(message_id)),
+                ("emoji", s(emoji)),
+                ("added", Value::Boolean(*added)),
+                ("users", Value::Array(users.iter().map(s).collect())),
             ]),
         ),
+        Payload::MemberLeft { user_id } => (6, record(vec![("user_id", s(user_id))])),
+        Payload::ChannelRenamed { name } => (7, record(vec![("name", s(name))])),
+        Payload::ChannelArchived { archived } => (8, record(vec![("archived", Value::Boolean(*archived))])),
+        Payload::MessagePinned { message_id, pinned } => (9, record(vec![("message_id", s(message_id)), ("pinned", Value::Boolean(*pinned))])),
+        Payload::ReadMarked { channel_id, seq } => (10, record(vec![("channel_id", s(channel_id)), ("seq", Value::Long(*seq))])),
     };
     Value::Record(vec![
         ("event_id".into(), s(e.event_id)),
@@ -267,17 +287,33 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
                 Value::String(t) => Some(t.parse().map_err(|_| AvroError::Field("thread_ts"))?),
                 _ => return Err(AvroError::Field("thread_ts")),
             };
+            // fields added in v3 default when the writer is older
+            let also_in_channel = matches!(p.take("also_in_channel"), Ok(Value::Boolean(true)));
+            let thread = match p.take("thread") {
+                Ok(v @ Value::Record(_)) => {
+                    let mut t = Fields::of(v, "thread")?;
+                    Some(ThreadState { reply_count: t.long("reply_count")? as i32, reply_users: uuids(t.take("reply_users")?, "reply_users")? })
+                }
+                _ => None,
+            };
             Payload::MessagePosted {
                 message_id: p.uuid("message_id")?,
                 client_msg_id: p.string("client_msg_id")?,
                 text: p.string("text")?,
                 thread_ts,
+                also_in_channel,
+                thread,
             }
         }
         "ChannelCreated" => {
             let members = uuids(p.take("members")?, "members")?;
             let is_private = matches!(p.take("is_private")?, Value::Boolean(true));
-            Payload::ChannelCreated { name: p.string("name")?, is_private, members }
+            let kind = match p.take("kind") {
+                Ok(Value::String(k)) => ChannelKind::parse(&k).ok_or(AvroError::Field("kind"))?,
+                _ if is_private => ChannelKind::Private,
+                _ => ChannelKind::Public,
+            };
+            Payload::ChannelCreated { name: p.string("name")?, kind, members }
         }
         "MemberJoined" => Payload::MemberJoined { user_id: p.uuid("user_id")? },
         "MessageEdited" => Payload::MessageEdited { message_id: p.uuid("message_id")?, text: p.string("text")? },
@@ -288,6 +324,11 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
             added: matches!(p.take("added")?, Value::Boolean(true)),
             users: uuids(p.take("users")?, "users")?,
         },
+        "MemberLeft" => Payload::MemberLeft { user_id: p.uuid("user_id")? },
+        "ChannelRenamed" => Payload::ChannelRenamed { name: p.string("name")? },
+        "ChannelArchived" => Payload::ChannelArchived { archived: matches!(p.take("archived")?, Value::Boolean(true)) },
+        "MessagePinned" => Payload::MessagePinned { message_id: p.uuid("message_id")?, pinned: matches!(p.take("pinned")?, Value::Boolean(true)) },
+        "ReadMarked" => Payload::ReadMarked { channel_id: p.uuid("channel_id")?, seq: p.long("seq")? },
         // a branch this build does not know (a newer writer): say so rather than guess
         _ => return Err(AvroError::Field("payload")),
     };
@@ -330,9 +371,17 @@ mod tests {
                 client_msg_id: "c-1".into(),
                 text: "héllo <@U1>".into(),
                 thread_ts: Some(Uuid::new_v4()),
+                also_in_channel: true,
+                thread: Some(ThreadState { reply_count: 3, reply_users: vec![Uuid::new_v4(), Uuid::new_v4()] }),
             },
-            Payload::MessagePosted { message_id: Uuid::new_v4(), client_msg_id: "c".into(), text: "x".into(), thread_ts: None },
-            Payload::ChannelCreated { name: "general".into(), is_private: true, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
+            Payload::MessagePosted { message_id: Uuid::new_v4(), client_msg_id: "c".into(), text: "x".into(), thread_ts: None, also_in_channel: false, thread: None },
+            Payload::ChannelCreated { name: "general".into(), kind: ChannelKind::Private, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
+            Payload::ChannelCreated { name: "dm".into(), kind: ChannelKind::Dm, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
+            Payload::MemberLeft { user_id: Uuid::new_v4() },
+            Payload::ChannelRenamed { name: "renamed".into() },
+            Payload::ChannelArchived { archived: true },
+            Payload::MessagePinned { message_id: Uuid::new_v4(), pinned: true },
+            Payload::ReadMarked { channel_id: Uuid::new_v4(), seq: 42 },
             Payload::MemberJoined { user_id: Uuid::new_v4() },
             Payload::MessageEdited { message_id: Uuid::new_v4(), text: "fixed".into() },
             Payload::MessageDeleted { message_id: Uuid::new_v4() },

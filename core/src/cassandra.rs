@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use async_trait::async_trait;
 
-use crate::ports::{MessageUpdate, PortError, PortResult, Store};
+use crate::event::ChannelKind;
+use crate::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store};
 pub use crate::ports::Workspace;
-use crate::protocol::MessageView;
+use crate::protocol::{MessageView, ThreadView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,7 +34,8 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
                 workspace_id uuid, channel_id uuid, message_id timeuuid, seq bigint, user_id uuid, text text,
                 thread_ts timeuuid, edited_at timestamp, deleted boolean,
                 reactions map<text, frozen<set<uuid>>>, attachments list<frozen<map<text, text>>>,
-                client_msg_id text,
+                client_msg_id text, also_in_channel boolean, pinned boolean,
+                reply_count int, reply_users list<uuid>, last_reply_at timestamp,
                 PRIMARY KEY ((workspace_id, channel_id), message_id)
             ) WITH CLUSTERING ORDER BY (message_id DESC)
               AND default_time_to_live = 0
@@ -41,8 +43,43 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
         ),
         format!("CREATE TABLE IF NOT EXISTS {ks}.workspaces (workspace_id uuid PRIMARY KEY, name text, retention_secs int, created_at timestamp)"),
         format!("CREATE TABLE IF NOT EXISTS {ks}.users (workspace_id uuid, user_id uuid, name text, created_at timestamp, PRIMARY KEY (workspace_id, user_id))"),
-        format!("CREATE TABLE IF NOT EXISTS {ks}.channels (workspace_id uuid, channel_id uuid, name text, is_private boolean, created_at timestamp, PRIMARY KEY (workspace_id, channel_id))"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.channels (workspace_id uuid, channel_id uuid, name text, is_private boolean, kind text,
+                archived boolean, created_by uuid, created_at timestamp, members set<uuid>, PRIMARY KEY (workspace_id, channel_id))"
+        ),
+        // the seed's LOAD_THREAD_REPLIES, as an index table: a thread is one partition in order
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.thread_replies (workspace_id uuid, channel_id uuid, thread_ts timeuuid, message_id timeuuid,
+                PRIMARY KEY ((workspace_id, channel_id, thread_ts), message_id)) WITH CLUSTERING ORDER BY (message_id ASC)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.pins (workspace_id uuid, channel_id uuid, message_id timeuuid,
+                PRIMARY KEY ((workspace_id, channel_id), message_id)) WITH CLUSTERING ORDER BY (message_id DESC)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.read_markers (workspace_id uuid, user_id uuid, channel_id uuid, seq bigint,
+                PRIMARY KEY ((workspace_id, user_id), channel_id))"
+        ),
     ]
+}
+
+/// Columns added after the first release, for keyspaces created before them (errors for
+/// columns that already exist are expected and ignored).
+fn additions(ks: &str) -> Vec<String> {
+    [
+        "messages ADD also_in_channel boolean",
+        "messages ADD pinned boolean",
+        "messages ADD reply_count int",
+        "messages ADD reply_users list<uuid>",
+        "messages ADD last_reply_at timestamp",
+        "channels ADD kind text",
+        "channels ADD archived boolean",
+        "channels ADD created_by uuid",
+        "channels ADD members set<uuid>",
+    ]
+    .iter()
+    .map(|a| format!("ALTER TABLE {ks}.{a}"))
+    .collect()
 }
 
 pub async fn connect(nodes: &[String]) -> Result<Session, StoreError> {
@@ -54,6 +91,11 @@ pub async fn migrate(session: &Session, ks: &str, rf: u32) -> Result<(), StoreEr
     for stmt in schema(ks, rf) {
         session.query_unpaged(stmt, &[]).await.map_err(db)?;
     }
+    for stmt in additions(ks) {
+        if let Err(e) = session.query_unpaged(stmt, &[]).await {
+            tracing::debug!(error = %e, "schema addition skipped");
+        }
+    }
     session.await_schema_agreement().await.map_err(db)?;
     Ok(())
 }
@@ -63,21 +105,46 @@ pub async fn migrate(session: &Session, ks: &str, rf: u32) -> Result<(), StoreEr
 pub struct CassandraStore {
     session: Arc<Session>,
     keyspace: String,
+    st: Arc<Statements>,
+}
+
+struct Statements {
     insert_message: PreparedStatement,
+    insert_reply: PreparedStatement,
     history_first: PreparedStatement,
     history_before: PreparedStatement,
+    history_after: PreparedStatement,
+    get_message: PreparedStatement,
+    get_messages: PreparedStatement,
+    thread_first: PreparedStatement,
+    thread_after: PreparedStatement,
+    pins: PreparedStatement,
+    pin: PreparedStatement,
+    unpin: PreparedStatement,
     insert_workspace: PreparedStatement,
     get_workspace: PreparedStatement,
     insert_user: PreparedStatement,
     get_user: PreparedStatement,
+    list_users: PreparedStatement,
     insert_channel: PreparedStatement,
+    get_channel: PreparedStatement,
+    list_channels: PreparedStatement,
+    rename_channel: PreparedStatement,
+    archive_channel: PreparedStatement,
+    add_member: PreparedStatement,
+    remove_member: PreparedStatement,
+    set_marker: PreparedStatement,
+    get_markers: PreparedStatement,
     edit_message: PreparedStatement,
     delete_message: PreparedStatement,
     set_reaction: PreparedStatement,
     drop_reaction: PreparedStatement,
+    set_pinned: PreparedStatement,
+    set_thread: PreparedStatement,
 }
 
-const MESSAGE_COLUMNS: &str = "message_id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions";
+const MESSAGE_COLUMNS: &str =
+    "message_id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also_in_channel, pinned, reply_count, reply_users, last_reply_at";
 
 type MessageRow = (
     CqlTimeuuid,
@@ -89,7 +156,66 @@ type MessageRow = (
     Option<CqlTimestamp>,
     Option<bool>,
     Option<std::collections::HashMap<String, Vec<Uuid>>>,
+    Option<bool>,
+    Option<bool>,
+    Option<i32>,
+    Option<Vec<Uuid>>,
+    Option<CqlTimestamp>,
 );
+
+const CHANNEL_COLUMNS: &str = "channel_id, name, is_private, kind, archived, created_by, created_at, members";
+
+type ChannelRow = (Uuid, Option<String>, Option<bool>, Option<String>, Option<bool>, Option<Uuid>, Option<CqlTimestamp>, Option<Vec<Uuid>>);
+
+fn channel_of(ws: Uuid, r: ChannelRow) -> ChannelInfo {
+    let (channel_id, name, is_private, kind, archived, created_by, created_at, members) = r;
+    let kind = kind.as_deref().and_then(ChannelKind::parse).unwrap_or(if is_private.unwrap_or(false) { ChannelKind::Private } else { ChannelKind::Public });
+    let mut members = members.unwrap_or_default();
+    members.sort();
+    ChannelInfo {
+        workspace_id: ws,
+        channel_id,
+        name: name.unwrap_or_default(),
+        kind,
+        archived: archived.unwrap_or(false),
+        created_by: created_by.unwrap_or_default(),
+        created_at: created_at.map(|t| t.0).unwrap_or(0),
+        members,
+    }
+}
+
+fn message_of(ws: Uuid, ch: Uuid, row: MessageRow) -> MessageView {
+    let (id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also, pinned, reply_count, reply_users, last_reply_at) = row;
+    let message_id: Uuid = id.into();
+    MessageView {
+        workspace_id: ws,
+        channel_id: ch,
+        ts: crate::ids::timeuuid_millis(&message_id).unwrap_or(0),
+        message_id,
+        seq: seq.unwrap_or(0),
+        user_id: user_id.unwrap_or_default(),
+        text: text.unwrap_or_default(),
+        client_msg_id,
+        thread_ts: thread_ts.map(Into::into),
+        also_in_channel: also.unwrap_or(false),
+        thread: reply_count.filter(|n| *n > 0).map(|reply_count| ThreadView {
+            reply_count,
+            reply_users: reply_users.unwrap_or_default(),
+            last_reply_at: last_reply_at.map(|t| t.0).unwrap_or(0),
+        }),
+        pinned: pinned.unwrap_or(false),
+        edited_at: edited_at.map(|t| t.0),
+        deleted: deleted.unwrap_or(false),
+        reactions: reactions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort();
+                (k, v)
+            })
+            .collect(),
+    }
+}
 
 impl CassandraStore {
     pub async fn new(session: Arc<Session>, ks: &str) -> Result<Self, StoreError> {
@@ -97,26 +223,33 @@ impl CassandraStore {
             let s = session.clone();
             async move { s.prepare(q).await.map_err(db) }
         };
-        Ok(Self {
+        let m = |cond: &str| format!("SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? {cond}");
+        let st = Statements {
             insert_message: p(format!(
-                "INSERT INTO {ks}.messages (workspace_id, channel_id, message_id, seq, user_id, text, client_msg_id, thread_ts, deleted)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, false) USING TTL ?"
+                "INSERT INTO {ks}.messages (workspace_id, channel_id, message_id, seq, user_id, text, client_msg_id, thread_ts, also_in_channel, deleted)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, false) USING TTL ?"
             ))
             .await?,
-            history_first: p(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? LIMIT ?"
+            insert_reply: p(format!("INSERT INTO {ks}.thread_replies (workspace_id, channel_id, thread_ts, message_id) VALUES (?, ?, ?, ?) USING TTL ?")).await?,
+            history_first: p(m("LIMIT ?")).await?,
+            history_before: p(m("AND message_id < ? LIMIT ?")).await?,
+            history_after: p(m("AND message_id > ? ORDER BY message_id ASC LIMIT ?")).await?,
+            get_message: p(m("AND message_id = ?")).await?,
+            get_messages: p(m("AND message_id IN ?")).await?,
+            thread_first: p(format!("SELECT message_id FROM {ks}.thread_replies WHERE workspace_id = ? AND channel_id = ? AND thread_ts = ? LIMIT ?")).await?,
+            thread_after: p(format!(
+                "SELECT message_id FROM {ks}.thread_replies WHERE workspace_id = ? AND channel_id = ? AND thread_ts = ? AND message_id > ? LIMIT ?"
             ))
             .await?,
-            history_before: p(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? AND message_id < ? LIMIT ?"
-            ))
-            .await?,
+            pins: p(format!("SELECT message_id FROM {ks}.pins WHERE workspace_id = ? AND channel_id = ? LIMIT 1000")).await?,
+            pin: p(format!("INSERT INTO {ks}.pins (workspace_id, channel_id, message_id) VALUES (?, ?, ?) USING TTL ?")).await?,
+            unpin: p(format!("DELETE FROM {ks}.pins WHERE workspace_id = ? AND channel_id = ? AND message_id = ?")).await?,
             edit_message: p(format!(
                 "UPDATE {ks}.messages USING TTL ? SET text = ?, edited_at = ? WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
             ))
             .await?,
             delete_message: p(format!(
-                "UPDATE {ks}.messages USING TTL ? SET text = '', deleted = true, reactions = null WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
+                "UPDATE {ks}.messages USING TTL ? SET text = '', deleted = true, reactions = null, pinned = false WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
             ))
             .await?,
             set_reaction: p(format!(
@@ -124,115 +257,106 @@ impl CassandraStore {
             ))
             .await?,
             drop_reaction: p(format!("DELETE reactions[?] FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? AND message_id = ?")).await?,
+            set_pinned: p(format!("UPDATE {ks}.messages USING TTL ? SET pinned = ? WHERE workspace_id = ? AND channel_id = ? AND message_id = ?")).await?,
+            set_thread: p(format!(
+                "UPDATE {ks}.messages USING TTL ? SET reply_count = ?, reply_users = ?, last_reply_at = ? WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
+            ))
+            .await?,
             insert_workspace: p(format!("INSERT INTO {ks}.workspaces (workspace_id, name, retention_secs, created_at) VALUES (?, ?, ?, ?)")).await?,
             get_workspace: p(format!("SELECT workspace_id, name, retention_secs FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
             insert_user: p(format!("INSERT INTO {ks}.users (workspace_id, user_id, name, created_at) VALUES (?, ?, ?, ?)")).await?,
             get_user: p(format!("SELECT name FROM {ks}.users WHERE workspace_id = ? AND user_id = ?")).await?,
+            list_users: p(format!("SELECT user_id, name FROM {ks}.users WHERE workspace_id = ?")).await?,
+            // IF NOT EXISTS: a replayed creation keeps later renames and membership
             insert_channel: p(format!(
-                "INSERT INTO {ks}.channels (workspace_id, channel_id, name, is_private, created_at) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.channels (workspace_id, {CHANNEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ))
             .await?,
-            session,
-            keyspace: ks.to_string(),
-        })
+            get_channel: p(format!("SELECT {CHANNEL_COLUMNS} FROM {ks}.channels WHERE workspace_id = ? AND channel_id = ?")).await?,
+            list_channels: p(format!("SELECT {CHANNEL_COLUMNS} FROM {ks}.channels WHERE workspace_id = ?")).await?,
+            rename_channel: p(format!("UPDATE {ks}.channels SET name = ? WHERE workspace_id = ? AND channel_id = ?")).await?,
+            archive_channel: p(format!("UPDATE {ks}.channels SET archived = ? WHERE workspace_id = ? AND channel_id = ?")).await?,
+            add_member: p(format!("UPDATE {ks}.channels SET members = members + ? WHERE workspace_id = ? AND channel_id = ?")).await?,
+            remove_member: p(format!("UPDATE {ks}.channels SET members = members - ? WHERE workspace_id = ? AND channel_id = ?")).await?,
+            set_marker: p(format!("INSERT INTO {ks}.read_markers (workspace_id, user_id, channel_id, seq) VALUES (?, ?, ?, ?)")).await?,
+            get_markers: p(format!("SELECT channel_id, seq FROM {ks}.read_markers WHERE workspace_id = ? AND user_id = ?")).await?,
+        };
+        Ok(Self { session, keyspace: ks.to_string(), st: Arc::new(st) })
     }
 
     pub fn session(&self) -> &Arc<Session> {
         &self.session
     }
 
-    /// Upserts a message row; replaying the same event writes the same row.
-    pub async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(
-                &self.insert_message,
-                (
-                    m.workspace_id,
-                    m.channel_id,
-                    CqlTimeuuid::from(m.message_id),
-                    m.seq,
-                    m.user_id,
-                    &m.text,
-                    &m.client_msg_id,
-                    m.thread_ts.map(CqlTimeuuid::from),
-                    ttl_secs.max(0),
-                ),
-            )
-            .await
-            .map_err(db)?;
+    async fn messages(&self, ps: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow, ws: Uuid, ch: Uuid) -> Result<Vec<MessageView>, StoreError> {
+        let rows = self.session.execute_unpaged(ps, values).await.map_err(db)?.into_rows_result().map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows.rows::<MessageRow>().map_err(db)? {
+            out.push(message_of(ws, ch, row.map_err(db)?));
+        }
+        Ok(out)
+    }
+
+    /// The messages with these ids, in the order given (missing ones left out).
+    async fn by_ids(&self, ws: Uuid, ch: Uuid, ids: Vec<Uuid>) -> Result<Vec<MessageView>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let keys: Vec<CqlTimeuuid> = ids.iter().map(|i| CqlTimeuuid::from(*i)).collect();
+        let mut found: std::collections::HashMap<Uuid, MessageView> =
+            self.messages(&self.st.get_messages, (ws, ch, keys), ws, ch).await?.into_iter().map(|m| (m.message_id, m)).collect();
+        Ok(ids.iter().filter_map(|i| found.remove(i)).collect())
+    }
+
+    async fn ids(&self, ps: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self.session.execute_unpaged(ps, values).await.map_err(db)?.into_rows_result().map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows.rows::<(CqlTimeuuid,)>().map_err(db)? {
+            out.push(row.map_err(db)?.0.into());
+        }
+        Ok(out)
+    }
+
+    async fn exec(&self, ps: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow) -> Result<(), StoreError> {
+        self.session.execute_unpaged(ps, values).await.map_err(db)?;
         Ok(())
     }
 
-    /// Newest first; `before` is the `message_id` cursor of the previous page.
-    pub async fn history(&self, ws: Uuid, ch: Uuid, before: Option<Uuid>, limit: i32) -> Result<Vec<MessageView>, StoreError> {
-        let result = match before {
-            None => self.session.execute_unpaged(&self.history_first, (ws, ch, limit)).await,
-            Some(b) => self.session.execute_unpaged(&self.history_before, (ws, ch, CqlTimeuuid::from(b), limit)).await,
-        }
-        .map_err(db)?;
-        let rows = result.into_rows_result().map_err(db)?;
+    /// A page of history without thread-only replies: reads until `limit` qualify or the
+    /// channel ends (bounded: at most 20 reads).
+    async fn history_page(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> Result<Vec<MessageView>, StoreError> {
         let mut out = Vec::new();
-        for row in rows.rows::<MessageRow>().map_err(db)? {
-            let (id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions) = row.map_err(db)?;
-            let message_id: Uuid = id.into();
-            out.push(MessageView {
-                workspace_id: ws,
-                channel_id: ch,
-                ts: crate::ids::timeuuid_millis(&message_id).unwrap_or(0),
-                message_id,
-                seq: seq.unwrap_or(0),
-                user_id: user_id.unwrap_or_default(),
-                text: text.unwrap_or_default(),
-                client_msg_id,
-                thread_ts: thread_ts.map(Into::into),
-                edited_at: edited_at.map(|t| t.0),
-                deleted: deleted.unwrap_or(false),
-                reactions: reactions
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, mut v)| {
-                        v.sort();
-                        (k, v)
-                    })
-                    .collect(),
-            });
+        let mut cursor = page;
+        let batch = (limit * 2).clamp(20, 1000);
+        for _ in 0..20 {
+            let rows = match cursor {
+                HistoryPage::Latest => self.messages(&self.st.history_first, (ws, ch, batch), ws, ch).await?,
+                HistoryPage::Before(b) => self.messages(&self.st.history_before, (ws, ch, CqlTimeuuid::from(b), batch), ws, ch).await?,
+                HistoryPage::After(a) => self.messages(&self.st.history_after, (ws, ch, CqlTimeuuid::from(a), batch), ws, ch).await?,
+            };
+            let done = rows.len() < batch as usize;
+            let last = rows.last().map(|m| m.message_id);
+            for m in rows {
+                if m.thread_ts.is_none() || m.also_in_channel {
+                    out.push(m);
+                    if out.len() >= limit as usize {
+                        return Ok(out);
+                    }
+                }
+            }
+            match (last, done) {
+                (Some(l), false) => {
+                    cursor = if matches!(page, HistoryPage::After(_)) { HistoryPage::After(l) } else { HistoryPage::Before(l) }
+                }
+                _ => break,
+            }
         }
         Ok(out)
     }
 
     pub async fn insert_workspace(&self, w: &Workspace) -> Result<(), StoreError> {
         let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
-        self.session.execute_unpaged(&self.insert_workspace, (w.workspace_id, &w.name, w.retention_secs, now)).await.map_err(db)?;
-        Ok(())
-    }
-
-    pub async fn workspace(&self, ws: Uuid) -> Result<Option<Workspace>, StoreError> {
-        let rows = self.session.execute_unpaged(&self.get_workspace, (ws,)).await.map_err(db)?.into_rows_result().map_err(db)?;
-        let row = rows.maybe_first_row::<(Uuid, Option<String>, Option<i32>)>().map_err(db)?;
-        Ok(row.map(|(workspace_id, name, retention)| Workspace {
-            workspace_id,
-            name: name.unwrap_or_default(),
-            retention_secs: retention.unwrap_or(0),
-        }))
-    }
-
-    pub async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> Result<(), StoreError> {
-        let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
-        self.session.execute_unpaged(&self.insert_user, (ws, user, name, now)).await.map_err(db)?;
-        Ok(())
-    }
-
-    pub async fn user_exists(&self, ws: Uuid, user: Uuid) -> Result<bool, StoreError> {
-        let rows = self.session.execute_unpaged(&self.get_user, (ws, user)).await.map_err(db)?.into_rows_result().map_err(db)?;
-        Ok(rows.rows_num() > 0)
-    }
-
-    pub async fn insert_channel(&self, ws: Uuid, ch: Uuid, name: &str, is_private: bool, created_ms: i64) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(&self.insert_channel, (ws, ch, name, is_private, CqlTimestamp(created_ms)))
-            .await
-            .map_err(db)?;
-        Ok(())
+        self.exec(&self.st.insert_workspace, (w.workspace_id, &w.name, w.retention_secs, now)).await
     }
 }
 
@@ -243,47 +367,128 @@ fn port(e: StoreError) -> PortError {
 #[async_trait]
 impl Store for CassandraStore {
     async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()> {
-        CassandraStore::insert_message(self, m, ttl_secs).await.map_err(port)
+        let ttl = ttl_secs.max(0);
+        let id = CqlTimeuuid::from(m.message_id);
+        let values = (m.workspace_id, m.channel_id, id, m.seq, m.user_id, &m.text, &m.client_msg_id, m.thread_ts.map(CqlTimeuuid::from), m.also_in_channel, ttl);
+        self.exec(&self.st.insert_message, values).await.map_err(port)?;
+        if let Some(parent) = m.thread_ts {
+            self.exec(&self.st.insert_reply, (m.workspace_id, m.channel_id, CqlTimeuuid::from(parent), id, ttl)).await.map_err(port)?;
+        }
+        Ok(())
     }
-    async fn history(&self, ws: Uuid, ch: Uuid, before: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>> {
-        CassandraStore::history(self, ws, ch, before, limit).await.map_err(port)
+    async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<MessageView>> {
+        self.history_page(ws, ch, page, limit).await.map_err(port)
     }
-    async fn insert_channel(&self, ws: Uuid, ch: Uuid, name: &str, is_private: bool, created_ms: i64) -> PortResult<()> {
-        CassandraStore::insert_channel(self, ws, ch, name, is_private, created_ms).await.map_err(port)
+    async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<MessageView>> {
+        Ok(self.messages(&self.st.get_message, (ws, ch, CqlTimeuuid::from(message_id)), ws, ch).await.map_err(port)?.pop())
+    }
+    async fn thread(&self, ws: Uuid, ch: Uuid, parent: Uuid, after: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>> {
+        let parent = CqlTimeuuid::from(parent);
+        let ids = match after {
+            None => self.ids(&self.st.thread_first, (ws, ch, parent, limit)).await,
+            Some(a) => self.ids(&self.st.thread_after, (ws, ch, parent, CqlTimeuuid::from(a), limit)).await,
+        }
+        .map_err(port)?;
+        self.by_ids(ws, ch, ids).await.map_err(port)
+    }
+    async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<MessageView>> {
+        let ids = self.ids(&self.st.pins, (ws, ch)).await.map_err(port)?;
+        self.by_ids(ws, ch, ids).await.map_err(port)
+    }
+    async fn change_channel(&self, ws: Uuid, ch: Uuid, change: &ChannelChange) -> PortResult<()> {
+        let r = match change {
+            ChannelChange::Created(c) => {
+                let members: std::collections::BTreeSet<Uuid> = c.members.iter().copied().collect();
+                let values = (ws, ch, &c.name, c.kind.is_private(), c.kind.as_str(), c.archived, c.created_by, CqlTimestamp(c.created_at), members);
+                self.exec(&self.st.insert_channel, values).await
+            }
+            ChannelChange::Renamed(name) => self.exec(&self.st.rename_channel, (name, ws, ch)).await,
+            ChannelChange::Archived(a) => self.exec(&self.st.archive_channel, (*a, ws, ch)).await,
+            ChannelChange::Joined(u) => self.exec(&self.st.add_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await,
+            ChannelChange::Left(u) => self.exec(&self.st.remove_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await,
+        };
+        r.map_err(port)
+    }
+    async fn channel(&self, ws: Uuid, ch: Uuid) -> PortResult<Option<ChannelInfo>> {
+        let rows = self.session.execute_unpaged(&self.st.get_channel, (ws, ch)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        Ok(rows.maybe_first_row::<ChannelRow>().map_err(PortError::of)?.map(|r| channel_of(ws, r)))
+    }
+    async fn channels(&self, ws: Uuid) -> PortResult<Vec<ChannelInfo>> {
+        let rows = self.session.execute_unpaged(&self.st.list_channels, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let mut out = Vec::new();
+        for r in rows.rows::<ChannelRow>().map_err(PortError::of)? {
+            out.push(channel_of(ws, r.map_err(PortError::of)?));
+        }
+        Ok(out)
+    }
+    async fn set_read_marker(&self, ws: Uuid, user: Uuid, ch: Uuid, seq: i64) -> PortResult<()> {
+        self.exec(&self.st.set_marker, (ws, user, ch, seq)).await.map_err(port)
+    }
+    async fn read_markers(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, i64)>> {
+        let rows = self.session.execute_unpaged(&self.st.get_markers, (ws, user)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let mut out = Vec::new();
+        for r in rows.rows::<(Uuid, Option<i64>)>().map_err(PortError::of)? {
+            let (ch, seq) = r.map_err(PortError::of)?;
+            out.push((ch, seq.unwrap_or(0)));
+        }
+        Ok(out)
     }
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
         CassandraStore::insert_workspace(self, w).await.map_err(port)
     }
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>> {
-        CassandraStore::workspace(self, ws).await.map_err(port)
+        let rows = self.session.execute_unpaged(&self.st.get_workspace, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let row = rows.maybe_first_row::<(Uuid, Option<String>, Option<i32>)>().map_err(PortError::of)?;
+        Ok(row.map(|(workspace_id, name, retention)| Workspace { workspace_id, name: name.unwrap_or_default(), retention_secs: retention.unwrap_or(0) }))
     }
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()> {
-        CassandraStore::insert_user(self, ws, user, name).await.map_err(port)
+        let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
+        self.exec(&self.st.insert_user, (ws, user, name, now)).await.map_err(port)
     }
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
-        CassandraStore::user_exists(self, ws, user).await.map_err(port)
+        let rows = self.session.execute_unpaged(&self.st.get_user, (ws, user)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        Ok(rows.rows_num() > 0)
+    }
+    async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>> {
+        let rows = self.session.execute_unpaged(&self.st.list_users, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let mut out = Vec::new();
+        for r in rows.rows::<(Uuid, Option<String>)>().map_err(PortError::of)? {
+            let (u, n) = r.map_err(PortError::of)?;
+            out.push((u, n.unwrap_or_default()));
+        }
+        Ok(out)
     }
     async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, ttl_secs: i32) -> PortResult<()> {
         let id = CqlTimeuuid::from(message_id);
         let ttl = ttl_secs.max(0);
         let r = match update {
-            MessageUpdate::Edit { text, edited_at } => {
-                self.session.execute_unpaged(&self.edit_message, (ttl, text, CqlTimestamp(*edited_at), ws, ch, id)).await
+            MessageUpdate::Edit { text, edited_at } => self.exec(&self.st.edit_message, (ttl, text, CqlTimestamp(*edited_at), ws, ch, id)).await,
+            MessageUpdate::Delete => {
+                self.exec(&self.st.unpin, (ws, ch, id)).await.map_err(port)?;
+                self.exec(&self.st.delete_message, (ttl, ws, ch, id)).await
             }
-            MessageUpdate::Delete => self.session.execute_unpaged(&self.delete_message, (ttl, ws, ch, id)).await,
-            MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
-                self.session.execute_unpaged(&self.drop_reaction, (emoji, ws, ch, id)).await
-            }
+            MessageUpdate::Reactions { emoji, users } if users.is_empty() => self.exec(&self.st.drop_reaction, (emoji, ws, ch, id)).await,
             MessageUpdate::Reactions { emoji, users } => {
                 let set: std::collections::BTreeSet<Uuid> = users.iter().copied().collect();
-                self.session.execute_unpaged(&self.set_reaction, (ttl, emoji, set, ws, ch, id)).await
+                self.exec(&self.st.set_reaction, (ttl, emoji, set, ws, ch, id)).await
+            }
+            MessageUpdate::Pin { pinned } => {
+                if *pinned {
+                    self.exec(&self.st.pin, (ws, ch, id, ttl)).await.map_err(port)?;
+                } else {
+                    self.exec(&self.st.unpin, (ws, ch, id)).await.map_err(port)?;
+                }
+                self.exec(&self.st.set_pinned, (ttl, *pinned, ws, ch, id)).await
+            }
+            MessageUpdate::Thread(t) => {
+                self.exec(&self.st.set_thread, (ttl, t.reply_count, &t.reply_users, CqlTimestamp(t.last_reply_at), ws, ch, id)).await
             }
         };
-        r.map(|_| ()).map_err(PortError::of)
+        r.map_err(port)
     }
 
     async fn truncate_timeline(&self) -> PortResult<()> {
-        for table in ["messages", "channels"] {
+        for table in ["messages", "channels", "thread_replies", "pins", "read_markers"] {
             self.session.query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[]).await.map_err(PortError::of)?;
         }
         Ok(())

@@ -37,6 +37,16 @@ impl Command {
     }
 }
 
+/// The id of the direct message between exactly these people (the opener included): the same
+/// set always gives the same channel, so opening a DM twice finds the first one.
+pub fn dm_channel_id(workspace_id: &Uuid, people: &[Uuid]) -> Uuid {
+    let mut people = people.to_vec();
+    people.sort();
+    people.dedup();
+    let name: Vec<String> = people.iter().map(Uuid::to_string).collect();
+    Uuid::new_v5(workspace_id, name.join(",").as_bytes())
+}
+
 pub fn channel_key(workspace_id: &Uuid, channel_id: &Uuid) -> String {
     format!("{workspace_id}:{channel_id}")
 }
@@ -44,9 +54,24 @@ pub fn channel_key(workspace_id: &Uuid, channel_id: &Uuid) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CommandBody {
-    SendMessage { text: String, client_msg_id: String },
+    SendMessage {
+        text: String,
+        client_msg_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread_ts: Option<Uuid>,
+        #[serde(default)]
+        also_in_channel: bool,
+    },
     JoinChannel,
-    CreateChannel { name: String, is_private: bool, members: Vec<Uuid> },
+    CreateChannel { name: String, channel_kind: crate::event::ChannelKind, members: Vec<Uuid> },
+    RenameChannel { name: String },
+    ArchiveChannel { archived: bool },
+    LeaveChannel,
+    Invite { user_id: Uuid },
+    Kick { user_id: Uuid },
+    Pin { message_id: Uuid, pinned: bool },
+    /// Keyed by the user's own stream (`channel_id` = the user's id).
+    MarkRead { channel_id: Uuid, seq: i64 },
     EditMessage { message_id: Uuid, text: String },
     DeleteMessage { message_id: Uuid },
     React { message_id: Uuid, emoji: String, add: bool },

@@ -17,16 +17,74 @@ pub struct Event {
     pub payload: Payload,
 }
 
+/// What kind of conversation a channel is. DMs and group DMs have fixed members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Public,
+    Private,
+    Dm,
+    GroupDm,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Public => "public",
+            ChannelKind::Private => "private",
+            ChannelKind::Dm => "dm",
+            ChannelKind::GroupDm => "group_dm",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "public" => ChannelKind::Public,
+            "private" => ChannelKind::Private,
+            "dm" => ChannelKind::Dm,
+            "group_dm" => ChannelKind::GroupDm,
+            _ => return None,
+        })
+    }
+    /// Only public channels are visible to, and joinable by, non-members.
+    pub fn is_private(self) -> bool {
+        self != ChannelKind::Public
+    }
+    /// DMs and group DMs: members are fixed at creation.
+    pub fn is_direct(self) -> bool {
+        matches!(self, ChannelKind::Dm | ChannelKind::GroupDm)
+    }
+}
+
+/// A thread's state after a reply: carried by the reply so projections can update the parent
+/// idempotently.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ThreadState {
+    pub reply_count: i32,
+    /// Everyone who replied, in order of first reply.
+    pub reply_users: Vec<Uuid>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
-    MessagePosted { message_id: Uuid, client_msg_id: String, text: String, thread_ts: Option<Uuid> },
-    ChannelCreated { name: String, is_private: bool, members: Vec<Uuid> },
+    /// A new message; a thread reply when `thread_ts` is set (then `thread` is the parent's
+    /// thread after it, and `also_in_channel` says it is shown in the channel too).
+    MessagePosted { message_id: Uuid, client_msg_id: String, text: String, thread_ts: Option<Uuid>, also_in_channel: bool, thread: Option<ThreadState> },
+    ChannelCreated { name: String, kind: ChannelKind, members: Vec<Uuid> },
+    /// `user_id` joined (actor = user_id) or was invited by the actor.
     MemberJoined { user_id: Uuid },
     MessageEdited { message_id: Uuid, text: String },
     /// A tombstone: the text is gone from every projection.
     MessageDeleted { message_id: Uuid },
     /// `actor_id` added (or removed) `emoji`; `users` is everyone reacting with it afterwards.
     ReactionChanged { message_id: Uuid, emoji: String, added: bool, users: Vec<Uuid> },
+    /// `user_id` left (actor = user_id) or was removed by the actor.
+    MemberLeft { user_id: Uuid },
+    ChannelRenamed { name: String },
+    /// Archived channels are read-only; `archived: false` restores one.
+    ChannelArchived { archived: bool },
+    MessagePinned { message_id: Uuid, pinned: bool },
+    /// In the actor's own stream (`channel_id` = the user's id): they read `channel_id` up to `seq`.
+    ReadMarked { channel_id: Uuid, seq: i64 },
 }
 
 impl Payload {
@@ -38,6 +96,11 @@ impl Payload {
             Payload::MessageEdited { .. } => "message_edited",
             Payload::MessageDeleted { .. } => "message_deleted",
             Payload::ReactionChanged { .. } => "reaction_changed",
+            Payload::MemberLeft { .. } => "member_left",
+            Payload::ChannelRenamed { .. } => "channel_renamed",
+            Payload::ChannelArchived { .. } => "channel_archived",
+            Payload::MessagePinned { .. } => "message_pinned",
+            Payload::ReadMarked { .. } => "read_marked",
         }
     }
 }
@@ -49,7 +112,7 @@ impl Event {
 
     /// The message as clients first see it, for a `MessagePosted` event.
     pub fn posted_view(&self) -> Option<crate::protocol::MessageView> {
-        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts } = &self.payload else { return None };
+        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, .. } = &self.payload else { return None };
         Some(crate::protocol::MessageView {
             workspace_id: self.workspace_id,
             channel_id: self.channel_id,
@@ -60,6 +123,9 @@ impl Event {
             ts: self.occurred_at,
             client_msg_id: Some(client_msg_id.clone()),
             thread_ts: *thread_ts,
+            also_in_channel: *also_in_channel,
+            thread: None,
+            pinned: false,
             edited_at: None,
             deleted: false,
             reactions: Default::default(),

@@ -98,6 +98,9 @@ pub enum MessageUpdate {
     Delete,
     /// Everyone reacting with `emoji` now (empty: the emoji is gone).
     Reactions { emoji: String, users: Vec<Uuid> },
+    Pin { pinned: bool },
+    /// The message's thread after a reply (on the parent).
+    Thread(crate::protocol::ThreadView),
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -108,22 +111,74 @@ pub struct Workspace {
     pub retention_secs: i32,
 }
 
-/// The timeline (messages, channels) and the directory (workspaces, users).
+/// A channel as the timeline knows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelInfo {
+    pub workspace_id: Uuid,
+    pub channel_id: Uuid,
+    pub name: String,
+    pub kind: crate::event::ChannelKind,
+    pub archived: bool,
+    pub created_by: Uuid,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub members: Vec<Uuid>,
+}
+
+/// A change to a channel's record; each is idempotent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelChange {
+    Created(ChannelInfo),
+    Renamed(String),
+    Archived(bool),
+    Joined(Uuid),
+    Left(Uuid),
+}
+
+/// Which page of a channel's history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HistoryPage {
+    /// The newest messages, newest first.
+    Latest,
+    /// Messages older than this one, newest first.
+    Before(Uuid),
+    /// Messages newer than this one, oldest first.
+    After(Uuid),
+}
+
+/// The timeline (messages, threads, pins, channels, read markers) and the directory
+/// (workspaces, users).
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Upserts a message keyed by `message_id` (replays write the same row).
+    /// Upserts a message keyed by `message_id` (replays write the same row); a thread reply is
+    /// indexed under its parent too.
     async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()>;
-    /// Newest first, strictly older than `before` when given.
-    async fn history(&self, ws: Uuid, ch: Uuid, before: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>>;
-    async fn insert_channel(&self, ws: Uuid, ch: Uuid, name: &str, is_private: bool, created_ms: i64) -> PortResult<()>;
+    /// A page of the channel's history: top-level messages and replies also sent to the
+    /// channel (not thread-only replies), expired ones left out.
+    async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<MessageView>>;
+    async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<MessageView>>;
+    /// A thread's replies, oldest first, after `after` when given (the seed's LOAD_THREAD_REPLIES).
+    async fn thread(&self, ws: Uuid, ch: Uuid, parent: Uuid, after: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>>;
+    /// Pinned messages, newest first.
+    async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<MessageView>>;
+    async fn change_channel(&self, ws: Uuid, ch: Uuid, change: &ChannelChange) -> PortResult<()>;
+    async fn channel(&self, ws: Uuid, ch: Uuid) -> PortResult<Option<ChannelInfo>>;
+    /// Every channel of a workspace (callers filter what a user may see).
+    async fn channels(&self, ws: Uuid) -> PortResult<Vec<ChannelInfo>>;
+    /// `user` read `ch` up to `seq` (last write wins: marking unread moves it back).
+    async fn set_read_marker(&self, ws: Uuid, user: Uuid, ch: Uuid, seq: i64) -> PortResult<()>;
+    async fn read_markers(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, i64)>>;
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()>;
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
-    /// Applies an edit, a deletion (tombstone) or a reaction change to a stored message;
-    /// idempotent (each update carries the resulting state).
+    /// Every user of a workspace: (id, name).
+    async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>>;
+    /// Applies an edit, a deletion (tombstone), a reaction change, a pin or a thread summary
+    /// to a stored message; idempotent (each update carries the resulting state).
     async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, ttl_secs: i32) -> PortResult<()>;
-    /// Deletes every message and channel (the timeline projection), for a rebuild from the log.
+    /// Deletes every message, thread index, pin, channel and read marker (the timeline
+    /// projection), for a rebuild from the log.
     async fn truncate_timeline(&self) -> PortResult<()>;
 }
 
@@ -136,6 +191,8 @@ pub struct FanoutItem {
     pub seq: i64,
     pub frame_json: String,
     pub add_members: Vec<Uuid>,
+    /// Users who stop being members with it (after receiving this frame).
+    pub remove_members: Vec<Uuid>,
     /// Unix milliseconds the event occurred (for the delivery-latency histogram).
     pub ts: i64,
 }
@@ -149,6 +206,7 @@ pub struct FanoutEntry {
     pub seq: i64,
     pub frame_json: String,
     pub add_members: Vec<Uuid>,
+    pub remove_members: Vec<Uuid>,
     pub ts: i64,
     /// Ephemeral entries (typing) are not events: no seq, never in the log, and never delivered
     /// to this user's own connections.

@@ -33,8 +33,18 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<serde_json::Value>,
     },
+    /// Post a message; with `thread_ts` (the parent's `message_id`) a thread reply, shown in
+    /// the channel too when `also_send_to_channel`.
     #[serde(rename = "message:send")]
-    Send { channel_id: Uuid, text: String, client_msg_id: String },
+    Send {
+        channel_id: Uuid,
+        text: String,
+        client_msg_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread_ts: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        also_send_to_channel: bool,
+    },
     #[serde(rename = "channel:join")]
     Join { channel_id: Uuid },
     /// Replace the text of your own message.
@@ -74,11 +84,117 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
     },
+    /// Create a channel you will be a member of; `ok` carries its `channel_id`.
+    #[serde(rename = "channel:create")]
+    Create {
+        name: String,
+        #[serde(default)]
+        is_private: bool,
+        #[serde(default)]
+        members: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// Open (or find) the direct message with 1..=7 other users; `ok` carries its `channel_id`,
+    /// the same every time for the same people.
+    #[serde(rename = "dm:open")]
+    DmOpen {
+        user_ids: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "channel:rename")]
+    Rename {
+        channel_id: Uuid,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// Archive (`archived: true`, the default) or restore a channel; archived channels are read-only.
+    #[serde(rename = "channel:archive")]
+    Archive {
+        channel_id: Uuid,
+        #[serde(default = "yes")]
+        archived: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "channel:leave")]
+    Leave {
+        channel_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "channel:invite")]
+    Invite {
+        channel_id: Uuid,
+        user_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// Remove someone (the channel's creator only).
+    #[serde(rename = "channel:kick")]
+    Kick {
+        channel_id: Uuid,
+        user_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "message:pin")]
+    Pin {
+        channel_id: Uuid,
+        message_id: Uuid,
+        #[serde(default = "yes")]
+        pinned: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// You have read `channel_id` up to `seq` (a read marker; unread counts follow it).
+    #[serde(rename = "channel:mark")]
+    Mark {
+        channel_id: Uuid,
+        seq: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// Most people in a group DM, the opener included (Slack's limit).
+pub const MAX_GROUP_DM: usize = 8;
+
 /// The frame types a client may send, for the `unknown_type` error.
-pub const CLIENT_TYPES: &[&str] =
-    &["ping", "message:send", "channel:join", "message:edit", "message:delete", "reaction:add", "reaction:remove", "typing:start"];
+pub const CLIENT_TYPES: &[&str] = &[
+    "ping",
+    "message:send",
+    "channel:join",
+    "message:edit",
+    "message:delete",
+    "reaction:add",
+    "reaction:remove",
+    "typing:start",
+    "channel:create",
+    "dm:open",
+    "channel:rename",
+    "channel:archive",
+    "channel:leave",
+    "channel:invite",
+    "channel:kick",
+    "message:pin",
+    "channel:mark",
+];
+
+/// A thread's summary, on its parent message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ThreadView {
+    pub reply_count: i32,
+    pub reply_users: Vec<Uuid>,
+    /// Unix milliseconds of the newest reply.
+    pub last_reply_at: i64,
+}
 
 /// A message as clients see it (in `message:new` and in history).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -95,6 +211,14 @@ pub struct MessageView {
     pub client_msg_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_ts: Option<Uuid>,
+    /// A thread reply that is shown in the channel too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub also_in_channel: bool,
+    /// On a thread's parent: its replies so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadView>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
     /// Unix milliseconds of the last edit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<i64>,
@@ -121,7 +245,15 @@ pub enum ServerFrame {
     #[serde(rename = "message:new")]
     New { message: MessageView },
     #[serde(rename = "channel:joined")]
-    Joined { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, seq: i64 },
+    Joined {
+        workspace_id: Uuid,
+        channel_id: Uuid,
+        user_id: Uuid,
+        seq: i64,
+        /// Who added them, when invited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Uuid>,
+    },
     #[serde(rename = "message:edited")]
     Edited { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, text: String, edited_at: i64, seq: i64, user_id: Uuid },
     #[serde(rename = "message:deleted")]
@@ -134,7 +266,22 @@ pub enum ServerFrame {
     #[serde(rename = "typing")]
     Typing { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, expires_in_ms: u64 },
     #[serde(rename = "channel:created")]
-    Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, seq: i64 },
+    Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, kind: crate::event::ChannelKind, members: Vec<Uuid>, seq: i64 },
+    /// `user_id` left, or was removed by `by`.
+    #[serde(rename = "channel:left")]
+    Left { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, by: Uuid, seq: i64 },
+    #[serde(rename = "channel:renamed")]
+    Renamed { workspace_id: Uuid, channel_id: Uuid, name: String, user_id: Uuid, seq: i64 },
+    #[serde(rename = "channel:archived")]
+    Archived { workspace_id: Uuid, channel_id: Uuid, archived: bool, user_id: Uuid, seq: i64 },
+    #[serde(rename = "message:pinned")]
+    Pinned { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, pinned: bool, user_id: Uuid, seq: i64 },
+    /// To your own connections: you read `channel_id` up to `seq` (on another device, maybe).
+    #[serde(rename = "channel:marked")]
+    Marked { workspace_id: Uuid, channel_id: Uuid, seq: i64 },
+    /// A command without a message of its own succeeded (sent when it had a `client_msg_id`).
+    #[serde(rename = "ok")]
+    Ok { client_msg_id: String, channel_id: Uuid, seq: i64 },
     #[serde(rename = "error")]
     Error {
         code: ErrorCode,
@@ -157,6 +304,8 @@ pub enum ErrorCode {
     ChannelNotFound,
     NotAMember,
     ChannelPrivate,
+    ChannelArchived,
+    UserNotFound,
     MessageNotFound,
     MessageDeleted,
     TooManyReactions,
@@ -182,6 +331,8 @@ impl ErrorCode {
             ErrorCode::ChannelNotFound => "channel_not_found",
             ErrorCode::NotAMember => "not_a_member",
             ErrorCode::ChannelPrivate => "channel_private",
+            ErrorCode::ChannelArchived => "channel_archived",
+            ErrorCode::UserNotFound => "user_not_found",
             ErrorCode::MessageNotFound => "message_not_found",
             ErrorCode::MessageDeleted => "message_deleted",
             ErrorCode::TooManyReactions => "too_many_reactions",
@@ -248,6 +399,12 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
             validate_text(text).map_err(|(c, m)| err(c, m))?;
         }
         ClientFrame::Edit { text, .. } => validate_text(text).map_err(|(c, m)| err(c, m))?,
+        ClientFrame::Create { name, .. } | ClientFrame::Rename { name, .. } => validate_channel_name(name).map_err(|m| err(ErrorCode::InvalidField, m))?,
+        ClientFrame::DmOpen { user_ids, .. } => {
+            if user_ids.is_empty() || user_ids.len() >= MAX_GROUP_DM {
+                return Err(err(ErrorCode::InvalidField, format!("a direct message takes 1..={} other people", MAX_GROUP_DM - 1)));
+            }
+        }
         ClientFrame::ReactionAdd { emoji, .. } | ClientFrame::ReactionRemove { emoji, .. } => {
             validate_emoji(emoji).map_err(|m| err(ErrorCode::InvalidField, m))?
         }
@@ -259,6 +416,13 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
 pub fn validate_client_msg_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID {
         return Err(format!("client_msg_id must be 1..={MAX_CLIENT_MSG_ID} bytes"));
+    }
+    Ok(())
+}
+
+pub fn validate_channel_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() || name.chars().count() > MAX_CHANNEL_NAME {
+        return Err(format!("channel name must be 1..={MAX_CHANNEL_NAME} characters"));
     }
     Ok(())
 }
@@ -295,7 +459,7 @@ mod tests {
             r#"{{"type":"message:send","channel_id":"{ch}","text":"hi","client_msg_id":"c1"}}"#
         ))
         .unwrap();
-        assert_eq!(f, ClientFrame::Send { channel_id: ch, text: "hi".into(), client_msg_id: "c1".into() });
+        assert_eq!(f, ClientFrame::Send { channel_id: ch, text: "hi".into(), client_msg_id: "c1".into(), thread_ts: None, also_send_to_channel: false });
     }
 
     #[test]

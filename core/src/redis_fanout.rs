@@ -28,15 +28,22 @@ fn stream_key(namespace: &str, ws: &Uuid) -> String {
     format!("{namespace}:{{{ws}}}:fanout")
 }
 
+// ARGV: channel, seq, frame, max stream length, key prefix, added (csv), ts, removed (csv),
+// number of added users n, then n added user ids, then the removed user ids
 const PUBLISH: &str = r#"
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[2]) <= last then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-for i = 8, #ARGV do
+local n = tonumber(ARGV[9])
+for i = 10, 9 + n do
   redis.call('SADD', ARGV[5] .. 'mem:' .. ARGV[1], ARGV[i])
   redis.call('SADD', ARGV[5] .. 'uch:' .. ARGV[i], ARGV[1])
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'ch', ARGV[1], 'seq', ARGV[2], 'f', ARGV[3], 'add', ARGV[6], 'ts', ARGV[7])
+for i = 10 + n, #ARGV do
+  redis.call('SREM', ARGV[5] .. 'mem:' .. ARGV[1], ARGV[i])
+  redis.call('SREM', ARGV[5] .. 'uch:' .. ARGV[i], ARGV[1])
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'ch', ARGV[1], 'seq', ARGV[2], 'f', ARGV[3], 'add', ARGV[6], 'ts', ARGV[7], 'rm', ARGV[8])
 return 1
 "#;
 
@@ -74,10 +81,12 @@ impl RedisFanout {
         for it in items {
             let prefix = self.prefix(&it.workspace_id);
             let add = it.add_members.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+            let rm = it.remove_members.iter().map(|u| u.to_string()).collect::<Vec<_>>();
             // EVALSHA with the script's sha; loaded below if Redis does not know it yet
             pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(2).arg(format!("{prefix}fanout")).arg(format!("{prefix}fanout:seqs"))
-                .arg(it.channel_id.to_string()).arg(it.seq).arg(&it.frame_json).arg(self.max_len).arg(&prefix).arg(add.join(",")).arg(it.ts);
-            for a in &add {
+                .arg(it.channel_id.to_string()).arg(it.seq).arg(&it.frame_json).arg(self.max_len).arg(&prefix).arg(add.join(",")).arg(it.ts)
+                .arg(rm.join(",")).arg(add.len());
+            for a in add.iter().chain(&rm) {
                 pipe.arg(a);
             }
         }
@@ -161,12 +170,11 @@ impl FanoutReader {
                 let get = |f: &str| entry.map.get(f).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
                 let (Some(ch), Some(seq), Some(frame)) = (get("ch"), get("seq"), get("f")) else { continue };
                 let (Ok(channel_id), Ok(seq)) = (ch.parse(), seq.parse()) else { continue };
-                let add_members = get("add")
-                    .map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect())
-                    .unwrap_or_default();
+                let users = |f: &str| get(f).map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect()).unwrap_or_default();
+                let (add_members, remove_members) = (users("add"), users("rm"));
                 let ts = get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
                 let ephemeral_from = get("eph").and_then(|u| u.parse().ok());
-                out.push(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, ts, ephemeral_from });
+                out.push(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, remove_members, ts, ephemeral_from });
             }
         }
         Ok(out)

@@ -7,6 +7,7 @@ use apache_avro::schema_compatibility::SchemaCompatibility;
 pub const HISTORY: &[(&str, &str)] = &[
     ("v1", include_str!("../../schemas/avro/history/event.v1.avsc")),
     ("v2", include_str!("../../schemas/avro/history/event.v2.avsc")),
+    ("v3", include_str!("../../schemas/avro/history/event.v3.avsc")),
 ];
 
 /// Why `new` cannot replace `old` in each direction (empty when compatible).

@@ -88,6 +88,10 @@ impl Fanout for EmbeddedFanout {
                 batch.insert(&inner.members, k3(&it.workspace_id, &it.channel_id, u), Vec::new());
                 batch.insert(&inner.user_channels, k3(&it.workspace_id, u, &it.channel_id), Vec::new());
             }
+            for u in &it.remove_members {
+                batch.remove(&inner.members, k3(&it.workspace_id, &it.channel_id, u));
+                batch.remove(&inner.user_channels, k3(&it.workspace_id, u, &it.channel_id));
+            }
             fresh.push(it.clone());
         }
         batch.commit().map_err(port)?;
@@ -109,6 +113,7 @@ impl Fanout for EmbeddedFanout {
                         seq: it.seq,
                         frame_json: it.frame_json.clone(),
                         add_members: it.add_members.clone(),
+                        remove_members: it.remove_members.clone(),
                         ts: it.ts,
                         ephemeral_from: None,
                     },
@@ -151,6 +156,7 @@ impl Fanout for EmbeddedFanout {
                     seq: 0,
                     frame_json: frame_json.to_string(),
                     add_members: vec![],
+                    remove_members: vec![],
                     ts: chrono::Utc::now().timestamp_millis(),
                     ephemeral_from: Some(*from),
                 },

@@ -45,7 +45,15 @@ impl Embedded {
         let db = Database::builder(dir.join("db")).open()?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
         let log = Arc::new(log::Log::open(db.clone(), ks("log_commands")?, ks("log_events")?, ks("log_positions")?, partitions, codec)?);
-        let store = Arc::new(store::EmbeddedStore::new(ks("messages")?, ks("workspaces")?, ks("users")?, ks("channels")?));
+        let store = Arc::new(store::EmbeddedStore {
+            messages: ks("messages")?,
+            workspaces: ks("workspaces")?,
+            users: ks("users")?,
+            channels: ks("channels")?,
+            threads: ks("threads")?,
+            pins: ks("pins")?,
+            markers: ks("read_markers")?,
+        });
         let fanout = Arc::new(fanout::EmbeddedFanout::new(db.clone(), ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len));
         Ok(Self { log, store, fanout })
     }

@@ -1,10 +1,12 @@
 //! The embedded timeline and directory. Message keys are
 //! `workspace (16) | channel (16) | TIMEUUID ticks (8 BE) | message_id (16)`: one channel is a
-//! contiguous range in time order, read backwards for newest-first pages. A workspace's
-//! retention is stored with each message as an expiry and honoured on read.
+//! contiguous range in time order, read backwards for newest-first pages. Thread replies are
+//! indexed under `workspace | channel | parent | ticks | id`, pins under `workspace | channel |
+//! ticks | id`. A workspace's retention is stored with each message as an expiry and honoured
+//! on read.
 
 use async_trait::async_trait;
-use confab_core::ports::{MessageUpdate, PortError, PortResult, Store, Workspace};
+use confab_core::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, Workspace};
 use confab_core::protocol::MessageView;
 use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
@@ -18,17 +20,21 @@ fn ticks(id: &Uuid) -> u64 {
     id.get_timestamp().map(|t| t.to_gregorian().0).unwrap_or(0)
 }
 
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
 fn message_key(ws: &Uuid, ch: &Uuid, id: &Uuid) -> Vec<u8> {
-    let mut k = Vec::with_capacity(56);
-    k.extend_from_slice(ws.as_bytes());
-    k.extend_from_slice(ch.as_bytes());
-    k.extend_from_slice(&ticks(id).to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
+    key(&[ws.as_bytes(), ch.as_bytes(), &ticks(id).to_be_bytes(), id.as_bytes()])
 }
 
 fn pair(a: &Uuid, b: &Uuid) -> Vec<u8> {
-    [a.as_bytes().as_slice(), b.as_bytes().as_slice()].concat()
+    key(&[a.as_bytes(), b.as_bytes()])
+}
+
+/// Everything after `prefix` in key order.
+fn upper(prefix: &[u8]) -> Vec<u8> {
+    key(&[prefix, &[0xff; 40]])
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,28 +45,62 @@ struct StoredMessage {
     expires_at: i64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredChannel {
-    name: String,
-    is_private: bool,
-    created_ms: i64,
+impl StoredMessage {
+    fn live(&self, now: i64) -> bool {
+        self.expires_at == 0 || self.expires_at > now
+    }
 }
 
 pub struct EmbeddedStore {
-    messages: Keyspace,
-    workspaces: Keyspace,
-    users: Keyspace,
-    channels: Keyspace,
+    pub(crate) messages: Keyspace,
+    pub(crate) workspaces: Keyspace,
+    pub(crate) users: Keyspace,
+    pub(crate) channels: Keyspace,
+    pub(crate) threads: Keyspace,
+    pub(crate) pins: Keyspace,
+    pub(crate) markers: Keyspace,
 }
 
 impl EmbeddedStore {
-    pub fn new(messages: Keyspace, workspaces: Keyspace, users: Keyspace, channels: Keyspace) -> Self {
-        Self { messages, workspaces, users, channels }
-    }
-
     /// Every workspace (for the first-run check).
     pub fn workspace_count(&self) -> usize {
         self.workspaces.iter().count()
+    }
+
+    fn get(&self, ws: &Uuid, ch: &Uuid, id: &Uuid) -> PortResult<Option<StoredMessage>> {
+        match self.messages.get(message_key(ws, ch, id)).map_err(port)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(port)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Messages whose keys (in `index`, under `prefix`) end in a message id, in key order.
+    fn indexed(&self, index: &Keyspace, prefix: Vec<u8>, ws: &Uuid, ch: &Uuid, rev: bool, after: Option<Vec<u8>>, limit: usize) -> PortResult<Vec<MessageView>> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let start = after.unwrap_or_else(|| prefix.clone());
+        let range = index.range(start.clone()..upper(&prefix));
+        let keys: Box<dyn Iterator<Item = _>> = if rev { Box::new(range.rev()) } else { Box::new(range) };
+        let mut out = Vec::new();
+        for g in keys {
+            let k = g.key().map_err(port)?;
+            if k.as_ref() == start.as_slice() {
+                continue;
+            }
+            let id = Uuid::from_slice(&k[k.len() - 16..]).map_err(port)?;
+            if let Some(m) = self.get(ws, ch, &id)? {
+                if m.live(now) {
+                    out.push(m.view);
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_channel(&self, c: &ChannelInfo) -> PortResult<()> {
+        self.channels.insert(pair(&c.workspace_id, &c.channel_id), serde_json::to_vec(c).expect("channel serializes")).map_err(port)
     }
 }
 
@@ -68,23 +108,40 @@ impl EmbeddedStore {
 impl Store for EmbeddedStore {
     async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()> {
         let expires_at = if ttl_secs > 0 { m.ts + ttl_secs as i64 * 1000 } else { 0 };
-        let v = serde_json::to_vec(&StoredMessage { view: m.clone(), expires_at }).expect("message serializes");
-        self.messages.insert(message_key(&m.workspace_id, &m.channel_id, &m.message_id), v).map_err(port)
+        // an upsert from a replay must not drop what later events already put on the row
+        let mut view = m.clone();
+        if let Some(old) = self.get(&m.workspace_id, &m.channel_id, &m.message_id)? {
+            view = old.view;
+        }
+        let v = serde_json::to_vec(&StoredMessage { view, expires_at }).expect("message serializes");
+        self.messages.insert(message_key(&m.workspace_id, &m.channel_id, &m.message_id), v).map_err(port)?;
+        if let Some(parent) = m.thread_ts {
+            let k = key(&[m.workspace_id.as_bytes(), m.channel_id.as_bytes(), parent.as_bytes(), &ticks(&m.message_id).to_be_bytes(), m.message_id.as_bytes()]);
+            self.threads.insert(k, []).map_err(port)?;
+        }
+        Ok(())
     }
 
-    async fn history(&self, ws: Uuid, ch: Uuid, before: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>> {
+    async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<MessageView>> {
         let start = pair(&ws, &ch);
-        let end = match before {
-            Some(b) => message_key(&ws, &ch, &b),
-            None => [start.as_slice(), &[0xff; 24]].concat(),
-        };
         let now = chrono::Utc::now().timestamp_millis();
+        let range = match page {
+            HistoryPage::Latest => self.messages.range(start.clone()..upper(&start)),
+            HistoryPage::Before(b) => self.messages.range(start.clone()..message_key(&ws, &ch, &b)),
+            HistoryPage::After(a) => self.messages.range(message_key(&ws, &ch, &a)..upper(&start)),
+        };
+        let iter: Box<dyn Iterator<Item = _>> = if matches!(page, HistoryPage::After(_)) { Box::new(range) } else { Box::new(range.rev()) };
         let mut out = Vec::new();
-        for g in self.messages.range(start..end).rev() {
+        for g in iter {
             let v = g.value().map_err(port)?;
             let m: StoredMessage = serde_json::from_slice(&v).map_err(port)?;
-            if m.expires_at != 0 && m.expires_at <= now {
+            if !m.live(now) || (m.view.thread_ts.is_some() && !m.view.also_in_channel) {
                 continue;
+            }
+            if let HistoryPage::After(a) = page {
+                if m.view.message_id == a {
+                    continue;
+                }
             }
             out.push(m.view);
             if out.len() >= limit as usize {
@@ -94,9 +151,81 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn insert_channel(&self, ws: Uuid, ch: Uuid, name: &str, is_private: bool, created_ms: i64) -> PortResult<()> {
-        let v = serde_json::to_vec(&StoredChannel { name: name.into(), is_private, created_ms }).expect("channel serializes");
-        self.channels.insert(pair(&ws, &ch), v).map_err(port)
+    async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<MessageView>> {
+        let now = chrono::Utc::now().timestamp_millis();
+        Ok(self.get(&ws, &ch, &message_id)?.filter(|m| m.live(now)).map(|m| m.view))
+    }
+
+    async fn thread(&self, ws: Uuid, ch: Uuid, parent: Uuid, after: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>> {
+        let prefix = key(&[ws.as_bytes(), ch.as_bytes(), parent.as_bytes()]);
+        let after = after.map(|a| key(&[&prefix, &ticks(&a).to_be_bytes(), a.as_bytes()]));
+        self.indexed(&self.threads, prefix, &ws, &ch, false, after, limit.max(0) as usize)
+    }
+
+    async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<MessageView>> {
+        self.indexed(&self.pins, pair(&ws, &ch), &ws, &ch, true, None, 1000)
+    }
+
+    async fn change_channel(&self, ws: Uuid, ch: Uuid, change: &ChannelChange) -> PortResult<()> {
+        if let ChannelChange::Created(c) = change {
+            // a replay of the creation keeps later renames and membership
+            if self.channels.contains_key(pair(&ws, &ch)).map_err(port)? {
+                return Ok(());
+            }
+            return self.put_channel(c);
+        }
+        let Some(mut c) = self.channel(ws, ch).await? else {
+            // written before channels had records of this shape: a replay with --truncate rebuilds it
+            tracing::warn!(workspace_id = %ws, channel_id = %ch, "channel change for a channel without a record; skipped");
+            return Ok(());
+        };
+        match change {
+            ChannelChange::Created(_) => unreachable!("handled above"),
+            ChannelChange::Renamed(name) => c.name = name.clone(),
+            ChannelChange::Archived(a) => c.archived = *a,
+            ChannelChange::Joined(u) => {
+                if !c.members.contains(u) {
+                    c.members.push(*u);
+                    c.members.sort();
+                }
+            }
+            ChannelChange::Left(u) => c.members.retain(|m| m != u),
+        }
+        self.put_channel(&c)
+    }
+
+    async fn channel(&self, ws: Uuid, ch: Uuid) -> PortResult<Option<ChannelInfo>> {
+        match self.channels.get(pair(&ws, &ch)).map_err(port)? {
+            // a record from before channel records had this shape reads as missing
+            Some(v) => Ok(serde_json::from_slice(&v).ok()),
+            None => Ok(None),
+        }
+    }
+
+    async fn channels(&self, ws: Uuid) -> PortResult<Vec<ChannelInfo>> {
+        let prefix = ws.as_bytes().to_vec();
+        let mut out = Vec::new();
+        for g in self.channels.prefix(prefix) {
+            if let Ok(c) = serde_json::from_slice(&g.value().map_err(port)?) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_read_marker(&self, ws: Uuid, user: Uuid, ch: Uuid, seq: i64) -> PortResult<()> {
+        self.markers.insert(key(&[ws.as_bytes(), user.as_bytes(), ch.as_bytes()]), seq.to_be_bytes()).map_err(port)
+    }
+
+    async fn read_markers(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, i64)>> {
+        let mut out = Vec::new();
+        for g in self.markers.prefix(pair(&ws, &user)) {
+            let (k, v) = g.into_inner().map_err(port)?;
+            let ch = Uuid::from_slice(&k[32..48]).map_err(port)?;
+            let seq = i64::from_be_bytes(v.as_ref().try_into().map_err(port)?);
+            out.push((ch, seq));
+        }
+        Ok(out)
     }
 
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
@@ -118,13 +247,21 @@ impl Store for EmbeddedStore {
         self.users.contains_key(pair(&ws, &user)).map_err(port)
     }
 
+    async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>> {
+        let mut out = Vec::new();
+        for g in self.users.prefix(ws.as_bytes()) {
+            let (k, v) = g.into_inner().map_err(port)?;
+            out.push((Uuid::from_slice(&k[16..32]).map_err(port)?, String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(out)
+    }
+
     async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, _ttl_secs: i32) -> PortResult<()> {
         // the timeline projector is the only writer, so read-modify-write is safe
-        let key = message_key(&ws, &ch, &message_id);
-        let Some(v) = self.messages.get(&key).map_err(port)? else {
+        let k = message_key(&ws, &ch, &message_id);
+        let Some(mut m) = self.get(&ws, &ch, &message_id)? else {
             return Err(PortError(format!("message {message_id} is not in the timeline")));
         };
-        let mut m: StoredMessage = serde_json::from_slice(&v).map_err(port)?;
         match update {
             MessageUpdate::Edit { text, edited_at } => {
                 m.view.text = text.clone();
@@ -134,6 +271,8 @@ impl Store for EmbeddedStore {
                 m.view.text.clear();
                 m.view.deleted = true;
                 m.view.reactions.clear();
+                m.view.pinned = false;
+                self.pins.remove(key(&[ws.as_bytes(), ch.as_bytes(), &ticks(&message_id).to_be_bytes(), message_id.as_bytes()])).map_err(port)?;
             }
             MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
                 m.view.reactions.remove(emoji);
@@ -143,12 +282,24 @@ impl Store for EmbeddedStore {
                 users.sort();
                 m.view.reactions.insert(emoji.clone(), users);
             }
+            MessageUpdate::Pin { pinned } => {
+                m.view.pinned = *pinned;
+                let pk = key(&[ws.as_bytes(), ch.as_bytes(), &ticks(&message_id).to_be_bytes(), message_id.as_bytes()]);
+                if *pinned {
+                    self.pins.insert(pk, []).map_err(port)?;
+                } else {
+                    self.pins.remove(pk).map_err(port)?;
+                }
+            }
+            MessageUpdate::Thread(t) => m.view.thread = Some(t.clone()),
         }
-        self.messages.insert(key, serde_json::to_vec(&m).expect("message serializes")).map_err(port)
+        self.messages.insert(k, serde_json::to_vec(&m).expect("message serializes")).map_err(port)
     }
 
     async fn truncate_timeline(&self) -> PortResult<()> {
-        self.messages.clear().map_err(port)?;
-        self.channels.clear().map_err(port)
+        for ks in [&self.messages, &self.channels, &self.threads, &self.pins, &self.markers] {
+            ks.clear().map_err(port)?;
+        }
+        Ok(())
     }
 }

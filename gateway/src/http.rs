@@ -1,14 +1,16 @@
-//! HTTP API: channel history for users (bearer token), and the admin API (bearer admin key)
-//! that bootstraps workspaces, users, tokens and channels. Errors are
+//! HTTP plumbing (typed errors, JSON bodies, authentication) and the admin API (bearer admin
+//! key) that bootstraps workspaces, users, tokens and channels. The user-facing read API is in
+//! `api.rs`. Errors are
 //! `{"error": {"code": .., "message": ..}}` and never carry internals.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::auth::{AuthError, Claims};
 use confab_core::ports::Workspace;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
+use confab_core::event::ChannelKind;
 use confab_core::protocol::{ErrorCode, MAX_CHANNEL_NAME};
 use serde::Deserialize;
 use serde_json::json;
@@ -29,11 +31,11 @@ impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }
     }
-    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, what, "request failed");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("{what} is unavailable, try again"))
     }
-    fn bad(message: impl Into<String>) -> Self {
+    pub fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, message)
     }
 }
@@ -86,44 +88,6 @@ fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "admin key missing or wrong"))
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    limit: Option<i32>,
-    cursor: Option<Uuid>,
-}
-
-/// `GET /api/channels/{id}/messages?limit=50&cursor=<message_id>`: newest first; pass
-/// `next_cursor` back to get older messages.
-pub async fn history(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(channel_id): Path<String>,
-    q: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let claims = authenticate(&st, &headers, None)?;
-    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
-    let channel_id: Uuid = channel_id.parse().map_err(|_| ApiError::bad("channel id must be a UUID"))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad("limit must be between 1 and 200"));
-    }
-    let member = st.fanout.is_member(&claims.workspace_id, &channel_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    if !member {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ChannelNotFound, "no such channel, or you are not a member"));
-    }
-    let messages = st.store.history(claims.workspace_id, channel_id, q.cursor, limit).await.map_err(|e| ApiError::internal("history", e))?;
-    let next_cursor = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
-    Ok(Json(json!({"messages": messages, "next_cursor": next_cursor})).into_response())
-}
-
-/// `GET /api/me`: who the token is, and the channels they belong to.
-pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let claims = authenticate(&st, &headers, None)?;
-    let channels = st.fanout.user_channels(&claims.workspace_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    Ok(Json(json!({"workspace_id": claims.workspace_id, "user_id": claims.user_id, "channels": channels})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -236,7 +200,11 @@ pub async fn create_channel(State(st): State<Arc<AppState>>, headers: HeaderMap,
         reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
         issued_at: chrono::Utc::now().timestamp_millis(),
         client_msg_id: None,
-        body: CommandBody::CreateChannel { name: b.name.clone(), is_private: b.is_private, members: b.members },
+        body: CommandBody::CreateChannel {
+            name: b.name.clone(),
+            channel_kind: if b.is_private { ChannelKind::Private } else { ChannelKind::Public },
+            members: b.members,
+        },
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     st.pending.lock().expect("pending lock").insert(cmd.command_id, tx);

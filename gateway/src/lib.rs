@@ -5,9 +5,13 @@
 //! - [`hub`]: this process's connections, indexed by channel and user, and batched local fanout.
 //! - [`fanout_reader`]: reads each followed workspace's fanout stream once for all local sockets.
 //! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
-//! - [`http`]: channel history, and the admin API that bootstraps workspaces, users and channels.
+//! - [`api`]: what users read over HTTP: channels with unread counts, history (both ways and
+//!   around a message), threads, pins, search.
+//! - [`http`]: typed errors, authentication, and the admin API that bootstraps workspaces,
+//!   users and channels.
 //! - [`server`]: wiring, connection cap and graceful shutdown.
 
+pub mod api;
 pub mod fanout_reader;
 pub mod http;
 pub mod hub;

@@ -43,7 +43,10 @@ pub async fn route(st: Arc<AppState>, mut source: Box<dyn ReplySource>) {
                 st.metrics.errors.with_label_values(&[code.as_str()]).inc();
                 ServerFrame::Error { code, message, client_msg_id: reply.client_msg_id }
             }
-            Outcome::Done { .. } => continue,
+            Outcome::Done { seq } => match reply.client_msg_id {
+                Some(client_msg_id) => ServerFrame::Ok { client_msg_id, channel_id: reply.channel_id, seq },
+                None => continue,
+            },
         };
         let json = serde_json::to_string(&frame).expect("frame serializes");
         st.hub.send_to(reply.reply_to.conn_id, Utf8Bytes::from(json));

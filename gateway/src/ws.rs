@@ -8,7 +8,8 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use confab_core::auth::Claims;
-use confab_core::command::{Command, CommandBody, ReplyTo};
+use confab_core::command::{dm_channel_id, Command, CommandBody, ReplyTo};
+use confab_core::event::ChannelKind;
 use confab_core::protocol::{parse_client_frame, ClientFrame, ErrorCode, ServerFrame, HEARTBEAT_INTERVAL_SECS, MAX_FRAME_BYTES};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -98,13 +99,15 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
     // Everything that needs I/O happens before the connection joins the hub; then hello is
     // queued and the registration is synchronous, so hello is always the first frame and
     // nothing published after the hello can be missed.
-    let channels = match st.fanout.user_channels(&ws, &user).await {
+    let mut channels = match st.fanout.user_channels(&ws, &user).await {
         Ok(chs) => chs,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load channel memberships");
             Default::default()
         }
     };
+    // the user's own stream (read markers from their other devices)
+    channels.push(user);
     let mut last = if st.hub.has_workspace(&ws) { None } else { fanout_position(&st, &ws).await };
     let conn_id = format!("{}:{id}", st.gateway_id);
     tracing::debug!(conn_id = %conn_id, workspace_id = %ws, user_id = %user, "socket connected");
@@ -223,12 +226,15 @@ async fn handle_text(
             st.metrics.frames_in.with_label_values(&["ping"]).inc();
             return Some(ServerFrame::Pong { id });
         }
-        ClientFrame::Send { channel_id, text, client_msg_id } => {
-            ("message:send", channel_id, CommandBody::SendMessage { text, client_msg_id: client_msg_id.clone() }, Some(client_msg_id))
-        }
+        ClientFrame::Send { channel_id, text, client_msg_id, thread_ts, also_send_to_channel } => (
+            "message:send",
+            channel_id,
+            CommandBody::SendMessage { text, client_msg_id: client_msg_id.clone(), thread_ts, also_in_channel: also_send_to_channel },
+            Some(client_msg_id),
+        ),
         ClientFrame::Join { channel_id } => {
             if st.hub.is_subscribed(id, claims.workspace_id, channel_id) {
-                return Some(ServerFrame::Joined { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, seq: 0 });
+                return Some(ServerFrame::Joined { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, seq: 0, by: None });
             }
             ("channel:join", channel_id, CommandBody::JoinChannel, None)
         }
@@ -248,6 +254,42 @@ async fn handle_text(
         ClientFrame::ReactionRemove { channel_id, message_id, emoji, client_msg_id } => {
             ("reaction:remove", channel_id, CommandBody::React { message_id, emoji, add: false }, client_msg_id)
         }
+        ClientFrame::Create { name, is_private, members, client_msg_id } => {
+            if let Some(frame) = unknown_users(st, claims, &members, client_msg_id.clone()).await {
+                return Some(frame);
+            }
+            let kind = if is_private { ChannelKind::Private } else { ChannelKind::Public };
+            ("channel:create", Uuid::new_v4(), CommandBody::CreateChannel { name, channel_kind: kind, members }, client_msg_id)
+        }
+        ClientFrame::DmOpen { user_ids, client_msg_id } => {
+            if let Some(frame) = unknown_users(st, claims, &user_ids, client_msg_id.clone()).await {
+                return Some(frame);
+            }
+            let mut people = user_ids.clone();
+            people.push(claims.user_id);
+            people.sort();
+            people.dedup();
+            let kind = if people.len() == 2 { ChannelKind::Dm } else { ChannelKind::GroupDm };
+            let channel_id = dm_channel_id(&claims.workspace_id, &people);
+            ("dm:open", channel_id, CommandBody::CreateChannel { name: kind.as_str().into(), channel_kind: kind, members: people }, client_msg_id)
+        }
+        ClientFrame::Rename { channel_id, name, client_msg_id } => ("channel:rename", channel_id, CommandBody::RenameChannel { name }, client_msg_id),
+        ClientFrame::Archive { channel_id, archived, client_msg_id } => {
+            ("channel:archive", channel_id, CommandBody::ArchiveChannel { archived }, client_msg_id)
+        }
+        ClientFrame::Leave { channel_id, client_msg_id } => ("channel:leave", channel_id, CommandBody::LeaveChannel, client_msg_id),
+        ClientFrame::Invite { channel_id, user_id, client_msg_id } => {
+            if let Some(frame) = unknown_users(st, claims, &[user_id], client_msg_id.clone()).await {
+                return Some(frame);
+            }
+            ("channel:invite", channel_id, CommandBody::Invite { user_id }, client_msg_id)
+        }
+        ClientFrame::Kick { channel_id, user_id, client_msg_id } => ("channel:kick", channel_id, CommandBody::Kick { user_id }, client_msg_id),
+        ClientFrame::Pin { channel_id, message_id, pinned, client_msg_id } => {
+            ("message:pin", channel_id, CommandBody::Pin { message_id, pinned }, client_msg_id)
+        }
+        // read markers go to the user's own stream, keyed by the user
+        ClientFrame::Mark { channel_id, seq, client_msg_id } => ("channel:mark", claims.user_id, CommandBody::MarkRead { channel_id, seq }, client_msg_id),
     };
     st.metrics.frames_in.with_label_values(&[ty]).inc();
     if !limit.allow() {
@@ -271,6 +313,21 @@ async fn handle_text(
             Some(error(st, ErrorCode::Unavailable, "the message log is unavailable; retry with the same client_msg_id", client_msg_id))
         }
     }
+}
+
+/// An error frame if one of `users` is not in the caller's workspace.
+async fn unknown_users(st: &Arc<AppState>, claims: &Claims, users: &[Uuid], client_msg_id: Option<String>) -> Option<ServerFrame> {
+    for u in users {
+        match st.store.user_exists(claims.workspace_id, *u).await {
+            Ok(true) => {}
+            Ok(false) => return Some(error(st, ErrorCode::UserNotFound, &format!("no user {u} in your workspace"), client_msg_id)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check users");
+                return Some(error(st, ErrorCode::Unavailable, "the directory is unavailable; retry", client_msg_id));
+            }
+        }
+    }
+    None
 }
 
 /// Typing is ephemeral: checked against this socket's channels, coalesced to one per

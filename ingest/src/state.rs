@@ -1,10 +1,10 @@
 //! Channel state owned by the sequencer, and the decision for each command. No I/O here.
 
 use confab_core::avro::SCHEMA_VERSION;
-use confab_core::command::{Command, CommandBody, Outcome};
-use confab_core::event::{Event, Payload};
+use confab_core::command::{dm_channel_id, Command, CommandBody, Outcome};
+use confab_core::event::{ChannelKind, Event, Payload, ThreadState};
 use confab_core::ids::{timeuuid_millis, TimeUuidGen};
-use confab_core::protocol::{validate_client_msg_id, validate_emoji, validate_text, ErrorCode, MAX_CHANNEL_NAME, MAX_REACTIONS_PER_MESSAGE};
+use confab_core::protocol::{validate_channel_name, validate_client_msg_id, validate_emoji, validate_text, ErrorCode, MAX_GROUP_DM, MAX_REACTIONS_PER_MESSAGE};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
@@ -15,24 +15,50 @@ pub struct Posted {
     pub ts: i64,
 }
 
-/// What the sequencer must know of a message to judge edits, deletes and reactions.
+/// What the sequencer must know of a message to judge edits, deletes, reactions, pins and
+/// thread replies.
 #[derive(Debug, Default, Clone)]
 pub struct MessageState {
     pub author: Uuid,
     pub deleted: bool,
+    pub pinned: bool,
+    /// Set on thread replies: the parent.
+    pub thread_ts: Option<Uuid>,
+    /// On parents: the thread so far.
+    pub thread: ThreadState,
     pub reactions: BTreeMap<String, BTreeSet<Uuid>>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ChannelState {
     /// message_id -> state (unbounded for now, like the dedup table).
     pub messages: HashMap<Uuid, MessageState>,
-    pub is_private: bool,
+    pub kind: ChannelKind,
+    pub archived: bool,
+    pub created_by: Uuid,
     pub members: HashSet<Uuid>,
     pub last_seq: i64,
     pub last_ms: i64,
     /// (sender, client_msg_id) -> the message it produced. Unbounded for now (see docs/architecture.md).
     pub sent: HashMap<(Uuid, String), Posted>,
+    /// A user's own stream (read markers), not a conversation.
+    pub user_stream: bool,
+}
+
+impl Default for ChannelState {
+    fn default() -> Self {
+        Self {
+            messages: HashMap::new(),
+            kind: ChannelKind::Public,
+            archived: false,
+            created_by: Uuid::nil(),
+            members: HashSet::new(),
+            last_seq: 0,
+            last_ms: 0,
+            sent: HashMap::new(),
+            user_stream: false,
+        }
+    }
 }
 
 /// The state of every channel of one partition.
@@ -41,34 +67,47 @@ pub struct PartitionState {
     pub channels: HashMap<(Uuid, Uuid), ChannelState>,
 }
 
+const NOT_FOUND: (ErrorCode, &str) = (ErrorCode::ChannelNotFound, "no such channel in your workspace");
+
 impl PartitionState {
     /// Applies an event from the log (used when loading and after deciding).
     pub fn apply(&mut self, e: &Event) {
         let key = (e.workspace_id, e.channel_id);
+        let ch = self.channels.entry(key).or_default();
         match &e.payload {
-            Payload::ChannelCreated { is_private, members, .. } => {
-                let ch = self.channels.entry(key).or_default();
-                ch.is_private = *is_private;
+            Payload::ChannelCreated { kind, members, .. } => {
+                ch.kind = *kind;
+                ch.created_by = e.actor_id;
                 ch.members.extend(members.iter().copied());
             }
             Payload::MemberJoined { user_id } => {
-                self.channels.entry(key).or_default().members.insert(*user_id);
+                ch.members.insert(*user_id);
             }
-            Payload::MessagePosted { message_id, client_msg_id, .. } => {
+            Payload::MemberLeft { user_id } => {
+                ch.members.remove(user_id);
+            }
+            Payload::ChannelRenamed { .. } => {}
+            Payload::ChannelArchived { archived } => ch.archived = *archived,
+            Payload::MessagePosted { message_id, client_msg_id, thread_ts, thread, .. } => {
                 let ts = timeuuid_millis(message_id).unwrap_or(e.occurred_at);
-                let ch = self.channels.entry(key).or_default();
                 ch.sent.insert((e.actor_id, client_msg_id.clone()), Posted { message_id: *message_id, seq: e.seq, ts });
-                ch.messages.insert(*message_id, MessageState { author: e.actor_id, ..Default::default() });
+                ch.messages.insert(*message_id, MessageState { author: e.actor_id, thread_ts: *thread_ts, ..Default::default() });
+                if let (Some(parent), Some(t)) = (thread_ts, thread) {
+                    if let Some(p) = ch.messages.get_mut(parent) {
+                        p.thread = t.clone();
+                    }
+                }
             }
             Payload::MessageEdited { .. } => {}
             Payload::MessageDeleted { message_id } => {
-                if let Some(m) = self.channels.entry(key).or_default().messages.get_mut(message_id) {
+                if let Some(m) = ch.messages.get_mut(message_id) {
                     m.deleted = true;
+                    m.pinned = false;
                     m.reactions.clear();
                 }
             }
             Payload::ReactionChanged { message_id, emoji, users, .. } => {
-                if let Some(m) = self.channels.entry(key).or_default().messages.get_mut(message_id) {
+                if let Some(m) = ch.messages.get_mut(message_id) {
                     if users.is_empty() {
                         m.reactions.remove(emoji);
                     } else {
@@ -76,8 +115,13 @@ impl PartitionState {
                     }
                 }
             }
+            Payload::MessagePinned { message_id, pinned } => {
+                if let Some(m) = ch.messages.get_mut(message_id) {
+                    m.pinned = *pinned;
+                }
+            }
+            Payload::ReadMarked { .. } => ch.user_stream = true,
         }
-        let ch = self.channels.entry(key).or_default();
         ch.last_seq = ch.last_seq.max(e.seq);
         ch.last_ms = ch.last_ms.max(e.occurred_at);
     }
@@ -85,133 +129,238 @@ impl PartitionState {
     /// The channel, if it exists in the command's workspace and `user` is a member. A private
     /// channel a stranger asks about is reported as missing, so its existence does not leak.
     fn member_channel(&self, key: &(Uuid, Uuid), user: &Uuid) -> Result<&ChannelState, (ErrorCode, &'static str)> {
-        let ch = self.channels.get(key).ok_or((ErrorCode::ChannelNotFound, "no such channel in your workspace"))?;
+        let ch = self.channels.get(key).filter(|c| !c.user_stream && c.created_by != Uuid::nil()).ok_or(NOT_FOUND)?;
         if ch.members.contains(user) {
             Ok(ch)
-        } else if ch.is_private {
-            Err((ErrorCode::ChannelNotFound, "no such channel in your workspace"))
+        } else if ch.kind.is_private() {
+            Err(NOT_FOUND)
         } else {
             Err((ErrorCode::NotAMember, "join the channel first"))
         }
     }
 
+    /// A member's channel that is not archived (anything that adds to it).
+    fn writable_channel(&self, key: &(Uuid, Uuid), user: &Uuid) -> Result<&ChannelState, (ErrorCode, &'static str)> {
+        let ch = self.member_channel(key, user)?;
+        if ch.archived {
+            return Err((ErrorCode::ChannelArchived, "the channel is archived; unarchive it first"));
+        }
+        Ok(ch)
+    }
+
     /// Decides a command: the event to append (if any) and the outcome for the sender. The
     /// event, if any, is already applied to the state.
     pub fn decide(&mut self, cmd: &Command, ids: &TimeUuidGen, now_ms: i64) -> (Option<Event>, Outcome) {
-        let key = (cmd.workspace_id, cmd.channel_id);
-        let reject = |code: ErrorCode, message: &str| (None, Outcome::Rejected { code, message: message.to_string() });
-        let event = |seq: i64, occurred_at: i64, payload: Payload| Event {
-            event_id: Uuid::new_v4(),
-            workspace_id: cmd.workspace_id,
-            channel_id: cmd.channel_id,
-            actor_id: cmd.user_id,
-            occurred_at,
-            seq,
-            schema_version: SCHEMA_VERSION,
-            payload,
-        };
-        match &cmd.body {
-            CommandBody::CreateChannel { name, is_private, members } => {
-                if self.channels.contains_key(&key) {
-                    return reject(ErrorCode::Conflict, "a channel with this id already exists");
-                }
-                if name.trim().is_empty() || name.chars().count() > MAX_CHANNEL_NAME {
-                    return reject(ErrorCode::InvalidField, "channel name must be 1..=80 characters");
-                }
-                let mut members: Vec<Uuid> = members.clone();
-                if !members.contains(&cmd.user_id) {
-                    members.push(cmd.user_id);
-                }
-                members.sort();
-                members.dedup();
-                let e = event(1, now_ms, Payload::ChannelCreated { name: name.clone(), is_private: *is_private, members });
+        match self.judge(cmd, ids, now_ms) {
+            Err((code, message)) => (None, Outcome::Rejected { code, message }),
+            Ok(Decision::Nothing(seq)) => (None, Outcome::Done { seq }),
+            Ok(Decision::Duplicate(p)) => (None, Outcome::Posted { message_id: p.message_id, seq: p.seq, ts: p.ts, duplicate: true }),
+            Ok(Decision::Append(payload)) => {
+                let key = (cmd.workspace_id, cmd.channel_id);
+                let ch = self.channels.get(&key);
+                let seq = ch.map(|c| c.last_seq).unwrap_or(0) + 1;
+                let occurred_at = match &payload {
+                    Payload::MessagePosted { message_id, .. } => timeuuid_millis(message_id).unwrap_or(now_ms),
+                    _ => now_ms.max(ch.map(|c| c.last_ms).unwrap_or(0)),
+                };
+                let e = Event {
+                    event_id: Uuid::new_v4(),
+                    workspace_id: cmd.workspace_id,
+                    channel_id: cmd.channel_id,
+                    actor_id: cmd.user_id,
+                    occurred_at,
+                    seq,
+                    schema_version: SCHEMA_VERSION,
+                    payload,
+                };
                 self.apply(&e);
-                (Some(e), Outcome::Done { seq: 1 })
-            }
-            CommandBody::JoinChannel => {
-                let Some(ch) = self.channels.get(&key) else {
-                    return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
+                let outcome = match &e.payload {
+                    Payload::MessagePosted { message_id, .. } => Outcome::Posted { message_id: *message_id, seq, ts: occurred_at, duplicate: false },
+                    _ => Outcome::Done { seq },
                 };
-                if ch.members.contains(&cmd.user_id) {
-                    return (None, Outcome::Done { seq: ch.last_seq });
-                }
-                if ch.is_private {
-                    // private channels are invisible to non-members: same answer as a missing one
-                    return reject(ErrorCode::ChannelNotFound, "no such channel in your workspace");
-                }
-                let e = event(ch.last_seq + 1, now_ms.max(ch.last_ms), Payload::MemberJoined { user_id: cmd.user_id });
-                self.apply(&e);
-                (Some(e.clone()), Outcome::Done { seq: e.seq })
-            }
-            CommandBody::EditMessage { message_id, .. } | CommandBody::DeleteMessage { message_id } | CommandBody::React { message_id, .. } => {
-                let ch = match self.member_channel(&key, &cmd.user_id) {
-                    Ok(ch) => ch,
-                    Err((code, m)) => return reject(code, m),
-                };
-                let Some(msg) = ch.messages.get(message_id) else {
-                    return reject(ErrorCode::MessageNotFound, "no such message in this channel");
-                };
-                let (seq, at) = (ch.last_seq + 1, now_ms.max(ch.last_ms));
-                let payload = match &cmd.body {
-                    CommandBody::DeleteMessage { .. } if msg.deleted => return (None, Outcome::Done { seq: ch.last_seq }),
-                    _ if msg.deleted => return reject(ErrorCode::MessageDeleted, "the message was deleted"),
-                    CommandBody::EditMessage { .. } | CommandBody::DeleteMessage { .. } if msg.author != cmd.user_id => {
-                        return reject(ErrorCode::Forbidden, "you can only change your own messages")
-                    }
-                    CommandBody::EditMessage { text, .. } => {
-                        if let Err((code, m)) = validate_text(text) {
-                            return reject(code, &m);
-                        }
-                        Payload::MessageEdited { message_id: *message_id, text: text.clone() }
-                    }
-                    CommandBody::DeleteMessage { .. } => Payload::MessageDeleted { message_id: *message_id },
-                    CommandBody::React { emoji, add, .. } => {
-                        if let Err(m) = validate_emoji(emoji) {
-                            return reject(ErrorCode::InvalidField, &m);
-                        }
-                        let mut users = msg.reactions.get(emoji).cloned().unwrap_or_default();
-                        let changed = if *add { users.insert(cmd.user_id) } else { users.remove(&cmd.user_id) };
-                        if !changed {
-                            // already so: nothing to record (a retry, or a double click)
-                            return (None, Outcome::Done { seq: ch.last_seq });
-                        }
-                        if *add && !msg.reactions.contains_key(emoji) && msg.reactions.len() >= MAX_REACTIONS_PER_MESSAGE {
-                            return reject(ErrorCode::TooManyReactions, &format!("a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji"));
-                        }
-                        Payload::ReactionChanged { message_id: *message_id, emoji: emoji.clone(), added: *add, users: users.into_iter().collect() }
-                    }
-                    _ => unreachable!("matched above"),
-                };
-                let e = event(seq, at, payload);
-                self.apply(&e);
-                (Some(e), Outcome::Done { seq })
-            }
-            CommandBody::SendMessage { text, client_msg_id } => {
-                let ch = match self.member_channel(&key, &cmd.user_id) {
-                    Ok(ch) => ch,
-                    Err((code, m)) => return reject(code, m),
-                };
-                if let Some(p) = ch.sent.get(&(cmd.user_id, client_msg_id.clone())) {
-                    return (None, Outcome::Posted { message_id: p.message_id, seq: p.seq, ts: p.ts, duplicate: true });
-                }
-                if let Err(m) = validate_client_msg_id(client_msg_id) {
-                    return reject(ErrorCode::InvalidField, &m);
-                }
-                if let Err((code, m)) = validate_text(text) {
-                    return reject(code, &m);
-                }
-                let message_id = ids.next(ch.last_ms);
-                let ts = timeuuid_millis(&message_id).unwrap_or(now_ms);
-                let e = event(
-                    ch.last_seq + 1,
-                    ts,
-                    Payload::MessagePosted { message_id, client_msg_id: client_msg_id.clone(), text: text.clone(), thread_ts: None },
-                );
-                self.apply(&e);
-                (Some(e.clone()), Outcome::Posted { message_id, seq: e.seq, ts, duplicate: false })
+                (Some(e), outcome)
             }
         }
     }
+
+    fn judge(&self, cmd: &Command, ids: &TimeUuidGen, _now_ms: i64) -> Result<Decision, (ErrorCode, String)> {
+        let key = (cmd.workspace_id, cmd.channel_id);
+        let err = |(code, m): (ErrorCode, &str)| (code, m.to_string());
+        let user = cmd.user_id;
+        match &cmd.body {
+            CommandBody::CreateChannel { name, channel_kind, members } => {
+                let mut members: Vec<Uuid> = members.clone();
+                members.push(user);
+                members.sort();
+                members.dedup();
+                if let Some(existing) = self.channels.get(&key) {
+                    // opening the same DM again finds it
+                    if channel_kind.is_direct() && existing.kind == *channel_kind && existing.members.contains(&user) {
+                        return Ok(Decision::Nothing(existing.last_seq));
+                    }
+                    return Err((ErrorCode::Conflict, "a channel with this id already exists".into()));
+                }
+                validate_channel_name(name).map_err(|m| (ErrorCode::InvalidField, m))?;
+                if channel_kind.is_direct() {
+                    let want = if members.len() == 2 { ChannelKind::Dm } else { ChannelKind::GroupDm };
+                    if members.len() < 2 || members.len() > MAX_GROUP_DM || want != *channel_kind {
+                        return Err((ErrorCode::InvalidField, format!("a direct message is 2..={MAX_GROUP_DM} people, you included")));
+                    }
+                    if cmd.channel_id != dm_channel_id(&cmd.workspace_id, &members) {
+                        return Err((ErrorCode::InvalidField, "a direct message's id is derived from its members".into()));
+                    }
+                }
+                Ok(Decision::Append(Payload::ChannelCreated { name: name.clone(), kind: *channel_kind, members }))
+            }
+            CommandBody::JoinChannel => {
+                let ch = self.channels.get(&key).filter(|c| !c.user_stream).ok_or_else(|| err(NOT_FOUND))?;
+                if ch.members.contains(&user) {
+                    return Ok(Decision::Nothing(ch.last_seq));
+                }
+                if ch.kind.is_private() {
+                    // private channels are invisible to non-members: same answer as a missing one
+                    return Err(err(NOT_FOUND));
+                }
+                if ch.archived {
+                    return Err((ErrorCode::ChannelArchived, "the channel is archived".into()));
+                }
+                Ok(Decision::Append(Payload::MemberJoined { user_id: user }))
+            }
+            CommandBody::LeaveChannel => {
+                let ch = self.member_channel(&key, &user).map_err(err)?;
+                if ch.kind.is_direct() {
+                    return Err((ErrorCode::Forbidden, "the members of a direct message are fixed".into()));
+                }
+                Ok(Decision::Append(Payload::MemberLeft { user_id: user }))
+            }
+            CommandBody::Invite { user_id } | CommandBody::Kick { user_id } => {
+                let ch = self.writable_channel(&key, &user).map_err(err)?;
+                if ch.kind.is_direct() {
+                    return Err((ErrorCode::Forbidden, "the members of a direct message are fixed".into()));
+                }
+                if matches!(cmd.body, CommandBody::Invite { .. }) {
+                    if ch.members.contains(user_id) {
+                        return Ok(Decision::Nothing(ch.last_seq));
+                    }
+                    return Ok(Decision::Append(Payload::MemberJoined { user_id: *user_id }));
+                }
+                if ch.created_by != user {
+                    return Err((ErrorCode::Forbidden, "only the channel's creator can remove people".into()));
+                }
+                if *user_id == user {
+                    return Err((ErrorCode::InvalidField, "to remove yourself, leave the channel".into()));
+                }
+                if !ch.members.contains(user_id) {
+                    return Ok(Decision::Nothing(ch.last_seq));
+                }
+                Ok(Decision::Append(Payload::MemberLeft { user_id: *user_id }))
+            }
+            CommandBody::RenameChannel { name } => {
+                let ch = self.writable_channel(&key, &user).map_err(err)?;
+                if ch.kind.is_direct() {
+                    return Err((ErrorCode::Forbidden, "direct messages have no name to change".into()));
+                }
+                validate_channel_name(name).map_err(|m| (ErrorCode::InvalidField, m))?;
+                Ok(Decision::Append(Payload::ChannelRenamed { name: name.clone() }))
+            }
+            CommandBody::ArchiveChannel { archived } => {
+                let ch = self.member_channel(&key, &user).map_err(err)?;
+                if ch.kind.is_direct() {
+                    return Err((ErrorCode::Forbidden, "direct messages cannot be archived".into()));
+                }
+                if ch.archived == *archived {
+                    return Ok(Decision::Nothing(ch.last_seq));
+                }
+                Ok(Decision::Append(Payload::ChannelArchived { archived: *archived }))
+            }
+            CommandBody::MarkRead { channel_id, seq } => {
+                // the user's own stream: key (workspace, user); the target need not be checked
+                // here (markers of channels one cannot read are never shown)
+                if cmd.channel_id != user {
+                    return Err((ErrorCode::InvalidField, "read markers go to the user's own stream".into()));
+                }
+                if *seq < 0 {
+                    return Err((ErrorCode::InvalidField, "seq must not be negative".into()));
+                }
+                Ok(Decision::Append(Payload::ReadMarked { channel_id: *channel_id, seq: *seq }))
+            }
+            CommandBody::EditMessage { message_id, .. }
+            | CommandBody::DeleteMessage { message_id }
+            | CommandBody::React { message_id, .. }
+            | CommandBody::Pin { message_id, .. } => {
+                let ch = self.writable_channel(&key, &user).map_err(err)?;
+                let msg = ch.messages.get(message_id).ok_or((ErrorCode::MessageNotFound, "no such message in this channel".to_string()))?;
+                match &cmd.body {
+                    CommandBody::DeleteMessage { .. } if msg.deleted => Ok(Decision::Nothing(ch.last_seq)),
+                    _ if msg.deleted => Err((ErrorCode::MessageDeleted, "the message was deleted".into())),
+                    CommandBody::EditMessage { .. } | CommandBody::DeleteMessage { .. } if msg.author != user => {
+                        Err((ErrorCode::Forbidden, "you can only change your own messages".into()))
+                    }
+                    CommandBody::EditMessage { text, .. } => {
+                        validate_text(text)?;
+                        Ok(Decision::Append(Payload::MessageEdited { message_id: *message_id, text: text.clone() }))
+                    }
+                    CommandBody::DeleteMessage { .. } => Ok(Decision::Append(Payload::MessageDeleted { message_id: *message_id })),
+                    CommandBody::Pin { pinned, .. } => {
+                        if msg.pinned == *pinned {
+                            return Ok(Decision::Nothing(ch.last_seq));
+                        }
+                        Ok(Decision::Append(Payload::MessagePinned { message_id: *message_id, pinned: *pinned }))
+                    }
+                    CommandBody::React { emoji, add, .. } => {
+                        validate_emoji(emoji).map_err(|m| (ErrorCode::InvalidField, m))?;
+                        let mut users = msg.reactions.get(emoji).cloned().unwrap_or_default();
+                        let changed = if *add { users.insert(user) } else { users.remove(&user) };
+                        if !changed {
+                            // already so: nothing to record (a retry, or a double click)
+                            return Ok(Decision::Nothing(ch.last_seq));
+                        }
+                        if *add && !msg.reactions.contains_key(emoji) && msg.reactions.len() >= MAX_REACTIONS_PER_MESSAGE {
+                            return Err((ErrorCode::TooManyReactions, format!("a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji")));
+                        }
+                        Ok(Decision::Append(Payload::ReactionChanged { message_id: *message_id, emoji: emoji.clone(), added: *add, users: users.into_iter().collect() }))
+                    }
+                    _ => unreachable!("matched above"),
+                }
+            }
+            CommandBody::SendMessage { text, client_msg_id, thread_ts, also_in_channel } => {
+                let ch = self.writable_channel(&key, &user).map_err(err)?;
+                if let Some(p) = ch.sent.get(&(user, client_msg_id.clone())) {
+                    return Ok(Decision::Duplicate(*p));
+                }
+                validate_client_msg_id(client_msg_id).map_err(|m| (ErrorCode::InvalidField, m))?;
+                validate_text(text)?;
+                let message_id = ids.next(ch.last_ms);
+                let (thread_ts, thread) = match thread_ts {
+                    None => (None, None),
+                    Some(parent) => {
+                        let p = ch.messages.get(parent).ok_or((ErrorCode::MessageNotFound, "no such parent message in this channel".to_string()))?;
+                        // a reply to a reply joins the root's thread, as Slack does
+                        let root = p.thread_ts.unwrap_or(*parent);
+                        let r = ch.messages.get(&root).ok_or((ErrorCode::MessageNotFound, "no such parent message in this channel".to_string()))?;
+                        if r.deleted {
+                            return Err((ErrorCode::MessageDeleted, "the thread's parent was deleted".into()));
+                        }
+                        let mut t = r.thread.clone();
+                        t.reply_count += 1;
+                        if !t.reply_users.contains(&user) {
+                            t.reply_users.push(user);
+                        }
+                        (Some(root), Some(t))
+                    }
+                };
+                let also_in_channel = thread_ts.is_some() && *also_in_channel;
+                Ok(Decision::Append(Payload::MessagePosted { message_id, client_msg_id: client_msg_id.clone(), text: text.clone(), thread_ts, also_in_channel, thread }))
+            }
+        }
+    }
+}
+
+enum Decision {
+    /// Already so: no event (the outcome carries the channel's current seq).
+    Nothing(i64),
+    Duplicate(Posted),
+    Append(Payload),
 }
 
 #[cfg(test)]
@@ -233,7 +382,7 @@ mod tests {
     }
 
     fn send(text: &str, id: &str) -> CommandBody {
-        CommandBody::SendMessage { text: text.into(), client_msg_id: id.into() }
+        CommandBody::SendMessage { text: text.into(), client_msg_id: id.into(), thread_ts: None, also_in_channel: false }
     }
 
     #[test]
@@ -241,7 +390,7 @@ mod tests {
         let (ws, ch, alice, bob, eve) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
-        let create = CommandBody::CreateChannel { name: "general".into(), is_private: false, members: vec![bob] };
+        let create = CommandBody::CreateChannel { name: "general".into(), channel_kind: ChannelKind::Public, members: vec![bob] };
         let (e, o) = st.decide(&cmd(ws, ch, alice, create), &ids, 1);
         assert_eq!(e.unwrap().seq, 1);
         assert_eq!(o, Outcome::Done { seq: 1 });
@@ -279,7 +428,7 @@ mod tests {
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
         let mut log = vec![];
-        let create = CommandBody::CreateChannel { name: "c".into(), is_private: true, members: vec![] };
+        let create = CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Private, members: vec![] };
         log.extend(st.decide(&cmd(ws, ch, alice, create), &ids, 1).0);
         log.extend(st.decide(&cmd(ws, ch, alice, send("a", "k1")), &ids, 2).0);
         let mut rebuilt = PartitionState::default();
@@ -310,8 +459,8 @@ mod edit_tests {
         let (ws, ch, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
-        st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), is_private: false, members: vec![bob] }), &ids, 1);
-        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::SendMessage { text: "hi".into(), client_msg_id: "k".into() }), &ids, 2);
+        st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![bob] }), &ids, 1);
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::SendMessage { text: "hi".into(), client_msg_id: "k".into(), thread_ts: None, also_in_channel: false }), &ids, 2);
         let Payload::MessagePosted { message_id: m, .. } = e.unwrap().payload else { panic!() };
         let code = |o: Outcome| match o { Outcome::Rejected { code, .. } => Some(code), _ => None };
         // only the author edits

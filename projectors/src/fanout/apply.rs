@@ -2,6 +2,7 @@ use confab_core::event::{Event, Payload};
 use confab_core::protocol::ServerFrame;
 use confab_core::ports::{Fanout, FanoutItem};
 use std::sync::Arc;
+use uuid::Uuid;
 
 use crate::{Projection, ProjectorError};
 
@@ -15,44 +16,55 @@ impl FanoutProjection {
     }
 }
 
-/// The frame connected members receive for an event, and who joins the channel with it.
-pub fn frame_for(e: &Event) -> (ServerFrame, Vec<uuid::Uuid>) {
+/// Who an event's frame reaches beyond the channel's current members.
+#[derive(Debug, Default, PartialEq)]
+pub struct Membership {
+    /// Become members with this event (and receive it).
+    pub add: Vec<Uuid>,
+    /// Stop being members after receiving it.
+    pub remove: Vec<Uuid>,
+}
+
+/// The frame connected members receive for an event, and the membership change it makes.
+pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
+    let (workspace_id, channel_id, seq, user_id) = (e.workspace_id, e.channel_id, e.seq, e.actor_id);
+    let none = Membership::default;
     match &e.payload {
-        Payload::MessagePosted { .. } => (ServerFrame::New { message: e.posted_view().expect("a posted message") }, vec![]),
+        Payload::MessagePosted { .. } => (ServerFrame::New { message: e.posted_view().expect("a posted message") }, none()),
         Payload::MessageEdited { message_id, text } => (
-            ServerFrame::Edited {
-                workspace_id: e.workspace_id,
-                channel_id: e.channel_id,
-                message_id: *message_id,
-                text: text.clone(),
-                edited_at: e.occurred_at,
-                seq: e.seq,
-                user_id: e.actor_id,
-            },
-            vec![],
+            ServerFrame::Edited { workspace_id, channel_id, message_id: *message_id, text: text.clone(), edited_at: e.occurred_at, seq, user_id },
+            none(),
         ),
-        Payload::MessageDeleted { message_id } => (
-            ServerFrame::Deleted { workspace_id: e.workspace_id, channel_id: e.channel_id, message_id: *message_id, seq: e.seq, user_id: e.actor_id },
-            vec![],
-        ),
+        Payload::MessageDeleted { message_id } => (ServerFrame::Deleted { workspace_id, channel_id, message_id: *message_id, seq, user_id }, none()),
         Payload::ReactionChanged { message_id, emoji, added, users } => {
-            let (workspace_id, channel_id, message_id, emoji, user_id, users, seq) =
-                (e.workspace_id, e.channel_id, *message_id, emoji.clone(), e.actor_id, users.clone(), e.seq);
+            let (message_id, emoji, users) = (*message_id, emoji.clone(), users.clone());
             let frame = if *added {
                 ServerFrame::ReactionAdded { workspace_id, channel_id, message_id, emoji, user_id, users, seq }
             } else {
                 ServerFrame::ReactionRemoved { workspace_id, channel_id, message_id, emoji, user_id, users, seq }
             };
-            (frame, vec![])
+            (frame, none())
         }
-        Payload::ChannelCreated { name, is_private, members } => (
-            ServerFrame::Created { workspace_id: e.workspace_id, channel_id: e.channel_id, name: name.clone(), is_private: *is_private, seq: e.seq },
-            members.clone(),
+        Payload::ChannelCreated { name, kind, members } => (
+            ServerFrame::Created { workspace_id, channel_id, name: name.clone(), is_private: kind.is_private(), kind: *kind, members: members.clone(), seq },
+            Membership { add: members.clone(), remove: vec![] },
         ),
-        Payload::MemberJoined { user_id } => (
-            ServerFrame::Joined { workspace_id: e.workspace_id, channel_id: e.channel_id, user_id: *user_id, seq: e.seq },
-            vec![*user_id],
+        Payload::MemberJoined { user_id: joined } => (
+            ServerFrame::Joined { workspace_id, channel_id, user_id: *joined, seq, by: (*joined != user_id).then_some(user_id) },
+            Membership { add: vec![*joined], remove: vec![] },
         ),
+        Payload::MemberLeft { user_id: left } => (
+            ServerFrame::Left { workspace_id, channel_id, user_id: *left, by: user_id, seq },
+            Membership { add: vec![], remove: vec![*left] },
+        ),
+        Payload::ChannelRenamed { name } => (ServerFrame::Renamed { workspace_id, channel_id, name: name.clone(), user_id, seq }, none()),
+        Payload::ChannelArchived { archived } => (ServerFrame::Archived { workspace_id, channel_id, archived: *archived, user_id, seq }, none()),
+        Payload::MessagePinned { message_id, pinned } => {
+            (ServerFrame::Pinned { workspace_id, channel_id, message_id: *message_id, pinned: *pinned, user_id, seq }, none())
+        }
+        // the user's own stream reaches only their connections (the gateways subscribe every
+        // connection to its user's stream)
+        Payload::ReadMarked { channel_id: read, seq: read_seq } => (ServerFrame::Marked { workspace_id, channel_id: *read, seq: *read_seq }, none()),
     }
 }
 
@@ -65,13 +77,14 @@ impl Projection for FanoutProjection {
         let items: Vec<FanoutItem> = events
             .iter()
             .map(|e| {
-                let (frame, add_members) = frame_for(e);
+                let (frame, membership) = frame_for(e);
                 FanoutItem {
                     workspace_id: e.workspace_id,
                     channel_id: e.channel_id,
                     seq: e.seq,
                     frame_json: serde_json::to_string(&frame).expect("frame serializes"),
-                    add_members,
+                    add_members: membership.add,
+                    remove_members: membership.remove,
                     ts: e.occurred_at,
                 }
             })

@@ -1,5 +1,6 @@
 use confab_core::event::{Event, Payload};
-use confab_core::ports::{MessageUpdate, Store};
+use confab_core::ports::{ChannelChange, ChannelInfo, MessageUpdate, Store};
+use confab_core::protocol::ThreadView;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,28 +30,55 @@ impl TimelineProjection {
     }
 
     async fn apply_one(&self, e: &Event) -> Result<(), ProjectorError> {
+        let (ws, ch) = (e.workspace_id, e.channel_id);
+        let update = |id: Uuid, u: MessageUpdate| async move {
+            let ttl = self.ttl(ws).await?;
+            Ok::<_, ProjectorError>(self.store.update_message(ws, ch, id, &u, ttl).await?)
+        };
+        let channel = |c: ChannelChange| async move { Ok::<_, ProjectorError>(self.store.change_channel(ws, ch, &c).await?) };
         match &e.payload {
-            Payload::MessagePosted { .. } => {
-                let ttl = self.ttl(e.workspace_id).await?;
-                Ok(self.store.insert_message(&e.posted_view().expect("a posted message"), ttl).await?)
+            Payload::MessagePosted { thread_ts, thread, .. } => {
+                let ttl = self.ttl(ws).await?;
+                self.store.insert_message(&e.posted_view().expect("a posted message"), ttl).await?;
+                if let (Some(parent), Some(t)) = (thread_ts, thread) {
+                    let view = ThreadView { reply_count: t.reply_count, reply_users: t.reply_users.clone(), last_reply_at: e.occurred_at };
+                    update(*parent, MessageUpdate::Thread(view)).await?;
+                }
+                Ok(())
             }
-            Payload::MessageEdited { message_id, text } => {
-                let update = MessageUpdate::Edit { text: text.clone(), edited_at: e.occurred_at };
-                Ok(self.store.update_message(e.workspace_id, e.channel_id, *message_id, &update, self.ttl(e.workspace_id).await?).await?)
-            }
-            Payload::MessageDeleted { message_id } => {
-                Ok(self.store.update_message(e.workspace_id, e.channel_id, *message_id, &MessageUpdate::Delete, self.ttl(e.workspace_id).await?).await?)
-            }
+            Payload::MessageEdited { message_id, text } => update(*message_id, MessageUpdate::Edit { text: text.clone(), edited_at: e.occurred_at }).await,
+            Payload::MessageDeleted { message_id } => update(*message_id, MessageUpdate::Delete).await,
             Payload::ReactionChanged { message_id, emoji, users, .. } => {
-                let update = MessageUpdate::Reactions { emoji: emoji.clone(), users: users.clone() };
-                Ok(self.store.update_message(e.workspace_id, e.channel_id, *message_id, &update, self.ttl(e.workspace_id).await?).await?)
+                update(*message_id, MessageUpdate::Reactions { emoji: emoji.clone(), users: users.clone() }).await
             }
-            Payload::ChannelCreated { name, is_private, .. } => {
-                Ok(self.store.insert_channel(e.workspace_id, e.channel_id, name, *is_private, e.occurred_at).await?)
+            Payload::MessagePinned { message_id, pinned } => update(*message_id, MessageUpdate::Pin { pinned: *pinned }).await,
+            Payload::ChannelCreated { name, kind, members } => {
+                channel(ChannelChange::Created(ChannelInfo {
+                    workspace_id: ws,
+                    channel_id: ch,
+                    name: name.clone(),
+                    kind: *kind,
+                    archived: false,
+                    created_by: e.actor_id,
+                    created_at: e.occurred_at,
+                    members: members.clone(),
+                }))
+                .await
             }
-            Payload::MemberJoined { .. } => Ok(()),
+            Payload::MemberJoined { user_id } => channel(ChannelChange::Joined(*user_id)).await,
+            Payload::MemberLeft { user_id } => channel(ChannelChange::Left(*user_id)).await,
+            Payload::ChannelRenamed { name } => channel(ChannelChange::Renamed(name.clone())).await,
+            Payload::ChannelArchived { archived } => channel(ChannelChange::Archived(*archived)).await,
+            // the user's own stream: channel_id is the user
+            Payload::ReadMarked { channel_id, seq } => Ok(self.store.set_read_marker(ws, e.actor_id, *channel_id, *seq).await?),
         }
     }
+}
+
+/// Top-level posts are independent upserts and may be written concurrently with their
+/// neighbours; everything else changes an existing row and goes in log order.
+fn independent(e: &Event) -> bool {
+    matches!(e.payload, Payload::MessagePosted { thread_ts: None, .. })
 }
 
 impl Projection for TimelineProjection {
@@ -64,7 +92,7 @@ impl Projection for TimelineProjection {
         // them and go one at a time
         let mut i = 0;
         while i < events.len() {
-            let j = events[i..].iter().position(|e| !matches!(e.payload, Payload::MessagePosted { .. } | Payload::ChannelCreated { .. } | Payload::MemberJoined { .. })).map(|k| i + k).unwrap_or(events.len());
+            let j = events[i..].iter().position(|e| !independent(e)).map(|k| i + k).unwrap_or(events.len());
             stream::iter(events[i..j].iter().map(Ok)).try_for_each_concurrent(CONCURRENCY, |e| self.apply_one(e)).await?;
             if j < events.len() {
                 self.apply_one(&events[j]).await?;
