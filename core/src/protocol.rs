@@ -46,7 +46,11 @@ pub enum ClientFrame {
         also_send_to_channel: bool,
     },
     #[serde(rename = "channel:join")]
-    Join { channel_id: Uuid },
+    Join {
+        channel_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
     /// Replace the text of your own message.
     #[serde(rename = "message:edit")]
     Edit {

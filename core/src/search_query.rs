@@ -359,7 +359,15 @@ mod tests {
 
     #[test]
     fn bad_dates() {
-        for q in ["before:2026-02-30", "after:2026-13-01", "on:26-01-01", "on:2026-1-1", "before:tomorrowish", "on:", "during:2026-01-01-01"] {
+        for q in [
+            "before:2026-02-30",
+            "after:2026-13-01",
+            "on:26-01-01",
+            "on:2026-1-1",
+            "before:tomorrowish",
+            "on:",
+            "during:2026-01-01-01",
+        ] {
             let e = parse(q, NOW, 0).unwrap_err();
             assert!(e.contains("needs a date"), "{q}: {e}");
         }

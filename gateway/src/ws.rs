@@ -232,11 +232,15 @@ async fn handle_text(
             CommandBody::SendMessage { text, client_msg_id: client_msg_id.clone(), thread_ts, also_in_channel: also_send_to_channel },
             Some(client_msg_id),
         ),
-        ClientFrame::Join { channel_id } => {
+        ClientFrame::Join { channel_id, client_msg_id } => {
             if st.hub.is_subscribed(id, claims.workspace_id, channel_id) {
-                return Some(ServerFrame::Joined { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, seq: 0, by: None });
+                // already a member: answer here, nothing to write
+                return Some(match client_msg_id {
+                    Some(client_msg_id) => ServerFrame::Ok { client_msg_id, channel_id, seq: 0 },
+                    None => ServerFrame::Joined { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, seq: 0, by: None },
+                });
             }
-            ("channel:join", channel_id, CommandBody::JoinChannel, None)
+            ("channel:join", channel_id, CommandBody::JoinChannel, client_msg_id)
         }
         ClientFrame::Typing { channel_id } => {
             st.metrics.frames_in.with_label_values(&["typing:start"]).inc();

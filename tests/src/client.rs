@@ -91,6 +91,24 @@ impl Client {
 
     /// Waits for a frame of type `ty`, keeping other frames for later.
     pub async fn expect(&mut self, ty: &str, timeout: Duration) -> Value {
+        let ty = ty.to_string();
+        self.expect_where(&format!("`{ty}`"), timeout, |v| v["type"] == ty.as_str()).await
+    }
+
+    /// Sends a command frame with `client_msg_id` = `cmid` and waits for its answer (`ok`,
+    /// `message:ack` or `error` carrying that id), keeping other frames for later.
+    pub async fn command(&mut self, mut frame: Value, cmid: &str) -> Value {
+        frame["client_msg_id"] = json!(cmid);
+        self.send(frame).await;
+        let cmid = cmid.to_string();
+        self.expect_where(&format!("the answer to {cmid}"), Duration::from_secs(20), |v| {
+            v["client_msg_id"] == cmid.as_str() && ["ok", "message:ack", "error"].contains(&v["type"].as_str().unwrap_or(""))
+        })
+        .await
+    }
+
+    /// Waits for a frame matching `pred`, keeping other frames for later.
+    pub async fn expect_where(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut skipped = VecDeque::new();
         loop {
@@ -98,13 +116,13 @@ impl Client {
             // only read fresh frames here; the buffered ones were already checked
             let next = if let Some(v) = self.buffered.pop_front() { Some(v) } else { self.read_fresh(left).await };
             match next {
-                Some(v) if v["type"] == ty => {
+                Some(v) if pred(&v) => {
                     skipped.extend(self.buffered.drain(..));
                     self.buffered = skipped;
                     return v;
                 }
                 Some(v) => skipped.push_back(v),
-                None => panic!("no `{ty}` frame within {timeout:?}; got {skipped:?}"),
+                None => panic!("no {what} frame within {timeout:?}; got {skipped:?}"),
             }
         }
     }

@@ -11,3 +11,30 @@ pub mod stack;
 
 pub use client::Client;
 pub use stack::{servers_available, Mode, Services, Stack};
+
+/// Generates `embedded::<name>` and `distributed::<name>` tests from `async fn <name>(Mode)`
+/// bodies in the calling file: each behaviour is written once and runs against both adapter
+/// sets (the distributed run is skipped without servers unless `CONFAB_REQUIRE_SERVERS=1`).
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Mode::Embedded).await
+                }
+            )*
+        }
+        mod distributed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::servers_available($crate::Mode::Distributed) {
+                        super::$name($crate::Mode::Distributed).await
+                    }
+                }
+            )*
+        }
+    };
+}

@@ -27,28 +27,7 @@ fn news(frames: &[Value]) -> Vec<&Value> {
     frames.iter().filter(|f| f["type"] == "message:new").collect()
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(confab_tests::Mode::Embedded).await
-                }
-            )*
-        }
-        mod distributed {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if confab_tests::servers_available(confab_tests::Mode::Distributed) {
-                        super::$name(confab_tests::Mode::Distributed).await
-                    }
-                }
-            )*
-        }
-    };
-}
+use confab_tests::conformance;
 
 conformance!(
     two_clients_on_two_gateways_exchange_messages_in_order,
