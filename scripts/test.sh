@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine or this one:
 #   1. installs what the build and the servers need (Debian packages, Maven jars) if missing,
 #   2. builds the workspace,
-#   3. starts real Kafka, Cassandra and Redis on free 127.0.0.1 ports (scripts/services/all.sh),
+#   3. starts real Kafka, Cassandra, Redis and OpenSearch on free 127.0.0.1 ports
+#      (scripts/services/all.sh),
 #   4. runs every unit and end-to-end test against them, and
 #   5. stops the servers, pass or fail.
 set -euo pipefail
@@ -44,6 +45,9 @@ trap cleanup EXIT
 scripts/services/all.sh start "$run_dir"
 
 export CONFAB_TEST_ENV="$run_dir/env" CONFAB_REQUIRE_SERVERS=1
+# the search adapters' own conformance tests (search/tests) take the OpenSearch URL directly
+CONFAB_TEST_OPENSEARCH_URL="$(grep '^CONFAB_OPENSEARCH_URL=' "$run_dir/env" | tail -1 | cut -d= -f2-)"
+export CONFAB_TEST_OPENSEARCH_URL
 export CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab"
 log="$run_dir/cargo-test.log"
 set +e

@@ -44,6 +44,11 @@ async fn fanout(cfg: &Config) -> anyhow::Result<Arc<dyn Fanout>> {
     Ok(Arc::new(RedisFanout::connect(&cfg.redis.url, &cfg.namespace, cfg.redis.stream_max_len).await.context("connecting to Redis")?))
 }
 
+fn search(cfg: &Config) -> anyhow::Result<Arc<dyn confab_core::search::SearchIndex>> {
+    let index = cfg.search.index_name(&cfg.namespace);
+    Ok(Arc::new(confab_search::OpenSearchIndex::new(&cfg.search.url, &index).context("configuring OpenSearch")?))
+}
+
 pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<Gateway> {
     let gateway_id = new_gateway_id();
     let ports = GatewayPorts {
@@ -51,6 +56,7 @@ pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> a
         replies: Box::new(KafkaReplySource::start(&cfg, &gateway_id).await.context("subscribing to replies")?),
         store: store(&cfg).await?,
         fanout: fanout(&cfg).await?,
+        search: search(&cfg)?,
     };
     Ok(Gateway::start(cfg, gateway_id, ports, None, shutdown, health).await?)
 }
@@ -74,20 +80,23 @@ pub async fn store_or_fanout(cfg: &Config, name: ProjectorName) -> anyhow::Resul
     Ok(match name {
         ProjectorName::Timeline => crate::Target::Store(store(cfg).await?),
         ProjectorName::Fanout => crate::Target::Fanout(fanout(cfg).await?),
+        ProjectorName::Search => crate::Target::Search(search(cfg)?, store(cfg).await?),
     })
 }
 
-/// Gateway, ingest and both projectors in this process, on the distributed adapters.
+/// Gateway, ingest and every projector in this process, on the distributed adapters.
 pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
     let gw = start_gateway(cfg.clone(), shutdown.clone(), health.clone()).await.context("starting gateway")?;
     crate::announce("listening", gw.addr);
     let ingest = tokio::spawn(run_ingest(cfg.clone(), shutdown.clone(), health.clone()));
     let timeline = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Timeline, shutdown.clone(), health.clone()));
-    let fanout = tokio::spawn(run_projector(cfg, ProjectorName::Fanout, shutdown, health));
+    let fanout = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Fanout, shutdown.clone(), health.clone()));
+    let search = tokio::spawn(run_projector(cfg, ProjectorName::Search, shutdown, health));
     gw.join().await?;
     ingest.await??;
     timeline.await??;
     fanout.await??;
+    search.await??;
     Ok(())
 }
 
@@ -97,6 +106,7 @@ pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
     let session = cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?;
     cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor).await.context("creating the Cassandra schema")?;
     let codec = EventCodec::register(&cfg.registry.url, &topics.events).await.context("registering the event schema")?;
+    search(cfg)?.ensure().await.context("creating the search index")?;
     println!(
         "{}",
         serde_json::json!({
@@ -104,6 +114,7 @@ pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
             "keyspace": cfg.cassandra.keyspace,
             "schema_subject": confab_core::avro::value_subject(&topics.events),
             "schema_id": codec.schema_id(),
+            "search_index": cfg.search.index_name(&cfg.namespace),
         })
     );
     Ok(())

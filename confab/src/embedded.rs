@@ -46,12 +46,14 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
     let codec = EventCodec::register_with(registry.clone() as Arc<dyn SchemaSource>, &topics.events).await.context("registering the event schema")?;
     let emb = Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len).context("opening the embedded store")?;
 
+    let search = open_search(&dir)?;
     let gateway_id = new_gateway_id();
     let ports = GatewayPorts {
         commands: emb.log.clone(),
         replies: emb.log.reply_source(&gateway_id),
         store: emb.store.clone(),
         fanout: emb.fanout.clone(),
+        search: search.clone(),
     };
     let registry_api = axum::Router::new().nest("/registry", confab_registry::router(registry));
     let gw = Gateway::start(cfg.clone(), gateway_id, ports, Some(registry_api), shutdown.clone(), health.clone()).await.context("starting gateway")?;
@@ -78,6 +80,13 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         shutdown.clone(),
         health.clone(),
     ));
+    let search = tokio::spawn(crate::projector(
+        ProjectorName::Search,
+        emb.log.event_source("projector-search")?,
+        Target::Search(search, emb.store.clone()),
+        shutdown.clone(),
+        health.clone(),
+    ));
     tracing::info!(%addr, data_dir = %dir.display(), ready_ms = started.elapsed().as_millis() as u64, "confab serve ready (embedded)");
     if std::env::var("CONFAB_NO_DEMO").is_err() {
         match demo(&cfg, &dir, addr).await {
@@ -89,7 +98,14 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
     ingest.await??;
     timeline.await??;
     fanout.await??;
+    search.await??;
     Ok(())
+}
+
+/// The embedded search index: tantivy in `<data_dir>/search`.
+pub fn open_search(dir: &Path) -> anyhow::Result<Arc<dyn confab_core::search::SearchIndex>> {
+    let path = dir.join("search");
+    Ok(Arc::new(confab_search::TantivyIndex::open(&path).with_context(|| format!("opening the search index in {}", path.display()))?))
 }
 
 /// Creates the demo workspace on first run (through the admin API, like any operator), and

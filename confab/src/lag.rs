@@ -42,6 +42,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<()> {
                     "ingest": group_lag(&cfg, "ingest", &topics.commands)?,
                     "timeline": group_lag(&cfg, "projector-timeline", &topics.events)?,
                     "fanout": group_lag(&cfg, "projector-fanout", &topics.events)?,
+                    "search": group_lag(&cfg, "projector-search", &topics.events)?,
                 }))
             })
             .await??

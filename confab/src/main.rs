@@ -62,7 +62,7 @@ enum Command {
         /// `earliest` to start over from the beginning of the log.
         #[arg(long)]
         from: Option<String>,
-        /// Delete the projection's data first (timeline only).
+        /// Delete the projection's data first (timeline and search).
         #[arg(long)]
         truncate: bool,
         /// Throttle to this many events per second (spares a busy cluster).
@@ -84,6 +84,7 @@ enum Command {
 pub enum ProjectorName {
     Timeline,
     Fanout,
+    Search,
 }
 
 impl ProjectorName {
@@ -91,6 +92,7 @@ impl ProjectorName {
         match self {
             ProjectorName::Timeline => "timeline",
             ProjectorName::Fanout => "fanout",
+            ProjectorName::Search => "search",
         }
     }
 }
@@ -99,14 +101,20 @@ impl ProjectorName {
 pub enum Target {
     Store(Arc<dyn Store>),
     Fanout(Arc<dyn Fanout>),
+    /// The index, and the directory (for workspace retention).
+    Search(Arc<dyn confab_core::search::SearchIndex>, Arc<dyn Store>),
 }
 
 /// Runs the named projection over `source` (either adapter set).
 pub async fn projector(name: ProjectorName, source: Box<dyn EventSource>, target: Target, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    use confab_projectors::{fanout::FanoutProjection, runner, timeline::TimelineProjection};
+    use confab_projectors::{fanout::FanoutProjection, runner, search::SearchProjection, timeline::TimelineProjection};
     match (name, target) {
         (ProjectorName::Timeline, Target::Store(s)) => runner::run(source, TimelineProjection::new(s), shutdown, health).await?,
         (ProjectorName::Fanout, Target::Fanout(f)) => runner::run(source, FanoutProjection::new(f), shutdown, health).await?,
+        (ProjectorName::Search, Target::Search(i, s)) => {
+            i.ensure().await.context("creating the search index")?;
+            runner::run(source, SearchProjection::new(i, s), shutdown, health).await?
+        }
         _ => anyhow::bail!("projector {} given the wrong store", name.as_str()),
     }
     Ok(())

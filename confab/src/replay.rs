@@ -11,7 +11,7 @@ use confab_core::ports::{EventSource, SchemaSource};
 use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::Health;
 use confab_projectors::replay::{replay, Progress, Summary};
-use confab_projectors::{fanout::FanoutProjection, timeline::TimelineProjection};
+use confab_projectors::{fanout::FanoutProjection, search::SearchProjection, timeline::TimelineProjection};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,6 +40,7 @@ pub async fn run(cfg: Config, name: ProjectorName, from_earliest: bool, truncate
             let target = match name {
                 ProjectorName::Timeline => Target::Store(emb.store.clone()),
                 ProjectorName::Fanout => Target::Fanout(emb.fanout.clone()),
+                ProjectorName::Search => Target::Search(crate::embedded::open_search(&dir)?, emb.store.clone()),
             };
             (source, target)
         }
@@ -54,8 +55,16 @@ pub async fn run(cfg: Config, name: ProjectorName, from_earliest: bool, truncate
             replay(source, &TimelineProjection::new(store), max_rate, shutdown, progress).await?
         }
         Target::Fanout(fanout) => {
-            anyhow::ensure!(!truncate, "--truncate is supported for the timeline only");
+            anyhow::ensure!(!truncate, "--truncate is supported for the timeline and search only");
             replay(source, &FanoutProjection::new(fanout), max_rate, shutdown, progress).await?
+        }
+        Target::Search(index, store) => {
+            index.ensure().await.context("creating the search index")?;
+            if truncate {
+                index.truncate().await.context("truncating the search index")?;
+                eprintln!("replay search: index truncated");
+            }
+            replay(source, &SearchProjection::new(index, store), max_rate, shutdown, progress).await?
         }
     };
     println!("{}", serde_json::to_string(&summary)?);

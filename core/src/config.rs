@@ -32,6 +32,7 @@ pub struct Config {
     pub cassandra: CassandraConfig,
     pub redis: RedisConfig,
     pub registry: RegistryConfig,
+    pub search: SearchConfig,
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
     pub telemetry: TelemetryConfig,
@@ -80,6 +81,26 @@ pub struct RedisConfig {
 pub struct RegistryConfig {
     /// Base URL of a Confluent-compatible schema registry.
     pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Base URL of OpenSearch (or Elasticsearch) for the distributed mode; the embedded mode
+    /// keeps a tantivy index in the data directory instead.
+    pub url: String,
+    /// Index name; empty means `<namespace>-messages`.
+    pub index: String,
+}
+
+impl SearchConfig {
+    pub fn index_name(&self, namespace: &str) -> String {
+        if self.index.is_empty() {
+            format!("{}-messages", namespace.to_ascii_lowercase())
+        } else {
+            self.index.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +156,7 @@ impl Default for Config {
             cassandra: CassandraConfig::default(),
             redis: RedisConfig::default(),
             registry: RegistryConfig::default(),
+            search: SearchConfig::default(),
             auth: AuthConfig::default(),
             gateway: GatewayConfig::default(),
             telemetry: TelemetryConfig::default(),
@@ -159,6 +181,11 @@ impl Default for RedisConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self { url: "http://127.0.0.1:8081".into() }
+    }
+}
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:9200".into(), index: String::new() }
     }
 }
 impl Default for AuthConfig {
@@ -206,7 +233,7 @@ impl Config {
             let parsed = parse_env_value(&value);
             set_path(&mut root, &path, parsed).map_err(|message| ConfigError::Invalid { origin: key.clone(), message })?;
         }
-        let names_servers = ["kafka", "cassandra", "redis", "registry"].iter().any(|k| root.contains_key(*k));
+        let names_servers = ["kafka", "cassandra", "redis", "registry", "search"].iter().any(|k| root.contains_key(*k));
         let mut cfg: Config = toml::Value::Table(root)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() })?;
@@ -238,6 +265,13 @@ impl Config {
         }
         if !self.registry.url.starts_with("http://") && !self.registry.url.starts_with("https://") {
             return Err("`registry.url` must be an http(s) URL".into());
+        }
+        if !self.search.url.starts_with("http://") && !self.search.url.starts_with("https://") {
+            return Err("`search.url` must be an http(s) URL".into());
+        }
+        let index = self.search.index_name(&self.namespace);
+        if index.starts_with(['_', '-', '+']) || !index.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+            return Err("`search.index` must use only [a-z0-9_-] and not start with _, - or +".into());
         }
         for (name, v) in [("gateway.listen", &self.gateway.listen), ("telemetry.listen", &self.telemetry.listen)] {
             v.parse::<SocketAddr>().map_err(|_| format!("`{name}` must be host:port, got `{v}`"))?;

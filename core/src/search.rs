@@ -63,7 +63,8 @@ pub struct SearchHit {
     pub text: String,
     pub thread_ts: Option<Uuid>,
     pub score: f32,
-    /// The best fragment of the text (up to ~150 characters), matched terms wrapped in `<em>`/`</em>`.
+    /// The best fragment of the text (about 150 characters), HTML-escaped, matched terms wrapped
+    /// in `<em>`/`</em>`: safe to insert as HTML.
     pub highlight: String,
 }
 
@@ -79,10 +80,17 @@ pub trait SearchIndex: Send + Sync {
     async fn ensure(&self) -> PortResult<()>;
     /// Inserts or replaces documents by `message_id`; idempotent.
     async fn upsert(&self, docs: &[SearchDoc]) -> PortResult<()>;
+    /// The document of one message, if indexed (edits rewrite it with the new text).
+    async fn get(&self, workspace_id: Uuid, message_id: Uuid) -> PortResult<Option<SearchDoc>>;
     /// Removes documents (deleted messages); removing a missing one is not an error.
     async fn delete(&self, workspace_id: Uuid, message_ids: &[Uuid]) -> PortResult<()>;
     /// Removes a workspace's documents older than `before_ms` (retention).
     async fn expire(&self, workspace_id: Uuid, before_ms: i64) -> PortResult<u64>;
+    /// Makes everything written so far durable (the projector calls it before acknowledging
+    /// its position in the log). Adapters whose writes are durable on return do nothing.
+    async fn flush(&self) -> PortResult<()> {
+        Ok(())
+    }
     /// Makes everything written so far visible to `search` (tests, replays; the adapters
     /// otherwise refresh on their own within a second).
     async fn refresh(&self) -> PortResult<()>;

@@ -7,6 +7,7 @@
 //! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
 //! - [`api`]: what users read over HTTP: channels with unread counts, history (both ways and
 //!   around a message), threads, pins, search.
+//! - [`search`]: `GET /api/search`: the query language, permissions as filters, the index.
 //! - [`http`]: typed errors, authentication, and the admin API that bootstraps workspaces,
 //!   users and channels.
 //! - [`server`]: wiring, connection cap and graceful shutdown.
@@ -17,6 +18,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod replies;
+pub mod search;
 pub mod server;
 pub mod ws;
 

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub delivered: IntCounter,
     pub slow_disconnects: IntCounter,
     pub delivery_latency: Histogram,
+    pub search_latency: Histogram,
 }
 
 /// One set per process (registering twice would leave the second set unexported).
@@ -34,6 +35,13 @@ impl Metrics {
             delivery_latency: register(
                 Histogram::with_opts(
                     HistogramOpts::new("confab_delivery_latency_seconds", "event occurred_at to local fanout")
+                        .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                )
+                .unwrap(),
+            ),
+            search_latency: register(
+                Histogram::with_opts(
+                    HistogramOpts::new("confab_search_latency_seconds", "search queries, index time")
                         .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
                 )
                 .unwrap(),

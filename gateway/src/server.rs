@@ -35,6 +35,7 @@ pub struct GatewayPorts {
     pub replies: Box<dyn ReplySource>,
     pub store: Arc<dyn Store>,
     pub fanout: Arc<dyn Fanout>,
+    pub search: Arc<dyn confab_core::search::SearchIndex>,
 }
 
 pub struct AppState {
@@ -44,6 +45,7 @@ pub struct AppState {
     pub commands: Arc<dyn CommandSink>,
     pub store: Arc<dyn Store>,
     pub fanout: Arc<dyn Fanout>,
+    pub search: Arc<dyn confab_core::search::SearchIndex>,
     pub hub: Arc<Hub>,
     pub pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
     pub conns: Arc<Semaphore>,
@@ -97,6 +99,7 @@ impl Gateway {
             commands: ports.commands,
             store: ports.store,
             fanout: ports.fanout,
+            search: ports.search,
             pending: Mutex::default(),
             next_conn: AtomicU64::new(1),
             metrics,
@@ -163,6 +166,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/channels/{channel_id}/messages", get(crate::api::history))
         .route("/api/channels/{channel_id}/messages/{message_id}/replies", get(crate::api::replies))
         .route("/api/channels/{channel_id}/pins", get(crate::api::pins))
+        .route("/api/search", get(crate::search::search))
         .route("/admin/workspaces", post(crate::http::create_workspace))
         .route("/admin/workspaces/{ws}/users", post(crate::http::create_user))
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))

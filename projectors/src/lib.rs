@@ -7,6 +7,8 @@
 //!   (Cassandra with the design seed's table, or the embedded store).
 //! - [`fanout`]: frames and the membership index into a [`Fanout`](confab_core::ports::Fanout)
 //!   (Redis streams, or in process) that every gateway reads.
+//! - [`search`]: messages into a [`SearchIndex`](confab_core::search::SearchIndex) (OpenSearch,
+//!   or tantivy in process); edits replace, deletes remove.
 //!
 //! Every projection has the same shape: `mod.rs` says what it owns, `apply.rs` maps events to
 //! idempotent writes.
@@ -14,6 +16,7 @@
 pub mod fanout;
 pub mod replay;
 pub mod runner;
+pub mod search;
 pub mod timeline;
 
 use confab_core::event::Event;

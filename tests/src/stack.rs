@@ -13,6 +13,7 @@ pub struct Services {
     pub kafka: String,
     pub cassandra: String,
     pub redis: String,
+    pub opensearch: String,
 }
 
 impl Services {
@@ -32,6 +33,7 @@ impl Services {
             kafka: vars.get("CONFAB_KAFKA_BROKERS")?.clone(),
             cassandra: vars.get("CONFAB_CASSANDRA_NODES")?.clone(),
             redis: vars.get("CONFAB_REDIS_URL")?.clone(),
+            opensearch: vars.get("CONFAB_OPENSEARCH_URL")?.clone(),
         })
     }
 
@@ -205,6 +207,8 @@ impl Stack {
             ("CONFAB_CASSANDRA__KEYSPACE".into(), namespace.clone()),
             ("CONFAB_REDIS__URL".into(), services.redis.clone()),
             ("CONFAB_REGISTRY__URL".into(), registry_url.clone()),
+            // the index is `<namespace>-messages`: one per test
+            ("CONFAB_SEARCH__URL".into(), services.opensearch.clone()),
         ]);
         let setup = Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
         assert!(setup.status.success(), "confab setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
@@ -224,6 +228,7 @@ impl Stack {
         stack.spawn("ingest", &["ingest"]);
         stack.spawn("timeline", &["projector", "timeline"]);
         stack.spawn("fanout", &["projector", "fanout"]);
+        stack.spawn("search", &["projector", "search"]);
         for i in 0..gateways {
             stack.spawn(&format!("gw{i}"), &["gateway"]);
         }

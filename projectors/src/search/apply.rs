@@ -1,0 +1,133 @@
+use confab_core::event::{Event, Payload};
+use confab_core::ids::timeuuid_millis;
+use confab_core::ports::Store;
+use confab_core::search::{SearchDoc, SearchIndex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::{Projection, ProjectorError};
+
+/// How often workspaces with a retention have their expired documents purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+pub struct SearchProjection {
+    index: Arc<dyn SearchIndex>,
+    store: Arc<dyn Store>,
+    /// Workspace -> retention in seconds (0: forever), as seen in the directory.
+    retention: Mutex<HashMap<Uuid, i32>>,
+    last_purge: Mutex<Instant>,
+}
+
+/// Whether a message links somewhere (`has:link`).
+pub fn has_link(text: &str) -> bool {
+    text.contains("http://") || text.contains("https://")
+}
+
+fn doc(e: &Event) -> Option<SearchDoc> {
+    let Payload::MessagePosted { message_id, text, thread_ts, .. } = &e.payload else { return None };
+    Some(SearchDoc {
+        workspace_id: e.workspace_id,
+        channel_id: e.channel_id,
+        message_id: *message_id,
+        user_id: e.actor_id,
+        text: text.clone(),
+        ts: timeuuid_millis(message_id).unwrap_or(e.occurred_at),
+        thread_ts: *thread_ts,
+        has_link: has_link(text),
+        has_file: false,
+        reactions_count: 0,
+    })
+}
+
+impl SearchProjection {
+    pub fn new(index: Arc<dyn SearchIndex>, store: Arc<dyn Store>) -> Self {
+        Self { index, store, retention: Mutex::new(HashMap::new()), last_purge: Mutex::new(Instant::now()) }
+    }
+
+    async fn note_workspace(&self, ws: Uuid) -> Result<(), ProjectorError> {
+        if self.retention.lock().expect("retention lock").contains_key(&ws) {
+            return Ok(());
+        }
+        let t = self.store.workspace(ws).await?.map(|w| w.retention_secs).unwrap_or(0);
+        self.retention.lock().expect("retention lock").insert(ws, t);
+        Ok(())
+    }
+
+    /// Drops documents past their workspace's retention, at most every [`PURGE_EVERY`].
+    async fn purge_if_due(&self) -> Result<(), ProjectorError> {
+        {
+            let mut last = self.last_purge.lock().expect("purge lock");
+            if last.elapsed() < PURGE_EVERY {
+                return Ok(());
+            }
+            *last = Instant::now();
+        }
+        let due: Vec<(Uuid, i32)> = self.retention.lock().expect("retention lock").iter().filter(|(_, t)| **t > 0).map(|(w, t)| (*w, *t)).collect();
+        let now = chrono::Utc::now().timestamp_millis();
+        for (ws, secs) in due {
+            let n = self.index.expire(ws, now - secs as i64 * 1000).await?;
+            if n > 0 {
+                tracing::info!(workspace_id = %ws, removed = n, "expired messages removed from search");
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&self, docs: &mut Vec<SearchDoc>) -> Result<(), ProjectorError> {
+        if !docs.is_empty() {
+            self.index.upsert(docs).await?;
+            docs.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Projection for SearchProjection {
+    fn name(&self) -> &'static str {
+        "search"
+    }
+
+    async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
+        // posts go in one bulk write; an edit or delete first flushes the posts before it,
+        // so each document sees its changes in log order
+        let mut docs = Vec::new();
+        for e in events {
+            match &e.payload {
+                Payload::MessagePosted { .. } => {
+                    self.note_workspace(e.workspace_id).await?;
+                    docs.extend(doc(e));
+                }
+                Payload::MessageEdited { message_id, text } => {
+                    self.flush(&mut docs).await?;
+                    if let Some(mut d) = self.index.get(e.workspace_id, *message_id).await? {
+                        d.text = text.clone();
+                        d.has_link = has_link(text);
+                        self.index.upsert(&[d]).await?;
+                    }
+                }
+                Payload::MessageDeleted { message_id } => {
+                    self.flush(&mut docs).await?;
+                    self.index.delete(e.workspace_id, &[*message_id]).await?;
+                }
+                Payload::ReactionChanged { .. }
+                | Payload::ChannelCreated { .. }
+                | Payload::MemberJoined { .. }
+                | Payload::MemberLeft { .. }
+                | Payload::ChannelRenamed { .. }
+                | Payload::ChannelArchived { .. }
+                | Payload::MessagePinned { .. }
+                | Payload::ReadMarked { .. } => {}
+            }
+        }
+        self.flush(&mut docs).await?;
+        // durable before the runner acknowledges these events (tantivy commits here)
+        self.index.flush().await?;
+        self.purge_if_due().await
+    }
+
+    async fn check(&self) -> Result<(), ProjectorError> {
+        Ok(self.index.ping().await?)
+    }
+}
