@@ -498,3 +498,84 @@ mod edit_tests {
         assert!(e.is_none() && code(o) == Some(ErrorCode::MessageNotFound));
     }
 }
+
+#[cfg(test)]
+mod channel_tests {
+    use super::*;
+    use confab_core::command::ReplyTo;
+
+    fn cmd(ws: Uuid, ch: Uuid, user: Uuid, body: CommandBody) -> Command {
+        Command { command_id: Uuid::new_v4(), workspace_id: ws, user_id: user, channel_id: ch, reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 }, issued_at: 0, client_msg_id: None, body }
+    }
+
+    fn code(o: &Outcome) -> Option<ErrorCode> {
+        match o {
+            Outcome::Rejected { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn dms_have_derived_ids_and_fixed_members() {
+        let (ws, alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let ids = TimeUuidGen::new();
+        let mut st = PartitionState::default();
+        let dm = dm_channel_id(&ws, &[alice, bob]);
+        assert_eq!(dm, dm_channel_id(&ws, &[bob, alice]), "order does not matter");
+        let open = |by, ch| cmd(ws, ch, by, CommandBody::CreateChannel { name: "dm".into(), channel_kind: ChannelKind::Dm, members: vec![alice, bob] });
+        // an id not derived from the members is refused
+        let (e, o) = st.decide(&open(alice, Uuid::new_v4()), &ids, 1);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::InvalidField));
+        let (e, _) = st.decide(&open(alice, dm), &ids, 1);
+        assert!(matches!(e.unwrap().payload, Payload::ChannelCreated { kind: ChannelKind::Dm, .. }));
+        // opening it again (by either) finds it; an outsider's attempt is a conflict
+        let (e, o) = st.decide(&open(bob, dm), &ids, 2);
+        assert!(e.is_none() && o == Outcome::Done { seq: 1 });
+        let (e, o) = st.decide(&open(carol, dm), &ids, 2);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::Conflict));
+        for body in [CommandBody::LeaveChannel, CommandBody::Invite { user_id: carol }, CommandBody::RenameChannel { name: "x".into() }, CommandBody::ArchiveChannel { archived: true }] {
+            let (e, o) = st.decide(&cmd(ws, dm, alice, body), &ids, 3);
+            assert!(e.is_none() && code(&o) == Some(ErrorCode::Forbidden));
+        }
+        let (e, o) = st.decide(&cmd(ws, dm, carol, CommandBody::JoinChannel), &ids, 3);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::ChannelNotFound));
+        // a "DM" of one person, or a group DM under the DM kind, is refused
+        let solo = dm_channel_id(&ws, &[alice]);
+        let (_, o) = st.decide(&cmd(ws, solo, alice, CommandBody::CreateChannel { name: "dm".into(), channel_kind: ChannelKind::Dm, members: vec![] }), &ids, 4);
+        assert_eq!(code(&o), Some(ErrorCode::InvalidField));
+        let three = dm_channel_id(&ws, &[alice, bob, carol]);
+        let (_, o) = st.decide(&cmd(ws, three, alice, CommandBody::CreateChannel { name: "g".into(), channel_kind: ChannelKind::Dm, members: vec![bob, carol] }), &ids, 4);
+        assert_eq!(code(&o), Some(ErrorCode::InvalidField));
+    }
+
+    #[test]
+    fn archive_kick_and_threads_follow_the_rules() {
+        let (ws, ch, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let ids = TimeUuidGen::new();
+        let mut st = PartitionState::default();
+        st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Private, members: vec![bob] }), &ids, 1);
+        let send = |by, thread_ts| cmd(ws, ch, by, CommandBody::SendMessage { text: "t".into(), client_msg_id: Uuid::new_v4().to_string(), thread_ts, also_in_channel: false });
+        let (e, _) = st.decide(&send(alice, None), &ids, 2);
+        let Payload::MessagePosted { message_id: parent, .. } = e.unwrap().payload else { panic!() };
+        let (e, _) = st.decide(&send(bob, Some(parent)), &ids, 3);
+        let Payload::MessagePosted { message_id: r1, thread, .. } = e.unwrap().payload else { panic!() };
+        assert_eq!(thread, Some(ThreadState { reply_count: 1, reply_users: vec![bob] }));
+        // a reply to a reply goes to the root
+        let (e, _) = st.decide(&send(alice, Some(r1)), &ids, 4);
+        let Payload::MessagePosted { thread_ts, thread, .. } = e.unwrap().payload else { panic!() };
+        assert_eq!((thread_ts, thread.unwrap().reply_users), (Some(parent), vec![bob, alice]));
+        // only the creator kicks; archived channels take nothing new
+        let (e, o) = st.decide(&cmd(ws, ch, bob, CommandBody::Kick { user_id: alice }), &ids, 5);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::Forbidden));
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::ArchiveChannel { archived: true }), &ids, 5);
+        assert!(e.is_some());
+        let (e, o) = st.decide(&send(bob, None), &ids, 6);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::ChannelArchived));
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::ArchiveChannel { archived: false }), &ids, 6);
+        assert!(e.is_some());
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::Kick { user_id: bob }), &ids, 7);
+        assert!(matches!(e.unwrap().payload, Payload::MemberLeft { user_id } if user_id == bob));
+        let (e, o) = st.decide(&send(bob, None), &ids, 8);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::ChannelNotFound), "a private channel vanishes for whoever is removed");
+    }
+}

@@ -5,6 +5,11 @@
 //! gateway 1 in one channel, sends `--messages` at `--rate` per second, and reports
 //! send -> `message:new` latency at the other gateway (and send -> ack) as median/p95/p99/max.
 //! Both ends run in this process, so they share one clock.
+//!
+//! `search`: loads `--messages` into a workspace, then measures how long after its ack a new
+//! message is found by `/api/search` (one at a time), and the latency of a mix of queries.
+
+mod search;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -33,9 +38,31 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         warmup: usize,
     },
+    /// search visibility lag (ack -> found by /api/search) and query latency over a loaded index
+    Search {
+        #[arg(long, default_value = "distributed")]
+        mode: String,
+        /// messages indexed before measuring
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// visibility samples (one at a time)
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// queries timed
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+    },
 }
 
-fn summary(name: &str, h: &Histogram<u64>) -> String {
+fn parse_mode(mode: &str) -> anyhow::Result<Mode> {
+    match mode {
+        "embedded" => Ok(Mode::Embedded),
+        "distributed" => Ok(Mode::Distributed),
+        other => anyhow::bail!("unknown mode {other}: embedded or distributed"),
+    }
+}
+
+pub(crate) fn summary(name: &str, h: &Histogram<u64>) -> String {
     let ms = |v: u64| v as f64 / 1000.0;
     format!(
         "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
@@ -51,14 +78,8 @@ fn summary(name: &str, h: &Histogram<u64>) -> String {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.scenario {
-        Scenario::Latency { mode, messages, rate, warmup } => {
-            let mode = match mode.as_str() {
-                "embedded" => Mode::Embedded,
-                "distributed" => Mode::Distributed,
-                other => anyhow::bail!("unknown mode {other}: embedded or distributed"),
-            };
-            latency(mode, messages, rate, warmup).await
-        }
+        Scenario::Latency { mode, messages, rate, warmup } => latency(parse_mode(&mode)?, messages, rate, warmup).await,
+        Scenario::Search { mode, messages, samples, queries } => search::run(parse_mode(&mode)?, messages, samples, queries).await,
     }
 }
 

@@ -572,9 +572,17 @@ async fn a_workspace_retention_expires_its_messages_only(mode: Mode) {
     k.expect("message:ack", T).await;
     k.expect("message:new", T).await;
     eventually(T, "stored", || async { (stack.history_all("gw0", &ch, &token, 50).await.len() == 1).then_some(()) }).await;
-    // past the 3 s retention the message is gone; the other workspace keeps its own
+    let found = |q: &'static str, token: String| {
+        let stack = &stack;
+        async move { stack.get("gw0", &format!("/api/search?q={q}"), &token).await.1["total"].as_u64() }
+    };
+    eventually(T, "searchable", || async { (found("gone", token.clone()).await == Some(1)).then_some(()) }).await;
+    // past the 3 s retention the message is gone, from history and from search; the other
+    // workspace keeps its own
     eventually(Duration::from_secs(20), "expired", || async { stack.history_all("gw0", &ch, &token, 50).await.is_empty().then_some(()) }).await;
+    eventually(T, "expired from search", || async { (found("gone", token.clone()).await == Some(0)).then_some(()) }).await;
     assert_eq!(stack.history_all("gw0", &keep_ch, &keeper.1, 50).await.len(), 1);
+    eventually(T, "kept in search", || async { (found("kept", keeper.1.clone()).await == Some(1)).then_some(()) }).await;
 }
 
 async fn a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_log(mode: Mode) {

@@ -54,7 +54,7 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
         }
     }
     let (seq, p) = posted.unwrap();
-    assert_eq!(kinds[0], "name,is_private,members", "the channel's creation comes first");
+    assert_eq!(kinds[0], "name,is_private,members,kind", "the channel's creation comes first");
     assert_eq!(seq, Avro::Long(2));
     assert!(p.contains(&("text".into(), Avro::String("quarterly numbers".into()))));
     assert!(p.contains(&("message_id".into(), Avro::String(ack["message_id"].as_str().unwrap().into()))));
