@@ -38,7 +38,9 @@ fn enc(q: &str) -> String {
 }
 
 pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) -> anyhow::Result<()> {
-    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0")]).await;
+    // one socket sends the whole load and receives every ack and message:new: no rate limit,
+    // and room for the frames in flight
+    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")]).await;
     let ws = stack.create_workspace("bench").await;
     let (alice, token) = stack.create_user(&ws, "alice").await;
     let channels: Vec<String> = {
@@ -52,7 +54,7 @@ pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) ->
 
     // load, with at most `window` sends in flight
     let started = Instant::now();
-    let window = 500;
+    let window = 200;
     let (mut sent, mut acked) = (0usize, 0usize);
     while acked < messages {
         while sent < messages && sent - acked < window {
@@ -67,13 +69,16 @@ pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) ->
         }
     }
     let load_secs = started.elapsed().as_secs_f64();
-    // wait until the index has caught up with the load: a marker sent last is findable
-    let marker = c.command(json!({"type": "message:send", "channel_id": channels[0], "text": "zzmarkerzz"}), "marker").await;
-    anyhow::ensure!(marker["type"] == "message:ack", "marker: {marker}");
+    // wait until the index has caught up with the load: a marker sent last to every channel
+    // (channels live on different partitions, indexed independently) is findable
+    for (i, ch) in channels.iter().enumerate() {
+        let marker = c.command(json!({"type": "message:send", "channel_id": ch, "text": "zzmarkerzz"}), &format!("marker{i}")).await;
+        anyhow::ensure!(marker["type"] == "message:ack", "marker: {marker}");
+    }
     let caught_up = Instant::now();
     loop {
         let (_, body) = stack.get("gw0", "/api/search?q=zzmarkerzz", &token).await;
-        if body["total"] == 1 {
+        if body["total"] == channels.len() {
             break;
         }
         anyhow::ensure!(caught_up.elapsed() < Duration::from_secs(600), "index did not catch up in 10 min");
@@ -90,13 +95,14 @@ pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) ->
     // visibility: ack -> the first search that returns it, polled every 5 ms
     let mut vis = Histogram::<u64>::new(3)?;
     for i in 0..samples {
-        let word = format!("zqvis{i}x");
+        // a random token: no fuzzy match with any other probe
+        let word = format!("p{}", uuid::Uuid::new_v4().simple());
         let ack = c.command(json!({"type": "message:send", "channel_id": channels[i % channels.len()], "text": format!("probe {word} for visibility")}), &format!("v{i}")).await;
         anyhow::ensure!(ack["type"] == "message:ack", "probe: {ack}");
         let t0 = Instant::now();
         loop {
             let (_, body) = stack.get("gw0", &format!("/api/search?q={word}"), &token).await;
-            if body["total"] == 1 {
+            if body["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["message_id"] == ack["message_id"])) {
                 break;
             }
             anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "probe {word} not searchable after 30 s");

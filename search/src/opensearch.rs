@@ -5,7 +5,7 @@
 //!   as keywords), plus `text.plain` (the same without stemming, for typos in long words), `ts`
 //!   as `date` (`epoch_millis`), `thread_ts` keyword, flags boolean; `_routing` required. One
 //!   shard, no replica by default (a single node; [`OpenSearchIndex::with_layout`] for a
-//!   cluster), `refresh_interval` 1 s.
+//!   cluster), `refresh_interval` 250 ms (searchable within a second of the ack, with room).
 //! - Writes: `_bulk` `index` with `_id` = message id and `routing` = workspace id (edits replace),
 //!   `_bulk` `delete` (a missing document is fine), `_delete_by_query` for retention and
 //!   truncation (or `_search` + `_bulk` delete on a node without the `reindex` module).
@@ -34,6 +34,9 @@ const BULK_DOCS: usize = 1_000;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// `_delete_by_query` waits for completion: allow it longer.
 const LONG_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often new writes become searchable. OpenSearch's default (1 s, and no refresh at all
+/// while a shard is search-idle) leaves no room for "searchable within 1 s of the ack".
+const REFRESH_INTERVAL: &str = "250ms";
 
 pub struct OpenSearchIndex {
     client: Elasticsearch,
@@ -49,7 +52,7 @@ pub fn index_definition(shards: u32, replicas: u32) -> Value {
         "settings": {
             "number_of_shards": shards,
             "number_of_replicas": replicas,
-            "refresh_interval": "1s",
+            "refresh_interval": REFRESH_INTERVAL,
             "analysis": {
                 "analyzer": {
                     "message_analyzer": {
