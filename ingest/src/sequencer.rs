@@ -120,7 +120,11 @@ async fn session(mut log: Box<dyn SequencerLog>, ids: &TimeUuidGen, metrics: &Me
                 reply_to: cmd.reply_to.clone(),
                 command_id: cmd.command_id,
                 workspace_id: cmd.workspace_id,
-                channel_id: cmd.channel_id,
+                // a read marker goes to the user's stream, but its answer names the channel read
+                channel_id: match &cmd.body {
+                    CommandBody::MarkRead { channel_id, .. } => *channel_id,
+                    _ => cmd.channel_id,
+                },
                 client_msg_id,
                 outcome,
             });

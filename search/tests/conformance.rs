@@ -238,6 +238,9 @@ mod cases {
         assert_eq!(texts(idx, &w.q("dome")).await, ["db migration done"]);
         assert!(texts(idx, &w.q("dxme")).await.is_empty(), "two edits in a 4-letter word");
         assert!(texts(idx, &w.q("dexploymnett")).await.is_empty(), "three edits");
+        // letters and digits make one token, and fuzziness applies to it like to any word
+        put(idx, &[w.doc("probe zqvis0x here", T0 + 3 * HOUR), w.doc("probe zqvis1x there", T0 + 4 * HOUR)]).await;
+        assert_eq!(texts(idx, &w.q("zqvis1x")).await, ["probe zqvis1x there", "probe zqvis0x here"]);
     }
 
     pub async fn exact_beats_fuzzy(idx: &dyn SearchIndex) {

@@ -263,7 +263,8 @@ async fn pins_read_markers_unread_and_mention_counts(mode: Mode) {
     .await;
 
     // bob reads everything so far; alice writes three more, one mentioning him, one @here
-    ok(&b.command(json!({"type": "channel:mark", "channel_id": ch, "seq": first["seq"]}), "mark1").await);
+    let answer = b.command(json!({"type": "channel:mark", "channel_id": ch, "seq": first["seq"]}), "mark1").await;
+    assert_eq!(ok(&answer)["channel_id"], ch.as_str(), "the answer names the channel read");
     let marked = b2.expect("channel:marked", T).await;
     assert_eq!((marked["channel_id"].as_str(), &marked["seq"]), (Some(ch.as_str()), &first["seq"]), "bob's other devices follow his read marker");
     a.command(msg(&format!("<@{}> can you review?", bob.0)), "m2").await;
