@@ -36,8 +36,24 @@ pub async fn codec(cfg: &Config, shutdown: &Shutdown, health: &Health) -> Option
 }
 
 async fn store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let session = Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?);
-    Ok(Arc::new(CassandraStore::new(session, &cfg.cassandra.keyspace).await.context("preparing Cassandra statements")?))
+    // a node that was just started may refuse for a moment: retry for up to 30 s
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let r = async {
+            let session = Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?);
+            anyhow::Ok(CassandraStore::new(session, &cfg.cassandra.keyspace).await.context("preparing Cassandra statements")?)
+        }
+        .await;
+        match r {
+            Ok(s) => return Ok(Arc::new(s)),
+            Err(e) if attempt < 30 => {
+                tracing::warn!(error = format!("{e:#}"), attempt, "cassandra not ready, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn fanout(cfg: &Config) -> anyhow::Result<Arc<dyn Fanout>> {

@@ -224,11 +224,61 @@ pub trait Fanout: Send + Sync {
     /// Publishes an ephemeral frame (typing) from `from` to the channel's other connected
     /// members; it never enters the log and is not deduplicated.
     async fn publish_ephemeral(&self, ws: &Uuid, ch: &Uuid, from: &Uuid, frame_json: &str) -> PortResult<()>;
+    /// Entries of the given channels after the given seqs, oldest first (for a resume), and
+    /// `(channel, from_seq, to_seq)` for missed events the stream no longer holds.
+    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog>;
     /// The id of the newest entry of a workspace's stream (`0-0` when empty).
     async fn last_id(&self, ws: &Uuid) -> PortResult<String>;
     async fn ping(&self) -> PortResult<()>;
     /// A reader for a gateway (it may hold a connection of its own).
     async fn reader(&self) -> PortResult<Box<dyn FanoutStream>>;
+}
+
+/// What a resume replays.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    pub entries: Vec<FanoutEntry>,
+    pub gaps: Vec<(Uuid, i64, i64)>,
+}
+
+impl Backlog {
+    /// Builds a backlog from entries scanned newest first (`newest_first`) and each channel's
+    /// current seq: keeps the channels' entries after their positions, in stream order, and
+    /// reports what is missing at the old end as gaps.
+    pub fn from_scan(after: &[(Uuid, i64)], now: &std::collections::HashMap<Uuid, i64>, newest_first: Vec<FanoutEntry>) -> Backlog {
+        let from: std::collections::HashMap<Uuid, i64> = after.iter().copied().collect();
+        let mut lowest: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+        let mut entries = Vec::new();
+        for e in newest_first {
+            if e.ephemeral_from.is_some() {
+                continue;
+            }
+            if let Some(last) = from.get(&e.channel_id) {
+                if e.seq > *last {
+                    lowest.insert(e.channel_id, e.seq);
+                    entries.push(e);
+                }
+            }
+        }
+        entries.reverse();
+        let mut gaps = Vec::new();
+        for (ch, last) in after {
+            let now = now.get(ch).copied().unwrap_or(0);
+            if now <= *last {
+                continue;
+            }
+            let first_held = lowest.get(ch).copied().unwrap_or(now + 1);
+            if first_held > last + 1 {
+                gaps.push((*ch, last + 1, first_held - 1));
+            }
+        }
+        Backlog { entries, gaps }
+    }
+
+    /// Whether a scan newest first can stop: every channel has reached its position.
+    pub fn covered(after: &[(Uuid, i64)], now: &std::collections::HashMap<Uuid, i64>, lowest_seen: &std::collections::HashMap<Uuid, i64>) -> bool {
+        after.iter().all(|(ch, last)| now.get(ch).copied().unwrap_or(0) <= *last || lowest_seen.get(ch).is_some_and(|s| *s <= last + 1))
+    }
 }
 
 #[async_trait]

@@ -153,6 +153,10 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
     },
+    /// After a reconnect: what the client last saw per channel (`seq`). The server replays what
+    /// came after, then `resume:done`, then live events, each once and in order.
+    #[serde(rename = "resume")]
+    Resume { channels: std::collections::BTreeMap<Uuid, i64> },
     /// You have read `channel_id` up to `seq` (a read marker; unread counts follow it).
     #[serde(rename = "channel:mark")]
     Mark {
@@ -189,7 +193,16 @@ pub const CLIENT_TYPES: &[&str] = &[
     "channel:kick",
     "message:pin",
     "channel:mark",
+    "resume",
 ];
+
+/// Missed events of a channel the server no longer has: fetch them over HTTP history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResumeGap {
+    pub channel_id: Uuid,
+    pub from_seq: i64,
+    pub to_seq: i64,
+}
 
 /// A thread's summary, on its parent message.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -283,6 +296,10 @@ pub enum ServerFrame {
     /// To your own connections: you read `channel_id` up to `seq` (on another device, maybe).
     #[serde(rename = "channel:marked")]
     Marked { workspace_id: Uuid, channel_id: Uuid, seq: i64 },
+    /// The end of a resume's replay: each channel's `seq` now, gaps to fetch over HTTP, and
+    /// named channels the user is not (or no longer) a member of.
+    #[serde(rename = "resume:done")]
+    ResumeDone { replayed: usize, channels: std::collections::BTreeMap<Uuid, i64>, gaps: Vec<ResumeGap>, not_members: Vec<Uuid> },
     /// A command without a message of its own succeeded (sent when it had a `client_msg_id`).
     #[serde(rename = "ok")]
     Ok { client_msg_id: String, channel_id: Uuid, seq: i64 },

@@ -15,7 +15,8 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 pub use crate::ports::{FanoutEntry, FanoutItem};
-use crate::ports::{Fanout, FanoutStream, PortError, PortResult};
+use crate::ports::{Backlog, Fanout, FanoutStream, PortError, PortResult};
+use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
@@ -166,18 +167,60 @@ impl FanoutReader {
             let Some(ws) = key.key.split('{').nth(1).and_then(|s| s.split('}').next()).and_then(|s| s.parse().ok()) else {
                 continue;
             };
-            for entry in key.ids {
-                let get = |f: &str| entry.map.get(f).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
-                let (Some(ch), Some(seq), Some(frame)) = (get("ch"), get("seq"), get("f")) else { continue };
-                let (Ok(channel_id), Ok(seq)) = (ch.parse(), seq.parse()) else { continue };
-                let users = |f: &str| get(f).map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect()).unwrap_or_default();
-                let (add_members, remove_members) = (users("add"), users("rm"));
-                let ts = get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
-                let ephemeral_from = get("eph").and_then(|u| u.parse().ok());
-                out.push(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, remove_members, ts, ephemeral_from });
-            }
+            out.extend(key.ids.iter().filter_map(|entry| parse_entry(ws, entry)));
         }
         Ok(out)
+    }
+}
+
+/// One stream entry as the gateways see it; `None` for an entry this build cannot read.
+fn parse_entry(ws: Uuid, entry: &redis::streams::StreamId) -> Option<FanoutEntry> {
+    let get = |f: &str| entry.map.get(f).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
+    let (ch, seq, frame) = (get("ch")?, get("seq")?, get("f")?);
+    let (channel_id, seq) = (ch.parse().ok()?, seq.parse().ok()?);
+    let users = |f: &str| get(f).map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect()).unwrap_or_default();
+    let (add_members, remove_members) = (users("add"), users("rm"));
+    let ts = get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let ephemeral_from = get("eph").and_then(|u| u.parse().ok());
+    Some(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, remove_members, ts, ephemeral_from })
+}
+
+/// Entries read per step when a resume scans a stream backwards.
+const BACKLOG_PAGE: usize = 500;
+
+impl RedisFanout {
+    /// Scans the workspace's stream newest first until every channel reaches its position (or
+    /// the stream's start), reading each channel's current seq from the idempotency hash.
+    pub async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> Result<Backlog, FanoutError> {
+        if after.is_empty() {
+            return Ok(Backlog::default());
+        }
+        let mut conn = self.conn.clone();
+        let fields: Vec<String> = after.iter().map(|(c, _)| c.to_string()).collect();
+        let seqs: Vec<Option<i64>> = redis::cmd("HMGET").arg(format!("{}fanout:seqs", self.prefix(ws))).arg(&fields).query_async(&mut conn).await?;
+        let now: HashMap<Uuid, i64> = after.iter().zip(seqs).map(|((c, _), s)| (*c, s.unwrap_or(0))).collect();
+        let wanted: HashMap<Uuid, i64> = after.iter().copied().collect();
+        let mut lowest: HashMap<Uuid, i64> = HashMap::new();
+        let mut scanned = Vec::new();
+        let mut end = "+".to_string();
+        while !Backlog::covered(after, &now, &lowest) {
+            let reply: redis::streams::StreamRangeReply =
+                redis::cmd("XREVRANGE").arg(self.stream_key(ws)).arg(&end).arg("-").arg("COUNT").arg(BACKLOG_PAGE).query_async(&mut conn).await?;
+            let Some(last) = reply.ids.last() else { break };
+            end = format!("({}", last.id);
+            let n = reply.ids.len();
+            for e in reply.ids.iter().filter_map(|entry| parse_entry(*ws, entry)) {
+                if e.ephemeral_from.is_none() && wanted.contains_key(&e.channel_id) {
+                    let l = lowest.entry(e.channel_id).or_insert(e.seq);
+                    *l = (*l).min(e.seq);
+                }
+                scanned.push(e);
+            }
+            if n < BACKLOG_PAGE {
+                break;
+            }
+        }
+        Ok(Backlog::from_scan(after, &now, scanned))
     }
 }
 
@@ -198,6 +241,9 @@ impl Fanout for RedisFanout {
     }
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {
         RedisFanout::last_id(self, ws).await.map_err(port)
+    }
+    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog> {
+        RedisFanout::backlog(self, ws, after).await.map_err(port)
     }
     async fn publish_ephemeral(&self, ws: &Uuid, ch: &Uuid, from: &Uuid, frame_json: &str) -> PortResult<()> {
         let mut conn = self.conn.clone();

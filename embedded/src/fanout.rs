@@ -1,9 +1,10 @@
-//! In-process fanout: one in-memory stream per workspace (ids `<n>-0`, trimmed to a maximum
-//! length) that gateways in this process read, plus the persisted membership index and the last
-//! published seq per channel, so replaying the log publishes nothing twice.
+//! In-process fanout: one stream per workspace (ids `<n>-0`, trimmed to a maximum length) that
+//! gateways in this process read, kept in memory and persisted with each publish (so a client
+//! can resume after a restart), plus the persisted membership index and the last published seq
+//! per channel, so replaying the log publishes nothing twice. Typing is in memory only.
 
 use async_trait::async_trait;
-use confab_core::ports::{Fanout, FanoutEntry, FanoutItem, FanoutStream, PortError, PortResult};
+use confab_core::ports::{Backlog, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortError, PortResult};
 use fjall::{Database, Keyspace};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,24 @@ struct Stream {
     entries: VecDeque<(u64, FanoutEntry)>,
 }
 
+/// A persisted stream entry (key: workspace | id, big endian).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    channel_id: Uuid,
+    seq: i64,
+    frame_json: String,
+    add: Vec<Uuid>,
+    rm: Vec<Uuid>,
+    ts: i64,
+}
+
+fn stream_key(ws: &Uuid, id: u64) -> Vec<u8> {
+    [ws.as_bytes().as_slice(), &id.to_be_bytes()].concat()
+}
+
 struct Inner {
     db: Database,
+    stream: Keyspace,
     seqs: Keyspace,
     members: Keyspace,
     user_channels: Keyspace,
@@ -48,18 +65,46 @@ pub struct EmbeddedFanout {
 }
 
 impl EmbeddedFanout {
-    pub fn new(db: Database, seqs: Keyspace, members: Keyspace, user_channels: Keyspace, max_len: usize) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                db,
-                seqs,
-                members,
-                user_channels,
-                streams: Mutex::default(),
-                written: watch::channel(0).0,
-                max_len: max_len.max(1),
-            }),
+    pub fn new(db: Database, stream: Keyspace, seqs: Keyspace, members: Keyspace, user_channels: Keyspace, max_len: usize) -> Result<Self, PortError> {
+        let max_len = max_len.max(1);
+        // the persisted streams, back in memory
+        let mut streams: HashMap<Uuid, Stream> = HashMap::new();
+        for g in stream.iter() {
+            let (k, v) = g.into_inner().map_err(port)?;
+            let ws = Uuid::from_slice(&k[..16]).map_err(port)?;
+            let id = u64::from_be_bytes(k[16..24].try_into().map_err(port)?);
+            let e: Stored = serde_json::from_slice(&v).map_err(port)?;
+            let s = streams.entry(ws).or_default();
+            s.next_id = s.next_id.max(id);
+            s.entries.push_back((id, entry(ws, id, &e, None)));
+            if s.entries.len() > max_len {
+                s.entries.pop_front();
+            }
         }
+        Ok(Self { inner: Arc::new(Inner { db, stream, seqs, members, user_channels, streams: Mutex::new(streams), written: watch::channel(0).0, max_len }) })
+    }
+}
+
+fn entry(ws: Uuid, id: u64, e: &Stored, ephemeral_from: Option<Uuid>) -> FanoutEntry {
+    FanoutEntry {
+        workspace_id: ws,
+        stream_id: format!("{id}-0"),
+        channel_id: e.channel_id,
+        seq: e.seq,
+        frame_json: e.frame_json.clone(),
+        add_members: e.add.clone(),
+        remove_members: e.rm.clone(),
+        ts: e.ts,
+        ephemeral_from,
+    }
+}
+
+impl EmbeddedFanout {
+    fn current_seq(&self, ws: &Uuid, ch: &Uuid) -> PortResult<i64> {
+        Ok(match self.inner.seqs.get(k2(ws, ch)).map_err(port)? {
+            Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| PortError("corrupt seq".into()))?),
+            None => 0,
+        })
     }
 }
 
@@ -94,32 +139,32 @@ impl Fanout for EmbeddedFanout {
             }
             fresh.push(it.clone());
         }
-        batch.commit().map_err(port)?;
         if fresh.is_empty() {
+            batch.commit().map_err(port)?;
             return Ok(0);
         }
         {
+            // ids are taken under the lock and persisted in the same batch as the seqs
             let mut streams = inner.streams.lock().expect("fanout lock");
+            let mut added = Vec::with_capacity(fresh.len());
             for it in &fresh {
                 let s = streams.entry(it.workspace_id).or_default();
                 s.next_id += 1;
                 let id = s.next_id;
-                s.entries.push_back((
-                    id,
-                    FanoutEntry {
-                        workspace_id: it.workspace_id,
-                        stream_id: format!("{id}-0"),
-                        channel_id: it.channel_id,
-                        seq: it.seq,
-                        frame_json: it.frame_json.clone(),
-                        add_members: it.add_members.clone(),
-                        remove_members: it.remove_members.clone(),
-                        ts: it.ts,
-                        ephemeral_from: None,
-                    },
-                ));
+                let stored = Stored { channel_id: it.channel_id, seq: it.seq, frame_json: it.frame_json.clone(), add: it.add_members.clone(), rm: it.remove_members.clone(), ts: it.ts };
+                batch.insert(&inner.stream, stream_key(&it.workspace_id, id), serde_json::to_vec(&stored).expect("entry serializes"));
+                added.push((it.workspace_id, id, stored));
+            }
+            batch.commit().map_err(port)?;
+            for (ws, id, stored) in added {
+                let s = streams.entry(ws).or_default();
+                s.entries.push_back((id, entry(ws, id, &stored, None)));
                 while s.entries.len() > inner.max_len {
-                    s.entries.pop_front();
+                    if let Some((old, e)) = s.entries.pop_front() {
+                        if e.ephemeral_from.is_none() {
+                            inner.stream.remove(stream_key(&ws, old)).map_err(port)?;
+                        }
+                    }
                 }
             }
         }
@@ -167,6 +212,29 @@ impl Fanout for EmbeddedFanout {
         }
         self.inner.written.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog> {
+        let mut now = HashMap::new();
+        for (ch, _) in after {
+            now.insert(*ch, self.current_seq(ws, ch)?);
+        }
+        let streams = self.inner.streams.lock().expect("fanout lock");
+        let Some(s) = streams.get(ws) else { return Ok(Backlog::from_scan(after, &now, vec![])) };
+        let wanted: HashMap<Uuid, i64> = after.iter().copied().collect();
+        let mut lowest: HashMap<Uuid, i64> = HashMap::new();
+        let mut scanned = Vec::new();
+        for (_, e) in s.entries.iter().rev() {
+            if Backlog::covered(after, &now, &lowest) {
+                break;
+            }
+            if e.ephemeral_from.is_none() && wanted.contains_key(&e.channel_id) {
+                let l = lowest.entry(e.channel_id).or_insert(e.seq);
+                *l = (*l).min(e.seq);
+            }
+            scanned.push(e.clone());
+        }
+        Ok(Backlog::from_scan(after, &now, scanned))
     }
 
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {

@@ -54,7 +54,10 @@ impl Embedded {
             pins: ks("pins")?,
             markers: ks("read_markers")?,
         });
-        let fanout = Arc::new(fanout::EmbeddedFanout::new(db.clone(), ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len));
+        let fanout = Arc::new(
+            fanout::EmbeddedFanout::new(db.clone(), ks("fanout_stream")?, ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len)
+                .map_err(|e| EmbeddedError(e.0))?,
+        );
         Ok(Self { log, store, fanout })
     }
 }

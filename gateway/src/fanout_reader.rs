@@ -53,7 +53,7 @@ pub async fn run(st: Arc<AppState>) {
                     }
                     match e.ephemeral_from {
                         Some(from) => st.hub.dispatch_ephemeral(e.workspace_id, e.channel_id, from, Utf8Bytes::from(e.frame_json)),
-                        None => st.hub.dispatch(e.workspace_id, e.channel_id, &e.add_members, &e.remove_members, Utf8Bytes::from(e.frame_json)),
+                        None => st.hub.dispatch(e.workspace_id, e.channel_id, e.seq, &e.add_members, &e.remove_members, Utf8Bytes::from(e.frame_json)),
                     };
                 }
             }

@@ -9,13 +9,14 @@ use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
+use crate::writer::Out;
 
 pub type ConnId = u64;
 
 pub struct ConnHandle {
     pub workspace_id: Uuid,
     pub user_id: Uuid,
-    pub tx: mpsc::Sender<Utf8Bytes>,
+    pub tx: mpsc::Sender<Out>,
     /// Notified when the hub wants the socket closed (slow consumer).
     pub kill: Arc<Notify>,
 }
@@ -125,10 +126,10 @@ impl Hub {
     pub fn send_to(&self, id: ConnId, frame: Utf8Bytes) -> bool {
         let ix = self.index.read().expect("hub lock");
         let Some(h) = ix.conns.get(&id) else { return false };
-        self.offer(h, frame)
+        self.offer(h, Out::Frame(frame))
     }
 
-    fn offer(&self, h: &ConnHandle, frame: Utf8Bytes) -> bool {
+    fn offer(&self, h: &ConnHandle, frame: Out) -> bool {
         match h.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -143,13 +144,13 @@ impl Hub {
     /// Delivers an ephemeral frame (typing) to the channel's subscribed sockets, except
     /// `from`'s own.
     pub fn dispatch_ephemeral(&self, ws: Uuid, ch: Uuid, from: Uuid, frame: Utf8Bytes) -> usize {
-        self.deliver(ws, ch, Some(from), frame)
+        self.deliver(ws, ch, Some(from), None, frame)
     }
 
     /// Applies a fanout entry: membership changes first, then delivery to every subscribed
     /// socket. The publisher writes each `(channel, seq)` once and the reader only moves
     /// forward, so entries need no deduplication here.
-    pub fn dispatch(&self, ws: Uuid, ch: Uuid, add_members: &[Uuid], remove_members: &[Uuid], frame: Utf8Bytes) -> usize {
+    pub fn dispatch(&self, ws: Uuid, ch: Uuid, seq: i64, add_members: &[Uuid], remove_members: &[Uuid], frame: Utf8Bytes) -> usize {
         if !add_members.is_empty() {
             let mut ix = self.index.write().expect("hub lock");
             let ids: Vec<ConnId> = add_members.iter().flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied()).collect();
@@ -158,7 +159,7 @@ impl Hub {
                 ix.channels_of.entry(id).or_default().insert((ws, ch));
             }
         }
-        let n = self.deliver(ws, ch, None, frame);
+        let n = self.deliver(ws, ch, None, Some(seq), frame);
         if !remove_members.is_empty() {
             // after delivery: the one who left (or was removed) learns it, then hears no more
             let mut ix = self.index.write().expect("hub lock");
@@ -176,12 +177,16 @@ impl Hub {
     }
 
     /// Queues the same bytes to every socket subscribed to the channel (under the read lock).
-    fn deliver(&self, ws: Uuid, ch: Uuid, skip_user: Option<Uuid>, frame: Utf8Bytes) -> usize {
+    fn deliver(&self, ws: Uuid, ch: Uuid, skip_user: Option<Uuid>, seq: Option<i64>, frame: Utf8Bytes) -> usize {
         let ix = self.index.read().expect("hub lock");
         let Some(subs) = ix.by_channel.get(&(ws, ch)) else { return 0 };
         let mut n = 0;
         for h in subs.iter().filter_map(|id| ix.conns.get(id)) {
-            if Some(h.user_id) != skip_user && self.offer(h, frame.clone()) {
+            let item = match seq {
+                Some(seq) => Out::Event { channel: ch, seq, frame: frame.clone() },
+                None => Out::Frame(frame.clone()),
+            };
+            if Some(h.user_id) != skip_user && self.offer(h, item) {
                 n += 1;
             }
         }

@@ -2,6 +2,8 @@
 //!
 //! - [`ws`]: authenticates a socket, says hello, turns client frames into commands, and writes
 //!   frames back; bad input gets typed errors, never a dropped connection.
+//! - [`writer`]: a socket's outgoing queue: each channel's events once and in order, and the
+//!   hold/replay that makes a resume lossless.
 //! - [`hub`]: this process's connections, indexed by channel and user, and batched local fanout.
 //! - [`fanout_reader`]: reads each followed workspace's fanout stream once for all local sockets.
 //! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
@@ -20,6 +22,7 @@ pub mod metrics;
 pub mod replies;
 pub mod search;
 pub mod server;
+pub mod writer;
 pub mod ws;
 
 pub use server::{new_gateway_id, Gateway, GatewayPorts};

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub commands: IntCounter,
     pub delivered: IntCounter,
     pub slow_disconnects: IntCounter,
+    pub duplicates_dropped: IntCounter,
+    pub resumes: IntCounterVec,
     pub delivery_latency: Histogram,
     pub search_latency: Histogram,
 }
@@ -32,6 +34,8 @@ impl Metrics {
             commands: register(IntCounter::new("confab_gateway_commands_total", "commands written to Kafka").unwrap()),
             delivered: register(IntCounter::new("confab_gateway_delivered_frames_total", "frames queued to local sockets").unwrap()),
             slow_disconnects: register(IntCounter::new("confab_gateway_slow_consumer_disconnects_total", "sockets closed for not reading").unwrap()),
+            duplicates_dropped: register(IntCounter::new("confab_gateway_duplicate_events_dropped_total", "channel events a socket already had (resume overlap)").unwrap()),
+            resumes: register(IntCounterVec::new(Opts::new("confab_gateway_resumes_total", "resume requests, by result"), &["result"]).unwrap()),
             delivery_latency: register(
                 Histogram::with_opts(
                     HistogramOpts::new("confab_delivery_latency_seconds", "event occurred_at to local fanout")

@@ -3,15 +3,15 @@
 //! Reading and writing are separate tasks joined by a bounded queue; the hub writes fanout
 //! frames into the same queue. Bad frames get `error` frames and the socket stays open.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use confab_core::auth::Claims;
 use confab_core::command::{dm_channel_id, Command, CommandBody, ReplyTo};
 use confab_core::event::ChannelKind;
-use confab_core::protocol::{parse_client_frame, ClientFrame, ErrorCode, ServerFrame, HEARTBEAT_INTERVAL_SECS, MAX_FRAME_BYTES};
-use futures::{SinkExt, StreamExt};
+use confab_core::protocol::{parse_client_frame, ClientFrame, ErrorCode, ResumeGap, ServerFrame, HEARTBEAT_INTERVAL_SECS, MAX_FRAME_BYTES};
+use futures::StreamExt;
 use serde::Deserialize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::http::{authenticate, ApiError};
 use crate::hub::{ConnHandle, ConnId};
 use crate::server::AppState;
+use crate::writer::Out;
 
 /// Frames up to this size are read and answered with `frame_too_large` when over
 /// [`MAX_FRAME_BYTES`]; larger ones close the socket (1009), as the socket cannot skip them.
@@ -32,17 +33,25 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(HEARTBEAT_INTERVAL_SECS * 2 +
 #[derive(Deserialize)]
 pub struct WsQuery {
     token: Option<String>,
+    /// `1`/`true`: the client will send `resume`; hold live events until it does.
+    resume: Option<String>,
 }
+
+/// How long `?resume=1` holds live events waiting for the client's `resume` frame.
+const RESUME_WAIT: Duration = Duration::from_secs(10);
+/// Channels one `resume` may name.
+const MAX_RESUME_CHANNELS: usize = 2_000;
 
 pub async fn upgrade(State(st): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
     let claims = match authenticate(&st, &headers, q.token.as_deref()) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let resume = matches!(q.resume.as_deref(), Some("1") | Some("true"));
     let Ok(permit) = st.conns.clone().try_acquire_owned() else {
         return ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "connection limit reached").into_response();
     };
-    ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).on_upgrade(move |socket| serve(st, socket, claims, permit))
+    ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).on_upgrade(move |socket| serve(st, socket, claims, resume, permit))
 }
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {
@@ -89,16 +98,36 @@ async fn fanout_position(st: &AppState, ws: &Uuid) -> Option<String> {
     }
 }
 
-async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: OwnedSemaphorePermit) {
+async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: bool, _permit: OwnedSemaphorePermit) {
     let id: ConnId = st.next_conn.fetch_add(1, Ordering::Relaxed);
     let mut limit = RateLimit::new(st.cfg.gateway.rate_per_sec, st.cfg.gateway.rate_burst);
     let mut typing: std::collections::HashMap<Uuid, std::time::Instant> = std::collections::HashMap::new();
     let (ws, user) = (claims.workspace_id, claims.user_id);
-    let (tx, rx) = mpsc::channel::<Utf8Bytes>(st.cfg.gateway.send_buffer);
+    let (tx, rx) = mpsc::channel::<Out>(st.cfg.gateway.send_buffer);
     let kill = Arc::new(Notify::new());
-    // Everything that needs I/O happens before the connection joins the hub; then hello is
-    // queued and the registration is synchronous, so hello is always the first frame and
-    // nothing published after the hello can be missed.
+    // hello is queued before the connection joins the hub, so it is always the first frame.
+    // Then: register (from here on, membership changes reach this socket), follow the
+    // workspace's stream from its current end if this gateway did not already, and only then
+    // load the user's channels: a channel joined in between is either in that list or arrives
+    // as a membership change, never neither.
+    let conn_id = format!("{}:{id}", st.gateway_id);
+    tracing::debug!(conn_id = %conn_id, workspace_id = %ws, user_id = %user, "socket connected");
+    let _ = tx.try_send(Out::Frame(encode(&ServerFrame::Hello { conn_id, heartbeat_interval: HEARTBEAT_INTERVAL_SECS, user_id: user, workspace_id: ws })));
+    if resume {
+        // `?resume=1`: live events wait until the client's `resume` says where it was
+        let _ = tx.try_send(Out::Hold(None));
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RESUME_WAIT).await;
+            let _ = tx.send(Out::Release).await;
+        });
+    }
+    let first = st.hub.register(id, ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill: kill.clone() });
+    if first {
+        if let Some(last) = fanout_position(&st, &ws).await {
+            st.hub.follow(ws, last);
+        }
+    }
     let mut channels = match st.fanout.user_channels(&ws, &user).await {
         Ok(chs) => chs,
         Err(e) => {
@@ -108,24 +137,10 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
     };
     // the user's own stream (read markers from their other devices)
     channels.push(user);
-    let mut last = if st.hub.has_workspace(&ws) { None } else { fanout_position(&st, &ws).await };
-    let conn_id = format!("{}:{id}", st.gateway_id);
-    tracing::debug!(conn_id = %conn_id, workspace_id = %ws, user_id = %user, "socket connected");
-    let _ = tx.try_send(encode(&ServerFrame::Hello { conn_id, heartbeat_interval: HEARTBEAT_INTERVAL_SECS, user_id: user, workspace_id: ws }));
-    let first = st.hub.register(id, ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill: kill.clone() });
     st.hub.subscribe(id, ws, channels);
-    if first {
-        if last.is_none() {
-            // the workspace's last connection left between the check and the registration
-            last = fanout_position(&st, &ws).await;
-        }
-        if let Some(last) = last {
-            st.hub.follow(ws, last);
-        }
-    }
 
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, kill, st.shutdown.clone()));
+    let writer = tokio::spawn(crate::writer::write_loop(sink, rx, kill, st.shutdown.clone(), st.metrics.clone()));
     let mut shutdown = st.shutdown.clone();
     loop {
         let next = tokio::select! {
@@ -141,13 +156,13 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
             Ok(Some(Ok(m))) => m,
         };
         let reply = match msg {
-            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing).await,
+            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx).await,
             Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
         };
         if let Some(frame) = reply {
-            if tx.send(encode(&frame)).await.is_err() {
+            if tx.send(Out::Frame(encode(&frame))).await.is_err() {
                 break;
             }
         }
@@ -167,39 +182,6 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, _permit: Ow
     let _ = writer.await;
 }
 
-async fn write_loop(
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
-    kill: Arc<Notify>,
-    mut shutdown: confab_core::shutdown::Shutdown,
-) {
-    let close = |code: u16, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
-    loop {
-        tokio::select! {
-            biased;
-            _ = kill.notified() => {
-                let _ = sink.send(close(1008, "slow consumer: outgoing queue full")).await;
-                return;
-            }
-            _ = shutdown.wait() => {
-                // drain what is already queued, then say goodbye
-                while let Ok(f) = rx.try_recv() {
-                    if sink.send(Message::Text(f)).await.is_err() { return; }
-                }
-                let _ = sink.send(close(1001, "server shutting down")).await;
-                return;
-            }
-            f = rx.recv() => match f {
-                Some(f) => if sink.send(Message::Text(f)).await.is_err() { return; },
-                None => {
-                    let _ = sink.send(close(1000, "closed")).await;
-                    return;
-                }
-            }
-        }
-    }
-}
-
 fn error(st: &AppState, code: ErrorCode, message: &str, client_msg_id: Option<String>) -> ServerFrame {
     st.metrics.errors.with_label_values(&[code.as_str()]).inc();
     ServerFrame::Error { code, message: message.to_string(), client_msg_id }
@@ -212,6 +194,7 @@ async fn handle_text(
     text: &str,
     limit: &mut RateLimit,
     typing: &mut std::collections::HashMap<Uuid, std::time::Instant>,
+    tx: &mpsc::Sender<Out>,
 ) -> Option<ServerFrame> {
     let frame = match parse_client_frame(text) {
         Ok(f) => f,
@@ -245,6 +228,10 @@ async fn handle_text(
         ClientFrame::Typing { channel_id } => {
             st.metrics.frames_in.with_label_values(&["typing:start"]).inc();
             return typing_start(st, id, claims, channel_id, typing).await;
+        }
+        ClientFrame::Resume { channels } => {
+            st.metrics.frames_in.with_label_values(&["resume"]).inc();
+            return resume(st, id, claims, channels, tx).await;
         }
         ClientFrame::Edit { channel_id, message_id, text, client_msg_id } => {
             ("message:edit", channel_id, CommandBody::EditMessage { message_id, text }, client_msg_id)
@@ -317,6 +304,40 @@ async fn handle_text(
             Some(error(st, ErrorCode::Unavailable, "the message log is unavailable; retry with the same client_msg_id", client_msg_id))
         }
     }
+}
+
+/// Replays what the socket missed: for each named channel it is subscribed to, the fanout
+/// entries after the given `seq`, then `resume:done`; live events of those channels are held
+/// meanwhile and follow without duplicates (see `writer`). Channels whose missed events are no
+/// longer in the fanout stream are reported as gaps, to be fetched over HTTP history.
+async fn resume(st: &Arc<AppState>, id: ConnId, claims: &Claims, channels: std::collections::BTreeMap<Uuid, i64>, tx: &mpsc::Sender<Out>) -> Option<ServerFrame> {
+    if channels.len() > MAX_RESUME_CHANNELS {
+        let _ = tx.send(Out::Release).await;
+        return Some(error(st, ErrorCode::InvalidField, &format!("resume names at most {MAX_RESUME_CHANNELS} channels"), None));
+    }
+    let ws = claims.workspace_id;
+    let (mine, not_members): (Vec<(Uuid, i64)>, Vec<(Uuid, i64)>) = channels.into_iter().partition(|(ch, _)| st.hub.is_subscribed(id, ws, *ch));
+    let _ = tx.send(Out::Hold(Some(mine.iter().map(|(c, _)| *c).collect()))).await;
+    let backlog = match st.fanout.backlog(&ws, &mine).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the fanout backlog");
+            st.metrics.resumes.with_label_values(&["unavailable"]).inc();
+            let _ = tx.send(Out::Release).await;
+            return Some(error(st, ErrorCode::Unavailable, "cannot resume now; fetch history over HTTP", None));
+        }
+    };
+    let mut upto: std::collections::BTreeMap<Uuid, i64> = mine.iter().copied().collect();
+    let mut events = Vec::with_capacity(backlog.entries.len());
+    for e in backlog.entries {
+        upto.insert(e.channel_id, e.seq);
+        events.push((e.channel_id, e.seq, Utf8Bytes::from(e.frame_json)));
+    }
+    let gaps: Vec<ResumeGap> = backlog.gaps.iter().map(|&(channel_id, from_seq, to_seq)| ResumeGap { channel_id, from_seq, to_seq }).collect();
+    st.metrics.resumes.with_label_values(&[if gaps.is_empty() { "complete" } else { "gaps" }]).inc();
+    let done = ServerFrame::ResumeDone { replayed: events.len(), channels: upto, gaps, not_members: not_members.into_iter().map(|(c, _)| c).collect() };
+    let _ = tx.send(Out::Replay { events, done: encode(&done) }).await;
+    None
 }
 
 /// An error frame if one of `users` is not in the caller's workspace.

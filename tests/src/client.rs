@@ -25,6 +25,13 @@ impl Client {
         Self::connect_request(req).await
     }
 
+    /// Connects with `?resume=1`: live events wait until this client sends `resume`.
+    pub async fn connect_resuming(addr: &str, token: &str) -> Result<Client, (u16, Value)> {
+        let mut req = format!("ws://{addr}/ws?resume=1").into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        Self::connect_request(req).await
+    }
+
     /// Connects with `?token=` (how browsers authenticate).
     pub async fn connect_query(addr: &str, token: &str) -> Result<Client, (u16, Value)> {
         Self::connect_request(format!("ws://{addr}/ws?token={token}").into_client_request().unwrap()).await

@@ -153,7 +153,12 @@ impl Stack {
     /// Like [`start`](Self::start), with extra `CONFAB_*` settings for every process.
     pub async fn start_custom(mode: Mode, gateways: usize, redis_url: Option<String>, extra_env: &[(&str, &str)]) -> Stack {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let dir = tempfile::tempdir().expect("tempdir");
+        let mut dir = tempfile::tempdir().expect("tempdir");
+        if std::env::var("CONFAB_TEST_KEEP").is_ok() {
+            // keep the processes' logs for a post mortem
+            dir.disable_cleanup(true);
+            eprintln!("stack dir kept: {}", dir.path().display());
+        }
         let admin_key = "test-admin-key".to_string();
         let mut common: Vec<(String, String)> = vec![
             ("CONFAB_NAMESPACE".into(), namespace.clone()),
