@@ -73,6 +73,7 @@ pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> a
         store: store(&cfg).await?,
         fanout: fanout(&cfg).await?,
         search: search(&cfg)?,
+        presence: Arc::new(confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (presence)")?),
     };
     Ok(Gateway::start(cfg, gateway_id, ports, None, shutdown, health).await?)
 }

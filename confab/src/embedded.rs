@@ -54,6 +54,7 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         store: emb.store.clone(),
         fanout: emb.fanout.clone(),
         search: search.clone(),
+        presence: emb.presence.clone(),
     };
     let registry_api = axum::Router::new().nest("/registry", confab_registry::router(registry));
     let gw = Gateway::start(cfg.clone(), gateway_id, ports, Some(registry_api), shutdown.clone(), health.clone()).await.context("starting gateway")?;

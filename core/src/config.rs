@@ -127,6 +127,15 @@ pub struct GatewayConfig {
     pub rate_per_sec: u32,
     /// Commands one connection may issue in a burst.
     pub rate_burst: u32,
+    /// A device counts as connected this long after its last heartbeat (ping); the seed's 35 s
+    /// for a 30 s heartbeat.
+    pub presence_ttl_ms: u64,
+    /// A disconnected device still counts this long, so a quick reconnect changes nothing.
+    pub presence_grace_ms: u64,
+    /// How often each gateway looks for users whose last device expired.
+    pub presence_sweep_ms: u64,
+    /// Presence changes of a workspace are gathered this long into one `presence:change`.
+    pub presence_batch_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,7 +204,17 @@ impl Default for AuthConfig {
 }
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), max_connections: 100_000, send_buffer: 1024, rate_per_sec: 50, rate_burst: 500 }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_connections: 100_000,
+            send_buffer: 1024,
+            rate_per_sec: 50,
+            rate_burst: 500,
+            presence_ttl_ms: 35_000,
+            presence_grace_ms: 5_000,
+            presence_sweep_ms: 1_000,
+            presence_batch_ms: 200,
+        }
     }
 }
 impl Default for TelemetryConfig {

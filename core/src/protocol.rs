@@ -157,6 +157,9 @@ pub enum ClientFrame {
     /// came after, then `resume:done`, then live events, each once and in order.
     #[serde(rename = "resume")]
     Resume { channels: std::collections::BTreeMap<Uuid, i64> },
+    /// Say you are away (`away`) or back (`active`), on this device.
+    #[serde(rename = "presence:set")]
+    PresenceSet { status: crate::presence::PresenceStatus },
     /// You have read `channel_id` up to `seq` (a read marker; unread counts follow it).
     #[serde(rename = "channel:mark")]
     Mark {
@@ -194,7 +197,15 @@ pub const CLIENT_TYPES: &[&str] = &[
     "message:pin",
     "channel:mark",
     "resume",
+    "presence:set",
 ];
+
+/// One user's presence, in `presence:change`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PresenceView {
+    pub user_id: Uuid,
+    pub status: crate::presence::PresenceStatus,
+}
 
 /// Missed events of a channel the server no longer has: fetch them over HTTP history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -300,6 +311,9 @@ pub enum ServerFrame {
     /// named channels the user is not (or no longer) a member of.
     #[serde(rename = "resume:done")]
     ResumeDone { replayed: usize, channels: std::collections::BTreeMap<Uuid, i64>, gaps: Vec<ResumeGap>, not_members: Vec<Uuid> },
+    /// Users of the workspace whose presence changed (gathered over a short window).
+    #[serde(rename = "presence:change")]
+    PresenceChange { workspace_id: Uuid, users: Vec<PresenceView> },
     /// A command without a message of its own succeeded (sent when it had a `client_msg_id`).
     #[serde(rename = "ok")]
     Ok { client_msg_id: String, channel_id: Uuid, seq: i64 },

@@ -15,6 +15,7 @@
 
 pub mod fanout;
 pub mod log;
+pub mod presence;
 pub mod store;
 
 use confab_core::avro::EventCodec;
@@ -37,6 +38,7 @@ pub struct Embedded {
     pub log: Arc<log::Log>,
     pub store: Arc<store::EmbeddedStore>,
     pub fanout: Arc<fanout::EmbeddedFanout>,
+    pub presence: Arc<presence::EmbeddedPresence>,
 }
 
 impl Embedded {
@@ -58,6 +60,6 @@ impl Embedded {
             fanout::EmbeddedFanout::new(db.clone(), ks("fanout_stream")?, ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len)
                 .map_err(|e| EmbeddedError(e.0))?,
         );
-        Ok(Self { log, store, fanout })
+        Ok(Self { log, store, fanout, presence: Arc::default() })
     }
 }

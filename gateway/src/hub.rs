@@ -118,6 +118,11 @@ impl Hub {
         (f, u)
     }
 
+    /// Workspaces with a connection here.
+    pub fn workspaces(&self) -> Vec<Uuid> {
+        self.index.read().expect("hub lock").per_workspace.keys().copied().collect()
+    }
+
     pub fn has_workspace(&self, ws: &Uuid) -> bool {
         self.index.read().expect("hub lock").per_workspace.contains_key(ws)
     }

@@ -6,6 +6,8 @@
 //!   hold/replay that makes a resume lossless.
 //! - [`hub`]: this process's connections, indexed by channel and user, and batched local fanout.
 //! - [`fanout_reader`]: reads each followed workspace's fanout stream once for all local sockets.
+//! - [`presence`]: devices touch presence on connect and heartbeat; transitions batched into
+//!   `presence:change`; a sweeper for expired devices; the lookup endpoint.
 //! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
 //! - [`api`]: what users read over HTTP: channels with unread counts, history (both ways and
 //!   around a message), threads, pins, search.
@@ -19,6 +21,7 @@ pub mod fanout_reader;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod presence;
 pub mod replies;
 pub mod search;
 pub mod server;

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub delivered: IntCounter,
     pub slow_disconnects: IntCounter,
     pub duplicates_dropped: IntCounter,
+    pub presence_changes: IntCounter,
     pub resumes: IntCounterVec,
     pub delivery_latency: Histogram,
     pub search_latency: Histogram,
@@ -35,6 +36,7 @@ impl Metrics {
             delivered: register(IntCounter::new("confab_gateway_delivered_frames_total", "frames queued to local sockets").unwrap()),
             slow_disconnects: register(IntCounter::new("confab_gateway_slow_consumer_disconnects_total", "sockets closed for not reading").unwrap()),
             duplicates_dropped: register(IntCounter::new("confab_gateway_duplicate_events_dropped_total", "channel events a socket already had (resume overlap)").unwrap()),
+            presence_changes: register(IntCounter::new("confab_gateway_presence_changes_total", "presence transitions published").unwrap()),
             resumes: register(IntCounterVec::new(Opts::new("confab_gateway_resumes_total", "resume requests, by result"), &["result"]).unwrap()),
             delivery_latency: register(
                 Histogram::with_opts(

@@ -36,6 +36,7 @@ pub struct GatewayPorts {
     pub store: Arc<dyn Store>,
     pub fanout: Arc<dyn Fanout>,
     pub search: Arc<dyn confab_core::search::SearchIndex>,
+    pub presence: Arc<dyn confab_core::presence::Presence>,
 }
 
 pub struct AppState {
@@ -46,6 +47,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub fanout: Arc<dyn Fanout>,
     pub search: Arc<dyn confab_core::search::SearchIndex>,
+    pub presence: Arc<dyn confab_core::presence::Presence>,
+    /// Presence transitions, to the batcher (`presence::batcher`).
+    pub presence_changes: tokio::sync::mpsc::UnboundedSender<(Uuid, Uuid, confab_core::presence::PresenceStatus)>,
     pub hub: Arc<Hub>,
     pub pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
     pub conns: Arc<Semaphore>,
@@ -90,6 +94,7 @@ impl Gateway {
         health: Health,
     ) -> Result<Self, GatewayError> {
         let metrics = Metrics::new();
+        let (presence_changes, presence_rx) = tokio::sync::mpsc::unbounded_channel();
         let state = Arc::new(AppState {
             signer: TokenSigner::new(&cfg.auth.token_secret),
             conns: Arc::new(Semaphore::new(cfg.gateway.max_connections)),
@@ -100,6 +105,8 @@ impl Gateway {
             store: ports.store,
             fanout: ports.fanout,
             search: ports.search,
+            presence: ports.presence,
+            presence_changes,
             pending: Mutex::default(),
             next_conn: AtomicU64::new(1),
             metrics,
@@ -109,6 +116,8 @@ impl Gateway {
         tokio::spawn(crate::replies::route(state.clone(), ports.replies));
         tokio::spawn(crate::fanout_reader::run(state.clone()));
         tokio::spawn(probe(state.clone()));
+        tokio::spawn(crate::presence::batcher(state.clone(), presence_rx));
+        tokio::spawn(crate::presence::sweeper(state.clone()));
         health.set("log", Ok(()));
         health.set("fanout", Ok(()));
 
@@ -167,6 +176,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/channels/{channel_id}/messages/{message_id}/replies", get(crate::api::replies))
         .route("/api/channels/{channel_id}/pins", get(crate::api::pins))
         .route("/api/search", get(crate::search::search))
+        .route("/api/presence", get(crate::presence::lookup))
         .route("/admin/workspaces", post(crate::http::create_workspace))
         .route("/admin/workspaces/{ws}/users", post(crate::http::create_user))
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))

@@ -23,6 +23,7 @@ use crate::http::{authenticate, ApiError};
 use crate::hub::{ConnHandle, ConnId};
 use crate::server::AppState;
 use crate::writer::Out;
+use confab_core::presence::PresenceStatus;
 
 /// Frames up to this size are read and answered with `frame_too_large` when over
 /// [`MAX_FRAME_BYTES`]; larger ones close the socket (1009), as the socket cannot skip them.
@@ -135,9 +136,14 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
             Default::default()
         }
     };
-    // the user's own stream (read markers from their other devices)
+    // the user's own stream (read markers from their other devices) and the workspace's
+    // (presence changes)
     channels.push(user);
+    channels.push(ws);
     st.hub.subscribe(id, ws, channels);
+    let device = format!("{}:{id}", st.gateway_id);
+    let mut away = false;
+    crate::presence::touch(&st, ws, user, &device, away).await;
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(crate::writer::write_loop(sink, rx, kill, st.shutdown.clone(), st.metrics.clone()));
@@ -156,7 +162,14 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
             Ok(Some(Ok(m))) => m,
         };
         let reply = match msg {
-            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx).await,
+            Message::Text(text) => {
+                // heartbeats and away/back keep this device's presence
+                if let Some(status) = presence_frame(text.as_str()) {
+                    away = status.map(|s| s == PresenceStatus::Away).unwrap_or(away);
+                    crate::presence::touch(&st, ws, user, &device, away).await;
+                }
+                handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx).await
+            }
             Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
@@ -170,6 +183,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
             break;
         }
     }
+    crate::presence::leave(&st, ws, user, &device).await;
     if st.shutdown.is_triggered() {
         // the writer flushes the queue and sends close 1001; let it finish before letting go
         drop(tx);
@@ -228,6 +242,13 @@ async fn handle_text(
         ClientFrame::Typing { channel_id } => {
             st.metrics.frames_in.with_label_values(&["typing:start"]).inc();
             return typing_start(st, id, claims, channel_id, typing).await;
+        }
+        ClientFrame::PresenceSet { status } => {
+            st.metrics.frames_in.with_label_values(&["presence:set"]).inc();
+            if status == PresenceStatus::Offline {
+                return Some(error(st, ErrorCode::InvalidField, "status must be active or away; disconnect to go offline", None));
+            }
+            return None; // applied by the read loop (presence_frame)
         }
         ClientFrame::Resume { channels } => {
             st.metrics.frames_in.with_label_values(&["resume"]).inc();
@@ -303,6 +324,19 @@ async fn handle_text(
             tracing::warn!(error = %e, "cannot write command");
             Some(error(st, ErrorCode::Unavailable, "the message log is unavailable; retry with the same client_msg_id", client_msg_id))
         }
+    }
+}
+
+/// `Some(None)` for a heartbeat (`ping`), `Some(Some(status))` for `presence:set`, cheaply,
+/// before the frame is parsed in full.
+fn presence_frame(text: &str) -> Option<Option<PresenceStatus>> {
+    if text.len() > 200 || !(text.contains("\"ping\"") || text.contains("presence:set")) {
+        return None;
+    }
+    match parse_client_frame(text) {
+        Ok(ClientFrame::Ping { .. }) => Some(None),
+        Ok(ClientFrame::PresenceSet { status }) if status != PresenceStatus::Offline => Some(Some(status)),
+        _ => None,
     }
 }
 

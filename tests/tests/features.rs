@@ -16,6 +16,8 @@ conformance!(
     threads_keep_replies_out_of_the_channel_and_summarize_on_the_parent,
     pins_read_markers_unread_and_mention_counts,
     history_pages_both_ways_and_around_a_message,
+    presence_follows_every_device_and_reaches_the_workspace_only,
+    a_dead_gateways_users_go_offline_after_the_heartbeat_ttl,
 );
 
 /// A workspace with three users. Returns (ws, alice, bob, carol), each user as (id, token).
@@ -325,4 +327,101 @@ async fn history_pages_both_ways_and_around_a_message(mode: Mode) {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")));
     let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}", uuid::Uuid::now_v1(&[1; 6])), &bob.1).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("message_not_found")));
+}
+
+fn presence_of(f: &Value, user: &str) -> Option<String> {
+    if f["type"] != "presence:change" {
+        return None;
+    }
+    f["users"].as_array()?.iter().find(|u| u["user_id"] == user).map(|u| u["status"].as_str().unwrap().to_string())
+}
+
+/// Waits for a `presence:change` saying `user` is `status`.
+async fn sees(c: &mut Client, user: &str, status: &str) {
+    let (u, s) = (user.to_string(), status.to_string());
+    c.expect_where(&format!("{user} {status}"), T, move |f| presence_of(f, &u).as_deref() == Some(s.as_str())).await;
+}
+
+async fn lookup(stack: &Stack, token: &str, users: &[&str]) -> Value {
+    let (status, body) = stack.get("gw0", &format!("/api/presence?user_ids={}", users.join(",")), token).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+const PRESENCE_ENV: &[(&str, &str)] = &[
+    ("CONFAB_GATEWAY__PRESENCE_GRACE_MS", "300"),
+    ("CONFAB_GATEWAY__PRESENCE_SWEEP_MS", "100"),
+    ("CONFAB_GATEWAY__PRESENCE_BATCH_MS", "100"),
+];
+
+async fn presence_follows_every_device_and_reaches_the_workspace_only(mode: Mode) {
+    let stack = Stack::start_custom(mode, 2, None, PRESENCE_ENV).await;
+    let (ws, alice, bob, carol) = team(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+
+    // bob comes online on the other gateway: alice is told
+    let mut b1 = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    sees(&mut a, &bob.0, "active").await;
+    let body = lookup(&stack, &alice.1, &[&alice.0, &bob.0, &carol.0]).await;
+    assert_eq!(body["users"], json!({alice.0.clone(): "active", bob.0.clone(): "active", carol.0.clone(): "offline"}));
+    assert_eq!(body["online_count"], 2);
+
+    // away only when every device is away
+    let mut b2 = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
+    b1.send(json!({"type": "presence:set", "status": "away"})).await;
+    b1.ping().await;
+    assert!(!a.drain(QUIET).await.iter().any(|f| presence_of(f, &bob.0).is_some()), "one device still active: no change");
+    b2.send(json!({"type": "presence:set", "status": "away"})).await;
+    sees(&mut a, &bob.0, "away").await;
+    assert_eq!(lookup(&stack, &alice.1, &[&bob.0]).await["users"][&bob.0], "away");
+    b2.send(json!({"type": "presence:set", "status": "active"})).await;
+    sees(&mut a, &bob.0, "active").await;
+    b2.send(json!({"type": "presence:set", "status": "offline"})).await;
+    assert_eq!(b2.expect("error", T).await["code"], "invalid_field");
+
+    // a quick reconnect changes nothing; leaving for good is reported after the grace period
+    drop(b2);
+    let b3 = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
+    drop(b1);
+    assert!(!a.drain(QUIET).await.iter().any(|f| presence_of(f, &bob.0).as_deref() == Some("offline")), "bob never looked offline");
+    drop(b3);
+    sees(&mut a, &bob.0, "offline").await;
+    let body = lookup(&stack, &alice.1, &[&bob.0]).await;
+    assert_eq!((body["users"][&bob.0].as_str(), body["online_count"].as_u64()), (Some("offline"), Some(1)));
+
+    // another workspace's people are never announced here
+    let other = stack.create_workspace("globex").await;
+    let eve = stack.create_user(&other, "eve").await;
+    let _e = Client::connect(&stack.addr("gw0"), &eve.1).await.unwrap();
+    assert!(!a.drain(QUIET).await.iter().any(|f| presence_of(f, &eve.0).is_some()));
+    assert_eq!(lookup(&stack, &alice.1, &[&eve.0]).await["users"][&eve.0], "offline", "not visible across workspaces");
+    let (status, _) = stack.get("gw0", "/api/presence?user_ids=nope", &alice.1).await;
+    assert_eq!(status, 400);
+    let _ = ws;
+}
+
+/// A gateway dies with its sockets: after the heartbeat TTL, another gateway's sweep reports
+/// its users offline. (In embedded mode every socket dies with the process: nothing to see.)
+async fn a_dead_gateways_users_go_offline_after_the_heartbeat_ttl(mode: Mode) {
+    if mode == Mode::Embedded {
+        return;
+    }
+    let mut env = PRESENCE_ENV.to_vec();
+    env.push(("CONFAB_GATEWAY__PRESENCE_TTL_MS", "2000"));
+    let mut stack = Stack::start_custom(mode, 2, None, &env).await;
+    let (_ws, alice, bob, _carol) = team(&stack).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let _b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
+    sees(&mut a, &bob.0, "active").await;
+    stack.kill("gw1");
+    // alice keeps her own device alive with heartbeats while waiting
+    let started = std::time::Instant::now();
+    loop {
+        a.ping().await;
+        if a.drain(Duration::from_millis(300)).await.iter().any(|f| presence_of(f, &bob.0).as_deref() == Some("offline")) {
+            break;
+        }
+        assert!(started.elapsed() < T, "bob still online {:?} after his gateway died", started.elapsed());
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1500), "not before the TTL");
 }
