@@ -174,6 +174,9 @@ fn yes() -> bool {
     true
 }
 
+/// Channels up to this size list their members in `channel:created`.
+pub const MEMBERS_IN_FRAME: usize = 100;
+
 /// Most people in a group DM, the opener included (Slack's limit).
 pub const MAX_GROUP_DM: usize = 8;
 
@@ -294,7 +297,10 @@ pub enum ServerFrame {
     #[serde(rename = "typing")]
     Typing { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, expires_in_ms: u64 },
     #[serde(rename = "channel:created")]
-    Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, kind: crate::event::ChannelKind, members: Vec<Uuid>, seq: i64 },
+    /// `members` lists everyone for channels of up to [`MEMBERS_IN_FRAME`] people (and DMs);
+    /// for bigger ones it is empty and `member_count` says how many (the list is at
+    /// `GET /api/channels/{id}`): a 10,000-member channel must not send 10,000 ids to 10,000 sockets.
+    Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, kind: crate::event::ChannelKind, members: Vec<Uuid>, member_count: usize, seq: i64 },
     /// `user_id` left, or was removed by `by`.
     #[serde(rename = "channel:left")]
     Left { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, by: Uuid, seq: i64 },

@@ -9,6 +9,7 @@
 //! `search`: loads `--messages` into a workspace, then measures how long after its ack a new
 //! message is found by `/api/search` (one at a time), and the latency of a mix of queries.
 
+mod fanout;
 mod search;
 
 use anyhow::Context;
@@ -37,6 +38,15 @@ enum Scenario {
         rate: u64,
         #[arg(long, default_value_t = 200)]
         warmup: usize,
+    },
+    /// one message to every member of a big channel, all connected; presence propagation
+    Fanout {
+        #[arg(long, default_value = "distributed")]
+        mode: String,
+        #[arg(long, default_value_t = 10_000)]
+        members: usize,
+        #[arg(long, default_value_t = 10)]
+        messages: usize,
     },
     /// search visibility lag (ack -> found by /api/search) and query latency over a loaded index
     Search {
@@ -79,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::Latency { mode, messages, rate, warmup } => latency(parse_mode(&mode)?, messages, rate, warmup).await,
+        Scenario::Fanout { mode, members, messages } => fanout::run(parse_mode(&mode)?, members, messages).await,
         Scenario::Search { mode, messages, samples, queries } => search::run(parse_mode(&mode)?, messages, samples, queries).await,
     }
 }

@@ -1,1 +1,44 @@
+//! Confab's notifier: push notifications to the devices a user registered, for
+//! messages that user should hear about while offline.
+//!
+//! # What this crate owns
+//!
+//! * [`push`]: the vocabulary every provider shares: a [`DeviceAddress`] (an APNs
+//!   or FCM token, or a Web Push subscription), a [`Notification`], the
+//!   [`SendOutcome`] of one attempt and the [`PushProvider`] trait.
+//! * [`providers`]: one client per push service, each speaking the real protocol:
+//!   [`providers::apns`] (HTTP/2, ES256 provider tokens), [`providers::fcm`] (HTTP
+//!   v1, OAuth2 from a service account) and [`providers::webpush`] (RFC 8030 with
+//!   RFC 8291 message encryption, [`providers::ece`], and RFC 8292 VAPID).
+//! * [`fake`] (feature `test-support`): local servers that speak each provider's
+//!   protocol, verify the credentials and the payload (the Web Push one decrypts
+//!   it) and record every request with its arrival time.
+//!
+//! # How data flows
+//!
+//! A send is one HTTP request: the provider builds the payload from the
+//! [`Notification`], attaches its credentials (minted and cached: an APNs provider
+//! token for 50 minutes, an FCM access token until it expires, a VAPID token per
+//! push-service origin), posts it, and turns the answer into a [`SendOutcome`]:
+//! `Delivered` (remove from the outbox), `Retry` (keep, back off, honouring the
+//! provider's `Retry-After`), `InvalidToken` (prune the device registration) or
+//! `Rejected` (drop the message, keep the device). A provider never returns an
+//! error: transport failures are `Retry`. When the provider says our credentials
+//! expired, the client mints fresh ones and resends once before answering.
+//!
+//! Still to be added by the main line of issue 5, on top of this layer: consuming
+//! message events from the log, deciding who to notify (offline members, mentions,
+//! DMs, per-user preferences and mutes), the device registry, and the durable
+//! outbox that calls [`PushProvider::send`] with retries, backoff and pruning.
 
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod providers;
+pub mod push;
+
+#[cfg(feature = "test-support")]
+pub mod fake;
+
+pub use error::PushError;
+pub use push::{DeviceAddress, Notification, Platform, Priority, ProviderSet, PushProvider, SendOutcome};

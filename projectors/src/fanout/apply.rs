@@ -46,7 +46,16 @@ pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
             (frame, none())
         }
         Payload::ChannelCreated { name, kind, members } => (
-            ServerFrame::Created { workspace_id, channel_id, name: name.clone(), is_private: kind.is_private(), kind: *kind, members: members.clone(), seq },
+            ServerFrame::Created {
+                workspace_id,
+                channel_id,
+                name: name.clone(),
+                is_private: kind.is_private(),
+                kind: *kind,
+                members: if members.len() <= confab_core::protocol::MEMBERS_IN_FRAME { members.clone() } else { vec![] },
+                member_count: members.len(),
+                seq,
+            },
             Membership { add: members.clone(), remove: vec![] },
         ),
         Payload::MemberJoined { user_id: joined } => (
