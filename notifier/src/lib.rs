@@ -10,6 +10,8 @@
 //!   [`providers::apns`] (HTTP/2, ES256 provider tokens), [`providers::fcm`] (HTTP
 //!   v1, OAuth2 from a service account) and [`providers::webpush`] (RFC 8030 with
 //!   RFC 8291 message encryption, [`providers::ece`], and RFC 8292 VAPID).
+//! * [`recipients`]: who should hear about a posted message (DMs, mentions, `@channel`,
+//!   threads, preferences and mutes), as a pure function.
 //! * [`fake`] (feature `test-support`): local servers that speak each provider's
 //!   protocol, verify the credentials and the payload (the Web Push one decrypts
 //!   it) and record every request with its arrival time.
@@ -27,15 +29,16 @@
 //! expired, the client mints fresh ones and resends once before answering.
 //!
 //! Still to be added by the main line of issue 5, on top of this layer: consuming
-//! message events from the log, deciding who to notify (offline members, mentions,
-//! DMs, per-user preferences and mutes), the device registry, and the durable
-//! outbox that calls [`PushProvider::send`] with retries, backoff and pruning.
+//! message events from the log, asking presence which recipients are offline, the
+//! device and preference registry, and the durable outbox that calls
+//! [`PushProvider::send`] with retries, backoff and pruning.
 
 pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod providers;
 pub mod push;
+pub mod recipients;
 
 #[cfg(feature = "test-support")]
 pub mod fake;
