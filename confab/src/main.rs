@@ -59,12 +59,19 @@ enum Command {
     Replay {
         #[arg(long)]
         projection: ProjectorName,
-        /// `earliest` to start over from the beginning of the log.
+        /// `earliest` (start over), a timestamp (Unix ms or RFC 3339: the first event at or
+        /// after it) or offsets `partition:offset,...`; omitted, a replay resumes where the
+        /// last one stopped.
         #[arg(long)]
         from: Option<String>,
         /// Delete the projection's data first (timeline and search).
         #[arg(long)]
         truncate: bool,
+        /// Search only: build a fresh index from the whole log while the live one keeps
+        /// answering, then swap the alias to it and drop the old one (distributed mode; the
+        /// embedded mode, whose `confab serve` is stopped for a replay, truncates instead).
+        #[arg(long)]
+        rebuild: bool,
         /// Throttle to this many events per second (spares a busy cluster).
         #[arg(long)]
         max_rate: Option<u64>,
@@ -162,13 +169,12 @@ async fn main() -> anyhow::Result<()> {
             announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
             distributed::run_projector(cfg, name, shutdown, health).await?;
         }
-        Command::Replay { projection, from, truncate, max_rate } => {
-            let from_earliest = match from.as_deref() {
-                None => false,
-                Some("earliest") => true,
-                Some(other) => anyhow::bail!("--from {other}: only `earliest` is supported (omit it to resume)"),
+        Command::Replay { projection, from, truncate, rebuild, max_rate } => {
+            let from = match from.as_deref() {
+                None => confab_core::ports::ReplayFrom::Resume,
+                Some(f) => confab_core::ports::ReplayFrom::parse(f).map_err(|e| anyhow::anyhow!("--from {e}"))?,
             };
-            replay::run(cfg, projection, from_earliest, truncate, max_rate, shutdown).await?;
+            replay::run(cfg, projection, from, truncate, rebuild, max_rate, shutdown).await?;
         }
         Command::Schemas(cmd) => schemas::run(&cfg, cmd).await?,
         Command::Lag => lag::run(&cfg).await?,

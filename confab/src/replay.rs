@@ -7,7 +7,7 @@ use anyhow::Context;
 use confab_core::avro::EventCodec;
 use confab_core::config::{Config, Mode};
 use confab_core::kafka::{KafkaEventSource, Topics};
-use confab_core::ports::{EventSource, SchemaSource};
+use confab_core::ports::{EventSource, ReplayFrom, SchemaSource};
 use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::Health;
 use confab_projectors::replay::{replay, Progress, Summary};
@@ -23,11 +23,17 @@ fn print_progress(name: &str, p: Progress) {
     eprintln!("replay {name}: {}/{} events ({pct:.0}%), {:.0} events/s, lag {}, eta {eta}", p.applied, p.total, p.rate(), p.remaining());
 }
 
-pub async fn run(cfg: Config, name: ProjectorName, from_earliest: bool, truncate: bool, max_rate: Option<u64>, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, name: ProjectorName, from: ReplayFrom, truncate: bool, rebuild: bool, max_rate: Option<u64>, shutdown: Shutdown) -> anyhow::Result<()> {
+    anyhow::ensure!(!rebuild || matches!(name, ProjectorName::Search), "--rebuild is for the search projection");
+    if rebuild && cfg.mode == Mode::Distributed {
+        return rebuild_search(cfg, max_rate, shutdown).await;
+    }
+    // an embedded rebuild is a truncate and a replay of the whole log (serve is stopped anyway)
+    let (from, truncate) = if rebuild { (ReplayFrom::Earliest, true) } else { (from, truncate) };
     let (source, target): (Box<dyn EventSource>, Target) = match cfg.mode {
         Mode::Distributed => {
             let Some(codec) = crate::distributed::codec(&cfg, &shutdown, &Health::default()).await else { return Ok(()) };
-            let source = KafkaEventSource::replay(&cfg, name.as_str(), codec, from_earliest).await.context("assigning the events topic")?;
+            let source = KafkaEventSource::replay(&cfg, name.as_str(), codec, from).await.context("assigning the events topic")?;
             (Box::new(source), crate::distributed::store_or_fanout(&cfg, name).await?)
         }
         _ => {
@@ -36,7 +42,7 @@ pub async fn run(cfg: Config, name: ProjectorName, from_earliest: bool, truncate
             let codec = EventCodec::register_with(registry as Arc<dyn SchemaSource>, &Topics::new(&cfg.namespace).events).await?;
             let emb = confab_embedded::Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len)
                 .with_context(|| format!("opening {} (is `confab serve` running on it? stop it first)", dir.display()))?;
-            let source = emb.log.event_source_from(&format!("replay-{}", name.as_str()), from_earliest)?;
+            let source = emb.log.event_source_from(&format!("replay-{}", name.as_str()), from).await?;
             let target = match name {
                 ProjectorName::Timeline => Target::Store(emb.store.clone()),
                 ProjectorName::Fanout => Target::Fanout(emb.fanout.clone()),
@@ -69,5 +75,38 @@ pub async fn run(cfg: Config, name: ProjectorName, from_earliest: bool, truncate
     };
     println!("{}", serde_json::to_string(&summary)?);
     anyhow::ensure!(summary.complete, "replay interrupted; run it again to resume");
+    Ok(())
+}
+
+/// A search rebuild in the distributed mode: replay the whole log into a fresh index while the
+/// live one (behind the alias) keeps answering, swap the alias, then catch up with what arrived
+/// meanwhile (the live projector writes through the alias, so from the swap on it writes to the
+/// fresh index too; the overlap is idempotent).
+async fn rebuild_search(cfg: Config, max_rate: Option<u64>, shutdown: Shutdown) -> anyhow::Result<()> {
+    let Some(codec) = crate::distributed::codec(&cfg, &shutdown, &Health::default()).await else { return Ok(()) };
+    let live = confab_search::OpenSearchIndex::new(&cfg.search.url, &cfg.search.index_name(&cfg.namespace)).context("configuring OpenSearch")?;
+    live.ensure().await.context("creating the search index")?;
+    let fresh = live.rebuild_target().await.context("creating the fresh index")?;
+    eprintln!("replay search: rebuilding into {}", fresh.index_name());
+    let store = crate::distributed::store_or_fanout(&cfg, ProjectorName::Timeline).await?;
+    let Target::Store(store) = store else { anyhow::bail!("no store") };
+    let fresh = Arc::new(fresh);
+    let projection = SearchProjection::new(fresh.clone(), store);
+    let progress = |p| print_progress("search", p);
+    let group = "search-rebuild";
+    let source = KafkaEventSource::replay(&cfg, group, codec.clone(), ReplayFrom::Earliest).await.context("assigning the events topic")?;
+    let first: Summary = replay(Box::new(source), &projection, max_rate, shutdown.clone(), progress).await?;
+    anyhow::ensure!(first.complete, "rebuild interrupted before the swap; the live index is untouched (run it again)");
+    use confab_core::search::SearchIndex;
+    fresh.refresh().await.context("refreshing the fresh index")?;
+    let old = live.swap_in(&fresh).await.context("swapping the alias")?;
+    eprintln!("replay search: alias now on {}; dropped {}", fresh.index_name(), old.join(", "));
+    let source = KafkaEventSource::replay(&cfg, group, codec, ReplayFrom::Resume).await.context("assigning the events topic")?;
+    let rest: Summary = replay(Box::new(source), &projection, max_rate, shutdown, progress).await?;
+    println!(
+        "{}",
+        serde_json::json!({"rebuilt": true, "index": fresh.index_name(), "replaced": old, "events": first.events + rest.events, "complete": rest.complete})
+    );
+    anyhow::ensure!(rest.complete, "caught up only partly after the swap; the live projector carries on");
     Ok(())
 }

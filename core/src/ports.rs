@@ -61,6 +61,46 @@ pub trait SequencerLog: Send {
     fn take_revoked(&mut self) -> Vec<i32>;
 }
 
+/// Where a replay starts reading the events log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayFrom {
+    /// Where the previous replay of this projection stopped (the beginning, the first time).
+    Resume,
+    Earliest,
+    /// The first event at or after this Unix millisecond, in every partition.
+    Timestamp(i64),
+    /// Given offsets (`partition:offset,...`); partitions not named start at the beginning.
+    Offsets(std::collections::HashMap<i32, i64>),
+}
+
+impl ReplayFrom {
+    /// `earliest`, a Unix-millisecond or RFC 3339 timestamp, or `0:120,1:98`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s == "earliest" {
+            return Ok(ReplayFrom::Earliest);
+        }
+        if s.contains(':') && !s.contains('T') {
+            let mut m = std::collections::HashMap::new();
+            for part in s.split(',') {
+                let (p, o) = part.split_once(':').ok_or_else(|| format!("`{part}` is not partition:offset"))?;
+                let (p, o) = (p.trim().parse::<i32>().map_err(|_| format!("bad partition in `{part}`"))?, o.trim().parse::<i64>().map_err(|_| format!("bad offset in `{part}`"))?);
+                if p < 0 || o < 0 {
+                    return Err(format!("`{part}`: partitions and offsets are not negative"));
+                }
+                m.insert(p, o);
+            }
+            return Ok(ReplayFrom::Offsets(m));
+        }
+        if let Ok(ms) = s.parse::<i64>() {
+            return Ok(ReplayFrom::Timestamp(ms));
+        }
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| ReplayFrom::Timestamp(t.timestamp_millis()))
+            .map_err(|_| format!("`{s}`: expected earliest, a timestamp (Unix ms or RFC 3339) or partition:offset,..."))
+    }
+}
+
 /// An event read by a projector (`event` is `Err` when it could not be decoded).
 #[derive(Debug)]
 pub struct EventRecord {

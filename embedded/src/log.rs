@@ -145,23 +145,31 @@ impl Log {
 
     /// A consumer of the events for one projector, from its committed position.
     pub fn event_source(self: &Arc<Self>, group: &str) -> PortResult<Box<dyn EventSource>> {
-        self.event_source_from(group, false)
+        let pos = (0..self.partitions).map(|p| self.position(group, Topic::Events, p)).collect::<PortResult<Vec<_>>>()?;
+        Ok(self.source_at(group, pos))
     }
 
-    /// A consumer of the events, from its committed position or (`from_earliest`) the beginning.
-    pub fn event_source_from(self: &Arc<Self>, group: &str, from_earliest: bool) -> PortResult<Box<dyn EventSource>> {
-        let pos = if from_earliest {
-            vec![0; self.partitions as usize]
-        } else {
-            (0..self.partitions).map(|p| self.position(group, Topic::Events, p)).collect::<PortResult<Vec<_>>>()?
-        };
-        Ok(Box::new(EmbeddedEventSource {
-            log: self.clone(),
-            group: group.to_string(),
-            acked: pos.clone(),
-            pos,
-            wake: self.events_written.subscribe(),
-        }))
+    fn source_at(self: &Arc<Self>, group: &str, pos: Vec<i64>) -> Box<dyn EventSource> {
+        Box::new(EmbeddedEventSource { log: self.clone(), group: group.to_string(), acked: pos.clone(), pos, wake: self.events_written.subscribe() })
+    }
+
+    /// A consumer of the events for a replay, from where `from` says.
+    pub async fn event_source_from(self: &Arc<Self>, group: &str, from: confab_core::ports::ReplayFrom) -> PortResult<Box<dyn EventSource>> {
+        use confab_core::ports::ReplayFrom;
+        let mut pos = Vec::with_capacity(self.partitions as usize);
+        for p in 0..self.partitions {
+            pos.push(match &from {
+                ReplayFrom::Resume => self.position(group, Topic::Events, p)?,
+                ReplayFrom::Earliest => 0,
+                ReplayFrom::Offsets(m) => m.get(&p).copied().unwrap_or(0),
+                // offsets are positions in the partition: the first event at or after the time
+                ReplayFrom::Timestamp(ms) => {
+                    let events = self.partition_events(p).await?;
+                    events.iter().position(|e| e.occurred_at >= *ms).unwrap_or(events.len()) as i64
+                }
+            });
+        }
+        Ok(self.source_at(group, pos))
     }
 
     /// This gateway's replies.

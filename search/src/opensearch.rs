@@ -34,6 +34,10 @@ const BULK_DOCS: usize = 1_000;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// `_delete_by_query` waits for completion: allow it longer.
 const LONG_TIMEOUT: Duration = Duration::from_secs(600);
+fn chrono_millis() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
 /// How often new writes become searchable. OpenSearch's default (1 s, and no refresh at all
 /// while a shard is search-idle) leaves no room for "searchable within 1 s of the ack".
 const REFRESH_INTERVAL: &str = "250ms";
@@ -147,6 +151,59 @@ impl OpenSearchIndex {
 
     /// Deletes the whole index (tests, or before re-creating it with a new mapping); a missing
     /// index is fine.
+    /// Creates the concrete index `name` with the mapping, behind this index's name as an alias
+    /// when `alias` (an existing index of that name is fine).
+    async fn create_concrete(&self, name: &str, alias: bool) -> PortResult<()> {
+        let mut def = index_definition(self.shards, self.replicas);
+        if alias {
+            def["aliases"] = json!({ self.index.clone(): { "is_write_index": true } });
+        }
+        let (status, body) = self.call(Method::Put, &format!("/{name}"), &[], Some(def.to_string()), false, TIMEOUT).await?;
+        if (200..300).contains(&status) || body["error"]["type"] == "resource_already_exists_exception" {
+            Ok(())
+        } else {
+            Err(server_error(status, &body))
+        }
+    }
+
+    /// The concrete indices this name points to (itself, if it is a plain index).
+    pub async fn concrete_indices(&self) -> PortResult<Vec<String>> {
+        let (status, body) = self.call(Method::Get, &format!("/{}/_alias", self.index), &[], None, false, TIMEOUT).await?;
+        match status {
+            200 => Ok(body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()),
+            404 => Ok(vec![]),
+            _ => Err(server_error(status, &body)),
+        }
+    }
+
+    /// A fresh, empty concrete index for a rebuild of this (alias) name: written by a replay
+    /// while searches keep using the alias, then swapped in with [`swap_in`](Self::swap_in).
+    pub async fn rebuild_target(&self) -> PortResult<OpenSearchIndex> {
+        let name = format!("{}-{}", self.index, chrono_millis());
+        let fresh = OpenSearchIndex { client: self.client.clone(), base_url: self.base_url.clone(), index: name.clone(), shards: self.shards, replicas: self.replicas };
+        self.create_concrete(&name, false).await?;
+        Ok(fresh)
+    }
+
+    /// Points this alias at `fresh` alone, in one atomic alias update, and deletes the indices
+    /// it pointed to before. Returns their names.
+    pub async fn swap_in(&self, fresh: &OpenSearchIndex) -> PortResult<Vec<String>> {
+        let old: Vec<String> = self.concrete_indices().await?.into_iter().filter(|i| i != &fresh.index).collect();
+        let mut actions: Vec<Value> = old.iter().map(|i| json!({"remove": {"index": i, "alias": self.index}})).collect();
+        actions.push(json!({"add": {"index": fresh.index, "alias": self.index, "is_write_index": true}}));
+        let (status, body) = self.call(Method::Post, "/_aliases", &[], Some(json!({ "actions": actions }).to_string()), false, TIMEOUT).await?;
+        if !(200..300).contains(&status) {
+            return Err(server_error(status, &body));
+        }
+        for i in &old {
+            let (status, body) = self.call(Method::Delete, &format!("/{i}"), &[], None, false, TIMEOUT).await?;
+            if !(200..300).contains(&status) && status != 404 {
+                return Err(server_error(status, &body));
+            }
+        }
+        Ok(old)
+    }
+
     pub async fn delete_index(&self) -> PortResult<()> {
         let (status, body) = self.call(Method::Delete, &format!("/{}", self.index), &[], None, false, TIMEOUT).await?;
         match status {
@@ -417,21 +474,9 @@ impl SearchIndex for OpenSearchIndex {
             404 => {}
             _ => return Err(server_error(status, &body)),
         }
-        let (status, body) = self
-            .call(
-                Method::Put,
-                &path,
-                &[],
-                Some(index_definition(self.shards, self.replicas).to_string()),
-                false,
-                TIMEOUT,
-            )
-            .await?;
-        if (200..300).contains(&status) || body["error"]["type"] == "resource_already_exists_exception" {
-            Ok(())
-        } else {
-            Err(server_error(status, &body))
-        }
+        // the name is an alias over a concrete index, so a rebuild can swap in a fresh one;
+        // every process that races here creates the same first index
+        self.create_concrete(&format!("{}-000001", self.index), true).await
     }
 
     async fn upsert(&self, docs: &[SearchDoc]) -> PortResult<()> {

@@ -29,6 +29,8 @@ both_modes!(
     replay_restores_a_deleted_timeline_exactly,
     a_replay_killed_mid_way_resumes_without_loss,
     lag_drains_to_zero_once_the_projectors_catch_up,
+    a_search_rebuild_swaps_in_a_fresh_index_while_search_answers,
+    a_replay_starts_from_a_timestamp_or_given_offsets,
 );
 
 const T: Duration = Duration::from_secs(30);
@@ -206,4 +208,75 @@ async fn healthz_follows_a_dependency_going_down_and_coming_back() {
     eventually(T, "healthy again", || async { health().await.filter(|(s, _)| *s == 200) }).await;
     r.kill().unwrap();
     let _ = r.wait();
+}
+
+async fn search_total(stack: &Stack, token: &str, q: &str) -> (u16, u64) {
+    let (status, body) = stack.get("gw0", &format!("/api/search?q={q}"), token).await;
+    (status, body["total"].as_u64().unwrap_or(0))
+}
+
+/// The distributed rebuild writes a fresh index while searches keep using the live one, then
+/// swaps the alias; the embedded one (serve stopped) truncates and replays. Same results after.
+async fn a_search_rebuild_swaps_in_a_fresh_index_while_search_answers(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let n = 100;
+    let (token, _chans) = populate(&stack, n).await;
+    eventually(T, "everything searchable", || async { (search_total(&stack, &token, "message").await.1 == 2 * n as u64).then_some(()) }).await;
+    stop_serve_if_embedded(&mut stack);
+    let mut child = stack
+        .confab(&["replay", "--projection", "search", "--rebuild", "--max-rate", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn replay");
+    if !stack.single_process() {
+        // the live index keeps answering, complete, for the whole rebuild
+        let mut polls = 0;
+        while child.try_wait().unwrap().is_none() {
+            assert_eq!(search_total(&stack, &token, "message").await, (200, 2 * n as u64), "search during the rebuild");
+            polls += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(polls >= 5, "the rebuild took long enough to be watched ({polls} polls)");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "rebuild failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    start_serve_if_embedded(&mut stack);
+    assert_eq!(search_total(&stack, &token, "message").await, (200, 2 * n as u64), "the rebuilt index has everything");
+    if !stack.single_process() {
+        let summary: Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+        let fresh = summary["index"].as_str().unwrap().to_string();
+        let url = confab_tests::Services::required().opensearch;
+        let alias = format!("{}-messages", stack.keyspace().to_lowercase());
+        let body: Value = reqwest::get(format!("{url}/{alias}/_alias")).await.unwrap().json().await.unwrap();
+        let targets: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(targets, vec![&fresh], "the alias points at the fresh index alone: {body}");
+        assert_eq!(summary["replaced"].as_array().unwrap().len(), 1, "{summary}");
+        // and the live projector now writes into the fresh index
+        let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+        let ch = &_chans[0];
+        a.send_message(ch, "after the swap", "late").await;
+        a.expect("message:ack", T).await;
+        eventually(T, "new messages indexed after the swap", || async { (search_total(&stack, &token, "swap").await.1 == 1).then_some(()) }).await;
+    }
+}
+
+async fn a_replay_starts_from_a_timestamp_or_given_offsets(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let n = 20;
+    let (token, chans) = populate(&stack, n).await;
+    snapshot(&stack, &token, &chans, n).await;
+    stop_serve_if_embedded(&mut stack);
+    let later = (chrono::Utc::now().timestamp_millis() + 3_600_000).to_string();
+    let s = replay(&stack, &["--from", &later]);
+    assert_eq!((s["events"].as_u64(), s["complete"].as_bool()), (Some(0), Some(true)), "nothing after a future time: {s}");
+    let s = replay(&stack, &["--from", "2020-01-01T00:00:00Z"]);
+    assert!(s["events"].as_u64().unwrap() >= 2 * n as u64, "everything after 2020: {s}");
+    // offsets: partition 0 from offset 0; partitions not named start at their beginning too
+    let s = replay(&stack, &["--from", "0:0"]);
+    assert!(s["events"].as_u64().unwrap() >= 2 * n as u64, "{s}");
+    let out = stack.confab(&["replay", "--projection", "timeline", "--from", "yesterday"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--from"), "{}", String::from_utf8_lossy(&out.stderr));
+    start_serve_if_embedded(&mut stack);
 }

@@ -42,7 +42,8 @@ impl KafkaEventSource {
     /// A replay consumer in its own group (`<ns>-replay-<projection>`): every partition
     /// assigned explicitly (no rebalancing), from the group's committed offsets, or from the
     /// beginning when `from_earliest` or when nothing is committed.
-    pub async fn replay(cfg: &Config, projection: &str, codec: EventCodec, from_earliest: bool) -> PortResult<Self> {
+    pub async fn replay(cfg: &Config, projection: &str, codec: EventCodec, from: crate::ports::ReplayFrom) -> PortResult<Self> {
+        use crate::ports::ReplayFrom;
         let topic = super::Topics::new(&cfg.namespace).events;
         let consumer: Arc<StreamConsumer> = Arc::new(
             super::base_config(cfg)
@@ -65,15 +66,31 @@ impl KafkaEventSource {
                     all.add_partition(&t, p.id());
                 }
             }
-            let committed = c.committed_offsets(all, Duration::from_secs(30))?;
+            let committed = c.committed_offsets(all.clone(), Duration::from_secs(30))?;
+            let by_time = match &from {
+                ReplayFrom::Timestamp(ms) => {
+                    let mut q = rdkafka::TopicPartitionList::new();
+                    for e in all.elements() {
+                        q.add_partition_offset(&t, e.partition(), Offset::Offset(*ms))?;
+                    }
+                    Some(c.offsets_for_times(q, Duration::from_secs(30))?)
+                }
+                _ => None,
+            };
             let mut tpl = rdkafka::TopicPartitionList::new();
             for e in committed.elements() {
-                let (low, _) = c.fetch_watermarks(&t, e.partition(), Duration::from_secs(30))?;
-                let start = match e.offset() {
-                    Offset::Offset(o) if !from_earliest => o,
+                let p = e.partition();
+                let (low, high) = c.fetch_watermarks(&t, p, Duration::from_secs(30))?;
+                let start = match (&from, e.offset()) {
+                    (ReplayFrom::Resume, Offset::Offset(o)) => o,
+                    (ReplayFrom::Offsets(m), _) => m.get(&p).copied().unwrap_or(low),
+                    (ReplayFrom::Timestamp(_), _) => match by_time.as_ref().and_then(|b| b.find_partition(&t, p)).map(|x| x.offset()) {
+                        Some(Offset::Offset(o)) => o,
+                        _ => high, // nothing at or after the timestamp
+                    },
                     _ => low,
                 };
-                tpl.add_partition_offset(&t, e.partition(), Offset::Offset(start))?;
+                tpl.add_partition_offset(&t, p, Offset::Offset(start.clamp(low, high)))?;
             }
             Ok(tpl)
         })
