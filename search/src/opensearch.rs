@@ -204,13 +204,21 @@ impl OpenSearchIndex {
         Ok(old)
     }
 
+    /// Deletes the index, or every concrete index behind the alias.
     pub async fn delete_index(&self) -> PortResult<()> {
-        let (status, body) = self.call(Method::Delete, &format!("/{}", self.index), &[], None, false, TIMEOUT).await?;
-        match status {
-            200..=299 | 404 => Ok(()),
-            _ => Err(server_error(status, &body)),
+        let mut targets = self.concrete_indices().await?;
+        if targets.is_empty() {
+            targets.push(self.index.clone());
         }
+        for name in targets {
+            let (status, body) = self.call(Method::Delete, &format!("/{name}"), &[], None, false, TIMEOUT).await?;
+            if !(200..300).contains(&status) && status != 404 {
+                return Err(server_error(status, &body));
+            }
+        }
+        Ok(())
     }
+
 
     /// One request: the status and the JSON body (`Null` when empty). Only transport failures are
     /// errors here.
