@@ -241,6 +241,11 @@ async fn handle_text(
         }
         ClientFrame::Typing { channel_id } => {
             st.metrics.frames_in.with_label_values(&["typing:start"]).inc();
+            // typing is coalesced per channel, and counts against the connection's rate like
+            // any command (a client cycling through channels cannot flood them)
+            if !limit.allow() {
+                return Some(error(st, ErrorCode::RateLimited, "too many frames on this connection; slow down", None));
+            }
             return typing_start(st, id, claims, channel_id, typing).await;
         }
         ClientFrame::PresenceSet { status } => {
@@ -252,6 +257,10 @@ async fn handle_text(
         }
         ClientFrame::Resume { channels } => {
             st.metrics.frames_in.with_label_values(&["resume"]).inc();
+            if !limit.allow() {
+                let _ = tx.send(Out::Release).await;
+                return Some(error(st, ErrorCode::RateLimited, "too many frames on this connection; slow down", None));
+            }
             return resume(st, id, claims, channels, tx).await;
         }
         ClientFrame::Edit { channel_id, message_id, text, client_msg_id } => {

@@ -608,6 +608,12 @@ async fn a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_l
         }
     }
     assert!(acked.len() >= 10 && acked.len() < 15, "the burst passes, the rest is refused: {} acked", acked.len());
+    // typing counts against the same budget (a few tokens may have refilled meanwhile)
+    for _ in 0..10 {
+        a.send(json!({"type": "typing:start", "channel_id": ch})).await;
+    }
+    assert_eq!(a.expect("error", T).await["code"], "rate_limited");
+    let _ = a.drain(Duration::from_millis(300)).await;
     // the connection stays usable, and the limit refills
     a.ping().await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
