@@ -310,6 +310,8 @@ async fn history_pages_both_ways_and_around_a_message(mode: Mode) {
         ids.push(ack["message_id"].as_str().unwrap().to_string());
     }
     let texts = |body: &Value| -> Vec<String> { body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect() };
+    // the timeline is a projection: wait until it has all ten
+    eventually(T, "all ten in the timeline", || async { (stack.history_all("gw0", &ch, &bob.1, 50).await.len() == 10).then_some(()) }).await;
     let around = eventually(T, "history around m5", || async {
         let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}&limit=4", ids[5]), &bob.1).await;
         (status == 200 && body["messages"].as_array()?.len() == 5).then_some(body)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs one benchmark scenario of `confab-load` and appends its table to load-tests/RESULTS.md
+# with the date, the machine and the command. Used by latency.sh, search.sh and fanout.sh:
+#   load-tests/run.sh SCENARIO [--mode embedded|distributed] [scenario options]
+# distributed (the default): starts Kafka, Cassandra, Redis and OpenSearch on free ports first
+# and stops them afterwards; Confab is a release build either way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenario="$1"
+shift
+script="${CONFAB_BENCH_SCRIPT:-load-tests/run.sh $scenario}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
+cargo build --release -p confab -p confab-load
+export CONFAB_BIN="$CARGO_TARGET_DIR/release/confab"
+if [[ " $* " != *" --mode embedded "* ]]; then
+  run_dir="$(mktemp -d /tmp/confab-bench.XXXXXX)"
+  trap 'scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"' EXIT
+  scripts/services/all.sh start "$run_dir" >/dev/null
+  export CONFAB_TEST_ENV="$run_dir/env"
+fi
+out="$("$CARGO_TARGET_DIR/release/confab-load" "$scenario" "$@")"
+echo "$out"
+{
+  echo
+  echo "### $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, $(uname -m)"
+  echo "command: \`$script $*\`"
+  echo
+  echo "$out"
+} >> load-tests/RESULTS.md
