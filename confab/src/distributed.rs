@@ -68,14 +68,15 @@ fn search(cfg: &Config) -> anyhow::Result<Arc<dyn confab_core::search::SearchInd
 pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<Gateway> {
     let gateway_id = new_gateway_id();
     let ports = GatewayPorts {
-        commands: Arc::new(KafkaCommandSink::new(&cfg)?),
+        commands: Arc::new(KafkaCommandSink::new(&cfg).context("creating the Kafka producer")?),
         replies: Box::new(KafkaReplySource::start(&cfg, &gateway_id).await.context("subscribing to replies")?),
         store: store(&cfg).await?,
         fanout: fanout(&cfg).await?,
         search: search(&cfg)?,
         presence: Arc::new(confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (presence)")?),
+        notify: Arc::new(confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (notifier)")?),
     };
-    Ok(Gateway::start(cfg, gateway_id, ports, None, shutdown, health).await?)
+    Ok(Gateway::start(cfg, gateway_id, ports, None, shutdown, health).await.context("serving")?)
 }
 
 pub async fn run_ingest(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
@@ -93,6 +94,14 @@ pub async fn run_projector(cfg: Config, name: ProjectorName, shutdown: Shutdown,
     crate::projector(name, source, store_or_fanout(&cfg, name).await?, shutdown, health).await
 }
 
+pub async fn run_notifier(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
+    let Some(codec) = codec(&cfg, &shutdown, &health).await else { return Ok(()) };
+    let source: Box<dyn EventSource> = Box::new(KafkaEventSource::start(&cfg, "notifier", codec)?);
+    let presence = Arc::new(confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (presence)")?);
+    let notify = Arc::new(confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (notifier)")?);
+    crate::notifier::run(cfg.clone(), source, store(&cfg).await?, presence, notify, shutdown, health).await
+}
+
 pub async fn store_or_fanout(cfg: &Config, name: ProjectorName) -> anyhow::Result<crate::Target> {
     Ok(match name {
         ProjectorName::Timeline => crate::Target::Store(store(cfg).await?),
@@ -108,12 +117,14 @@ pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::R
     let ingest = tokio::spawn(run_ingest(cfg.clone(), shutdown.clone(), health.clone()));
     let timeline = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Timeline, shutdown.clone(), health.clone()));
     let fanout = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Fanout, shutdown.clone(), health.clone()));
-    let search = tokio::spawn(run_projector(cfg, ProjectorName::Search, shutdown, health));
+    let search = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Search, shutdown.clone(), health.clone()));
+    let notifier = tokio::spawn(run_notifier(cfg, shutdown, health));
     gw.join().await?;
     ingest.await??;
     timeline.await??;
     fanout.await??;
     search.await??;
+    notifier.await??;
     Ok(())
 }
 

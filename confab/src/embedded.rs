@@ -55,6 +55,7 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         fanout: emb.fanout.clone(),
         search: search.clone(),
         presence: emb.presence.clone(),
+        notify: emb.notify.clone(),
     };
     let registry_api = axum::Router::new().nest("/registry", confab_registry::router(registry));
     let gw = Gateway::start(cfg.clone(), gateway_id, ports, Some(registry_api), shutdown.clone(), health.clone()).await.context("starting gateway")?;
@@ -88,6 +89,15 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         shutdown.clone(),
         health.clone(),
     ));
+    let notifier = tokio::spawn(crate::notifier::run(
+        cfg.clone(),
+        emb.log.event_source("projector-notifier")?,
+        emb.store.clone(),
+        emb.presence.clone(),
+        emb.notify.clone(),
+        shutdown.clone(),
+        health.clone(),
+    ));
     tracing::info!(%addr, data_dir = %dir.display(), ready_ms = started.elapsed().as_millis() as u64, "confab serve ready (embedded)");
     if std::env::var("CONFAB_NO_DEMO").is_err() {
         match demo(&cfg, &dir, addr).await {
@@ -100,6 +110,7 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
     timeline.await??;
     fanout.await??;
     search.await??;
+    notifier.await??;
     Ok(())
 }
 

@@ -43,6 +43,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<()> {
                     "timeline": group_lag(&cfg, "projector-timeline", &topics.events)?,
                     "fanout": group_lag(&cfg, "projector-fanout", &topics.events)?,
                     "search": group_lag(&cfg, "projector-search", &topics.events)?,
+                    "notifier": group_lag(&cfg, "projector-notifier", &topics.events)?,
                 }))
             })
             .await??

@@ -12,6 +12,7 @@ mod admin;
 mod distributed;
 mod embedded;
 mod lag;
+mod notifier;
 mod replay;
 mod schemas;
 
@@ -46,6 +47,8 @@ enum Command {
     Ingest,
     /// Run one read-side projector.
     Projector { name: ProjectorName },
+    /// Run the notifier: pushes to offline recipients' devices (APNs, FCM, Web Push).
+    Notifier,
     /// Run the Confluent-compatible schema registry.
     Registry {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -168,6 +171,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Projector { name } => {
             announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
             distributed::run_projector(cfg, name, shutdown, health).await?;
+        }
+        Command::Notifier => {
+            announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
+            distributed::run_notifier(cfg, shutdown, health).await?;
         }
         Command::Replay { projection, from, truncate, rebuild, max_rate } => {
             let from = match from.as_deref() {

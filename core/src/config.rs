@@ -33,6 +33,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub registry: RegistryConfig,
     pub search: SearchConfig,
+    pub notifier: NotifierConfig,
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
     pub telemetry: TelemetryConfig,
@@ -103,6 +104,33 @@ impl SearchConfig {
     }
 }
 
+/// Push providers. A provider left unconfigured (empty key) is off: pushes to its devices are
+/// dropped with a logged reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierConfig {
+    /// Our VAPID private key (base64url P-256 scalar or PEM); its public half is what web
+    /// clients subscribe with (`GET /api/push/vapid`).
+    pub webpush_vapid_key: String,
+    /// `mailto:` or `https:` contact for push services.
+    pub webpush_subject: String,
+    /// Allow `http://` push endpoints (local test servers only).
+    pub webpush_allow_http: bool,
+    /// APNs: base URL, team id, key id, the `.p8` PEM, and the app's bundle id (topic).
+    pub apns_url: String,
+    pub apns_team_id: String,
+    pub apns_key_id: String,
+    pub apns_key_pem: String,
+    pub apns_topic: String,
+    /// FCM: base URL and the service account key file's JSON (its `token_uri` may be
+    /// overridden by `fcm_token_url`).
+    pub fcm_url: String,
+    pub fcm_service_account: String,
+    pub fcm_token_url: String,
+    /// Attempts before a push is given up (with exponential backoff between them).
+    pub max_attempts: u32,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
@@ -166,6 +194,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             registry: RegistryConfig::default(),
             search: SearchConfig::default(),
+            notifier: NotifierConfig::default(),
             auth: AuthConfig::default(),
             gateway: GatewayConfig::default(),
             telemetry: TelemetryConfig::default(),
@@ -195,6 +224,24 @@ impl Default for RegistryConfig {
 impl Default for SearchConfig {
     fn default() -> Self {
         Self { url: "http://127.0.0.1:9200".into(), index: String::new() }
+    }
+}
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            webpush_vapid_key: String::new(),
+            webpush_subject: "mailto:ops@confab.invalid".into(),
+            webpush_allow_http: false,
+            apns_url: "https://api.push.apple.com".into(),
+            apns_team_id: String::new(),
+            apns_key_id: String::new(),
+            apns_key_pem: String::new(),
+            apns_topic: String::new(),
+            fcm_url: "https://fcm.googleapis.com".into(),
+            fcm_service_account: String::new(),
+            fcm_token_url: String::new(),
+            max_attempts: 12,
+        }
     }
 }
 impl Default for AuthConfig {

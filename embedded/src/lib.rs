@@ -15,6 +15,7 @@
 
 pub mod fanout;
 pub mod log;
+pub mod notify;
 pub mod presence;
 pub mod store;
 
@@ -39,6 +40,7 @@ pub struct Embedded {
     pub store: Arc<store::EmbeddedStore>,
     pub fanout: Arc<fanout::EmbeddedFanout>,
     pub presence: Arc<presence::EmbeddedPresence>,
+    pub notify: Arc<notify::EmbeddedNotify>,
 }
 
 impl Embedded {
@@ -60,6 +62,7 @@ impl Embedded {
             fanout::EmbeddedFanout::new(db.clone(), ks("fanout_stream")?, ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len)
                 .map_err(|e| EmbeddedError(e.0))?,
         );
-        Ok(Self { log, store, fanout, presence: Arc::default() })
+        let notify = Arc::new(notify::EmbeddedNotify { devices: ks("push_devices")?, prefs: ks("push_prefs")?, outbox: ks("push_outbox")? });
+        Ok(Self { log, store, fanout, presence: Arc::default(), notify })
     }
 }

@@ -11,12 +11,14 @@
 //! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
 //! - [`api`]: what users read over HTTP: channels with unread counts, history (both ways and
 //!   around a message), threads, pins, search.
+//! - [`devices`]: push registration (devices) and notification preferences.
 //! - [`search`]: `GET /api/search`: the query language, permissions as filters, the index.
 //! - [`http`]: typed errors, authentication, and the admin API that bootstraps workspaces,
 //!   users and channels.
 //! - [`server`]: wiring, connection cap and graceful shutdown.
 
 pub mod api;
+pub mod devices;
 pub mod fanout_reader;
 pub mod http;
 pub mod hub;

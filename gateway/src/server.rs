@@ -37,6 +37,7 @@ pub struct GatewayPorts {
     pub fanout: Arc<dyn Fanout>,
     pub search: Arc<dyn confab_core::search::SearchIndex>,
     pub presence: Arc<dyn confab_core::presence::Presence>,
+    pub notify: Arc<dyn confab_core::notify::NotifyStore>,
 }
 
 pub struct AppState {
@@ -48,6 +49,7 @@ pub struct AppState {
     pub fanout: Arc<dyn Fanout>,
     pub search: Arc<dyn confab_core::search::SearchIndex>,
     pub presence: Arc<dyn confab_core::presence::Presence>,
+    pub notify: Arc<dyn confab_core::notify::NotifyStore>,
     /// Presence transitions, to the batcher (`presence::batcher`).
     pub presence_changes: tokio::sync::mpsc::UnboundedSender<(Uuid, Uuid, confab_core::presence::PresenceStatus)>,
     pub hub: Arc<Hub>,
@@ -106,6 +108,7 @@ impl Gateway {
             fanout: ports.fanout,
             search: ports.search,
             presence: ports.presence,
+            notify: ports.notify,
             presence_changes,
             pending: Mutex::default(),
             next_conn: AtomicU64::new(1),
@@ -177,6 +180,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/channels/{channel_id}/pins", get(crate::api::pins))
         .route("/api/search", get(crate::search::search))
         .route("/api/presence", get(crate::presence::lookup))
+        .route("/api/devices", get(crate::devices::list).post(crate::devices::register))
+        .route("/api/devices/{device_id}", axum::routing::delete(crate::devices::remove))
+        .route("/api/notifications", get(crate::devices::prefs).put(crate::devices::set_prefs))
         .route("/admin/workspaces", post(crate::http::create_workspace))
         .route("/admin/workspaces/{ws}/users", post(crate::http::create_user))
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))

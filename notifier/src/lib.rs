@@ -28,15 +28,15 @@
 //! error: transport failures are `Retry`. When the provider says our credentials
 //! expired, the client mints fresh ones and resends once before answering.
 //!
-//! Still to be added by the main line of issue 5, on top of this layer: consuming
-//! message events from the log, asking presence which recipients are offline, the
-//! device and preference registry, and the durable outbox that calls
-//! [`PushProvider::send`] with retries, backoff and pruning.
+//! * [`pipeline`]: the notifier itself: a projection of the events log that enqueues
+//!   pushes for offline recipients into the outbox (`confab_core::notify`), and the
+//!   sender that drains the outbox through the providers.
 
 pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod providers;
+pub mod pipeline;
 pub mod push;
 pub mod recipients;
 

@@ -234,6 +234,7 @@ impl Stack {
         stack.spawn("timeline", &["projector", "timeline"]);
         stack.spawn("fanout", &["projector", "fanout"]);
         stack.spawn("search", &["projector", "search"]);
+        stack.spawn("notifier", &["notifier"]);
         for i in 0..gateways {
             stack.spawn(&format!("gw{i}"), &["gateway"]);
         }

@@ -1,0 +1,49 @@
+//! The notifier's storage: devices users registered for push, their notification preferences,
+//! and the outbox of pushes to send. Addresses, preferences and payloads are opaque JSON here
+//! (their types live in `confab-notifier`). Two adapters: Redis (`redis_notify`) and fjall
+//! (`confab-embedded`).
+//!
+//! The outbox is what makes sends durable: the notifier enqueues before it acknowledges the
+//! event, and an item leaves only when the provider accepted it (or said the device is gone).
+//! Enqueueing is idempotent by item id (`<event_id>:<device_id>`), so a replayed event adds
+//! nothing.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ports::PortResult;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub id: String,
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: Uuid,
+    /// The device's address (JSON), as registered.
+    pub address: String,
+    /// The notification (JSON).
+    pub payload: String,
+    pub attempts: u32,
+    /// Unix ms when it is (next) due.
+    pub due_ms: i64,
+    /// Unix ms of the event that caused it (for the latency metric).
+    pub event_ms: i64,
+}
+
+#[async_trait]
+pub trait NotifyStore: Send + Sync {
+    async fn put_device(&self, ws: Uuid, user: Uuid, device_id: Uuid, address: &str) -> PortResult<()>;
+    async fn devices(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, String)>>;
+    /// True if it existed.
+    async fn remove_device(&self, ws: Uuid, user: Uuid, device_id: Uuid) -> PortResult<bool>;
+    async fn put_prefs(&self, ws: Uuid, user: Uuid, prefs: &str) -> PortResult<()>;
+    async fn prefs(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>>;
+    /// Adds items not already in the outbox.
+    async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()>;
+    /// Items due by `now_ms`, oldest first.
+    async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>>;
+    /// Stores a changed item (next due time, attempts).
+    async fn reschedule(&self, item: &OutboxItem) -> PortResult<()>;
+    async fn remove(&self, id: &str) -> PortResult<()>;
+}

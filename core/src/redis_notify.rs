@@ -1,0 +1,98 @@
+//! Redis storage for the notifier. Per workspace: `<ns>:{ws}:dev:<user>` (hash device ->
+//! address) and `<ns>:{ws}:prefs` (hash user -> preferences). The outbox: `<ns>:outbox` (sorted
+//! set id -> due ms) and `<ns>:outbox:items` (hash id -> item). Durable as far as Redis is
+//! (run it with AOF for the notifier).
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use crate::notify::{NotifyStore, OutboxItem};
+use crate::ports::{PortError, PortResult};
+
+#[derive(Clone)]
+pub struct RedisNotify {
+    conn: ConnectionManager,
+    namespace: String,
+}
+
+fn port(e: redis::RedisError) -> PortError {
+    PortError::of(e)
+}
+
+impl RedisNotify {
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
+        Ok(Self { conn: ConnectionManager::new(redis::Client::open(url)?).await?, namespace: namespace.to_string() })
+    }
+    fn ws(&self, ws: &Uuid) -> String {
+        format!("{}:{{{ws}}}:", self.namespace)
+    }
+    fn outbox(&self) -> (String, String) {
+        (format!("{}:outbox", self.namespace), format!("{}:outbox:items", self.namespace))
+    }
+}
+
+#[async_trait]
+impl NotifyStore for RedisNotify {
+    async fn put_device(&self, ws: Uuid, user: Uuid, device_id: Uuid, address: &str) -> PortResult<()> {
+        let mut c = self.conn.clone();
+        c.hset(format!("{}dev:{user}", self.ws(&ws)), device_id.to_string(), address).await.map_err(port)
+    }
+    async fn devices(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, String)>> {
+        let mut c = self.conn.clone();
+        let all: std::collections::HashMap<String, String> = c.hgetall(format!("{}dev:{user}", self.ws(&ws))).await.map_err(port)?;
+        Ok(all.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect())
+    }
+    async fn remove_device(&self, ws: Uuid, user: Uuid, device_id: Uuid) -> PortResult<bool> {
+        let mut c = self.conn.clone();
+        let n: i64 = c.hdel(format!("{}dev:{user}", self.ws(&ws)), device_id.to_string()).await.map_err(port)?;
+        Ok(n > 0)
+    }
+    async fn put_prefs(&self, ws: Uuid, user: Uuid, prefs: &str) -> PortResult<()> {
+        let mut c = self.conn.clone();
+        c.hset(format!("{}prefs", self.ws(&ws)), user.to_string(), prefs).await.map_err(port)
+    }
+    async fn prefs(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
+        let mut c = self.conn.clone();
+        c.hget(format!("{}prefs", self.ws(&ws)), user.to_string()).await.map_err(port)
+    }
+    async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let (zset, hash) = self.outbox();
+        let mut pipe = redis::pipe();
+        for it in items {
+            pipe.cmd("HSETNX").arg(&hash).arg(&it.id).arg(serde_json::to_string(it).expect("item serializes")).ignore();
+            pipe.cmd("ZADD").arg(&zset).arg("NX").arg(it.due_ms).arg(&it.id).ignore();
+        }
+        let mut c = self.conn.clone();
+        pipe.query_async::<()>(&mut c).await.map_err(port)
+    }
+    async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
+        let (zset, hash) = self.outbox();
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE").arg(&zset).arg("-inf").arg(now_ms).arg("LIMIT").arg(0).arg(limit).query_async(&mut c).await.map_err(port)?;
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let raw: Vec<Option<String>> = redis::cmd("HMGET").arg(&hash).arg(&ids).query_async(&mut c).await.map_err(port)?;
+        Ok(raw.into_iter().flatten().filter_map(|s| serde_json::from_str(&s).ok()).collect())
+    }
+    async fn reschedule(&self, item: &OutboxItem) -> PortResult<()> {
+        let (zset, hash) = self.outbox();
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .cmd("HSET").arg(&hash).arg(&item.id).arg(serde_json::to_string(item).expect("item serializes")).ignore()
+            .cmd("ZADD").arg(&zset).arg(item.due_ms).arg(&item.id).ignore()
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(port)
+    }
+    async fn remove(&self, id: &str) -> PortResult<()> {
+        let (zset, hash) = self.outbox();
+        let mut c = self.conn.clone();
+        redis::pipe().cmd("ZREM").arg(&zset).arg(id).ignore().cmd("HDEL").arg(&hash).arg(id).ignore().query_async::<()>(&mut c).await.map_err(port)
+    }
+}

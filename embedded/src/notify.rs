@@ -1,0 +1,76 @@
+//! Notifier storage in fjall: devices (`workspace | user | device` -> address), preferences
+//! (`workspace | user` -> JSON) and the outbox (`id` -> item, scanned for due items: the
+//! embedded mode's outbox is small).
+
+use async_trait::async_trait;
+use confab_core::notify::{NotifyStore, OutboxItem};
+use confab_core::ports::{PortError, PortResult};
+use fjall::Keyspace;
+use uuid::Uuid;
+
+fn port<E: std::fmt::Display>(e: E) -> PortError {
+    PortError::of(e)
+}
+
+fn k(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+pub struct EmbeddedNotify {
+    pub(crate) devices: Keyspace,
+    pub(crate) prefs: Keyspace,
+    pub(crate) outbox: Keyspace,
+}
+
+#[async_trait]
+impl NotifyStore for EmbeddedNotify {
+    async fn put_device(&self, ws: Uuid, user: Uuid, device_id: Uuid, address: &str) -> PortResult<()> {
+        self.devices.insert(k(&[ws.as_bytes(), user.as_bytes(), device_id.as_bytes()]), address.as_bytes()).map_err(port)
+    }
+    async fn devices(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, String)>> {
+        let mut out = Vec::new();
+        for g in self.devices.prefix(k(&[ws.as_bytes(), user.as_bytes()])) {
+            let (key, v) = g.into_inner().map_err(port)?;
+            out.push((Uuid::from_slice(&key[32..48]).map_err(port)?, String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(out)
+    }
+    async fn remove_device(&self, ws: Uuid, user: Uuid, device_id: Uuid) -> PortResult<bool> {
+        let key = k(&[ws.as_bytes(), user.as_bytes(), device_id.as_bytes()]);
+        let existed = self.devices.contains_key(&key).map_err(port)?;
+        self.devices.remove(key).map_err(port)?;
+        Ok(existed)
+    }
+    async fn put_prefs(&self, ws: Uuid, user: Uuid, prefs: &str) -> PortResult<()> {
+        self.prefs.insert(k(&[ws.as_bytes(), user.as_bytes()]), prefs.as_bytes()).map_err(port)
+    }
+    async fn prefs(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
+        Ok(self.prefs.get(k(&[ws.as_bytes(), user.as_bytes()])).map_err(port)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+    async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()> {
+        for it in items {
+            if !self.outbox.contains_key(it.id.as_bytes()).map_err(port)? {
+                self.outbox.insert(it.id.as_bytes(), serde_json::to_vec(it).expect("item serializes")).map_err(port)?;
+            }
+        }
+        Ok(())
+    }
+    async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
+        let mut out: Vec<OutboxItem> = Vec::new();
+        for g in self.outbox.iter() {
+            let it: OutboxItem = serde_json::from_slice(&g.value().map_err(port)?).map_err(port)?;
+            if it.due_ms <= now_ms {
+                out.push(it);
+            }
+        }
+        out.sort_by_key(|i| i.due_ms);
+        out.truncate(limit);
+        Ok(out)
+    }
+    async fn reschedule(&self, item: &OutboxItem) -> PortResult<()> {
+        self.outbox.insert(item.id.as_bytes(), serde_json::to_vec(item).expect("item serializes")).map_err(port)
+    }
+    async fn remove(&self, id: &str) -> PortResult<()> {
+        self.outbox.remove(id.as_bytes()).map_err(port)
+    }
+}

@@ -1,0 +1,103 @@
+//! Push notifications end to end, in both modes: the notifier's real Web Push client (RFC 8291
+//! encryption, VAPID) against a local server that speaks the protocol and decrypts what it gets.
+//! Offline recipients of DMs and mentions get a push on each registered device; online ones and
+//! those whose preferences say no do not; a device the push service says is gone is pruned.
+
+use confab_notifier::fake::FakeWebPush;
+use confab_notifier::keys::{ec_key_to_b64url, ec_public_b64url, generate_ec_key};
+use confab_tests::stack::eventually;
+use confab_tests::{conformance, Client, Mode, Stack};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+
+conformance!(offline_recipients_get_pushes_and_online_ones_do_not);
+
+async fn post(stack: &Stack, path: &str, token: &str, body: Value, method: reqwest::Method) -> (u16, Value) {
+    let url = format!("http://{}{path}", stack.addr("gw0"));
+    let resp = reqwest::Client::new().request(method, url).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn plaintexts(fake: &FakeWebPush) -> Vec<Value> {
+    fake.requests().iter().filter_map(|r| r.plaintext.as_ref().and_then(|p| serde_json::from_slice(p).ok())).collect()
+}
+
+async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
+    let fake = FakeWebPush::start().await;
+    let vapid = generate_ec_key();
+    let (private, public) = (ec_key_to_b64url(&vapid), ec_public_b64url(vapid.verifying_key()));
+    let env = [
+        ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private.as_str()),
+        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true"),
+        ("CONFAB_GATEWAY__PRESENCE_GRACE_MS", "200"),
+        ("CONFAB_GATEWAY__PRESENCE_SWEEP_MS", "100"),
+    ];
+    let stack = Stack::start_custom(mode, 1, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let alice = stack.create_user(&ws, "alice").await;
+    let bob = stack.create_user(&ws, "bob").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice.0, &bob.0]).await;
+
+    // bob's browser subscribes and registers; registering again gives the same device
+    let subscription = serde_json::to_value(fake.subscribe(&public).unwrap()).unwrap();
+    let (status, reg) = post(&stack, "/api/devices", &bob.1, subscription.clone(), reqwest::Method::POST).await;
+    assert_eq!(status, 201, "{reg}");
+    let (_, again) = post(&stack, "/api/devices", &bob.1, subscription.clone(), reqwest::Method::POST).await;
+    assert_eq!(again["device_id"], reg["device_id"]);
+    let (status, bad) = post(&stack, "/api/devices", &bob.1, json!({"platform": "pager", "token": "x"}), reqwest::Method::POST).await;
+    assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_field")));
+
+    // bob is offline: a DM reaches his device, encrypted end to end
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let dm = a.command(json!({"type": "dm:open", "user_ids": [bob.0]}), "d1").await["channel_id"].as_str().unwrap().to_string();
+    let ack = a.command(json!({"type": "message:send", "channel_id": dm, "text": "psst, bob"}), "m1").await;
+    let acked = Instant::now();
+    assert_eq!(ack["type"], "message:ack");
+    let got = fake.wait_for(1, T).await;
+    let latency = got[0].received_at.saturating_duration_since(acked);
+    eprintln!("ack -> push at the provider: {latency:?} ({mode:?})");
+    let p = &plaintexts(&fake)[0];
+    assert_eq!(p["body"], "psst, bob", "{p}");
+    assert_eq!(p["data"]["channel_id"], dm.as_str(), "{p}");
+    assert_eq!(p["data"]["message_id"], ack["message_id"], "{p}");
+    assert!(got[0].vapid_claims.is_some(), "VAPID verified");
+
+    // a plain channel message does not push (default: mentions); a mention does
+    a.command(json!({"type": "message:send", "channel_id": ch, "text": "lunch anyone?"}), "m2").await;
+    a.command(json!({"type": "message:send", "channel_id": ch, "text": format!("<@{}> your review", bob.0)}), "m3").await;
+    fake.wait_for(2, T).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let bodies: Vec<String> = plaintexts(&fake).iter().map(|p| p["body"].as_str().unwrap().to_string()).collect();
+    assert_eq!(bodies, vec!["psst, bob".to_string(), format!("<@{}> your review", bob.0)]);
+
+    // online: no push
+    let mut b = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
+    b.ping().await;
+    a.command(json!({"type": "message:send", "channel_id": dm, "text": "you're here"}), "m4").await;
+    b.expect("message:new", T).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(fake.requests().len(), 2, "bob was online");
+    drop(b);
+
+    // preferences: nothing at all
+    let (status, _) = post(&stack, "/api/notifications", &bob.1, json!({"level": "nothing", "muted_channels": []}), reqwest::Method::PUT).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await; // bob's device leaves presence after the grace
+    a.command(json!({"type": "message:send", "channel_id": dm, "text": "hush"}), "m5").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(fake.requests().len(), 2, "bob asked for nothing");
+    post(&stack, "/api/notifications", &bob.1, json!({"level": "mentions", "muted_channels": []}), reqwest::Method::PUT).await;
+
+    // the browser unsubscribed: the push service says 410, the device is pruned
+    fake.unsubscribe(subscription["endpoint"].as_str().unwrap());
+    a.command(json!({"type": "message:send", "channel_id": dm, "text": "still there?"}), "m6").await;
+    eventually(T, "the gone device pruned", || async {
+        let (_, body) = stack.get("gw0", "/api/devices", &bob.1).await;
+        body["devices"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(fake.requests().last().unwrap().status, 410);
+}
