@@ -10,6 +10,7 @@
 //! message is found by `/api/search` (one at a time), and the latency of a mix of queries.
 
 mod fanout;
+mod push;
 mod search;
 
 use anyhow::Context;
@@ -47,6 +48,15 @@ enum Scenario {
         members: usize,
         #[arg(long, default_value_t = 10)]
         messages: usize,
+    },
+    /// ack -> push request at a (local, protocol-speaking) Web Push service
+    Push {
+        #[arg(long, default_value = "distributed")]
+        mode: String,
+        #[arg(long, default_value_t = 200)]
+        pushes: usize,
+        #[arg(long, default_value_t = 20)]
+        recipients: usize,
     },
     /// search visibility lag (ack -> found by /api/search) and query latency over a loaded index
     Search {
@@ -89,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::Latency { mode, messages, rate, warmup } => latency(parse_mode(&mode)?, messages, rate, warmup).await,
+        Scenario::Push { mode, pushes, recipients } => push::run(parse_mode(&mode)?, pushes, recipients).await,
         Scenario::Fanout { mode, members, messages } => fanout::run(parse_mode(&mode)?, members, messages).await,
         Scenario::Search { mode, messages, samples, queries } => search::run(parse_mode(&mode)?, messages, samples, queries).await,
     }
