@@ -39,6 +39,8 @@ pub trait NotifyStore: Send + Sync {
     async fn remove_device(&self, ws: Uuid, user: Uuid, device_id: Uuid) -> PortResult<bool>;
     async fn put_prefs(&self, ws: Uuid, user: Uuid, prefs: &str) -> PortResult<()>;
     async fn prefs(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>>;
+    /// The preferences of many users in one round trip, in order.
+    async fn prefs_many(&self, ws: Uuid, users: &[Uuid]) -> PortResult<Vec<Option<String>>>;
     /// Adds items not already in the outbox.
     async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()>;
     /// Items due by `now_ms`, oldest first.

@@ -57,6 +57,14 @@ impl NotifyStore for RedisNotify {
         let mut c = self.conn.clone();
         c.hget(format!("{}prefs", self.ws(&ws)), user.to_string()).await.map_err(port)
     }
+    async fn prefs_many(&self, ws: Uuid, users: &[Uuid]) -> PortResult<Vec<Option<String>>> {
+        if users.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut c = self.conn.clone();
+        let fields: Vec<String> = users.iter().map(Uuid::to_string).collect();
+        redis::cmd("HMGET").arg(format!("{}prefs", self.ws(&ws))).arg(&fields).query_async(&mut c).await.map_err(port)
+    }
     async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()> {
         if items.is_empty() {
             return Ok(());

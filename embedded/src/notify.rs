@@ -47,6 +47,13 @@ impl NotifyStore for EmbeddedNotify {
     async fn prefs(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
         Ok(self.prefs.get(k(&[ws.as_bytes(), user.as_bytes()])).map_err(port)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
+    async fn prefs_many(&self, ws: Uuid, users: &[Uuid]) -> PortResult<Vec<Option<String>>> {
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            out.push(self.prefs(ws, *u).await?);
+        }
+        Ok(out)
+    }
     async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()> {
         for it in items {
             if !self.outbox.contains_key(it.id.as_bytes()).map_err(port)? {

@@ -162,14 +162,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
             Ok(Some(Ok(m))) => m,
         };
         let reply = match msg {
-            Message::Text(text) => {
-                // heartbeats and away/back keep this device's presence
-                if let Some(status) = presence_frame(text.as_str()) {
-                    away = status.map(|s| s == PresenceStatus::Away).unwrap_or(away);
-                    crate::presence::touch(&st, ws, user, &device, away).await;
-                }
-                handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx).await
-            }
+            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx, (&device, &mut away)).await,
             Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
@@ -209,6 +202,7 @@ async fn handle_text(
     limit: &mut RateLimit,
     typing: &mut std::collections::HashMap<Uuid, std::time::Instant>,
     tx: &mpsc::Sender<Out>,
+    (device, away): (&str, &mut bool),
 ) -> Option<ServerFrame> {
     let frame = match parse_client_frame(text) {
         Ok(f) => f,
@@ -221,6 +215,8 @@ async fn handle_text(
     let (ty, channel_id, body, client_msg_id) = match frame {
         ClientFrame::Ping { id } => {
             st.metrics.frames_in.with_label_values(&["ping"]).inc();
+            // the heartbeat keeps this device's presence
+            crate::presence::touch(st, claims.workspace_id, claims.user_id, device, *away).await;
             return Some(ServerFrame::Pong { id });
         }
         ClientFrame::Send { channel_id, text, client_msg_id, thread_ts, also_send_to_channel } => (
@@ -253,7 +249,12 @@ async fn handle_text(
             if status == PresenceStatus::Offline {
                 return Some(error(st, ErrorCode::InvalidField, "status must be active or away; disconnect to go offline", None));
             }
-            return None; // applied by the read loop (presence_frame)
+            if !limit.allow() {
+                return Some(error(st, ErrorCode::RateLimited, "too many frames on this connection; slow down", None));
+            }
+            *away = status == PresenceStatus::Away;
+            crate::presence::touch(st, claims.workspace_id, claims.user_id, device, *away).await;
+            return None;
         }
         ClientFrame::Resume { channels } => {
             st.metrics.frames_in.with_label_values(&["resume"]).inc();
@@ -333,19 +334,6 @@ async fn handle_text(
             tracing::warn!(error = %e, "cannot write command");
             Some(error(st, ErrorCode::Unavailable, "the message log is unavailable; retry with the same client_msg_id", client_msg_id))
         }
-    }
-}
-
-/// `Some(None)` for a heartbeat (`ping`), `Some(Some(status))` for `presence:set`, cheaply,
-/// before the frame is parsed in full.
-fn presence_frame(text: &str) -> Option<Option<PresenceStatus>> {
-    if text.len() > 200 || !(text.contains("\"ping\"") || text.contains("presence:set")) {
-        return None;
-    }
-    match parse_client_frame(text) {
-        Ok(ClientFrame::Ping { .. }) => Some(None),
-        Ok(ClientFrame::PresenceSet { status }) if status != PresenceStatus::Offline => Some(Some(status)),
-        _ => None,
     }
 }
 

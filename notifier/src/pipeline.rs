@@ -68,11 +68,11 @@ impl NotifyProjection {
             return Err(ProjectorError::Store(PortError(format!("channel {ch} not in the timeline yet"))));
         };
         let members: HashSet<Uuid> = channel.members.iter().copied().collect();
-        let mut prefs = std::collections::HashMap::new();
-        for u in &members {
-            let p: Prefs = self.notify.prefs(ws, *u).await?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
-            prefs.insert(*u, p);
-        }
+        // one round trip for everyone's preferences (a user on level `all` hears every message)
+        let users: Vec<Uuid> = members.iter().copied().collect();
+        let raw = self.notify.prefs_many(ws, &users).await?;
+        let prefs: std::collections::HashMap<Uuid, Prefs> =
+            users.iter().zip(raw).map(|(u, j)| (*u, j.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())).collect();
         let who = recipients(e, channel.kind, &members, |u| prefs.get(u).cloned().unwrap_or_default());
         if who.is_empty() {
             return Ok(vec![]);
