@@ -154,11 +154,14 @@ async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::R
     let ws: uuid::Uuid = demo["workspace_id"].as_str().unwrap_or_default().parse()?;
     let ch = demo["channel_id"].as_str().unwrap_or_default();
     let mut text = format!("\nConfab is running (embedded, data in {}).\nDemo workspace {ws}, channel #general {ch}\n", dir.display());
+    let mut web = String::from("Open the web client (one line per demo user; the token stays in the URL's fragment):\n");
     for name in ["alice", "bob"] {
         let user: uuid::Uuid = demo["users"][name].as_str().unwrap_or_default().parse()?;
         let token = signer.mint(&Claims { workspace_id: ws, user_id: user, exp });
         text += &format!("  {name}: ws://{addr}/ws?token={token}\n");
+        web += &format!("  {name}: http://{addr}/#token={token}\n");
     }
+    text = format!("{text}{web}");
     text += &format!("  send:  {{\"type\":\"message:send\",\"channel_id\":\"{ch}\",\"text\":\"hello\",\"client_msg_id\":\"c1\"}}\n");
     text += &format!("  admin: CONFAB_ADMIN_URL={base} CONFAB_ADMIN_KEY={} confab admin --help\n", cfg.auth.admin_key);
     text += &format!("  schema registry (Confluent API): {base}/registry\n");

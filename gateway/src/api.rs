@@ -114,6 +114,16 @@ pub async fn channel(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(c
     .into_response())
 }
 
+/// `GET /api/users`: everyone in the caller's workspace (`user_id`, `name`), by name, so
+/// clients can show names and complete mentions. Presence comes from `/api/presence`.
+pub async fn users(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let claims = authenticate(&st, &headers, None)?;
+    let mut users = st.store.users(claims.workspace_id).await.map_err(|e| ApiError::internal("users", e))?;
+    users.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    let users: Vec<_> = users.into_iter().map(|(id, name)| json!({"user_id": id, "name": name})).collect();
+    Ok(Json(json!({"users": users})).into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {

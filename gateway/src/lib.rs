@@ -15,6 +15,7 @@
 //! - [`search`]: `GET /api/search`: the query language, permissions as filters, the index.
 //! - [`http`]: typed errors, authentication, and the admin API that bootstraps workspaces,
 //!   users and channels.
+//! - [`web`]: the web client's static bundle, embedded, served at `/`.
 //! - [`server`]: wiring, connection cap and graceful shutdown.
 
 pub mod api;
@@ -27,6 +28,7 @@ pub mod presence;
 pub mod replies;
 pub mod search;
 pub mod server;
+pub mod web;
 pub mod writer;
 pub mod ws;
 

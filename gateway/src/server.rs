@@ -187,6 +187,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/workspaces/{ws}/users", post(crate::http::create_user))
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))
         .route("/admin/workspaces/{ws}/channels", post(crate::http::create_channel))
+        .route("/api/users", get(crate::api::users))
+        .fallback(crate::web::fallback)
         .with_state(state)
 }
 
