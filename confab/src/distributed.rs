@@ -65,6 +65,23 @@ fn search(cfg: &Config) -> anyhow::Result<Arc<dyn confab_core::search::SearchInd
     Ok(Arc::new(confab_search::OpenSearchIndex::new(&cfg.search.url, &index).context("configuring OpenSearch")?))
 }
 
+/// The S3 bucket for shared files, if configured (`files.access_key`); file sharing is off
+/// otherwise.
+pub fn blobs(cfg: &Config) -> anyhow::Result<Option<Arc<confab_core::blobs::BlobStore>>> {
+    let f = &cfg.files;
+    if f.access_key.is_empty() {
+        return Ok(None);
+    }
+    let settings = confab_core::blobs::S3Settings {
+        endpoint: f.s3_endpoint.clone(),
+        bucket: f.bucket_name(&cfg.namespace),
+        region: f.region.clone(),
+        access_key: f.access_key.clone(),
+        secret_key: f.secret_key.clone(),
+    };
+    Ok(Some(Arc::new(confab_core::blobs::BlobStore::s3(settings).context("configuring the S3 bucket")?)))
+}
+
 pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<Gateway> {
     let gateway_id = new_gateway_id();
     let ports = GatewayPorts {
@@ -75,6 +92,7 @@ pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> a
         search: search(&cfg)?,
         presence: Arc::new(confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (presence)")?),
         notify: Arc::new(confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (notifier)")?),
+        blobs: blobs(&cfg)?,
     };
     Ok(Gateway::start(cfg, gateway_id, ports, None, shutdown, health).await.context("serving")?)
 }
@@ -104,7 +122,7 @@ pub async fn run_notifier(cfg: Config, shutdown: Shutdown, health: Health) -> an
 
 pub async fn store_or_fanout(cfg: &Config, name: ProjectorName) -> anyhow::Result<crate::Target> {
     Ok(match name {
-        ProjectorName::Timeline => crate::Target::Store(store(cfg).await?),
+        ProjectorName::Timeline => crate::Target::Store(store(cfg).await?, blobs(cfg)?),
         ProjectorName::Fanout => crate::Target::Fanout(fanout(cfg).await?),
         ProjectorName::Search => crate::Target::Search(search(cfg)?, store(cfg).await?),
     })
@@ -135,6 +153,10 @@ pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
     cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor).await.context("creating the Cassandra schema")?;
     let codec = EventCodec::register(&cfg.registry.url, &topics.events).await.context("registering the event schema")?;
     search(cfg)?.ensure().await.context("creating the search index")?;
+    match blobs(cfg)? {
+        Some(b) => b.ensure_bucket().await.context("creating the files bucket")?,
+        None => tracing::warn!("files.access_key is not set: file sharing is off"),
+    }
     println!(
         "{}",
         serde_json::json!({

@@ -47,6 +47,7 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
     let emb = Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len).context("opening the embedded store")?;
 
     let search = open_search(&dir)?;
+    let blobs = open_blobs(&dir, &cfg.auth.token_secret)?;
     let gateway_id = new_gateway_id();
     let ports = GatewayPorts {
         commands: emb.log.clone(),
@@ -56,6 +57,7 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         search: search.clone(),
         presence: emb.presence.clone(),
         notify: emb.notify.clone(),
+        blobs: Some(blobs.clone()),
     };
     let registry_api = axum::Router::new().nest("/registry", confab_registry::router(registry));
     let gw = Gateway::start(cfg.clone(), gateway_id, ports, Some(registry_api), shutdown.clone(), health.clone()).await.context("starting gateway")?;
@@ -71,7 +73,7 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
     let timeline = tokio::spawn(crate::projector(
         ProjectorName::Timeline,
         emb.log.event_source("projector-timeline")?,
-        Target::Store(emb.store.clone()),
+        Target::Store(emb.store.clone(), Some(blobs.clone())),
         shutdown.clone(),
         health.clone(),
     ));
@@ -112,6 +114,13 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
     search.await??;
     notifier.await??;
     Ok(())
+}
+
+/// The embedded file store: `<data_dir>/files`, with URLs signed (with a key derived from
+/// `secret`) and served by the gateway.
+pub fn open_blobs(dir: &Path, secret: &str) -> anyhow::Result<Arc<confab_core::blobs::BlobStore>> {
+    let path = dir.join("files");
+    Ok(Arc::new(confab_core::blobs::BlobStore::local(&path, secret).with_context(|| format!("opening the file store in {}", path.display()))?))
 }
 
 /// The embedded search index: tantivy in `<data_dir>/search`.

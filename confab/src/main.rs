@@ -109,7 +109,8 @@ impl ProjectorName {
 
 /// The store a projector writes to.
 pub enum Target {
-    Store(Arc<dyn Store>),
+    /// The timeline, and where shared files' bytes are (deleted files' bytes are removed).
+    Store(Arc<dyn Store>, Option<Arc<confab_core::blobs::BlobStore>>),
     Fanout(Arc<dyn Fanout>),
     /// The index, and the directory (for workspace retention).
     Search(Arc<dyn confab_core::search::SearchIndex>, Arc<dyn Store>),
@@ -117,9 +118,9 @@ pub enum Target {
 
 /// Runs the named projection over `source` (either adapter set).
 pub async fn projector(name: ProjectorName, source: Box<dyn EventSource>, target: Target, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    use confab_projectors::{fanout::FanoutProjection, runner, search::SearchProjection, timeline::TimelineProjection};
+    use confab_projectors::{fanout::FanoutProjection, runner, search::SearchProjection};
     match (name, target) {
-        (ProjectorName::Timeline, Target::Store(s)) => runner::run(source, TimelineProjection::new(s), shutdown, health).await?,
+        (ProjectorName::Timeline, Target::Store(s, blobs)) => runner::run(source, timeline(s, blobs), shutdown, health).await?,
         (ProjectorName::Fanout, Target::Fanout(f)) => runner::run(source, FanoutProjection::new(f), shutdown, health).await?,
         (ProjectorName::Search, Target::Search(i, s)) => {
             i.ensure().await.context("creating the search index")?;
@@ -128,6 +129,15 @@ pub async fn projector(name: ProjectorName, source: Box<dyn EventSource>, target
         _ => anyhow::bail!("projector {} given the wrong store", name.as_str()),
     }
     Ok(())
+}
+
+/// The timeline projection, removing deleted files' bytes from `blobs` if given.
+pub fn timeline(store: Arc<dyn Store>, blobs: Option<Arc<confab_core::blobs::BlobStore>>) -> confab_projectors::timeline::TimelineProjection {
+    let p = confab_projectors::timeline::TimelineProjection::new(store);
+    match blobs {
+        Some(b) => p.with_blobs(b),
+        None => p,
+    }
 }
 
 /// Prints one JSON line on stdout so scripts and tests can find a process's address.

@@ -11,7 +11,7 @@ use confab_core::ports::{EventSource, ReplayFrom, SchemaSource};
 use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::Health;
 use confab_projectors::replay::{replay, Progress, Summary};
-use confab_projectors::{fanout::FanoutProjection, search::SearchProjection, timeline::TimelineProjection};
+use confab_projectors::{fanout::FanoutProjection, search::SearchProjection};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ pub async fn run(cfg: Config, name: ProjectorName, from: ReplayFrom, truncate: b
                 .with_context(|| format!("opening {} (is `confab serve` running on it? stop it first)", dir.display()))?;
             let source = emb.log.event_source_from(&format!("replay-{}", name.as_str()), from).await?;
             let target = match name {
-                ProjectorName::Timeline => Target::Store(emb.store.clone()),
+                ProjectorName::Timeline => Target::Store(emb.store.clone(), Some(crate::embedded::open_blobs(&dir, &cfg.auth.token_secret)?)),
                 ProjectorName::Fanout => Target::Fanout(emb.fanout.clone()),
                 ProjectorName::Search => Target::Search(crate::embedded::open_search(&dir)?, emb.store.clone()),
             };
@@ -53,12 +53,12 @@ pub async fn run(cfg: Config, name: ProjectorName, from: ReplayFrom, truncate: b
     };
     let progress = |p| print_progress(name.as_str(), p);
     let summary: Summary = match target {
-        Target::Store(store) => {
+        Target::Store(store, blobs) => {
             if truncate {
                 store.truncate_timeline().await.context("truncating the timeline")?;
                 eprintln!("replay timeline: timeline truncated");
             }
-            replay(source, &TimelineProjection::new(store), max_rate, shutdown, progress).await?
+            replay(source, &crate::timeline(store, blobs), max_rate, shutdown, progress).await?
         }
         Target::Fanout(fanout) => {
             anyhow::ensure!(!truncate, "--truncate is supported for the timeline and search only");
@@ -89,7 +89,7 @@ async fn rebuild_search(cfg: Config, max_rate: Option<u64>, shutdown: Shutdown) 
     let fresh = live.rebuild_target().await.context("creating the fresh index")?;
     eprintln!("replay search: rebuilding into {}", fresh.index_name());
     let store = crate::distributed::store_or_fanout(&cfg, ProjectorName::Timeline).await?;
-    let Target::Store(store) = store else { anyhow::bail!("no store") };
+    let Target::Store(store, _) = store else { anyhow::bail!("no store") };
     let fresh = Arc::new(fresh);
     let projection = SearchProjection::new(fresh.clone(), store);
     let progress = |p| print_progress("search", p);

@@ -12,11 +12,12 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 use crate::event::{ChannelKind, Event, Payload, ThreadState};
+use crate::files::Attachment;
 use crate::ports::{PortError, PortResult, SchemaSource};
 
 /// The event schema this build writes.
 pub const EVENT_SCHEMA: &str = include_str!("../../schemas/avro/event.avsc");
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AvroError {
@@ -140,7 +141,7 @@ fn opt_uuid(v: &Option<Uuid>) -> Value {
 pub fn to_value(e: &Event) -> Value {
     let record = |fields: Vec<(&str, Value)>| Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
     let (index, payload) = match &e.payload {
-        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, thread } => (
+        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, thread, attachments } => (
             0,
             record(vec![
                 ("message_id", s(message_id)),
@@ -161,6 +162,7 @@ pub fn to_value(e: &Event) -> Value {
                         ),
                     },
                 ),
+                ("attachments", Value::Array(attachments.iter().map(attachment).collect())),
             ]),
         ),
         Payload::ChannelCreated { name, kind, members } => (
@@ -174,7 +176,9 @@ pub fn to_value(e: &Event) -> Value {
         ),
         Payload::MemberJoined { user_id } => (2, record(vec![("user_id", s(user_id))])),
         Payload::MessageEdited { message_id, text } => (3, record(vec![("message_id", s(message_id)), ("text", s(text))])),
-        Payload::MessageDeleted { message_id } => (4, record(vec![("message_id", s(message_id))])),
+        Payload::MessageDeleted { message_id, file_ids } => {
+            (4, record(vec![("message_id", s(message_id)), ("file_ids", Value::Array(file_ids.iter().map(s).collect()))]))
+        }
         Payload::ReactionChanged { message_id, emoji, added, users } => (
             5,
             record(vec![
@@ -189,6 +193,8 @@ pub fn to_value(e: &Event) -> Value {
         Payload::ChannelArchived { archived } => (8, record(vec![("archived", Value::Boolean(*archived))])),
         Payload::MessagePinned { message_id, pinned } => (9, record(vec![("message_id", s(message_id)), ("pinned", Value::Boolean(*pinned))])),
         Payload::ReadMarked { channel_id, seq } => (10, record(vec![("channel_id", s(channel_id)), ("seq", Value::Long(*seq))])),
+        Payload::FileShared { file } => (11, record(vec![("file", attachment(file))])),
+        Payload::FileDeleted { file_id } => (12, record(vec![("file_id", s(file_id))])),
     };
     Value::Record(vec![
         ("event_id".into(), s(e.event_id)),
@@ -200,6 +206,28 @@ pub fn to_value(e: &Event) -> Value {
         ("schema_version".into(), Value::Int(e.schema_version)),
         ("payload".into(), Value::Union(index, Box::new(payload))),
     ])
+}
+
+fn attachment(a: &Attachment) -> Value {
+    Value::Record(vec![
+        ("file_id".into(), s(a.file_id)),
+        ("name".into(), s(&a.name)),
+        ("size".into(), Value::Long(a.size)),
+        ("content_type".into(), s(&a.content_type)),
+    ])
+}
+
+fn attachment_of(v: Value) -> Result<Attachment, AvroError> {
+    let mut a = Fields::of(v, "attachment")?;
+    Ok(Attachment { file_id: a.uuid("file_id")?, name: a.string("name")?, size: a.long("size")?, content_type: a.string("content_type")? })
+}
+
+/// An array field added in a later version: empty when the writer is older.
+fn array_or_empty(v: Result<Value, AvroError>) -> Vec<Value> {
+    match v {
+        Ok(Value::Array(items)) => items,
+        _ => Vec::new(),
+    }
 }
 
 struct Fields(HashMap<String, Value>);
@@ -296,6 +324,7 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
                 }
                 _ => None,
             };
+            let attachments = array_or_empty(p.take("attachments")).into_iter().map(attachment_of).collect::<Result<_, _>>()?;
             Payload::MessagePosted {
                 message_id: p.uuid("message_id")?,
                 client_msg_id: p.string("client_msg_id")?,
@@ -303,6 +332,7 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
                 thread_ts,
                 also_in_channel,
                 thread,
+                attachments,
             }
         }
         "ChannelCreated" => {
@@ -317,7 +347,10 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
         }
         "MemberJoined" => Payload::MemberJoined { user_id: p.uuid("user_id")? },
         "MessageEdited" => Payload::MessageEdited { message_id: p.uuid("message_id")?, text: p.string("text")? },
-        "MessageDeleted" => Payload::MessageDeleted { message_id: p.uuid("message_id")? },
+        "MessageDeleted" => {
+            let file_ids = uuids(Value::Array(array_or_empty(p.take("file_ids"))), "file_ids")?;
+            Payload::MessageDeleted { message_id: p.uuid("message_id")?, file_ids }
+        }
         "ReactionChanged" => Payload::ReactionChanged {
             message_id: p.uuid("message_id")?,
             emoji: p.string("emoji")?,
@@ -329,6 +362,8 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
         "ChannelArchived" => Payload::ChannelArchived { archived: matches!(p.take("archived")?, Value::Boolean(true)) },
         "MessagePinned" => Payload::MessagePinned { message_id: p.uuid("message_id")?, pinned: matches!(p.take("pinned")?, Value::Boolean(true)) },
         "ReadMarked" => Payload::ReadMarked { channel_id: p.uuid("channel_id")?, seq: p.long("seq")? },
+        "FileShared" => Payload::FileShared { file: attachment_of(p.take("file")?)? },
+        "FileDeleted" => Payload::FileDeleted { file_id: p.uuid("file_id")? },
         // a branch this build does not know (a newer writer): say so rather than guess
         _ => return Err(AvroError::Field("payload")),
     };
@@ -373,8 +408,20 @@ mod tests {
                 thread_ts: Some(Uuid::new_v4()),
                 also_in_channel: true,
                 thread: Some(ThreadState { reply_count: 3, reply_users: vec![Uuid::new_v4(), Uuid::new_v4()] }),
+                attachments: vec![],
             },
-            Payload::MessagePosted { message_id: Uuid::new_v4(), client_msg_id: "c".into(), text: "x".into(), thread_ts: None, also_in_channel: false, thread: None },
+            Payload::MessagePosted {
+                message_id: Uuid::new_v4(),
+                client_msg_id: "c".into(),
+                text: "x".into(),
+                thread_ts: None,
+                also_in_channel: false,
+                thread: None,
+                attachments: vec![Attachment { file_id: Uuid::new_v4(), name: "a.png".into(), size: 12, content_type: "image/png".into() }],
+            },
+            Payload::FileShared { file: Attachment { file_id: Uuid::new_v4(), name: "ré sumé.pdf".into(), size: 1 << 33, content_type: "application/pdf".into() } },
+            Payload::FileDeleted { file_id: Uuid::new_v4() },
+            Payload::MessageDeleted { message_id: Uuid::new_v4(), file_ids: vec![Uuid::new_v4()] },
             Payload::ChannelCreated { name: "general".into(), kind: ChannelKind::Private, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
             Payload::ChannelCreated { name: "dm".into(), kind: ChannelKind::Dm, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
             Payload::MemberLeft { user_id: Uuid::new_v4() },
@@ -384,7 +431,7 @@ mod tests {
             Payload::ReadMarked { channel_id: Uuid::new_v4(), seq: 42 },
             Payload::MemberJoined { user_id: Uuid::new_v4() },
             Payload::MessageEdited { message_id: Uuid::new_v4(), text: "fixed".into() },
-            Payload::MessageDeleted { message_id: Uuid::new_v4() },
+            Payload::MessageDeleted { message_id: Uuid::new_v4(), file_ids: vec![] },
             Payload::ReactionChanged { message_id: Uuid::new_v4(), emoji: "tada".into(), added: true, users: vec![Uuid::new_v4()] },
         ] {
             let e = sample(p);

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use async_trait::async_trait;
 
 use crate::event::ChannelKind;
+use crate::files::{Attachment, FileRecord};
 use crate::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store};
 pub use crate::ports::Workspace;
 use crate::protocol::{MessageView, ThreadView};
@@ -41,7 +42,10 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
               AND default_time_to_live = 0
               AND compaction = {{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}"
         ),
-        format!("CREATE TABLE IF NOT EXISTS {ks}.workspaces (workspace_id uuid PRIMARY KEY, name text, retention_secs int, created_at timestamp)"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.workspaces (workspace_id uuid PRIMARY KEY, name text, retention_secs int, created_at timestamp,
+                max_file_bytes bigint, file_types list<text>)"
+        ),
         format!("CREATE TABLE IF NOT EXISTS {ks}.users (workspace_id uuid, user_id uuid, name text, created_at timestamp, PRIMARY KEY (workspace_id, user_id))"),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.channels (workspace_id uuid, channel_id uuid, name text, is_private boolean, kind text,
@@ -55,6 +59,11 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.pins (workspace_id uuid, channel_id uuid, message_id timeuuid,
                 PRIMARY KEY ((workspace_id, channel_id), message_id)) WITH CLUSTERING ORDER BY (message_id DESC)"
+        ),
+        // shared files' metadata (the bytes are in the object store), one partition per file
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.files (workspace_id uuid, file_id uuid, channel_id uuid, uploader uuid, name text, size bigint,
+                content_type text, created_at timestamp, deleted boolean, PRIMARY KEY ((workspace_id, file_id)))"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.read_markers (workspace_id uuid, user_id uuid, channel_id uuid, seq bigint,
@@ -76,6 +85,8 @@ fn additions(ks: &str) -> Vec<String> {
         "channels ADD archived boolean",
         "channels ADD created_by uuid",
         "channels ADD members set<uuid>",
+        "workspaces ADD max_file_bytes bigint",
+        "workspaces ADD file_types list<text>",
     ]
     .iter()
     .map(|a| format!("ALTER TABLE {ks}.{a}"))
@@ -141,10 +152,13 @@ struct Statements {
     drop_reaction: PreparedStatement,
     set_pinned: PreparedStatement,
     set_thread: PreparedStatement,
+    insert_file: PreparedStatement,
+    get_file: PreparedStatement,
+    delete_file: PreparedStatement,
 }
 
 const MESSAGE_COLUMNS: &str =
-    "message_id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also_in_channel, pinned, reply_count, reply_users, last_reply_at";
+    "message_id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also_in_channel, pinned, reply_count, reply_users, last_reply_at, attachments";
 
 type MessageRow = (
     CqlTimeuuid,
@@ -161,6 +175,7 @@ type MessageRow = (
     Option<i32>,
     Option<Vec<Uuid>>,
     Option<CqlTimestamp>,
+    Option<Vec<std::collections::HashMap<String, String>>>,
 );
 
 const CHANNEL_COLUMNS: &str = "channel_id, name, is_private, kind, archived, created_by, created_at, members";
@@ -185,7 +200,7 @@ fn channel_of(ws: Uuid, r: ChannelRow) -> ChannelInfo {
 }
 
 fn message_of(ws: Uuid, ch: Uuid, row: MessageRow) -> MessageView {
-    let (id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also, pinned, reply_count, reply_users, last_reply_at) = row;
+    let (id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also, pinned, reply_count, reply_users, last_reply_at, attachments) = row;
     let message_id: Uuid = id.into();
     MessageView {
         workspace_id: ws,
@@ -214,7 +229,25 @@ fn message_of(ws: Uuid, ch: Uuid, row: MessageRow) -> MessageView {
                 (k, v)
             })
             .collect(),
+        attachments: attachments.unwrap_or_default().iter().filter_map(attachment_of).collect(),
     }
+}
+
+/// An attachment as the seed's `attachments list<frozen<map<text, text>>>` holds it.
+fn attachment_map(a: &Attachment) -> std::collections::HashMap<String, String> {
+    [("file_id", a.file_id.to_string()), ("name", a.name.clone()), ("size", a.size.to_string()), ("content_type", a.content_type.clone())]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+fn attachment_of(m: &std::collections::HashMap<String, String>) -> Option<Attachment> {
+    Some(Attachment {
+        file_id: m.get("file_id")?.parse().ok()?,
+        name: m.get("name")?.clone(),
+        size: m.get("size")?.parse().ok()?,
+        content_type: m.get("content_type")?.clone(),
+    })
 }
 
 impl CassandraStore {
@@ -226,8 +259,8 @@ impl CassandraStore {
         let m = |cond: &str| format!("SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? {cond}");
         let st = Statements {
             insert_message: p(format!(
-                "INSERT INTO {ks}.messages (workspace_id, channel_id, message_id, seq, user_id, text, client_msg_id, thread_ts, also_in_channel, deleted)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, false) USING TTL ?"
+                "INSERT INTO {ks}.messages (workspace_id, channel_id, message_id, seq, user_id, text, client_msg_id, thread_ts, also_in_channel, attachments, deleted)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false) USING TTL ?"
             ))
             .await?,
             insert_reply: p(format!("INSERT INTO {ks}.thread_replies (workspace_id, channel_id, thread_ts, message_id) VALUES (?, ?, ?, ?) USING TTL ?")).await?,
@@ -249,7 +282,7 @@ impl CassandraStore {
             ))
             .await?,
             delete_message: p(format!(
-                "UPDATE {ks}.messages USING TTL ? SET text = '', deleted = true, reactions = null, pinned = false WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
+                "UPDATE {ks}.messages USING TTL ? SET text = '', deleted = true, reactions = null, attachments = null, pinned = false WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
             ))
             .await?,
             set_reaction: p(format!(
@@ -262,8 +295,22 @@ impl CassandraStore {
                 "UPDATE {ks}.messages USING TTL ? SET reply_count = ?, reply_users = ?, last_reply_at = ? WHERE workspace_id = ? AND channel_id = ? AND message_id = ?"
             ))
             .await?,
-            insert_workspace: p(format!("INSERT INTO {ks}.workspaces (workspace_id, name, retention_secs, created_at) VALUES (?, ?, ?, ?)")).await?,
-            get_workspace: p(format!("SELECT workspace_id, name, retention_secs FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
+            insert_workspace: p(format!(
+                "INSERT INTO {ks}.workspaces (workspace_id, name, retention_secs, created_at, max_file_bytes, file_types) VALUES (?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            get_workspace: p(format!("SELECT workspace_id, name, retention_secs, max_file_bytes, file_types FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
+            // IF NOT EXISTS: a replayed share keeps a later deletion
+            insert_file: p(format!(
+                "INSERT INTO {ks}.files (workspace_id, file_id, channel_id, uploader, name, size, content_type, created_at, deleted)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, false) IF NOT EXISTS"
+            ))
+            .await?,
+            get_file: p(format!(
+                "SELECT channel_id, uploader, name, size, content_type, created_at, deleted FROM {ks}.files WHERE workspace_id = ? AND file_id = ?"
+            ))
+            .await?,
+            delete_file: p(format!("UPDATE {ks}.files SET deleted = true WHERE workspace_id = ? AND file_id = ?")).await?,
             insert_user: p(format!("INSERT INTO {ks}.users (workspace_id, user_id, name, created_at) VALUES (?, ?, ?, ?)")).await?,
             get_user: p(format!("SELECT name FROM {ks}.users WHERE workspace_id = ? AND user_id = ?")).await?,
             list_users: p(format!("SELECT user_id, name FROM {ks}.users WHERE workspace_id = ?")).await?,
@@ -356,7 +403,7 @@ impl CassandraStore {
 
     pub async fn insert_workspace(&self, w: &Workspace) -> Result<(), StoreError> {
         let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
-        self.exec(&self.st.insert_workspace, (w.workspace_id, &w.name, w.retention_secs, now)).await
+        self.exec(&self.st.insert_workspace, (w.workspace_id, &w.name, w.retention_secs, now, w.max_file_bytes, &w.file_types)).await
     }
 }
 
@@ -369,7 +416,8 @@ impl Store for CassandraStore {
     async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()> {
         let ttl = ttl_secs.max(0);
         let id = CqlTimeuuid::from(m.message_id);
-        let values = (m.workspace_id, m.channel_id, id, m.seq, m.user_id, &m.text, &m.client_msg_id, m.thread_ts.map(CqlTimeuuid::from), m.also_in_channel, ttl);
+        let attachments: Vec<_> = m.attachments.iter().map(attachment_map).collect();
+        let values = (m.workspace_id, m.channel_id, id, m.seq, m.user_id, &m.text, &m.client_msg_id, m.thread_ts.map(CqlTimeuuid::from), m.also_in_channel, attachments, ttl);
         self.exec(&self.st.insert_message, values).await.map_err(port)?;
         if let Some(parent) = m.thread_ts {
             self.exec(&self.st.insert_reply, (m.workspace_id, m.channel_id, CqlTimeuuid::from(parent), id, ttl)).await.map_err(port)?;
@@ -438,8 +486,14 @@ impl Store for CassandraStore {
     }
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>> {
         let rows = self.session.execute_unpaged(&self.st.get_workspace, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
-        let row = rows.maybe_first_row::<(Uuid, Option<String>, Option<i32>)>().map_err(PortError::of)?;
-        Ok(row.map(|(workspace_id, name, retention)| Workspace { workspace_id, name: name.unwrap_or_default(), retention_secs: retention.unwrap_or(0) }))
+        let row = rows.maybe_first_row::<(Uuid, Option<String>, Option<i32>, Option<i64>, Option<Vec<String>>)>().map_err(PortError::of)?;
+        Ok(row.map(|(workspace_id, name, retention, max_file_bytes, file_types)| Workspace {
+            workspace_id,
+            name: name.unwrap_or_default(),
+            retention_secs: retention.unwrap_or(0),
+            max_file_bytes: max_file_bytes.unwrap_or(0),
+            file_types: file_types.unwrap_or_default(),
+        }))
     }
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()> {
         let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
@@ -487,8 +541,30 @@ impl Store for CassandraStore {
         r.map_err(port)
     }
 
+    async fn insert_file(&self, f: &FileRecord) -> PortResult<()> {
+        let a = &f.file;
+        let values = (f.workspace_id, a.file_id, f.channel_id, f.uploader, &a.name, a.size, &a.content_type, CqlTimestamp(f.created_at));
+        self.exec(&self.st.insert_file, values).await.map_err(port)
+    }
+    async fn file(&self, ws: Uuid, file_id: Uuid) -> PortResult<Option<FileRecord>> {
+        let rows = self.session.execute_unpaged(&self.st.get_file, (ws, file_id)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        type Row = (Option<Uuid>, Option<Uuid>, Option<String>, Option<i64>, Option<String>, Option<CqlTimestamp>, Option<bool>);
+        let row = rows.maybe_first_row::<Row>().map_err(PortError::of)?;
+        Ok(row.map(|(channel_id, uploader, name, size, content_type, created_at, deleted)| FileRecord {
+            workspace_id: ws,
+            channel_id: channel_id.unwrap_or_default(),
+            uploader: uploader.unwrap_or_default(),
+            created_at: created_at.map(|t| t.0).unwrap_or(0),
+            deleted: deleted.unwrap_or(false),
+            file: Attachment { file_id, name: name.unwrap_or_default(), size: size.unwrap_or(0), content_type: content_type.unwrap_or_default() },
+        }))
+    }
+    async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> PortResult<()> {
+        self.exec(&self.st.delete_file, (ws, file_id)).await.map_err(port)
+    }
+
     async fn truncate_timeline(&self) -> PortResult<()> {
-        for table in ["messages", "channels", "thread_replies", "pins", "read_markers"] {
+        for table in ["messages", "channels", "thread_replies", "pins", "read_markers", "files"] {
             self.session.query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[]).await.map_err(PortError::of)?;
         }
         Ok(())

@@ -61,6 +61,9 @@ pub enum CommandBody {
         thread_ts: Option<Uuid>,
         #[serde(default)]
         also_in_channel: bool,
+        /// Files shared in this channel that the message carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        file_ids: Vec<Uuid>,
     },
     JoinChannel,
     CreateChannel { name: String, channel_kind: crate::event::ChannelKind, members: Vec<Uuid> },
@@ -75,6 +78,10 @@ pub enum CommandBody {
     EditMessage { message_id: Uuid, text: String },
     DeleteMessage { message_id: Uuid },
     React { message_id: Uuid, emoji: String, add: bool },
+    /// A finished upload (checked by the gateway against the object store) joins the channel.
+    ShareFile { file: crate::files::Attachment },
+    /// The uploader deletes a file.
+    DeleteFile { file_id: Uuid },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -34,6 +34,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub search: SearchConfig,
     pub notifier: NotifierConfig,
+    pub files: FilesConfig,
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
     pub telemetry: TelemetryConfig,
@@ -100,6 +101,42 @@ impl SearchConfig {
             format!("{}-messages", namespace.to_ascii_lowercase())
         } else {
             self.index.clone()
+        }
+    }
+}
+
+/// File sharing: where blobs go, what may be uploaded, how long URLs live. Distributed mode
+/// keeps blobs in an S3-compatible bucket (`s3_endpoint`, `bucket`, keys); embedded mode in
+/// `<data_dir>/files`, with URLs the gateway signs and serves itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// S3 endpoint, such as `http://127.0.0.1:9000` for MinIO; empty means AWS's own. Clients
+    /// upload to and download from this address directly, so it must be reachable by them.
+    pub s3_endpoint: String,
+    /// Bucket name; empty means `<namespace>-files`. `confab setup` creates it.
+    pub bucket: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Largest file a workspace may upload unless the workspace sets its own limit.
+    pub max_bytes: u64,
+    /// Content types a workspace may upload unless it sets its own list: `type/subtype`,
+    /// `type/*` or `*/*` (a list, or one comma-separated string in the environment).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub allowed_types: Vec<String>,
+    /// How long an upload URL stays valid, in seconds.
+    pub upload_url_ttl_secs: u64,
+    /// How long a download URL stays valid at most, in seconds (clients may ask for less).
+    pub download_url_ttl_secs: u64,
+}
+
+impl FilesConfig {
+    pub fn bucket_name(&self, namespace: &str) -> String {
+        if self.bucket.is_empty() {
+            format!("{}-files", namespace.to_ascii_lowercase().replace('_', "-"))
+        } else {
+            self.bucket.clone()
         }
     }
 }
@@ -195,6 +232,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             search: SearchConfig::default(),
             notifier: NotifierConfig::default(),
+            files: FilesConfig::default(),
             auth: AuthConfig::default(),
             gateway: GatewayConfig::default(),
             telemetry: TelemetryConfig::default(),
@@ -224,6 +262,23 @@ impl Default for RegistryConfig {
 impl Default for SearchConfig {
     fn default() -> Self {
         Self { url: "http://127.0.0.1:9200".into(), index: String::new() }
+    }
+}
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            s3_endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            max_bytes: 100 * 1024 * 1024,
+            allowed_types: ["image/*", "video/*", "audio/*", "text/plain", "text/csv", "text/markdown", "application/pdf", "application/zip", "application/json"]
+                .map(String::from)
+                .to_vec(),
+            upload_url_ttl_secs: 900,
+            download_url_ttl_secs: 300,
+        }
     }
 }
 impl Default for NotifierConfig {
@@ -345,6 +400,14 @@ impl Config {
         if self.auth.token_secret.len() < 16 {
             return Err("`auth.token_secret` must be at least 16 bytes".into());
         }
+        if self.files.max_bytes == 0 || self.files.upload_url_ttl_secs == 0 || self.files.download_url_ttl_secs == 0 {
+            return Err("`files.max_bytes` and the `files.*_url_ttl_secs` must be positive".into());
+        }
+        for t in &self.files.allowed_types {
+            if t != "*/*" && crate::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {
+                return Err(format!("`files.allowed_types`: `{t}` is not `type/subtype`, `type/*` or `*/*`"));
+            }
+        }
         if self.gateway.max_connections == 0 || self.gateway.send_buffer == 0 {
             return Err("`gateway.max_connections` and `gateway.send_buffer` must be positive".into());
         }
@@ -354,6 +417,19 @@ impl Config {
     pub fn cassandra_nodes(&self) -> Vec<String> {
         self.cassandra.nodes.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     }
+}
+
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(l) => l,
+        Either::Csv(s) => s.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+    })
 }
 
 fn parse_env_value(v: &str) -> toml::Value {

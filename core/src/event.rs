@@ -67,14 +67,24 @@ pub struct ThreadState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     /// A new message; a thread reply when `thread_ts` is set (then `thread` is the parent's
-    /// thread after it, and `also_in_channel` says it is shown in the channel too).
-    MessagePosted { message_id: Uuid, client_msg_id: String, text: String, thread_ts: Option<Uuid>, also_in_channel: bool, thread: Option<ThreadState> },
+    /// thread after it, and `also_in_channel` says it is shown in the channel too). It may
+    /// carry files shared in the channel before it.
+    MessagePosted {
+        message_id: Uuid,
+        client_msg_id: String,
+        text: String,
+        thread_ts: Option<Uuid>,
+        also_in_channel: bool,
+        thread: Option<ThreadState>,
+        attachments: Vec<crate::files::Attachment>,
+    },
     ChannelCreated { name: String, kind: ChannelKind, members: Vec<Uuid> },
     /// `user_id` joined (actor = user_id) or was invited by the actor.
     MemberJoined { user_id: Uuid },
     MessageEdited { message_id: Uuid, text: String },
-    /// A tombstone: the text is gone from every projection.
-    MessageDeleted { message_id: Uuid },
+    /// A tombstone: the text is gone from every projection, and so are the files the message
+    /// carried (`file_ids`).
+    MessageDeleted { message_id: Uuid, file_ids: Vec<Uuid> },
     /// `actor_id` added (or removed) `emoji`; `users` is everyone reacting with it afterwards.
     ReactionChanged { message_id: Uuid, emoji: String, added: bool, users: Vec<Uuid> },
     /// `user_id` left (actor = user_id) or was removed by the actor.
@@ -85,6 +95,10 @@ pub enum Payload {
     MessagePinned { message_id: Uuid, pinned: bool },
     /// In the actor's own stream (`channel_id` = the user's id): they read `channel_id` up to `seq`.
     ReadMarked { channel_id: Uuid, seq: i64 },
+    /// The actor uploaded a file into this channel (its bytes are in the object store).
+    FileShared { file: crate::files::Attachment },
+    /// The uploader deleted the file: no more download URLs, and its bytes are removed.
+    FileDeleted { file_id: Uuid },
 }
 
 impl Payload {
@@ -101,6 +115,8 @@ impl Payload {
             Payload::ChannelArchived { .. } => "channel_archived",
             Payload::MessagePinned { .. } => "message_pinned",
             Payload::ReadMarked { .. } => "read_marked",
+            Payload::FileShared { .. } => "file_shared",
+            Payload::FileDeleted { .. } => "file_deleted",
         }
     }
 }
@@ -112,7 +128,7 @@ impl Event {
 
     /// The message as clients first see it, for a `MessagePosted` event.
     pub fn posted_view(&self) -> Option<crate::protocol::MessageView> {
-        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, .. } = &self.payload else { return None };
+        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, attachments, .. } = &self.payload else { return None };
         Some(crate::protocol::MessageView {
             workspace_id: self.workspace_id,
             channel_id: self.channel_id,
@@ -129,6 +145,7 @@ impl Event {
             edited_at: None,
             deleted: false,
             reactions: Default::default(),
+            attachments: attachments.clone(),
         })
     }
 }

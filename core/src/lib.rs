@@ -19,6 +19,8 @@
 //! - [`event`]: the canonical events, and their Avro encoding ([`avro`]).
 //! - [`ids`]: UUID and TIMEUUID generation.
 //! - [`auth`]: workspace-bound signed tokens.
+//! - [`files`]: attachments and the rules uploads are checked against; [`blobs`]: the object
+//!   store (S3 or a directory) and the pre-signed URLs clients upload and download with.
 //! - [`config`]: the configuration file and `CONFAB_*` overrides.
 //! - [`ports`]: the traits components use; [`kafka`], [`cassandra`], [`redis_fanout`] are the
 //!   distributed adapters behind them (the embedded ones live in `confab-embedded`).
@@ -26,10 +28,12 @@
 
 pub mod auth;
 pub mod avro;
+pub mod blobs;
 pub mod cassandra;
 pub mod command;
 pub mod config;
 pub mod event;
+pub mod files;
 pub mod ids;
 pub mod mentions;
 pub mod notify;

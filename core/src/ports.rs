@@ -149,6 +149,12 @@ pub struct Workspace {
     pub name: String,
     /// Messages expire after this many seconds (0: never).
     pub retention_secs: i32,
+    /// Largest file its users may upload, in bytes (0: the configured `files.max_bytes`).
+    #[serde(default)]
+    pub max_file_bytes: i64,
+    /// Content types its users may upload (empty: the configured `files.allowed_types`).
+    #[serde(default)]
+    pub file_types: Vec<String>,
 }
 
 /// A channel as the timeline knows it.
@@ -217,8 +223,13 @@ pub trait Store: Send + Sync {
     /// Applies an edit, a deletion (tombstone), a reaction change, a pin or a thread summary
     /// to a stored message; idempotent (each update carries the resulting state).
     async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, ttl_secs: i32) -> PortResult<()>;
-    /// Deletes every message, thread index, pin, channel and read marker (the timeline
-    /// projection), for a rebuild from the log.
+    /// Records a shared file (replays write the same row; a deleted file stays deleted).
+    async fn insert_file(&self, f: &crate::files::FileRecord) -> PortResult<()>;
+    async fn file(&self, ws: Uuid, file_id: Uuid) -> PortResult<Option<crate::files::FileRecord>>;
+    /// Marks a file deleted: no URL is issued for it any more.
+    async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> PortResult<()>;
+    /// Deletes every message, thread index, pin, channel, read marker and file record (the
+    /// timeline projection), for a rebuild from the log.
     async fn truncate_timeline(&self) -> PortResult<()>;
 }
 

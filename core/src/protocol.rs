@@ -44,6 +44,10 @@ pub enum ClientFrame {
         thread_ts: Option<Uuid>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         also_send_to_channel: bool,
+        /// Files shared in this channel (`POST /api/files`, then `.../complete`) to attach;
+        /// with files, `text` may be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        file_ids: Vec<Uuid>,
     },
     #[serde(rename = "channel:join")]
     Join {
@@ -259,6 +263,9 @@ pub struct MessageView {
     /// Emoji -> users reacting with it.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub reactions: std::collections::BTreeMap<String, Vec<Uuid>>,
+    /// Shared files the message carries (download URLs come from `GET /api/files/{id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::files::Attachment>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -310,6 +317,12 @@ pub enum ServerFrame {
     Archived { workspace_id: Uuid, channel_id: Uuid, archived: bool, user_id: Uuid, seq: i64 },
     #[serde(rename = "message:pinned")]
     Pinned { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, pinned: bool, user_id: Uuid, seq: i64 },
+    /// A file was uploaded into the channel (messages attach it by `file_id`).
+    #[serde(rename = "file:shared")]
+    FileShared { workspace_id: Uuid, channel_id: Uuid, file: crate::files::Attachment, user_id: Uuid, seq: i64 },
+    /// A file was deleted (by its uploader, or with the message carrying it): its links stop working.
+    #[serde(rename = "file:deleted")]
+    FileDeleted { workspace_id: Uuid, channel_id: Uuid, file_id: Uuid, user_id: Uuid, seq: i64 },
     /// To your own connections: you read `channel_id` up to `seq` (on another device, maybe).
     #[serde(rename = "channel:marked")]
     Marked { workspace_id: Uuid, channel_id: Uuid, seq: i64 },
@@ -350,6 +363,19 @@ pub enum ErrorCode {
     MessageNotFound,
     MessageDeleted,
     TooManyReactions,
+    /// No such file in the channel (or workspace), or not yours to see.
+    FileNotFound,
+    /// The file was deleted: no more links for it.
+    FileDeleted,
+    /// Over the workspace's size limit.
+    FileTooLarge,
+    /// A content type the workspace does not accept.
+    FileTypeNotAllowed,
+    /// The upload is missing or its size differs from the declared one.
+    UploadIncomplete,
+    /// A link whose signature does not match, or that has expired.
+    InvalidSignature,
+    LinkExpired,
     Conflict,
     RateLimited,
     Unauthorized,
@@ -377,6 +403,13 @@ impl ErrorCode {
             ErrorCode::MessageNotFound => "message_not_found",
             ErrorCode::MessageDeleted => "message_deleted",
             ErrorCode::TooManyReactions => "too_many_reactions",
+            ErrorCode::FileNotFound => "file_not_found",
+            ErrorCode::FileDeleted => "file_deleted",
+            ErrorCode::FileTooLarge => "file_too_large",
+            ErrorCode::FileTypeNotAllowed => "file_type_not_allowed",
+            ErrorCode::UploadIncomplete => "upload_incomplete",
+            ErrorCode::InvalidSignature => "invalid_signature",
+            ErrorCode::LinkExpired => "link_expired",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
@@ -435,9 +468,9 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
     let frame: ClientFrame = serde_json::from_value(value)
         .map_err(|e| err(ErrorCode::InvalidField, format!("invalid `{ty}` frame: {e}")))?;
     match &frame {
-        ClientFrame::Send { text, client_msg_id, .. } => {
+        ClientFrame::Send { text, client_msg_id, file_ids, .. } => {
             validate_client_msg_id(client_msg_id).map_err(|m| err(ErrorCode::InvalidField, m))?;
-            validate_text(text).map_err(|(c, m)| err(c, m))?;
+            validate_message(text, file_ids).map_err(|(c, m)| err(c, m))?;
         }
         ClientFrame::Edit { text, .. } => validate_text(text).map_err(|(c, m)| err(c, m))?,
         ClientFrame::Create { name, .. } | ClientFrame::Rename { name, .. } => validate_channel_name(name).map_err(|m| err(ErrorCode::InvalidField, m))?,
@@ -452,6 +485,22 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
         _ => {}
     }
     Ok(frame)
+}
+
+/// A new message's text and attachments: text as [`validate_text`], except that a message
+/// with files may have none; at most [`crate::files::MAX_ATTACHMENTS`] distinct files.
+pub fn validate_message(text: &str, file_ids: &[Uuid]) -> Result<(), (ErrorCode, String)> {
+    if file_ids.len() > crate::files::MAX_ATTACHMENTS {
+        return Err((ErrorCode::InvalidField, format!("a message carries at most {} files", crate::files::MAX_ATTACHMENTS)));
+    }
+    let distinct: std::collections::HashSet<&Uuid> = file_ids.iter().collect();
+    if distinct.len() != file_ids.len() {
+        return Err((ErrorCode::InvalidField, "file_ids names a file twice".into()));
+    }
+    match validate_text(text) {
+        Err((ErrorCode::EmptyText, _)) if !file_ids.is_empty() => Ok(()),
+        other => other,
+    }
 }
 
 pub fn validate_client_msg_id(id: &str) -> Result<(), String> {
@@ -500,7 +549,7 @@ mod tests {
             r#"{{"type":"message:send","channel_id":"{ch}","text":"hi","client_msg_id":"c1"}}"#
         ))
         .unwrap();
-        assert_eq!(f, ClientFrame::Send { channel_id: ch, text: "hi".into(), client_msg_id: "c1".into(), thread_ts: None, also_send_to_channel: false });
+        assert_eq!(f, ClientFrame::Send { channel_id: ch, text: "hi".into(), client_msg_id: "c1".into(), thread_ts: None, also_send_to_channel: false, file_ids: vec![] });
     }
 
     #[test]

@@ -27,6 +27,20 @@ pub struct SearchDoc {
     pub has_link: bool,
     pub has_file: bool,
     pub reactions_count: i32,
+    /// Names of the files the message carries, as [`file_name_terms`] gives them: words
+    /// match them as they match the text.
+    pub file_names: Vec<String>,
+}
+
+/// A file name as the index takes it: whole, then split at dots, dashes and underscores (the
+/// standard tokenizer keeps `report.pdf` as one word, so `report` alone would not find it).
+pub fn file_name_terms(name: &str) -> String {
+    let split: String = name.chars().map(|c| if matches!(c, '.' | '-' | '_') { ' ' } else { c }).collect();
+    if split == name {
+        name.to_string()
+    } else {
+        format!("{name} {split}")
+    }
 }
 
 /// A query after parsing and after the caller resolved names to ids and applied permissions.

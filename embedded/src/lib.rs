@@ -57,6 +57,7 @@ impl Embedded {
             threads: ks("threads")?,
             pins: ks("pins")?,
             markers: ks("read_markers")?,
+            files: ks("files")?,
         });
         let fanout = Arc::new(
             fanout::EmbeddedFanout::new(db.clone(), ks("fanout_stream")?, ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len)

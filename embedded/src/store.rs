@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use confab_core::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, Workspace};
+use confab_core::files::FileRecord;
 use confab_core::protocol::MessageView;
 use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,8 @@ pub struct EmbeddedStore {
     pub(crate) threads: Keyspace,
     pub(crate) pins: Keyspace,
     pub(crate) markers: Keyspace,
+    /// `workspace | file_id` -> FileRecord (JSON).
+    pub(crate) files: Keyspace,
 }
 
 impl EmbeddedStore {
@@ -271,6 +274,7 @@ impl Store for EmbeddedStore {
                 m.view.text.clear();
                 m.view.deleted = true;
                 m.view.reactions.clear();
+                m.view.attachments.clear();
                 m.view.pinned = false;
                 self.pins.remove(key(&[ws.as_bytes(), ch.as_bytes(), &ticks(&message_id).to_be_bytes(), message_id.as_bytes()])).map_err(port)?;
             }
@@ -296,8 +300,32 @@ impl Store for EmbeddedStore {
         self.messages.insert(k, serde_json::to_vec(&m).expect("message serializes")).map_err(port)
     }
 
+    async fn insert_file(&self, f: &FileRecord) -> PortResult<()> {
+        let k = pair(&f.workspace_id, &f.file.file_id);
+        // a replayed share keeps a later deletion
+        if self.files.contains_key(&k).map_err(port)? {
+            return Ok(());
+        }
+        self.files.insert(k, serde_json::to_vec(f).expect("file serializes")).map_err(port)
+    }
+
+    async fn file(&self, ws: Uuid, file_id: Uuid) -> PortResult<Option<FileRecord>> {
+        match self.files.get(pair(&ws, &file_id)).map_err(port)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(port)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> PortResult<()> {
+        let k = pair(&ws, &file_id);
+        // the log shares a file before deleting it; nothing recorded means nothing to revoke
+        let Some(mut f) = self.file(ws, file_id).await? else { return Ok(()) };
+        f.deleted = true;
+        self.files.insert(k, serde_json::to_vec(&f).expect("file serializes")).map_err(port)
+    }
+
     async fn truncate_timeline(&self) -> PortResult<()> {
-        for ks in [&self.messages, &self.channels, &self.threads, &self.pins, &self.markers] {
+        for ks in [&self.messages, &self.channels, &self.threads, &self.pins, &self.markers, &self.files] {
             ks.clear().map_err(port)?;
         }
         Ok(())

@@ -38,6 +38,26 @@ impl ApiError {
     pub fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, message)
     }
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+/// Writes a command to the log and waits for ingest's answer (at most 30 s).
+pub async fn command_outcome(st: &AppState, cmd: &Command) -> Result<Outcome, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    st.pending.lock().expect("pending lock").insert(cmd.command_id, tx);
+    if let Err(e) = st.produce(cmd).await {
+        st.pending.lock().expect("pending lock").remove(&cmd.command_id);
+        return Err(ApiError::internal("message log", e));
+    }
+    match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(r)) => Ok(r.outcome),
+        _ => {
+            st.pending.lock().expect("pending lock").remove(&cmd.command_id);
+            Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Unavailable, "ingest did not answer in time; the change may still happen"))
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -100,6 +120,13 @@ pub struct NewWorkspace {
     /// The same in seconds (finer grained; wins over `retention_days`).
     #[serde(default)]
     retention_secs: Option<u32>,
+    /// Largest upload, in bytes (absent: the configured `files.max_bytes`).
+    #[serde(default)]
+    max_file_bytes: Option<u64>,
+    /// Content types users may upload (`image/*`, `application/pdf`, `*/*`; absent: the
+    /// configured `files.allowed_types`).
+    #[serde(default)]
+    file_types: Option<Vec<String>>,
 }
 
 pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b): Body<NewWorkspace>) -> Result<Response, ApiError> {
@@ -108,10 +135,18 @@ pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMa
         return Err(ApiError::bad("name must be 1..=100 bytes"));
     }
     let retention_secs = b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32) as i32;
-    let w = Workspace { workspace_id: Uuid::new_v4(), name: b.name, retention_secs };
+    let file_types = b.file_types.unwrap_or_default();
+    for t in &file_types {
+        if t != "*/*" && confab_core::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {
+            return Err(ApiError::bad(format!("file_types: `{t}` is not `type/subtype`, `type/*` or `*/*`")));
+        }
+    }
+    let max_file_bytes = b.max_file_bytes.unwrap_or(0).min(i64::MAX as u64) as i64;
+    let w = Workspace { workspace_id: Uuid::new_v4(), name: b.name, retention_secs, max_file_bytes, file_types };
     st.store.insert_workspace(&w).await.map_err(|e| ApiError::internal("directory", e))?;
     tracing::info!(workspace_id = %w.workspace_id, "workspace created");
-    Ok((StatusCode::CREATED, Json(json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs}))).into_response())
+    let body = json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs, "max_file_bytes": w.max_file_bytes, "file_types": w.file_types});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn workspace_exists(st: &AppState, ws: &str) -> Result<Uuid, ApiError> {
@@ -206,20 +241,7 @@ pub async fn create_channel(State(st): State<Arc<AppState>>, headers: HeaderMap,
             members: b.members,
         },
     };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    st.pending.lock().expect("pending lock").insert(cmd.command_id, tx);
-    if let Err(e) = st.produce(&cmd).await {
-        st.pending.lock().expect("pending lock").remove(&cmd.command_id);
-        return Err(ApiError::internal("message log", e));
-    }
-    let reply = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-        Ok(Ok(r)) => r,
-        _ => {
-            st.pending.lock().expect("pending lock").remove(&cmd.command_id);
-            return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Unavailable, "ingest did not answer in time; the channel may still be created"));
-        }
-    };
-    match reply.outcome {
+    match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => Ok((
             StatusCode::CREATED,
             Json(json!({"workspace_id": ws, "channel_id": cmd.channel_id, "name": b.name, "is_private": b.is_private, "seq": seq})),

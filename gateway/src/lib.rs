@@ -12,6 +12,8 @@
 //! - [`api`]: what users read over HTTP: channels with unread counts, history (both ways and
 //!   around a message), threads, pins, search.
 //! - [`devices`]: push registration (devices) and notification preferences.
+//! - [`files`]: file sharing: upload grants, completion, download URLs, deletion, and the
+//!   embedded mode's signed `/blobs/` endpoint.
 //! - [`search`]: `GET /api/search`: the query language, permissions as filters, the index.
 //! - [`http`]: typed errors, authentication, and the admin API that bootstraps workspaces,
 //!   users and channels.
@@ -21,6 +23,7 @@
 pub mod api;
 pub mod devices;
 pub mod fanout_reader;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod metrics;

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub resumes: IntCounterVec,
     pub delivery_latency: Histogram,
     pub search_latency: Histogram,
+    pub files: IntCounterVec,
 }
 
 /// One set per process (registering twice would leave the second set unexported).
@@ -31,6 +32,10 @@ impl Metrics {
         Self {
             connections: register(IntGauge::new("confab_gateway_connections", "open WebSocket connections").unwrap()),
             frames_in: register(IntCounterVec::new(Opts::new("confab_gateway_frames_in_total", "client frames, by type"), &["type"]).unwrap()),
+            files: register(
+                IntCounterVec::new(Opts::new("confab_gateway_files_total", "file sharing steps (upload_granted, shared, size_mismatch, download_granted)"), &["step"])
+                    .unwrap(),
+            ),
             errors: register(IntCounterVec::new(Opts::new("confab_gateway_rejected_total", "error frames sent, by code"), &["code"]).unwrap()),
             commands: register(IntCounter::new("confab_gateway_commands_total", "commands written to Kafka").unwrap()),
             delivered: register(IntCounter::new("confab_gateway_delivered_frames_total", "frames queued to local sockets").unwrap()),

@@ -38,6 +38,8 @@ pub struct GatewayPorts {
     pub search: Arc<dyn confab_core::search::SearchIndex>,
     pub presence: Arc<dyn confab_core::presence::Presence>,
     pub notify: Arc<dyn confab_core::notify::NotifyStore>,
+    /// Shared files' bytes (none: file sharing is off).
+    pub blobs: Option<Arc<confab_core::blobs::BlobStore>>,
 }
 
 pub struct AppState {
@@ -50,6 +52,7 @@ pub struct AppState {
     pub search: Arc<dyn confab_core::search::SearchIndex>,
     pub presence: Arc<dyn confab_core::presence::Presence>,
     pub notify: Arc<dyn confab_core::notify::NotifyStore>,
+    pub blobs: Option<Arc<confab_core::blobs::BlobStore>>,
     /// Presence transitions, to the batcher (`presence::batcher`).
     pub presence_changes: tokio::sync::mpsc::UnboundedSender<(Uuid, Uuid, confab_core::presence::PresenceStatus)>,
     pub hub: Arc<Hub>,
@@ -109,6 +112,7 @@ impl Gateway {
             search: ports.search,
             presence: ports.presence,
             notify: ports.notify,
+            blobs: ports.blobs,
             presence_changes,
             pending: Mutex::default(),
             next_conn: AtomicU64::new(1),
@@ -188,6 +192,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))
         .route("/admin/workspaces/{ws}/channels", post(crate::http::create_channel))
         .route("/api/users", get(crate::api::users))
+        .route("/api/files", post(crate::files::create))
+        .route("/api/files/{file_id}", get(crate::files::get).delete(crate::files::delete))
+        .route("/api/files/{file_id}/complete", post(crate::files::complete))
+        .route("/blobs/{ws}/{file}", get(crate::files::blob_get).put(crate::files::blob_put))
         .fallback(crate::web::fallback)
         .with_state(state)
 }

@@ -219,10 +219,10 @@ async fn handle_text(
             crate::presence::touch(st, claims.workspace_id, claims.user_id, device, *away).await;
             return Some(ServerFrame::Pong { id });
         }
-        ClientFrame::Send { channel_id, text, client_msg_id, thread_ts, also_send_to_channel } => (
+        ClientFrame::Send { channel_id, text, client_msg_id, thread_ts, also_send_to_channel, file_ids } => (
             "message:send",
             channel_id,
-            CommandBody::SendMessage { text, client_msg_id: client_msg_id.clone(), thread_ts, also_in_channel: also_send_to_channel },
+            CommandBody::SendMessage { text, client_msg_id: client_msg_id.clone(), thread_ts, also_in_channel: also_send_to_channel, file_ids },
             Some(client_msg_id),
         ),
         ClientFrame::Join { channel_id, client_msg_id } => {

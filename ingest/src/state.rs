@@ -4,7 +4,8 @@ use confab_core::avro::SCHEMA_VERSION;
 use confab_core::command::{dm_channel_id, Command, CommandBody, Outcome};
 use confab_core::event::{ChannelKind, Event, Payload, ThreadState};
 use confab_core::ids::{timeuuid_millis, TimeUuidGen};
-use confab_core::protocol::{validate_channel_name, validate_client_msg_id, validate_emoji, validate_text, ErrorCode, MAX_GROUP_DM, MAX_REACTIONS_PER_MESSAGE};
+use confab_core::files::Attachment;
+use confab_core::protocol::{validate_channel_name, validate_client_msg_id, validate_emoji, validate_message, validate_text, ErrorCode, MAX_GROUP_DM, MAX_REACTIONS_PER_MESSAGE};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
@@ -27,6 +28,16 @@ pub struct MessageState {
     /// On parents: the thread so far.
     pub thread: ThreadState,
     pub reactions: BTreeMap<String, BTreeSet<Uuid>>,
+    /// The files it carries (deleted with it).
+    pub files: Vec<Uuid>,
+}
+
+/// A file shared in a channel, as far as attaching and deleting it goes.
+#[derive(Debug, Clone)]
+pub struct FileState {
+    pub file: Attachment,
+    pub uploader: Uuid,
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +54,8 @@ pub struct ChannelState {
     pub sent: HashMap<(Uuid, String), Posted>,
     /// A user's own stream (read markers), not a conversation.
     pub user_stream: bool,
+    /// Files shared in the channel (unbounded for now, like messages).
+    pub files: HashMap<Uuid, FileState>,
 }
 
 impl Default for ChannelState {
@@ -57,6 +70,7 @@ impl Default for ChannelState {
             last_ms: 0,
             sent: HashMap::new(),
             user_stream: false,
+            files: HashMap::new(),
         }
     }
 }
@@ -88,10 +102,11 @@ impl PartitionState {
             }
             Payload::ChannelRenamed { .. } => {}
             Payload::ChannelArchived { archived } => ch.archived = *archived,
-            Payload::MessagePosted { message_id, client_msg_id, thread_ts, thread, .. } => {
+            Payload::MessagePosted { message_id, client_msg_id, thread_ts, thread, attachments, .. } => {
                 let ts = timeuuid_millis(message_id).unwrap_or(e.occurred_at);
                 ch.sent.insert((e.actor_id, client_msg_id.clone()), Posted { message_id: *message_id, seq: e.seq, ts });
-                ch.messages.insert(*message_id, MessageState { author: e.actor_id, thread_ts: *thread_ts, ..Default::default() });
+                let files = attachments.iter().map(|a| a.file_id).collect();
+                ch.messages.insert(*message_id, MessageState { author: e.actor_id, thread_ts: *thread_ts, files, ..Default::default() });
                 if let (Some(parent), Some(t)) = (thread_ts, thread) {
                     if let Some(p) = ch.messages.get_mut(parent) {
                         p.thread = t.clone();
@@ -99,11 +114,24 @@ impl PartitionState {
                 }
             }
             Payload::MessageEdited { .. } => {}
-            Payload::MessageDeleted { message_id } => {
+            Payload::MessageDeleted { message_id, file_ids } => {
                 if let Some(m) = ch.messages.get_mut(message_id) {
                     m.deleted = true;
                     m.pinned = false;
                     m.reactions.clear();
+                }
+                for f in file_ids {
+                    if let Some(f) = ch.files.get_mut(f) {
+                        f.deleted = true;
+                    }
+                }
+            }
+            Payload::FileShared { file } => {
+                ch.files.entry(file.file_id).or_insert(FileState { file: file.clone(), uploader: e.actor_id, deleted: false });
+            }
+            Payload::FileDeleted { file_id } => {
+                if let Some(f) = ch.files.get_mut(file_id) {
+                    f.deleted = true;
                 }
             }
             Payload::ReactionChanged { message_id, emoji, users, .. } => {
@@ -300,7 +328,11 @@ impl PartitionState {
                         validate_text(text)?;
                         Ok(Decision::Append(Payload::MessageEdited { message_id: *message_id, text: text.clone() }))
                     }
-                    CommandBody::DeleteMessage { .. } => Ok(Decision::Append(Payload::MessageDeleted { message_id: *message_id })),
+                    CommandBody::DeleteMessage { .. } => {
+                        // the files it carries go with it (unless already deleted)
+                        let file_ids = msg.files.iter().filter(|f| ch.files.get(f).is_some_and(|s| !s.deleted)).copied().collect();
+                        Ok(Decision::Append(Payload::MessageDeleted { message_id: *message_id, file_ids }))
+                    }
                     CommandBody::Pin { pinned, .. } => {
                         if msg.pinned == *pinned {
                             return Ok(Decision::Nothing(ch.last_seq));
@@ -323,13 +355,41 @@ impl PartitionState {
                     _ => unreachable!("matched above"),
                 }
             }
-            CommandBody::SendMessage { text, client_msg_id, thread_ts, also_in_channel } => {
+            CommandBody::ShareFile { file } => {
+                let ch = self.writable_channel(&key, &user).map_err(err)?;
+                match ch.files.get(&file.file_id) {
+                    // a retried completion
+                    Some(f) if f.uploader == user && f.file == *file => Ok(Decision::Nothing(ch.last_seq)),
+                    Some(_) => Err((ErrorCode::Conflict, "a file with this id already exists".into())),
+                    None => Ok(Decision::Append(Payload::FileShared { file: file.clone() })),
+                }
+            }
+            CommandBody::DeleteFile { file_id } => {
+                let ch = self.member_channel(&key, &user).map_err(err)?;
+                let f = ch.files.get(file_id).ok_or((ErrorCode::FileNotFound, "no such file in this channel".to_string()))?;
+                if f.uploader != user {
+                    return Err((ErrorCode::Forbidden, "only the uploader can delete a file".into()));
+                }
+                if f.deleted {
+                    return Ok(Decision::Nothing(ch.last_seq));
+                }
+                Ok(Decision::Append(Payload::FileDeleted { file_id: *file_id }))
+            }
+            CommandBody::SendMessage { text, client_msg_id, thread_ts, also_in_channel, file_ids } => {
                 let ch = self.writable_channel(&key, &user).map_err(err)?;
                 if let Some(p) = ch.sent.get(&(user, client_msg_id.clone())) {
                     return Ok(Decision::Duplicate(*p));
                 }
                 validate_client_msg_id(client_msg_id).map_err(|m| (ErrorCode::InvalidField, m))?;
-                validate_text(text)?;
+                validate_message(text, file_ids)?;
+                let mut attachments = Vec::with_capacity(file_ids.len());
+                for id in file_ids {
+                    match ch.files.get(id) {
+                        Some(f) if f.deleted => return Err((ErrorCode::FileDeleted, format!("file {id} was deleted"))),
+                        Some(f) => attachments.push(f.file.clone()),
+                        None => return Err((ErrorCode::FileNotFound, format!("file {id} is not shared in this channel"))),
+                    }
+                }
                 let message_id = ids.next(ch.last_ms);
                 let (thread_ts, thread) = match thread_ts {
                     None => (None, None),
@@ -350,7 +410,15 @@ impl PartitionState {
                     }
                 };
                 let also_in_channel = thread_ts.is_some() && *also_in_channel;
-                Ok(Decision::Append(Payload::MessagePosted { message_id, client_msg_id: client_msg_id.clone(), text: text.clone(), thread_ts, also_in_channel, thread }))
+                Ok(Decision::Append(Payload::MessagePosted {
+                    message_id,
+                    client_msg_id: client_msg_id.clone(),
+                    text: text.clone(),
+                    thread_ts,
+                    also_in_channel,
+                    thread,
+                    attachments,
+                }))
             }
         }
     }
@@ -382,7 +450,7 @@ mod tests {
     }
 
     fn send(text: &str, id: &str) -> CommandBody {
-        CommandBody::SendMessage { text: text.into(), client_msg_id: id.into(), thread_ts: None, also_in_channel: false }
+        CommandBody::SendMessage { text: text.into(), client_msg_id: id.into(), thread_ts: None, also_in_channel: false, file_ids: vec![] }
     }
 
     #[test]
@@ -460,7 +528,7 @@ mod edit_tests {
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
         st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![bob] }), &ids, 1);
-        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::SendMessage { text: "hi".into(), client_msg_id: "k".into(), thread_ts: None, also_in_channel: false }), &ids, 2);
+        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::SendMessage { text: "hi".into(), client_msg_id: "k".into(), thread_ts: None, also_in_channel: false, file_ids: vec![] }), &ids, 2);
         let Payload::MessagePosted { message_id: m, .. } = e.unwrap().payload else { panic!() };
         let code = |o: Outcome| match o { Outcome::Rejected { code, .. } => Some(code), _ => None };
         // only the author edits
@@ -554,7 +622,7 @@ mod channel_tests {
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
         st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Private, members: vec![bob] }), &ids, 1);
-        let send = |by, thread_ts| cmd(ws, ch, by, CommandBody::SendMessage { text: "t".into(), client_msg_id: Uuid::new_v4().to_string(), thread_ts, also_in_channel: false });
+        let send = |by, thread_ts| cmd(ws, ch, by, CommandBody::SendMessage { text: "t".into(), client_msg_id: Uuid::new_v4().to_string(), thread_ts, also_in_channel: false, file_ids: vec![] });
         let (e, _) = st.decide(&send(alice, None), &ids, 2);
         let Payload::MessagePosted { message_id: parent, .. } = e.unwrap().payload else { panic!() };
         let (e, _) = st.decide(&send(bob, Some(parent)), &ids, 3);

@@ -61,7 +61,7 @@ impl NotifyProjection {
     }
 
     async fn items_for(&self, e: &Event) -> Result<Vec<OutboxItem>, ProjectorError> {
-        let Payload::MessagePosted { message_id, text, .. } = &e.payload else { return Ok(vec![]) };
+        let Payload::MessagePosted { message_id, text, attachments, .. } = &e.payload else { return Ok(vec![]) };
         let (ws, ch) = (e.workspace_id, e.channel_id);
         // the timeline projector writes the channel record; until it has, try again later
         let Some(channel) = self.store.channel(ws, ch).await? else {
@@ -85,7 +85,12 @@ impl NotifyProjection {
             if st != PresenceStatus::Offline {
                 continue; // they see it live
             }
-            let body: String = text.chars().take(200).collect();
+            let body: String = match (text.trim().is_empty(), attachments.first()) {
+                // a message with only files says what was shared
+                (true, Some(f)) if attachments.len() == 1 => format!("shared a file: {}", f.name),
+                (true, Some(_)) => format!("shared {} files", attachments.len()),
+                _ => text.chars().take(200).collect(),
+            };
             let title = if channel.kind.is_direct() { "New direct message".to_string() } else { format!("#{}", channel.name) };
             let n = Notification::new(title, body)
                 .with_data("workspace_id", ws.to_string())

@@ -103,6 +103,7 @@ mod tests {
                 thread_ts: thread.as_ref().map(|_| Uuid::new_v4()),
                 also_in_channel: false,
                 thread,
+                attachments: vec![],
             },
         }
     }

@@ -25,6 +25,8 @@ use confab_core::event::Event;
 pub enum ProjectorError {
     #[error("store: {0}")]
     Store(#[from] confab_core::ports::PortError),
+    #[error("object store: {0}")]
+    Blob(String),
 }
 
 /// One read-side projection.

@@ -91,9 +91,19 @@ pub fn index_definition(shards: u32, replicas: u32) -> Value {
                 "thread_ts": { "type": "keyword" },
                 "has_link": { "type": "boolean" },
                 "has_file": { "type": "boolean" },
-                "reactions_count": { "type": "integer" }
+                "reactions_count": { "type": "integer" },
+                "file_names": file_names_mapping()
             }
         }
+    })
+}
+
+/// Names of attached files, analyzed like the text.
+fn file_names_mapping() -> Value {
+    json!({
+        "type": "text",
+        "analyzer": "message_analyzer",
+        "fields": { "plain": { "type": "text", "analyzer": "message_plain", "index_options": "freqs" } }
     })
 }
 
@@ -352,7 +362,7 @@ impl OpenSearchIndex {
                     "query": word, "operator": "and", "fuzziness": "AUTO", "zero_terms_query": "all"
                 } } })
             };
-            must.push(json!({ "bool": { "should": [m("text"), m("text.plain")], "minimum_should_match": 1 } }));
+            must.push(json!({ "bool": { "should": [m("text"), m("text.plain"), m("file_names"), m("file_names.plain")], "minimum_should_match": 1 } }));
         }
         for phrase in &q.phrases {
             if !has_terms(phrase) {
@@ -469,6 +479,7 @@ fn doc_of(src: &Value) -> Option<SearchDoc> {
         has_link: src["has_link"].as_bool().unwrap_or(false),
         has_file: src["has_file"].as_bool().unwrap_or(false),
         reactions_count: src["reactions_count"].as_i64().unwrap_or(0) as i32,
+        file_names: src["file_names"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default(),
     })
 }
 
@@ -478,7 +489,13 @@ impl SearchIndex for OpenSearchIndex {
         let path = format!("/{}", self.index);
         let (status, body) = self.call(Method::Head, &path, &[], None, false, TIMEOUT).await?;
         match status {
-            200 => return Ok(()),
+            200 => {
+                // indexes made before attachments existed get the field (adding one is allowed
+                // under a strict mapping, and idempotent)
+                let mapping = json!({ "properties": { "file_names": file_names_mapping() } });
+                let (status, body) = self.call(Method::Put, &format!("{path}/_mapping"), &[], Some(mapping.to_string()), false, TIMEOUT).await?;
+                return if status == 200 { Ok(()) } else { Err(server_error(status, &body)) };
+            }
             404 => {}
             _ => return Err(server_error(status, &body)),
         }
@@ -505,6 +522,9 @@ impl SearchIndex for OpenSearchIndex {
                     "has_file": d.has_file,
                     "reactions_count": d.reactions_count,
                 });
+                if !d.file_names.is_empty() {
+                    source["file_names"] = json!(d.file_names);
+                }
                 if let Some(t) = d.thread_ts {
                     source["thread_ts"] = t.to_string().into();
                 }

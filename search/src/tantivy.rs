@@ -417,8 +417,14 @@ fn to_doc(f: Fields, d: &SearchDoc) -> TantivyDocument {
     doc.add_text(f.channel_id, d.channel_id.to_string());
     doc.add_text(f.message_id, d.message_id.to_string());
     doc.add_text(f.user_id, d.user_id.to_string());
+    // file names are further values of the text fields: words match them like the text
+    // (the stored first value stays the message's text)
     doc.add_text(f.text, &d.text);
     doc.add_text(f.text_plain, &d.text);
+    for name in &d.file_names {
+        doc.add_text(f.text, name);
+        doc.add_text(f.text_plain, name);
+    }
     doc.add_i64(f.ts, d.ts);
     if let Some(t) = d.thread_ts {
         doc.add_text(f.thread_ts, t.to_string());
@@ -445,6 +451,7 @@ fn from_doc(f: Fields, doc: &TantivyDocument) -> SearchDoc {
         has_link: flag(f.has_link),
         has_file: flag(f.has_file),
         reactions_count: doc.get_first(f.reactions_count).and_then(|v| v.as_i64()).unwrap_or_default() as i32,
+        file_names: doc.get_all(f.text).skip(1).filter_map(|v| v.as_str().map(str::to_string)).collect(),
     }
 }
 

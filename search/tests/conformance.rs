@@ -88,6 +88,7 @@ conformance!(
     from_filter,
     date_ranges,
     has_link_and_file,
+    file_names,
     threads,
     phrases_and_words,
     edit_replaces,
@@ -133,6 +134,7 @@ impl W {
             has_link: false,
             has_file: false,
             reactions_count: 0,
+            file_names: vec![],
         }
     }
 
@@ -354,6 +356,35 @@ mod cases {
         assert_eq!(texts(idx, &q(false, true)).await, ["spec and link", "spec attached"]);
         assert_eq!(texts(idx, &q(true, true)).await, ["spec and link"]);
         assert_eq!(run(idx, &SearchQuery { has_link: true, ..w.q("") }).await.total, 2);
+    }
+
+    pub async fn file_names(idx: &dyn SearchIndex) {
+        let w = W::new();
+        let names_of = |names: &[&str]| names.iter().map(|n| confab_core::search::file_name_terms(n)).collect::<Vec<_>>();
+        let with_file = |text: &str, names: &[&str], ts| SearchDoc { has_file: true, file_names: names_of(names), ..w.doc(text, ts) };
+        put(
+            idx,
+            &[
+                with_file("", &["quarterly-report.pdf"], T0),
+                with_file("see the diagrams", &["architecture.png", "Roadmap 2027.key"], T0 + HOUR),
+                w.doc("the report is late", T0 + 2 * HOUR),
+            ],
+        )
+        .await;
+        // words match a file's name like the text, stemmed and fuzzy
+        assert_eq!(texts(idx, &w.q("quarterly")).await, [""]);
+        let mut both = texts(idx, &w.q("reports")).await;
+        both.sort();
+        assert_eq!(both, ["", "the report is late"]);
+        assert_eq!(texts(idx, &w.q("roadmap")).await, ["see the diagrams"]);
+        assert_eq!(texts(idx, &w.q("architecure")).await, ["see the diagrams"]);
+        assert_eq!(texts(idx, &SearchQuery { has_file: true, ..w.q("report") }).await, [""]);
+        // the names come back with the document
+        let hits = run(idx, &w.q("diagrams")).await;
+        let d = idx.get(w.ws, hits.hits[0].message_id).await.unwrap().unwrap();
+        assert_eq!(d.file_names, names_of(&["architecture.png", "Roadmap 2027.key"]));
+        assert_eq!(d.file_names[0], "architecture.png architecture png");
+        assert_eq!(d.text, "see the diagrams");
     }
 
     pub async fn threads(idx: &dyn SearchIndex) {

@@ -14,6 +14,8 @@ pub struct Services {
     pub cassandra: String,
     pub redis: String,
     pub opensearch: String,
+    /// S3 (MinIO): endpoint, access key, secret key, region.
+    pub s3: (String, String, String, String),
 }
 
 impl Services {
@@ -34,6 +36,12 @@ impl Services {
             cassandra: vars.get("CONFAB_CASSANDRA_NODES")?.clone(),
             redis: vars.get("CONFAB_REDIS_URL")?.clone(),
             opensearch: vars.get("CONFAB_OPENSEARCH_URL")?.clone(),
+            s3: (
+                vars.get("CONFAB_S3_ENDPOINT")?.clone(),
+                vars.get("CONFAB_S3_ACCESS_KEY")?.clone(),
+                vars.get("CONFAB_S3_SECRET_KEY")?.clone(),
+                vars.get("CONFAB_S3_REGION").cloned().unwrap_or_else(|| "us-east-1".into()),
+            ),
         })
     }
 
@@ -214,6 +222,11 @@ impl Stack {
             ("CONFAB_REGISTRY__URL".into(), registry_url.clone()),
             // the index is `<namespace>-messages`: one per test
             ("CONFAB_SEARCH__URL".into(), services.opensearch.clone()),
+            // the bucket is `<namespace>-files`, made by `confab setup`: one per test
+            ("CONFAB_FILES__S3_ENDPOINT".into(), services.s3.0.clone()),
+            ("CONFAB_FILES__ACCESS_KEY".into(), services.s3.1.clone()),
+            ("CONFAB_FILES__SECRET_KEY".into(), services.s3.2.clone()),
+            ("CONFAB_FILES__REGION".into(), services.s3.3.clone()),
         ]);
         let setup = Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
         assert!(setup.status.success(), "confab setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
@@ -335,6 +348,22 @@ impl Stack {
 
     pub async fn create_workspace_with_retention(&self, name: &str, retention_secs: u32) -> String {
         self.admin("/admin/workspaces", json!({"name": name, "retention_secs": retention_secs})).await["workspace_id"].as_str().unwrap().to_string()
+    }
+
+    /// A workspace created with extra fields (`max_file_bytes`, `file_types`, ...).
+    pub async fn create_workspace_with(&self, body: Value) -> String {
+        self.admin("/admin/workspaces", body).await["workspace_id"].as_str().unwrap().to_string()
+    }
+
+    /// A request with a user token and an optional JSON body; returns (status, body).
+    pub async fn call(&self, method: reqwest::Method, gw: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("http://{}{path}", self.addr(gw))).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn create_workspace(&self, name: &str) -> String {

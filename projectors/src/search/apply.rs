@@ -26,7 +26,7 @@ pub fn has_link(text: &str) -> bool {
 }
 
 fn doc(e: &Event) -> Option<SearchDoc> {
-    let Payload::MessagePosted { message_id, text, thread_ts, .. } = &e.payload else { return None };
+    let Payload::MessagePosted { message_id, text, thread_ts, attachments, .. } = &e.payload else { return None };
     Some(SearchDoc {
         workspace_id: e.workspace_id,
         channel_id: e.channel_id,
@@ -36,8 +36,9 @@ fn doc(e: &Event) -> Option<SearchDoc> {
         ts: timeuuid_millis(message_id).unwrap_or(e.occurred_at),
         thread_ts: *thread_ts,
         has_link: has_link(text),
-        has_file: false,
+        has_file: !attachments.is_empty(),
         reactions_count: 0,
+        file_names: attachments.iter().map(|a| confab_core::search::file_name_terms(&a.name)).collect(),
     })
 }
 
@@ -107,7 +108,7 @@ impl Projection for SearchProjection {
                         self.index.upsert(&[d]).await?;
                     }
                 }
-                Payload::MessageDeleted { message_id } => {
+                Payload::MessageDeleted { message_id, .. } => {
                     self.flush(&mut docs).await?;
                     self.index.delete(e.workspace_id, &[*message_id]).await?;
                 }
@@ -118,7 +119,9 @@ impl Projection for SearchProjection {
                 | Payload::ChannelRenamed { .. }
                 | Payload::ChannelArchived { .. }
                 | Payload::MessagePinned { .. }
-                | Payload::ReadMarked { .. } => {}
+                | Payload::ReadMarked { .. }
+                | Payload::FileShared { .. }
+                | Payload::FileDeleted { .. } => {}
             }
         }
         self.flush(&mut docs).await?;

@@ -1,4 +1,6 @@
+use confab_core::blobs::BlobStore;
 use confab_core::event::{Event, Payload};
+use confab_core::files::{object_key, FileRecord};
 use confab_core::ports::{ChannelChange, ChannelInfo, MessageUpdate, Store};
 use confab_core::protocol::ThreadView;
 use futures::stream::{self, TryStreamExt};
@@ -13,11 +15,28 @@ const CONCURRENCY: usize = 64;
 pub struct TimelineProjection {
     store: Arc<dyn Store>,
     retention: Mutex<HashMap<Uuid, i32>>,
+    /// Where deleted files' bytes are removed from (none: only their records are marked).
+    blobs: Option<Arc<BlobStore>>,
 }
 
 impl TimelineProjection {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, retention: Mutex::new(HashMap::new()) }
+        Self { store, retention: Mutex::new(HashMap::new()), blobs: None }
+    }
+
+    /// Also deletes the bytes of deleted files from `blobs`.
+    pub fn with_blobs(mut self, blobs: Arc<BlobStore>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// Revokes a file: its record is marked deleted (no more links), then its bytes go.
+    async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> Result<(), ProjectorError> {
+        self.store.delete_file(ws, file_id).await?;
+        if let Some(b) = &self.blobs {
+            b.delete(&object_key(&ws, &file_id)).await.map_err(|e| ProjectorError::Blob(e.to_string()))?;
+        }
+        Ok(())
     }
 
     async fn ttl(&self, ws: Uuid) -> Result<i32, ProjectorError> {
@@ -47,7 +66,17 @@ impl TimelineProjection {
                 Ok(())
             }
             Payload::MessageEdited { message_id, text } => update(*message_id, MessageUpdate::Edit { text: text.clone(), edited_at: e.occurred_at }).await,
-            Payload::MessageDeleted { message_id } => update(*message_id, MessageUpdate::Delete).await,
+            Payload::MessageDeleted { message_id, file_ids } => {
+                for f in file_ids {
+                    self.delete_file(ws, *f).await?;
+                }
+                update(*message_id, MessageUpdate::Delete).await
+            }
+            Payload::FileShared { file } => {
+                let record = FileRecord { workspace_id: ws, channel_id: ch, uploader: e.actor_id, created_at: e.occurred_at, deleted: false, file: file.clone() };
+                Ok(self.store.insert_file(&record).await?)
+            }
+            Payload::FileDeleted { file_id } => self.delete_file(ws, *file_id).await,
             Payload::ReactionChanged { message_id, emoji, users, .. } => {
                 update(*message_id, MessageUpdate::Reactions { emoji: emoji.clone(), users: users.clone() }).await
             }

@@ -1,0 +1,380 @@
+//! File sharing over HTTP. Bytes never pass through the log or the message store:
+//!
+//! 1. `POST /api/files` `{channel_id, name, size, content_type}`: the workspace's limits are
+//!    checked, and the answer holds a pre-signed upload URL (one object, this size and type,
+//!    expiring) and an `upload_token` that remembers what was asked for.
+//! 2. The client `PUT`s the bytes to that URL: the object store (S3), or this gateway's
+//!    `/blobs/` in embedded mode.
+//! 3. `POST /api/files/{id}/complete` `{upload_token}`: the object must be there with the
+//!    declared size (otherwise it is discarded); then a `ShareFile` command puts `file:shared`
+//!    in the channel's log. Messages attach shared files by id (`message:send` `file_ids`).
+//! 4. `GET /api/files/{id}`: the file and a short-lived download URL, for members of the
+//!    channel it was shared in only. `DELETE /api/files/{id}` (the uploader) revokes it, as
+//!    does deleting the message carrying it: no more URLs, and the bytes are removed.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use confab_core::blobs::{disposition, BlobError, BlobStore, LocalGrant};
+use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
+use confab_core::files::{normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord};
+use confab_core::protocol::ErrorCode;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::http::{authenticate, command_outcome, ApiError, Body};
+use crate::server::AppState;
+
+/// An upload token stays valid this long after its upload URL expired (to complete a
+/// transfer that finished just in time).
+const COMPLETE_GRACE_SECS: i64 = 600;
+
+fn blobs(st: &AppState) -> Result<&Arc<BlobStore>, ApiError> {
+    st.blobs.as_ref().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "file sharing is not configured on this server"))
+}
+
+fn blob_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::Expired => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::LinkExpired, "the link has expired; ask for a new one"),
+        BlobError::BadSignature => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "the link's signature does not match"),
+        other => ApiError::internal("file storage", other),
+    }
+}
+
+/// The URL clients reach this gateway at (for URLs it signs and serves itself).
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// What an upload was granted for, signed by the gateway and handed back at completion.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Ticket {
+    ws: Uuid,
+    user: Uuid,
+    channel: Uuid,
+    exp: i64,
+    #[serde(flatten)]
+    file: Attachment,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn ticket_mac(secret: &str, payload: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(b"confab upload tickets v1\n");
+    mac.update(payload.as_bytes());
+    mac
+}
+
+fn sign_ticket(secret: &str, t: &Ticket) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = b64.encode(serde_json::to_vec(t).expect("ticket serializes"));
+    let sig = b64.encode(ticket_mac(secret, &payload).finalize().into_bytes());
+    format!("{payload}.{sig}")
+}
+
+fn open_ticket(secret: &str, token: &str, now: i64) -> Result<Ticket, ApiError> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bad = || ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "upload_token is not one this server issued");
+    let (payload, sig) = token.split_once('.').ok_or_else(bad)?;
+    let sig = b64.decode(sig).map_err(|_| bad())?;
+    ticket_mac(secret, payload).verify_slice(&sig).map_err(|_| bad())?;
+    let t: Ticket = serde_json::from_slice(&b64.decode(payload).map_err(|_| bad())?).map_err(|_| bad())?;
+    if now > t.exp {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::LinkExpired, "the upload expired; start again"));
+    }
+    Ok(t)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUpload {
+    channel_id: Uuid,
+    name: String,
+    size: u64,
+    content_type: String,
+}
+
+/// `POST /api/files`: checks the request against the workspace's limits and hands out an
+/// upload URL and token. Nothing is recorded yet.
+pub async fn create(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b): Body<NewUpload>) -> Result<Response, ApiError> {
+    let claims = authenticate(&st, &headers, None)?;
+    let blobs = blobs(&st)?;
+    validate_file_name(&b.name).map_err(ApiError::bad)?;
+    let content_type = normalize_content_type(&b.content_type).map_err(ApiError::bad)?;
+    let ws = st.store.workspace(claims.workspace_id).await.map_err(|e| ApiError::internal("directory", e))?;
+    let (max, types) = match &ws {
+        Some(w) => (
+            if w.max_file_bytes > 0 { w.max_file_bytes as u64 } else { st.cfg.files.max_bytes },
+            if w.file_types.is_empty() { st.cfg.files.allowed_types.clone() } else { w.file_types.clone() },
+        ),
+        None => (st.cfg.files.max_bytes, st.cfg.files.allowed_types.clone()),
+    };
+    if b.size == 0 {
+        return Err(ApiError::bad("size must be at least 1 byte"));
+    }
+    if b.size > max {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::FileTooLarge, format!("{} bytes is over this workspace's limit of {max}", b.size)));
+    }
+    if !type_allowed(&content_type, &types) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::FileTypeNotAllowed,
+            format!("{content_type} files are not accepted here; allowed: {}", types.join(", ")),
+        ));
+    }
+    // the channel must take files from this user now (ingest checks again at completion)
+    let channel = crate::api::readable(&st, &claims, b.channel_id).await?;
+    let member = st.fanout.is_member(&claims.workspace_id, &b.channel_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
+    if !member {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAMember, "join the channel first"));
+    }
+    if channel.is_some_and(|c| c.archived) {
+        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::ChannelArchived, "the channel is archived"));
+    }
+    let file = Attachment { file_id: Uuid::new_v4(), name: b.name, size: b.size as i64, content_type: content_type.clone() };
+    let ttl = Duration::from_secs(st.cfg.files.upload_url_ttl_secs);
+    let key = object_key(&claims.workspace_id, &file.file_id);
+    let upload = blobs.upload_url(&key, b.size, &content_type, ttl, &base_url(&headers)).await.map_err(blob_error)?;
+    let expires_at = chrono::Utc::now().timestamp() + ttl.as_secs() as i64;
+    let ticket = Ticket { ws: claims.workspace_id, user: claims.user_id, channel: b.channel_id, exp: expires_at + COMPLETE_GRACE_SECS, file: file.clone() };
+    let token = sign_ticket(&st.cfg.auth.token_secret, &ticket);
+    st.metrics.files.with_label_values(&["upload_granted"]).inc();
+    tracing::info!(workspace_id = %claims.workspace_id, file_id = %file.file_id, size = file.size, "upload granted");
+    let body = json!({"file_id": file.file_id, "upload": upload, "upload_token": token, "expires_at": expires_at});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Completion {
+    upload_token: String,
+}
+
+/// `POST /api/files/{id}/complete`: the upload is there with its declared size, so the file
+/// is shared in its channel (`file:shared`). A wrong size discards the upload.
+pub async fn complete(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_id): Path<String>, Body(b): Body<Completion>) -> Result<Response, ApiError> {
+    let claims = authenticate(&st, &headers, None)?;
+    let blobs = blobs(&st)?;
+    let file_id: Uuid = file_id.parse().map_err(|_| ApiError::bad("file id must be a UUID"))?;
+    let t = open_ticket(&st.cfg.auth.token_secret, &b.upload_token, chrono::Utc::now().timestamp())?;
+    if t.ws != claims.workspace_id || t.user != claims.user_id || t.file.file_id != file_id {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "this upload_token belongs to another upload"));
+    }
+    let key = object_key(&t.ws, &file_id);
+    match blobs.size(&key).await.map_err(blob_error)? {
+        None => return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::UploadIncomplete, "nothing was uploaded for this file yet")),
+        Some(n) if n != t.file.size as u64 => {
+            blobs.delete(&key).await.map_err(blob_error)?;
+            st.metrics.files.with_label_values(&["size_mismatch"]).inc();
+            let m = format!("{n} bytes were uploaded but {} were declared; the upload was discarded", t.file.size);
+            return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::UploadIncomplete, m));
+        }
+        Some(_) => {}
+    }
+    let cmd = Command {
+        command_id: Uuid::new_v4(),
+        workspace_id: t.ws,
+        user_id: t.user,
+        channel_id: t.channel,
+        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        client_msg_id: None,
+        body: CommandBody::ShareFile { file: t.file.clone() },
+    };
+    match command_outcome(&st, &cmd).await? {
+        Outcome::Done { seq } => {
+            st.metrics.files.with_label_values(&["shared"]).inc();
+            tracing::info!(workspace_id = %t.ws, channel_id = %t.channel, file_id = %file_id, seq, "file shared");
+            Ok((StatusCode::CREATED, Json(json!({"file": t.file, "channel_id": t.channel, "seq": seq}))).into_response())
+        }
+        Outcome::Rejected { code, message } => {
+            // refused (no longer a member, archived channel): keep nothing
+            blobs.delete(&key).await.map_err(blob_error)?;
+            Err(rejected(code, message))
+        }
+        Outcome::Posted { .. } => Err(ApiError::internal("message log", "unexpected reply to a file share")),
+    }
+}
+
+/// HTTP status for an ingest refusal.
+pub fn rejected(code: ErrorCode, message: String) -> ApiError {
+    let status = match code {
+        ErrorCode::ChannelNotFound | ErrorCode::FileNotFound | ErrorCode::MessageNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::NotAMember | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::ChannelArchived | ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::FileDeleted => StatusCode::GONE,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, code, message)
+}
+
+/// The file if the caller may have it: recorded, in their workspace, shared in a channel they
+/// are a member of. Anything else is "not found" (a file's existence does not leak).
+async fn visible(st: &AppState, ws: Uuid, user: Uuid, file_id: &str) -> Result<FileRecord, ApiError> {
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, ErrorCode::FileNotFound, "no such file, or not shared in a channel you are in");
+    let file_id: Uuid = file_id.parse().map_err(|_| ApiError::bad("file id must be a UUID"))?;
+    let f = st.store.file(ws, file_id).await.map_err(|e| ApiError::internal("files", e))?.ok_or_else(missing)?;
+    let member = st.fanout.is_member(&ws, &f.channel_id, &user).await.map_err(|e| ApiError::internal("membership", e))?;
+    if !member {
+        return Err(missing());
+    }
+    if f.deleted {
+        return Err(ApiError::new(StatusCode::GONE, ErrorCode::FileDeleted, "the file was deleted"));
+    }
+    Ok(f)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadQuery {
+    /// Seconds the URL should live (at most `files.download_url_ttl_secs`).
+    expires_in: Option<u64>,
+}
+
+/// `GET /api/files/{id}`: the file and a download URL for it.
+pub async fn get(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_id): Path<String>, q: Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+    let claims = authenticate(&st, &headers, None)?;
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let blobs = blobs(&st)?;
+    let f = visible(&st, claims.workspace_id, claims.user_id, &file_id).await?;
+    let max = st.cfg.files.download_url_ttl_secs;
+    let ttl = q.expires_in.unwrap_or(max);
+    if ttl == 0 || ttl > max {
+        return Err(ApiError::bad(format!("expires_in must be 1..={max} seconds")));
+    }
+    let key = object_key(&claims.workspace_id, &f.file.file_id);
+    let url = blobs.download_url(&key, &f.file.name, &f.file.content_type, Duration::from_secs(ttl), &base_url(&headers)).await.map_err(blob_error)?;
+    st.metrics.files.with_label_values(&["download_granted"]).inc();
+    let a = &f.file;
+    Ok(Json(json!({
+        "file_id": a.file_id, "name": a.name, "size": a.size, "content_type": a.content_type,
+        "channel_id": f.channel_id, "uploader": f.uploader, "created_at": f.created_at,
+        "url": url, "expires_at": chrono::Utc::now().timestamp() + ttl as i64,
+    }))
+    .into_response())
+}
+
+/// `DELETE /api/files/{id}`: the uploader deletes the file (`file:deleted`); its URLs stop
+/// working and its bytes are removed.
+pub async fn delete(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_id): Path<String>) -> Result<Response, ApiError> {
+    let claims = authenticate(&st, &headers, None)?;
+    let f = match visible(&st, claims.workspace_id, claims.user_id, &file_id).await {
+        Err(e) if e.code() == ErrorCode::FileDeleted => return Ok(Json(json!({"deleted": true})).into_response()),
+        other => other?,
+    };
+    let cmd = Command {
+        command_id: Uuid::new_v4(),
+        workspace_id: claims.workspace_id,
+        user_id: claims.user_id,
+        channel_id: f.channel_id,
+        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        client_msg_id: None,
+        body: CommandBody::DeleteFile { file_id: f.file.file_id },
+    };
+    match command_outcome(&st, &cmd).await? {
+        Outcome::Done { seq } => Ok(Json(json!({"deleted": true, "seq": seq})).into_response()),
+        Outcome::Rejected { code, message } => Err(rejected(code, message)),
+        Outcome::Posted { .. } => Err(ApiError::internal("message log", "unexpected reply to a file deletion")),
+    }
+}
+
+/// `PUT /blobs/{ws}/{file}` (embedded mode): an upload through a URL this gateway signed.
+/// The body must be exactly the granted size and type; a recorded file is never overwritten.
+pub async fn blob_put(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((ws, file)): Path<(Uuid, Uuid)>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let blobs = local(&st)?;
+    let key = object_key(&ws, &file);
+    let LocalGrant::Put { size, content_type } = blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)? else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "this link is for downloading"));
+    };
+    let sent = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| normalize_content_type(v).ok());
+    if sent.as_deref() != Some(content_type.as_str()) {
+        return Err(ApiError::bad(format!("Content-Type must be {content_type}, as declared")));
+    }
+    if st.store.file(ws, file).await.map_err(|e| ApiError::internal("files", e))?.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "this file is already shared; upload a new one"));
+    }
+    let bytes = axum::body::to_bytes(body, size as usize + 1).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::UploadIncomplete, format!("the body is larger than the {size} bytes this link allows"))
+    })?;
+    if bytes.len() as u64 != size {
+        let m = format!("the body is {} bytes; this link allows exactly {size}", bytes.len());
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UploadIncomplete, m));
+    }
+    blobs.put(&key, bytes).await.map_err(blob_error)?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `GET /blobs/{ws}/{file}` (embedded mode): a download through a URL this gateway signed.
+pub async fn blob_get(State(st): State<Arc<AppState>>, Path((ws, file)): Path<(Uuid, Uuid)>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let blobs = local(&st)?;
+    let key = object_key(&ws, &file);
+    let LocalGrant::Get { name, content_type } = blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)? else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "this link is for uploading"));
+    };
+    let Some(bytes) = blobs.get(&key).await.map_err(blob_error)? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::FileNotFound, "the file is gone"));
+    };
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    let value = |v: &str| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_TYPE, value(&content_type));
+    h.insert(header::CONTENT_DISPOSITION, value(&disposition(&name, &content_type)));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    // served from the app's own origin: never let a file run script there
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; img-src 'self'; media-src 'self'; sandbox"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60"));
+    Ok(r)
+}
+
+fn local(st: &AppState) -> Result<&Arc<BlobStore>, ApiError> {
+    match &st.blobs {
+        Some(b) if b.is_local() => Ok(b),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "files are not served by this gateway")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_open_only_untouched_and_in_time() {
+        let t = Ticket {
+            ws: Uuid::new_v4(),
+            user: Uuid::new_v4(),
+            channel: Uuid::new_v4(),
+            exp: 1000,
+            file: Attachment { file_id: Uuid::new_v4(), name: "a.txt".into(), size: 3, content_type: "text/plain".into() },
+        };
+        let token = sign_ticket("k", &t);
+        assert_eq!(open_ticket("k", &token, 999).unwrap(), t);
+        assert_eq!(open_ticket("k", &token, 1001).unwrap_err().code(), ErrorCode::LinkExpired);
+        assert_eq!(open_ticket("other", &token, 999).unwrap_err().code(), ErrorCode::InvalidSignature);
+        // a different size under the same signature
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (_, sig) = token.split_once('.').unwrap();
+        let forged = Ticket { file: Attachment { size: 3_000_000, ..t.file.clone() }, ..t };
+        let forged = format!("{}.{sig}", b64.encode(serde_json::to_vec(&forged).unwrap()));
+        assert_eq!(open_ticket("k", &forged, 999).unwrap_err().code(), ErrorCode::InvalidSignature);
+        assert_eq!(open_ticket("k", "garbage", 999).unwrap_err().code(), ErrorCode::InvalidSignature);
+    }
+}

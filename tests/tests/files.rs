@@ -1,0 +1,276 @@
+//! File sharing (issue 8), written once and run against both adapter sets: the embedded
+//! mode's directory with gateway-signed URLs, and the distributed mode's real S3 server
+//! (MinIO). Every transfer is a real HTTP `PUT`/`GET` of the URLs the API hands out.
+
+use confab_tests::stack::eventually;
+use confab_tests::{conformance, Client, Mode, Stack};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+conformance!(files_are_uploaded_attached_found_downloaded_and_revoked, bad_uploads_are_refused_and_nothing_is_kept,);
+
+/// Asks for an upload; returns the answer (status 201 asserted).
+async fn grant(stack: &Stack, token: &str, channel: &str, name: &str, size: usize, content_type: &str) -> Value {
+    let body = json!({"channel_id": channel, "name": name, "size": size, "content_type": content_type});
+    let (status, v) = stack.call(Method::POST, "gw0", "/api/files", token, Some(body)).await;
+    assert_eq!(status, 201, "upload grant: {v}");
+    v
+}
+
+/// `PUT`s bytes to a granted upload URL with its headers; returns the HTTP status.
+async fn put(grant: &Value, bytes: Vec<u8>) -> u16 {
+    let mut req = reqwest::Client::new().put(grant["upload"]["url"].as_str().unwrap()).body(bytes);
+    for (k, v) in grant["upload"]["headers"].as_object().unwrap() {
+        req = req.header(k.as_str(), v.as_str().unwrap());
+    }
+    req.send().await.expect("upload").status().as_u16()
+}
+
+async fn complete(stack: &Stack, token: &str, grant: &Value) -> (u16, Value) {
+    let path = format!("/api/files/{}/complete", grant["file_id"].as_str().unwrap());
+    stack.call(Method::POST, "gw0", &path, token, Some(json!({"upload_token": grant["upload_token"]}))).await
+}
+
+/// Uploads and completes a file; returns its id.
+async fn share(stack: &Stack, token: &str, channel: &str, name: &str, bytes: &[u8], content_type: &str) -> String {
+    let g = grant(stack, token, channel, name, bytes.len(), content_type).await;
+    assert_eq!(put(&g, bytes.to_vec()).await, 200, "upload of {name}");
+    let (status, v) = complete(stack, token, &g).await;
+    assert_eq!(status, 201, "completion of {name}: {v}");
+    assert_eq!(v["file"]["name"], name);
+    g["file_id"].as_str().unwrap().to_string()
+}
+
+/// `GET /api/files/{id}` for `token`, retried while the timeline has not recorded it yet.
+async fn file_info(stack: &Stack, token: &str, file: &str, query: &str) -> (u16, Value) {
+    let path = format!("/api/files/{file}{query}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, v) = stack.call(Method::GET, "gw0", &path, token, None).await;
+        if status != 404 || std::time::Instant::now() >= deadline {
+            return (status, v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fetches a URL; returns (status, content type, body bytes).
+async fn fetch(url: &str) -> (u16, String, Vec<u8>) {
+    let r = reqwest::Client::new().get(url).send().await.expect("download");
+    let status = r.status().as_u16();
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    (status, ct, r.bytes().await.expect("body").to_vec())
+}
+
+/// The URL with one query parameter's value changed.
+fn with_param(url: &str, key: &str, f: impl Fn(&str) -> String) -> String {
+    let mut u = reqwest::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = u.query_pairs().map(|(k, v)| if k == key { (k.into_owned(), f(&v)) } else { (k.into_owned(), v.into_owned()) }).collect();
+    assert!(pairs.iter().any(|(k, _)| k == key), "{url} has no {key}");
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.to_string()
+}
+
+/// The signature parameter of either kind of URL (S3's SigV4 or the gateway's own).
+fn sig_param(url: &str) -> &'static str {
+    if url.contains("X-Amz-Signature=") {
+        "X-Amz-Signature"
+    } else {
+        "sig"
+    }
+}
+
+async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let gw = stack.addr("gw0");
+    let ws = stack.create_workspace("acme").await;
+    let (alice, alice_t) = stack.create_user(&ws, "alice").await;
+    let (bob, bob_t) = stack.create_user(&ws, "bob").await;
+    let (_carol, carol_t) = stack.create_user(&ws, "carol").await;
+    let other = stack.create_workspace("rival").await;
+    let (_dave, dave_t) = stack.create_user(&other, "dave").await;
+    let ch = stack.create_channel(&ws, "design", true, &[&alice, &bob]).await;
+    let mut a = Client::connect(&gw, &alice_t).await.unwrap();
+    let mut b = Client::connect(&gw, &bob_t).await.unwrap();
+
+    // upload: the bytes go straight to the URL; completing shares the file in the channel
+    let pdf: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let file = share(&stack, &alice_t, &ch, "Q3 quarterly-report.pdf", &pdf, "application/pdf").await;
+    let shared = b.expect_where("file:shared", T, |f| f["type"] == "file:shared").await;
+    assert_eq!(shared["file"]["file_id"], file);
+    assert_eq!(shared["file"]["size"], pdf.len());
+    assert_eq!(shared["user_id"], alice);
+
+    // a message carries it: live, in history, in search (has:file and the file's name)
+    let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": "numbers attached", "file_ids": [file]}), "m1").await;
+    assert_eq!(ack["type"], "message:ack", "{ack}");
+    let new = b.expect_where("the message with the file", T, |f| f["type"] == "message:new" && f["message"]["text"] == "numbers attached").await;
+    let att = &new["message"]["attachments"][0];
+    assert_eq!((att["file_id"].as_str(), att["name"].as_str(), att["content_type"].as_str()), (Some(file.as_str()), Some("Q3 quarterly-report.pdf"), Some("application/pdf")));
+    // a message of files only needs no text
+    let image = share(&stack, &bob_t, &ch, "whiteboard.png", b"\x89PNG\r\n\x1a\nfake", "image/png").await;
+    let ack = b.command(json!({"type": "message:send", "channel_id": ch, "text": "", "file_ids": [image]}), "m2").await;
+    assert_eq!(ack["type"], "message:ack", "{ack}");
+    let history = eventually(T, "both messages in history", || async {
+        let h = stack.history_all("gw0", &ch, &bob_t, 50).await;
+        (h.len() == 2).then_some(h)
+    })
+    .await;
+    assert_eq!(history[0]["attachments"][0]["name"], "Q3 quarterly-report.pdf");
+    assert_eq!(history[1]["attachments"][0]["name"], "whiteboard.png");
+    for (q, want) in [("quarterly", "numbers attached"), ("has:file numbers", "numbers attached"), ("whiteboard", "")] {
+        eventually(T, &format!("search {q:?}"), || async {
+            let (status, body) = stack.get("gw0", &format!("/api/search?q={}", q.replace(' ', "+").replace(':', "%3A")), &bob_t).await;
+            assert_eq!(status, 200, "{body}");
+            let texts: Vec<&str> = body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+            if texts != [want] { eprintln!("search {q}: {body}"); }
+            (texts == [want]).then_some(())
+        })
+        .await;
+    }
+
+    // download: a member gets a short-lived URL to exactly these bytes
+    let (status, info) = file_info(&stack, &bob_t, &file, "").await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!((info["name"].as_str(), info["size"].as_u64()), (Some("Q3 quarterly-report.pdf"), Some(pdf.len() as u64)));
+    let url = info["url"].as_str().unwrap().to_string();
+    let (status, ct, body) = fetch(&url).await;
+    assert_eq!((status, ct.as_str()), (200, "application/pdf"));
+    assert!(body == pdf, "downloaded bytes differ");
+
+    // nobody outside the channel gets a URL: a non-member, another workspace
+    for (who, token) in [("carol (not a member)", &carol_t), ("dave (another workspace)", &dave_t)] {
+        let (status, v) = stack.call(Method::GET, "gw0", &format!("/api/files/{file}"), token, None).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (404, Some("file_not_found")), "{who}: {v}");
+    }
+    // a URL names one object: pointing it at another file or workspace breaks the signature
+    let (other_ws_url, other_file_url) = (url.replace(&ws, &other), url.replace(&file, &image));
+    for (what, u) in [("another workspace", other_ws_url), ("another file", other_file_url)] {
+        assert_eq!(fetch(&u).await.0, 403, "URL moved to {what}");
+    }
+    // a tampered signature, a stretched expiry, an expired URL: refused
+    let tampered = with_param(&url, sig_param(&url), |s| format!("{}{}", &s[..s.len() - 2], if s.ends_with("aa") { "bb" } else { "aa" }));
+    assert_eq!(fetch(&tampered).await.0, 403, "tampered signature");
+    let exp_key = if url.contains("X-Amz-Expires") { "X-Amz-Expires" } else { "exp" };
+    let stretched = with_param(&url, exp_key, |v| (v.parse::<i64>().unwrap() + 3600).to_string());
+    assert_eq!(fetch(&stretched).await.0, 403, "stretched expiry");
+    let (status, short) = file_info(&stack, &bob_t, &file, "?expires_in=1").await;
+    assert_eq!(status, 200, "{short}");
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(fetch(short["url"].as_str().unwrap()).await.0, 403, "expired URL");
+    let (status, v) = stack.call(Method::GET, "gw0", &format!("/api/files/{file}?expires_in=999999"), &bob_t, None).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "{v}");
+
+    // deleting the message revokes its files: no new URLs, and issued ones stop working
+    let (_, before) = file_info(&stack, &bob_t, &file, "").await;
+    let message_id = history[0]["message_id"].as_str().unwrap();
+    let ok = a.command(json!({"type": "message:delete", "channel_id": ch, "message_id": message_id}), "d1").await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    eventually(T, "the file to be revoked", || async {
+        let (status, v) = stack.call(Method::GET, "gw0", &format!("/api/files/{file}"), &bob_t, None).await;
+        (status == 410 && v["error"]["code"] == "file_deleted").then_some(())
+    })
+    .await;
+    eventually(T, "an issued URL to stop working", || async { (fetch(before["url"].as_str().unwrap()).await.0 != 200).then_some(()) }).await;
+    let err = a.command(json!({"type": "message:send", "channel_id": ch, "text": "again", "file_ids": [file]}), "m3").await;
+    assert_eq!((err["type"].as_str(), err["code"].as_str()), (Some("error"), Some("file_deleted")), "{err}");
+
+    // deleting a file: the uploader only; then it is gone for everyone
+    let (status, v) = stack.call(Method::DELETE, "gw0", &format!("/api/files/{image}"), &alice_t, None).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("forbidden")), "{v}");
+    let (_, img) = file_info(&stack, &alice_t, &image, "").await;
+    let (status, v) = stack.call(Method::DELETE, "gw0", &format!("/api/files/{image}"), &bob_t, None).await;
+    assert_eq!(status, 200, "{v}");
+    let gone = a.expect_where("file:deleted", T, |f| f["type"] == "file:deleted").await;
+    assert_eq!(gone["file_id"], image);
+    eventually(T, "the image's URL to stop working", || async { (fetch(img["url"].as_str().unwrap()).await.0 != 200).then_some(()) }).await;
+    let (status, _) = stack.call(Method::GET, "gw0", &format!("/api/files/{image}"), &alice_t, None).await;
+    assert_eq!(status, 410);
+}
+
+async fn bad_uploads_are_refused_and_nothing_is_kept(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let gw = stack.addr("gw0");
+    let ws = stack.create_workspace_with(json!({"name": "strict", "max_file_bytes": 1000, "file_types": ["image/*", "text/plain"]})).await;
+    let (alice, alice_t) = stack.create_user(&ws, "alice").await;
+    let (bob, bob_t) = stack.create_user(&ws, "bob").await;
+    let (_carol, carol_t) = stack.create_user(&ws, "carol").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice, &bob]).await;
+    let other_ch = stack.create_channel(&ws, "random", false, &[&alice, &bob]).await;
+    let ask = |token: &str, channel: &str, name: &str, size: usize, ct: &str| {
+        let body = json!({"channel_id": channel, "name": name, "size": size, "content_type": ct});
+        let token = token.to_string();
+        let stack = &stack;
+        async move { stack.call(Method::POST, "gw0", "/api/files", &token, Some(body)).await }
+    };
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("").to_string();
+
+    // the workspace's limits, checked before any URL is handed out
+    let (status, v) = ask(&alice_t, &ch, "big.png", 1001, "image/png").await;
+    assert_eq!((status, code(&v).as_str()), (413, "file_too_large"), "{v}");
+    let (status, v) = ask(&alice_t, &ch, "setup.exe", 10, "application/x-msdownload").await;
+    assert_eq!((status, code(&v).as_str()), (415, "file_type_not_allowed"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("image/*"), "says what is allowed: {v}");
+    // names that could be paths, and other nonsense
+    for (name, size, ct) in [("../../etc/passwd", 10, "text/plain"), ("a/b.png", 10, "image/png"), ("x\u{0}.png", 10, "image/png"), ("", 10, "image/png"), ("ok.png", 0, "image/png"), ("ok.png", 10, "png")] {
+        let (status, v) = ask(&alice_t, &ch, name, size, ct).await;
+        assert_eq!((status, code(&v).as_str()), (400, "invalid_field"), "{name:?} {size} {ct}: {v}");
+    }
+    let (status, v) = stack.call(Method::POST, "gw0", "/api/files", &alice_t, Some(json!({"channel_id": ch, "name": "a.png", "size": 1, "content_type": "image/png", "path": "/etc"}))).await;
+    assert_eq!((status, code(&v).as_str()), (400, "invalid_field"), "unknown field: {v}");
+    // only members upload into a channel
+    let (status, v) = ask(&carol_t, &ch, "a.png", 10, "image/png").await;
+    assert_eq!((status, code(&v).as_str()), (403, "not_a_member"), "{v}");
+
+    // a body of another size than declared never lands, and completion says so
+    let g = grant(&stack, &alice_t, &ch, "notes.txt", 10, "text/plain").await;
+    let status = put(&g, b"twelve bytes".to_vec()).await;
+    assert!((400..500).contains(&status), "a 12-byte body on a 10-byte grant was accepted ({status})");
+    let (status, v) = complete(&stack, &alice_t, &g).await;
+    assert_eq!((status, code(&v).as_str()), (409, "upload_incomplete"), "{v}");
+    // completion needs the token this upload was given, by the user it was given to
+    let g = grant(&stack, &alice_t, &ch, "notes.txt", 5, "text/plain").await;
+    assert_eq!(put(&g, b"hello".to_vec()).await, 200);
+    let mut forged = g.clone();
+    let t = g["upload_token"].as_str().unwrap();
+    forged["upload_token"] = json!(format!("{}x", &t[..t.len() - 1]));
+    let (status, v) = complete(&stack, &alice_t, &forged).await;
+    assert_eq!((status, code(&v).as_str()), (403, "invalid_signature"), "{v}");
+    let (status, v) = complete(&stack, &bob_t, &g).await;
+    assert_eq!((status, code(&v).as_str()), (403, "forbidden"), "{v}");
+    // an upload URL does not take another type, nor can it be turned into a download
+    let mut wrong_type = g.clone();
+    wrong_type["upload"]["headers"]["content-type"] = json!("text/html");
+    assert!((400..500).contains(&put(&wrong_type, b"hello".to_vec()).await), "content type not bound to the URL");
+    let (status, v) = complete(&stack, &alice_t, &g).await;
+    assert_eq!(status, 201, "{v}");
+    let file = g["file_id"].as_str().unwrap();
+    let (status, info) = file_info(&stack, &bob_t, file, "").await;
+    assert_eq!(status, 200, "{info}");
+    // a recorded file is not overwritten through its old URL (embedded refuses; S3 URLs
+    // bind the size and type, so at most bytes of the same size could be written again)
+    if mode == Mode::Embedded {
+        assert_eq!(put(&g, b"HELLO".to_vec()).await, 409);
+    }
+    assert_eq!(fetch(info["url"].as_str().unwrap()).await.2, b"hello");
+
+    // attaching: only files shared in that channel, each once, at most ten
+    let mut a = Client::connect(&gw, &alice_t).await.unwrap();
+    let send = |channel: &str, files: Value| json!({"type": "message:send", "channel_id": channel, "text": "x", "file_ids": files});
+    let err = a.command(send(&other_ch, json!([file])), "e1").await;
+    assert_eq!(err["code"], "file_not_found", "a file from another channel: {err}");
+    let err = a.command(send(&ch, json!([uuid::Uuid::new_v4()])), "e2").await;
+    assert_eq!(err["code"], "file_not_found", "{err}");
+    let err = a.command(send(&ch, json!([file, file])), "e3").await;
+    assert_eq!(err["code"], "invalid_field", "{err}");
+    let eleven: Vec<String> = (0..11).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let err = a.command(send(&ch, json!(eleven)), "e4").await;
+    assert_eq!(err["code"], "invalid_field", "{err}");
+    let err = a.command(json!({"type": "message:send", "channel_id": ch, "text": "", "client_msg_id": "e5"}), "e5").await;
+    assert_eq!(err["code"], "empty_text", "no text and no files: {err}");
+    let ack = a.command(send(&ch, json!([file])), "ok1").await;
+    assert_eq!(ack["type"], "message:ack", "{ack}");
+}
