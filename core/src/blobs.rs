@@ -2,8 +2,10 @@
 //! with. One interface, two backends (both from the `object_store` crate):
 //!
 //! - **S3** (distributed mode; MinIO in tests): URLs are SigV4 pre-signed by the S3 client;
-//!   an upload URL binds the declared `content-type` and `content-length`, a download URL the
-//!   response's type and file name. The object store itself refuses expired or tampered URLs.
+//!   an upload URL binds the declared `content-type` (the signer cannot bind `content-length`,
+//!   so the size is checked when the upload is completed, and a wrong one is discarded), a
+//!   download URL the response's type and file name. The object store itself refuses expired
+//!   or tampered URLs.
 //! - **Local directory** (embedded mode): URLs point at the gateway (`/blobs/<key>`), carry an
 //!   expiry and an HMAC over everything they allow, and the gateway checks them before it
 //!   reads or writes a byte ([`BlobStore::verify_local`]).
@@ -127,16 +129,15 @@ impl BlobStore {
         Err(failed(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>())))
     }
 
-    /// A URL that lets its holder upload exactly `size` bytes of `content_type` to `key`,
-    /// until `ttl` has passed. `base` is the gateway's own URL (local backend only).
+    /// A URL that lets its holder upload `content_type` to `key` until `ttl` has passed: exactly
+    /// `size` bytes through the gateway (local backend), any size to S3 (checked at completion).
+    /// `base` is the gateway's own URL (local backend only).
     pub async fn upload_url(&self, key: &str, size: u64, content_type: &str, ttl: Duration, base: &str) -> Result<UploadUrl, BlobError> {
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("content-type".to_string(), content_type.to_string());
         let url = match &self.signing {
             Signing::S3 { s3, .. } => {
-                let opts = SignedUrlOptions::new()
-                    .with_signed_header(http::header::CONTENT_TYPE, header(content_type)?)
-                    .with_signed_header(http::header::CONTENT_LENGTH, header(&size.to_string())?);
+                let opts = SignedUrlOptions::new().with_signed_header(http::header::CONTENT_TYPE, header(content_type)?);
                 s3.signed_url_opts(http::Method::PUT, &Path::from(key), ttl, &opts).await?.to_string()
             }
             Signing::Local { .. } => {

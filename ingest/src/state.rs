@@ -454,6 +454,45 @@ mod tests {
     }
 
     #[test]
+    fn files_are_shared_attached_and_revoked_in_their_channel() {
+        let (ws, ch, other, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let ids = TimeUuidGen::new();
+        let mut st = PartitionState::default();
+        for c in [ch, other] {
+            let create = CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![bob] };
+            st.decide(&cmd(ws, c, alice, create), &ids, 1);
+        }
+        let file = Attachment { file_id: Uuid::new_v4(), name: "a.png".into(), size: 3, content_type: "image/png".into() };
+        let share = CommandBody::ShareFile { file: file.clone() };
+        let (e, _) = st.decide(&cmd(ws, ch, alice, share.clone()), &ids, 2);
+        assert_eq!(e.unwrap().payload, Payload::FileShared { file: file.clone() });
+        // a retried completion records nothing; the same id for another file is a conflict
+        let (e, o) = st.decide(&cmd(ws, ch, alice, share), &ids, 3);
+        assert!(e.is_none() && matches!(o, Outcome::Done { .. }));
+        let clash = CommandBody::ShareFile { file: Attachment { name: "b.png".into(), ..file.clone() } };
+        assert!(matches!(st.decide(&cmd(ws, ch, alice, clash), &ids, 3).1, Outcome::Rejected { code: ErrorCode::Conflict, .. }));
+        let with = |f: Vec<Uuid>, id: &str| CommandBody::SendMessage { text: String::new(), client_msg_id: id.into(), thread_ts: None, also_in_channel: false, file_ids: f };
+        // only files shared in the same channel attach
+        let (e, o) = st.decide(&cmd(ws, other, alice, with(vec![file.file_id], "x")), &ids, 4);
+        assert!(e.is_none() && matches!(o, Outcome::Rejected { code: ErrorCode::FileNotFound, .. }));
+        let (e, _) = st.decide(&cmd(ws, ch, bob, with(vec![file.file_id], "m")), &ids, 5);
+        let Some(Event { payload: Payload::MessagePosted { message_id, attachments, .. }, .. }) = e else { panic!("posted") };
+        assert_eq!(attachments, vec![file.clone()]);
+        // deleting the message takes its files along; they no longer attach
+        let (e, _) = st.decide(&cmd(ws, ch, bob, CommandBody::DeleteMessage { message_id }), &ids, 6);
+        assert_eq!(e.unwrap().payload, Payload::MessageDeleted { message_id, file_ids: vec![file.file_id] });
+        let (_, o) = st.decide(&cmd(ws, ch, alice, with(vec![file.file_id], "y")), &ids, 7);
+        assert!(matches!(o, Outcome::Rejected { code: ErrorCode::FileDeleted, .. }), "{o:?}");
+        // a file is deleted by its uploader only, once
+        let f2 = Attachment { file_id: Uuid::new_v4(), ..file };
+        st.decide(&cmd(ws, ch, alice, CommandBody::ShareFile { file: f2.clone() }), &ids, 8);
+        let del = CommandBody::DeleteFile { file_id: f2.file_id };
+        assert!(matches!(st.decide(&cmd(ws, ch, bob, del.clone()), &ids, 9).1, Outcome::Rejected { code: ErrorCode::Forbidden, .. }));
+        assert_eq!(st.decide(&cmd(ws, ch, alice, del.clone()), &ids, 9).0.unwrap().payload, Payload::FileDeleted { file_id: f2.file_id });
+        assert!(st.decide(&cmd(ws, ch, alice, del), &ids, 10).0.is_none());
+    }
+
+    #[test]
     fn sequencing_dedup_and_authorization() {
         let (ws, ch, alice, bob, eve) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();
