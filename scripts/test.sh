@@ -2,10 +2,12 @@
 # The whole test suite, on a fresh machine or this one:
 #   1. installs what the build and the servers need (Debian packages, Maven jars) if missing,
 #   2. builds the workspace,
-#   3. starts real Kafka, Cassandra, Redis and OpenSearch on free 127.0.0.1 ports
+#   3. starts real Kafka, Cassandra, Redis, OpenSearch and MinIO on free 127.0.0.1 ports
 #      (scripts/services/all.sh),
-#   4. runs every unit and end-to-end test against them, and
-#   5. stops the servers, pass or fail.
+#   4. runs every unit and end-to-end test against them,
+#   5. runs the web client's end-to-end tests in headless Chromium (scripts/web-e2e.sh, which
+#      installs chromium and the npm packages if missing), and
+#   6. stops the servers, pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,8 +55,13 @@ log="$run_dir/cargo-test.log"
 set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# the web client, embedded in the binary just built (the script checks web/dist against web/src)
+E2E_SERVE_EMBEDDED=1 bash scripts/web-e2e.sh 2>&1 | tee "$run_dir/web-e2e.log"
+web_status=${PIPESTATUS[0]}
 set -e
 # one closing line for the whole suite (cargo prints one per test binary)
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+grep -E '^[0-9]+ passed, [0-9]+ failed in' "$run_dir/web-e2e.log" | sed 's/^/web client (Chromium): /' || true
+[ "$web_status" -eq 0 ] || echo "web e2e failed (exit $web_status)"
+[ "$status" -eq 0 ] && [ "$web_status" -eq 0 ]
