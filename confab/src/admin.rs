@@ -25,6 +25,13 @@ enum AdminCommand {
         name: String,
         #[arg(long)]
         retention_days: Option<u32>,
+        /// Largest file its users may upload, in bytes (default: `files.max_bytes`).
+        #[arg(long)]
+        max_file_bytes: Option<u64>,
+        /// Content types its users may upload, comma separated (`image/*,application/pdf`;
+        /// default: `files.allowed_types`).
+        #[arg(long, value_delimiter = ',')]
+        file_types: Option<Vec<String>>,
     },
     /// Create a user and print a token for them.
     CreateUser {
@@ -61,7 +68,10 @@ enum AdminCommand {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let base = args.url.trim_end_matches('/');
     let (path, body) = match args.command {
-        AdminCommand::CreateWorkspace { name, retention_days } => ("/admin/workspaces".to_string(), json!({"name": name, "retention_days": retention_days})),
+        AdminCommand::CreateWorkspace { name, retention_days, max_file_bytes, file_types } => (
+            "/admin/workspaces".to_string(),
+            json!({"name": name, "retention_days": retention_days, "max_file_bytes": max_file_bytes, "file_types": file_types}),
+        ),
         AdminCommand::CreateUser { workspace, name } => (format!("/admin/workspaces/{workspace}/users"), json!({"name": name})),
         AdminCommand::Token { workspace, user, ttl_secs } => (format!("/admin/workspaces/{workspace}/users/{user}/tokens"), json!({"ttl_secs": ttl_secs})),
         AdminCommand::CreateChannel { workspace, name, private, members, creator } => (
