@@ -6,7 +6,9 @@
 //! Transitions are reported once, whoever causes them: [`Presence::touch`] reports a user's new
 //! status when it changed; [`Presence::sweep`] reports users whose last device expired, to the
 //! one gateway whose sweep removed them. A device that disconnects counts for a short grace
-//! period, so a quick reconnect (a reconnect storm) changes nothing.
+//! period, so a quick reconnect (a reconnect storm) changes nothing; but only while the user
+//! has no connected device: the connected ones decide (a phone that is away stays away when
+//! the laptop closes).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -45,8 +47,9 @@ pub trait Presence: Send + Sync {
     /// `device` of `user` is connected (and away or not) until `now_ms + ttl_ms` unless touched
     /// again. Returns the user's new status if it changed.
     async fn touch(&self, ws: Uuid, user: Uuid, device: &str, away: bool, now_ms: i64, ttl_ms: i64) -> PortResult<Option<PresenceStatus>>;
-    /// `device` disconnected: it counts until `now_ms + grace_ms`, then a sweep drops it.
-    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<()>;
+    /// `device` disconnected: it counts until `now_ms + grace_ms` (while no other device is
+    /// connected), then a sweep drops it. Returns the user's new status if it changed.
+    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<Option<PresenceStatus>>;
     /// Users of `ws` whose every device expired by `now_ms`: removed and returned (once).
     async fn sweep(&self, ws: Uuid, now_ms: i64) -> PortResult<Vec<Uuid>>;
     /// The status of each user, in order.

@@ -2,8 +2,9 @@
 //! - `<ns>:{ws}:p:online`        sorted set user -> latest device expiry (ms): the online count is
 //!                               one `ZCOUNT`, no key scan
 //! - `<ns>:{ws}:p:c:<user>`      sorted set device -> expiry (ms)
-//! - `<ns>:{ws}:p:s:<user>`      hash device -> `a`ctive / a`w`ay, and `_` -> the last status
-//!                               announced for the user (so each transition is reported once)
+//! - `<ns>:{ws}:p:s:<user>`      hash device -> `a`ctive / a`w`ay (`ga` / `gw` once it left and
+//!                               is in its grace period), and `_` -> the last status announced
+//!                               for the user (so each transition is reported once)
 //!
 //! Each operation is one Lua script, atomic. The scripts touch only keys of one workspace.
 
@@ -14,6 +15,23 @@ use uuid::Uuid;
 use crate::ports::{PortError, PortResult};
 use crate::presence::{Presence, PresenceStatus};
 
+// The user's status from their live devices (KEYS[2], KEYS[3]): connected devices decide;
+// devices in their grace period only while none is connected.
+const STATUS: &str = r#"
+local function status()
+  local connected, active, grace, grace_active = false, false, false, false
+  for _, d in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    local s = redis.call('HGET', KEYS[3], d) or 'a'
+    if s == 'a' then connected = true active = true
+    elseif s == 'w' then connected = true
+    else grace = true if s == 'ga' then grace_active = true end end
+  end
+  if connected then return active and 'active' or 'away' end
+  if grace then return grace_active and 'active' or 'away' end
+  return 'offline'
+end
+"#;
+
 // KEYS: online, conns, stat. ARGV: user, device, away (1/0), now, expiry, key ttl ms
 const TOUCH: &str = r#"
 local before = redis.call('HGET', KEYS[3], '_') or 'offline'
@@ -23,10 +41,7 @@ redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] == '1' and 'w' or 'a')
 local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 redis.call('ZADD', KEYS[1], top[2], ARGV[1])
-local after = 'away'
-for _, d in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if redis.call('HGET', KEYS[3], d) ~= 'w' then after = 'active' break end
-end
+local after = status()
 redis.call('HSET', KEYS[3], '_', after)
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
@@ -34,14 +49,21 @@ if after ~= before then return after end
 return false
 "#;
 
-// KEYS: online, conns. ARGV: user, device, until
+// KEYS: online, conns, stat. ARGV: user, device, until, now
 const LEAVE: &str = r#"
-if redis.call('ZSCORE', KEYS[2], ARGV[2]) then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-  local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  redis.call('ZADD', KEYS[1], top[2], ARGV[1])
-end
-return 1
+if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then return false end
+local before = redis.call('HGET', KEYS[3], '_') or 'offline'
+for _, d in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])) do redis.call('HDEL', KEYS[3], d) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+local s = redis.call('HGET', KEYS[3], ARGV[2]) or 'a'
+if s == 'a' or s == 'w' then redis.call('HSET', KEYS[3], ARGV[2], 'g' .. s) end
+local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+redis.call('ZADD', KEYS[1], top[2], ARGV[1])
+local after = status()
+redis.call('HSET', KEYS[3], '_', after)
+if after ~= before then return after end
+return false
 "#;
 
 // KEYS: online. ARGV: now, key prefix (`<ns>:{ws}:p:`)
@@ -78,7 +100,13 @@ fn port(e: redis::RedisError) -> PortError {
 impl RedisPresence {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
         let conn = ConnectionManager::new(redis::Client::open(url)?).await?;
-        Ok(Self { conn, namespace: namespace.to_string(), touch: redis::Script::new(TOUCH), leave: redis::Script::new(LEAVE), sweep: redis::Script::new(SWEEP) })
+        Ok(Self {
+            conn,
+            namespace: namespace.to_string(),
+            touch: redis::Script::new(&format!("{STATUS}{TOUCH}")),
+            leave: redis::Script::new(&format!("{STATUS}{LEAVE}")),
+            sweep: redis::Script::new(SWEEP),
+        })
     }
 
     fn prefix(&self, ws: &Uuid) -> String {
@@ -108,20 +136,22 @@ impl Presence for RedisPresence {
         Ok(changed.as_deref().and_then(PresenceStatus::parse))
     }
 
-    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<()> {
+    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<Option<PresenceStatus>> {
         let p = self.prefix(&ws);
         let mut conn = self.conn.clone();
-        let _: i64 = self
+        let changed: Option<String> = self
             .leave
             .key(format!("{p}online"))
             .key(format!("{p}c:{user}"))
+            .key(format!("{p}s:{user}"))
             .arg(user.to_string())
             .arg(device)
             .arg(now_ms + grace_ms)
+            .arg(now_ms)
             .invoke_async(&mut conn)
             .await
             .map_err(port)?;
-        Ok(())
+        Ok(changed.as_deref().and_then(PresenceStatus::parse))
     }
 
     async fn sweep(&self, ws: Uuid, now_ms: i64) -> PortResult<Vec<Uuid>> {

@@ -12,14 +12,17 @@ use uuid::Uuid;
 
 #[derive(Default)]
 struct User {
-    /// device -> (expires at ms, away)
-    devices: HashMap<String, (i64, bool)>,
+    /// device -> (expires at ms, away, left: in its grace period)
+    devices: HashMap<String, (i64, bool, bool)>,
     announced: Option<PresenceStatus>,
 }
 
 impl User {
     fn status(&self, now: i64) -> PresenceStatus {
-        let live: Vec<bool> = self.devices.values().filter(|(exp, _)| *exp > now).map(|(_, away)| *away).collect();
+        let live: Vec<(bool, bool)> = self.devices.values().filter(|(exp, _, _)| *exp > now).map(|(_, away, left)| (*away, *left)).collect();
+        // connected devices decide; those in their grace period only while none is connected
+        let connected: Vec<bool> = live.iter().filter(|(_, left)| !left).map(|(away, _)| *away).collect();
+        let live: Vec<bool> = if connected.is_empty() { live.iter().map(|(away, _)| *away).collect() } else { connected };
         if live.is_empty() {
             PresenceStatus::Offline
         } else if live.iter().all(|away| *away) {
@@ -40,20 +43,22 @@ impl Presence for EmbeddedPresence {
     async fn touch(&self, ws: Uuid, user: Uuid, device: &str, away: bool, now_ms: i64, ttl_ms: i64) -> PortResult<Option<PresenceStatus>> {
         let mut users = self.users.lock().expect("presence lock");
         let u = users.entry((ws, user)).or_default();
-        u.devices.retain(|_, (exp, _)| *exp > now_ms);
-        u.devices.insert(device.to_string(), (now_ms + ttl_ms, away));
+        u.devices.retain(|_, (exp, _, _)| *exp > now_ms);
+        u.devices.insert(device.to_string(), (now_ms + ttl_ms, away, false));
         let after = u.status(now_ms);
         let before = u.announced.replace(after).unwrap_or(PresenceStatus::Offline);
         Ok((after != before).then_some(after))
     }
 
-    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<()> {
-        if let Some(u) = self.users.lock().expect("presence lock").get_mut(&(ws, user)) {
-            if let Some(d) = u.devices.get_mut(device) {
-                d.0 = now_ms + grace_ms;
-            }
-        }
-        Ok(())
+    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<Option<PresenceStatus>> {
+        let mut users = self.users.lock().expect("presence lock");
+        let Some(u) = users.get_mut(&(ws, user)) else { return Ok(None) };
+        let Some(d) = u.devices.get_mut(device) else { return Ok(None) };
+        d.0 = now_ms + grace_ms;
+        d.2 = true;
+        let after = u.status(now_ms);
+        let before = u.announced.replace(after).unwrap_or(PresenceStatus::Offline);
+        Ok((after != before).then_some(after))
     }
 
     async fn sweep(&self, ws: Uuid, now_ms: i64) -> PortResult<Vec<Uuid>> {

@@ -45,8 +45,12 @@ pub async fn touch(st: &AppState, ws: Uuid, user: Uuid, device: &str, away: bool
 }
 
 pub async fn leave(st: &AppState, ws: Uuid, user: Uuid, device: &str) {
-    if let Err(e) = st.presence.leave(ws, user, device, now_ms(), st.cfg.gateway.presence_grace_ms as i64).await {
-        tracing::warn!(error = %e, "presence leave failed");
+    match st.presence.leave(ws, user, device, now_ms(), st.cfg.gateway.presence_grace_ms as i64).await {
+        Ok(Some(status)) => {
+            let _ = st.presence_changes.send((ws, user, status));
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "presence leave failed"),
     }
 }
 

@@ -381,6 +381,14 @@ async fn presence_follows_every_device_and_reaches_the_workspace_only(mode: Mode
     b2.send(json!({"type": "presence:set", "status": "offline"})).await;
     assert_eq!(b2.expect("error", T).await["code"], "invalid_field");
 
+    // connected devices decide, not one in its grace period: when the active device closes,
+    // the away one left makes bob away at once, and its own changes count at once
+    drop(b2);
+    sees(&mut a, &bob.0, "away").await;
+    b1.send(json!({"type": "presence:set", "status": "active"})).await;
+    sees(&mut a, &bob.0, "active").await;
+    let b2 = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
+
     // a quick reconnect changes nothing; leaving for good is reported after the grace period
     drop(b2);
     let b3 = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
