@@ -49,7 +49,7 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
         format!("CREATE TABLE IF NOT EXISTS {ks}.users (workspace_id uuid, user_id uuid, name text, created_at timestamp, PRIMARY KEY (workspace_id, user_id))"),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.channels (workspace_id uuid, channel_id uuid, name text, is_private boolean, kind text,
-                archived boolean, created_by uuid, created_at timestamp, members set<uuid>, PRIMARY KEY (workspace_id, channel_id))"
+                archived boolean, created_by uuid, created_at timestamp, members set<uuid>, last_seq bigint, PRIMARY KEY (workspace_id, channel_id))"
         ),
         // the seed's LOAD_THREAD_REPLIES, as an index table: a thread is one partition in order
         format!(
@@ -85,6 +85,7 @@ fn additions(ks: &str) -> Vec<String> {
         "channels ADD archived boolean",
         "channels ADD created_by uuid",
         "channels ADD members set<uuid>",
+        "channels ADD last_seq bigint",
         "workspaces ADD max_file_bytes bigint",
         "workspaces ADD file_types list<text>",
     ]
@@ -144,6 +145,7 @@ struct Statements {
     archive_channel: PreparedStatement,
     add_member: PreparedStatement,
     remove_member: PreparedStatement,
+    channel_seq: PreparedStatement,
     set_marker: PreparedStatement,
     get_markers: PreparedStatement,
     edit_message: PreparedStatement,
@@ -178,12 +180,12 @@ type MessageRow = (
     Option<Vec<std::collections::HashMap<String, String>>>,
 );
 
-const CHANNEL_COLUMNS: &str = "channel_id, name, is_private, kind, archived, created_by, created_at, members";
+const CHANNEL_COLUMNS: &str = "channel_id, name, is_private, kind, archived, created_by, created_at, members, last_seq";
 
-type ChannelRow = (Uuid, Option<String>, Option<bool>, Option<String>, Option<bool>, Option<Uuid>, Option<CqlTimestamp>, Option<Vec<Uuid>>);
+type ChannelRow = (Uuid, Option<String>, Option<bool>, Option<String>, Option<bool>, Option<Uuid>, Option<CqlTimestamp>, Option<Vec<Uuid>>, Option<i64>);
 
 fn channel_of(ws: Uuid, r: ChannelRow) -> ChannelInfo {
-    let (channel_id, name, is_private, kind, archived, created_by, created_at, members) = r;
+    let (channel_id, name, is_private, kind, archived, created_by, created_at, members, last_seq) = r;
     let kind = kind.as_deref().and_then(ChannelKind::parse).unwrap_or(if is_private.unwrap_or(false) { ChannelKind::Private } else { ChannelKind::Public });
     let mut members = members.unwrap_or_default();
     members.sort();
@@ -196,6 +198,7 @@ fn channel_of(ws: Uuid, r: ChannelRow) -> ChannelInfo {
         created_by: created_by.unwrap_or_default(),
         created_at: created_at.map(|t| t.0).unwrap_or(0),
         members,
+        last_seq: last_seq.unwrap_or(0),
     }
 }
 
@@ -316,7 +319,7 @@ impl CassandraStore {
             list_users: p(format!("SELECT user_id, name FROM {ks}.users WHERE workspace_id = ?")).await?,
             // IF NOT EXISTS: a replayed creation keeps later renames and membership
             insert_channel: p(format!(
-                "INSERT INTO {ks}.channels (workspace_id, {CHANNEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+                "INSERT INTO {ks}.channels (workspace_id, {CHANNEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ))
             .await?,
             get_channel: p(format!("SELECT {CHANNEL_COLUMNS} FROM {ks}.channels WHERE workspace_id = ? AND channel_id = ?")).await?,
@@ -324,6 +327,7 @@ impl CassandraStore {
             rename_channel: p(format!("UPDATE {ks}.channels SET name = ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             archive_channel: p(format!("UPDATE {ks}.channels SET archived = ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             add_member: p(format!("UPDATE {ks}.channels SET members = members + ? WHERE workspace_id = ? AND channel_id = ?")).await?,
+            channel_seq: p(format!("UPDATE {ks}.channels SET last_seq = ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             remove_member: p(format!("UPDATE {ks}.channels SET members = members - ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             set_marker: p(format!("INSERT INTO {ks}.read_markers (workspace_id, user_id, channel_id, seq) VALUES (?, ?, ?, ?)")).await?,
             get_markers: p(format!("SELECT channel_id, seq FROM {ks}.read_markers WHERE workspace_id = ? AND user_id = ?")).await?,
@@ -447,13 +451,14 @@ impl Store for CassandraStore {
         let r = match change {
             ChannelChange::Created(c) => {
                 let members: std::collections::BTreeSet<Uuid> = c.members.iter().copied().collect();
-                let values = (ws, ch, &c.name, c.kind.is_private(), c.kind.as_str(), c.archived, c.created_by, CqlTimestamp(c.created_at), members);
+                let values = (ws, ch, &c.name, c.kind.is_private(), c.kind.as_str(), c.archived, c.created_by, CqlTimestamp(c.created_at), members, c.last_seq);
                 self.exec(&self.st.insert_channel, values).await
             }
             ChannelChange::Renamed(name) => self.exec(&self.st.rename_channel, (name, ws, ch)).await,
             ChannelChange::Archived(a) => self.exec(&self.st.archive_channel, (*a, ws, ch)).await,
             ChannelChange::Joined(u) => self.exec(&self.st.add_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await,
             ChannelChange::Left(u) => self.exec(&self.st.remove_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await,
+            ChannelChange::LastSeq(seq) => self.exec(&self.st.channel_seq, (*seq, ws, ch)).await,
         };
         r.map_err(port)
     }

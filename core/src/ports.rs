@@ -169,6 +169,10 @@ pub struct ChannelInfo {
     /// Unix milliseconds.
     pub created_at: i64,
     pub members: Vec<Uuid>,
+    /// The seq of the channel's latest event the timeline has applied (what a client that has
+    /// seen everything would name in `resume`).
+    #[serde(default)]
+    pub last_seq: i64,
 }
 
 /// A change to a channel's record; each is idempotent.
@@ -179,6 +183,8 @@ pub enum ChannelChange {
     Archived(bool),
     Joined(Uuid),
     Left(Uuid),
+    /// The channel's events up to this seq are applied (written once per batch, in log order).
+    LastSeq(i64),
 }
 
 /// Which page of a channel's history.

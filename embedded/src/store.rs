@@ -193,6 +193,7 @@ impl Store for EmbeddedStore {
                 }
             }
             ChannelChange::Left(u) => c.members.retain(|m| m != u),
+            ChannelChange::LastSeq(seq) => c.last_seq = *seq,
         }
         self.put_channel(&c)
     }

@@ -83,7 +83,7 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
         let mut v = json!({
             "channel_id": c.channel_id, "name": c.name, "kind": c.kind, "is_private": c.kind.is_private(),
             "archived": c.archived, "created_by": c.created_by, "created_at": c.created_at,
-            "member_count": c.members.len(), "is_member": member,
+            "member_count": c.members.len(), "is_member": member, "last_seq": c.last_seq,
         });
         if member {
             let read = markers.get(&c.channel_id).copied().unwrap_or(0);

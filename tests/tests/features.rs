@@ -272,11 +272,11 @@ async fn pins_read_markers_unread_and_mention_counts(mode: Mode) {
     a.command(msg(&format!("<@{}> can you review?", bob.0)), "m2").await;
     a.command(msg("unrelated"), "m3").await;
     let last = a.command(msg("@here standup"), "m4").await;
-    b.command(msg("on it"), "m5").await; // his own messages are never unread
-    let entry = eventually(T, "bob's unread counts", || async {
+    let mine = b.command(msg("on it"), "m5").await; // his own messages are never unread
+    let entry = eventually(T, "bob's unread counts and the channel's position", || async {
         let (_, body) = stack.get("gw0", "/api/channels", &bob.1).await;
         let e = body["channels"].as_array()?.iter().find(|c| c["channel_id"] == ch.as_str())?.clone();
-        (e["unread_count"] == 3).then_some(e)
+        (e["unread_count"] == 3 && e["last_seq"] == mine["seq"]).then_some(e)
     })
     .await;
     assert_eq!(entry["mention_count"], 2, "a direct mention and an @here");

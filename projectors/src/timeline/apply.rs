@@ -91,6 +91,7 @@ impl TimelineProjection {
                     created_by: e.actor_id,
                     created_at: e.occurred_at,
                     members: members.clone(),
+                    last_seq: e.seq,
                 }))
                 .await
             }
@@ -128,7 +129,17 @@ impl Projection for TimelineProjection {
             }
             i = j + 1;
         }
-        Ok(())
+        // each channel's position, once per batch (user streams of read markers are no channels)
+        let mut last: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+        for e in events.iter().filter(|e| !matches!(e.payload, Payload::ReadMarked { .. })) {
+            let seq = last.entry((e.workspace_id, e.channel_id)).or_default();
+            *seq = (*seq).max(e.seq);
+        }
+        stream::iter(last.into_iter().map(Ok))
+            .try_for_each_concurrent(CONCURRENCY, |((ws, ch), seq)| async move {
+                Ok::<_, ProjectorError>(self.store.change_channel(ws, ch, &ChannelChange::LastSeq(seq)).await?)
+            })
+            .await
     }
 
     async fn check(&self) -> Result<(), ProjectorError> {
