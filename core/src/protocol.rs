@@ -281,7 +281,12 @@ pub enum ServerFrame {
     #[serde(rename = "message:ack")]
     Ack { client_msg_id: String, channel_id: Uuid, message_id: Uuid, seq: i64, ts: i64 },
     #[serde(rename = "message:new")]
-    New { message: MessageView },
+    New {
+        message: MessageView,
+        /// On a thread reply: the parent's thread after it (reply count, repliers, last reply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_thread: Option<ThreadView>,
+    },
     #[serde(rename = "channel:joined")]
     Joined {
         workspace_id: Uuid,

@@ -50,11 +50,15 @@ pub async fn readable(st: &AppState, claims: &Claims, channel_id: Uuid) -> Resul
     }
 }
 
-/// `GET /api/me`: who the token is, and the channels they belong to.
+/// `GET /api/me`: who the token is (id and name, and their workspace's name), and the channels
+/// they belong to.
 pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let channels = st.fanout.user_channels(&claims.workspace_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    Ok(Json(json!({"workspace_id": claims.workspace_id, "user_id": claims.user_id, "channels": channels})).into_response())
+    let users = st.store.users(claims.workspace_id).await.map_err(|e| ApiError::internal("users", e))?;
+    let name = users.into_iter().find(|(u, _)| *u == claims.user_id).map(|(_, n)| n);
+    let workspace = st.store.workspace(claims.workspace_id).await.map_err(|e| ApiError::internal("directory", e))?.map(|w| w.name);
+    Ok(Json(json!({"workspace_id": claims.workspace_id, "workspace_name": workspace, "user_id": claims.user_id, "name": name, "channels": channels})).into_response())
 }
 
 /// Unread messages (others', not deleted, shown in the channel) after `read_seq`, and how many

@@ -64,6 +64,12 @@ async fn channels_are_managed_and_private_ones_stay_invisible(mode: Mode) {
     let stack = Stack::start(mode, 1).await;
     let (_ws, alice, bob, carol) = team(&stack).await;
     let gw = stack.addr("gw0");
+    // who am I, and who is here
+    let (status, me) = stack.get("gw0", "/api/me", &alice.1).await;
+    assert_eq!((status, me["name"].as_str(), me["workspace_name"].as_str(), me["user_id"].as_str()), (200, Some("alice"), Some("acme"), Some(alice.0.as_str())), "{me}");
+    let (_, users) = stack.get("gw0", "/api/users", &bob.1).await;
+    let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
     let mut a = Client::connect(&gw, &alice.1).await.unwrap();
     let mut b = Client::connect(&gw, &bob.1).await.unwrap();
     let mut c = Client::connect(&gw, &carol.1).await.unwrap();
@@ -200,6 +206,7 @@ async fn threads_keep_replies_out_of_the_channel_and_summarize_on_the_parent(mod
     let r1 = b.command(send("yes", Some(&parent), false), "r1").await["message_id"].as_str().unwrap().to_string();
     let new = a.expect_where("bob's reply", T, |f| f["type"] == "message:new" && f["message"]["text"] == "yes").await;
     assert_eq!(new["message"]["thread_ts"], parent.as_str());
+    assert_eq!((new["parent_thread"]["reply_count"].as_i64(), new["parent_thread"]["reply_users"][0].as_str()), (Some(1), Some(bob.0.as_str())), "the parent's summary rides along: {new}");
     a.command(send("noon", Some(&parent), false), "r2").await;
     // a reply to a reply joins the root's thread; this one is also shown in the channel
     let r3 = b.command(send("see you there", Some(&r1), true), "r3").await;

@@ -1,5 +1,5 @@
 use confab_core::event::{Event, Payload};
-use confab_core::protocol::ServerFrame;
+use confab_core::protocol::{ServerFrame, ThreadView};
 use confab_core::ports::{Fanout, FanoutItem};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -30,7 +30,10 @@ pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
     let (workspace_id, channel_id, seq, user_id) = (e.workspace_id, e.channel_id, e.seq, e.actor_id);
     let none = Membership::default;
     match &e.payload {
-        Payload::MessagePosted { .. } => (ServerFrame::New { message: e.posted_view().expect("a posted message") }, none()),
+        Payload::MessagePosted { thread, .. } => {
+            let parent_thread = thread.as_ref().map(|t| ThreadView { reply_count: t.reply_count, reply_users: t.reply_users.clone(), last_reply_at: e.occurred_at });
+            (ServerFrame::New { message: e.posted_view().expect("a posted message"), parent_thread }, none())
+        }
         Payload::MessageEdited { message_id, text } => (
             ServerFrame::Edited { workspace_id, channel_id, message_id: *message_id, text: text.clone(), edited_at: e.occurred_at, seq, user_id },
             none(),
