@@ -12,12 +12,18 @@ script="${CONFAB_BENCH_SCRIPT:-load-tests/run.sh $scenario}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
 cargo build --release -p confab -p confab-load
 export CONFAB_BIN="$CARGO_TARGET_DIR/release/confab"
-if [[ " $* " != *" --mode embedded "* ]]; then
+# the real servers, unless the scenario runs embedded only (or against a peer only)
+need_servers=1
+if [[ " $* " == *" --mode embedded "* ]]; then need_servers=0; fi
+if [[ " $* " == *" --system "* && " $* " != *distributed* ]]; then need_servers=0; fi
+if [ "$need_servers" = 1 ]; then
   run_dir="$(mktemp -d /tmp/confab-bench.XXXXXX)"
   trap 'scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"' EXIT
   scripts/services/all.sh start "$run_dir" >/dev/null
   export CONFAB_TEST_ENV="$run_dir/env"
 fi
+# connection scenarios need many file descriptors (the servers started from here inherit it)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 out="$("$CARGO_TARGET_DIR/release/confab-load" "$scenario" "$@")"
 echo "$out"
 {

@@ -9,9 +9,11 @@
 //! `search`: loads `--messages` into a workspace, then measures how long after its ack a new
 //! message is found by `/api/search` (one at a time), and the latency of a mix of queries.
 
+mod connections;
 mod fanout;
 mod push;
 mod search;
+mod underload;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -39,6 +41,37 @@ enum Scenario {
         rate: u64,
         #[arg(long, default_value_t = 200)]
         warmup: usize,
+    },
+    /// latency under load: senders into channels with connected receivers, rate stepped up
+    /// until p99 crosses 100 ms; `--system` embedded, distributed or centrifugo (the peer), or
+    /// several comma separated (run one after the other, then compared, the last as the peer)
+    Underload {
+        #[arg(long, default_value = "embedded")]
+        system: String,
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        #[arg(long, default_value_t = 20)]
+        channels: usize,
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        /// offered rates (msg/s), comma separated, in order
+        #[arg(long, default_value = "250,500,1000,2000,3000,4000")]
+        rates: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// idle WebSockets one server holds: memory per connection, heartbeat cost; `--system`
+    /// embedded, centrifugo or both comma separated
+    Connections {
+        #[arg(long, default_value = "embedded,centrifugo")]
+        system: String,
+        #[arg(long, default_value_t = 15_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 100)]
+        per_workspace: usize,
+        /// handshakes in flight
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
     },
     /// one message to every member of a big channel, all connected; presence propagation
     Fanout {
@@ -99,6 +132,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::Latency { mode, messages, rate, warmup } => latency(parse_mode(&mode)?, messages, rate, warmup).await,
+        Scenario::Underload { system, senders, channels, members, rates, seconds } => {
+            let rates = rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates: comma-separated numbers")?;
+            let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
+            underload::compare(&systems, &underload::Params { senders, channels, members, rates, seconds }).await
+        }
+        Scenario::Connections { system, connections, per_workspace, concurrency } => {
+            let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
+            connections::run(&systems, &connections::Params { connections, per_workspace, concurrency }).await
+        }
         Scenario::Push { mode, pushes, recipients } => push::run(parse_mode(&mode)?, pushes, recipients).await,
         Scenario::Fanout { mode, members, messages } => fanout::run(parse_mode(&mode)?, members, messages).await,
         Scenario::Search { mode, messages, samples, queries } => search::run(parse_mode(&mode)?, messages, samples, queries).await,

@@ -310,6 +310,11 @@ impl Stack {
         self.spawn(name, &args);
     }
 
+    /// The OS process id of the process hosting a component (for benchmarks' memory readings).
+    pub fn pid(&self, name: &str) -> u32 {
+        self.procs[&self.host(name)].child.id()
+    }
+
     pub fn addr(&self, name: &str) -> String {
         self.procs[&self.host(name)].addr.clone().expect("process has an address")
     }
