@@ -56,7 +56,8 @@ set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # the web client, embedded in the binary just built (the script checks web/dist against web/src)
-E2E_SERVE_EMBEDDED=1 bash scripts/web-e2e.sh 2>&1 | tee "$run_dir/web-e2e.log"
+# (screenshots go to the run dir: `scripts/web-e2e.sh` alone refreshes docs/screenshots)
+SCREENSHOTS="$run_dir/screenshots" E2E_SERVE_EMBEDDED=1 bash scripts/web-e2e.sh 2>&1 | tee "$run_dir/web-e2e.log"
 web_status=${PIPESTATUS[0]}
 set -e
 # one closing line for the whole suite (cargo prints one per test binary)

@@ -300,7 +300,16 @@ pub enum ServerFrame {
     #[serde(rename = "message:edited")]
     Edited { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, text: String, edited_at: i64, seq: i64, user_id: Uuid },
     #[serde(rename = "message:deleted")]
-    Deleted { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, seq: i64, user_id: Uuid },
+    Deleted {
+        workspace_id: Uuid,
+        channel_id: Uuid,
+        message_id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        /// The files it carried: deleted with it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        file_ids: Vec<Uuid>,
+    },
     #[serde(rename = "reaction:added")]
     ReactionAdded { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, emoji: String, user_id: Uuid, users: Vec<Uuid>, seq: i64 },
     #[serde(rename = "reaction:removed")]

@@ -185,7 +185,35 @@ pub async fn history(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(c
         let next = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
         json!({"messages": messages, "next_cursor": next})
     };
-    Ok(Json(body).into_response())
+    Ok(Json(mark_deleted_files(&st, ws, body).await?).into_response())
+}
+
+/// Marks attachments whose file was deleted since (by its uploader) with `"deleted": true`, so
+/// clients show "file deleted" without asking for each one. Messages that were deleted carry no
+/// attachments any more; files are rare, so this is one lookup per attachment on the page.
+async fn mark_deleted_files(st: &AppState, ws: Uuid, mut body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    let mut attachments: Vec<&mut serde_json::Value> = Vec::new();
+    let obj = body.as_object_mut().expect("a JSON object");
+    for (key, v) in obj.iter_mut() {
+        let messages: Vec<&mut serde_json::Value> = match (key.as_str(), v) {
+            ("messages" | "replies", serde_json::Value::Array(a)) => a.iter_mut().collect(),
+            ("parent", m @ serde_json::Value::Object(_)) => vec![m],
+            _ => continue,
+        };
+        for m in messages {
+            if let Some(serde_json::Value::Array(a)) = m.get_mut("attachments") {
+                attachments.extend(a.iter_mut());
+            }
+        }
+    }
+    for a in attachments {
+        let Some(id) = a["file_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()) else { continue };
+        let f = st.store.file(ws, id).await.map_err(|e| ApiError::internal("files", e))?;
+        if f.is_some_and(|f| f.deleted) {
+            a["deleted"] = json!(true);
+        }
+    }
+    Ok(body)
 }
 
 #[derive(Deserialize)]
@@ -215,7 +243,7 @@ pub async fn replies(
     };
     let replies = st.store.thread(ws, channel_id, parent, q.after, limit).await.map_err(|e| ApiError::internal("threads", e))?;
     let next = (replies.len() == limit as usize).then(|| replies.last().map(|m| m.message_id)).flatten();
-    Ok(Json(json!({"parent": root, "replies": replies, "next_after": next})).into_response())
+    Ok(Json(mark_deleted_files(&st, ws, json!({"parent": root, "replies": replies, "next_after": next})).await?).into_response())
 }
 
 /// `GET /api/channels/{id}/pins`: pinned messages, newest first.
@@ -224,5 +252,5 @@ pub async fn pins(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(chan
     let channel_id = uuid(&channel_id, "channel id")?;
     readable(&st, &claims, channel_id).await?;
     let pins = st.store.pins(claims.workspace_id, channel_id).await.map_err(|e| ApiError::internal("pins", e))?;
-    Ok(Json(json!({ "messages": pins })).into_response())
+    Ok(Json(mark_deleted_files(&st, claims.workspace_id, json!({ "messages": pins })).await?).into_response())
 }

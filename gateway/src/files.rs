@@ -146,12 +146,13 @@ pub async fn create(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b)
     let ttl = Duration::from_secs(st.cfg.files.upload_url_ttl_secs);
     let key = object_key(&claims.workspace_id, &file.file_id);
     let upload = blobs.upload_url(&key, b.size, &content_type, ttl, &base_url(&headers)).await.map_err(blob_error)?;
-    let expires_at = chrono::Utc::now().timestamp() + ttl.as_secs() as i64;
-    let ticket = Ticket { ws: claims.workspace_id, user: claims.user_id, channel: b.channel_id, exp: expires_at + COMPLETE_GRACE_SECS, file: file.clone() };
+    let expires = chrono::Utc::now().timestamp() + ttl.as_secs() as i64;
+    let ticket = Ticket { ws: claims.workspace_id, user: claims.user_id, channel: b.channel_id, exp: expires + COMPLETE_GRACE_SECS, file: file.clone() };
     let token = sign_ticket(&st.cfg.auth.token_secret, &ticket);
     st.metrics.files.with_label_values(&["upload_granted"]).inc();
     tracing::info!(workspace_id = %claims.workspace_id, file_id = %file.file_id, size = file.size, "upload granted");
-    let body = json!({"file_id": file.file_id, "upload": upload, "upload_token": token, "expires_at": expires_at});
+    // Unix milliseconds, like every other time in the API
+    let body = json!({"file_id": file.file_id, "upload": upload, "upload_token": token, "expires_at": expires * 1000});
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -261,7 +262,7 @@ pub async fn get(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_
     Ok(Json(json!({
         "file_id": a.file_id, "name": a.name, "size": a.size, "content_type": a.content_type,
         "channel_id": f.channel_id, "uploader": f.uploader, "created_at": f.created_at,
-        "url": url, "expires_at": chrono::Utc::now().timestamp() + ttl as i64,
+        "url": url, "expires_at": (chrono::Utc::now().timestamp() + ttl as i64) * 1000,
     }))
     .into_response())
 }

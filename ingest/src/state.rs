@@ -38,6 +38,8 @@ pub struct FileState {
     pub file: Attachment,
     pub uploader: Uuid,
     pub deleted: bool,
+    /// The message carrying it: a file is attached once (deleting that message deletes it).
+    pub message: Option<Uuid>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,7 +107,12 @@ impl PartitionState {
             Payload::MessagePosted { message_id, client_msg_id, thread_ts, thread, attachments, .. } => {
                 let ts = timeuuid_millis(message_id).unwrap_or(e.occurred_at);
                 ch.sent.insert((e.actor_id, client_msg_id.clone()), Posted { message_id: *message_id, seq: e.seq, ts });
-                let files = attachments.iter().map(|a| a.file_id).collect();
+                let files: Vec<Uuid> = attachments.iter().map(|a| a.file_id).collect();
+                for f in &files {
+                    if let Some(f) = ch.files.get_mut(f) {
+                        f.message = Some(*message_id);
+                    }
+                }
                 ch.messages.insert(*message_id, MessageState { author: e.actor_id, thread_ts: *thread_ts, files, ..Default::default() });
                 if let (Some(parent), Some(t)) = (thread_ts, thread) {
                     if let Some(p) = ch.messages.get_mut(parent) {
@@ -127,7 +134,7 @@ impl PartitionState {
                 }
             }
             Payload::FileShared { file } => {
-                ch.files.entry(file.file_id).or_insert(FileState { file: file.clone(), uploader: e.actor_id, deleted: false });
+                ch.files.entry(file.file_id).or_insert(FileState { file: file.clone(), uploader: e.actor_id, deleted: false, message: None });
             }
             Payload::FileDeleted { file_id } => {
                 if let Some(f) = ch.files.get_mut(file_id) {
@@ -386,6 +393,7 @@ impl PartitionState {
                 for id in file_ids {
                     match ch.files.get(id) {
                         Some(f) if f.deleted => return Err((ErrorCode::FileDeleted, format!("file {id} was deleted"))),
+                        Some(f) if f.message.is_some() => return Err((ErrorCode::Conflict, format!("file {id} is already attached to a message"))),
                         Some(f) => attachments.push(f.file.clone()),
                         None => return Err((ErrorCode::FileNotFound, format!("file {id} is not shared in this channel"))),
                     }
@@ -478,6 +486,9 @@ mod tests {
         let (e, _) = st.decide(&cmd(ws, ch, bob, with(vec![file.file_id], "m")), &ids, 5);
         let Some(Event { payload: Payload::MessagePosted { message_id, attachments, .. }, .. }) = e else { panic!("posted") };
         assert_eq!(attachments, vec![file.clone()]);
+        // a file is attached once: deleting its message deletes it
+        let (e, o) = st.decide(&cmd(ws, ch, alice, with(vec![file.file_id], "again")), &ids, 5);
+        assert!(e.is_none() && matches!(o, Outcome::Rejected { code: ErrorCode::Conflict, .. }), "{o:?}");
         // deleting the message takes its files along; they no longer attach
         let (e, _) = st.decide(&cmd(ws, ch, bob, CommandBody::DeleteMessage { message_id }), &ids, 6);
         assert_eq!(e.unwrap().payload, Payload::MessageDeleted { message_id, file_ids: vec![file.file_id] });

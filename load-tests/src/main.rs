@@ -12,7 +12,9 @@
 mod connections;
 mod fanout;
 mod push;
+mod replay;
 mod search;
+mod storm;
 mod underload;
 
 use anyhow::Context;
@@ -72,6 +74,20 @@ enum Scenario {
         /// handshakes in flight
         #[arg(long, default_value_t = 200)]
         concurrency: usize,
+    },
+    /// load messages, then rebuild the timeline and the search index from the log (events/s)
+    Replay {
+        #[arg(long, default_value = "distributed")]
+        mode: String,
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+    },
+    /// every client reconnects at once with resume; time until all are back and resumed
+    Storm {
+        #[arg(long, default_value = "embedded")]
+        mode: String,
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
     },
     /// one message to every member of a big channel, all connected; presence propagation
     Fanout {
@@ -141,6 +157,8 @@ async fn main() -> anyhow::Result<()> {
             let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
             connections::run(&systems, &connections::Params { connections, per_workspace, concurrency }).await
         }
+        Scenario::Storm { mode, clients } => storm::run(parse_mode(&mode)?, clients).await,
+        Scenario::Replay { mode, messages } => replay::run(parse_mode(&mode)?, messages).await,
         Scenario::Push { mode, pushes, recipients } => push::run(parse_mode(&mode)?, pushes, recipients).await,
         Scenario::Fanout { mode, members, messages } => fanout::run(parse_mode(&mode)?, members, messages).await,
         Scenario::Search { mode, messages, samples, queries } => search::run(parse_mode(&mode)?, messages, samples, queries).await,

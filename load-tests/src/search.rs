@@ -15,7 +15,7 @@ const WORDS: &[&str] = &[
     "contract", "renewal", "security", "audit", "password", "token", "network", "firewall", "storage", "backup", "restore",
 ];
 
-fn text(i: usize) -> String {
+pub fn text(i: usize) -> String {
     // deterministic pseudo-random picks, biased towards the front of the list
     let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let n = 6 + (x % 10) as usize;

@@ -169,6 +169,8 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     let message_id = history[0]["message_id"].as_str().unwrap();
     let ok = a.command(json!({"type": "message:delete", "channel_id": ch, "message_id": message_id}), "d1").await;
     assert_eq!(ok["type"], "ok", "{ok}");
+    let deleted = b.expect_where("message:deleted", T, |f| f["type"] == "message:deleted").await;
+    assert_eq!(deleted["file_ids"], json!([file]), "the frame names the files deleted with it");
     eventually(T, "the file to be revoked", || async {
         let (status, v) = stack.call(Method::GET, "gw0", &format!("/api/files/{file}"), &bob_t, None).await;
         (status == 410 && v["error"]["code"] == "file_deleted").then_some(())
@@ -177,6 +179,9 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     eventually(T, "an issued URL to stop working", || async { (fetch(before["url"].as_str().unwrap()).await.0 != 200).then_some(()) }).await;
     let err = a.command(json!({"type": "message:send", "channel_id": ch, "text": "again", "file_ids": [file]}), "m3").await;
     assert_eq!((err["type"].as_str(), err["code"].as_str()), (Some("error"), Some("file_deleted")), "{err}");
+    // a file is attached once (its message's deletion deletes it)
+    let err = a.command(json!({"type": "message:send", "channel_id": ch, "text": "again", "file_ids": [image]}), "m4").await;
+    assert_eq!(err["code"], "conflict", "{err}");
 
     // deleting a file: the uploader only; then it is gone for everyone
     let (status, v) = stack.call(Method::DELETE, "gw0", &format!("/api/files/{image}"), &alice_t, None).await;
@@ -189,6 +194,10 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     eventually(T, "the image's URL to stop working", || async { (fetch(img["url"].as_str().unwrap()).await.0 != 200).then_some(()) }).await;
     let (status, _) = stack.call(Method::GET, "gw0", &format!("/api/files/{image}"), &alice_t, None).await;
     assert_eq!(status, 410);
+    // history says so: the message that carried it marks the attachment deleted
+    let h = stack.history_all("gw0", &ch, &alice_t, 50).await;
+    let carrier = h.iter().find(|m| m["attachments"][0]["file_id"] == image.as_str()).expect("the image's message");
+    assert_eq!(carrier["attachments"][0]["deleted"], true, "{carrier}");
 }
 
 async fn bad_uploads_are_refused_and_nothing_is_kept(mode: Mode) {

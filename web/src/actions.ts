@@ -1,12 +1,13 @@
 // What views may ask the app to do (implemented by app.ts). Views never talk to the server.
 
-import type { Uuid, SearchHit } from "./types";
+import type { FileLink } from "./files";
+import type { Attachment, Uuid, SearchHit } from "./types";
 
 export interface Actions {
   openChannel(channelId: Uuid, opts?: { focus?: "composer" | "none" }): void;
   openThread(channelId: Uuid, parentId: Uuid): void;
   closeThread(): void;
-  send(channelId: Uuid, text: string, threadTs?: Uuid): void;
+  send(channelId: Uuid, text: string, threadTs?: Uuid, files?: Attachment[]): void;
   retry(clientMsgId: string): void;
   discard(clientMsgId: string): void;
   edit(channelId: Uuid, messageId: Uuid, text: string): void;
@@ -22,4 +23,10 @@ export interface Actions {
   join(channelId: Uuid): void;
   signOut(): void;
   toast(text: string): void;
+  /** Uploads a file to a channel (grant, PUT with progress, complete): the file to attach. */
+  upload(channelId: Uuid, file: File, onProgress: (sent: number) => void, signal: AbortSignal): Promise<Attachment>;
+  /** Deletes a file I uploaded. */
+  deleteFile(fileId: Uuid): Promise<void>;
+  /** A short-lived download URL for a file (cached until near its expiry, unless `fresh`). */
+  fileLink(fileId: Uuid, fresh?: boolean): Promise<FileLink>;
 }

@@ -4,10 +4,11 @@
 import type { Actions } from "./actions";
 import { Api, ApiError } from "./api";
 import { h } from "./dom";
+import { Files, type FileLink } from "./files";
 import { encodeMentions, mentionsMe } from "./format";
 import { Socket, type SocketStatus } from "./socket";
 import { Store } from "./store";
-import type { Message, ResumeGap, SearchHit, ServerFrame, Uuid } from "./types";
+import type { Attachment, Message, ResumeGap, SearchHit, ServerFrame, Uuid } from "./types";
 import { ChannelView } from "./views/channel";
 import { newChannelDialog, newDmDialog } from "./views/dialogs";
 import { SearchView } from "./views/search";
@@ -19,6 +20,7 @@ const LAST_CHANNEL = "confab.channel";
 export class App implements Actions {
   readonly store = new Store();
   readonly api: Api;
+  readonly files: Files;
   readonly socket: Socket;
   readonly root: HTMLElement;
   private readonly sidebar: Sidebar;
@@ -41,6 +43,7 @@ export class App implements Actions {
 
   constructor(token: string, private readonly onSignOut: (reason?: string) => void) {
     this.api = new Api(token);
+    this.files = new Files(this.api);
     const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
     this.socket = new Socket(wsUrl, token, {
       onFrame: (f) => (this.ready ? this.apply(f) : this.early.push(f)),
@@ -50,8 +53,8 @@ export class App implements Actions {
     });
     const toggleDrawer = () => this.setDrawer(!this.root.classList.contains("drawer-open"));
     this.sidebar = new Sidebar(this.store, this, { newChannel: () => newChannelDialog(this), newDm: () => newDmDialog(this.store, this) });
-    this.channel = new ChannelView(this.store, this, token, toggleDrawer);
-    this.thread = new ThreadView(this.store, this, token);
+    this.channel = new ChannelView(this.store, this, toggleDrawer);
+    this.thread = new ThreadView(this.store, this);
     this.searchView = new SearchView(this.store, this, () => this.searchMore());
     this.banner = h("div", { class: "banner", role: "status", "aria-live": "polite", hidden: true });
     this.toasts = h("div", { class: "toasts", role: "alert", "aria-live": "assertive" });
@@ -216,7 +219,7 @@ export class App implements Actions {
         const p = this.store.pending.get(f.client_msg_id);
         if (!p) return;
         this.store.pending.delete(f.client_msg_id);
-        this.onMessage({ channel_id: f.channel_id, message_id: f.message_id, seq: f.seq, ts: f.ts, user_id: this.store.me, text: p.text, client_msg_id: p.client_msg_id, thread_ts: p.thread_ts }, true);
+        this.onMessage({ channel_id: f.channel_id, message_id: f.message_id, seq: f.seq, ts: f.ts, user_id: this.store.me, text: p.text, client_msg_id: p.client_msg_id, thread_ts: p.thread_ts, attachments: p.files }, true);
         this.store.emit({ kind: "pending", channelId: p.channel_id });
         return;
       }
@@ -300,6 +303,12 @@ export class App implements Actions {
         this.store.emit({ kind: "channels" });
         return;
       }
+      case "file:shared":
+        return; // the message that carries the file shows it
+      case "file:deleted":
+        this.files.markGone(f.file_id);
+        this.store.markFileDeleted(f.channel_id, f.file_id);
+        return;
       case "presence:change":
         for (const u of f.users) this.store.presence.set(u.user_id, u.status);
         this.store.emit({ kind: "presence" });
@@ -488,9 +497,9 @@ export class App implements Actions {
     if (parent) this.channel.list.find(parent)?.focus();
   }
 
-  send(channelId: Uuid, text: string, threadTs?: Uuid): void {
+  send(channelId: Uuid, text: string, threadTs?: Uuid, files?: Attachment[]): void {
     const id = crypto.randomUUID();
-    this.store.pending.set(id, { client_msg_id: id, channel_id: channelId, text: encodeMentions(text, this.store), thread_ts: threadTs });
+    this.store.pending.set(id, { client_msg_id: id, channel_id: channelId, text: encodeMentions(text, this.store), thread_ts: threadTs, files: files?.length ? files : undefined });
     this.store.emit({ kind: "pending", channelId });
     this.sendPending(id);
     if (!threadTs) this.channel.scrollToBottom();
@@ -501,6 +510,7 @@ export class App implements Actions {
     if (!p) return;
     const frame: Record<string, unknown> = { type: "message:send", channel_id: p.channel_id, text: p.text, client_msg_id: p.client_msg_id };
     if (p.thread_ts) Object.assign(frame, { thread_ts: p.thread_ts, also_send_to_channel: false });
+    if (p.files) frame.file_ids = p.files.map((f) => f.file_id);
     this.socket.send(frame as { type: string }); // if offline, resent with the same id once reconnected
   }
 
@@ -640,6 +650,21 @@ export class App implements Actions {
     const t = h("div", { class: "toast" }, text);
     this.toasts.append(t);
     window.setTimeout(() => t.remove(), 5000);
+  }
+
+  upload(channelId: Uuid, file: File, onProgress: (sent: number) => void, signal: AbortSignal): Promise<Attachment> {
+    return this.files.upload(channelId, file, onProgress, signal);
+  }
+
+  deleteFile(fileId: Uuid): Promise<void> {
+    return this.files.remove(fileId);
+  }
+
+  fileLink(fileId: Uuid, fresh = false): Promise<FileLink> {
+    return this.files.link(fileId, fresh).catch((e) => {
+      if (this.files.isGone(fileId)) this.store.markFileDeleted(null, fileId);
+      throw e;
+    });
   }
 
   private setDrawer(open: boolean): void {

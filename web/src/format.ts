@@ -116,3 +116,16 @@ export function hue(id: string): number {
   for (const c of id) x = (x * 31 + c.charCodeAt(0)) >>> 0;
   return x % 360;
 }
+
+/** A file size as people read it: "512 bytes", "68.4 KB", "12 MB" (1 KB = 1024 bytes). */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let n = bytes / 1024;
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n >= 100 ? Math.round(n) : n.toFixed(1).replace(/\.0$/, "")} ${units[i]}`;
+}

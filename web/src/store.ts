@@ -1,7 +1,7 @@
 // The page's state: channels, messages, threads, users, presence, typing. Views subscribe to
 // changes; only the app controller (app.ts) mutates it, from HTTP pages and socket events.
 
-import type { Channel, Message, PresenceStatus, User, Uuid } from "./types";
+import type { Attachment, Channel, Message, PresenceStatus, User, Uuid } from "./types";
 
 export interface ChannelState {
   info: Channel;
@@ -33,6 +33,7 @@ export interface Pending {
   channel_id: Uuid;
   text: string;
   thread_ts?: Uuid;
+  files?: Attachment[];
   failed?: string;
 }
 
@@ -179,6 +180,23 @@ export class Store {
     return found;
   }
 
+  /** Marks a file deleted in every loaded message that carries it (any channel if null). */
+  markFileDeleted(channelId: Uuid | null, fileId: Uuid): void {
+    const carries = (m: Message) => !!m.attachments?.some((a) => a.file_id === fileId && !a.deleted);
+    const mark = (m: Message): Message => ({ ...m, attachments: m.attachments?.map((a) => (a.file_id === fileId ? { ...a, deleted: true } : a)) });
+    const hits = new Map<Uuid, Set<Uuid>>();
+    const note = (ch: Uuid, m: Message) => {
+      if (carries(m)) hits.set(ch, (hits.get(ch) ?? new Set()).add(m.message_id));
+    };
+    for (const [id, ch] of this.channels) if (channelId === null || id === channelId) for (const m of ch.messages.values()) note(id, m);
+    for (const t of this.threads.values()) {
+      if (channelId !== null && t.channelId !== channelId) continue;
+      if (t.parent) note(t.channelId, t.parent);
+      for (const r of t.replies.values()) note(t.channelId, r);
+    }
+    for (const [ch, ids] of hits) for (const id of ids) this.updateMessage(ch, id, mark);
+  }
+
   findMessage(channelId: Uuid, messageId: Uuid): Message | undefined {
     const m = this.channels.get(channelId)?.messages.get(messageId);
     if (m) return m;
@@ -253,5 +271,7 @@ function mergeMessage(old: Message, m: Message): Message {
   }
   if (old.thread && (!m.thread || old.thread.reply_count > m.thread.reply_count)) out.thread = old.thread;
   if (old.reactions && !m.reactions) out.reactions = old.reactions;
+  const gone = new Set((old.attachments ?? []).filter((a) => a.deleted).map((a) => a.file_id));
+  if (gone.size && out.attachments) out.attachments = out.attachments.map((a) => (gone.has(a.file_id) ? { ...a, deleted: true } : a));
   return out;
 }

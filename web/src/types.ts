@@ -4,12 +4,31 @@ export type Uuid = string;
 export type ChannelKind = "public" | "private" | "dm" | "group_dm";
 export type PresenceStatus = "active" | "away" | "offline";
 
-/** A file attached to a message (the files API is being built; rendered by attachments.ts). */
+/** A file attached to a message (rendered by attachments.ts). */
 export interface Attachment {
   file_id: Uuid;
   name: string;
   size: number;
   content_type: string;
+  /** Page-side: the file was revoked (`file:deleted`, or 410 when asked for its URL). */
+  deleted?: boolean;
+}
+
+/** `POST /api/files`: where and how to upload the bytes. */
+export interface UploadGrant {
+  file_id: Uuid;
+  upload: { url: string; method: string; headers: Record<string, string> };
+  upload_token: string;
+  expires_at: number;
+}
+
+/** `GET /api/files/{id}`: the file and a short-lived download URL (`expires_at` in seconds). */
+export interface FileInfo extends Attachment {
+  channel_id: Uuid;
+  uploader: Uuid;
+  created_at: number;
+  url: string;
+  expires_at: number;
 }
 
 export interface ThreadSummary {
@@ -120,6 +139,8 @@ export type ServerFrame =
   | { type: "channel:renamed"; channel_id: Uuid; name: string; seq: number }
   | { type: "channel:archived"; channel_id: Uuid; archived: boolean; seq: number }
   | { type: "channel:marked"; channel_id: Uuid; seq: number }
+  | { type: "file:shared"; channel_id: Uuid; file: Attachment; user_id: Uuid; seq: number }
+  | { type: "file:deleted"; channel_id: Uuid; file_id: Uuid; user_id: Uuid; seq: number }
   | { type: "presence:change"; users: { user_id: Uuid; status: PresenceStatus }[] }
   | { type: "resume:done"; replayed: number; channels: Record<Uuid, number>; gaps: ResumeGap[]; not_members: Uuid[] }
   | { type: "ok"; client_msg_id?: string; channel_id?: Uuid; seq?: number }

@@ -6,10 +6,11 @@
 // KEEP=1 keeps the server's temp directory and logs.
 
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { deflateSync } from "node:zlib";
 import { CHROMIUM, Server, until } from "./harness.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -111,6 +112,47 @@ async function wsClient(base) {
     close: () => ctx.close(),
   };
 }
+
+/** A real PNG: a w×h RGB gradient. */
+function png(w, h) {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = table[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) {
+    const row = y * (w * 3 + 1);
+    for (let x = 0; x < w; x++) {
+      raw[row + 1 + x * 3] = 255 - Math.round((120 * y) / h);
+      raw[row + 2 + x * 3] = Math.round(90 + (110 * x) / w);
+      raw[row + 3 + x * 3] = Math.round(60 + (160 * y) / h);
+    }
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+const fileInput = (page) => page.locator(".channel input[type=file]");
+const chips = (page, state = "") => page.locator(`.channel .chip${state ? `.chip-${state}` : ""}`);
+const loaded = (img) => img.evaluate((i) => i.complete && i.naturalWidth > 0);
 
 async function shot(page, name) {
   mkdirSync(SHOTS, { recursive: true });
@@ -248,6 +290,104 @@ test("edit (Up arrow in the empty composer) and delete propagate", async () => {
   await m.getByRole("button", { name: "Delete message" }).click();
   await until("the text to disappear on bob's page", async () => (await countOf(bob, doomed)) === 0);
   await expectText(bob, bob.locator("article .msg-deleted"), "the tombstone on bob's page");
+});
+
+test("files: alice attaches an image and a text file; bob sees the preview and downloads the text", async () => {
+  const { alice, bob } = ctx;
+  await openChannel(alice, "files");
+  await openChannel(bob, "files");
+  const image = png(240, 160);
+  const notes = Buffer.from(`Release notes ${RUN}\n${"a line of the notes\n".repeat(3500)}`);
+  await alice.getByRole("button", { name: "Attach files" }).waitFor({ state: "visible", timeout: 5000 });
+  await fileInput(alice).setInputFiles([
+    { name: "sunset.png", mimeType: "image/png", buffer: image },
+    { name: "release-notes.txt", mimeType: "text/plain", buffer: notes },
+  ]);
+  await until("both chips uploaded", async () => (await chips(alice, "done").count()) === 2);
+  if (await alice.locator(".channel .composer-send").isDisabled()) throw new Error("Send is disabled with every upload done");
+  const text = `the files for the release ${RUN}`;
+  await send(alice, text);
+  await until("the chips to go once sent", async () => (await chips(alice).count()) === 0);
+  const m = msg(bob, text);
+  await expectText(bob, m, "the message with files on bob's page");
+  await until("bob's image preview to load", () => loaded(m.locator(".file-thumb img")));
+  await until("alice's own image preview to load", () => loaded(msg(alice, text).locator(".file-thumb img")));
+  const card = m.locator(".file-card", { hasText: "release-notes.txt" });
+  await expectText(bob, card, "the text file's card");
+  const size = await card.locator(".file-size").textContent();
+  if (!/^\d+(\.\d)? KB · TXT$/.test(size)) throw new Error(`card size: ${size}`);
+  const [dl] = await Promise.all([bob.waitForEvent("download", { timeout: 15_000 }), card.getByRole("link", { name: /^Download release-notes\.txt/ }).click()]);
+  const got = readFileSync(await dl.path());
+  if (!got.equals(notes)) throw new Error(`downloaded ${got.length} bytes that differ from the ${notes.length} sent`);
+  // the preview opens the lightbox; Escape closes it and focus returns to the preview
+  await m.getByRole("button", { name: /^View image sunset\.png/ }).click();
+  const dialog = bob.getByRole("dialog", { name: "sunset.png" });
+  await dialog.waitFor({ state: "visible", timeout: 5000 });
+  await until("the image in the lightbox", () => dialog.locator("img").evaluate((i) => i.complete && i.naturalWidth === 240));
+  await bob.keyboard.press("Escape");
+  await until("the lightbox to close", async () => (await bob.locator("dialog.lightbox").count()) === 0);
+  await until("focus back on the preview", () => bob.evaluate(() => document.activeElement?.classList.contains("file-thumb")));
+  await bob.evaluate(() => document.activeElement?.blur());
+  await bob.mouse.move(640, 790);
+  await shot(bob, "files");
+  ctx.filesMessage = text;
+});
+
+test("files: a type the server refuses shows its 415 on the chip, and nothing is sent", async () => {
+  const { alice, bob } = ctx;
+  await fileInput(alice).setInputFiles({ name: "setup.exe", mimeType: "application/x-msdownload", buffer: Buffer.from("MZ not really a program") });
+  const chip = alice.locator('.channel .chip[data-name="setup.exe"]');
+  await expectText(alice, chip.locator(".chip-error", { hasText: /^file_type_not_allowed: application\/x-msdownload/ }), "the 415 on the chip");
+  if (!(await alice.locator(".channel .composer-send").isDisabled())) throw new Error("Send is enabled with a failed upload");
+  const text = `no program attached ${RUN}`;
+  await composer(alice).fill(text);
+  await composer(alice).press("Enter");
+  if ((await composer(alice).inputValue()) !== text) throw new Error("Enter sent the message despite the failed upload");
+  if ((await alice.locator(".channel .msg-pending").count()) !== 0) throw new Error("a pending message appeared");
+  await chip.getByRole("button", { name: "Remove setup.exe" }).click();
+  await until("the failed chip to go", async () => (await chips(alice).count()) === 0);
+  // with the chip gone it sends: once, so the Enter above sent nothing
+  await composer(alice).press("Enter");
+  await expectText(bob, msg(bob, text), "the text on bob's page");
+  if ((await countOf(bob, text)) !== 1) throw new Error("the text arrived more than once");
+  if ((await msg(bob, text).locator("[data-file-id]").count()) !== 0) throw new Error("the refused file came along");
+});
+
+test("files: a deleted file shows 'File deleted'; deleting the message deletes its files", async () => {
+  const { alice, bob } = ctx;
+  // a file with no text, then deleted on its own (DELETE /api/files/{id}): file:deleted
+  await fileInput(alice).setInputFiles({ name: "figures.csv", mimeType: "text/csv", buffer: Buffer.from("q,revenue\n1,100\n2,140\n") });
+  await until("the csv uploaded", async () => (await chips(alice, "done").count()) === 1);
+  await alice.locator(".channel .composer-send").click();
+  const card = bob.locator(".channel .file-card", { hasText: "figures.csv" });
+  await expectText(bob, card, "the csv's card on bob's page");
+  const fileId = await card.getAttribute("data-file-id");
+  await server.api(server.aliceToken, `/api/files/${fileId}`, { method: "DELETE" });
+  await expectText(bob, bob.locator(".channel .file-gone", { hasText: "File deleted" }), "'File deleted' on bob's page");
+  await expectText(alice, alice.locator(".channel .file-gone", { hasText: "File deleted" }), "'File deleted' on alice's page");
+  // from history (which still lists the file) the page learns it from the 410
+  await bob.reload();
+  await until("bob's page back on #files", async () => (await bob.locator(".channel-title").textContent().catch(() => ""))?.includes("files"));
+  await until("the preview loaded from history", () => loaded(msg(bob, ctx.filesMessage).locator(".file-thumb img")));
+  await expectText(bob, bob.locator(".channel .file-gone", { hasText: "File deleted" }), "'File deleted' after a reload");
+  if ((await bob.locator(".channel .file-card", { hasText: "figures.csv" }).count()) !== 0) throw new Error("the deleted csv still has a card");
+  // the message with the image and the text file: alice deletes it, its files go with it
+  const text = ctx.filesMessage;
+  const ids = await msg(bob, text).locator("[data-file-id]").evaluateAll((els) => els.map((e) => e.dataset.fileId));
+  if (ids.length !== 2) throw new Error(`expected 2 attachments, found ${ids.length}`);
+  alice.once("dialog", (d) => d.accept());
+  const m = msg(alice, text);
+  await m.hover();
+  await m.getByRole("button", { name: "Delete message" }).click();
+  await until("the message to go on bob's page", async () => (await countOf(bob, text)) === 0);
+  await expectText(bob, bob.locator(".channel article .msg-deleted"), "the tombstone on bob's page");
+  await until("its attachments to go on bob's page", async () => (await bob.locator(`.channel [data-file-id="${ids[0]}"], .channel [data-file-id="${ids[1]}"]`).count()) === 0);
+  for (const id of ids) {
+    const res = await fetch(`${server.base}/api/files/${id}`, { headers: { Authorization: `Bearer ${server.bobToken}` } });
+    if (res.status !== 410) throw new Error(`GET /api/files/${id} after the message was deleted: ${res.status}, not 410`);
+  }
+  await openChannel(alice, "general");
+  await openChannel(bob, "general");
 });
 
 test("search with in:#general and a misspelt word finds the message, highlighted", async () => {
@@ -399,6 +539,33 @@ test("360 px wide: the sidebar is a drawer and the composer works", async () => 
   await c.close();
 });
 
+test("360 px wide: the attach button and the chips fit", async () => {
+  const c = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await c.newPage();
+  watch(page, "alice (360 px)");
+  await page.goto(server.alice);
+  await until("the page", async () => (await page.locator(".channel-title").textContent().catch(() => ""))?.includes("general"));
+  const attach = page.getByRole("button", { name: "Attach files" });
+  await attach.waitFor({ state: "visible", timeout: 5000 });
+  await fileInput(page).setInputFiles([
+    { name: "a-rather-long-name-for-the-quarterly-report-final-version-2.txt", mimeType: "text/plain", buffer: Buffer.from("report\n".repeat(300)) },
+    { name: "whiteboard-photo-from-the-planning-meeting.png", mimeType: "image/png", buffer: png(64, 48) },
+  ]);
+  await until("both chips uploaded", async () => (await chips(page, "done").count()) === 2);
+  const inside = async (loc, what) => {
+    const b = await loc.boundingBox();
+    if (!b || b.x < 0 || b.x + b.width > 360) throw new Error(`${what} does not fit in 360 px: ${JSON.stringify(b)}`);
+  };
+  await inside(attach, "the attach button");
+  await inside(page.locator(".channel .composer-send"), "the Send button");
+  for (let i = 0; i < 2; i++) await inside(chips(page).nth(i), `chip ${i + 1}`);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (width > 360) throw new Error(`page is ${width}px wide with chips at 360 px`);
+  for (let i = 0; i < 2; i++) await chips(page).first().getByRole("button", { name: /^Remove / }).click();
+  await until("the chips removed", async () => (await chips(page).count()) === 0);
+  await c.close();
+});
+
 test("keyboard only: Tab to the channel list, arrows, Enter, type, send", async () => {
   const { alice } = ctx;
   await alice.reload();
@@ -436,12 +603,13 @@ async function main() {
   console.log(`confab: ${BIN}\nchromium: ${CHROMIUM}`);
   await server.start();
   console.log(`server: ${server.base} (data in ${server.dir})`);
-  // fixtures: #random (alice, bob) and #history with 120 messages
+  // fixtures: #random and #files (alice, bob) and #history with 120 messages
   const [a, b] = await Promise.all([server.api(server.aliceToken, "/api/me"), server.api(server.bobToken, "/api/me")]);
   // carol seeds #history, so that no short-lived socket of alice's or bob's blurs their presence
   // (the server counts a device that just left as active for a few seconds: web/API-NOTES.md)
   const carol = await server.admin(`/admin/workspaces/${server.workspace}/users`, { name: "carol" });
   await server.admin(`/admin/workspaces/${server.workspace}/channels`, { name: "random", members: [a.user_id, b.user_id] });
+  await server.admin(`/admin/workspaces/${server.workspace}/channels`, { name: "files", members: [a.user_id, b.user_id] });
   const hist = await server.admin(`/admin/workspaces/${server.workspace}/channels`, { name: "history", members: [carol.user_id, a.user_id, b.user_id] });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
   const seeder = await wsClient(server.base);

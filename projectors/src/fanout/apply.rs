@@ -38,7 +38,9 @@ pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
             ServerFrame::Edited { workspace_id, channel_id, message_id: *message_id, text: text.clone(), edited_at: e.occurred_at, seq, user_id },
             none(),
         ),
-        Payload::MessageDeleted { message_id, .. } => (ServerFrame::Deleted { workspace_id, channel_id, message_id: *message_id, seq, user_id }, none()),
+        Payload::MessageDeleted { message_id, file_ids } => {
+            (ServerFrame::Deleted { workspace_id, channel_id, message_id: *message_id, seq, user_id, file_ids: file_ids.clone() }, none())
+        }
         Payload::FileShared { file } => (ServerFrame::FileShared { workspace_id, channel_id, file: file.clone(), user_id, seq }, none()),
         Payload::FileDeleted { file_id } => (ServerFrame::FileDeleted { workspace_id, channel_id, file_id: *file_id, user_id, seq }, none()),
         Payload::ReactionChanged { message_id, emoji, added, users } => {

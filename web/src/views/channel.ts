@@ -24,7 +24,7 @@ export class ChannelView {
   private channelId: Uuid | null = null;
   private stick = true;
 
-  constructor(private readonly store: Store, private readonly actions: Actions, token: string, toggleDrawer: () => void) {
+  constructor(private readonly store: Store, private readonly actions: Actions, toggleDrawer: () => void) {
     this.title = h("h1", { class: "channel-title", id: "channel-title" });
     this.subtitle = h("div", { class: "channel-subtitle" });
     const header = h(
@@ -47,7 +47,6 @@ export class ChannelView {
       label: "Message",
       channelId: () => this.channelId,
       onEditLast: () => this.list.editLastOwn(),
-      token,
     });
     this.joinBar = h("div", { class: "join-bar", hidden: true });
     this.el = h("main", { class: "channel", "aria-labelledby": "channel-title" }, header, h("div", { class: "scroller-wrap" }, this.scroller, this.newBelow), this.joinBar, this.composer.el);
@@ -72,7 +71,7 @@ export class ChannelView {
     this.renderHeader();
     this.renderMessages();
     this.renderPending();
-    this.composer.renderTyping();
+    this.composer.channelChanged();
   }
 
   renderHeader(): void {

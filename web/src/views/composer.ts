@@ -1,11 +1,12 @@
 // The composer: a textarea (Enter sends, Shift+Enter breaks the line), `@` autocompletion from
-// the workspace's users, typing notifications, and the attachment hook (attachments.ts).
+// the workspace's users, typing notifications, and files (attachments.ts: the attach button, drag
+// and drop or paste onto the composer, the chips of the uploads; Send waits for them).
 
 import type { Actions } from "../actions";
-import { attachmentButton } from "../attachments";
+import { AttachmentTray } from "../attachments";
 import { h, clear } from "../dom";
 import type { Store } from "../store";
-import type { Attachment, Uuid } from "../types";
+import type { Uuid } from "../types";
 
 export interface ComposerOptions {
   label: string;
@@ -13,7 +14,6 @@ export interface ComposerOptions {
   threadTs?: () => Uuid | undefined;
   /** Up arrow in the empty composer: edit my last message (true if it did). */
   onEditLast?: () => boolean;
-  token: string;
 }
 
 const TYPING_EVERY_MS = 3000;
@@ -26,7 +26,8 @@ export class Composer {
   private matches: { user_id: Uuid; name: string }[] = [];
   private selected = 0;
   private lastTyping = 0;
-  private attachments: Attachment[] = [];
+  private readonly tray: AttachmentTray;
+  private readonly sendButton: HTMLButtonElement;
   private static count = 0;
 
   constructor(private readonly store: Store, private readonly actions: Actions, private readonly opts: ComposerOptions) {
@@ -42,9 +43,10 @@ export class Composer {
     }) as HTMLTextAreaElement;
     this.suggest = h("ul", { class: "suggest", id: `${id}-suggest`, role: "listbox", "aria-label": "People", hidden: true });
     this.typingLine = h("div", { class: "typing", "aria-live": "polite" });
-    const attach = attachmentButton({ token: opts.token, attach: (f) => this.attachments.push(f) });
-    const send = h("button", { class: "btn btn-primary composer-send", "aria-label": "Send message", title: "Send (Enter)", onclick: () => this.submit() }, "Send");
-    this.el = h("div", { class: "composer" }, this.suggest, h("div", { class: "composer-box" }, attach, this.input, send), this.typingLine);
+    this.tray = new AttachmentTray({ actions, channelId: opts.channelId, changed: () => this.updateSend() });
+    this.sendButton = h("button", { class: "btn btn-primary composer-send", "aria-label": "Send message", title: "Send (Enter)", onclick: () => this.submit() }, "Send");
+    this.el = h("div", { class: "composer" }, this.suggest, this.tray.el, h("div", { class: "composer-box" }, this.tray.button, this.input, this.sendButton), this.typingLine);
+    this.tray.acceptDrops(this.el, this.input);
     this.input.addEventListener("keydown", (e) => this.onKey(e));
     this.input.addEventListener("input", () => this.onInput());
     this.input.addEventListener("blur", () => setTimeout(() => this.closeSuggest(), 150));
@@ -52,6 +54,18 @@ export class Composer {
 
   focus(): void {
     this.input.focus();
+  }
+
+  /** The composer now writes to another channel (or thread): its files and typing line follow. */
+  channelChanged(): void {
+    this.tray.render();
+    this.updateSend();
+    this.renderTyping();
+  }
+
+  /** Send waits until every chosen file is uploaded (and a failed one is removed). */
+  private updateSend(): void {
+    this.sendButton.disabled = !this.tray.ready;
   }
 
   /** "alice is typing…" for this composer's channel (and, in threads, the same channel). */
@@ -67,10 +81,11 @@ export class Composer {
   private submit(): void {
     const ch = this.opts.channelId();
     const text = this.input.value.trim();
-    if (!ch || !text) return;
-    this.actions.send(ch, text, this.opts.threadTs?.());
+    const files = this.tray.files;
+    if (!ch || (!text && files.length === 0) || !this.tray.ready) return;
+    this.actions.send(ch, text, this.opts.threadTs?.(), files);
     this.input.value = "";
-    this.attachments = [];
+    this.tray.sent();
     this.autosize();
     this.closeSuggest();
   }

@@ -30,8 +30,8 @@ export function messageElement(m: Message, flags: MessageFlags, store: Store, ac
   if (m.edited_at && !m.deleted) text.append(" ", h("span", { class: "msg-edited", title: `edited ${formatFull(m.edited_at)}` }, "(edited)"));
   body.append(text);
 
-  const files = renderAttachments(m);
-  if (files) body.append(h("div", { class: "msg-attachments" }, files));
+  const files = renderAttachments(m, actions);
+  if (files) body.append(h("div", { class: "msg-attachments", role: "group", "aria-label": "Attachments" }, files));
 
   const reactions = Object.entries(m.reactions ?? {}).filter(([, users]) => users.length > 0);
   if (reactions.length && !m.deleted) {
@@ -83,7 +83,8 @@ export function messageElement(m: Message, flags: MessageFlags, store: Store, ac
         mine && h("button", { class: "icon-btn", "aria-label": "Delete message", title: "Delete", onclick: () => confirmDelete(m, actions) }, "🗑"),
       );
 
-  const label = `${author}, ${formatTime(m.ts)}: ${m.deleted ? "deleted message" : decodeMentions(m.text, store).slice(0, 200)}`;
+  const nFiles = m.deleted ? 0 : (m.attachments?.length ?? 0);
+  const label = `${author}, ${formatTime(m.ts)}: ${m.deleted ? "deleted message" : decodeMentions(m.text, store).slice(0, 200)}${nFiles ? ` (${nFiles} ${nFiles === 1 ? "file" : "files"})` : ""}`;
   const el = h(
     "article",
     {

@@ -23,6 +23,7 @@ export function renderPending(el: HTMLElement, items: Pending[], store: Store, a
             append(t, renderText(p.text, store));
             return t;
           })(),
+          p.files && h("ul", { class: "pending-files", "aria-label": "Files" }, p.files.map((f) => h("li", {}, h("span", { "aria-hidden": "true" }, "📎 "), f.name))),
           p.failed &&
             h(
               "div",

@@ -20,7 +20,7 @@ export class ThreadView {
   channelId: Uuid | null = null;
   parentId: Uuid | null = null;
 
-  constructor(private readonly store: Store, private readonly actions: Actions, token: string) {
+  constructor(private readonly store: Store, private readonly actions: Actions) {
     this.subtitle = h("div", { class: "pane-subtitle" });
     this.count = h("div", { class: "thread-count", role: "status" });
     this.parentList = new MessageList(h("div", { class: "thread-parent" }), store, actions, true);
@@ -32,7 +32,6 @@ export class ThreadView {
       channelId: () => this.channelId,
       threadTs: () => this.parentId ?? undefined,
       onEditLast: () => this.replies.editLastOwn(),
-      token,
     });
     this.el = h(
       "aside",
@@ -57,6 +56,7 @@ export class ThreadView {
       this.parentList.render([]);
       this.replies.render([]);
     }
+    this.composer.channelChanged();
     this.render();
   }
 
