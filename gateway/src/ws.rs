@@ -40,6 +40,10 @@ pub struct WsQuery {
 
 /// How long `?resume=1` holds live events waiting for the client's `resume` frame.
 const RESUME_WAIT: Duration = Duration::from_secs(10);
+/// Per-socket read buffer (grows for larger frames, up to the frame limit).
+const READ_BUFFER: usize = 1024;
+/// Bytes gathered before a write to the socket (flushes write everything at once anyway).
+const WRITE_BUFFER: usize = 8 * 1024;
 /// Channels one `resume` may name.
 const MAX_RESUME_CHANNELS: usize = 2_000;
 
@@ -52,7 +56,13 @@ pub async fn upgrade(State(st): State<Arc<AppState>>, headers: HeaderMap, Query(
     let Ok(permit) = st.conns.clone().try_acquire_owned() else {
         return ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "connection limit reached").into_response();
     };
-    ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).on_upgrade(move |socket| serve(st, socket, claims, resume, permit))
+    // small buffers: tungstenite's default 128 KiB read and write buffers per socket would be
+    // most of an idle connection's memory (frames are small; the writer batches on its own)
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .on_upgrade(move |socket| serve(st, socket, claims, resume, permit))
 }
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {

@@ -45,12 +45,12 @@ pub async fn run(mode: Mode, clients: usize) -> anyhow::Result<()> {
     }
     drop(conns); // every socket closes at once
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut sender = Client::connect(&addr, &people[0].0).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    for (i, (ch, _)) in channels.iter().enumerate() {
+    // one message per channel, sent by its first member (who then drops too)
+    for (i, (ch, first)) in channels.iter().enumerate() {
+        let mut sender = Client::connect(&addr, &people[*first].0).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let ack = sender.command(json!({"type": "message:send", "channel_id": ch, "text": "while you were away"}), &format!("m{i}")).await;
         anyhow::ensure!(ack["type"] == "message:ack", "{ack}");
     }
-    drop(sender);
     tokio::time::sleep(Duration::from_secs(1)).await; // the fanout stream has them
 
     // the storm: all at once
