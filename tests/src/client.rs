@@ -76,6 +76,22 @@ impl Client {
         self.send(json!({"type": "message:send", "channel_id": channel, "text": text, "client_msg_id": client_msg_id})).await;
     }
 
+    /// A frame that has already arrived, without waiting (not even for a timer tick); `None`
+    /// if there is none (or the socket closed).
+    pub fn try_next(&mut self) -> Option<Value> {
+        use futures::FutureExt;
+        if let Some(v) = self.buffered.pop_front() {
+            return Some(v);
+        }
+        loop {
+            match self.ws.next().now_or_never()?? {
+                Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).expect("server frames are JSON")),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
     /// The next frame, or `None` after `timeout` or when the socket closed.
     pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
         if let Some(v) = self.buffered.pop_front() {
