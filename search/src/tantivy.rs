@@ -2,9 +2,11 @@
 //!
 //! One [`IndexWriter`] (one indexing thread) behind a mutex. Writes (`upsert`, `delete`) only
 //! buffer documents; a background thread commits every [`TantivyOptions::commit_interval`]
-//! (200 ms) when something changed and reloads the reader, so writes become visible (and durable)
+//! (100 ms) when something changed and reloads the reader, so writes become visible (and durable)
 //! within a fraction of a second. `refresh`, `expire` and `truncate` commit at once. Dropping
-//! the index commits what is pending. Every tantivy call runs on tokio's blocking pool.
+//! the index commits what is pending. `flush` commits too: the search projector calls it before
+//! it commits its log position (about once a second), not per batch, because every commit
+//! writes new segment files. Every tantivy call runs on tokio's blocking pool.
 //!
 //! `get` is real time, as OpenSearch's: the writes the reader does not show yet are also kept in
 //! memory, by message id, until the commit that holds them is visible.
@@ -60,7 +62,7 @@ pub struct TantivyOptions {
 
 impl Default for TantivyOptions {
     fn default() -> Self {
-        TantivyOptions { commit_interval: Duration::from_millis(200), writer_memory_bytes: 64 << 20 }
+        TantivyOptions { commit_interval: Duration::from_millis(100), writer_memory_bytes: 64 << 20 }
     }
 }
 
