@@ -38,4 +38,23 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, events: &[Event]) -> impl std::future::Future<Output = Result<(), ProjectorError>> + Send;
     /// Checks the store is reachable (for `/healthz`).
     fn check(&self) -> impl std::future::Future<Output = Result<(), ProjectorError>> + Send;
+    /// Makes everything applied so far durable. The runner calls it before it commits its
+    /// position in the log (about once a second, and on shutdown), so a store that is cheaper
+    /// to make durable in bulk (tantivy: a commit writes new segment files) does it once per
+    /// commit instead of once per batch. Stores whose writes are durable on return need nothing.
+    fn flush(&self) -> impl std::future::Future<Output = Result<(), ProjectorError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// Flushes the projection, then commits the source's acknowledged positions; if the flush
+/// fails the positions stay uncommitted (those events are applied again after a restart).
+pub async fn flush_then_commit<P: Projection>(projection: &P, source: &mut Box<dyn confab_core::ports::EventSource>, wait: bool) -> confab_core::ports::PortResult<()> {
+    match projection.flush().await {
+        Ok(()) => source.commit(wait).await,
+        Err(e) => {
+            tracing::warn!(projector = projection.name(), error = %e, "flush failed; positions not committed");
+            Ok(())
+        }
+    }
 }

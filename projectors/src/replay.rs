@@ -109,7 +109,7 @@ pub async fn replay<P: Projection>(
             }
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
-            source.commit(false).await?;
+            crate::flush_then_commit(projection, &mut source, false).await?;
             on_progress(Progress { applied: applied.min(total), total, elapsed: started.elapsed() });
             last_report = Instant::now();
         }
@@ -118,7 +118,7 @@ pub async fn replay<P: Projection>(
         // the position may have moved past trailing non-events since the last batch
         source.ack_returned()?;
     }
-    source.commit(true).await?;
+    crate::flush_then_commit(projection, &mut source, true).await?;
     let progress = Progress { applied: applied.min(total), total, elapsed: started.elapsed() };
     on_progress(progress);
     Ok(Summary {

@@ -52,7 +52,7 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
         };
         if batch.is_empty() {
             if last_commit.elapsed() >= COMMIT_EVERY {
-                source.commit(false).await?;
+                crate::flush_then_commit(&projection, &mut source, false).await?;
                 if let Some(lag) = source.lag().await {
                     metrics.lag.with_label_values(&[name]).set(lag);
                 }
@@ -82,7 +82,7 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
                     health.set("store", Err(e.to_string()));
                     tracing::warn!(projector = name, error = %e, retry_in_ms = backoff.as_millis() as u64, "apply failed, retrying");
                     tokio::select! {
-                        _ = shutdown.wait() => return source.commit(true).await,
+                        _ = shutdown.wait() => return crate::flush_then_commit(&projection, &mut source, true).await,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -92,14 +92,14 @@ pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P,
         metrics.events.with_label_values(&[name]).inc_by(events.len() as u64);
         source.ack_returned()?;
         if last_commit.elapsed() >= COMMIT_EVERY {
-            source.commit(false).await?;
+            crate::flush_then_commit(&projection, &mut source, false).await?;
             if let Some(lag) = source.lag().await {
                 metrics.lag.with_label_values(&[name]).set(lag);
             }
             last_commit = Instant::now();
         }
     }
-    source.commit(true).await?;
+    crate::flush_then_commit(&projection, &mut source, true).await?;
     tracing::info!(projector = name, "projector stopped, positions committed");
     Ok(())
 }

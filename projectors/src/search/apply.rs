@@ -76,7 +76,7 @@ impl SearchProjection {
         Ok(())
     }
 
-    async fn flush(&self, docs: &mut Vec<SearchDoc>) -> Result<(), ProjectorError> {
+    async fn write_docs(&self, docs: &mut Vec<SearchDoc>) -> Result<(), ProjectorError> {
         if !docs.is_empty() {
             self.index.upsert(docs).await?;
             docs.clear();
@@ -101,7 +101,7 @@ impl Projection for SearchProjection {
                     docs.extend(doc(e));
                 }
                 Payload::MessageEdited { message_id, text } => {
-                    self.flush(&mut docs).await?;
+                    self.write_docs(&mut docs).await?;
                     if let Some(mut d) = self.index.get(e.workspace_id, *message_id).await? {
                         d.text = text.clone();
                         d.has_link = has_link(text);
@@ -109,7 +109,7 @@ impl Projection for SearchProjection {
                     }
                 }
                 Payload::MessageDeleted { message_id, .. } => {
-                    self.flush(&mut docs).await?;
+                    self.write_docs(&mut docs).await?;
                     self.index.delete(e.workspace_id, &[*message_id]).await?;
                 }
                 Payload::ReactionChanged { .. }
@@ -124,10 +124,14 @@ impl Projection for SearchProjection {
                 | Payload::FileDeleted { .. } => {}
             }
         }
-        self.flush(&mut docs).await?;
-        // durable before the runner acknowledges these events (tantivy commits here)
-        self.index.flush().await?;
+        self.write_docs(&mut docs).await?;
+        // durability comes with `Projection::flush`, before the runner commits its position;
+        // tantivy makes these searchable within its commit interval meanwhile
         self.purge_if_due().await
+    }
+
+    async fn flush(&self) -> Result<(), ProjectorError> {
+        Ok(self.index.flush().await?)
     }
 
     async fn check(&self) -> Result<(), ProjectorError> {
