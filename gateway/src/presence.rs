@@ -54,6 +54,9 @@ pub async fn leave(st: &AppState, ws: Uuid, user: Uuid, device: &str) {
     }
 }
 
+/// Users per `presence:change` frame (about 1.5 KB).
+const PRESENCE_FRAME_USERS: usize = 20;
+
 /// Gathers changes per workspace and publishes them together; within a window the last
 /// status of a user wins, so a burst of changes (a reconnect storm) is one frame per window.
 pub async fn batcher(st: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<(Uuid, Uuid, PresenceStatus)>) {
@@ -73,10 +76,14 @@ pub async fn batcher(st: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<(Uuid, U
         for (ws, users) in pending {
             let users: Vec<PresenceView> = users.into_iter().map(|(user_id, status)| PresenceView { user_id, status }).collect();
             st.metrics.presence_changes.inc_by(users.len() as u64);
-            let frame = serde_json::to_string(&ServerFrame::PresenceChange { workspace_id: ws, users }).expect("frame serializes");
-            // from nobody: every connected member of the workspace gets it
-            if let Err(e) = st.fanout.publish_ephemeral(&ws, &ws, &Uuid::nil(), &frame).await {
-                tracing::warn!(error = %e, "cannot publish presence changes");
+            // small frames: each socket's write buffer keeps the capacity of the largest frame it
+            // ever sent, so a burst of changes goes out as several frames of a few users each
+            for chunk in users.chunks(PRESENCE_FRAME_USERS) {
+                let frame = serde_json::to_string(&ServerFrame::PresenceChange { workspace_id: ws, users: chunk.to_vec() }).expect("frame serializes");
+                // from nobody: every connected member of the workspace gets it
+                if let Err(e) = st.fanout.publish_ephemeral(&ws, &ws, &Uuid::nil(), &frame).await {
+                    tracing::warn!(error = %e, "cannot publish presence changes");
+                }
             }
         }
     }
