@@ -1,6 +1,6 @@
 //! Scenario 3 of issue 6, connections: `--connections` idle WebSockets held by one server
-//! (Confab's embedded `confab serve`, or Centrifugo), opened from several 127.0.0.x source
-//! addresses, each sending the protocol's heartbeat every 30 s. Reported: time to connect them
+//! (Confab's embedded `confab serve`, a distributed `confab gateway`, or Centrifugo), opened
+//! from several 127.0.0.x source addresses, each sending the protocol's heartbeat every 30 s. Reported: time to connect them
 //! all, the server's memory per connection (RSS after minus before), and the heartbeat's cost
 //! (the server's CPU over a 30 s idle window, and the bytes the pings take).
 //!
@@ -102,8 +102,10 @@ pub async fn run(systems: &[String], p: &Params) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     for system in systems {
         let (url, pid, proto, _keep): (String, u32, Proto, Box<dyn std::any::Any + Send>) = match system.as_str() {
-            "embedded" => {
-                let stack = Stack::start_custom(Mode::Embedded, 1, None, &[]).await;
+            "embedded" | "distributed" => {
+                let mode = if system == "embedded" { Mode::Embedded } else { Mode::Distributed };
+                let stack = Stack::start_custom(mode, 1, None, &[]).await;
+                // the gateway process (in embedded mode, the whole system)
                 (format!("ws://{}/ws", stack.addr("gw0")), stack.pid("gw0"), Proto::Confab, Box::new(stack))
             }
             "centrifugo" => {
@@ -113,7 +115,7 @@ pub async fn run(systems: &[String], p: &Params) -> anyhow::Result<()> {
                 let secret = c.secret.clone();
                 (url, pid, Proto::Centrifugo { secret }, Box::new(c))
             }
-            other => anyhow::bail!("unknown system {other}: embedded or centrifugo"),
+            other => anyhow::bail!("unknown system {other}: embedded, distributed or centrifugo"),
         };
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = rss_kib(pid)?;
