@@ -121,7 +121,8 @@ pub async fn run(system: &str, p: &Params) -> anyhow::Result<Vec<Step>> {
     let (senders, describe, _keep): (Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>) = match system {
         "embedded" | "distributed" => confab(system, p, book.clone()).await?,
         "centrifugo" => centrifugo(p, book.clone()).await?,
-        other => anyhow::bail!("unknown system {other}: embedded, distributed or centrifugo"),
+        "synapse" => synapse(p, book.clone()).await?,
+        other => anyhow::bail!("unknown system {other}: embedded, distributed, centrifugo or synapse"),
     };
     println!("## latency under load: {describe}");
     println!("{} senders, {} channels x {} connected receivers, {} s per rate", p.senders, p.channels, p.members, p.seconds);
@@ -465,4 +466,131 @@ async fn centrifugo(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn 
     let version = std::process::Command::new(std::env::var("HOME").unwrap_or_default() + "/.cache/confab/peers/bin/centrifugo").arg("version").output().ok();
     let version = version.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     Ok((out, format!("Centrifugo ({version}, memory engine, client-side publish)"), Box::new(c)))
+}
+
+// ---- Synapse (Matrix) -----------------------------------------------------------------------
+
+/// The peer (`scripts/peers/synapse.sh`, SQLite as the brief asks; its production setup is
+/// PostgreSQL); stopped on drop.
+struct Synapse {
+    run_dir: std::path::PathBuf,
+}
+
+impl Drop for Synapse {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scripts/peers/synapse.sh").arg("stop").arg(&self.run_dir).status();
+    }
+}
+
+async fn matrix(http: &reqwest::Client, method: reqwest::Method, url: String, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+    let mut req = http.request(method, &url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "{url}: {status} {v}");
+    Ok(v)
+}
+
+struct SynapseSender {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    rooms: Vec<String>,
+    txn: u64,
+    /// Sends in flight (each is an HTTP request; the sender does not wait for one to send the next).
+    inflight: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl Sender for SynapseSender {
+    async fn send(&mut self, channel: usize, id: &str) -> anyhow::Result<()> {
+        self.txn += 1;
+        let url = format!("{}/_matrix/client/v3/rooms/{}/send/m.room.message/t{}", self.url, enc(&self.rooms[channel]), self.txn);
+        let body = json!({"msgtype": "m.text", "body": format!("load message {id} with a little text in it"), "confab_id": id});
+        let (http, token) = (self.http.clone(), self.token.clone());
+        let permit = self.inflight.clone().acquire_owned().await?;
+        tokio::spawn(async move {
+            let _ = matrix(&http, reqwest::Method::PUT, url, Some(&token), body).await;
+            drop(permit);
+        });
+        Ok(())
+    }
+    async fn pump(&mut self, wait: Duration) -> anyhow::Result<()> {
+        // nothing to read: answers are awaited by each send's own task
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+async fn synapse(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
+    let run_dir = tempfile::tempdir()?.keep();
+    let st = std::process::Command::new("scripts/peers/synapse.sh").arg("start").arg(&run_dir).status()?;
+    anyhow::ensure!(st.success(), "scripts/peers/synapse.sh start failed");
+    let env = std::fs::read_to_string(run_dir.join("env"))?;
+    let url = env.lines().filter_map(|l| l.strip_prefix("SYNAPSE_URL=")).last().context("SYNAPSE_URL")?.to_string();
+    let peer = Synapse { run_dir };
+    let http = reqwest::Client::new();
+    let register = |name: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let v = matrix(&http, reqwest::Method::POST, format!("{url}/_matrix/client/v3/register"), None, json!({"username": name, "password": "load-test-password", "auth": {"type": "m.login.dummy"}})).await?;
+            anyhow::Ok(v["access_token"].as_str().context("access_token")?.to_string())
+        }
+    };
+    let mut sender_tokens = Vec::new();
+    for i in 0..p.senders {
+        sender_tokens.push(register(format!("sender{i}")).await?);
+    }
+    let mut rooms = Vec::new();
+    for c in 0..p.channels {
+        let owner = &sender_tokens[c % p.senders];
+        let v = matrix(&http, reqwest::Method::POST, format!("{url}/_matrix/client/v3/createRoom"), Some(owner), json!({"preset": "public_chat", "name": format!("load{c}")})).await?;
+        rooms.push(v["room_id"].as_str().context("room_id")?.to_string());
+    }
+    // receivers: join their room, then long-poll /sync (only new timeline events)
+    let filter = json!({"room": {"timeline": {"limit": 1000}, "state": {"lazy_load_members": true, "limit": 0}, "ephemeral": {"not_types": ["*"]}}, "presence": {"not_types": ["*"]}, "account_data": {"not_types": ["*"]}});
+    let filter = enc(&filter.to_string());
+    for (c, room) in rooms.iter().enumerate() {
+        for m in 0..p.members {
+            let token = register(format!("r{c}-{m}")).await?;
+            matrix(&http, reqwest::Method::POST, format!("{url}/_matrix/client/v3/join/{}", enc(room)), Some(&token), json!({})).await?;
+            let (http, url, book, filter) = (http.clone(), url.clone(), book.clone(), filter.clone());
+            tokio::spawn(async move {
+                let mut since: Option<String> = None;
+                loop {
+                    let mut u = format!("{url}/_matrix/client/v3/sync?timeout=30000&filter={filter}");
+                    if let Some(s) = &since {
+                        u += &format!("&since={}", enc(s));
+                    }
+                    let Ok(r) = http.get(&u).bearer_auth(&token).send().await else { break };
+                    let Ok(v) = r.json::<Value>().await else { break };
+                    if let Some(rooms) = v["rooms"]["join"].as_object() {
+                        for (_, r) in rooms {
+                            for e in r["timeline"]["events"].as_array().into_iter().flatten() {
+                                if let Some(id) = e["content"]["confab_id"].as_str() {
+                                    book.delivered(id);
+                                }
+                            }
+                        }
+                    }
+                    since = v["next_batch"].as_str().map(str::to_string);
+                }
+            });
+        }
+    }
+    let mut out: Vec<Box<dyn Sender>> = Vec::new();
+    for token in sender_tokens {
+        out.push(Box::new(SynapseSender { http: http.clone(), url: url.clone(), token, rooms: rooms.clone(), txn: 0, inflight: Arc::new(tokio::sync::Semaphore::new(64)) }));
+    }
+    wait_live(&mut out, &book, p).await?;
+    Ok((out, "Matrix Synapse 1.163.2 (SQLite, one process; client-server API: PUT send, /sync long-poll)".into(), Box::new(peer)))
 }
