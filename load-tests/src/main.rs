@@ -11,6 +11,7 @@
 
 mod connections;
 mod fanout;
+mod hot;
 mod push;
 mod replay;
 mod search;
@@ -89,6 +90,17 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         clients: usize,
     },
+    /// one hot channel, every member connected: deliveries per second the server fans out
+    Hot {
+        #[arg(long, default_value = "embedded,centrifugo")]
+        system: String,
+        #[arg(long, default_value_t = 5_000)]
+        members: usize,
+        #[arg(long, default_value = "2,5,10,20,40")]
+        rates: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// one message to every member of a big channel, all connected; presence propagation
     Fanout {
         #[arg(long, default_value = "distributed")]
@@ -158,6 +170,11 @@ async fn main() -> anyhow::Result<()> {
             connections::run(&systems, &connections::Params { connections, per_workspace, concurrency }).await
         }
         Scenario::Storm { mode, clients } => storm::run(parse_mode(&mode)?, clients).await,
+        Scenario::Hot { system, members, rates, seconds } => {
+            let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
+            let rates = rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates")?;
+            hot::run(&systems, members, &rates, seconds).await
+        }
         Scenario::Replay { mode, messages } => replay::run(parse_mode(&mode)?, messages).await,
         Scenario::Push { mode, pushes, recipients } => push::run(parse_mode(&mode)?, pushes, recipients).await,
         Scenario::Fanout { mode, members, messages } => fanout::run(parse_mode(&mode)?, members, messages).await,
