@@ -508,6 +508,10 @@ impl Store for CassandraStore {
         let rows = self.session.execute_unpaged(&self.st.get_user, (ws, user)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
         Ok(rows.rows_num() > 0)
     }
+    async fn user_name(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
+        let rows = self.session.execute_unpaged(&self.st.get_user, (ws, user)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        Ok(rows.maybe_first_row::<(Option<String>,)>().map_err(PortError::of)?.map(|(n,)| n.unwrap_or_default()))
+    }
     async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>> {
         let rows = self.session.execute_unpaged(&self.st.list_users, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
         let mut out = Vec::new();

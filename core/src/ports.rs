@@ -224,6 +224,8 @@ pub trait Store: Send + Sync {
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
+    /// A user's name, if the user is in the workspace.
+    async fn user_name(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>>;
     /// Every user of a workspace: (id, name).
     async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>>;
     /// Applies an edit, a deletion (tombstone), a reaction change, a pin or a thread summary

@@ -251,6 +251,10 @@ impl Store for EmbeddedStore {
         self.users.contains_key(pair(&ws, &user)).map_err(port)
     }
 
+    async fn user_name(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
+        Ok(self.users.get(pair(&ws, &user)).map_err(port)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>> {
         let mut out = Vec::new();
         for g in self.users.prefix(ws.as_bytes()) {

@@ -55,8 +55,7 @@ pub async fn readable(st: &AppState, claims: &Claims, channel_id: Uuid) -> Resul
 pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let channels = st.fanout.user_channels(&claims.workspace_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    let users = st.store.users(claims.workspace_id).await.map_err(|e| ApiError::internal("users", e))?;
-    let name = users.into_iter().find(|(u, _)| *u == claims.user_id).map(|(_, n)| n);
+    let name = st.store.user_name(claims.workspace_id, claims.user_id).await.map_err(|e| ApiError::internal("users", e))?;
     let workspace = st.store.workspace(claims.workspace_id).await.map_err(|e| ApiError::internal("directory", e))?.map(|w| w.name);
     Ok(Json(json!({"workspace_id": claims.workspace_id, "workspace_name": workspace, "user_id": claims.user_id, "name": name, "channels": channels})).into_response())
 }
@@ -193,8 +192,7 @@ pub async fn history(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(c
 /// attachments any more; files are rare, so this is one lookup per attachment on the page.
 async fn mark_deleted_files(st: &AppState, ws: Uuid, mut body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
     let mut attachments: Vec<&mut serde_json::Value> = Vec::new();
-    let obj = body.as_object_mut().expect("a JSON object");
-    for (key, v) in obj.iter_mut() {
+    for (key, v) in body.as_object_mut().into_iter().flatten() {
         let messages: Vec<&mut serde_json::Value> = match (key.as_str(), v) {
             ("messages" | "replies", serde_json::Value::Array(a)) => a.iter_mut().collect(),
             ("parent", m @ serde_json::Value::Object(_)) => vec![m],

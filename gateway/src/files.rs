@@ -133,14 +133,15 @@ pub async fn create(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b)
             format!("{content_type} files are not accepted here; allowed: {}", types.join(", ")),
         ));
     }
-    // the channel must take files from this user now (ingest checks again at completion)
-    let channel = crate::api::readable(&st, &claims, b.channel_id).await?;
+    // the channel must take files from this user now (ingest checks again at completion);
+    // a private channel of others does not exist for them, as everywhere
     let member = st.fanout.is_member(&claims.workspace_id, &b.channel_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    if !member {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAMember, "join the channel first"));
-    }
-    if channel.is_some_and(|c| c.archived) {
-        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::ChannelArchived, "the channel is archived"));
+    let channel = st.store.channel(claims.workspace_id, b.channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
+    match channel {
+        Some(c) if member && c.archived => return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::ChannelArchived, "the channel is archived")),
+        Some(c) if !member && !c.kind.is_private() => return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAMember, "join the channel first")),
+        _ if !member => return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ChannelNotFound, "no such channel, or you are not a member")),
+        _ => {}
     }
     let file = Attachment { file_id: Uuid::new_v4(), name: b.name, size: b.size as i64, content_type: content_type.clone() };
     let ttl = Duration::from_secs(st.cfg.files.upload_url_ttl_secs);

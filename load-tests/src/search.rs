@@ -28,7 +28,7 @@ pub fn text(i: usize) -> String {
     out.join(" ")
 }
 
-fn enc(q: &str) -> String {
+pub fn enc(q: &str) -> String {
     q.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),

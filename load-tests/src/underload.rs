@@ -527,9 +527,7 @@ impl Sender for SynapseSender {
     }
 }
 
-fn enc(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
+use crate::search::enc;
 
 async fn synapse(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
     let run_dir = tempfile::tempdir()?.keep();
