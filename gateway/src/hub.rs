@@ -186,9 +186,10 @@ impl Hub {
         let ix = self.index.read().expect("hub lock");
         let Some(subs) = ix.by_channel.get(&(ws, ch)) else { return 0 };
         let mut n = 0;
+        let event = seq.map(|seq| Arc::new(crate::writer::ChannelEvent { channel: ch, seq, frame: frame.clone() }));
         for h in subs.iter().filter_map(|id| ix.conns.get(id)) {
-            let item = match seq {
-                Some(seq) => Out::Event { channel: ch, seq, frame: frame.clone() },
+            let item = match &event {
+                Some(e) => Out::Event(e.clone()),
                 None => Out::Frame(frame.clone()),
             };
             if Some(h.user_id) != skip_user && self.offer(h, item) {

@@ -19,14 +19,31 @@ pub const MAX_HELD: usize = 10_000;
 pub enum Out {
     /// A frame outside any channel's sequence (hello, replies, errors, typing).
     Frame(Utf8Bytes),
-    /// A channel event at `seq`.
-    Event { channel: Uuid, seq: i64, frame: Utf8Bytes },
+    /// A channel event, shared by every socket it goes to.
+    Event(Arc<ChannelEvent>),
     /// Hold live events of these channels (`None`: all) until the next `Replay` or `Release`.
-    Hold(Option<HashSet<Uuid>>),
+    Hold(Option<Box<HashSet<Uuid>>>),
     /// The backlog in order, then `done`; then the held events, each once.
-    Replay { events: Vec<(Uuid, i64, Utf8Bytes)>, done: Utf8Bytes },
+    Replay(Box<Replay>),
     /// Stop holding (a resume that never came).
     Release,
+}
+
+// Every queue slot is the size of the largest variant, and each socket's queue starts with a
+// block of 32 slots: the rare big variants are boxed so an idle socket costs less.
+const _: () = assert!(std::mem::size_of::<Out>() <= 40);
+
+/// A channel event at `seq`, as queued to each subscribed socket.
+pub struct ChannelEvent {
+    pub channel: Uuid,
+    pub seq: i64,
+    pub frame: Utf8Bytes,
+}
+
+/// A resume's backlog and its closing `resume:done` frame.
+pub struct Replay {
+    pub events: Vec<(Uuid, i64, Utf8Bytes)>,
+    pub done: Utf8Bytes,
 }
 
 /// Per-channel order and the hold, apart from the socket so it can be tested alone.
@@ -74,7 +91,8 @@ impl Sequencer {
         let mut out = Vec::new();
         match item {
             Out::Frame(f) => out.push(f),
-            Out::Event { channel, seq, frame } => {
+            Out::Event(e) => {
+                let (channel, seq, frame) = (e.channel, e.seq, e.frame.clone());
                 if self.holds(&channel) {
                     if self.held.len() >= MAX_HELD {
                         return Step::Overflow;
@@ -85,7 +103,7 @@ impl Sequencer {
                 }
             }
             Out::Hold(channels) => {
-                self.hold = match (self.hold.take(), channels) {
+                self.hold = match (self.hold.take(), channels.map(|c| *c)) {
                     (Some(None), _) | (_, None) => Some(None),
                     (Some(Some(mut a)), Some(b)) => {
                         a.extend(b);
@@ -94,7 +112,8 @@ impl Sequencer {
                     (None, Some(b)) => Some(Some(b)),
                 };
             }
-            Out::Replay { events, done } => {
+            Out::Replay(r) => {
+                let Replay { events, done } = *r;
                 for (c, s, f) in events {
                     self.pass(c, s, f, &mut out);
                 }
@@ -167,7 +186,7 @@ mod tests {
     use super::*;
 
     fn ev(c: Uuid, s: i64) -> Out {
-        Out::Event { channel: c, seq: s, frame: Utf8Bytes::from(format!("{c}:{s}")) }
+        Out::Event(Arc::new(ChannelEvent { channel: c, seq: s, frame: Utf8Bytes::from(format!("{c}:{s}")) }))
     }
 
     fn sent(step: Step) -> Vec<String> {
@@ -187,7 +206,7 @@ mod tests {
         assert!(sent(s.step(ev(a, 6))).is_empty());
         assert!(sent(s.step(ev(b, 2))).is_empty());
         let backlog = vec![(a, 3, Utf8Bytes::from(format!("{a}:3"))), (a, 4, Utf8Bytes::from(format!("{a}:4"))), (a, 5, Utf8Bytes::from(format!("{a}:5")))];
-        let out = sent(s.step(Out::Replay { events: backlog, done: Utf8Bytes::from("done") }));
+        let out = sent(s.step(Out::Replay(Box::new(Replay { events: backlog, done: Utf8Bytes::from("done") }))));
         assert_eq!(out, vec![format!("{a}:3"), format!("{a}:4"), format!("{a}:5"), "done".into(), format!("{a}:6"), format!("{b}:2")]);
         assert_eq!(s.duplicates, 1, "a:5 came both ways");
         // afterwards: live, duplicates dropped
@@ -200,7 +219,7 @@ mod tests {
     fn holding_some_channels_lets_the_others_through_and_release_ends_it() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let mut s = Sequencer::default();
-        s.step(Out::Hold(Some(HashSet::from([a]))));
+        s.step(Out::Hold(Some(Box::new(HashSet::from([a])))));
         assert!(sent(s.step(ev(a, 1))).is_empty());
         assert_eq!(sent(s.step(ev(b, 1))), vec![format!("{b}:1")]);
         assert_eq!(sent(s.step(Out::Release)), vec![format!("{a}:1")]);

@@ -109,6 +109,9 @@ async fn fanout_position(st: &AppState, ws: &Uuid) -> Option<String> {
     }
 }
 
+/// One socket, for as long as it lives. Its future is most of an idle connection's memory, so
+/// every call that awaits more than the socket itself (handling a frame, presence, the first
+/// lookups) is boxed: that state lives on the heap only while the call runs.
 async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: bool, _permit: OwnedSemaphorePermit) {
     let id: ConnId = st.next_conn.fetch_add(1, Ordering::Relaxed);
     let mut limit = RateLimit::new(st.cfg.gateway.rate_per_sec, st.cfg.gateway.rate_burst);
@@ -135,11 +138,11 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
     }
     let first = st.hub.register(id, ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill: kill.clone() });
     if first {
-        if let Some(last) = fanout_position(&st, &ws).await {
+        if let Some(last) = Box::pin(fanout_position(&st, &ws)).await {
             st.hub.follow(ws, last);
         }
     }
-    let mut channels = match st.fanout.user_channels(&ws, &user).await {
+    let mut channels = match Box::pin(st.fanout.user_channels(&ws, &user)).await {
         Ok(chs) => chs,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load channel memberships");
@@ -153,7 +156,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
     st.hub.subscribe(id, ws, channels);
     let device = format!("{}:{id}", st.gateway_id);
     let mut away = false;
-    crate::presence::touch(&st, ws, user, &device, away).await;
+    Box::pin(crate::presence::touch(&st, ws, user, &device, away)).await;
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(crate::writer::write_loop(sink, rx, kill, st.shutdown.clone(), st.metrics.clone()));
@@ -172,7 +175,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
             Ok(Some(Ok(m))) => m,
         };
         let reply = match msg {
-            Message::Text(text) => handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx, (&device, &mut away)).await,
+            Message::Text(text) => Box::pin(handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx, (&device, &mut away))).await,
             Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
@@ -186,7 +189,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
             break;
         }
     }
-    crate::presence::leave(&st, ws, user, &device).await;
+    Box::pin(crate::presence::leave(&st, ws, user, &device)).await;
     if st.shutdown.is_triggered() {
         // the writer flushes the queue and sends close 1001; let it finish before letting go
         drop(tx);
@@ -358,7 +361,7 @@ async fn resume(st: &Arc<AppState>, id: ConnId, claims: &Claims, channels: std::
     }
     let ws = claims.workspace_id;
     let (mine, not_members): (Vec<(Uuid, i64)>, Vec<(Uuid, i64)>) = channels.into_iter().partition(|(ch, _)| st.hub.is_subscribed(id, ws, *ch));
-    let _ = tx.send(Out::Hold(Some(mine.iter().map(|(c, _)| *c).collect()))).await;
+    let _ = tx.send(Out::Hold(Some(Box::new(mine.iter().map(|(c, _)| *c).collect())))).await;
     let backlog = match st.fanout.backlog(&ws, &mine).await {
         Ok(b) => b,
         Err(e) => {
@@ -377,7 +380,7 @@ async fn resume(st: &Arc<AppState>, id: ConnId, claims: &Claims, channels: std::
     let gaps: Vec<ResumeGap> = backlog.gaps.iter().map(|&(channel_id, from_seq, to_seq)| ResumeGap { channel_id, from_seq, to_seq }).collect();
     st.metrics.resumes.with_label_values(&[if gaps.is_empty() { "complete" } else { "gaps" }]).inc();
     let done = ServerFrame::ResumeDone { replayed: events.len(), channels: upto, gaps, not_members: not_members.into_iter().map(|(c, _)| c).collect() };
-    let _ = tx.send(Out::Replay { events, done: encode(&done) }).await;
+    let _ = tx.send(Out::Replay(Box::new(crate::writer::Replay { events, done: encode(&done) }))).await;
     None
 }
 

@@ -26,19 +26,7 @@ pub struct Params {
     pub concurrency: usize,
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).context("VmRSS")
-}
-
-/// User plus system CPU seconds the process has used.
-fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = &s[s.rfind(')').context("stat")? + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
-}
+use crate::procs::{cpu_secs, rss_kib};
 
 /// What a connection sends and expects, per system.
 #[derive(Clone)]

@@ -12,10 +12,12 @@
 mod connections;
 mod fanout;
 mod hot;
+mod procs;
 mod push;
 mod replay;
 mod search;
 mod storm;
+mod throughput;
 mod underload;
 
 use anyhow::Context;
@@ -61,6 +63,23 @@ enum Scenario {
         #[arg(long, default_value = "250,500,1000,2000,3000,4000")]
         rates: String,
         #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// the highest sustained send rate every consumer keeps up with (lag bounded), with the
+    /// CPU and memory of every process; the rate is stepped up until one step falls behind
+    Throughput {
+        #[arg(long, default_value = "distributed")]
+        mode: String,
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
+        #[arg(long, default_value_t = 40)]
+        channels: usize,
+        /// connected members per channel besides its sender, each counting deliveries
+        #[arg(long, default_value_t = 1)]
+        readers: usize,
+        #[arg(long, default_value = "500,1000,2000,4000,8000,12000,16000")]
+        rates: String,
+        #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
     /// idle WebSockets one server holds: memory per connection, heartbeat cost; `--system`
@@ -164,6 +183,10 @@ async fn main() -> anyhow::Result<()> {
             let rates = rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates: comma-separated numbers")?;
             let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
             underload::compare(&systems, &underload::Params { senders, channels, members, rates, seconds }).await
+        }
+        Scenario::Throughput { mode, senders, channels, readers, rates, seconds } => {
+            let rates = rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates: comma-separated numbers")?;
+            throughput::run(parse_mode(&mode)?, &throughput::Params { senders, channels, readers, rates, seconds }).await
         }
         Scenario::Connections { system, connections, per_workspace, concurrency } => {
             let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();

@@ -55,6 +55,9 @@ pub struct NotifyProjection {
     notify: Arc<dyn NotifyStore>,
 }
 
+/// Posts whose recipients are looked up at once within a batch.
+const LOOKUPS_IN_FLIGHT: usize = 16;
+
 impl NotifyProjection {
     pub fn new(store: Arc<dyn Store>, presence: Arc<dyn Presence>, notify: Arc<dyn NotifyStore>) -> Self {
         Self { store, presence, notify }
@@ -124,9 +127,13 @@ impl Projection for NotifyProjection {
     }
 
     async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
+        // each post's lookups are independent reads (the notifier writes only the outbox, once
+        // per batch): run several at once, or the round trips cap the rate (issue 6, scenario 2)
         let mut items = Vec::new();
-        for e in events {
-            items.extend(self.items_for(e).await?);
+        for chunk in events.chunks(LOOKUPS_IN_FLIGHT) {
+            for per_event in futures::future::try_join_all(chunk.iter().map(|e| self.items_for(e))).await? {
+                items.extend(per_event);
+            }
         }
         Ok(self.notify.enqueue(&items).await?)
     }

@@ -1,0 +1,451 @@
+//! Scenario 2 of issue 6, throughput: the highest sustained message rate that every consumer
+//! keeps up with, and what each process spends on it.
+//!
+//! `--senders` sockets send at a fixed total rate, without waiting for acks, into `--channels`
+//! channels (sender k into channels k, k + senders, ...), each with `--readers` more connected
+//! members counting their `message:new` frames. Each rate step lasts `--seconds`. Once a second
+//! the consumers' lag is sampled: embedded, the `confab_projector_lag` gauges at `/metrics`
+//! (its ingest is in-process: the acks show whether it keeps up); on the real stack, every
+//! consumer group's committed offsets against the topics' high watermarks, ingest included.
+//! The CPU and memory of every process are read from /proc over the sending window: Confab's
+//! processes, the real servers' (found by the port each listens on) and this generator's.
+//!
+//! A step keeps up when everything sent was acked and reached the readers, the achieved rate is
+//! within 5% of the offered one, every consumer's lag stayed at most two seconds of messages
+//! behind through the step's second half, and all lag drained within 10 s of the last send. The sweep stops at
+//! the first step that does not keep up.
+
+use anyhow::Context;
+use confab_tests::{Client, Mode, Stack};
+use hdrhistogram::Histogram;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::procs::{self, Usage, Watch};
+
+pub struct Params {
+    pub senders: usize,
+    pub channels: usize,
+    pub readers: usize,
+    pub rates: Vec<u64>,
+    pub seconds: u64,
+}
+
+/// Where the consumers' lag is read.
+enum Lag {
+    /// `confab serve`'s Prometheus gauges.
+    Metrics { url: String, http: reqwest::Client },
+    /// Committed offsets per consumer group: (name, consumer in that group, topic).
+    Kafka(Arc<Vec<(String, BaseConsumer, String)>>),
+}
+
+impl Lag {
+    fn kafka(brokers: &str, namespace: &str) -> anyhow::Result<Lag> {
+        let topics = confab_core::kafka::Topics::new(namespace);
+        let mut groups = Vec::new();
+        for (name, role, topic) in [
+            ("ingest", "ingest", &topics.commands),
+            ("timeline", "projector-timeline", &topics.events),
+            ("fanout", "projector-fanout", &topics.events),
+            ("search", "projector-search", &topics.events),
+            ("notifier", "projector-notifier", &topics.events),
+        ] {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .set("group.id", format!("{namespace}-{role}"))
+                .set("enable.auto.commit", "false")
+                .set("log_level", "3")
+                .create()?;
+            groups.push((name.to_string(), c, topic.clone()));
+        }
+        Ok(Lag::Kafka(Arc::new(groups)))
+    }
+
+    /// Events (commands, for ingest) not yet applied, per consumer.
+    async fn read(&self) -> anyhow::Result<BTreeMap<String, i64>> {
+        match self {
+            Lag::Metrics { url, http } => {
+                let text = http.get(url).send().await?.text().await?;
+                let mut out = BTreeMap::new();
+                for line in text.lines().filter(|l| l.starts_with("confab_projector_lag{")) {
+                    let name = line.split("projector=\"").nth(1).and_then(|s| s.split('"').next()).context("projector label")?;
+                    let v: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).context("gauge value")?;
+                    out.insert(name.to_string(), v as i64);
+                }
+                Ok(out)
+            }
+            Lag::Kafka(groups) => {
+                let groups = groups.clone();
+                tokio::task::spawn_blocking(move || {
+                    let t = Duration::from_secs(5);
+                    let mut out = BTreeMap::new();
+                    for (name, c, topic) in groups.iter() {
+                        let md = c.fetch_metadata(Some(topic), t)?;
+                        let mut tpl = TopicPartitionList::new();
+                        for p in md.topics().iter().flat_map(|t| t.partitions()) {
+                            tpl.add_partition(topic, p.id());
+                        }
+                        let mut lag = 0;
+                        for e in c.committed_offsets(tpl, t)?.elements() {
+                            let (low, high) = c.fetch_watermarks(topic, e.partition(), t)?;
+                            let at = if let Offset::Offset(o) = e.offset() { o } else { low };
+                            lag += (high - at).max(0);
+                        }
+                        out.insert(name.clone(), lag);
+                    }
+                    anyhow::Ok(out)
+                })
+                .await?
+            }
+        }
+    }
+}
+
+/// One rate step's outcome.
+struct Step {
+    offered: u64,
+    achieved: f64,
+    sent: u64,
+    acked: u64,
+    errors: u64,
+    ack: Histogram<u64>,
+    delivered: u64,
+    expected: u64,
+    /// Per consumer: the highest lag sampled in the step's second half.
+    max_lag: BTreeMap<String, i64>,
+    drained_after: Option<f64>,
+    usage: Vec<Usage>,
+}
+
+impl Step {
+    fn keeps_up(&self) -> Result<(), String> {
+        if self.acked < self.sent || self.errors > 0 {
+            return Err(format!("{} of {} acked, {} errors", self.acked, self.sent, self.errors));
+        }
+        if self.achieved < 0.95 * self.offered as f64 {
+            return Err(format!("senders achieved {:.0} msg/s", self.achieved));
+        }
+        let bound = 2 * self.offered as i64;
+        if let Some((name, lag)) = self.max_lag.iter().find(|(_, l)| **l > bound) {
+            return Err(format!("{name} lag {lag} > {bound} (2 s of messages)"));
+        }
+        if self.delivered < self.expected {
+            return Err(format!("readers got {} of {} messages", self.delivered, self.expected));
+        }
+        if self.drained_after.is_none() {
+            return Err("lag not drained within 10 s".into());
+        }
+        Ok(())
+    }
+}
+
+/// One sender's socket over one step: sends `total` at `per_sec`, reading acks as they come.
+/// Gives back the socket and its channels for the next step.
+async fn send_step(mut c: Client, channels: Vec<String>, per_sec: f64, total: usize, tag: String) -> anyhow::Result<Sent> {
+    let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(total);
+    let mut ack = Histogram::<u64>::new(3)?;
+    let (mut acked, mut errors) = (0u64, 0u64);
+    let mut on_frame = |f: serde_json::Value, sent_at: &mut HashMap<String, Instant>| {
+        if f["type"] == "message:ack" {
+            if let Some(at) = f["client_msg_id"].as_str().and_then(|id| sent_at.remove(id)) {
+                acked += 1;
+                let _ = ack.record(at.elapsed().as_micros() as u64);
+            }
+        } else if f["type"] == "error" {
+            errors += 1;
+        }
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut i = 0;
+    while i < total {
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => {
+                let id = format!("{tag}-{i}");
+                let channel = &channels[i % channels.len()];
+                let frame = json!({"type": "message:send", "channel_id": channel, "text": format!("throughput message {id} with a little text in it"), "client_msg_id": id});
+                sent_at.insert(id, Instant::now());
+                c.send(frame).await;
+                i += 1;
+            }
+            f = c.next(Duration::from_secs(30)) => match f {
+                Some(f) => on_frame(f, &mut sent_at),
+                None => anyhow::bail!("sender socket closed: {:?}", c.closed),
+            },
+        }
+    }
+    let last_send = Instant::now();
+    // the acks still on their way (bounded)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sent_at.is_empty() && Instant::now() < deadline {
+        match c.next(deadline.saturating_duration_since(Instant::now())).await {
+            Some(f) => on_frame(f, &mut sent_at),
+            None => break,
+        }
+    }
+    Ok(Sent { client: c, channels, acked, errors, ack, last_send })
+}
+
+/// What one sender's step gives back.
+struct Sent {
+    client: Client,
+    channels: Vec<String>,
+    acked: u64,
+    errors: u64,
+    ack: Histogram<u64>,
+    last_send: Instant,
+}
+
+pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
+    anyhow::ensure!(p.senders > 0 && p.channels >= p.senders, "--channels must be at least --senders (> 0)");
+    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")]).await;
+    let ws = stack.create_workspace("throughput").await;
+    let mut senders = Vec::new();
+    for i in 0..p.senders {
+        senders.push(stack.create_user(&ws, &format!("sender{i}")).await);
+    }
+    let gw = stack.addr("gw0");
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut channels = Vec::new();
+    for c in 0..p.channels {
+        let mut members = vec![senders[c % p.senders].0.clone()];
+        let mut tokens = Vec::new();
+        for r in 0..p.readers {
+            let (id, token) = stack.create_user(&ws, &format!("reader{c}-{r}")).await;
+            members.push(id);
+            tokens.push(token);
+        }
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        channels.push(stack.create_channel(&ws, &format!("t{c}"), false, &refs).await);
+        for token in tokens {
+            let mut reader = Client::connect(&gw, &token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let delivered = delivered.clone();
+            tokio::spawn(async move {
+                // the heartbeat: the gateway closes a socket that sends nothing for its idle timeout
+                let mut pinged = Instant::now();
+                loop {
+                    match reader.next(Duration::from_secs(5)).await {
+                        Some(f) if f["type"] == "message:new" => {
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(_) => {}
+                        None if reader.closed.is_some() => break,
+                        None => {}
+                    }
+                    if pinged.elapsed() >= Duration::from_secs(20) {
+                        reader.send(json!({"type": "ping"})).await;
+                        pinged = Instant::now();
+                    }
+                }
+                eprintln!("warning: a reader's socket closed: {:?}", reader.closed);
+            });
+        }
+    }
+    let mut clients = Vec::new();
+    for (k, (_, token)) in senders.iter().enumerate() {
+        let own: Vec<String> = channels.iter().enumerate().filter(|(i, _)| i % p.senders == k).map(|(_, c)| c.clone()).collect();
+        clients.push((Client::connect(&gw, token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?, own));
+    }
+
+    // what is watched: lag, and every process's CPU and memory
+    let mut watched: Vec<(String, u32)> = Vec::new();
+    let lag = if mode == Mode::Embedded {
+        watched.push(("confab serve".into(), stack.pid("serve")));
+        Lag::Metrics { url: format!("http://{gw}/metrics"), http: reqwest::Client::new() }
+    } else {
+        for name in ["ingest", "timeline", "fanout", "search", "notifier", "gw0"] {
+            watched.push((format!("confab {name}"), stack.pid(name)));
+        }
+        let s = stack.services.as_ref().context("real servers")?;
+        for (name, addr) in [("Kafka", &s.kafka), ("Cassandra", &s.cassandra), ("OpenSearch", &s.opensearch), ("Redis", &s.redis), ("MinIO", &s.s3.0)] {
+            match procs::port_of(addr).and_then(procs::listening_on) {
+                Some(pid) => watched.push((name.to_string(), pid)),
+                None => eprintln!("warning: no process found listening for {name} at {addr}; not watched"),
+            }
+        }
+        Lag::kafka(&s.kafka, &stack.namespace)?
+    };
+    watched.push(("load generator".into(), std::process::id()));
+
+    // warm up: every path live (consumer groups joined) before the first step
+    let warm = Step::run(&lag, &mut clients, &delivered, p, 200, 10, &watched, "w", true).await?;
+    anyhow::ensure!(warm.acked == warm.sent, "warm-up: {} of {} acked", warm.acked, warm.sent);
+
+    let what = if mode == Mode::Embedded { "Confab embedded (one confab serve)" } else { "Confab on the real stack (Kafka, Cassandra, OpenSearch, Redis, MinIO; one process per component, one gateway)" };
+    println!("## throughput: {what}");
+    println!(
+        "{} senders into {} channels, {} more connected member(s) each; {} s per rate; lag sampled every second",
+        p.senders, p.channels, p.readers, p.seconds
+    );
+    println!();
+    println!("keeps up = everything acked and delivered to the readers, achieved rate within 5% of offered, every consumer's lag at most 2 s of messages through the step's second half, and drained within 10 s of the last send");
+    println!();
+    let mut steps: Vec<Step> = Vec::new();
+    for &rate in &p.rates {
+        let step = Step::run(&lag, &mut clients, &delivered, p, rate, p.seconds, &watched, &format!("r{rate}"), false).await?;
+        let ok = step.keeps_up().is_ok();
+        steps.push(step);
+        if !ok {
+            break;
+        }
+    }
+    print_steps(&steps);
+    println!();
+    print_usage(&steps);
+    println!();
+    let best = steps.iter().filter(|s| s.keeps_up().is_ok()).map(|s| s.offered).max();
+    match (best, steps.iter().find(|s| s.keeps_up().is_err())) {
+        (Some(b), Some(f)) => println!("highest rate every consumer kept up with: {b} msg/s; at {} msg/s: {}", f.offered, f.keeps_up().unwrap_err()),
+        (Some(b), None) => println!("every consumer kept up at every rate tried, up to {b} msg/s"),
+        (None, Some(f)) => println!("no rate kept up; at {} msg/s: {}", f.offered, f.keeps_up().unwrap_err()),
+        (None, None) => println!("no steps ran"),
+    }
+    Ok(())
+}
+
+impl Step {
+    /// Runs one rate step: sends, samples lag every second, then waits for the lag to drain.
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        lag: &Lag,
+        clients: &mut Vec<(Client, Vec<String>)>,
+        delivered: &AtomicU64,
+        p: &Params,
+        rate: u64,
+        seconds: u64,
+        watched: &[(String, u32)],
+        tag: &str,
+        warmup: bool,
+    ) -> anyhow::Result<Step> {
+        let per_sender = rate as f64 / clients.len() as f64;
+        let per_sender_total = (per_sender * seconds as f64).round() as usize;
+        let delivered_before = delivered.load(Ordering::Relaxed);
+        let watch = Watch::start(watched);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (k, (c, own)) in clients.drain(..).enumerate() {
+            tasks.push(tokio::spawn(send_step(c, own, per_sender, per_sender_total, format!("{tag}-{k}"))));
+        }
+        // lag once a second while the senders run
+        let mut max_lag: BTreeMap<String, i64> = BTreeMap::new();
+        let half = Duration::from_secs_f64(seconds as f64 / 2.0);
+        while tasks.iter().any(|t| !t.is_finished()) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let sample = lag.read().await?;
+            if start.elapsed() >= half {
+                for (name, l) in sample {
+                    let m = max_lag.entry(name).or_insert(0);
+                    *m = (*m).max(l);
+                }
+            }
+        }
+        let usage = watch.finish();
+        let (mut acked, mut errors, mut sent) = (0, 0, 0);
+        let mut last_send = start;
+        let mut ack = Histogram::<u64>::new(3)?;
+        for t in tasks {
+            let r = t.await??;
+            acked += r.acked;
+            errors += r.errors;
+            sent += per_sender_total as u64;
+            ack.add(r.ack)?;
+            last_send = last_send.max(r.last_send);
+            clients.push((r.client, r.channels));
+        }
+        // the achieved rate: what the senders sent over the time until the last send
+        let achieved = sent as f64 / last_send.duration_since(start).as_secs_f64().max(0.001);
+        let mut drained_after = None;
+        let drain_limit = if warmup { Duration::from_secs(120) } else { Duration::from_secs(10) };
+        while Instant::now() < last_send + drain_limit {
+            let sample = lag.read().await?;
+            if sample.values().all(|l| *l == 0) {
+                drained_after = Some(Instant::now().saturating_duration_since(last_send).as_secs_f64());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // the readers' tail (bounded)
+        let expected = sent * p.readers as u64;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while delivered.load(Ordering::Relaxed) - delivered_before < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Step {
+            offered: rate,
+            achieved,
+            sent,
+            acked,
+            errors,
+            ack,
+            delivered: delivered.load(Ordering::Relaxed) - delivered_before,
+            expected,
+            max_lag,
+            drained_after,
+            usage,
+        })
+    }
+}
+
+fn print_steps(steps: &[Step]) {
+    let names: Vec<String> = steps.iter().flat_map(|s| s.max_lag.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    println!(
+        "| offered msg/s | achieved msg/s | acked | send -> ack median / p99 ms | reader deliveries | max lag in 2nd half ({}) | drained after s | keeps up |",
+        names.join(" / ")
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for s in steps {
+        let lags: Vec<String> = names.iter().map(|n| s.max_lag.get(n).map(|l| l.to_string()).unwrap_or("-".into())).collect();
+        let ms = |v: u64| v as f64 / 1000.0;
+        println!(
+            "| {} | {:.0} | {} of {} | {:.2} / {:.2} | {} of {} | {} | {} | {} |",
+            s.offered,
+            s.achieved,
+            s.acked,
+            s.sent,
+            ms(s.ack.value_at_quantile(0.5)),
+            ms(s.ack.value_at_quantile(0.99)),
+            s.delivered,
+            s.expected,
+            lags.join(" / "),
+            s.drained_after.map(|d| format!("{d:.1}")).unwrap_or("no (10 s)".into()),
+            match s.keeps_up() {
+                Ok(()) => "yes".to_string(),
+                Err(why) => format!("no: {why}"),
+            }
+        );
+    }
+}
+
+fn print_usage(steps: &[Step]) {
+    let Some(first) = steps.first() else { return };
+    println!("CPU (% of one core, mean over the step: its sends and the acks' tail) / RSS at its end (MiB), per process:");
+    println!();
+    let mut head = "| process |".to_string();
+    let mut rule = "|---|".to_string();
+    for s in steps {
+        head += &format!(" {} msg/s |", s.offered);
+        rule += "---|";
+    }
+    println!("{head}\n{rule}");
+    for (i, u) in first.usage.iter().enumerate() {
+        let mut row = format!("| {} |", u.name);
+        for s in steps {
+            let u = &s.usage[i];
+            row += &format!(" {:.0}% / {:.0} |", u.cpu_pct, u.rss_mib);
+        }
+        println!("{row}");
+    }
+    let mut row = "| all watched |".to_string();
+    for s in steps {
+        let cpu: f64 = s.usage.iter().map(|u| u.cpu_pct).filter(|c| c.is_finite()).sum();
+        let rss: f64 = s.usage.iter().map(|u| u.rss_mib).filter(|c| c.is_finite()).sum();
+        row += &format!(" {cpu:.0}% / {rss:.0} |");
+    }
+    println!("{row}");
+}
