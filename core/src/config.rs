@@ -58,6 +58,13 @@ pub struct KafkaConfig {
     /// Longest a fetch waits at the broker. With `read_committed` the broker does not wake a
     /// waiting fetch when a transaction commits, so this bounds end-to-end latency; keep it low.
     pub fetch_wait_max_ms: u32,
+    /// The same for the consumers off the real-time path (the timeline, search and notifier
+    /// projectors): they wait for up to this long, or until `projector_fetch_min_bytes` are
+    /// there, so that under load they take fewer, larger fetches. The live path (ingest, the
+    /// fanout projector, the gateways' replies) keeps `fetch_wait_max_ms`.
+    pub projector_fetch_wait_ms: u32,
+    /// Bytes a fetch of those projectors waits for (up to `projector_fetch_wait_ms`).
+    pub projector_fetch_min_bytes: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,7 +248,7 @@ impl Default for Config {
 }
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1, instance_id: "0".into(), session_timeout_ms: 10_000, fetch_wait_max_ms: 10 }
+        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1, instance_id: "0".into(), session_timeout_ms: 10_000, fetch_wait_max_ms: 10, projector_fetch_wait_ms: 100, projector_fetch_min_bytes: 16_384 }
     }
 }
 impl Default for CassandraConfig {
@@ -374,6 +381,9 @@ impl Config {
         }
         if self.kafka.instance_id.is_empty() || !self.kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err("`kafka.instance_id` must be non-empty and use only [A-Za-z0-9_-]".into());
+        }
+        if !(1..=5_000).contains(&self.kafka.projector_fetch_wait_ms) {
+            return Err("`kafka.projector_fetch_wait_ms` must be between 1 and 5000".into());
         }
         if self.kafka.brokers.trim().is_empty() {
             return Err("`kafka.brokers` must name at least one broker".into());

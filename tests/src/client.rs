@@ -112,6 +112,50 @@ impl Client {
         }
     }
 
+    /// The next text frame unparsed (for load generators that only look for a marker), or
+    /// `None` after `timeout` or when the socket closed. Frames already parsed come first.
+    pub async fn next_text(&mut self, timeout: Duration) -> Option<String> {
+        if let Some(v) = self.buffered.pop_front() {
+            return Some(v.to_string());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?? {
+                Ok(Message::Text(t)) => return Some(t.as_str().to_string()),
+                Ok(Message::Close(f)) => {
+                    self.closed = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
+                    return None;
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    self.closed.get_or_insert((1006, "connection lost".into()));
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// A text frame that has already arrived, unparsed, without waiting; `None` if there is
+    /// none (or the socket closed).
+    pub fn try_next_text(&mut self) -> Option<String> {
+        use futures::FutureExt;
+        if let Some(v) = self.buffered.pop_front() {
+            return Some(v.to_string());
+        }
+        loop {
+            match self.ws.next().now_or_never()?? {
+                Ok(Message::Text(t)) => return Some(t.as_str().to_string()),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Sends a frame; false if the socket is gone.
+    pub async fn try_send(&mut self, v: Value) -> bool {
+        self.ws.send(Message::Text(v.to_string().into())).await.is_ok()
+    }
+
     /// Waits for a frame of type `ty`, keeping other frames for later.
     pub async fn expect(&mut self, ty: &str, timeout: Duration) -> Value {
         let ty = ty.to_string();
