@@ -7,8 +7,10 @@ use apache_avro::Schema;
 use async_trait::async_trait;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::event::{ChannelKind, Event, Payload, ThreadState};
@@ -64,12 +66,42 @@ impl SchemaSource for HttpSchemaSource {
 
 /// Encodes events with the schema registered for the events topic, and decodes any registered
 /// writer schema into this build's reader schema.
+///
+/// apache-avro resolves a schema's names each time a reader or writer is built, which costs
+/// more than the datum itself; the codec builds one writer, and one reader per writer schema,
+/// and keeps them (they borrow schemas kept for the process's lifetime, see [`kept_schema`]).
 #[derive(Clone)]
 pub struct EventCodec {
-    schema: Arc<Schema>,
     schema_id: u32,
     source: Arc<dyn SchemaSource>,
-    writers: Arc<RwLock<HashMap<u32, Arc<Schema>>>>,
+    writer: Arc<GenericDatumWriter<'static>>,
+    readers: Arc<RwLock<HashMap<u32, Arc<Reader>>>>,
+}
+
+/// A writer schema ready to decode with: its datum reader and its payload branches' names.
+struct Reader {
+    datum: GenericDatumReader<'static>,
+    branches: Vec<String>,
+}
+
+impl Reader {
+    fn new(schema: &'static Schema) -> Result<Self, AvroError> {
+        Ok(Self { datum: GenericDatumReader::builder(schema).build()?, branches: payload_branches(schema) })
+    }
+}
+
+/// The schema parsed from `text`, parsed once per process and kept for its lifetime (so cached
+/// readers and writers may borrow it). Bounded by the distinct schema texts a process meets:
+/// this build's and the registry's versions of the event schema.
+fn kept_schema(text: &str) -> Result<&'static Schema, AvroError> {
+    static KEPT: LazyLock<Mutex<HashMap<String, &'static Schema>>> = LazyLock::new(Default::default);
+    let mut kept = KEPT.lock().expect("schema cache lock");
+    if let Some(s) = kept.get(text) {
+        return Ok(s);
+    }
+    let schema: &'static Schema = Box::leak(Box::new(Schema::parse_str(text)?));
+    kept.insert(text.to_string(), schema);
+    Ok(schema)
 }
 
 impl EventCodec {
@@ -81,49 +113,47 @@ impl EventCodec {
     /// Registers (or finds) this build's schema under `<topic>-value` in `source`.
     pub async fn register_with(source: Arc<dyn SchemaSource>, topic: &str) -> Result<Self, AvroError> {
         let id = source.register(&value_subject(topic), EVENT_SCHEMA).await.map_err(|e| AvroError::Registry(e.0))?;
-        let schema = Arc::new(event_schema());
-        let mut writers = HashMap::new();
-        writers.insert(id, schema.clone());
-        Ok(Self { schema, schema_id: id, source, writers: Arc::new(RwLock::new(writers)) })
+        let schema = kept_schema(EVENT_SCHEMA)?;
+        let writer = Arc::new(GenericDatumWriter::builder(schema).build()?);
+        let mut readers = HashMap::new();
+        readers.insert(id, Arc::new(Reader::new(schema)?));
+        Ok(Self { schema_id: id, source, writer, readers: Arc::new(RwLock::new(readers)) })
     }
 
     pub fn schema_id(&self) -> u32 {
         self.schema_id
     }
 
-    #[allow(deprecated)] // GenericDatumWriter is not in a release yet
     pub fn encode(&self, event: &Event) -> Result<Vec<u8>, AvroError> {
-        let datum = apache_avro::to_avro_datum(&self.schema, to_value(event))?;
-        let mut out = Vec::with_capacity(5 + datum.len());
+        let mut out = Vec::with_capacity(256);
         out.push(0u8);
         out.extend_from_slice(&self.schema_id.to_be_bytes());
-        out.extend_from_slice(&datum);
+        self.writer.write_value(&mut out, to_value(event))?;
         Ok(out)
     }
 
-    #[allow(deprecated)] // GenericDatumReader is not in a release yet
     pub async fn decode(&self, bytes: &[u8]) -> Result<Event, AvroError> {
         if bytes.len() < 5 || bytes[0] != 0 {
             return Err(AvroError::NotFramed);
         }
         let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let writer = self.writer_schema(id).await?;
+        let reader = self.reader(id).await?;
         let mut body = &bytes[5..];
         // decode with the writer's schema and resolve by name: apache-avro's reader-schema
         // resolution matches union branches structurally, and a record with more fields also
         // "matches" a branch with fewer (a ReactionChanged would read as a MessageDeleted)
-        let value = apache_avro::from_avro_datum(&writer, &mut body, None)?;
-        from_value_named(value, &payload_branches(&writer))
+        let value = reader.datum.read_value(&mut body)?;
+        from_value_named(value, &reader.branches)
     }
 
-    async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, AvroError> {
-        if let Some(s) = self.writers.read().expect("codec lock").get(&id) {
-            return Ok(s.clone());
+    async fn reader(&self, id: u32) -> Result<Arc<Reader>, AvroError> {
+        if let Some(r) = self.readers.read().expect("codec lock").get(&id) {
+            return Ok(r.clone());
         }
         let text = self.source.schema(id).await.map_err(|e| AvroError::Registry(e.0))?;
-        let schema = Arc::new(Schema::parse_str(&text)?);
-        self.writers.write().expect("codec lock").insert(id, schema.clone());
-        Ok(schema)
+        let reader = Arc::new(Reader::new(kept_schema(&text)?)?);
+        self.readers.write().expect("codec lock").insert(id, reader.clone());
+        Ok(reader)
     }
 }
 
@@ -439,5 +469,45 @@ mod tests {
             let back = apache_avro::from_avro_datum(&schema, &mut &bytes[..], None).unwrap();
             assert_eq!(from_value(back).unwrap(), e);
         }
+    }
+
+    /// A registry in memory: this build's schema is id 7, the v3 history schema id 3.
+    struct Registry;
+
+    #[async_trait]
+    impl SchemaSource for Registry {
+        async fn register(&self, _subject: &str, _schema: &str) -> PortResult<u32> {
+            Ok(7)
+        }
+        async fn schema(&self, id: u32) -> PortResult<String> {
+            match id {
+                7 => Ok(EVENT_SCHEMA.to_string()),
+                3 => Ok(include_str!("../../schemas/avro/history/event.v3.avsc").to_string()),
+                _ => Err(PortError(format!("no schema {id}"))),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_codec_decodes_its_own_records_and_older_writers() {
+        let codec = EventCodec::register_with(Arc::new(Registry), "t.events").await.unwrap();
+        let e = sample(Payload::MessageDeleted { message_id: Uuid::new_v4(), file_ids: vec![Uuid::new_v4()] });
+        let bytes = codec.encode(&e).unwrap();
+        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 7]);
+        assert_eq!(codec.decode(&bytes).await.unwrap(), e);
+        // the same again: the cached reader
+        assert_eq!(codec.decode(&bytes).await.unwrap(), e);
+
+        // a record written with v3, which had no file ids on a delete
+        let v3 = Schema::parse_str(include_str!("../../schemas/avro/history/event.v3.avsc")).unwrap();
+        let old = GenericDatumWriter::builder(&v3).validate(false).build().unwrap();
+        let mut framed = vec![0, 0, 0, 0, 3];
+        old.write_value(&mut framed, to_value(&e)).unwrap();
+        let back = codec.decode(&framed).await.unwrap();
+        assert_eq!(back.payload, Payload::MessageDeleted { message_id: match e.payload { Payload::MessageDeleted { message_id, .. } => message_id, _ => unreachable!() }, file_ids: vec![] });
+
+        // an unknown writer schema and a record without the frame are errors, not panics
+        assert!(matches!(codec.decode(&[0, 0, 0, 0, 9, 1]).await, Err(AvroError::Registry(_))));
+        assert!(matches!(codec.decode(&[1, 2]).await, Err(AvroError::NotFramed)));
     }
 }
