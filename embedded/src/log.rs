@@ -239,23 +239,29 @@ impl SequencerLog for EmbeddedSequencerLog {
     async fn commit(&mut self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()> {
         let encoded: Vec<(i32, Vec<u8>)> =
             events.iter().map(|(p, e)| Ok((*p, self.log.codec.encode(e).map_err(port)?))).collect::<PortResult<_>>()?;
-        {
-            let mut next = self.log.next.lock().expect("log lock");
+        // the commit waits for fsync: off the async workers, which serve every socket and
+        // projector of this process (only ingest appends events, so this is the only writer)
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut next = log.next.lock().expect("log lock");
             let mut staged: HashMap<i32, i64> = HashMap::new();
-            let mut batch = self.log.db.batch().durability(Some(PersistMode::SyncAll));
+            let mut batch = log.db.batch().durability(Some(PersistMode::SyncAll));
             for (p, bytes) in encoded {
                 let o = staged.entry(p).or_insert(next[&(Topic::Events, p)]);
-                batch.insert(&self.log.events, key(p, *o).to_vec(), bytes);
+                batch.insert(&log.events, key(p, *o).to_vec(), bytes);
                 *o += 1;
             }
             for (p, o) in &offsets {
-                batch.insert(&self.log.positions, Log::position_key("ingest", Topic::Commands, *p), o.to_be_bytes().to_vec());
+                batch.insert(&log.positions, Log::position_key("ingest", Topic::Commands, *p), o.to_be_bytes().to_vec());
             }
             batch.commit().map_err(port)?;
             for (p, o) in staged {
                 next.insert((Topic::Events, p), o);
             }
-        }
+            PortResult::Ok(())
+        })
+        .await
+        .map_err(|e| PortError(format!("log commit task: {e}")))??;
         self.log.events_written.send_modify(|n| *n += 1);
         for r in replies {
             // no receiver (no gateway running) is fine: the events are committed
