@@ -58,10 +58,11 @@ pub struct KafkaConfig {
     /// Longest a fetch waits at the broker. With `read_committed` the broker does not wake a
     /// waiting fetch when a transaction commits, so this bounds end-to-end latency; keep it low.
     pub fetch_wait_max_ms: u32,
-    /// The same for the consumers off the real-time path (the timeline, search and notifier
-    /// projectors): they wait for up to this long, or until `projector_fetch_min_bytes` are
-    /// there, so that under load they take fewer, larger fetches. The live path (ingest, the
-    /// fanout projector, the gateways' replies) keeps `fetch_wait_max_ms`.
+    /// The same for the search and notifier projectors, whose budgets are a second and five
+    /// seconds: they wait for up to this long, or until `projector_fetch_min_bytes` are there,
+    /// so that under load they take fewer, larger fetches. Everything clients read right after
+    /// a live event (ingest, the fanout and timeline projectors, the gateways' replies) keeps
+    /// `fetch_wait_max_ms`.
     pub projector_fetch_wait_ms: u32,
     /// Bytes a fetch of those projectors waits for (up to `projector_fetch_wait_ms`).
     pub projector_fetch_min_bytes: u32,

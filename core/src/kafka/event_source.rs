@@ -26,8 +26,9 @@ impl KafkaEventSource {
     pub fn start(cfg: &Config, projector: &str, codec: EventCodec) -> PortResult<Self> {
         let topic = super::Topics::new(&cfg.namespace).events;
         let mut config = super::consumer_config(cfg, &format!("projector-{projector}"));
-        if projector != "fanout" {
-            // off the real-time path: fewer, larger fetches under load (see the config's docs)
+        if matches!(projector, "search" | "notifier") {
+            // off the read path clients hit right after a live event: fewer, larger fetches
+            // under load (see the config's docs)
             config
                 .set("fetch.wait.max.ms", cfg.kafka.projector_fetch_wait_ms.to_string())
                 .set("fetch.min.bytes", cfg.kafka.projector_fetch_min_bytes.max(1).to_string());
