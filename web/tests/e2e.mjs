@@ -627,7 +627,7 @@ async function main() {
       failed++;
       console.log(`FAIL ${t.name} (${((Date.now() - start) / 1000).toFixed(1)} s)\n     ${e.stack ?? e}`);
       mkdirSync(RESULTS, { recursive: true });
-      for (const [who, page] of Object.entries(ctx)) await page.screenshot({ path: path.join(RESULTS, `${t.name.slice(0, 40).replace(/\W+/g, "-")}-${who}.png`) }).catch(() => {});
+      for (const [who, page] of Object.entries(ctx)) if (typeof page?.screenshot === "function") await page.screenshot({ path: path.join(RESULTS, `${t.name.slice(0, 40).replace(/\W+/g, "-")}-${who}.png`) }).catch(() => {});
     }
   }
   const passed = tests.length - failed;
