@@ -40,14 +40,28 @@ impl Tally {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// One member's socket. `pong`: Centrifugo's, which answers the server's pings; otherwise
+/// Confab's, which sends the protocol's heartbeat (the gateway closes a socket that sends
+/// nothing for 70 s; before this, members were dropped part way through a sweep).
 async fn reader(mut ws: Ws, tally: Arc<Tally>, members: usize, pong: bool) {
-    while let Some(Ok(m)) = ws.next().await {
-        if let Message::Text(t) = m {
-            if pong && t.as_str() == "{}" {
-                let _ = ws.send(Message::text("{}")).await;
-                continue;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(20), Duration::from_secs(20));
+    loop {
+        tokio::select! {
+            m = ws.next() => {
+                let Some(Ok(m)) = m else { break };
+                if let Message::Text(t) = m {
+                    if pong && t.as_str() == "{}" {
+                        let _ = ws.send(Message::text("{}")).await;
+                        continue;
+                    }
+                    tally.got(t.as_str(), members);
+                }
             }
-            tally.got(t.as_str(), members);
+            _ = heartbeat.tick(), if !pong => {
+                if ws.send(Message::text(r#"{"type":"ping"}"#)).await.is_err() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -57,8 +71,9 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
         let tally = Arc::new(Tally::default());
         // `send(n)` publishes message n; connections are made first
         let (mut send, what, _keep): (Box<dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>, String, Box<dyn std::any::Any + Send>) = match system.as_str() {
-            "embedded" => {
-                let stack = Stack::start_custom(Mode::Embedded, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0")]).await;
+            "embedded" | "distributed" => {
+                let mode = if system == "embedded" { Mode::Embedded } else { Mode::Distributed };
+                let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0")]).await;
                 let ws = stack.create_workspace("hot").await;
                 let mut users = Vec::new();
                 for i in 0..members + 1 {
@@ -83,7 +98,8 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
                         anyhow::Ok(())
                     }) as futures::future::BoxFuture<'static, anyhow::Result<()>>
                 };
-                (Box::new(send), "Confab embedded (one confab serve)".into(), Box::new(stack))
+                let what = if mode == Mode::Embedded { "Confab embedded (one confab serve)" } else { "Confab on the real stack (one gateway)" };
+                (Box::new(send), what.into(), Box::new(stack))
             }
             "centrifugo" => {
                 let c = crate::underload::Centrifugo::start()?;
@@ -114,7 +130,7 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
                 };
                 (Box::new(send), "Centrifugo 6.9.1 (memory engine)".into(), Box::new(c))
             }
-            other => anyhow::bail!("unknown system {other}: embedded or centrifugo"),
+            other => anyhow::bail!("unknown system {other}: embedded, distributed or centrifugo"),
         };
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!("## hot channel: one channel, {members} connected members, {what}, {seconds} s per rate");

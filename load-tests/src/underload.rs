@@ -131,6 +131,12 @@ pub async fn run(system: &str, p: &Params) -> anyhow::Result<Vec<Step>> {
     println!();
     println!("| offered msg/s | achieved msg/s | deliveries | missing | median ms | p95 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|---|");
+    let mut senders = senders;
+    if system == "distributed" {
+        // the JVMs run with the full JIT: give them its first compilations before measuring
+        // (the first steps after a cold start were several times slower)
+        warm_up(&mut senders, p, 200, Duration::from_secs(40), &book).await?;
+    }
     let senders: Vec<Arc<tokio::sync::Mutex<Box<dyn Sender>>>> = senders.into_iter().map(|s| Arc::new(tokio::sync::Mutex::new(s))).collect();
     let mut crossed = None;
     for &rate in &p.rates {
@@ -276,11 +282,25 @@ async fn confab(system: &str, p: &Params, book: Arc<Book>) -> anyhow::Result<(Ve
         let mut c = Client::connect(&stack.addr(&gw), token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let book = book.clone();
         tokio::spawn(async move {
-            while let Some(f) = c.next(Duration::from_secs(600)).await {
-                if f["type"] == "message:new" {
-                    if let Some(id) = f["message"]["client_msg_id"].as_str() {
-                        book.delivered(id);
+            // the heartbeat: the gateway closes a socket that sends nothing for 70 s (before
+            // this, receivers were dropped part way through longer sweeps)
+            let mut pinged = Instant::now();
+            loop {
+                match c.next(Duration::from_secs(5)).await {
+                    Some(f) if f["type"] == "message:new" => {
+                        if let Some(id) = f["message"]["client_msg_id"].as_str() {
+                            book.delivered(id);
+                        }
                     }
+                    Some(_) => {}
+                    None if c.closed.is_some() => break,
+                    None => {}
+                }
+                if pinged.elapsed() >= Duration::from_secs(20) {
+                    if !c.try_send(json!({"type": "ping"})).await {
+                        break;
+                    }
+                    pinged = Instant::now();
                 }
             }
         });
@@ -294,6 +314,30 @@ async fn confab(system: &str, p: &Params, book: Arc<Book>) -> anyhow::Result<(Ve
     wait_live(&mut out, &book, p).await?;
     let what = if mode == Mode::Embedded { "Confab embedded (one confab serve)" } else { "Confab on the real stack (Kafka, Cassandra, Redis; 2 gateways)" };
     Ok((out, what.to_string(), Box::new(stack)))
+}
+
+/// Sends `rate` msg/s (ids of a step never reported) for `time`, keeping inboxes drained.
+async fn warm_up(senders: &mut [Box<dyn Sender>], p: &Params, rate: u64, time: Duration, book: &Book) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    let mut i = 0usize;
+    while start.elapsed() < time {
+        ticker.tick().await;
+        let k = i % senders.len();
+        let id = format!("r2000000-w-{i}");
+        book.sent(&id);
+        let owned = p.channels.div_ceil(p.senders);
+        let c = (k + p.senders * ((i / senders.len()) % owned)) % p.channels;
+        senders[k].send(c, &id).await?;
+        for s in senders.iter_mut() {
+            s.pump(Duration::ZERO).await?;
+        }
+        i += 1;
+    }
+    for s in senders.iter_mut() {
+        s.pump(Duration::from_millis(500)).await?;
+    }
+    Ok(())
 }
 
 /// Sends one probe per channel until every receiver has had one.
