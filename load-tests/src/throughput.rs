@@ -252,8 +252,7 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
             let mut reader = Client::connect(&gw, &token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let delivered = delivered.clone();
             tokio::spawn(async move {
-                // the heartbeat: the gateway closes a socket that sends nothing for its idle timeout
-                let mut pinged = Instant::now();
+                // with the heartbeat (`keep_alive`), or the gateway drops it as idle
                 loop {
                     // frames are only counted, not parsed: the generator shares the 2 cores
                     match reader.next_text(Duration::from_secs(5)).await {
@@ -264,11 +263,8 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
                         None if reader.closed.is_some() => break,
                         None => {}
                     }
-                    if pinged.elapsed() >= Duration::from_secs(20) {
-                        if !reader.try_send(json!({"type": "ping"})).await {
-                            break;
-                        }
-                        pinged = Instant::now();
+                    if !reader.keep_alive().await {
+                        break;
                     }
                 }
                 eprintln!("warning: a reader's socket closed: {:?}", reader.closed);

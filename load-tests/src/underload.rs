@@ -282,9 +282,8 @@ async fn confab(system: &str, p: &Params, book: Arc<Book>) -> anyhow::Result<(Ve
         let mut c = Client::connect(&stack.addr(&gw), token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let book = book.clone();
         tokio::spawn(async move {
-            // the heartbeat: the gateway closes a socket that sends nothing for 70 s (before
-            // this, receivers were dropped part way through longer sweeps)
-            let mut pinged = Instant::now();
+            // with the heartbeat (`keep_alive`): without it the gateway dropped receivers as
+            // idle part way through longer sweeps
             loop {
                 match c.next(Duration::from_secs(5)).await {
                     Some(f) if f["type"] == "message:new" => {
@@ -296,11 +295,8 @@ async fn confab(system: &str, p: &Params, book: Arc<Book>) -> anyhow::Result<(Ve
                     None if c.closed.is_some() => break,
                     None => {}
                 }
-                if pinged.elapsed() >= Duration::from_secs(20) {
-                    if !c.try_send(json!({"type": "ping"})).await {
-                        break;
-                    }
-                    pinged = Instant::now();
+                if !c.keep_alive().await {
+                    break;
                 }
             }
         });

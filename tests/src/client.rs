@@ -15,6 +15,8 @@ pub struct Client {
     buffered: VecDeque<Value>,
     /// Close frame received, if any: (code, reason).
     pub closed: Option<(u16, String)>,
+    /// When [`keep_alive`](Self::keep_alive) last sent the heartbeat (or the socket opened).
+    pinged: std::time::Instant,
 }
 
 impl Client {
@@ -47,7 +49,7 @@ impl Client {
             }
             Err(e) => panic!("websocket connect failed: {e}"),
         };
-        let mut c = Client { ws, hello: Value::Null, buffered: VecDeque::new(), closed: None };
+        let mut c = Client { ws, hello: Value::Null, buffered: VecDeque::new(), closed: None, pinged: std::time::Instant::now() };
         let hello = c.next(Duration::from_secs(10)).await.expect("hello frame");
         assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");
         c.hello = hello;
@@ -149,6 +151,17 @@ impl Client {
                 Ok(_) => continue,
             }
         }
+    }
+
+    /// Sends the protocol's heartbeat if it has not in the last 20 s: the gateway closes a
+    /// socket that sends nothing for 70 s, so a client that only listens calls this as it reads.
+    /// False if the socket is gone.
+    pub async fn keep_alive(&mut self) -> bool {
+        if self.pinged.elapsed() < Duration::from_secs(20) {
+            return true;
+        }
+        self.pinged = std::time::Instant::now();
+        self.try_send(json!({"type": "ping"})).await
     }
 
     /// Sends a frame; false if the socket is gone.
