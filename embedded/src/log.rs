@@ -239,15 +239,22 @@ impl SequencerLog for EmbeddedSequencerLog {
     async fn commit(&mut self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()> {
         let encoded: Vec<(i32, Vec<u8>)> =
             events.iter().map(|(p, e)| Ok((*p, self.log.codec.encode(e).map_err(port)?))).collect::<PortResult<_>>()?;
-        // the commit waits for fsync: off the async workers, which serve every socket and
-        // projector of this process (only ingest appends events, so this is the only writer)
+        // The commit waits for fsync, so it runs off the async workers, which serve every
+        // socket and projector of this process, and without the offsets lock, which command
+        // sends and every reader take: only ingest appends events, so no one else moves the
+        // events' offsets in between.
         let log = self.log.clone();
         tokio::task::spawn_blocking(move || {
-            let mut next = log.next.lock().expect("log lock");
             let mut staged: HashMap<i32, i64> = HashMap::new();
+            {
+                let next = log.next.lock().expect("log lock");
+                for (p, _) in &encoded {
+                    staged.entry(*p).or_insert(next[&(Topic::Events, *p)]);
+                }
+            }
             let mut batch = log.db.batch().durability(Some(PersistMode::SyncAll));
             for (p, bytes) in encoded {
-                let o = staged.entry(p).or_insert(next[&(Topic::Events, p)]);
+                let o = staged.get_mut(&p).expect("staged above");
                 batch.insert(&log.events, key(p, *o).to_vec(), bytes);
                 *o += 1;
             }
@@ -255,6 +262,7 @@ impl SequencerLog for EmbeddedSequencerLog {
                 batch.insert(&log.positions, Log::position_key("ingest", Topic::Commands, *p), o.to_be_bytes().to_vec());
             }
             batch.commit().map_err(port)?;
+            let mut next = log.next.lock().expect("log lock");
             for (p, o) in staged {
                 next.insert((Topic::Events, p), o);
             }
