@@ -106,26 +106,7 @@ do_start() {
   fi
 
   local t0; t0=$(now)
-  PORT="${MINIO_PORT:-$(free_port)}"
-  local cport; cport=$(free_port)
-  [[ "$cport" != "$PORT" ]] || cport=$(free_port)
-  printf 'ACCESS_KEY=%s\nSECRET_KEY=%s\nPORT=%s\n' "$ACCESS_KEY" "$SECRET_KEY" "$PORT" >"$SECRETS"
-  chmod 600 "$SECRETS"
-
-  : >"$LOG_FILE"
-  rm -f "$PID_FILE"
-  # MINIO_BROWSER=off turns the web console off; its listener is still pinned to 127.0.0.1.
-  # The inner shell records its own PID and execs minio, so the PID file holds minio's PID.
-  # shellcheck disable=SC2016
-  setsid -f env \
-      MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" \
-      MINIO_REGION="$REGION" MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=on \
-      bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
-      "$BIN" server --quiet --anonymous \
-        --address "127.0.0.1:$PORT" --console-address "127.0.0.1:$cport" "$DATA_DIR" \
-      </dev/null >>"$LOG_FILE" 2>&1
-
-  local timeout="${MINIO_START_TIMEOUT:-30}" pid="" url="http://127.0.0.1:$PORT"
+  local timeout="${MINIO_START_TIMEOUT:-30}" pid="" url="" cport attempt
   fail() {
     log "not ready: $1"; tail -n 40 "$LOG_FILE" >&2 || true
     if [[ -n "$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
@@ -138,12 +119,37 @@ do_start() {
     curl -fsS -o /dev/null --max-time 2 "$url/minio/health/live" 2>/dev/null &&
       curl -fsS -o /dev/null --max-time 2 "$url/minio/health/ready" 2>/dev/null
   }
-  wait_until 5 have_pid || fail "no pid file"
-  pid=$(cat "$PID_FILE")
-  wait_until "$timeout" healthy || {
-    pid_matches "$pid" "$DATA_DIR" || fail "process $pid exited"
-    fail "no answer on $url/minio/health/{live,ready} within ${timeout}s"
-  }
+  # Up to three attempts: a free port can be taken between free_port and minio's bind by a
+  # server starting beside it (all.sh starts them in parallel); minio then exits at once.
+  for attempt in 1 2 3; do
+    PORT="${MINIO_PORT:-$(free_port)}"
+    cport=$(free_port)
+    [[ "$cport" != "$PORT" ]] || cport=$(free_port)
+    url="http://127.0.0.1:$PORT"
+    printf 'ACCESS_KEY=%s\nSECRET_KEY=%s\nPORT=%s\n' "$ACCESS_KEY" "$SECRET_KEY" "$PORT" >"$SECRETS"
+    chmod 600 "$SECRETS"
+
+    : >"$LOG_FILE"
+    rm -f "$PID_FILE"
+    # MINIO_BROWSER=off turns the web console off; its listener is still pinned to 127.0.0.1.
+    # The inner shell records its own PID and execs minio, so the PID file holds minio's PID.
+    # shellcheck disable=SC2016
+    setsid -f env \
+        MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" \
+        MINIO_REGION="$REGION" MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=on \
+        bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
+        "$BIN" server --quiet --anonymous \
+          --address "127.0.0.1:$PORT" --console-address "127.0.0.1:$cport" "$DATA_DIR" \
+        </dev/null >>"$LOG_FILE" 2>&1
+
+    wait_until 5 have_pid || fail "no pid file"
+    pid=$(cat "$PID_FILE")
+    if wait_until "$timeout" healthy; then break; fi
+    pid_matches "$pid" "$DATA_DIR" && fail "no answer on $url/minio/health/{live,ready} within ${timeout}s"
+    if [[ $attempt -eq 3 || -n "${MINIO_PORT:-}" ]]; then fail "process $pid exited"; fi
+    log "process $pid exited at start (attempt $attempt, ports $PORT/$cport); trying other ports"
+    tail -n 5 "$LOG_FILE" >&2 || true
+  done
 
   write_env "$PORT" "$ACCESS_KEY" "$SECRET_KEY"
   echo "minio ready on 127.0.0.1:${PORT} pid ${pid} in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
