@@ -5,31 +5,13 @@
 use anyhow::Context;
 use confab_core::config::{Config, Mode};
 use confab_core::kafka::{self, Topics};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 fn group_lag(cfg: &Config, role: &str, topic: &str) -> anyhow::Result<i64> {
     let consumer: BaseConsumer = kafka::base_config(cfg).set("group.id", kafka::group(cfg, role)).set("enable.auto.commit", "false").create()?;
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            tpl.add_partition(topic, p.id());
-        }
-    }
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-    let mut total = 0;
-    for e in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(topic, e.partition(), Duration::from_secs(10))?;
-        let at = match e.offset() {
-            Offset::Offset(o) => o,
-            _ => low,
-        };
-        total += (high - at).max(0);
-    }
-    Ok(total)
+    Ok(kafka::committed_lag(&consumer, topic, Duration::from_secs(10))?)
 }
 
 pub async fn run(cfg: &Config) -> anyhow::Result<()> {

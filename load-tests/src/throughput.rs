@@ -19,8 +19,8 @@
 use anyhow::Context;
 use confab_tests::{Client, Mode, Stack};
 use hdrhistogram::Histogram;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::ClientConfig;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,18 +86,7 @@ impl Lag {
                     let t = Duration::from_secs(5);
                     let mut out = BTreeMap::new();
                     for (name, c, topic) in groups.iter() {
-                        let md = c.fetch_metadata(Some(topic), t)?;
-                        let mut tpl = TopicPartitionList::new();
-                        for p in md.topics().iter().flat_map(|t| t.partitions()) {
-                            tpl.add_partition(topic, p.id());
-                        }
-                        let mut lag = 0;
-                        for e in c.committed_offsets(tpl, t)?.elements() {
-                            let (low, high) = c.fetch_watermarks(topic, e.partition(), t)?;
-                            let at = if let Offset::Offset(o) = e.offset() { o } else { low };
-                            lag += (high - at).max(0);
-                        }
-                        out.insert(name.clone(), lag);
+                        out.insert(name.clone(), confab_core::kafka::committed_lag(c, topic, t)?);
                     }
                     anyhow::Ok(out)
                 })

@@ -64,6 +64,26 @@ pub fn consumer_config(cfg: &Config, role: &str) -> ClientConfig {
     c
 }
 
+/// How far the group of `consumer` (made with its `group.id`) is behind the end of `topic`:
+/// its committed offsets against the high watermarks, summed over the partitions (a partition
+/// with nothing committed counts from its low watermark). Blocking: call off the runtime.
+/// `confab lag` and the throughput benchmark read lag this way.
+pub fn committed_lag(consumer: &rdkafka::consumer::BaseConsumer, topic: &str, timeout: Duration) -> rdkafka::error::KafkaResult<i64> {
+    use rdkafka::consumer::Consumer;
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        tpl.add_partition(topic, p.id());
+    }
+    let mut total = 0;
+    for e in consumer.committed_offsets(tpl, timeout)?.elements() {
+        let (low, high) = consumer.fetch_watermarks(topic, e.partition(), timeout)?;
+        let at = if let rdkafka::Offset::Offset(o) = e.offset() { o } else { low };
+        total += (high - at).max(0);
+    }
+    Ok(total)
+}
+
 /// Creates the three topics if they do not exist (idempotent).
 pub async fn ensure_topics(cfg: &Config) -> Result<Topics, KafkaError> {
     let topics = Topics::new(&cfg.namespace);
