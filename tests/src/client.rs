@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub struct Client {
@@ -81,17 +81,10 @@ impl Client {
     /// A frame that has already arrived, without waiting (not even for a timer tick); `None`
     /// if there is none (or the socket closed).
     pub fn try_next(&mut self) -> Option<Value> {
-        use futures::FutureExt;
         if let Some(v) = self.buffered.pop_front() {
             return Some(v);
         }
-        loop {
-            match self.ws.next().now_or_never()?? {
-                Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).expect("server frames are JSON")),
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => continue,
-            }
-        }
+        self.try_next_raw().map(|t| parse(&t))
     }
 
     /// The next frame, or `None` after `timeout` or when the socket closed.
@@ -99,19 +92,7 @@ impl Client {
         if let Some(v) = self.buffered.pop_front() {
             return Some(v);
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
-            match msg {
-                Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).expect("server frames are JSON")),
-                Ok(Message::Close(f)) => {
-                    self.closed = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
-                    return None;
-                }
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
+        self.next_raw(timeout).await.map(|t| parse(&t))
     }
 
     /// The next text frame unparsed (for load generators that only look for a marker), or
@@ -120,35 +101,55 @@ impl Client {
         if let Some(v) = self.buffered.pop_front() {
             return Some(v.to_string());
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?? {
-                Ok(Message::Text(t)) => return Some(t.as_str().to_string()),
-                Ok(Message::Close(f)) => {
-                    self.closed = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
-                    return None;
-                }
-                Ok(_) => continue,
-                Err(_) => {
-                    self.closed.get_or_insert((1006, "connection lost".into()));
-                    return None;
-                }
-            }
-        }
+        self.next_raw(timeout).await.map(|t| t.as_str().to_string())
     }
 
     /// A text frame that has already arrived, unparsed, without waiting; `None` if there is
     /// none (or the socket closed).
     pub fn try_next_text(&mut self) -> Option<String> {
-        use futures::FutureExt;
         if let Some(v) = self.buffered.pop_front() {
             return Some(v.to_string());
         }
+        self.try_next_raw().map(|t| t.as_str().to_string())
+    }
+
+    fn try_next_raw(&mut self) -> Option<Utf8Bytes> {
+        use futures::FutureExt;
         loop {
-            match self.ws.next().now_or_never()?? {
-                Ok(Message::Text(t)) => return Some(t.as_str().to_string()),
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => continue,
+            let item = self.ws.next().now_or_never()?;
+            match self.read(item) {
+                Read::Text(t) => return Some(t),
+                Read::Skip => continue,
+                Read::End => return None,
+            }
+        }
+    }
+
+    async fn next_raw(&mut self, timeout: Duration) -> Option<Utf8Bytes> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let item = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            match self.read(item) {
+                Read::Text(t) => return Some(t),
+                Read::Skip => continue,
+                Read::End => return None,
+            }
+        }
+    }
+
+    /// What one item from the socket is. The end is recorded in `closed`: the close frame's
+    /// code and reason, or 1006 when the connection ended without one.
+    fn read(&mut self, item: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Read {
+        match item {
+            Some(Ok(Message::Text(t))) => Read::Text(t),
+            Some(Ok(Message::Close(f))) => {
+                self.closed = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
+                Read::End
+            }
+            Some(Ok(_)) => Read::Skip,
+            Some(Err(_)) | None => {
+                self.closed.get_or_insert((1006, "connection lost".into()));
+                Read::End
             }
         }
     }
@@ -229,4 +230,15 @@ impl Client {
         let pong = self.expect("pong", Duration::from_secs(10)).await;
         assert_eq!(pong["id"], 42);
     }
+}
+
+/// One item read from the socket, as [`Client`]'s readers see it.
+enum Read {
+    Text(Utf8Bytes),
+    Skip,
+    End,
+}
+
+fn parse(t: &Utf8Bytes) -> Value {
+    serde_json::from_str(t.as_str()).expect("server frames are JSON")
 }
