@@ -69,7 +69,7 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         let log = log.clone();
         async move { log.sequencer() }
     };
-    let ingest = tokio::spawn(confab_ingest::run(open, shutdown.clone(), health.clone()));
+    let ingest = on_own_thread("confab-ingest", confab_ingest::run(open, shutdown.clone(), health.clone()))?;
     let timeline = tokio::spawn(crate::projector(
         ProjectorName::Timeline,
         emb.log.event_source("projector-timeline")?,
@@ -108,12 +108,34 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         }
     }
     gw.join().await?;
-    ingest.await??;
+    ingest.await.context("the ingest thread ended without a result")??;
     timeline.await??;
     fanout.await??;
     search.await??;
     notifier.await??;
     Ok(())
+}
+
+/// Runs `task` to completion on a thread with a runtime of its own; the receiver gets its output.
+///
+/// For ingest: its loop is serial (read commands, decide, commit), so every wake-up that waited
+/// behind the gateway's tasks on the two shared workers was time the whole pipeline lost. At
+/// 12,000 msg/s it spent 0.26 s of every second reading and 0.69 s committing batches of 36
+/// commands on average, whose fsync alone takes about 0.1 ms (`load-tests/RESULTS.md`,
+/// 2026-11-28, "what limits embedded throughput").
+fn on_own_thread<T: Send + 'static>(
+    name: &str,
+    task: impl std::future::Future<Output = T> + Send + 'static,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<T>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().with_context(|| format!("building the {name} runtime"))?;
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _ = done.send(rt.block_on(task));
+        })
+        .with_context(|| format!("starting the {name} thread"))?;
+    Ok(result)
 }
 
 /// The embedded file store: `<data_dir>/files`, with URLs signed (with a key derived from

@@ -505,8 +505,9 @@ mod tests {
     fn unknown_keys_are_named() {
         let e = Config::load(None, env(&[("CONFAB_KAFKA__BROKRES", "x")])).unwrap_err().to_string();
         assert!(e.contains("brokres"), "{e}");
-        let dir = tempfile_path("bad.toml", "[gateway]\nlisten = \"127.0.0.1:1\"\nmax_conns = 3\n");
-        let e = Config::load(Some(&dir), env(&[])).unwrap_err().to_string();
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), "[gateway]\nlisten = \"127.0.0.1:1\"\nmax_conns = 3\n").unwrap();
+        let e = Config::load(Some(&file.path().to_string_lossy()), env(&[])).unwrap_err().to_string();
         assert!(e.contains("max_conns"), "{e}");
     }
 
@@ -514,11 +515,5 @@ mod tests {
     fn invalid_values_are_explained() {
         let e = Config::load(None, env(&[("CONFAB_GATEWAY__LISTEN", "nowhere")])).unwrap_err().to_string();
         assert!(e.contains("gateway.listen"), "{e}");
-    }
-
-    fn tempfile_path(name: &str, body: &str) -> String {
-        let p = std::env::temp_dir().join(format!("confab-{}-{name}", uuid::Uuid::new_v4()));
-        std::fs::write(&p, body).unwrap();
-        p.to_string_lossy().into_owned()
     }
 }

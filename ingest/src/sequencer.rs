@@ -7,7 +7,7 @@ use confab_core::ids::TimeUuidGen;
 use confab_core::ports::{PortResult, SequencerLog};
 use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::{register, Health};
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
+use prometheus::{CounterVec, Histogram, HistogramOpts, IntCounterVec, Opts};
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
@@ -22,6 +22,12 @@ static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics:
 struct Metrics {
     commands: IntCounterVec,
     batch: Histogram,
+    /// Wall time the loop spends, by stage: `read` (waiting for and reading commands), `decide`,
+    /// `commit`. The loop is serial: when `decide` + `commit` near 1 s/s, with full batches,
+    /// ingest is the limit of the pipeline.
+    busy: CounterVec,
+    /// Time to commit one batch (in embedded mode mostly its fsync).
+    commit: Histogram,
 }
 
 impl Metrics {
@@ -31,6 +37,16 @@ impl Metrics {
             batch: register(
                 Histogram::with_opts(HistogramOpts::new("confab_ingest_batch_size", "commands per commit").buckets(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0]))
                     .unwrap(),
+            ),
+            busy: register(
+                CounterVec::new(Opts::new("confab_ingest_busy_seconds_total", "wall time the sequencer loop spent on batches, by stage"), &["stage"]).unwrap(),
+            ),
+            commit: register(
+                Histogram::with_opts(
+                    HistogramOpts::new("confab_ingest_commit_seconds", "time to commit one batch of events, replies and offsets")
+                        .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0]),
+                )
+                .unwrap(),
             ),
         }
     }
@@ -68,6 +84,7 @@ async fn session(mut log: Box<dyn SequencerLog>, ids: &TimeUuidGen, metrics: &Me
     tracing::info!("ingest session started");
     let mut partitions: HashMap<i32, PartitionState> = HashMap::new();
     loop {
+        let reading = std::time::Instant::now();
         let batch = tokio::select! {
             _ = shutdown.wait() => {
                 tracing::info!("ingest stopping: no commit in flight");
@@ -79,6 +96,8 @@ async fn session(mut log: Box<dyn SequencerLog>, ids: &TimeUuidGen, metrics: &Me
             partitions.remove(&p);
         }
         metrics.batch.observe(batch.len() as f64);
+        let deciding = std::time::Instant::now();
+        metrics.busy.with_label_values(&["read"]).inc_by(deciding.duration_since(reading).as_secs_f64());
         let mut events = Vec::new();
         let mut replies = Vec::new();
         let mut offsets: HashMap<i32, i64> = HashMap::new();
@@ -129,6 +148,11 @@ async fn session(mut log: Box<dyn SequencerLog>, ids: &TimeUuidGen, metrics: &Me
                 outcome,
             });
         }
+        let committing = std::time::Instant::now();
+        metrics.busy.with_label_values(&["decide"]).inc_by(committing.duration_since(deciding).as_secs_f64());
         log.commit(events, replies, offsets.into_iter().collect()).await?;
+        let took = committing.elapsed().as_secs_f64();
+        metrics.commit.observe(took);
+        metrics.busy.with_label_values(&["commit"]).inc_by(took);
     }
 }

@@ -67,6 +67,23 @@ impl Lag {
         Ok(Lag::Kafka(Arc::new(groups)))
     }
 
+    /// Embedded: ingest's loop counters at `/metrics` (`confab_ingest_busy_seconds_total` by
+    /// stage, batch sizes, commit times), by series; the real stack: none (ingest is a process
+    /// of its own).
+    async fn ingest(&self) -> anyhow::Result<Option<BTreeMap<String, f64>>> {
+        let Lag::Metrics { url, http } = self else { return Ok(None) };
+        let text = http.get(url).send().await?.text().await?;
+        let mut out = BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with("confab_ingest_")) {
+            if let Some((series, v)) = line.rsplit_once(' ') {
+                if let Ok(v) = v.parse::<f64>() {
+                    out.insert(series.to_string(), v);
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Events (commands, for ingest) not yet applied, per consumer.
     async fn read(&self) -> anyhow::Result<BTreeMap<String, i64>> {
         match self {
@@ -96,6 +113,31 @@ impl Lag {
     }
 }
 
+/// Where ingest's one serial loop spent a step's sending window (from its `/metrics`).
+struct IngestLoop {
+    /// Seconds per second in each stage.
+    read: f64,
+    decide: f64,
+    commit: f64,
+    mean_batch: f64,
+    mean_commit_ms: f64,
+}
+
+impl IngestLoop {
+    fn between(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, secs: f64) -> IngestLoop {
+        let d = |k: &str| b.get(k).copied().unwrap_or(0.0) - a.get(k).copied().unwrap_or(0.0);
+        let stage = |s: &str| d(&format!("confab_ingest_busy_seconds_total{{stage=\"{s}\"}}")) / secs;
+        let per = |sum: f64, n: f64| if n > 0.0 { sum / n } else { f64::NAN };
+        IngestLoop {
+            read: stage("read"),
+            decide: stage("decide"),
+            commit: stage("commit"),
+            mean_batch: per(d("confab_ingest_batch_size_sum"), d("confab_ingest_batch_size_count")),
+            mean_commit_ms: 1000.0 * per(d("confab_ingest_commit_seconds_sum"), d("confab_ingest_commit_seconds_count")),
+        }
+    }
+}
+
 /// One rate step's outcome.
 struct Step {
     offered: u64,
@@ -110,6 +152,8 @@ struct Step {
     max_lag: BTreeMap<String, i64>,
     drained_after: Option<f64>,
     usage: Vec<Usage>,
+    /// Embedded: ingest's loop over the sending window.
+    ingest: Option<IngestLoop>,
     /// Why the sweep cannot go on: a sender was disconnected.
     dropped: Option<String>,
 }
@@ -315,6 +359,7 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
     println!();
     print_usage(&steps);
     println!();
+    print_ingest(&steps);
     let best = steps.iter().filter(|s| s.keeps_up().is_ok()).map(|s| s.offered).max();
     match (best, steps.iter().find(|s| s.keeps_up().is_err())) {
         (Some(b), Some(f)) => println!("highest rate every consumer kept up with: {b} msg/s; at {} msg/s: {}", f.offered, f.keeps_up().unwrap_err()),
@@ -343,6 +388,7 @@ impl Step {
         let per_sender_total = (per_sender * seconds as f64).round() as usize;
         let delivered_before = delivered.load(Ordering::Relaxed);
         let watch = Watch::start(watched);
+        let ingest_before = lag.ingest().await?;
         let start = Instant::now();
         let mut tasks = Vec::new();
         for (k, (c, own)) in clients.drain(..).enumerate() {
@@ -362,6 +408,10 @@ impl Step {
             }
         }
         let usage = watch.finish();
+        let ingest = match (&ingest_before, lag.ingest().await?) {
+            (Some(a), Some(b)) => Some(IngestLoop::between(a, &b, start.elapsed().as_secs_f64())),
+            _ => None,
+        };
         let (mut acked, mut errors, mut sent) = (0, 0, 0);
         let mut last_send = start;
         let mut ack = Histogram::<u64>::new(3)?;
@@ -411,6 +461,7 @@ impl Step {
             max_lag,
             drained_after,
             usage,
+            ingest,
             dropped,
         })
     }
@@ -444,6 +495,22 @@ fn print_steps(steps: &[Step]) {
             }
         );
     }
+}
+
+fn print_ingest(steps: &[Step]) {
+    if steps.iter().all(|s| s.ingest.is_none()) {
+        return;
+    }
+    println!("ingest's serial loop over each step's sending window (from `confab_ingest_busy_seconds_total` and friends): seconds per second reading commands (waiting included), deciding, committing; mean batch; mean commit:");
+    println!();
+    println!("| offered msg/s | read | decide | commit | mean batch | mean commit ms |");
+    println!("|---|---|---|---|---|---|");
+    for s in steps {
+        if let Some(i) = &s.ingest {
+            println!("| {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |", s.offered, i.read, i.decide, i.commit, i.mean_batch, i.mean_commit_ms);
+        }
+    }
+    println!();
 }
 
 fn print_usage(steps: &[Step]) {

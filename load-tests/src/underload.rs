@@ -28,6 +28,18 @@ use tokio_tungstenite::tungstenite::Message;
 struct Book {
     sent: Mutex<HashMap<String, Instant>>,
     steps: Mutex<HashMap<u64, Histogram<u64>>>,
+    /// With `CONFAB_LOAD_TRACE` set: every delivery as (rate, send time on CLOCK_MONOTONIC in
+    /// ns, latency in µs), written there as CSV at the end, to line up with a profile taken
+    /// with `perf record -k CLOCK_MONOTONIC` (see `load-tests/tail.py`).
+    trace: Option<Mutex<Vec<(u64, u64, u64)>>>,
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock `Instant` reads on Linux and `perf -k` can stamp with.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl Book {
@@ -41,7 +53,22 @@ impl Book {
         let Some(rate) = id.strip_prefix('r').and_then(|r| r.split('-').next()).and_then(|r| r.parse::<u64>().ok()) else { return };
         let mut steps = self.steps.lock().unwrap();
         let h = steps.entry(rate).or_insert_with(|| Histogram::new(3).unwrap());
-        let _ = h.record(now.duration_since(at).as_micros() as u64);
+        let latency = now.duration_since(at);
+        let _ = h.record(latency.as_micros() as u64);
+        if let Some(trace) = &self.trace {
+            let sent_ns = monotonic_ns().saturating_sub(at.elapsed().as_nanos() as u64);
+            trace.lock().unwrap().push((rate, sent_ns, latency.as_micros() as u64));
+        }
+    }
+    fn write_trace(&self) -> anyhow::Result<()> {
+        let (Some(trace), Ok(path)) = (&self.trace, std::env::var("CONFAB_LOAD_TRACE")) else { return Ok(()) };
+        let mut out = String::from("rate,sent_monotonic_ns,latency_us\n");
+        for (rate, sent, lat) in trace.lock().unwrap().iter() {
+            out.push_str(&format!("{rate},{sent},{lat}\n"));
+        }
+        std::fs::write(&path, out)?;
+        eprintln!("deliveries written to {path}");
+        Ok(())
     }
     fn count(&self, rate: u64) -> u64 {
         self.steps.lock().unwrap().get(&rate).map(|h| h.len()).unwrap_or(0)
@@ -117,7 +144,8 @@ pub async fn compare(systems: &[String], p: &Params) -> anyhow::Result<()> {
 
 pub async fn run(system: &str, p: &Params) -> anyhow::Result<Vec<Step>> {
     let mut results = Vec::new();
-    let book = Arc::new(Book::default());
+    let traced = std::env::var_os("CONFAB_LOAD_TRACE").is_some();
+    let book = Arc::new(Book { trace: traced.then(Default::default), ..Default::default() });
     let (senders, describe, _keep): (Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>) = match system {
         "embedded" | "distributed" => confab(system, p, book.clone()).await?,
         "centrifugo" => centrifugo(p, book.clone()).await?,
@@ -219,6 +247,7 @@ pub async fn run(system: &str, p: &Params) -> anyhow::Result<Vec<Step>> {
         Some(r) => println!("p99 first over 100 ms (or deliveries missing) at {r} msg/s offered"),
         None => println!("p99 stayed under 100 ms up to {} msg/s offered", p.rates.last().unwrap_or(&0)),
     }
+    book.write_trace()?;
     Ok(results)
 }
 

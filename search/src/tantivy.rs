@@ -58,12 +58,34 @@ pub struct TantivyOptions {
     pub commit_interval: Duration,
     /// The indexing thread's memory budget (tantivy's minimum is 15 MB).
     pub writer_memory_bytes: usize,
+    /// The nice value of the index's own threads (indexing, segment updates, merges, doc store
+    /// compression, the committer), 0 to 19; Linux only. Embedded mode runs them beside the
+    /// async workers that carry every message to its readers, and at 2,000 msg/s the slowest 1%
+    /// of deliveries were those made while indexing and merging used three times their usual
+    /// CPU (`load-tests/RESULTS.md`, 2026-11-28 "what delays the slowest deliveries"). Search
+    /// has a budget of a second; delivery, of 100 ms.
+    pub background_nice: i32,
 }
 
 impl Default for TantivyOptions {
     fn default() -> Self {
-        TantivyOptions { commit_interval: Duration::from_millis(100), writer_memory_bytes: 64 << 20 }
+        TantivyOptions { commit_interval: Duration::from_millis(100), writer_memory_bytes: 64 << 20, background_nice: 10 }
     }
+}
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux: the nice value is per
+/// thread, and threads it spawns inherit it). Elsewhere, or when refused, it stays as it is.
+fn lower_this_thread(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        // SAFETY: plain syscall; `who = 0` is the calling thread on Linux
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice.min(19)) };
+        if rc != 0 {
+            tracing::debug!(nice, error = %std::io::Error::last_os_error(), "search index threads keep their priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 /// Lucene's standard tokenizer, closely: Unicode word boundaries (UAX #29), keeping the segments
@@ -237,8 +259,19 @@ impl TantivyIndex {
         let index = Index::open_or_create(dir, schema).map_err(|e| ctx(&e))?;
         index.tokenizers().register(MESSAGE_ANALYZER, message_analyzer());
         index.tokenizers().register(PLAIN_ANALYZER, plain_analyzer());
-        let writer: IndexWriter =
-            index.writer_with_num_threads(1, opts.writer_memory_bytes.max(15 << 20)).map_err(|e| ctx(&e))?;
+        // made on a thread of its own at the lowered priority, which every thread tantivy
+        // spawns for the writer inherits
+        let (nice, budget, idx) = (opts.background_nice, opts.writer_memory_bytes.max(15 << 20), index.clone());
+        let writer: IndexWriter = std::thread::Builder::new()
+            .name("tantivy-open".into())
+            .spawn(move || {
+                lower_this_thread(nice);
+                idx.writer_with_num_threads(1, budget)
+            })
+            .map_err(|e| ctx(&e))?
+            .join()
+            .map_err(|_| PortError(format!("tantivy index at {}: opening the writer panicked", path.display())))?
+            .map_err(|e| ctx(&e))?;
         let reader: IndexReader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| ctx(&e))?;
         let inner = Arc::new(Inner {
@@ -259,21 +292,24 @@ impl TantivyIndex {
         let interval = opts.commit_interval;
         std::thread::Builder::new()
             .name("tantivy-commit".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => return,
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                let result = inner.commit();
-                let mut last = lock(&inner.last_error);
-                match result {
-                    Ok(()) => *last = None,
-                    Err(e) => {
-                        if last.is_none() {
-                            tracing::warn!(path = %inner.path.display(), error = %e, "search index commit failed");
+            .spawn(move || {
+                lower_this_thread(nice);
+                loop {
+                    match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let Some(inner) = weak.upgrade() else { return };
+                    let result = inner.commit();
+                    let mut last = lock(&inner.last_error);
+                    match result {
+                        Ok(()) => *last = None,
+                        Err(e) => {
+                            if last.is_none() {
+                                tracing::warn!(path = %inner.path.display(), error = %e, "search index commit failed");
+                            }
+                            *last = Some(e.to_string());
                         }
-                        *last = Some(e.to_string());
                     }
                 }
             })
@@ -804,6 +840,46 @@ impl Drop for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The nice value of every thread of this process whose name starts with `prefix`.
+    #[cfg(target_os = "linux")]
+    fn nice_of(prefix: &str) -> Vec<(String, i32)> {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let (Ok(comm), Ok(stat)) = (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat"))) else {
+                continue; // the thread ended meanwhile
+            };
+            let comm = comm.trim().to_string();
+            if comm.starts_with(prefix) {
+                // fields after the `(comm)`: state is the 3rd field of the stat line, nice the 19th
+                let after = &stat[stat.rfind(')').unwrap() + 2..];
+                out.push((comm, after.split(' ').nth(16).unwrap().parse().unwrap()));
+            }
+        }
+        out
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_index_threads_run_at_the_lowered_priority_and_the_callers_do_not() {
+        // the only test in this binary that opens an index, so the thread names are its own
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TantivyOptions { background_nice: 7, ..TantivyOptions::default() };
+        let _idx = TantivyIndex::open_with(dir.path(), opts).unwrap();
+        // the committer lowers itself as it starts: wait for it (bounded)
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while nice_of("tantivy-commit").iter().any(|(_, n)| *n != 7) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for prefix in ["thrd-tantivy", "segment_update", "merge_thread", "tantivy-commit"] {
+            let threads = nice_of(prefix);
+            assert!(!threads.is_empty(), "no {prefix}* thread found");
+            assert!(threads.iter().all(|(_, n)| *n == 7), "{threads:?}");
+        }
+        let mine = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let nice: i32 = mine[mine.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
+        assert_eq!(nice, 0, "the thread that opened the index keeps its priority");
+    }
 
     fn terms(a: &TextAnalyzer, s: &str) -> Vec<String> {
         analyze(a, s).into_iter().map(|(_, t)| t).collect()
