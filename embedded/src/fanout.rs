@@ -263,12 +263,14 @@ impl Reader {
         for (ws, after) in from {
             let after = parse_id(after);
             if let Some(s) = streams.get(ws) {
-                for (id, e) in s.entries.iter() {
-                    if *id > after {
-                        out.push(e.clone());
-                        if out.len() >= count {
-                            return out;
-                        }
+                // ids ascend: start after `after` by binary search, not by a scan of the whole
+                // stream (up to `stream_max_len` entries, for every read; at 12,000 msg/s the
+                // scan was a tenth of the async workers' CPU)
+                let start = s.entries.partition_point(|(id, _)| *id <= after);
+                for (_, e) in s.entries.range(start..) {
+                    out.push(e.clone());
+                    if out.len() >= count {
+                        return out;
                     }
                 }
             }
@@ -287,5 +289,42 @@ impl FanoutStream for Reader {
         }
         let _ = tokio::time::timeout(Duration::from_millis(block_ms as u64), self.wake.changed()).await;
         Ok(self.collect(from, count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path, max_len: usize) -> EmbeddedFanout {
+        let db = Database::builder(dir).open().unwrap();
+        let ks = |n: &str| db.keyspace(n, fjall::KeyspaceCreateOptions::default).unwrap();
+        EmbeddedFanout::new(db.clone(), ks("s"), ks("q"), ks("m"), ks("u"), max_len).unwrap()
+    }
+
+    async fn ids(r: &mut Box<dyn FanoutStream>, ws: Uuid, after: &str, count: usize) -> Vec<String> {
+        r.read(&[(ws, after.to_string())], 0, count).await.unwrap().into_iter().map(|e| e.frame_json).collect()
+    }
+
+    #[tokio::test]
+    async fn a_read_starts_right_after_the_id_given_and_stops_at_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = open(dir.path(), 5);
+        let (ws, other, ch, from) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for i in 1..=8 {
+            f.publish_ephemeral(&ws, &ch, &from, &format!("m{i}")).await.unwrap();
+        }
+        f.publish_ephemeral(&other, &ch, &from, "elsewhere").await.unwrap();
+        let mut r = f.reader().await.unwrap();
+        // the stream keeps the last 5 (ids 4..=8)
+        assert_eq!(ids(&mut r, ws, "0", 100).await, ["m4", "m5", "m6", "m7", "m8"]);
+        assert_eq!(ids(&mut r, ws, "2-0", 100).await, ["m4", "m5", "m6", "m7", "m8"], "trimmed ids are skipped");
+        assert_eq!(ids(&mut r, ws, "5-0", 100).await, ["m6", "m7", "m8"]);
+        assert_eq!(ids(&mut r, ws, "5-0", 2).await, ["m6", "m7"]);
+        assert!(ids(&mut r, ws, "8-0", 100).await.is_empty(), "nothing after the last");
+        assert!(ids(&mut r, ws, "99-0", 100).await.is_empty());
+        // several workspaces in one read, in the order given, up to `count` in all
+        let both = r.read(&[(ws, "7-0".into()), (other, "0".into())], 0, 100).await.unwrap();
+        assert_eq!(both.iter().map(|e| e.frame_json.as_str()).collect::<Vec<_>>(), ["m8", "elsewhere"]);
     }
 }

@@ -10,11 +10,12 @@
 //! The CPU and memory of every process are read from /proc over the sending window: Confab's
 //! processes, the real servers' (found by the port each listens on) and this generator's.
 //!
-//! A step keeps up when everything sent was acked (p99 within 1 s: ingest keeps up) and reached
-//! the readers, the achieved rate is
+//! A step keeps up when everything sent was acked (p99 within 1 s: the path from the socket
+//! through the command log and ingest and back keeps up; embedded, the table of ingest's loop
+//! tells whether ingest itself was the busy part) and reached the readers, the achieved rate is
 //! within 5% of the offered one, every consumer's lag stayed at most two seconds of messages
-//! behind through the step's second half, and all lag drained within 10 s of the last send. The sweep stops at
-//! the first step that does not keep up.
+//! behind through the step's second half, and all lag drained within 10 s of the last send.
+//! The sweep stops at the first step that does not keep up.
 
 use anyhow::Context;
 use confab_tests::{Client, Mode, Stack};
@@ -166,9 +167,10 @@ impl Step {
         if self.acked < self.sent || self.errors > 0 {
             return Err(format!("{} of {} acked, {} errors", self.acked, self.sent, self.errors));
         }
-        // ingest is a consumer too: its backlog shows as acks arriving late
+        // ingest is a consumer too: its backlog shows as acks arriving late (so does a gateway
+        // that falls behind reading its sockets)
         if self.ack.value_at_quantile(0.99) > 1_000_000 {
-            return Err(format!("send -> ack p99 {:.0} ms > 1 s (ingest behind)", self.ack.value_at_quantile(0.99) as f64 / 1000.0));
+            return Err(format!("send -> ack p99 {:.0} ms > 1 s", self.ack.value_at_quantile(0.99) as f64 / 1000.0));
         }
         if self.achieved < 0.95 * self.offered as f64 {
             return Err(format!("senders achieved {:.0} msg/s", self.achieved));
