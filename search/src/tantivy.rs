@@ -866,12 +866,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let opts = TantivyOptions { background_nice: 7, ..TantivyOptions::default() };
         let _idx = TantivyIndex::open_with(dir.path(), opts).unwrap();
-        // the committer lowers itself as it starts: wait for it (bounded)
+        // a thread takes its name, and the committer lowers itself, once it runs: wait for
+        // every one to show (bounded)
+        let prefixes = ["thrd-tantivy", "segment_update", "merge_thread", "tantivy-commit"];
+        let settled = || prefixes.iter().all(|p| {
+            let t = nice_of(p);
+            !t.is_empty() && t.iter().all(|(_, n)| *n == 7)
+        });
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while nice_of("tantivy-commit").iter().any(|(_, n)| *n != 7) && std::time::Instant::now() < deadline {
+        while !settled() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        for prefix in ["thrd-tantivy", "segment_update", "merge_thread", "tantivy-commit"] {
+        for prefix in prefixes {
             let threads = nice_of(prefix);
             assert!(!threads.is_empty(), "no {prefix}* thread found");
             assert!(threads.iter().all(|(_, n)| *n == 7), "{threads:?}");
