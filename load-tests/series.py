@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--to", dest="t1", type=float, default=None)
     ap.add_argument("--groups", type=int, default=8, help="thread groups to show, busiest first")
     ap.add_argument("--workers", default="tokio-rt-worker", help="the thread name whose preemption is summed")
+    ap.add_argument("--processes", action="store_true", help="group by process (its main thread's name) instead of by thread")
     a = ap.parse_args()
 
     out = subprocess.run(["perf", "script", "-i", a.perf_data, "-F", "comm,pid,tid,time,event,trace"],
@@ -35,6 +36,11 @@ def main():
     preempted = collections.Counter()
     away = {}
     t0 = a.t0
+    names = {}  # pid -> its main thread's name
+    for l in out.splitlines():
+        m = line.match(l)
+        if m and m.group(2) == m.group(3):
+            names.setdefault(int(m.group(2)), m.group(1).strip())
     for l in out.splitlines():
         m = line.match(l)
         if not m:
@@ -45,17 +51,18 @@ def main():
         if t < t0 or (a.t1 is not None and t > a.t1):
             continue
         sec = int(t - t0)
-        group = "idle" if pid == 0 else re.sub(r"[0-9]+", "N", comm)
+        thread = "idle" if pid == 0 else re.sub(r"[0-9]+", "N", comm)
+        group = names.get(pid, thread) if a.processes and pid else thread
         if event.startswith("cpu-clock"):
             cpu[sec][group] += 1
         elif "sched_switch" in event:
             state = re.search(r"prev_state=(\S+)", rest).group(1)
             nxt = int(re.search(r"next_pid=(\d+)", rest).group(1))
             if tid:
-                away[tid] = (t, state, group)
+                away[tid] = (t, state, thread)
             if nxt in away:
                 since, s0, g0 = away.pop(nxt)
-                if s0.startswith("R") and g0 == a.workers:
+                if s0.startswith("R") and g0 == a.workers:  # by thread name only
                     preempted[int(since - t0)] += t - since
     if not cpu:
         raise SystemExit("no cpu-clock samples in that window")
