@@ -48,7 +48,7 @@ impl Embedded {
         std::fs::create_dir_all(dir).map_err(|e| EmbeddedError(format!("creating {}: {e}", dir.display())))?;
         let db = Database::builder(dir.join("db")).open()?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
-        let log = Arc::new(log::Log::open(db.clone(), ks("log_commands")?, ks("log_events")?, ks("log_positions")?, partitions, codec)?);
+        let log = Arc::new(log::Log::open(db.clone(), ks("log_events")?, ks("log_positions")?, partitions, codec)?);
         let store = Arc::new(store::EmbeddedStore {
             messages: ks("messages")?,
             workspaces: ks("workspaces")?,

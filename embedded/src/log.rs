@@ -1,5 +1,12 @@
 //! The embedded event log. Keys are `partition (u32 BE) | offset (u64 BE)`, so a partition is a
 //! contiguous, ordered range; positions are `group/topic/partition -> next offset`.
+//!
+//! Commands are kept in memory only, per partition, from the send until ingest has committed
+//! past them; their offsets continue from ingest's committed position across restarts. A
+//! command is not acknowledged before ingest commits its event, so one lost with the process
+//! was never acknowledged, and the client's retry (same `client_msg_id`) makes it exactly one
+//! message. Writing them to fjall as well (they are never read again once ingest has committed)
+//! was about a quarter of the bytes its memtable flushes handled at 12,000 msg/s.
 
 use async_trait::async_trait;
 use confab_core::avro::EventCodec;
@@ -7,7 +14,7 @@ use confab_core::command::{Command, Reply};
 use confab_core::event::Event;
 use confab_core::ports::{CommandRecord, CommandSink, EventRecord, EventSource, PortError, PortResult, ReplySource, SequencerLog};
 use fjall::{Database, Keyspace, PersistMode};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -54,9 +61,14 @@ fn port<E: std::fmt::Display>(e: E) -> PortError {
     PortError::of(e)
 }
 
+/// Commands sent but not yet committed past by ingest, in all: beyond this, sends are refused
+/// (ingest is not keeping up, or not running) instead of growing without bound.
+pub const MAX_PENDING_COMMANDS: usize = 200_000;
+
 pub struct Log {
     db: Database,
-    commands: Keyspace,
+    /// Per partition: (offset, JSON) of the commands ingest has not committed past.
+    commands: Mutex<Vec<VecDeque<(i64, Arc<[u8]>)>>>,
     events: Keyspace,
     positions: Keyspace,
     partitions: i32,
@@ -68,21 +80,25 @@ pub struct Log {
 }
 
 impl Log {
-    pub fn open(db: Database, commands: Keyspace, events: Keyspace, positions: Keyspace, partitions: i32, codec: EventCodec) -> Result<Self, EmbeddedError> {
+    pub fn open(db: Database, events: Keyspace, positions: Keyspace, partitions: i32, codec: EventCodec) -> Result<Self, EmbeddedError> {
         let mut next = HashMap::new();
-        for (topic, ks) in [(Topic::Commands, &commands), (Topic::Events, &events)] {
-            for p in 0..partitions {
-                let last = ks.range(key(p, 0)..=key(p, i64::MAX)).next_back();
-                let n = match last {
-                    Some(g) => offset_of(&g.key()?) + 1,
-                    None => 0,
-                };
-                next.insert((topic, p), n);
-            }
+        for p in 0..partitions {
+            let last = events.range(key(p, 0)..=key(p, i64::MAX)).next_back();
+            let n = match last {
+                Some(g) => offset_of(&g.key()?) + 1,
+                None => 0,
+            };
+            next.insert((Topic::Events, p), n);
+            // commands continue from where ingest committed
+            let committed = match positions.get(Self::position_key("ingest", Topic::Commands, p))? {
+                Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| EmbeddedError("corrupt ingest position".into()))?),
+                None => 0,
+            };
+            next.insert((Topic::Commands, p), committed);
         }
         Ok(Self {
             db,
-            commands,
+            commands: Mutex::new(vec![VecDeque::new(); partitions as usize]),
             events,
             positions,
             partitions,
@@ -92,13 +108,6 @@ impl Log {
             replies: broadcast::channel(65_536).0,
             codec,
         })
-    }
-
-    fn keyspace(&self, t: Topic) -> &Keyspace {
-        match t {
-            Topic::Commands => &self.commands,
-            Topic::Events => &self.events,
-        }
     }
 
     fn position_key(group: &str, t: Topic, p: i32) -> String {
@@ -116,7 +125,39 @@ impl Log {
         self.next.lock().expect("log lock")[&(t, p)]
     }
 
-    /// Reads up to `max` records of `t` from the given positions, round-robin over partitions.
+    /// Reads up to `max` commands from the given positions, partition by partition.
+    fn read_commands(&self, from: &mut [i64], max: usize) -> Vec<(i32, i64, Arc<[u8]>)> {
+        let pending = self.commands.lock().expect("commands lock");
+        let mut out = Vec::new();
+        for (p, queue) in pending.iter().enumerate() {
+            if out.len() >= max {
+                break;
+            }
+            // offsets in a queue ascend by one from its front
+            let skip = match queue.front() {
+                Some((first, _)) => (from[p] - first).max(0) as usize,
+                None => continue,
+            };
+            for (o, v) in queue.iter().skip(skip).take(max - out.len()) {
+                out.push((p as i32, *o, v.clone()));
+                from[p] = o + 1;
+            }
+        }
+        out
+    }
+
+    /// Forgets the commands ingest has committed past.
+    fn forget_commands(&self, committed: &[(i32, i64)]) {
+        let mut pending = self.commands.lock().expect("commands lock");
+        for (p, o) in committed {
+            let queue = &mut pending[*p as usize];
+            while queue.front().is_some_and(|(first, _)| first < o) {
+                queue.pop_front();
+            }
+        }
+    }
+
+    /// Reads up to `max` events from the given positions, round-robin over partitions.
     fn read(&self, t: Topic, from: &mut [i64], max: usize) -> PortResult<Vec<(i32, i64, fjall::Slice)>> {
         let mut out = Vec::new();
         for p in 0..self.partitions {
@@ -127,7 +168,7 @@ impl Log {
             if start >= self.end(t, p) {
                 continue;
             }
-            for g in self.keyspace(t).range(key(p, start)..=key(p, i64::MAX)).take(max - out.len()) {
+            for g in self.events.range(key(p, start)..=key(p, i64::MAX)).take(max - out.len()) {
                 let (k, v) = g.into_inner().map_err(port)?;
                 let o = offset_of(&k);
                 out.push((p, o, v));
@@ -193,12 +234,17 @@ impl Log {
 impl CommandSink for Log {
     async fn send(&self, cmd: &Command) -> PortResult<()> {
         let p = partition_for(&cmd.key(), self.partitions);
-        let payload = serde_json::to_vec(cmd).expect("command serializes");
+        let payload: Arc<[u8]> = serde_json::to_vec(cmd).expect("command serializes").into();
         {
+            // offsets are handed out and queued under one lock, so each queue stays in order
             let mut next = self.next.lock().expect("log lock");
+            let mut pending = self.commands.lock().expect("commands lock");
+            if pending.iter().map(VecDeque::len).sum::<usize>() >= MAX_PENDING_COMMANDS {
+                return Err(PortError(format!("command log full ({MAX_PENDING_COMMANDS} commands not yet sequenced)")));
+            }
             let o = next[&(Topic::Commands, p)];
-            // not fsynced: an unacknowledged command may be lost in a crash, and the client retries
-            self.commands.insert(key(p, o), payload).map_err(port)?;
+            // in memory only: an unacknowledged command may be lost in a crash, and the client retries
+            pending[p as usize].push_back((o, payload));
             next.insert((Topic::Commands, p), o + 1);
         }
         self.commands_written.send_modify(|n| *n += 1);
@@ -221,7 +267,7 @@ impl SequencerLog for EmbeddedSequencerLog {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
         loop {
             self.wake.borrow_and_update();
-            let raw = self.log.read(Topic::Commands, &mut self.pos, max)?;
+            let raw = self.log.read_commands(&mut self.pos, max);
             if !raw.is_empty() {
                 return Ok(raw
                     .into_iter()
@@ -244,6 +290,7 @@ impl SequencerLog for EmbeddedSequencerLog {
         // sends and every reader take: only ingest appends events, so no one else moves the
         // events' offsets in between.
         let log = self.log.clone();
+        let offsets_done = offsets.clone();
         tokio::task::spawn_blocking(move || {
             let mut staged: HashMap<i32, i64> = HashMap::new();
             {
@@ -270,6 +317,7 @@ impl SequencerLog for EmbeddedSequencerLog {
         })
         .await
         .map_err(|e| PortError(format!("log commit task: {e}")))??;
+        self.log.forget_commands(&offsets_done);
         self.log.events_written.send_modify(|n| *n += 1);
         for r in replies {
             // no receiver (no gateway running) is fine: the events are committed
@@ -357,5 +405,91 @@ impl ReplySource for EmbeddedReplySource {
                 Err(broadcast::error::RecvError::Closed) => return Err(PortError("log closed".into())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_core::command::{CommandBody, ReplyTo};
+    use confab_core::ports::SchemaSource;
+    use uuid::Uuid;
+
+    async fn open(dir: &std::path::Path) -> Arc<Log> {
+        let registry = Arc::new(confab_registry::SchemaStore::open(None).unwrap());
+        let codec = EventCodec::register_with(registry as Arc<dyn SchemaSource>, "t-events").await.unwrap();
+        let db = Database::builder(dir).open().unwrap();
+        let ks = |n: &str| db.keyspace(n, fjall::KeyspaceCreateOptions::default).unwrap();
+        Arc::new(Log::open(db.clone(), ks("events"), ks("positions"), 4, codec).unwrap())
+    }
+
+    fn command(ws: Uuid, ch: Uuid, n: i64) -> Command {
+        Command {
+            command_id: Uuid::new_v4(),
+            workspace_id: ws,
+            user_id: Uuid::new_v4(),
+            channel_id: ch,
+            reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 },
+            issued_at: 0,
+            client_msg_id: None,
+            body: CommandBody::MarkRead { channel_id: ch, seq: n },
+        }
+    }
+
+    fn seqs(batch: &[CommandRecord]) -> Vec<i64> {
+        batch
+            .iter()
+            .map(|r| match r.command.as_ref().unwrap().body {
+                CommandBody::MarkRead { seq, .. } => seq,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn commands_are_read_in_order_forgotten_once_committed_and_numbered_on_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ws, ch) = (Uuid::new_v4(), Uuid::new_v4());
+        let p = partition_for(&command(ws, ch, 0).key(), 4);
+        {
+            let log = open(dir.path()).await;
+            for n in 0..5 {
+                log.send(&command(ws, ch, n)).await.unwrap();
+            }
+            let mut seq = log.sequencer().unwrap();
+            let first = seq.next_batch(3).await.unwrap();
+            assert_eq!(seqs(&first), [0, 1, 2]);
+            assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+            // a session that fails before committing starts again from the committed position
+            let mut again = log.sequencer().unwrap();
+            assert_eq!(seqs(&again.next_batch(10).await.unwrap()), [0, 1, 2, 3, 4]);
+            seq.commit(vec![], vec![], vec![(p, 3)]).await.unwrap();
+            assert_eq!(log.commands.lock().unwrap()[p as usize].len(), 2, "the committed three are forgotten");
+            assert_eq!(seqs(&seq.next_batch(10).await.unwrap()), [3, 4]);
+        }
+        // after a restart (the uncommitted two were lost with the process: never acknowledged),
+        // offsets go on from ingest's committed position
+        let log = open(dir.path()).await;
+        log.send(&command(ws, ch, 7)).await.unwrap();
+        let batch = log.sequencer().unwrap().next_batch(10).await.unwrap();
+        assert_eq!(batch.iter().map(|r| (r.partition, r.offset)).collect::<Vec<_>>(), [(p, 3)]);
+        assert_eq!(seqs(&batch), [7]);
+    }
+
+    #[tokio::test]
+    async fn a_full_command_log_refuses_sends_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path()).await;
+        let (ws, ch) = (Uuid::new_v4(), Uuid::new_v4());
+        for n in 0..MAX_PENDING_COMMANDS as i64 {
+            log.send(&command(ws, ch, n)).await.unwrap();
+        }
+        let e = log.send(&command(ws, ch, -1)).await.unwrap_err();
+        assert!(e.to_string().contains("command log full"), "{e}");
+        // once ingest commits past some, sends are taken again
+        let p = partition_for(&command(ws, ch, 0).key(), 4);
+        let mut seq = log.sequencer().unwrap();
+        seq.commit(vec![], vec![], vec![(p, 10)]).await.unwrap();
+        log.send(&command(ws, ch, -2)).await.unwrap();
     }
 }
