@@ -1,9 +1,9 @@
 //! Embedded adapters: everything `confab serve` needs in one process, with no servers.
 //!
 //! One fjall database under the data directory holds:
-//! - [`log`]: the event log: `commands` and `events` keyspaces split into partitions by the
-//!   same `workspace:channel` key as Kafka, with per-partition offsets and durable consumer
-//!   positions per group. The sequencer's commit (events + consumed offsets) is one atomic,
+//! - [`log`]: the event log: the `events` keyspace and in-memory command queues, split into
+//!   partitions by the same `workspace:channel` key as Kafka, with per-partition offsets and
+//!   durable consumer positions per group. The sequencer's commit (events + consumed offsets) is one atomic,
 //!   fsynced write batch, so an acknowledged message survives `kill -9`. Replies to gateways
 //!   travel in process, after that commit.
 //! - [`store`]: the timeline (messages ordered by TIMEUUID time, newest first) and the directory.
