@@ -18,6 +18,8 @@ import os
 import re
 import subprocess
 
+import tail  # the perf parsing it shares (load-tests/tail.py)
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -29,41 +31,22 @@ def main():
     ap.add_argument("--processes", action="store_true", help="group by process (its main thread's name) instead of by thread")
     a = ap.parse_args()
 
-    out = subprocess.run(["perf", "script", "-i", a.perf_data, "-F", "comm,pid,tid,time,event,trace"],
+    out = subprocess.run(["perf", "script", "-i", a.perf_data, "-F", "comm,pid,tid,time,event"],
                          capture_output=True, text=True, check=True).stdout
-    line = re.compile(r"^\s*(.+?)\s+(\d+)/(\d+)\s+([\d.]+):\s+(\S+):(.*)$")
+    line = re.compile(r"^\s*(.+?)\s+(\d+)/(\d+)\s+([\d.]+):\s+cpu-clock")
+    names = tail.proc_names(a.perf_data)
+    samples = [(m.group(1), int(m.group(2)), float(m.group(4))) for m in map(line.match, out.splitlines()) if m]
+    t0 = a.t0 if a.t0 is not None else min((t for _, _, t in samples), default=0.0)
+    t1 = a.t1 if a.t1 is not None else float("inf")
     cpu = collections.defaultdict(collections.Counter)
+    for comm, pid, t in samples:
+        if t0 <= t <= t1:
+            thread = "idle" if pid == 0 else re.sub(r"[0-9]+", "N", comm)
+            cpu[int(t - t0)][names.get(pid, thread) if a.processes and pid else thread] += 1
     preempted = collections.Counter()
-    away = {}
-    t0 = a.t0
-    names = {}  # pid -> its main thread's name
-    for l in out.splitlines():
-        m = line.match(l)
-        if m and m.group(2) == m.group(3):
-            names.setdefault(int(m.group(2)), m.group(1).strip())
-    for l in out.splitlines():
-        m = line.match(l)
-        if not m:
-            continue
-        comm, pid, tid, t, event, rest = m.group(1), int(m.group(2)), int(m.group(3)), float(m.group(4)), m.group(5), m.group(6)
-        if t0 is None:
-            t0 = t
-        if t < t0 or (a.t1 is not None and t > a.t1):
-            continue
-        sec = int(t - t0)
-        thread = "idle" if pid == 0 else re.sub(r"[0-9]+", "N", comm)
-        group = names.get(pid, thread) if a.processes and pid else thread
-        if event.startswith("cpu-clock"):
-            cpu[sec][group] += 1
-        elif "sched_switch" in event:
-            state = re.search(r"prev_state=(\S+)", rest).group(1)
-            nxt = int(re.search(r"next_pid=(\d+)", rest).group(1))
-            if tid:
-                away[tid] = (t, state, thread)
-            if nxt in away:
-                since, s0, g0 = away.pop(nxt)
-                if s0.startswith("R") and g0 == a.workers:  # by thread name only
-                    preempted[int(since - t0)] += t - since
+    for _pid, comm, why, since, until in tail.off_cpu_spans(a.perf_data):
+        if why == "preempted" and t0 <= since <= t1 and re.sub(r"[0-9]+", "N", comm) == a.workers:
+            preempted[int(since - t0)] += until - since
     if not cpu:
         raise SystemExit("no cpu-clock samples in that window")
     total = collections.Counter()

@@ -139,30 +139,41 @@ def on_cpu(path, start, end, in_slow, slow_time, nsymbols):
         print(f"  {100 * n / s_total:5.1f}%  {g}  {sym}")
 
 
-def off_cpu(path, start, end, merged, slow_time):
-    """Preempted and fsync time per thread group, from sched_switch events with kernel stacks."""
+def off_cpu_spans(path):
+    """Every time a thread was off CPU, from sched_switch events: (pid, comm, why, since, until),
+    why being "fsync" (blocked in fsync/fdatasync, from the kernel stack when recorded with -g),
+    "preempted" (runnable, not running) or None (asleep for another reason)."""
     out = subprocess.run(
         ["perf", "script", "-i", path, "-F", "comm,pid,tid,time,trace,ip,sym"],
         capture_output=True, text=True, check=True,
     ).stdout
-    names = proc_names(path)
     head = re.compile(r"^\s*(.+?)\s+(\d+)/(\d+)\s+([\d.]+):.*prev_state=(\S+).*next_pid=(\d+)")
-    away = {}  # tid -> (since, why, group)
-    spans = collections.defaultdict(list)  # (group, why) -> [(from, to)]
-    for block in out.split("\n\n"):
-        lines = block.strip("\n").split("\n")
-        m = head.match(lines[0]) if lines else None
-        if not m:
-            continue
+    away = {}  # tid -> (since, why, pid, comm)
+    events = []  # (header match, its kernel stack); stacks are the tab-indented lines after
+    for l in out.splitlines():
+        m = head.match(l)
+        if m:
+            events.append((m, []))
+        elif l.startswith("\t") and events:
+            events[-1][1].append(l)
+    for m, stack_lines in events:
         comm, pid, tid, t, state, nxt = m.group(1), int(m.group(2)), int(m.group(3)), float(m.group(4)), m.group(5), int(m.group(6))
-        stack = " ".join(lines[1:])
+        stack = " ".join(stack_lines)
         why = "fsync" if ("sys_fsync" in stack or "sys_fdatasync" in stack) else ("preempted" if state.startswith("R") else None)
         if tid != 0:
-            away[tid] = (t, why, group_of(names, pid, comm))
+            away[tid] = (t, why, pid, comm)
         if nxt in away:
-            since, w, g = away.pop(nxt)
-            if w and since >= start and t <= end:
-                spans[(g, w)].append((since, t))
+            since, w, p, c = away.pop(nxt)
+            yield p, c, w, since, t
+
+
+def off_cpu(path, start, end, merged, slow_time):
+    """Preempted and fsync time per thread group, over the step and in slow windows."""
+    names = proc_names(path)
+    spans = collections.defaultdict(list)  # (group, why) -> [(from, to)]
+    for pid, comm, why, since, until in off_cpu_spans(path):
+        if why and since >= start and until <= end:
+            spans[(group_of(names, pid, comm), why)].append((since, until))
 
     def in_windows(a, b):
         total = 0.0

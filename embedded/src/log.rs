@@ -61,14 +61,22 @@ fn port<E: std::fmt::Display>(e: E) -> PortError {
     PortError::of(e)
 }
 
+/// A stored consumer position (`0` when none was stored).
+fn read_position(positions: &Keyspace, key: &str) -> PortResult<i64> {
+    Ok(match positions.get(key).map_err(port)? {
+        Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| PortError(format!("corrupt position {key}")))?),
+        None => 0,
+    })
+}
+
 /// Commands sent but not yet committed past by ingest, in all: beyond this, sends are refused
 /// (ingest is not keeping up, or not running) instead of growing without bound.
 pub const MAX_PENDING_COMMANDS: usize = 200_000;
 
 pub struct Log {
     db: Database,
-    /// Per partition: (offset, JSON) of the commands ingest has not committed past.
-    commands: Mutex<Vec<VecDeque<(i64, Arc<[u8]>)>>>,
+    /// Per partition: (offset, command) of the commands ingest has not committed past.
+    commands: Mutex<Vec<VecDeque<(i64, Command)>>>,
     events: Keyspace,
     positions: Keyspace,
     partitions: i32,
@@ -90,10 +98,7 @@ impl Log {
             };
             next.insert((Topic::Events, p), n);
             // commands continue from where ingest committed
-            let committed = match positions.get(Self::position_key("ingest", Topic::Commands, p))? {
-                Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| EmbeddedError("corrupt ingest position".into()))?),
-                None => 0,
-            };
+            let committed = read_position(&positions, &Self::position_key("ingest", Topic::Commands, p)).map_err(|e| EmbeddedError(e.0))?;
             next.insert((Topic::Commands, p), committed);
         }
         Ok(Self {
@@ -115,10 +120,7 @@ impl Log {
     }
 
     fn position(&self, group: &str, t: Topic, p: i32) -> PortResult<i64> {
-        Ok(match self.positions.get(Self::position_key(group, t, p)).map_err(port)? {
-            Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| PortError("corrupt position".into()))?),
-            None => 0,
-        })
+        read_position(&self.positions, &Self::position_key(group, t, p))
     }
 
     fn end(&self, t: Topic, p: i32) -> i64 {
@@ -126,7 +128,7 @@ impl Log {
     }
 
     /// Reads up to `max` commands from the given positions, partition by partition.
-    fn read_commands(&self, from: &mut [i64], max: usize) -> Vec<(i32, i64, Arc<[u8]>)> {
+    fn read_commands(&self, from: &mut [i64], max: usize) -> Vec<CommandRecord> {
         let pending = self.commands.lock().expect("commands lock");
         let mut out = Vec::new();
         for (p, queue) in pending.iter().enumerate() {
@@ -138,8 +140,8 @@ impl Log {
                 Some((first, _)) => (from[p] - first).max(0) as usize,
                 None => continue,
             };
-            for (o, v) in queue.iter().skip(skip).take(max - out.len()) {
-                out.push((p as i32, *o, v.clone()));
+            for (o, cmd) in queue.iter().skip(skip).take(max - out.len()) {
+                out.push(CommandRecord { partition: p as i32, offset: *o, command: Some(cmd.clone()) });
                 from[p] = o + 1;
             }
         }
@@ -234,7 +236,6 @@ impl Log {
 impl CommandSink for Log {
     async fn send(&self, cmd: &Command) -> PortResult<()> {
         let p = partition_for(&cmd.key(), self.partitions);
-        let payload: Arc<[u8]> = serde_json::to_vec(cmd).expect("command serializes").into();
         {
             // offsets are handed out and queued under one lock, so each queue stays in order
             let mut next = self.next.lock().expect("log lock");
@@ -244,7 +245,7 @@ impl CommandSink for Log {
             }
             let o = next[&(Topic::Commands, p)];
             // in memory only: an unacknowledged command may be lost in a crash, and the client retries
-            pending[p as usize].push_back((o, payload));
+            pending[p as usize].push_back((o, cmd.clone()));
             next.insert((Topic::Commands, p), o + 1);
         }
         self.commands_written.send_modify(|n| *n += 1);
@@ -267,12 +268,9 @@ impl SequencerLog for EmbeddedSequencerLog {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
         loop {
             self.wake.borrow_and_update();
-            let raw = self.log.read_commands(&mut self.pos, max);
-            if !raw.is_empty() {
-                return Ok(raw
-                    .into_iter()
-                    .map(|(partition, offset, v)| CommandRecord { partition, offset, command: serde_json::from_slice(&v).ok() })
-                    .collect());
+            let batch = self.log.read_commands(&mut self.pos, max);
+            if !batch.is_empty() {
+                return Ok(batch);
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.changed()).await;
         }

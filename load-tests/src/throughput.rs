@@ -69,7 +69,7 @@ impl Lag {
     }
 
     /// Embedded: ingest's loop counters at `/metrics` (`confab_ingest_busy_seconds_total` by
-    /// stage, batch sizes, commit times), by series; the real stack: none (ingest is a process
+    /// stage, batch sizes, `confab_ingest_commit_seconds`), by series; the real stack: none (ingest is a process
     /// of its own).
     async fn ingest(&self) -> anyhow::Result<Option<BTreeMap<String, f64>>> {
         let Lag::Metrics { url, http } = self else { return Ok(None) };
@@ -132,7 +132,7 @@ impl IngestLoop {
         IngestLoop {
             read: stage("read"),
             decide: stage("decide"),
-            commit: stage("commit"),
+            commit: d("confab_ingest_commit_seconds_sum") / secs,
             mean_batch: per(d("confab_ingest_batch_size_sum"), d("confab_ingest_batch_size_count")),
             mean_commit_ms: 1000.0 * per(d("confab_ingest_commit_seconds_sum"), d("confab_ingest_commit_seconds_count")),
         }

@@ -28,18 +28,34 @@ use tokio_tungstenite::tungstenite::Message;
 struct Book {
     sent: Mutex<HashMap<String, Instant>>,
     steps: Mutex<HashMap<u64, Histogram<u64>>>,
-    /// With `CONFAB_LOAD_TRACE` set: every delivery as (rate, send time on CLOCK_MONOTONIC in
-    /// ns, latency in µs), written there as CSV at the end, to line up with a profile taken
-    /// with `perf record -k CLOCK_MONOTONIC` (see `load-tests/tail.py`).
-    trace: Option<Mutex<Vec<(u64, u64, u64)>>>,
+    /// With `CONFAB_LOAD_TRACE` set: every delivery, written there as CSV at the end.
+    trace: Option<Trace>,
 }
 
-/// CLOCK_MONOTONIC now, in ns: the clock `Instant` reads on Linux and `perf -k` can stamp with.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+/// Deliveries as (rate, send time on CLOCK_MONOTONIC in ns, latency in µs), to line up with a
+/// profile taken with `perf record -k CLOCK_MONOTONIC` (see `load-tests/tail.py`).
+struct Trace {
+    path: String,
+    /// An `Instant` and the same moment in CLOCK_MONOTONIC ns (the clock `Instant` reads on
+    /// Linux), to express any `Instant` in the clock perf stamps with.
+    origin: (Instant, u64),
+    rows: Mutex<Vec<(u64, u64, u64)>>,
+}
+
+impl Trace {
+    fn from_env() -> Option<Trace> {
+        let path = std::env::var("CONFAB_LOAD_TRACE").ok()?;
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let origin = (Instant::now(), ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+        Some(Trace { path, origin, rows: Mutex::default() })
+    }
+
+    fn monotonic_ns(&self, at: Instant) -> u64 {
+        let (instant, ns) = self.origin;
+        if at >= instant { ns + (at - instant).as_nanos() as u64 } else { ns.saturating_sub((instant - at).as_nanos() as u64) }
+    }
 }
 
 impl Book {
@@ -56,18 +72,17 @@ impl Book {
         let latency = now.duration_since(at);
         let _ = h.record(latency.as_micros() as u64);
         if let Some(trace) = &self.trace {
-            let sent_ns = monotonic_ns().saturating_sub(at.elapsed().as_nanos() as u64);
-            trace.lock().unwrap().push((rate, sent_ns, latency.as_micros() as u64));
+            trace.rows.lock().unwrap().push((rate, trace.monotonic_ns(at), latency.as_micros() as u64));
         }
     }
     fn write_trace(&self) -> anyhow::Result<()> {
-        let (Some(trace), Ok(path)) = (&self.trace, std::env::var("CONFAB_LOAD_TRACE")) else { return Ok(()) };
+        let Some(trace) = &self.trace else { return Ok(()) };
         let mut out = String::from("rate,sent_monotonic_ns,latency_us\n");
-        for (rate, sent, lat) in trace.lock().unwrap().iter() {
+        for (rate, sent, lat) in trace.rows.lock().unwrap().iter() {
             out.push_str(&format!("{rate},{sent},{lat}\n"));
         }
-        std::fs::write(&path, out)?;
-        eprintln!("deliveries written to {path}");
+        std::fs::write(&trace.path, out)?;
+        eprintln!("deliveries written to {}", trace.path);
         Ok(())
     }
     fn count(&self, rate: u64) -> u64 {
@@ -144,8 +159,7 @@ pub async fn compare(systems: &[String], p: &Params) -> anyhow::Result<()> {
 
 pub async fn run(system: &str, p: &Params) -> anyhow::Result<Vec<Step>> {
     let mut results = Vec::new();
-    let traced = std::env::var_os("CONFAB_LOAD_TRACE").is_some();
-    let book = Arc::new(Book { trace: traced.then(Default::default), ..Default::default() });
+    let book = Arc::new(Book { trace: Trace::from_env(), ..Default::default() });
     let (senders, describe, _keep): (Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>) = match system {
         "embedded" | "distributed" => confab(system, p, book.clone()).await?,
         "centrifugo" => centrifugo(p, book.clone()).await?,

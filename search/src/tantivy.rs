@@ -841,6 +841,12 @@ impl Drop for Inner {
 mod tests {
     use super::*;
 
+    /// The nice value in a `/proc/.../stat` line: the 19th field, the 17th after `(comm)`.
+    #[cfg(target_os = "linux")]
+    fn nice_in(stat: &str) -> i32 {
+        stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
     /// The nice value of every thread of this process whose name starts with `prefix`.
     #[cfg(target_os = "linux")]
     fn nice_of(prefix: &str) -> Vec<(String, i32)> {
@@ -851,9 +857,7 @@ mod tests {
             };
             let comm = comm.trim().to_string();
             if comm.starts_with(prefix) {
-                // fields after the `(comm)`: state is the 3rd field of the stat line, nice the 19th
-                let after = &stat[stat.rfind(')').unwrap() + 2..];
-                out.push((comm, after.split(' ').nth(16).unwrap().parse().unwrap()));
+                out.push((comm, nice_in(&stat)));
             }
         }
         out
@@ -882,9 +886,7 @@ mod tests {
             assert!(!threads.is_empty(), "no {prefix}* thread found");
             assert!(threads.iter().all(|(_, n)| *n == 7), "{threads:?}");
         }
-        let mine = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let nice: i32 = mine[mine.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
-        assert_eq!(nice, 0, "the thread that opened the index keeps its priority");
+        assert_eq!(nice_in(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()), 0, "the thread that opened the index keeps its priority");
     }
 
     fn terms(a: &TextAnalyzer, s: &str) -> Vec<String> {
