@@ -72,8 +72,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             "/admin/workspaces".to_string(),
             json!({"name": name, "retention_days": retention_days, "max_file_bytes": max_file_bytes, "file_types": file_types}),
         ),
-        AdminCommand::CreateUser { workspace, name } => (format!("/admin/workspaces/{workspace}/users"), json!({"name": name})),
-        AdminCommand::Token { workspace, user, ttl_secs } => (format!("/admin/workspaces/{workspace}/users/{user}/tokens"), json!({"ttl_secs": ttl_secs})),
+        AdminCommand::CreateUser { workspace, name } => {
+            (format!("/admin/workspaces/{workspace}/users"), json!({"name": name}))
+        }
+        AdminCommand::Token { workspace, user, ttl_secs } => {
+            (format!("/admin/workspaces/{workspace}/users/{user}/tokens"), json!({"ttl_secs": ttl_secs}))
+        }
         AdminCommand::CreateChannel { workspace, name, private, members, creator } => (
             format!("/admin/workspaces/{workspace}/channels"),
             json!({"name": name, "is_private": private, "members": members, "creator": creator}),

@@ -41,8 +41,13 @@ async fn store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
     loop {
         attempt += 1;
         let r = async {
-            let session = Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?);
-            anyhow::Ok(CassandraStore::new(session, &cfg.cassandra.keyspace).await.context("preparing Cassandra statements")?)
+            let session =
+                Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?);
+            anyhow::Ok(
+                CassandraStore::new(session, &cfg.cassandra.keyspace)
+                    .await
+                    .context("preparing Cassandra statements")?,
+            )
         }
         .await;
         match r {
@@ -57,7 +62,11 @@ async fn store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 async fn fanout(cfg: &Config) -> anyhow::Result<Arc<dyn Fanout>> {
-    Ok(Arc::new(RedisFanout::connect(&cfg.redis.url, &cfg.namespace, cfg.redis.stream_max_len).await.context("connecting to Redis")?))
+    Ok(Arc::new(
+        RedisFanout::connect(&cfg.redis.url, &cfg.namespace, cfg.redis.stream_max_len)
+            .await
+            .context("connecting to Redis")?,
+    ))
 }
 
 fn search(cfg: &Config) -> anyhow::Result<Arc<dyn confab_core::search::SearchIndex>> {
@@ -90,8 +99,16 @@ pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> a
         store: store(&cfg).await?,
         fanout: fanout(&cfg).await?,
         search: search(&cfg)?,
-        presence: Arc::new(confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (presence)")?),
-        notify: Arc::new(confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (notifier)")?),
+        presence: Arc::new(
+            confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace)
+                .await
+                .context("connecting to Redis (presence)")?,
+        ),
+        notify: Arc::new(
+            confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace)
+                .await
+                .context("connecting to Redis (notifier)")?,
+        ),
         blobs: blobs(&cfg)?,
     };
     Ok(Gateway::start(cfg, gateway_id, ports, None, shutdown, health).await.context("serving")?)
@@ -115,8 +132,16 @@ pub async fn run_projector(cfg: Config, name: ProjectorName, shutdown: Shutdown,
 pub async fn run_notifier(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
     let Some(codec) = codec(&cfg, &shutdown, &health).await else { return Ok(()) };
     let source: Box<dyn EventSource> = Box::new(KafkaEventSource::start(&cfg, "notifier", codec)?);
-    let presence = Arc::new(confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (presence)")?);
-    let notify = Arc::new(confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace).await.context("connecting to Redis (notifier)")?);
+    let presence = Arc::new(
+        confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace)
+            .await
+            .context("connecting to Redis (presence)")?,
+    );
+    let notify = Arc::new(
+        confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace)
+            .await
+            .context("connecting to Redis (notifier)")?,
+    );
     crate::notifier::run(cfg.clone(), source, store(&cfg).await?, presence, notify, shutdown, health).await
 }
 
@@ -150,8 +175,11 @@ pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::R
 pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
     let topics = confab_core::kafka::ensure_topics(cfg).await.context("creating Kafka topics")?;
     let session = cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?;
-    cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor).await.context("creating the Cassandra schema")?;
-    let codec = EventCodec::register(&cfg.registry.url, &topics.events).await.context("registering the event schema")?;
+    cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor)
+        .await
+        .context("creating the Cassandra schema")?;
+    let codec =
+        EventCodec::register(&cfg.registry.url, &topics.events).await.context("registering the event schema")?;
     search(cfg)?.ensure().await.context("creating the search index")?;
     match blobs(cfg)? {
         Some(b) => b.ensure_bucket().await.context("creating the files bucket")?,

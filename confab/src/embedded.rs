@@ -41,10 +41,15 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
     if cfg.auth.token_secret == DEV_SECRET {
         cfg.auth.token_secret = token_secret(&dir)?;
     }
-    let registry = Arc::new(confab_registry::SchemaStore::open(Some(dir.join("registry.json"))).context("opening the schema registry")?);
+    let registry = Arc::new(
+        confab_registry::SchemaStore::open(Some(dir.join("registry.json"))).context("opening the schema registry")?,
+    );
     let topics = Topics::new(&cfg.namespace);
-    let codec = EventCodec::register_with(registry.clone() as Arc<dyn SchemaSource>, &topics.events).await.context("registering the event schema")?;
-    let emb = Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len).context("opening the embedded store")?;
+    let codec = EventCodec::register_with(registry.clone() as Arc<dyn SchemaSource>, &topics.events)
+        .await
+        .context("registering the event schema")?;
+    let emb = Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len)
+        .context("opening the embedded store")?;
 
     let search = open_search(&dir)?;
     let blobs = open_blobs(&dir, &cfg.auth.token_secret)?;
@@ -60,7 +65,9 @@ pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyho
         blobs: Some(blobs.clone()),
     };
     let registry_api = axum::Router::new().nest("/registry", confab_registry::router(registry));
-    let gw = Gateway::start(cfg.clone(), gateway_id, ports, Some(registry_api), shutdown.clone(), health.clone()).await.context("starting gateway")?;
+    let gw = Gateway::start(cfg.clone(), gateway_id, ports, Some(registry_api), shutdown.clone(), health.clone())
+        .await
+        .context("starting gateway")?;
     let addr = gw.addr;
     crate::announce("listening", addr);
 
@@ -127,7 +134,10 @@ fn on_own_thread<T: Send + 'static>(
     name: &str,
     task: impl std::future::Future<Output = T> + Send + 'static,
 ) -> anyhow::Result<tokio::sync::oneshot::Receiver<T>> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().with_context(|| format!("building the {name} runtime"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .with_context(|| format!("building the {name} runtime"))?;
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(name.to_string())
@@ -142,13 +152,19 @@ fn on_own_thread<T: Send + 'static>(
 /// `secret`) and served by the gateway.
 pub fn open_blobs(dir: &Path, secret: &str) -> anyhow::Result<Arc<confab_core::blobs::BlobStore>> {
     let path = dir.join("files");
-    Ok(Arc::new(confab_core::blobs::BlobStore::local(&path, secret).with_context(|| format!("opening the file store in {}", path.display()))?))
+    Ok(Arc::new(
+        confab_core::blobs::BlobStore::local(&path, secret)
+            .with_context(|| format!("opening the file store in {}", path.display()))?,
+    ))
 }
 
 /// The embedded search index: tantivy in `<data_dir>/search`.
 pub fn open_search(dir: &Path) -> anyhow::Result<Arc<dyn confab_core::search::SearchIndex>> {
     let path = dir.join("search");
-    Ok(Arc::new(confab_search::TantivyIndex::open(&path).with_context(|| format!("opening the search index in {}", path.display()))?))
+    Ok(Arc::new(
+        confab_search::TantivyIndex::open(&path)
+            .with_context(|| format!("opening the search index in {}", path.display()))?,
+    ))
 }
 
 /// Creates the demo workspace on first run (through the admin API, like any operator), and
@@ -172,9 +188,13 @@ async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::R
             };
             let ws = post("/admin/workspaces".into(), json!({"name": "demo"})).await?["workspace_id"].clone();
             let ws_s = ws.as_str().unwrap_or_default().to_string();
-            let alice = post(format!("/admin/workspaces/{ws_s}/users"), json!({"name": "alice"})).await?["user_id"].clone();
+            let alice =
+                post(format!("/admin/workspaces/{ws_s}/users"), json!({"name": "alice"})).await?["user_id"].clone();
             let bob = post(format!("/admin/workspaces/{ws_s}/users"), json!({"name": "bob"})).await?["user_id"].clone();
-            let ch = post(format!("/admin/workspaces/{ws_s}/channels"), json!({"name": "general", "members": [alice, bob]})).await?["channel_id"].clone();
+            let ch =
+                post(format!("/admin/workspaces/{ws_s}/channels"), json!({"name": "general", "members": [alice, bob]}))
+                    .await?["channel_id"]
+                    .clone();
             let d = json!({"workspace_id": ws, "channel_id": ch, "users": {"alice": alice, "bob": bob}});
             std::fs::write(&path, serde_json::to_vec_pretty(&d)?)?;
             d
@@ -184,8 +204,12 @@ async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::R
     let exp = chrono::Utc::now().timestamp() + cfg.auth.token_ttl_secs;
     let ws: uuid::Uuid = demo["workspace_id"].as_str().unwrap_or_default().parse()?;
     let ch = demo["channel_id"].as_str().unwrap_or_default();
-    let mut text = format!("\nConfab is running (embedded, data in {}).\nDemo workspace {ws}, channel #general {ch}\n", dir.display());
-    let mut web = String::from("Open the web client (one line per demo user; the token stays in the URL's fragment):\n");
+    let mut text = format!(
+        "\nConfab is running (embedded, data in {}).\nDemo workspace {ws}, channel #general {ch}\n",
+        dir.display()
+    );
+    let mut web =
+        String::from("Open the web client (one line per demo user; the token stays in the URL's fragment):\n");
     for name in ["alice", "bob"] {
         let user: uuid::Uuid = demo["users"][name].as_str().unwrap_or_default().parse()?;
         let token = signer.mint(&Claims { workspace_id: ws, user_id: user, exp });
@@ -193,7 +217,9 @@ async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::R
         web += &format!("  {name}: http://{addr}/#token={token}\n");
     }
     text = format!("{text}{web}");
-    text += &format!("  send:  {{\"type\":\"message:send\",\"channel_id\":\"{ch}\",\"text\":\"hello\",\"client_msg_id\":\"c1\"}}\n");
+    text += &format!(
+        "  send:  {{\"type\":\"message:send\",\"channel_id\":\"{ch}\",\"text\":\"hello\",\"client_msg_id\":\"c1\"}}\n"
+    );
     text += &format!("  admin: CONFAB_ADMIN_URL={base} CONFAB_ADMIN_KEY={} confab admin --help\n", cfg.auth.admin_key);
     text += &format!("  schema registry (Confluent API): {base}/registry\n");
     Ok(text)

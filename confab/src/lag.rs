@@ -10,7 +10,8 @@ use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 fn group_lag(cfg: &Config, role: &str, topic: &str) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = kafka::base_config(cfg).set("group.id", kafka::group(cfg, role)).set("enable.auto.commit", "false").create()?;
+    let consumer: BaseConsumer =
+        kafka::base_config(cfg).set("group.id", kafka::group(cfg, role)).set("enable.auto.commit", "false").create()?;
     Ok(kafka::committed_lag(&consumer, topic, Duration::from_secs(10))?)
 }
 
@@ -32,7 +33,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<()> {
         }
         _ => {
             let url = format!("http://{}/metrics", cfg.gateway.listen);
-            let text = reqwest::get(&url).await.with_context(|| format!("reading {url} (is confab serve running?)"))?.text().await?;
+            let text = reqwest::get(&url)
+                .await
+                .with_context(|| format!("reading {url} (is confab serve running?)"))?
+                .text()
+                .await?;
             let mut m = Map::new();
             for line in text.lines().filter(|l| l.starts_with("confab_projector_lag{")) {
                 let name = line.split("projector=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("?");

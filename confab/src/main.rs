@@ -117,11 +117,21 @@ pub enum Target {
 }
 
 /// Runs the named projection over `source` (either adapter set).
-pub async fn projector(name: ProjectorName, source: Box<dyn EventSource>, target: Target, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
+pub async fn projector(
+    name: ProjectorName,
+    source: Box<dyn EventSource>,
+    target: Target,
+    shutdown: Shutdown,
+    health: Health,
+) -> anyhow::Result<()> {
     use confab_projectors::{fanout::FanoutProjection, runner, search::SearchProjection};
     match (name, target) {
-        (ProjectorName::Timeline, Target::Store(s, blobs)) => runner::run(source, timeline(s, blobs), shutdown, health).await?,
-        (ProjectorName::Fanout, Target::Fanout(f)) => runner::run(source, FanoutProjection::new(f), shutdown, health).await?,
+        (ProjectorName::Timeline, Target::Store(s, blobs)) => {
+            runner::run(source, timeline(s, blobs), shutdown, health).await?
+        }
+        (ProjectorName::Fanout, Target::Fanout(f)) => {
+            runner::run(source, FanoutProjection::new(f), shutdown, health).await?
+        }
         (ProjectorName::Search, Target::Search(i, s)) => {
             i.ensure().await.context("creating the search index")?;
             runner::run(source, SearchProjection::new(i, s), shutdown, health).await?
@@ -132,7 +142,10 @@ pub async fn projector(name: ProjectorName, source: Box<dyn EventSource>, target
 }
 
 /// The timeline projection, removing deleted files' bytes from `blobs` if given.
-pub fn timeline(store: Arc<dyn Store>, blobs: Option<Arc<confab_core::blobs::BlobStore>>) -> confab_projectors::timeline::TimelineProjection {
+pub fn timeline(
+    store: Arc<dyn Store>,
+    blobs: Option<Arc<confab_core::blobs::BlobStore>>,
+) -> confab_projectors::timeline::TimelineProjection {
     let p = confab_projectors::timeline::TimelineProjection::new(store);
     match blobs {
         Some(b) => p.with_blobs(b),
@@ -161,7 +174,10 @@ async fn main() -> anyhow::Result<()> {
         return run_registry(&listen, data_dir).await;
     }
     let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
-    let distributed_only = !matches!(cli.command, Command::Serve | Command::Config | Command::Schemas(_) | Command::Replay { .. } | Command::Lag);
+    let distributed_only = !matches!(
+        cli.command,
+        Command::Serve | Command::Config | Command::Schemas(_) | Command::Replay { .. } | Command::Lag
+    );
     if distributed_only && cfg.auth.token_secret == confab_core::config::DEV_SECRET {
         tracing::warn!("auth.token_secret is the development default; set CONFAB_AUTH__TOKEN_SECRET in production");
     }
@@ -207,7 +223,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run_registry(listen: &str, data_dir: PathBuf) -> anyhow::Result<()> {
-    let store = confab_registry::SchemaStore::open(Some(data_dir.join("registry.json"))).context("opening registry state")?;
+    let store =
+        confab_registry::SchemaStore::open(Some(data_dir.join("registry.json"))).context("opening registry state")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     announce("listening", addr);

@@ -14,8 +14,11 @@ use std::sync::Arc;
 static PUSH_LATENCY: std::sync::LazyLock<prometheus::Histogram> = std::sync::LazyLock::new(|| {
     confab_core::telemetry::register(
         prometheus::Histogram::with_opts(
-            prometheus::HistogramOpts::new("confab_push_latency_seconds", "event to the provider's acceptance of its push")
-                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            prometheus::HistogramOpts::new(
+                "confab_push_latency_seconds",
+                "event to the provider's acceptance of its push",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )
         .expect("histogram"),
     )

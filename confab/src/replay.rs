@@ -20,10 +20,24 @@ use crate::{ProjectorName, Target};
 fn print_progress(name: &str, p: Progress) {
     let pct = if p.total == 0 { 100.0 } else { p.applied as f64 * 100.0 / p.total as f64 };
     let eta = p.eta().map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "-".into());
-    eprintln!("replay {name}: {}/{} events ({pct:.0}%), {:.0} events/s, lag {}, eta {eta}", p.applied, p.total, p.rate(), p.remaining());
+    eprintln!(
+        "replay {name}: {}/{} events ({pct:.0}%), {:.0} events/s, lag {}, eta {eta}",
+        p.applied,
+        p.total,
+        p.rate(),
+        p.remaining()
+    );
 }
 
-pub async fn run(cfg: Config, name: ProjectorName, from: ReplayFrom, truncate: bool, rebuild: bool, max_rate: Option<u64>, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Config,
+    name: ProjectorName,
+    from: ReplayFrom,
+    truncate: bool,
+    rebuild: bool,
+    max_rate: Option<u64>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     anyhow::ensure!(!rebuild || matches!(name, ProjectorName::Search), "--rebuild is for the search projection");
     if rebuild && cfg.mode == Mode::Distributed {
         return rebuild_search(cfg, max_rate, shutdown).await;
@@ -32,19 +46,32 @@ pub async fn run(cfg: Config, name: ProjectorName, from: ReplayFrom, truncate: b
     let (from, truncate) = if rebuild { (ReplayFrom::Earliest, true) } else { (from, truncate) };
     let (source, target): (Box<dyn EventSource>, Target) = match cfg.mode {
         Mode::Distributed => {
-            let Some(codec) = crate::distributed::codec(&cfg, &shutdown, &Health::default()).await else { return Ok(()) };
-            let source = KafkaEventSource::replay(&cfg, name.as_str(), codec, from).await.context("assigning the events topic")?;
+            let Some(codec) = crate::distributed::codec(&cfg, &shutdown, &Health::default()).await else {
+                return Ok(());
+            };
+            let source = KafkaEventSource::replay(&cfg, name.as_str(), codec, from)
+                .await
+                .context("assigning the events topic")?;
             (Box::new(source), crate::distributed::store_or_fanout(&cfg, name).await?)
         }
         _ => {
             let dir = PathBuf::from(&cfg.data_dir);
-            let registry = Arc::new(confab_registry::SchemaStore::open(Some(dir.join("registry.json"))).context("opening the schema registry")?);
-            let codec = EventCodec::register_with(registry as Arc<dyn SchemaSource>, &Topics::new(&cfg.namespace).events).await?;
+            let registry = Arc::new(
+                confab_registry::SchemaStore::open(Some(dir.join("registry.json")))
+                    .context("opening the schema registry")?,
+            );
+            let codec =
+                EventCodec::register_with(registry as Arc<dyn SchemaSource>, &Topics::new(&cfg.namespace).events)
+                    .await?;
             let emb = confab_embedded::Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len)
-                .with_context(|| format!("opening {} (is `confab serve` running on it? stop it first)", dir.display()))?;
+                .with_context(|| {
+                    format!("opening {} (is `confab serve` running on it? stop it first)", dir.display())
+                })?;
             let source = emb.log.event_source_from(&format!("replay-{}", name.as_str()), from).await?;
             let target = match name {
-                ProjectorName::Timeline => Target::Store(emb.store.clone(), Some(crate::embedded::open_blobs(&dir, &cfg.auth.token_secret)?)),
+                ProjectorName::Timeline => {
+                    Target::Store(emb.store.clone(), Some(crate::embedded::open_blobs(&dir, &cfg.auth.token_secret)?))
+                }
                 ProjectorName::Fanout => Target::Fanout(emb.fanout.clone()),
                 ProjectorName::Search => Target::Search(crate::embedded::open_search(&dir)?, emb.store.clone()),
             };
@@ -84,7 +111,8 @@ pub async fn run(cfg: Config, name: ProjectorName, from: ReplayFrom, truncate: b
 /// fresh index too; the overlap is idempotent).
 async fn rebuild_search(cfg: Config, max_rate: Option<u64>, shutdown: Shutdown) -> anyhow::Result<()> {
     let Some(codec) = crate::distributed::codec(&cfg, &shutdown, &Health::default()).await else { return Ok(()) };
-    let live = confab_search::OpenSearchIndex::new(&cfg.search.url, &cfg.search.index_name(&cfg.namespace)).context("configuring OpenSearch")?;
+    let live = confab_search::OpenSearchIndex::new(&cfg.search.url, &cfg.search.index_name(&cfg.namespace))
+        .context("configuring OpenSearch")?;
     live.ensure().await.context("creating the search index")?;
     let fresh = live.rebuild_target().await.context("creating the fresh index")?;
     eprintln!("replay search: rebuilding into {}", fresh.index_name());
@@ -94,14 +122,17 @@ async fn rebuild_search(cfg: Config, max_rate: Option<u64>, shutdown: Shutdown) 
     let projection = SearchProjection::new(fresh.clone(), store);
     let progress = |p| print_progress("search", p);
     let group = "search-rebuild";
-    let source = KafkaEventSource::replay(&cfg, group, codec.clone(), ReplayFrom::Earliest).await.context("assigning the events topic")?;
+    let source = KafkaEventSource::replay(&cfg, group, codec.clone(), ReplayFrom::Earliest)
+        .await
+        .context("assigning the events topic")?;
     let first: Summary = replay(Box::new(source), &projection, max_rate, shutdown.clone(), progress).await?;
     anyhow::ensure!(first.complete, "rebuild interrupted before the swap; the live index is untouched (run it again)");
     use confab_core::search::SearchIndex;
     fresh.refresh().await.context("refreshing the fresh index")?;
     let old = live.swap_in(&fresh).await.context("swapping the alias")?;
     eprintln!("replay search: alias now on {}; dropped {}", fresh.index_name(), old.join(", "));
-    let source = KafkaEventSource::replay(&cfg, group, codec, ReplayFrom::Resume).await.context("assigning the events topic")?;
+    let source =
+        KafkaEventSource::replay(&cfg, group, codec, ReplayFrom::Resume).await.context("assigning the events topic")?;
     let rest: Summary = replay(Box::new(source), &projection, max_rate, shutdown, progress).await?;
     println!(
         "{}",

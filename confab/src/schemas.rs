@@ -60,17 +60,26 @@ pub async fn run(cfg: &Config, cmd: SchemasCommand) -> anyhow::Result<()> {
                 let verdict: serde_json::Value = resp.json().await?;
                 if status.as_u16() != 404 {
                     anyhow::ensure!(status.is_success(), "registry answered {status}: {verdict}");
-                    anyhow::ensure!(verdict["is_compatible"] == true, "incompatible with the registered versions of {subject}: {}", verdict["messages"]);
+                    anyhow::ensure!(
+                        verdict["is_compatible"] == true,
+                        "incompatible with the registered versions of {subject}: {}",
+                        verdict["messages"]
+                    );
                     registered = 1;
                 }
             }
-            println!("{}", serde_json::json!({"compatible": true, "history_versions": HISTORY.len(), "checked_registry": registered == 1, "warnings": warnings}));
+            println!(
+                "{}",
+                serde_json::json!({"compatible": true, "history_versions": HISTORY.len(), "checked_registry": registered == 1, "warnings": warnings})
+            );
         }
         SchemasCommand::Register { file } => {
             let text = load(&file)?;
             check_against_history(&text, HISTORY).map_err(|e| anyhow::anyhow!(e))?;
             let source = confab_core::avro::HttpSchemaSource::new(&cfg.registry.url);
-            let id = confab_core::ports::SchemaSource::register(&source, &subject, &text).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let id = confab_core::ports::SchemaSource::register(&source, &subject, &text)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::json!({"subject": subject, "id": id}));
         }
     }

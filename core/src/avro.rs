@@ -2,13 +2,13 @@
 //! schema id from the registry, then the Avro binary datum. Any Confluent-compatible deserializer
 //! reads these records.
 
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use async_trait::async_trait;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
-use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::writer::datum::GenericDatumWriter;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use uuid::Uuid;
@@ -169,32 +169,35 @@ fn opt_uuid(v: &Option<Uuid>) -> Value {
 }
 
 pub fn to_value(e: &Event) -> Value {
-    let record = |fields: Vec<(&str, Value)>| Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+    let record =
+        |fields: Vec<(&str, Value)>| Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
     let (index, payload) = match &e.payload {
-        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, thread, attachments } => (
-            0,
-            record(vec![
-                ("message_id", s(message_id)),
-                ("client_msg_id", s(client_msg_id)),
-                ("text", s(text)),
-                ("thread_ts", opt_uuid(thread_ts)),
-                ("also_in_channel", Value::Boolean(*also_in_channel)),
-                (
-                    "thread",
-                    match thread {
-                        None => Value::Union(0, Box::new(Value::Null)),
-                        Some(t) => Value::Union(
-                            1,
-                            Box::new(record(vec![
-                                ("reply_count", Value::Int(t.reply_count)),
-                                ("reply_users", Value::Array(t.reply_users.iter().map(s).collect())),
-                            ])),
-                        ),
-                    },
-                ),
-                ("attachments", Value::Array(attachments.iter().map(attachment).collect())),
-            ]),
-        ),
+        Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, thread, attachments } => {
+            (
+                0,
+                record(vec![
+                    ("message_id", s(message_id)),
+                    ("client_msg_id", s(client_msg_id)),
+                    ("text", s(text)),
+                    ("thread_ts", opt_uuid(thread_ts)),
+                    ("also_in_channel", Value::Boolean(*also_in_channel)),
+                    (
+                        "thread",
+                        match thread {
+                            None => Value::Union(0, Box::new(Value::Null)),
+                            Some(t) => Value::Union(
+                                1,
+                                Box::new(record(vec![
+                                    ("reply_count", Value::Int(t.reply_count)),
+                                    ("reply_users", Value::Array(t.reply_users.iter().map(s).collect())),
+                                ])),
+                            ),
+                        },
+                    ),
+                    ("attachments", Value::Array(attachments.iter().map(attachment).collect())),
+                ]),
+            )
+        }
         Payload::ChannelCreated { name, kind, members } => (
             1,
             record(vec![
@@ -205,10 +208,13 @@ pub fn to_value(e: &Event) -> Value {
             ]),
         ),
         Payload::MemberJoined { user_id } => (2, record(vec![("user_id", s(user_id))])),
-        Payload::MessageEdited { message_id, text } => (3, record(vec![("message_id", s(message_id)), ("text", s(text))])),
-        Payload::MessageDeleted { message_id, file_ids } => {
-            (4, record(vec![("message_id", s(message_id)), ("file_ids", Value::Array(file_ids.iter().map(s).collect()))]))
+        Payload::MessageEdited { message_id, text } => {
+            (3, record(vec![("message_id", s(message_id)), ("text", s(text))]))
         }
+        Payload::MessageDeleted { message_id, file_ids } => (
+            4,
+            record(vec![("message_id", s(message_id)), ("file_ids", Value::Array(file_ids.iter().map(s).collect()))]),
+        ),
         Payload::ReactionChanged { message_id, emoji, added, users } => (
             5,
             record(vec![
@@ -221,8 +227,12 @@ pub fn to_value(e: &Event) -> Value {
         Payload::MemberLeft { user_id } => (6, record(vec![("user_id", s(user_id))])),
         Payload::ChannelRenamed { name } => (7, record(vec![("name", s(name))])),
         Payload::ChannelArchived { archived } => (8, record(vec![("archived", Value::Boolean(*archived))])),
-        Payload::MessagePinned { message_id, pinned } => (9, record(vec![("message_id", s(message_id)), ("pinned", Value::Boolean(*pinned))])),
-        Payload::ReadMarked { channel_id, seq } => (10, record(vec![("channel_id", s(channel_id)), ("seq", Value::Long(*seq))])),
+        Payload::MessagePinned { message_id, pinned } => {
+            (9, record(vec![("message_id", s(message_id)), ("pinned", Value::Boolean(*pinned))]))
+        }
+        Payload::ReadMarked { channel_id, seq } => {
+            (10, record(vec![("channel_id", s(channel_id)), ("seq", Value::Long(*seq))]))
+        }
         Payload::FileShared { file } => (11, record(vec![("file", attachment(file))])),
         Payload::FileDeleted { file_id } => (12, record(vec![("file_id", s(file_id))])),
     };
@@ -249,7 +259,12 @@ fn attachment(a: &Attachment) -> Value {
 
 fn attachment_of(v: Value) -> Result<Attachment, AvroError> {
     let mut a = Fields::of(v, "attachment")?;
-    Ok(Attachment { file_id: a.uuid("file_id")?, name: a.string("name")?, size: a.long("size")?, content_type: a.string("content_type")? })
+    Ok(Attachment {
+        file_id: a.uuid("file_id")?,
+        name: a.string("name")?,
+        size: a.long("size")?,
+        content_type: a.string("content_type")?,
+    })
 }
 
 /// An array field added in a later version: empty when the writer is older.
@@ -350,11 +365,15 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
             let thread = match p.take("thread") {
                 Ok(v @ Value::Record(_)) => {
                     let mut t = Fields::of(v, "thread")?;
-                    Some(ThreadState { reply_count: t.long("reply_count")? as i32, reply_users: uuids(t.take("reply_users")?, "reply_users")? })
+                    Some(ThreadState {
+                        reply_count: t.long("reply_count")? as i32,
+                        reply_users: uuids(t.take("reply_users")?, "reply_users")?,
+                    })
                 }
                 _ => None,
             };
-            let attachments = array_or_empty(p.take("attachments")).into_iter().map(attachment_of).collect::<Result<_, _>>()?;
+            let attachments =
+                array_or_empty(p.take("attachments")).into_iter().map(attachment_of).collect::<Result<_, _>>()?;
             Payload::MessagePosted {
                 message_id: p.uuid("message_id")?,
                 client_msg_id: p.string("client_msg_id")?,
@@ -390,7 +409,10 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
         "MemberLeft" => Payload::MemberLeft { user_id: p.uuid("user_id")? },
         "ChannelRenamed" => Payload::ChannelRenamed { name: p.string("name")? },
         "ChannelArchived" => Payload::ChannelArchived { archived: matches!(p.take("archived")?, Value::Boolean(true)) },
-        "MessagePinned" => Payload::MessagePinned { message_id: p.uuid("message_id")?, pinned: matches!(p.take("pinned")?, Value::Boolean(true)) },
+        "MessagePinned" => Payload::MessagePinned {
+            message_id: p.uuid("message_id")?,
+            pinned: matches!(p.take("pinned")?, Value::Boolean(true)),
+        },
         "ReadMarked" => Payload::ReadMarked { channel_id: p.uuid("channel_id")?, seq: p.long("seq")? },
         "FileShared" => Payload::FileShared { file: attachment_of(p.take("file")?)? },
         "FileDeleted" => Payload::FileDeleted { file_id: p.uuid("file_id")? },
@@ -447,13 +469,33 @@ mod tests {
                 thread_ts: None,
                 also_in_channel: false,
                 thread: None,
-                attachments: vec![Attachment { file_id: Uuid::new_v4(), name: "a.png".into(), size: 12, content_type: "image/png".into() }],
+                attachments: vec![Attachment {
+                    file_id: Uuid::new_v4(),
+                    name: "a.png".into(),
+                    size: 12,
+                    content_type: "image/png".into(),
+                }],
             },
-            Payload::FileShared { file: Attachment { file_id: Uuid::new_v4(), name: "ré sumé.pdf".into(), size: 1 << 33, content_type: "application/pdf".into() } },
+            Payload::FileShared {
+                file: Attachment {
+                    file_id: Uuid::new_v4(),
+                    name: "ré sumé.pdf".into(),
+                    size: 1 << 33,
+                    content_type: "application/pdf".into(),
+                },
+            },
             Payload::FileDeleted { file_id: Uuid::new_v4() },
             Payload::MessageDeleted { message_id: Uuid::new_v4(), file_ids: vec![Uuid::new_v4()] },
-            Payload::ChannelCreated { name: "general".into(), kind: ChannelKind::Private, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
-            Payload::ChannelCreated { name: "dm".into(), kind: ChannelKind::Dm, members: vec![Uuid::new_v4(), Uuid::new_v4()] },
+            Payload::ChannelCreated {
+                name: "general".into(),
+                kind: ChannelKind::Private,
+                members: vec![Uuid::new_v4(), Uuid::new_v4()],
+            },
+            Payload::ChannelCreated {
+                name: "dm".into(),
+                kind: ChannelKind::Dm,
+                members: vec![Uuid::new_v4(), Uuid::new_v4()],
+            },
             Payload::MemberLeft { user_id: Uuid::new_v4() },
             Payload::ChannelRenamed { name: "renamed".into() },
             Payload::ChannelArchived { archived: true },
@@ -462,7 +504,12 @@ mod tests {
             Payload::MemberJoined { user_id: Uuid::new_v4() },
             Payload::MessageEdited { message_id: Uuid::new_v4(), text: "fixed".into() },
             Payload::MessageDeleted { message_id: Uuid::new_v4(), file_ids: vec![] },
-            Payload::ReactionChanged { message_id: Uuid::new_v4(), emoji: "tada".into(), added: true, users: vec![Uuid::new_v4()] },
+            Payload::ReactionChanged {
+                message_id: Uuid::new_v4(),
+                emoji: "tada".into(),
+                added: true,
+                users: vec![Uuid::new_v4()],
+            },
         ] {
             let e = sample(p);
             let bytes = apache_avro::to_avro_datum(&schema, to_value(&e)).unwrap();
@@ -504,7 +551,16 @@ mod tests {
         let mut framed = vec![0, 0, 0, 0, 3];
         old.write_value(&mut framed, to_value(&e)).unwrap();
         let back = codec.decode(&framed).await.unwrap();
-        assert_eq!(back.payload, Payload::MessageDeleted { message_id: match e.payload { Payload::MessageDeleted { message_id, .. } => message_id, _ => unreachable!() }, file_ids: vec![] });
+        assert_eq!(
+            back.payload,
+            Payload::MessageDeleted {
+                message_id: match e.payload {
+                    Payload::MessageDeleted { message_id, .. } => message_id,
+                    _ => unreachable!(),
+                },
+                file_ids: vec![]
+            }
+        );
 
         // an unknown writer schema and a record without the frame are errors, not panics
         assert!(matches!(codec.decode(&[0, 0, 0, 0, 9, 1]).await, Err(AvroError::Registry(_))));

@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::signer::{Signer, SignedUrlOptions};
+use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -50,9 +50,14 @@ pub struct S3Settings {
 }
 
 enum Signing {
-    S3 { s3: Arc<AmazonS3>, settings: S3Settings },
+    S3 {
+        s3: Arc<AmazonS3>,
+        settings: S3Settings,
+    },
     /// The gateway signs and serves URLs itself, with this key.
-    Local { key: Vec<u8> },
+    Local {
+        key: Vec<u8>,
+    },
 }
 
 pub struct BlobStore {
@@ -86,7 +91,10 @@ impl BlobStore {
             .with_access_key_id(&settings.access_key)
             .with_secret_access_key(&settings.secret_key);
         if !settings.endpoint.is_empty() {
-            b = b.with_endpoint(&settings.endpoint).with_allow_http(settings.endpoint.starts_with("http://")).with_virtual_hosted_style_request(false);
+            b = b
+                .with_endpoint(&settings.endpoint)
+                .with_allow_http(settings.endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
         }
         let s3 = Arc::new(b.build().map_err(|e| BlobError::Config(e.to_string()))?);
         Ok(Self { store: s3.clone(), signing: Signing::S3 { s3, settings } })
@@ -132,12 +140,20 @@ impl BlobStore {
     /// A URL that lets its holder upload `content_type` to `key` until `ttl` has passed: exactly
     /// `size` bytes through the gateway (local backend), any size to S3 (checked at completion).
     /// `base` is the gateway's own URL (local backend only).
-    pub async fn upload_url(&self, key: &str, size: u64, content_type: &str, ttl: Duration, base: &str) -> Result<UploadUrl, BlobError> {
+    pub async fn upload_url(
+        &self,
+        key: &str,
+        size: u64,
+        content_type: &str,
+        ttl: Duration,
+        base: &str,
+    ) -> Result<UploadUrl, BlobError> {
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("content-type".to_string(), content_type.to_string());
         let url = match &self.signing {
             Signing::S3 { s3, .. } => {
-                let opts = SignedUrlOptions::new().with_signed_header(http::header::CONTENT_TYPE, header(content_type)?);
+                let opts =
+                    SignedUrlOptions::new().with_signed_header(http::header::CONTENT_TYPE, header(content_type)?);
                 s3.signed_url_opts(http::Method::PUT, &Path::from(key), ttl, &opts).await?.to_string()
             }
             Signing::Local { .. } => {
@@ -151,11 +167,20 @@ impl BlobStore {
 
     /// A URL that lets its holder read `key` until `ttl` has passed, served as `content_type`
     /// and offered under `name` (inline for types clients show, as a download otherwise).
-    pub async fn download_url(&self, key: &str, name: &str, content_type: &str, ttl: Duration, base: &str) -> Result<String, BlobError> {
+    pub async fn download_url(
+        &self,
+        key: &str,
+        name: &str,
+        content_type: &str,
+        ttl: Duration,
+        base: &str,
+    ) -> Result<String, BlobError> {
         match &self.signing {
             Signing::S3 { s3, .. } => {
-                let opts = SignedUrlOptions::new()
-                    .with_query([("response-content-type", content_type.to_string()), ("response-content-disposition", disposition(name, content_type))]);
+                let opts = SignedUrlOptions::new().with_query([
+                    ("response-content-type", content_type.to_string()),
+                    ("response-content-disposition", disposition(name, content_type)),
+                ]);
                 Ok(s3.signed_url_opts(http::Method::GET, &Path::from(key), ttl, &opts).await?.to_string())
             }
             Signing::Local { .. } => {
@@ -167,14 +192,23 @@ impl BlobStore {
     }
 
     /// Checks a local URL's query (`op`, `exp`, `size`, `ct`, `name`, `sig`) for `key`.
-    pub fn verify_local(&self, key: &str, query: &std::collections::HashMap<String, String>, now_secs: i64) -> Result<LocalGrant, BlobError> {
+    pub fn verify_local(
+        &self,
+        key: &str,
+        query: &std::collections::HashMap<String, String>,
+        now_secs: i64,
+    ) -> Result<LocalGrant, BlobError> {
         let Signing::Local { .. } = &self.signing else { return Err(BlobError::BadSignature) };
         let get = |k: &str| query.get(k).cloned().unwrap_or_default();
         let (op, size, ct, name) = (get("op"), get("size"), get("ct"), get("name"));
         let exp: i64 = get("exp").parse().map_err(|_| BlobError::BadSignature)?;
-        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(get("sig")).map_err(|_| BlobError::BadSignature)?;
+        let sig =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(get("sig")).map_err(|_| BlobError::BadSignature)?;
         // verify_slice compares in constant time
-        self.local_mac(&op, key, exp, &size, &ct, &name).ok_or(BlobError::BadSignature)?.verify_slice(&sig).map_err(|_| BlobError::BadSignature)?;
+        self.local_mac(&op, key, exp, &size, &ct, &name)
+            .ok_or(BlobError::BadSignature)?
+            .verify_slice(&sig)
+            .map_err(|_| BlobError::BadSignature)?;
         if now_secs > exp {
             return Err(BlobError::Expired);
         }
@@ -229,7 +263,10 @@ impl BlobStore {
     }
 
     fn local_sig(&self, op: &str, key: &str, exp: i64, size: &str, ct: &str, name: &str) -> String {
-        let mac = self.local_mac(op, key, exp, size, ct, name).map(|m| m.finalize().into_bytes().to_vec()).unwrap_or_default();
+        let mac = self
+            .local_mac(op, key, exp, size, ct, name)
+            .map(|m| m.finalize().into_bytes().to_vec())
+            .unwrap_or_default();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
     }
 }
@@ -238,7 +275,8 @@ impl BlobStore {
 /// an attachment otherwise; the name as RFC 6266 `filename*`.
 pub fn disposition(name: &str, content_type: &str) -> String {
     let kind = if crate::files::is_inline(content_type) { "inline" } else { "attachment" };
-    let ascii: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._- ".contains(c) { c } else { '_' }).collect();
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._- ".contains(c) { c } else { '_' }).collect();
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}", enc(name))
 }
 
@@ -280,7 +318,10 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         let up = blobs.upload_url("w/f", 5, "text/plain", Duration::from_secs(60), "http://h").await.unwrap();
         let q = query(&up.url);
-        assert_eq!(blobs.verify_local("w/f", &q, now).unwrap(), LocalGrant::Put { size: 5, content_type: "text/plain".into() });
+        assert_eq!(
+            blobs.verify_local("w/f", &q, now).unwrap(),
+            LocalGrant::Put { size: 5, content_type: "text/plain".into() }
+        );
         // another object, a changed size, type or expiry, or a foreign key: refused
         assert!(matches!(blobs.verify_local("w/g", &q, now), Err(BlobError::BadSignature)));
         for (k, v) in [("size", "6"), ("ct", "text/html"), ("exp", &(now + 10_000).to_string()), ("op", "get")] {
@@ -291,8 +332,12 @@ mod tests {
         assert!(matches!(blobs.verify_local("w/f", &q, now + 61), Err(BlobError::Expired)));
         let other = BlobStore::local(dir.path(), "another secret").unwrap();
         assert!(matches!(other.verify_local("w/f", &q, now), Err(BlobError::BadSignature)));
-        let down = blobs.download_url("w/f", "a b/ü.txt", "text/plain", Duration::from_secs(60), "http://h").await.unwrap();
-        assert_eq!(blobs.verify_local("w/f", &query(&down), now).unwrap(), LocalGrant::Get { name: "a b/ü.txt".into(), content_type: "text/plain".into() });
+        let down =
+            blobs.download_url("w/f", "a b/ü.txt", "text/plain", Duration::from_secs(60), "http://h").await.unwrap();
+        assert_eq!(
+            blobs.verify_local("w/f", &query(&down), now).unwrap(),
+            LocalGrant::Get { name: "a b/ü.txt".into(), content_type: "text/plain".into() }
+        );
     }
 
     #[tokio::test]

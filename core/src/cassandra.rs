@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use crate::event::ChannelKind;
 use crate::files::{Attachment, FileRecord};
-use crate::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store};
 pub use crate::ports::Workspace;
+use crate::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store};
 use crate::protocol::{MessageView, ThreadView};
 
 #[derive(Debug, thiserror::Error)]
@@ -182,11 +182,25 @@ type MessageRow = (
 
 const CHANNEL_COLUMNS: &str = "channel_id, name, is_private, kind, archived, created_by, created_at, members, last_seq";
 
-type ChannelRow = (Uuid, Option<String>, Option<bool>, Option<String>, Option<bool>, Option<Uuid>, Option<CqlTimestamp>, Option<Vec<Uuid>>, Option<i64>);
+type ChannelRow = (
+    Uuid,
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    Option<bool>,
+    Option<Uuid>,
+    Option<CqlTimestamp>,
+    Option<Vec<Uuid>>,
+    Option<i64>,
+);
 
 fn channel_of(ws: Uuid, r: ChannelRow) -> ChannelInfo {
     let (channel_id, name, is_private, kind, archived, created_by, created_at, members, last_seq) = r;
-    let kind = kind.as_deref().and_then(ChannelKind::parse).unwrap_or(if is_private.unwrap_or(false) { ChannelKind::Private } else { ChannelKind::Public });
+    let kind = kind.as_deref().and_then(ChannelKind::parse).unwrap_or(if is_private.unwrap_or(false) {
+        ChannelKind::Private
+    } else {
+        ChannelKind::Public
+    });
     let mut members = members.unwrap_or_default();
     members.sort();
     ChannelInfo {
@@ -203,7 +217,23 @@ fn channel_of(ws: Uuid, r: ChannelRow) -> ChannelInfo {
 }
 
 fn message_of(ws: Uuid, ch: Uuid, row: MessageRow) -> MessageView {
-    let (id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also, pinned, reply_count, reply_users, last_reply_at, attachments) = row;
+    let (
+        id,
+        seq,
+        user_id,
+        text,
+        client_msg_id,
+        thread_ts,
+        edited_at,
+        deleted,
+        reactions,
+        also,
+        pinned,
+        reply_count,
+        reply_users,
+        last_reply_at,
+        attachments,
+    ) = row;
     let message_id: Uuid = id.into();
     MessageView {
         workspace_id: ws,
@@ -238,10 +268,15 @@ fn message_of(ws: Uuid, ch: Uuid, row: MessageRow) -> MessageView {
 
 /// An attachment as the seed's `attachments list<frozen<map<text, text>>>` holds it.
 fn attachment_map(a: &Attachment) -> std::collections::HashMap<String, String> {
-    [("file_id", a.file_id.to_string()), ("name", a.name.clone()), ("size", a.size.to_string()), ("content_type", a.content_type.clone())]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+    [
+        ("file_id", a.file_id.to_string()),
+        ("name", a.name.clone()),
+        ("size", a.size.to_string()),
+        ("content_type", a.content_type.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 fn attachment_of(m: &std::collections::HashMap<String, String>) -> Option<Attachment> {
@@ -259,7 +294,9 @@ impl CassandraStore {
             let s = session.clone();
             async move { s.prepare(q).await.map_err(db) }
         };
-        let m = |cond: &str| format!("SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? {cond}");
+        let m = |cond: &str| {
+            format!("SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? {cond}")
+        };
         let st = Statements {
             insert_message: p(format!(
                 "INSERT INTO {ks}.messages (workspace_id, channel_id, message_id, seq, user_id, text, client_msg_id, thread_ts, also_in_channel, attachments, deleted)
@@ -339,7 +376,13 @@ impl CassandraStore {
         &self.session
     }
 
-    async fn messages(&self, ps: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow, ws: Uuid, ch: Uuid) -> Result<Vec<MessageView>, StoreError> {
+    async fn messages(
+        &self,
+        ps: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        ws: Uuid,
+        ch: Uuid,
+    ) -> Result<Vec<MessageView>, StoreError> {
         let rows = self.session.execute_unpaged(ps, values).await.map_err(db)?.into_rows_result().map_err(db)?;
         let mut out = Vec::new();
         for row in rows.rows::<MessageRow>().map_err(db)? {
@@ -354,12 +397,20 @@ impl CassandraStore {
             return Ok(vec![]);
         }
         let keys: Vec<CqlTimeuuid> = ids.iter().map(|i| CqlTimeuuid::from(*i)).collect();
-        let mut found: std::collections::HashMap<Uuid, MessageView> =
-            self.messages(&self.st.get_messages, (ws, ch, keys), ws, ch).await?.into_iter().map(|m| (m.message_id, m)).collect();
+        let mut found: std::collections::HashMap<Uuid, MessageView> = self
+            .messages(&self.st.get_messages, (ws, ch, keys), ws, ch)
+            .await?
+            .into_iter()
+            .map(|m| (m.message_id, m))
+            .collect();
         Ok(ids.iter().filter_map(|i| found.remove(i)).collect())
     }
 
-    async fn ids(&self, ps: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow) -> Result<Vec<Uuid>, StoreError> {
+    async fn ids(
+        &self,
+        ps: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<Uuid>, StoreError> {
         let rows = self.session.execute_unpaged(ps, values).await.map_err(db)?.into_rows_result().map_err(db)?;
         let mut out = Vec::new();
         for row in rows.rows::<(CqlTimeuuid,)>().map_err(db)? {
@@ -368,22 +419,36 @@ impl CassandraStore {
         Ok(out)
     }
 
-    async fn exec(&self, ps: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow) -> Result<(), StoreError> {
+    async fn exec(
+        &self,
+        ps: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<(), StoreError> {
         self.session.execute_unpaged(ps, values).await.map_err(db)?;
         Ok(())
     }
 
     /// A page of history without thread-only replies: reads until `limit` qualify or the
     /// channel ends (bounded: at most 20 reads).
-    async fn history_page(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> Result<Vec<MessageView>, StoreError> {
+    async fn history_page(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        page: HistoryPage,
+        limit: i32,
+    ) -> Result<Vec<MessageView>, StoreError> {
         let mut out = Vec::new();
         let mut cursor = page;
         let batch = (limit * 2).clamp(20, 1000);
         for _ in 0..20 {
             let rows = match cursor {
                 HistoryPage::Latest => self.messages(&self.st.history_first, (ws, ch, batch), ws, ch).await?,
-                HistoryPage::Before(b) => self.messages(&self.st.history_before, (ws, ch, CqlTimeuuid::from(b), batch), ws, ch).await?,
-                HistoryPage::After(a) => self.messages(&self.st.history_after, (ws, ch, CqlTimeuuid::from(a), batch), ws, ch).await?,
+                HistoryPage::Before(b) => {
+                    self.messages(&self.st.history_before, (ws, ch, CqlTimeuuid::from(b), batch), ws, ch).await?
+                }
+                HistoryPage::After(a) => {
+                    self.messages(&self.st.history_after, (ws, ch, CqlTimeuuid::from(a), batch), ws, ch).await?
+                }
             };
             let done = rows.len() < batch as usize;
             let last = rows.last().map(|m| m.message_id);
@@ -397,7 +462,11 @@ impl CassandraStore {
             }
             match (last, done) {
                 (Some(l), false) => {
-                    cursor = if matches!(page, HistoryPage::After(_)) { HistoryPage::After(l) } else { HistoryPage::Before(l) }
+                    cursor = if matches!(page, HistoryPage::After(_)) {
+                        HistoryPage::After(l)
+                    } else {
+                        HistoryPage::Before(l)
+                    }
                 }
                 _ => break,
             }
@@ -407,7 +476,11 @@ impl CassandraStore {
 
     pub async fn insert_workspace(&self, w: &Workspace) -> Result<(), StoreError> {
         let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
-        self.exec(&self.st.insert_workspace, (w.workspace_id, &w.name, w.retention_secs, now, w.max_file_bytes, &w.file_types)).await
+        self.exec(
+            &self.st.insert_workspace,
+            (w.workspace_id, &w.name, w.retention_secs, now, w.max_file_bytes, &w.file_types),
+        )
+        .await
     }
 }
 
@@ -421,10 +494,24 @@ impl Store for CassandraStore {
         let ttl = ttl_secs.max(0);
         let id = CqlTimeuuid::from(m.message_id);
         let attachments: Vec<_> = m.attachments.iter().map(attachment_map).collect();
-        let values = (m.workspace_id, m.channel_id, id, m.seq, m.user_id, &m.text, &m.client_msg_id, m.thread_ts.map(CqlTimeuuid::from), m.also_in_channel, attachments, ttl);
+        let values = (
+            m.workspace_id,
+            m.channel_id,
+            id,
+            m.seq,
+            m.user_id,
+            &m.text,
+            &m.client_msg_id,
+            m.thread_ts.map(CqlTimeuuid::from),
+            m.also_in_channel,
+            attachments,
+            ttl,
+        );
         self.exec(&self.st.insert_message, values).await.map_err(port)?;
         if let Some(parent) = m.thread_ts {
-            self.exec(&self.st.insert_reply, (m.workspace_id, m.channel_id, CqlTimeuuid::from(parent), id, ttl)).await.map_err(port)?;
+            self.exec(&self.st.insert_reply, (m.workspace_id, m.channel_id, CqlTimeuuid::from(parent), id, ttl))
+                .await
+                .map_err(port)?;
         }
         Ok(())
     }
@@ -432,9 +519,20 @@ impl Store for CassandraStore {
         self.history_page(ws, ch, page, limit).await.map_err(port)
     }
     async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<MessageView>> {
-        Ok(self.messages(&self.st.get_message, (ws, ch, CqlTimeuuid::from(message_id)), ws, ch).await.map_err(port)?.pop())
+        Ok(self
+            .messages(&self.st.get_message, (ws, ch, CqlTimeuuid::from(message_id)), ws, ch)
+            .await
+            .map_err(port)?
+            .pop())
     }
-    async fn thread(&self, ws: Uuid, ch: Uuid, parent: Uuid, after: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>> {
+    async fn thread(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        parent: Uuid,
+        after: Option<Uuid>,
+        limit: i32,
+    ) -> PortResult<Vec<MessageView>> {
         let parent = CqlTimeuuid::from(parent);
         let ids = match after {
             None => self.ids(&self.st.thread_first, (ws, ch, parent, limit)).await,
@@ -451,23 +549,50 @@ impl Store for CassandraStore {
         let r = match change {
             ChannelChange::Created(c) => {
                 let members: std::collections::BTreeSet<Uuid> = c.members.iter().copied().collect();
-                let values = (ws, ch, &c.name, c.kind.is_private(), c.kind.as_str(), c.archived, c.created_by, CqlTimestamp(c.created_at), members, c.last_seq);
+                let values = (
+                    ws,
+                    ch,
+                    &c.name,
+                    c.kind.is_private(),
+                    c.kind.as_str(),
+                    c.archived,
+                    c.created_by,
+                    CqlTimestamp(c.created_at),
+                    members,
+                    c.last_seq,
+                );
                 self.exec(&self.st.insert_channel, values).await
             }
             ChannelChange::Renamed(name) => self.exec(&self.st.rename_channel, (name, ws, ch)).await,
             ChannelChange::Archived(a) => self.exec(&self.st.archive_channel, (*a, ws, ch)).await,
-            ChannelChange::Joined(u) => self.exec(&self.st.add_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await,
-            ChannelChange::Left(u) => self.exec(&self.st.remove_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await,
+            ChannelChange::Joined(u) => {
+                self.exec(&self.st.add_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await
+            }
+            ChannelChange::Left(u) => {
+                self.exec(&self.st.remove_member, (std::collections::BTreeSet::from([*u]), ws, ch)).await
+            }
             ChannelChange::LastSeq(seq) => self.exec(&self.st.channel_seq, (*seq, ws, ch)).await,
         };
         r.map_err(port)
     }
     async fn channel(&self, ws: Uuid, ch: Uuid) -> PortResult<Option<ChannelInfo>> {
-        let rows = self.session.execute_unpaged(&self.st.get_channel, (ws, ch)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.get_channel, (ws, ch))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
         Ok(rows.maybe_first_row::<ChannelRow>().map_err(PortError::of)?.map(|r| channel_of(ws, r)))
     }
     async fn channels(&self, ws: Uuid) -> PortResult<Vec<ChannelInfo>> {
-        let rows = self.session.execute_unpaged(&self.st.list_channels, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.list_channels, (ws,))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
         let mut out = Vec::new();
         for r in rows.rows::<ChannelRow>().map_err(PortError::of)? {
             out.push(channel_of(ws, r.map_err(PortError::of)?));
@@ -478,7 +603,13 @@ impl Store for CassandraStore {
         self.exec(&self.st.set_marker, (ws, user, ch, seq)).await.map_err(port)
     }
     async fn read_markers(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, i64)>> {
-        let rows = self.session.execute_unpaged(&self.st.get_markers, (ws, user)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.get_markers, (ws, user))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
         let mut out = Vec::new();
         for r in rows.rows::<(Uuid, Option<i64>)>().map_err(PortError::of)? {
             let (ch, seq) = r.map_err(PortError::of)?;
@@ -490,8 +621,16 @@ impl Store for CassandraStore {
         CassandraStore::insert_workspace(self, w).await.map_err(port)
     }
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>> {
-        let rows = self.session.execute_unpaged(&self.st.get_workspace, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
-        let row = rows.maybe_first_row::<(Uuid, Option<String>, Option<i32>, Option<i64>, Option<Vec<String>>)>().map_err(PortError::of)?;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.get_workspace, (ws,))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
+        let row = rows
+            .maybe_first_row::<(Uuid, Option<String>, Option<i32>, Option<i64>, Option<Vec<String>>)>()
+            .map_err(PortError::of)?;
         Ok(row.map(|(workspace_id, name, retention, max_file_bytes, file_types)| Workspace {
             workspace_id,
             name: name.unwrap_or_default(),
@@ -505,15 +644,33 @@ impl Store for CassandraStore {
         self.exec(&self.st.insert_user, (ws, user, name, now)).await.map_err(port)
     }
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
-        let rows = self.session.execute_unpaged(&self.st.get_user, (ws, user)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.get_user, (ws, user))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
         Ok(rows.rows_num() > 0)
     }
     async fn user_name(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
-        let rows = self.session.execute_unpaged(&self.st.get_user, (ws, user)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.get_user, (ws, user))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
         Ok(rows.maybe_first_row::<(Option<String>,)>().map_err(PortError::of)?.map(|(n,)| n.unwrap_or_default()))
     }
     async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>> {
-        let rows = self.session.execute_unpaged(&self.st.list_users, (ws,)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.list_users, (ws,))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
         let mut out = Vec::new();
         for r in rows.rows::<(Uuid, Option<String>)>().map_err(PortError::of)? {
             let (u, n) = r.map_err(PortError::of)?;
@@ -521,16 +678,27 @@ impl Store for CassandraStore {
         }
         Ok(out)
     }
-    async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, ttl_secs: i32) -> PortResult<()> {
+    async fn update_message(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        message_id: Uuid,
+        update: &MessageUpdate,
+        ttl_secs: i32,
+    ) -> PortResult<()> {
         let id = CqlTimeuuid::from(message_id);
         let ttl = ttl_secs.max(0);
         let r = match update {
-            MessageUpdate::Edit { text, edited_at } => self.exec(&self.st.edit_message, (ttl, text, CqlTimestamp(*edited_at), ws, ch, id)).await,
+            MessageUpdate::Edit { text, edited_at } => {
+                self.exec(&self.st.edit_message, (ttl, text, CqlTimestamp(*edited_at), ws, ch, id)).await
+            }
             MessageUpdate::Delete => {
                 self.exec(&self.st.unpin, (ws, ch, id)).await.map_err(port)?;
                 self.exec(&self.st.delete_message, (ttl, ws, ch, id)).await
             }
-            MessageUpdate::Reactions { emoji, users } if users.is_empty() => self.exec(&self.st.drop_reaction, (emoji, ws, ch, id)).await,
+            MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
+                self.exec(&self.st.drop_reaction, (emoji, ws, ch, id)).await
+            }
             MessageUpdate::Reactions { emoji, users } => {
                 let set: std::collections::BTreeSet<Uuid> = users.iter().copied().collect();
                 self.exec(&self.st.set_reaction, (ttl, emoji, set, ws, ch, id)).await
@@ -544,7 +712,11 @@ impl Store for CassandraStore {
                 self.exec(&self.st.set_pinned, (ttl, *pinned, ws, ch, id)).await
             }
             MessageUpdate::Thread(t) => {
-                self.exec(&self.st.set_thread, (ttl, t.reply_count, &t.reply_users, CqlTimestamp(t.last_reply_at), ws, ch, id)).await
+                self.exec(
+                    &self.st.set_thread,
+                    (ttl, t.reply_count, &t.reply_users, CqlTimestamp(t.last_reply_at), ws, ch, id),
+                )
+                .await
             }
         };
         r.map_err(port)
@@ -552,12 +724,35 @@ impl Store for CassandraStore {
 
     async fn insert_file(&self, f: &FileRecord) -> PortResult<()> {
         let a = &f.file;
-        let values = (f.workspace_id, a.file_id, f.channel_id, f.uploader, &a.name, a.size, &a.content_type, CqlTimestamp(f.created_at));
+        let values = (
+            f.workspace_id,
+            a.file_id,
+            f.channel_id,
+            f.uploader,
+            &a.name,
+            a.size,
+            &a.content_type,
+            CqlTimestamp(f.created_at),
+        );
         self.exec(&self.st.insert_file, values).await.map_err(port)
     }
     async fn file(&self, ws: Uuid, file_id: Uuid) -> PortResult<Option<FileRecord>> {
-        let rows = self.session.execute_unpaged(&self.st.get_file, (ws, file_id)).await.map_err(PortError::of)?.into_rows_result().map_err(PortError::of)?;
-        type Row = (Option<Uuid>, Option<Uuid>, Option<String>, Option<i64>, Option<String>, Option<CqlTimestamp>, Option<bool>);
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.get_file, (ws, file_id))
+            .await
+            .map_err(PortError::of)?
+            .into_rows_result()
+            .map_err(PortError::of)?;
+        type Row = (
+            Option<Uuid>,
+            Option<Uuid>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<CqlTimestamp>,
+            Option<bool>,
+        );
         let row = rows.maybe_first_row::<Row>().map_err(PortError::of)?;
         Ok(row.map(|(channel_id, uploader, name, size, content_type, created_at, deleted)| FileRecord {
             workspace_id: ws,
@@ -565,7 +760,12 @@ impl Store for CassandraStore {
             uploader: uploader.unwrap_or_default(),
             created_at: created_at.map(|t| t.0).unwrap_or(0),
             deleted: deleted.unwrap_or(false),
-            file: Attachment { file_id, name: name.unwrap_or_default(), size: size.unwrap_or(0), content_type: content_type.unwrap_or_default() },
+            file: Attachment {
+                file_id,
+                name: name.unwrap_or_default(),
+                size: size.unwrap_or(0),
+                content_type: content_type.unwrap_or_default(),
+            },
         }))
     }
     async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> PortResult<()> {
@@ -574,7 +774,10 @@ impl Store for CassandraStore {
 
     async fn truncate_timeline(&self) -> PortResult<()> {
         for table in ["messages", "channels", "thread_replies", "pins", "read_markers", "files"] {
-            self.session.query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[]).await.map_err(PortError::of)?;
+            self.session
+                .query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[])
+                .await
+                .map_err(PortError::of)?;
         }
         Ok(())
     }

@@ -66,22 +66,53 @@ pub enum CommandBody {
         file_ids: Vec<Uuid>,
     },
     JoinChannel,
-    CreateChannel { name: String, channel_kind: crate::event::ChannelKind, members: Vec<Uuid> },
-    RenameChannel { name: String },
-    ArchiveChannel { archived: bool },
+    CreateChannel {
+        name: String,
+        channel_kind: crate::event::ChannelKind,
+        members: Vec<Uuid>,
+    },
+    RenameChannel {
+        name: String,
+    },
+    ArchiveChannel {
+        archived: bool,
+    },
     LeaveChannel,
-    Invite { user_id: Uuid },
-    Kick { user_id: Uuid },
-    Pin { message_id: Uuid, pinned: bool },
+    Invite {
+        user_id: Uuid,
+    },
+    Kick {
+        user_id: Uuid,
+    },
+    Pin {
+        message_id: Uuid,
+        pinned: bool,
+    },
     /// Keyed by the user's own stream (`channel_id` = the user's id).
-    MarkRead { channel_id: Uuid, seq: i64 },
-    EditMessage { message_id: Uuid, text: String },
-    DeleteMessage { message_id: Uuid },
-    React { message_id: Uuid, emoji: String, add: bool },
+    MarkRead {
+        channel_id: Uuid,
+        seq: i64,
+    },
+    EditMessage {
+        message_id: Uuid,
+        text: String,
+    },
+    DeleteMessage {
+        message_id: Uuid,
+    },
+    React {
+        message_id: Uuid,
+        emoji: String,
+        add: bool,
+    },
     /// A finished upload (checked by the gateway against the object store) joins the channel.
-    ShareFile { file: crate::files::Attachment },
+    ShareFile {
+        file: crate::files::Attachment,
+    },
     /// The uploader deletes a file.
-    DeleteFile { file_id: Uuid },
+    DeleteFile {
+        file_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -99,8 +130,18 @@ pub struct Reply {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     /// The message is in the log (or already was: a deduplicated retry gets the original ids).
-    Posted { message_id: Uuid, seq: i64, ts: i64, duplicate: bool },
+    Posted {
+        message_id: Uuid,
+        seq: i64,
+        ts: i64,
+        duplicate: bool,
+    },
     /// A membership or channel change is in the log (or needed no event).
-    Done { seq: i64 },
-    Rejected { code: ErrorCode, message: String },
+    Done {
+        seq: i64,
+    },
+    Rejected {
+        code: ErrorCode,
+        message: String,
+    },
 }

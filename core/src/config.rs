@@ -249,7 +249,16 @@ impl Default for Config {
 }
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self { brokers: "127.0.0.1:9092".into(), partitions: 8, replication_factor: 1, instance_id: "0".into(), session_timeout_ms: 10_000, fetch_wait_max_ms: 10, projector_fetch_wait_ms: 100, projector_fetch_min_bytes: 16_384 }
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            partitions: 8,
+            replication_factor: 1,
+            instance_id: "0".into(),
+            session_timeout_ms: 10_000,
+            fetch_wait_max_ms: 10,
+            projector_fetch_wait_ms: 100,
+            projector_fetch_min_bytes: 16_384,
+        }
     }
 }
 impl Default for CassandraConfig {
@@ -281,9 +290,19 @@ impl Default for FilesConfig {
             access_key: String::new(),
             secret_key: String::new(),
             max_bytes: 100 * 1024 * 1024,
-            allowed_types: ["image/*", "video/*", "audio/*", "text/plain", "text/csv", "text/markdown", "application/pdf", "application/zip", "application/json"]
-                .map(String::from)
-                .to_vec(),
+            allowed_types: [
+                "image/*",
+                "video/*",
+                "audio/*",
+                "text/plain",
+                "text/csv",
+                "text/markdown",
+                "application/pdf",
+                "application/zip",
+                "application/json",
+            ]
+            .map(String::from)
+            .to_vec(),
             upload_url_ttl_secs: 900,
             download_url_ttl_secs: 300,
         }
@@ -360,12 +379,13 @@ impl Config {
             }
             let path: Vec<String> = key["CONFAB_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
             let parsed = parse_env_value(&value);
-            set_path(&mut root, &path, parsed).map_err(|message| ConfigError::Invalid { origin: key.clone(), message })?;
+            set_path(&mut root, &path, parsed)
+                .map_err(|message| ConfigError::Invalid { origin: key.clone(), message })?;
         }
         let names_servers = ["kafka", "cassandra", "redis", "registry", "search"].iter().any(|k| root.contains_key(*k));
-        let mut cfg: Config = toml::Value::Table(root)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() })?;
+        let mut cfg: Config = toml::Value::Table(root).try_into().map_err(|e: toml::de::Error| {
+            ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() }
+        })?;
         if cfg.mode == Mode::Auto {
             cfg.mode = if names_servers { Mode::Distributed } else { Mode::Embedded };
         }
@@ -374,13 +394,17 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.namespace.is_empty() || !self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if self.namespace.is_empty()
+            || !self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err("`namespace` must be non-empty and use only [A-Za-z0-9_-]".into());
         }
         if self.kafka.partitions < 1 {
             return Err("`kafka.partitions` must be at least 1".into());
         }
-        if self.kafka.instance_id.is_empty() || !self.kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if self.kafka.instance_id.is_empty()
+            || !self.kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err("`kafka.instance_id` must be non-empty and use only [A-Za-z0-9_-]".into());
         }
         if !(1..=5_000).contains(&self.kafka.projector_fetch_wait_ms) {
@@ -389,7 +413,9 @@ impl Config {
         if self.kafka.brokers.trim().is_empty() {
             return Err("`kafka.brokers` must name at least one broker".into());
         }
-        if !self.cassandra.keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || self.cassandra.keyspace.is_empty() {
+        if !self.cassandra.keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || self.cassandra.keyspace.is_empty()
+        {
             return Err("`cassandra.keyspace` must use only [A-Za-z0-9_]".into());
         }
         if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
@@ -402,7 +428,9 @@ impl Config {
             return Err("`search.url` must be an http(s) URL".into());
         }
         let index = self.search.index_name(&self.namespace);
-        if index.starts_with(['_', '-', '+']) || !index.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        if index.starts_with(['_', '-', '+'])
+            || !index.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
             return Err("`search.index` must use only [a-z0-9_-] and not start with _, - or +".into());
         }
         for (name, v) in [("gateway.listen", &self.gateway.listen), ("telemetry.listen", &self.telemetry.listen)] {
@@ -484,7 +512,12 @@ mod tests {
     fn env_overrides_nested_keys_with_types() {
         let c = Config::load(
             None,
-            env(&[("CONFAB_KAFKA__PARTITIONS", "3"), ("CONFAB_NAMESPACE", "t1"), ("CONFAB_ADMIN_KEY", "not-config"), ("CONFAB_REDIS__URL", "redis://h:1/")]),
+            env(&[
+                ("CONFAB_KAFKA__PARTITIONS", "3"),
+                ("CONFAB_NAMESPACE", "t1"),
+                ("CONFAB_ADMIN_KEY", "not-config"),
+                ("CONFAB_REDIS__URL", "redis://h:1/"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.kafka.partitions, 3);
@@ -496,7 +529,10 @@ mod tests {
     fn mode_follows_whether_servers_are_named() {
         assert_eq!(Config::load(None, env(&[])).unwrap().mode, Mode::Embedded);
         assert_eq!(Config::load(None, env(&[("CONFAB_KAFKA__BROKERS", "k:1")])).unwrap().mode, Mode::Distributed);
-        assert_eq!(Config::load(None, env(&[("CONFAB_KAFKA__BROKERS", "k:1"), ("CONFAB_MODE", "embedded")])).unwrap().mode, Mode::Embedded);
+        assert_eq!(
+            Config::load(None, env(&[("CONFAB_KAFKA__BROKERS", "k:1"), ("CONFAB_MODE", "embedded")])).unwrap().mode,
+            Mode::Embedded
+        );
         let e = Config::load(None, env(&[("CONFAB_MODE", "cloud")])).unwrap_err().to_string();
         assert!(e.contains("cloud") || e.contains("mode"), "{e}");
     }

@@ -78,27 +78,60 @@ pub enum Payload {
         thread: Option<ThreadState>,
         attachments: Vec<crate::files::Attachment>,
     },
-    ChannelCreated { name: String, kind: ChannelKind, members: Vec<Uuid> },
+    ChannelCreated {
+        name: String,
+        kind: ChannelKind,
+        members: Vec<Uuid>,
+    },
     /// `user_id` joined (actor = user_id) or was invited by the actor.
-    MemberJoined { user_id: Uuid },
-    MessageEdited { message_id: Uuid, text: String },
+    MemberJoined {
+        user_id: Uuid,
+    },
+    MessageEdited {
+        message_id: Uuid,
+        text: String,
+    },
     /// A tombstone: the text is gone from every projection, and so are the files the message
     /// carried (`file_ids`).
-    MessageDeleted { message_id: Uuid, file_ids: Vec<Uuid> },
+    MessageDeleted {
+        message_id: Uuid,
+        file_ids: Vec<Uuid>,
+    },
     /// `actor_id` added (or removed) `emoji`; `users` is everyone reacting with it afterwards.
-    ReactionChanged { message_id: Uuid, emoji: String, added: bool, users: Vec<Uuid> },
+    ReactionChanged {
+        message_id: Uuid,
+        emoji: String,
+        added: bool,
+        users: Vec<Uuid>,
+    },
     /// `user_id` left (actor = user_id) or was removed by the actor.
-    MemberLeft { user_id: Uuid },
-    ChannelRenamed { name: String },
+    MemberLeft {
+        user_id: Uuid,
+    },
+    ChannelRenamed {
+        name: String,
+    },
     /// Archived channels are read-only; `archived: false` restores one.
-    ChannelArchived { archived: bool },
-    MessagePinned { message_id: Uuid, pinned: bool },
+    ChannelArchived {
+        archived: bool,
+    },
+    MessagePinned {
+        message_id: Uuid,
+        pinned: bool,
+    },
     /// In the actor's own stream (`channel_id` = the user's id): they read `channel_id` up to `seq`.
-    ReadMarked { channel_id: Uuid, seq: i64 },
+    ReadMarked {
+        channel_id: Uuid,
+        seq: i64,
+    },
     /// The actor uploaded a file into this channel (its bytes are in the object store).
-    FileShared { file: crate::files::Attachment },
+    FileShared {
+        file: crate::files::Attachment,
+    },
     /// The uploader deleted the file: no more download URLs, and its bytes are removed.
-    FileDeleted { file_id: Uuid },
+    FileDeleted {
+        file_id: Uuid,
+    },
 }
 
 impl Payload {
@@ -128,7 +161,11 @@ impl Event {
 
     /// The message as clients first see it, for a `MessagePosted` event.
     pub fn posted_view(&self) -> Option<crate::protocol::MessageView> {
-        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, attachments, .. } = &self.payload else { return None };
+        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, attachments, .. } =
+            &self.payload
+        else {
+            return None;
+        };
         Some(crate::protocol::MessageView {
             workspace_id: self.workspace_id,
             channel_id: self.channel_id,

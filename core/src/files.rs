@@ -91,7 +91,17 @@ pub fn type_allowed(content_type: &str, patterns: &[String]) -> bool {
 
 /// Types shown inline by clients (everything else is offered as a download).
 pub fn is_inline(content_type: &str) -> bool {
-    matches!(content_type, "image/png" | "image/jpeg" | "image/gif" | "image/webp" | "text/plain" | "application/pdf" | "video/mp4" | "audio/mpeg")
+    matches!(
+        content_type,
+        "image/png"
+            | "image/jpeg"
+            | "image/gif"
+            | "image/webp"
+            | "text/plain"
+            | "application/pdf"
+            | "video/mp4"
+            | "audio/mpeg"
+    )
 }
 
 #[cfg(test)]

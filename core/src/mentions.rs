@@ -45,7 +45,11 @@ pub fn parse(text: &str) -> Mentions {
             }
         }
     }
-    Mentions { users, channel: broadcast(text, "channel") || broadcast(text, "everyone"), here: broadcast(text, "here") }
+    Mentions {
+        users,
+        channel: broadcast(text, "channel") || broadcast(text, "everyone"),
+        here: broadcast(text, "here"),
+    }
 }
 
 #[cfg(test)]

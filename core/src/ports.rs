@@ -56,7 +56,12 @@ pub trait SequencerLog: Send {
     async fn load_partition(&mut self, partition: i32) -> PortResult<Vec<Event>>;
     /// Atomically appends the events (each to the given partition) and the replies, and marks
     /// the commands up to these offsets (exclusive) consumed.
-    async fn commit(&mut self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()>;
+    async fn commit(
+        &mut self,
+        events: Vec<(i32, Event)>,
+        replies: Vec<Reply>,
+        offsets: Vec<(i32, i64)>,
+    ) -> PortResult<()>;
     /// Partitions taken away since the last call (their state must be reloaded if they return).
     fn take_revoked(&mut self) -> Vec<i32>;
 }
@@ -84,7 +89,10 @@ impl ReplayFrom {
             let mut m = std::collections::HashMap::new();
             for part in s.split(',') {
                 let (p, o) = part.split_once(':').ok_or_else(|| format!("`{part}` is not partition:offset"))?;
-                let (p, o) = (p.trim().parse::<i32>().map_err(|_| format!("bad partition in `{part}`"))?, o.trim().parse::<i64>().map_err(|_| format!("bad offset in `{part}`"))?);
+                let (p, o) = (
+                    p.trim().parse::<i32>().map_err(|_| format!("bad partition in `{part}`"))?,
+                    o.trim().parse::<i64>().map_err(|_| format!("bad offset in `{part}`"))?,
+                );
                 if p < 0 || o < 0 {
                     return Err(format!("`{part}`: partitions and offsets are not negative"));
                 }
@@ -133,12 +141,20 @@ pub trait EventSource: Send {
 /// A change to a stored message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageUpdate {
-    Edit { text: String, edited_at: i64 },
+    Edit {
+        text: String,
+        edited_at: i64,
+    },
     /// The text is erased, reactions dropped, `deleted` set.
     Delete,
     /// Everyone reacting with `emoji` now (empty: the emoji is gone).
-    Reactions { emoji: String, users: Vec<Uuid> },
-    Pin { pinned: bool },
+    Reactions {
+        emoji: String,
+        users: Vec<Uuid>,
+    },
+    Pin {
+        pinned: bool,
+    },
     /// The message's thread after a reply (on the parent).
     Thread(crate::protocol::ThreadView),
 }
@@ -210,7 +226,14 @@ pub trait Store: Send + Sync {
     async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<MessageView>>;
     async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<MessageView>>;
     /// A thread's replies, oldest first, after `after` when given (the seed's LOAD_THREAD_REPLIES).
-    async fn thread(&self, ws: Uuid, ch: Uuid, parent: Uuid, after: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>>;
+    async fn thread(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        parent: Uuid,
+        after: Option<Uuid>,
+        limit: i32,
+    ) -> PortResult<Vec<MessageView>>;
     /// Pinned messages, newest first.
     async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<MessageView>>;
     async fn change_channel(&self, ws: Uuid, ch: Uuid, change: &ChannelChange) -> PortResult<()>;
@@ -230,7 +253,14 @@ pub trait Store: Send + Sync {
     async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>>;
     /// Applies an edit, a deletion (tombstone), a reaction change, a pin or a thread summary
     /// to a stored message; idempotent (each update carries the resulting state).
-    async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, ttl_secs: i32) -> PortResult<()>;
+    async fn update_message(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        message_id: Uuid,
+        update: &MessageUpdate,
+        ttl_secs: i32,
+    ) -> PortResult<()>;
     /// Records a shared file (replays write the same row; a deleted file stays deleted).
     async fn insert_file(&self, f: &crate::files::FileRecord) -> PortResult<()>;
     async fn file(&self, ws: Uuid, file_id: Uuid) -> PortResult<Option<crate::files::FileRecord>>;
@@ -304,7 +334,11 @@ impl Backlog {
     /// Builds a backlog from entries scanned newest first (`newest_first`) and each channel's
     /// current seq: keeps the channels' entries after their positions, in stream order, and
     /// reports what is missing at the old end as gaps.
-    pub fn from_scan(after: &[(Uuid, i64)], now: &std::collections::HashMap<Uuid, i64>, newest_first: Vec<FanoutEntry>) -> Backlog {
+    pub fn from_scan(
+        after: &[(Uuid, i64)],
+        now: &std::collections::HashMap<Uuid, i64>,
+        newest_first: Vec<FanoutEntry>,
+    ) -> Backlog {
         let from: std::collections::HashMap<Uuid, i64> = after.iter().copied().collect();
         let mut lowest: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
         let mut entries = Vec::new();
@@ -335,8 +369,14 @@ impl Backlog {
     }
 
     /// Whether a scan newest first can stop: every channel has reached its position.
-    pub fn covered(after: &[(Uuid, i64)], now: &std::collections::HashMap<Uuid, i64>, lowest_seen: &std::collections::HashMap<Uuid, i64>) -> bool {
-        after.iter().all(|(ch, last)| now.get(ch).copied().unwrap_or(0) <= *last || lowest_seen.get(ch).is_some_and(|s| *s <= last + 1))
+    pub fn covered(
+        after: &[(Uuid, i64)],
+        now: &std::collections::HashMap<Uuid, i64>,
+        lowest_seen: &std::collections::HashMap<Uuid, i64>,
+    ) -> bool {
+        after.iter().all(|(ch, last)| {
+            now.get(ch).copied().unwrap_or(0) <= *last || lowest_seen.get(ch).is_some_and(|s| *s <= last + 1)
+        })
     }
 }
 

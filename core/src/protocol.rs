@@ -298,7 +298,15 @@ pub enum ServerFrame {
         by: Option<Uuid>,
     },
     #[serde(rename = "message:edited")]
-    Edited { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, text: String, edited_at: i64, seq: i64, user_id: Uuid },
+    Edited {
+        workspace_id: Uuid,
+        channel_id: Uuid,
+        message_id: Uuid,
+        text: String,
+        edited_at: i64,
+        seq: i64,
+        user_id: Uuid,
+    },
     #[serde(rename = "message:deleted")]
     Deleted {
         workspace_id: Uuid,
@@ -311,9 +319,25 @@ pub enum ServerFrame {
         file_ids: Vec<Uuid>,
     },
     #[serde(rename = "reaction:added")]
-    ReactionAdded { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, emoji: String, user_id: Uuid, users: Vec<Uuid>, seq: i64 },
+    ReactionAdded {
+        workspace_id: Uuid,
+        channel_id: Uuid,
+        message_id: Uuid,
+        emoji: String,
+        user_id: Uuid,
+        users: Vec<Uuid>,
+        seq: i64,
+    },
     #[serde(rename = "reaction:removed")]
-    ReactionRemoved { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, emoji: String, user_id: Uuid, users: Vec<Uuid>, seq: i64 },
+    ReactionRemoved {
+        workspace_id: Uuid,
+        channel_id: Uuid,
+        message_id: Uuid,
+        emoji: String,
+        user_id: Uuid,
+        users: Vec<Uuid>,
+        seq: i64,
+    },
     /// Someone is typing; show it for `expires_in_ms` unless another arrives.
     #[serde(rename = "typing")]
     Typing { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, expires_in_ms: u64 },
@@ -321,7 +345,16 @@ pub enum ServerFrame {
     /// `members` lists everyone for channels of up to [`MEMBERS_IN_FRAME`] people (and DMs);
     /// for bigger ones it is empty and `member_count` says how many (the list is at
     /// `GET /api/channels/{id}`): a 10,000-member channel must not send 10,000 ids to 10,000 sockets.
-    Created { workspace_id: Uuid, channel_id: Uuid, name: String, is_private: bool, kind: crate::event::ChannelKind, members: Vec<Uuid>, member_count: usize, seq: i64 },
+    Created {
+        workspace_id: Uuid,
+        channel_id: Uuid,
+        name: String,
+        is_private: bool,
+        kind: crate::event::ChannelKind,
+        members: Vec<Uuid>,
+        member_count: usize,
+        seq: i64,
+    },
     /// `user_id` left, or was removed by `by`.
     #[serde(rename = "channel:left")]
     Left { workspace_id: Uuid, channel_id: Uuid, user_id: Uuid, by: Uuid, seq: i64 },
@@ -343,7 +376,12 @@ pub enum ServerFrame {
     /// The end of a resume's replay: each channel's `seq` now, gaps to fetch over HTTP, and
     /// named channels the user is not (or no longer) a member of.
     #[serde(rename = "resume:done")]
-    ResumeDone { replayed: usize, channels: std::collections::BTreeMap<Uuid, i64>, gaps: Vec<ResumeGap>, not_members: Vec<Uuid> },
+    ResumeDone {
+        replayed: usize,
+        channels: std::collections::BTreeMap<Uuid, i64>,
+        gaps: Vec<ResumeGap>,
+        not_members: Vec<Uuid>,
+    },
     /// Users of the workspace whose presence changed (gathered over a short window).
     #[serde(rename = "presence:change")]
     PresenceChange { workspace_id: Uuid, users: Vec<PresenceView> },
@@ -487,10 +525,15 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
             validate_message(text, file_ids).map_err(|(c, m)| err(c, m))?;
         }
         ClientFrame::Edit { text, .. } => validate_text(text).map_err(|(c, m)| err(c, m))?,
-        ClientFrame::Create { name, .. } | ClientFrame::Rename { name, .. } => validate_channel_name(name).map_err(|m| err(ErrorCode::InvalidField, m))?,
+        ClientFrame::Create { name, .. } | ClientFrame::Rename { name, .. } => {
+            validate_channel_name(name).map_err(|m| err(ErrorCode::InvalidField, m))?
+        }
         ClientFrame::DmOpen { user_ids, .. } => {
             if user_ids.is_empty() || user_ids.len() >= MAX_GROUP_DM {
-                return Err(err(ErrorCode::InvalidField, format!("a direct message takes 1..={} other people", MAX_GROUP_DM - 1)));
+                return Err(err(
+                    ErrorCode::InvalidField,
+                    format!("a direct message takes 1..={} other people", MAX_GROUP_DM - 1),
+                ));
             }
         }
         ClientFrame::ReactionAdd { emoji, .. } | ClientFrame::ReactionRemove { emoji, .. } => {
@@ -505,7 +548,10 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
 /// with files may have none; at most [`crate::files::MAX_ATTACHMENTS`] distinct files.
 pub fn validate_message(text: &str, file_ids: &[Uuid]) -> Result<(), (ErrorCode, String)> {
     if file_ids.len() > crate::files::MAX_ATTACHMENTS {
-        return Err((ErrorCode::InvalidField, format!("a message carries at most {} files", crate::files::MAX_ATTACHMENTS)));
+        return Err((
+            ErrorCode::InvalidField,
+            format!("a message carries at most {} files", crate::files::MAX_ATTACHMENTS),
+        ));
     }
     let distinct: std::collections::HashSet<&Uuid> = file_ids.iter().collect();
     if distinct.len() != file_ids.len() {
@@ -533,7 +579,9 @@ pub fn validate_channel_name(name: &str) -> Result<(), String> {
 
 pub fn validate_emoji(emoji: &str) -> Result<(), String> {
     if emoji.is_empty() || emoji.len() > MAX_EMOJI_LEN || emoji.chars().any(|c| c.is_whitespace() || c == ':') {
-        return Err(format!("emoji must be 1..={MAX_EMOJI_LEN} bytes without spaces or colons (`thumbsup`, not `:thumbsup:`)"));
+        return Err(format!(
+            "emoji must be 1..={MAX_EMOJI_LEN} bytes without spaces or colons (`thumbsup`, not `:thumbsup:`)"
+        ));
     }
     Ok(())
 }
@@ -544,10 +592,7 @@ pub fn validate_text(text: &str) -> Result<(), (ErrorCode, String)> {
     }
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
-        return Err((
-            ErrorCode::TextTooLong,
-            format!("text is {chars} characters; the limit is {MAX_TEXT_CHARS}"),
-        ));
+        return Err((ErrorCode::TextTooLong, format!("text is {chars} characters; the limit is {MAX_TEXT_CHARS}")));
     }
     Ok(())
 }
@@ -563,7 +608,17 @@ mod tests {
             r#"{{"type":"message:send","channel_id":"{ch}","text":"hi","client_msg_id":"c1"}}"#
         ))
         .unwrap();
-        assert_eq!(f, ClientFrame::Send { channel_id: ch, text: "hi".into(), client_msg_id: "c1".into(), thread_ts: None, also_send_to_channel: false, file_ids: vec![] });
+        assert_eq!(
+            f,
+            ClientFrame::Send {
+                channel_id: ch,
+                text: "hi".into(),
+                client_msg_id: "c1".into(),
+                thread_ts: None,
+                also_send_to_channel: false,
+                file_ids: vec![]
+            }
+        );
     }
 
     #[test]

@@ -8,14 +8,14 @@
 //! - `<ns>:{ws}:mem:<channel>`  set of member user ids
 //! - `<ns>:{ws}:uch:<user>`     set of the user's channel ids
 
+use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
-use async_trait::async_trait;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-pub use crate::ports::{FanoutEntry, FanoutItem};
 use crate::ports::{Backlog, Fanout, FanoutStream, PortError, PortResult};
+pub use crate::ports::{FanoutEntry, FanoutItem};
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,13 @@ impl RedisFanout {
     pub async fn connect(url: &str, namespace: &str, max_len: usize) -> Result<Self, FanoutError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client).await?;
-        Ok(Self { url: url.to_string(), conn, namespace: namespace.to_string(), max_len, script: redis::Script::new(PUBLISH) })
+        Ok(Self {
+            url: url.to_string(),
+            conn,
+            namespace: namespace.to_string(),
+            max_len,
+            script: redis::Script::new(PUBLISH),
+        })
     }
 
     fn prefix(&self, ws: &Uuid) -> String {
@@ -84,9 +90,20 @@ impl RedisFanout {
             let add = it.add_members.iter().map(|u| u.to_string()).collect::<Vec<_>>();
             let rm = it.remove_members.iter().map(|u| u.to_string()).collect::<Vec<_>>();
             // EVALSHA with the script's sha; loaded below if Redis does not know it yet
-            pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(2).arg(format!("{prefix}fanout")).arg(format!("{prefix}fanout:seqs"))
-                .arg(it.channel_id.to_string()).arg(it.seq).arg(&it.frame_json).arg(self.max_len).arg(&prefix).arg(add.join(",")).arg(it.ts)
-                .arg(rm.join(",")).arg(add.len());
+            pipe.cmd("EVALSHA")
+                .arg(self.script.get_hash())
+                .arg(2)
+                .arg(format!("{prefix}fanout"))
+                .arg(format!("{prefix}fanout:seqs"))
+                .arg(it.channel_id.to_string())
+                .arg(it.seq)
+                .arg(&it.frame_json)
+                .arg(self.max_len)
+                .arg(&prefix)
+                .arg(add.join(","))
+                .arg(it.ts)
+                .arg(rm.join(","))
+                .arg(add.len());
             for a in add.iter().chain(&rm) {
                 pipe.arg(a);
             }
@@ -119,8 +136,14 @@ impl RedisFanout {
     /// The id of the newest entry in a workspace's stream, or `0-0`.
     pub async fn last_id(&self, ws: &Uuid) -> Result<String, FanoutError> {
         let mut conn = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply =
-            redis::cmd("XREVRANGE").arg(self.stream_key(ws)).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut conn).await?;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.stream_key(ws))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
         Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".into()))
     }
 
@@ -141,14 +164,21 @@ pub struct FanoutReader {
 impl FanoutReader {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, FanoutError> {
         let client = redis::Client::open(url)?;
-        let conn = client.get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
-        ).await?;
+        let conn = client
+            .get_multiplexed_async_connection_with_config(
+                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+            )
+            .await?;
         Ok(Self { conn, namespace: namespace.to_string() })
     }
 
     /// Blocks up to `block_ms` for entries after the given ids.
-    pub async fn read(&mut self, from: &[(Uuid, String)], block_ms: usize, count: usize) -> Result<Vec<FanoutEntry>, FanoutError> {
+    pub async fn read(
+        &mut self,
+        from: &[(Uuid, String)],
+        block_ms: usize,
+        count: usize,
+    ) -> Result<Vec<FanoutEntry>, FanoutError> {
         if from.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(block_ms as u64)).await;
             return Ok(vec![]);
@@ -164,7 +194,8 @@ impl FanoutReader {
         let reply: Option<StreamReadReply> = cmd.query_async(&mut self.conn).await?;
         let mut out = Vec::new();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
-            let Some(ws) = key.key.split('{').nth(1).and_then(|s| s.split('}').next()).and_then(|s| s.parse().ok()) else {
+            let Some(ws) = key.key.split('{').nth(1).and_then(|s| s.split('}').next()).and_then(|s| s.parse().ok())
+            else {
                 continue;
             };
             out.extend(key.ids.iter().filter_map(|entry| parse_entry(ws, entry)));
@@ -182,7 +213,17 @@ fn parse_entry(ws: Uuid, entry: &redis::streams::StreamId) -> Option<FanoutEntry
     let (add_members, remove_members) = (users("add"), users("rm"));
     let ts = get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
     let ephemeral_from = get("eph").and_then(|u| u.parse().ok());
-    Some(FanoutEntry { workspace_id: ws, stream_id: entry.id.clone(), channel_id, seq, frame_json: frame, add_members, remove_members, ts, ephemeral_from })
+    Some(FanoutEntry {
+        workspace_id: ws,
+        stream_id: entry.id.clone(),
+        channel_id,
+        seq,
+        frame_json: frame,
+        add_members,
+        remove_members,
+        ts,
+        ephemeral_from,
+    })
 }
 
 /// Entries read per step when a resume scans a stream backwards.
@@ -197,15 +238,25 @@ impl RedisFanout {
         }
         let mut conn = self.conn.clone();
         let fields: Vec<String> = after.iter().map(|(c, _)| c.to_string()).collect();
-        let seqs: Vec<Option<i64>> = redis::cmd("HMGET").arg(format!("{}fanout:seqs", self.prefix(ws))).arg(&fields).query_async(&mut conn).await?;
+        let seqs: Vec<Option<i64>> = redis::cmd("HMGET")
+            .arg(format!("{}fanout:seqs", self.prefix(ws)))
+            .arg(&fields)
+            .query_async(&mut conn)
+            .await?;
         let now: HashMap<Uuid, i64> = after.iter().zip(seqs).map(|((c, _), s)| (*c, s.unwrap_or(0))).collect();
         let wanted: HashMap<Uuid, i64> = after.iter().copied().collect();
         let mut lowest: HashMap<Uuid, i64> = HashMap::new();
         let mut scanned = Vec::new();
         let mut end = "+".to_string();
         while !Backlog::covered(after, &now, &lowest) {
-            let reply: redis::streams::StreamRangeReply =
-                redis::cmd("XREVRANGE").arg(self.stream_key(ws)).arg(&end).arg("-").arg("COUNT").arg(BACKLOG_PAGE).query_async(&mut conn).await?;
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(self.stream_key(ws))
+                .arg(&end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(BACKLOG_PAGE)
+                .query_async(&mut conn)
+                .await?;
             let Some(last) = reply.ids.last() else { break };
             end = format!("({}", last.id);
             let n = reply.ids.len();

@@ -41,7 +41,8 @@ impl NotifyStore for RedisNotify {
     }
     async fn devices(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, String)>> {
         let mut c = self.conn.clone();
-        let all: std::collections::HashMap<String, String> = c.hgetall(format!("{}dev:{user}", self.ws(&ws))).await.map_err(port)?;
+        let all: std::collections::HashMap<String, String> =
+            c.hgetall(format!("{}dev:{user}", self.ws(&ws))).await.map_err(port)?;
         Ok(all.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect())
     }
     async fn remove_device(&self, ws: Uuid, user: Uuid, device_id: Uuid) -> PortResult<bool> {
@@ -81,19 +82,37 @@ impl NotifyStore for RedisNotify {
     async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
         let (zset, hash) = self.outbox();
         let mut c = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE").arg(&zset).arg("-inf").arg(now_ms).arg("LIMIT").arg(0).arg(limit).query_async(&mut c).await.map_err(port)?;
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&zset)
+            .arg("-inf")
+            .arg(now_ms)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut c)
+            .await
+            .map_err(port)?;
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let raw: Vec<Option<String>> = redis::cmd("HMGET").arg(&hash).arg(&ids).query_async(&mut c).await.map_err(port)?;
+        let raw: Vec<Option<String>> =
+            redis::cmd("HMGET").arg(&hash).arg(&ids).query_async(&mut c).await.map_err(port)?;
         Ok(raw.into_iter().flatten().filter_map(|s| serde_json::from_str(&s).ok()).collect())
     }
     async fn reschedule(&self, item: &OutboxItem) -> PortResult<()> {
         let (zset, hash) = self.outbox();
         let mut c = self.conn.clone();
         redis::pipe()
-            .cmd("HSET").arg(&hash).arg(&item.id).arg(serde_json::to_string(item).expect("item serializes")).ignore()
-            .cmd("ZADD").arg(&zset).arg(item.due_ms).arg(&item.id).ignore()
+            .cmd("HSET")
+            .arg(&hash)
+            .arg(&item.id)
+            .arg(serde_json::to_string(item).expect("item serializes"))
+            .ignore()
+            .cmd("ZADD")
+            .arg(&zset)
+            .arg(item.due_ms)
+            .arg(&item.id)
+            .ignore()
             .query_async::<()>(&mut c)
             .await
             .map_err(port)
@@ -101,6 +120,17 @@ impl NotifyStore for RedisNotify {
     async fn remove(&self, id: &str) -> PortResult<()> {
         let (zset, hash) = self.outbox();
         let mut c = self.conn.clone();
-        redis::pipe().cmd("ZREM").arg(&zset).arg(id).ignore().cmd("HDEL").arg(&hash).arg(id).ignore().query_async::<()>(&mut c).await.map_err(port)
+        redis::pipe()
+            .cmd("ZREM")
+            .arg(&zset)
+            .arg(id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(&hash)
+            .arg(id)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(port)
     }
 }

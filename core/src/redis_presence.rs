@@ -116,7 +116,15 @@ impl RedisPresence {
 
 #[async_trait]
 impl Presence for RedisPresence {
-    async fn touch(&self, ws: Uuid, user: Uuid, device: &str, away: bool, now_ms: i64, ttl_ms: i64) -> PortResult<Option<PresenceStatus>> {
+    async fn touch(
+        &self,
+        ws: Uuid,
+        user: Uuid,
+        device: &str,
+        away: bool,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> PortResult<Option<PresenceStatus>> {
         let p = self.prefix(&ws);
         let mut conn = self.conn.clone();
         let changed: Option<String> = self
@@ -136,7 +144,14 @@ impl Presence for RedisPresence {
         Ok(changed.as_deref().and_then(PresenceStatus::parse))
     }
 
-    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<Option<PresenceStatus>> {
+    async fn leave(
+        &self,
+        ws: Uuid,
+        user: Uuid,
+        device: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> PortResult<Option<PresenceStatus>> {
         let p = self.prefix(&ws);
         let mut conn = self.conn.clone();
         let changed: Option<String> = self
@@ -157,7 +172,8 @@ impl Presence for RedisPresence {
     async fn sweep(&self, ws: Uuid, now_ms: i64) -> PortResult<Vec<Uuid>> {
         let p = self.prefix(&ws);
         let mut conn = self.conn.clone();
-        let gone: Vec<String> = self.sweep.key(format!("{p}online")).arg(now_ms).arg(&p).invoke_async(&mut conn).await.map_err(port)?;
+        let gone: Vec<String> =
+            self.sweep.key(format!("{p}online")).arg(now_ms).arg(&p).invoke_async(&mut conn).await.map_err(port)?;
         Ok(gone.iter().filter_map(|u| u.parse().ok()).collect())
     }
 
@@ -176,7 +192,8 @@ impl Presence for RedisPresence {
         Ok(replies
             .chunks(2)
             .map(|pair| {
-                let live = pair[0].as_deref().and_then(|s| s.parse::<f64>().ok()).is_some_and(|exp| exp > now_ms as f64);
+                let live =
+                    pair[0].as_deref().and_then(|s| s.parse::<f64>().ok()).is_some_and(|exp| exp > now_ms as f64);
                 match (live, pair[1].as_deref().and_then(PresenceStatus::parse)) {
                     (true, Some(PresenceStatus::Away)) => PresenceStatus::Away,
                     (true, _) => PresenceStatus::Active,
@@ -188,6 +205,12 @@ impl Presence for RedisPresence {
 
     async fn online_count(&self, ws: Uuid, now_ms: i64) -> PortResult<u64> {
         let mut conn = self.conn.clone();
-        redis::cmd("ZCOUNT").arg(format!("{}online", self.prefix(&ws))).arg(format!("({now_ms}")).arg("+inf").query_async(&mut conn).await.map_err(port)
+        redis::cmd("ZCOUNT")
+            .arg(format!("{}online", self.prefix(&ws)))
+            .arg(format!("({now_ms}"))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(port)
     }
 }

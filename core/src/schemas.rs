@@ -28,10 +28,14 @@ pub fn check_against_history(candidate: &str, history: &[(&str, &str)]) -> Resul
         let old = Schema::parse_str(text).map_err(|e| format!("history {name} does not parse: {e}"))?;
         let (backward, forward) = problems(&old, &new);
         if let Some(b) = backward {
-            return Err(format!("not backward compatible with {name}: readers of this schema cannot read {name} data: {b}"));
+            return Err(format!(
+                "not backward compatible with {name}: readers of this schema cannot read {name} data: {b}"
+            ));
         }
         if let Some(f) = forward {
-            warnings.push(format!("not forward compatible with {name} (consumers still on {name} cannot read new data): {f}"));
+            warnings.push(format!(
+                "not forward compatible with {name} (consumers still on {name} cannot read new data): {f}"
+            ));
         }
     }
     Ok(warnings)
@@ -106,7 +110,10 @@ mod tests {
     fn old_and_new_readers_read_each_others_events() {
         // an evolved schema: a new optional field, as a compatible change would add it
         let mut v: serde_json::Value = serde_json::from_str(EVENT_SCHEMA).unwrap();
-        v["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "client", "type": ["null", "string"], "default": null}));
+        v["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "client", "type": ["null", "string"], "default": null}));
         let newer = Schema::parse_str(&v.to_string()).unwrap();
         let older = event_schema();
         assert!(check_against_history(&v.to_string(), HISTORY).unwrap().is_empty());
@@ -124,10 +131,14 @@ mod tests {
         let old_bytes = apache_avro::to_avro_datum(&older, to_value(&e)).unwrap();
         let read = apache_avro::from_avro_datum(&older, &mut &old_bytes[..], Some(&newer)).unwrap();
         let apache_avro::types::Value::Record(fields) = read else { panic!() };
-        assert!(fields.iter().any(|(k, v)| k == "client" && *v == apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null))));
+        assert!(fields.iter().any(|(k, v)| k == "client"
+            && *v == apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null))));
         // old consumer, new event
         let apache_avro::types::Value::Record(mut f) = to_value(&e) else { panic!() };
-        f.push(("client".into(), apache_avro::types::Value::Union(1, Box::new(apache_avro::types::Value::String("web".into())))));
+        f.push((
+            "client".into(),
+            apache_avro::types::Value::Union(1, Box::new(apache_avro::types::Value::String("web".into()))),
+        ));
         let new_bytes = apache_avro::to_avro_datum(&newer, apache_avro::types::Value::Record(f)).unwrap();
         let read = apache_avro::from_avro_datum(&newer, &mut &new_bytes[..], None).unwrap();
         assert_eq!(crate::avro::from_value_named(read, &crate::avro::payload_branches(&newer)).unwrap(), e);
@@ -137,6 +148,9 @@ mod tests {
     fn the_readme_carries_the_current_event_catalogue() {
         let readme = include_str!("../../README.md");
         let cat = catalogue(EVENT_SCHEMA);
-        assert!(readme.contains(cat.trim()), "README.md's event catalogue is stale: regenerate it with `confab schemas catalogue`");
+        assert!(
+            readme.contains(cat.trim()),
+            "README.md's event catalogue is stale: regenerate it with `confab schemas catalogue`"
+        );
     }
 }

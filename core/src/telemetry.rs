@@ -32,10 +32,13 @@ impl Health {
         let detail: serde_json::Map<String, serde_json::Value> = checks
             .iter()
             .map(|(k, v)| {
-                (k.to_string(), match v {
-                    Ok(()) => serde_json::json!("ok"),
-                    Err(e) => serde_json::json!(e),
-                })
+                (
+                    k.to_string(),
+                    match v {
+                        Ok(()) => serde_json::json!("ok"),
+                        Err(e) => serde_json::json!(e),
+                    },
+                )
             })
             .collect();
         (ok, serde_json::json!({"status": if ok {"ok"} else {"unhealthy"}, "checks": detail}))
@@ -59,12 +62,17 @@ pub fn router(health: Health) -> Router {
 }
 
 /// Serves [`router`] on `listen` until shutdown (for processes without an HTTP API).
-pub async fn serve(listen: &str, health: Health, mut shutdown: crate::shutdown::Shutdown) -> std::io::Result<std::net::SocketAddr> {
+pub async fn serve(
+    listen: &str,
+    health: Health,
+    mut shutdown: crate::shutdown::Shutdown,
+) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "telemetry listening");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router(health)).with_graceful_shutdown(async move { shutdown.wait().await }).await;
+        let _ =
+            axum::serve(listener, router(health)).with_graceful_shutdown(async move { shutdown.wait().await }).await;
     });
     Ok(addr)
 }

@@ -65,7 +65,14 @@ pub struct EmbeddedFanout {
 }
 
 impl EmbeddedFanout {
-    pub fn new(db: Database, stream: Keyspace, seqs: Keyspace, members: Keyspace, user_channels: Keyspace, max_len: usize) -> Result<Self, PortError> {
+    pub fn new(
+        db: Database,
+        stream: Keyspace,
+        seqs: Keyspace,
+        members: Keyspace,
+        user_channels: Keyspace,
+        max_len: usize,
+    ) -> Result<Self, PortError> {
         let max_len = max_len.max(1);
         // the persisted streams, back in memory
         let mut streams: HashMap<Uuid, Stream> = HashMap::new();
@@ -81,7 +88,18 @@ impl EmbeddedFanout {
                 s.entries.pop_front();
             }
         }
-        Ok(Self { inner: Arc::new(Inner { db, stream, seqs, members, user_channels, streams: Mutex::new(streams), written: watch::channel(0).0, max_len }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                stream,
+                seqs,
+                members,
+                user_channels,
+                streams: Mutex::new(streams),
+                written: watch::channel(0).0,
+                max_len,
+            }),
+        })
     }
 }
 
@@ -151,8 +169,19 @@ impl Fanout for EmbeddedFanout {
                 let s = streams.entry(it.workspace_id).or_default();
                 s.next_id += 1;
                 let id = s.next_id;
-                let stored = Stored { channel_id: it.channel_id, seq: it.seq, frame_json: it.frame_json.clone(), add: it.add_members.clone(), rm: it.remove_members.clone(), ts: it.ts };
-                batch.insert(&inner.stream, stream_key(&it.workspace_id, id), serde_json::to_vec(&stored).expect("entry serializes"));
+                let stored = Stored {
+                    channel_id: it.channel_id,
+                    seq: it.seq,
+                    frame_json: it.frame_json.clone(),
+                    add: it.add_members.clone(),
+                    rm: it.remove_members.clone(),
+                    ts: it.ts,
+                };
+                batch.insert(
+                    &inner.stream,
+                    stream_key(&it.workspace_id, id),
+                    serde_json::to_vec(&stored).expect("entry serializes"),
+                );
                 added.push((it.workspace_id, id, stored));
             }
             batch.commit().map_err(port)?;

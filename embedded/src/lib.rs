@@ -60,10 +60,21 @@ impl Embedded {
             files: ks("files")?,
         });
         let fanout = Arc::new(
-            fanout::EmbeddedFanout::new(db.clone(), ks("fanout_stream")?, ks("fanout_seqs")?, ks("members")?, ks("user_channels")?, stream_max_len)
-                .map_err(|e| EmbeddedError(e.0))?,
+            fanout::EmbeddedFanout::new(
+                db.clone(),
+                ks("fanout_stream")?,
+                ks("fanout_seqs")?,
+                ks("members")?,
+                ks("user_channels")?,
+                stream_max_len,
+            )
+            .map_err(|e| EmbeddedError(e.0))?,
         );
-        let notify = Arc::new(notify::EmbeddedNotify { devices: ks("push_devices")?, prefs: ks("push_prefs")?, outbox: ks("push_outbox")? });
+        let notify = Arc::new(notify::EmbeddedNotify {
+            devices: ks("push_devices")?,
+            prefs: ks("push_prefs")?,
+            outbox: ks("push_outbox")?,
+        });
         Ok(Self { log, store, fanout, presence: Arc::default(), notify })
     }
 }

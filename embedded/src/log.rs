@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use confab_core::avro::EventCodec;
 use confab_core::command::{Command, Reply};
 use confab_core::event::Event;
-use confab_core::ports::{CommandRecord, CommandSink, EventRecord, EventSource, PortError, PortResult, ReplySource, SequencerLog};
+use confab_core::ports::{
+    CommandRecord, CommandSink, EventRecord, EventSource, PortError, PortResult, ReplySource, SequencerLog,
+};
 use fjall::{Database, Keyspace, PersistMode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -88,7 +90,13 @@ pub struct Log {
 }
 
 impl Log {
-    pub fn open(db: Database, events: Keyspace, positions: Keyspace, partitions: i32, codec: EventCodec) -> Result<Self, EmbeddedError> {
+    pub fn open(
+        db: Database,
+        events: Keyspace,
+        positions: Keyspace,
+        partitions: i32,
+        codec: EventCodec,
+    ) -> Result<Self, EmbeddedError> {
         let mut next = HashMap::new();
         for p in 0..partitions {
             let last = events.range(key(p, 0)..=key(p, i64::MAX)).next_back();
@@ -98,7 +106,8 @@ impl Log {
             };
             next.insert((Topic::Events, p), n);
             // commands continue from where ingest committed
-            let committed = read_position(&positions, &Self::position_key("ingest", Topic::Commands, p)).map_err(|e| EmbeddedError(e.0))?;
+            let committed = read_position(&positions, &Self::position_key("ingest", Topic::Commands, p))
+                .map_err(|e| EmbeddedError(e.0))?;
             next.insert((Topic::Commands, p), committed);
         }
         Ok(Self {
@@ -182,22 +191,35 @@ impl Log {
 
     /// A consumer of the commands for the sequencer (group `ingest`).
     pub fn sequencer(self: &Arc<Self>) -> PortResult<Box<dyn SequencerLog>> {
-        let pos = (0..self.partitions).map(|p| self.position("ingest", Topic::Commands, p)).collect::<PortResult<Vec<_>>>()?;
+        let pos = (0..self.partitions)
+            .map(|p| self.position("ingest", Topic::Commands, p))
+            .collect::<PortResult<Vec<_>>>()?;
         Ok(Box::new(EmbeddedSequencerLog { log: self.clone(), pos, wake: self.commands_written.subscribe() }))
     }
 
     /// A consumer of the events for one projector, from its committed position.
     pub fn event_source(self: &Arc<Self>, group: &str) -> PortResult<Box<dyn EventSource>> {
-        let pos = (0..self.partitions).map(|p| self.position(group, Topic::Events, p)).collect::<PortResult<Vec<_>>>()?;
+        let pos =
+            (0..self.partitions).map(|p| self.position(group, Topic::Events, p)).collect::<PortResult<Vec<_>>>()?;
         Ok(self.source_at(group, pos))
     }
 
     fn source_at(self: &Arc<Self>, group: &str, pos: Vec<i64>) -> Box<dyn EventSource> {
-        Box::new(EmbeddedEventSource { log: self.clone(), group: group.to_string(), acked: pos.clone(), pos, wake: self.events_written.subscribe() })
+        Box::new(EmbeddedEventSource {
+            log: self.clone(),
+            group: group.to_string(),
+            acked: pos.clone(),
+            pos,
+            wake: self.events_written.subscribe(),
+        })
     }
 
     /// A consumer of the events for a replay, from where `from` says.
-    pub async fn event_source_from(self: &Arc<Self>, group: &str, from: confab_core::ports::ReplayFrom) -> PortResult<Box<dyn EventSource>> {
+    pub async fn event_source_from(
+        self: &Arc<Self>,
+        group: &str,
+        from: confab_core::ports::ReplayFrom,
+    ) -> PortResult<Box<dyn EventSource>> {
         use confab_core::ports::ReplayFrom;
         let mut pos = Vec::with_capacity(self.partitions as usize);
         for p in 0..self.partitions {
@@ -223,8 +245,11 @@ impl Log {
     /// Events of one partition, decoded (for replays and tests).
     pub async fn partition_events(&self, p: i32) -> PortResult<Vec<Event>> {
         let mut out = Vec::new();
-        let raw: Vec<fjall::Slice> =
-            self.events.range(key(p, 0)..=key(p, i64::MAX)).map(|g| g.value().map_err(port)).collect::<PortResult<_>>()?;
+        let raw: Vec<fjall::Slice> = self
+            .events
+            .range(key(p, 0)..=key(p, i64::MAX))
+            .map(|g| g.value().map_err(port))
+            .collect::<PortResult<_>>()?;
         for v in raw {
             out.push(self.codec.decode(&v).await.map_err(port)?);
         }
@@ -280,7 +305,12 @@ impl SequencerLog for EmbeddedSequencerLog {
         self.log.partition_events(partition).await
     }
 
-    async fn commit(&mut self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()> {
+    async fn commit(
+        &mut self,
+        events: Vec<(i32, Event)>,
+        replies: Vec<Reply>,
+        offsets: Vec<(i32, i64)>,
+    ) -> PortResult<()> {
         let encoded: Vec<(i32, Vec<u8>)> =
             events.iter().map(|(p, e)| Ok((*p, self.log.codec.encode(e).map_err(port)?))).collect::<PortResult<_>>()?;
         // The commit waits for fsync, so it runs off the async workers, which serve every
@@ -304,7 +334,11 @@ impl SequencerLog for EmbeddedSequencerLog {
                 *o += 1;
             }
             for (p, o) in &offsets {
-                batch.insert(&log.positions, Log::position_key("ingest", Topic::Commands, *p), o.to_be_bytes().to_vec());
+                batch.insert(
+                    &log.positions,
+                    Log::position_key("ingest", Topic::Commands, *p),
+                    o.to_be_bytes().to_vec(),
+                );
             }
             batch.commit().map_err(port)?;
             let mut next = log.next.lock().expect("log lock");
@@ -347,14 +381,20 @@ impl EventSource for EmbeddedEventSource {
             if !raw.is_empty() {
                 let mut out = Vec::with_capacity(raw.len());
                 for (partition, offset, v) in raw {
-                    out.push(EventRecord { partition, offset, event: self.log.codec.decode(&v).await.map_err(|e| e.to_string()) });
+                    out.push(EventRecord {
+                        partition,
+                        offset,
+                        event: self.log.codec.decode(&v).await.map_err(|e| e.to_string()),
+                    });
                 }
                 return Ok(out);
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 return Ok(vec![]);
             }
-            let step = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now())).unwrap_or(Duration::from_secs(1));
+            let step = deadline
+                .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+                .unwrap_or(Duration::from_secs(1));
             let _ = tokio::time::timeout(step.min(Duration::from_secs(1)), self.wake.changed()).await;
         }
     }
@@ -375,7 +415,11 @@ impl EventSource for EmbeddedEventSource {
     async fn commit(&mut self, _wait: bool) -> PortResult<()> {
         let mut batch = self.log.db.batch();
         for (p, o) in self.acked.iter().enumerate() {
-            batch.insert(&self.log.positions, Log::position_key(&self.group, Topic::Events, p as i32), o.to_be_bytes().to_vec());
+            batch.insert(
+                &self.log.positions,
+                Log::position_key(&self.group, Topic::Events, p as i32),
+                o.to_be_bytes().to_vec(),
+            );
         }
         batch.commit().map_err(port)
     }

@@ -25,7 +25,9 @@ pub struct EmbeddedNotify {
 #[async_trait]
 impl NotifyStore for EmbeddedNotify {
     async fn put_device(&self, ws: Uuid, user: Uuid, device_id: Uuid, address: &str) -> PortResult<()> {
-        self.devices.insert(k(&[ws.as_bytes(), user.as_bytes(), device_id.as_bytes()]), address.as_bytes()).map_err(port)
+        self.devices
+            .insert(k(&[ws.as_bytes(), user.as_bytes(), device_id.as_bytes()]), address.as_bytes())
+            .map_err(port)
     }
     async fn devices(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, String)>> {
         let mut out = Vec::new();
@@ -45,7 +47,11 @@ impl NotifyStore for EmbeddedNotify {
         self.prefs.insert(k(&[ws.as_bytes(), user.as_bytes()]), prefs.as_bytes()).map_err(port)
     }
     async fn prefs(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
-        Ok(self.prefs.get(k(&[ws.as_bytes(), user.as_bytes()])).map_err(port)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self
+            .prefs
+            .get(k(&[ws.as_bytes(), user.as_bytes()]))
+            .map_err(port)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
     async fn prefs_many(&self, ws: Uuid, users: &[Uuid]) -> PortResult<Vec<Option<String>>> {
         let mut out = Vec::with_capacity(users.len());

@@ -19,10 +19,12 @@ struct User {
 
 impl User {
     fn status(&self, now: i64) -> PresenceStatus {
-        let live: Vec<(bool, bool)> = self.devices.values().filter(|(exp, _, _)| *exp > now).map(|(_, away, left)| (*away, *left)).collect();
+        let live: Vec<(bool, bool)> =
+            self.devices.values().filter(|(exp, _, _)| *exp > now).map(|(_, away, left)| (*away, *left)).collect();
         // connected devices decide; those in their grace period only while none is connected
         let connected: Vec<bool> = live.iter().filter(|(_, left)| !left).map(|(away, _)| *away).collect();
-        let live: Vec<bool> = if connected.is_empty() { live.iter().map(|(away, _)| *away).collect() } else { connected };
+        let live: Vec<bool> =
+            if connected.is_empty() { live.iter().map(|(away, _)| *away).collect() } else { connected };
         if live.is_empty() {
             PresenceStatus::Offline
         } else if live.iter().all(|away| *away) {
@@ -40,7 +42,15 @@ pub struct EmbeddedPresence {
 
 #[async_trait]
 impl Presence for EmbeddedPresence {
-    async fn touch(&self, ws: Uuid, user: Uuid, device: &str, away: bool, now_ms: i64, ttl_ms: i64) -> PortResult<Option<PresenceStatus>> {
+    async fn touch(
+        &self,
+        ws: Uuid,
+        user: Uuid,
+        device: &str,
+        away: bool,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> PortResult<Option<PresenceStatus>> {
         let mut users = self.users.lock().expect("presence lock");
         let u = users.entry((ws, user)).or_default();
         u.devices.retain(|_, (exp, _, _)| *exp > now_ms);
@@ -50,7 +60,14 @@ impl Presence for EmbeddedPresence {
         Ok((after != before).then_some(after))
     }
 
-    async fn leave(&self, ws: Uuid, user: Uuid, device: &str, now_ms: i64, grace_ms: i64) -> PortResult<Option<PresenceStatus>> {
+    async fn leave(
+        &self,
+        ws: Uuid,
+        user: Uuid,
+        device: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> PortResult<Option<PresenceStatus>> {
         let mut users = self.users.lock().expect("presence lock");
         let Some(u) = users.get_mut(&(ws, user)) else { return Ok(None) };
         let Some(d) = u.devices.get_mut(device) else { return Ok(None) };
@@ -78,7 +95,10 @@ impl Presence for EmbeddedPresence {
 
     async fn lookup(&self, ws: Uuid, users: &[Uuid], now_ms: i64) -> PortResult<Vec<PresenceStatus>> {
         let map = self.users.lock().expect("presence lock");
-        Ok(users.iter().map(|u| map.get(&(ws, *u)).map(|p| p.status(now_ms)).unwrap_or(PresenceStatus::Offline)).collect())
+        Ok(users
+            .iter()
+            .map(|u| map.get(&(ws, *u)).map(|p| p.status(now_ms)).unwrap_or(PresenceStatus::Offline))
+            .collect())
     }
 
     async fn online_count(&self, ws: Uuid, now_ms: i64) -> PortResult<u64> {

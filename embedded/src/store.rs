@@ -6,8 +6,10 @@
 //! on read.
 
 use async_trait::async_trait;
-use confab_core::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, Workspace};
 use confab_core::files::FileRecord;
+use confab_core::ports::{
+    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, Workspace,
+};
 use confab_core::protocol::MessageView;
 use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
@@ -78,7 +80,16 @@ impl EmbeddedStore {
     }
 
     /// Messages whose keys (in `index`, under `prefix`) end in a message id, in key order.
-    fn indexed(&self, index: &Keyspace, prefix: Vec<u8>, ws: &Uuid, ch: &Uuid, rev: bool, after: Option<Vec<u8>>, limit: usize) -> PortResult<Vec<MessageView>> {
+    fn indexed(
+        &self,
+        index: &Keyspace,
+        prefix: Vec<u8>,
+        ws: &Uuid,
+        ch: &Uuid,
+        rev: bool,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> PortResult<Vec<MessageView>> {
         let now = chrono::Utc::now().timestamp_millis();
         let start = after.unwrap_or_else(|| prefix.clone());
         let range = index.range(start.clone()..upper(&prefix));
@@ -103,7 +114,9 @@ impl EmbeddedStore {
     }
 
     fn put_channel(&self, c: &ChannelInfo) -> PortResult<()> {
-        self.channels.insert(pair(&c.workspace_id, &c.channel_id), serde_json::to_vec(c).expect("channel serializes")).map_err(port)
+        self.channels
+            .insert(pair(&c.workspace_id, &c.channel_id), serde_json::to_vec(c).expect("channel serializes"))
+            .map_err(port)
     }
 }
 
@@ -119,7 +132,13 @@ impl Store for EmbeddedStore {
         let v = serde_json::to_vec(&StoredMessage { view, expires_at }).expect("message serializes");
         self.messages.insert(message_key(&m.workspace_id, &m.channel_id, &m.message_id), v).map_err(port)?;
         if let Some(parent) = m.thread_ts {
-            let k = key(&[m.workspace_id.as_bytes(), m.channel_id.as_bytes(), parent.as_bytes(), &ticks(&m.message_id).to_be_bytes(), m.message_id.as_bytes()]);
+            let k = key(&[
+                m.workspace_id.as_bytes(),
+                m.channel_id.as_bytes(),
+                parent.as_bytes(),
+                &ticks(&m.message_id).to_be_bytes(),
+                m.message_id.as_bytes(),
+            ]);
             self.threads.insert(k, []).map_err(port)?;
         }
         Ok(())
@@ -133,7 +152,8 @@ impl Store for EmbeddedStore {
             HistoryPage::Before(b) => self.messages.range(start.clone()..message_key(&ws, &ch, &b)),
             HistoryPage::After(a) => self.messages.range(message_key(&ws, &ch, &a)..upper(&start)),
         };
-        let iter: Box<dyn Iterator<Item = _>> = if matches!(page, HistoryPage::After(_)) { Box::new(range) } else { Box::new(range.rev()) };
+        let iter: Box<dyn Iterator<Item = _>> =
+            if matches!(page, HistoryPage::After(_)) { Box::new(range) } else { Box::new(range.rev()) };
         let mut out = Vec::new();
         for g in iter {
             let v = g.value().map_err(port)?;
@@ -159,7 +179,14 @@ impl Store for EmbeddedStore {
         Ok(self.get(&ws, &ch, &message_id)?.filter(|m| m.live(now)).map(|m| m.view))
     }
 
-    async fn thread(&self, ws: Uuid, ch: Uuid, parent: Uuid, after: Option<Uuid>, limit: i32) -> PortResult<Vec<MessageView>> {
+    async fn thread(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        parent: Uuid,
+        after: Option<Uuid>,
+        limit: i32,
+    ) -> PortResult<Vec<MessageView>> {
         let prefix = key(&[ws.as_bytes(), ch.as_bytes(), parent.as_bytes()]);
         let after = after.map(|a| key(&[&prefix, &ticks(&a).to_be_bytes(), a.as_bytes()]));
         self.indexed(&self.threads, prefix, &ws, &ch, false, after, limit.max(0) as usize)
@@ -233,7 +260,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
-        self.workspaces.insert(w.workspace_id.as_bytes().to_vec(), serde_json::to_vec(w).expect("workspace serializes")).map_err(port)
+        self.workspaces
+            .insert(w.workspace_id.as_bytes().to_vec(), serde_json::to_vec(w).expect("workspace serializes"))
+            .map_err(port)
     }
 
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>> {
@@ -264,7 +293,14 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn update_message(&self, ws: Uuid, ch: Uuid, message_id: Uuid, update: &MessageUpdate, _ttl_secs: i32) -> PortResult<()> {
+    async fn update_message(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        message_id: Uuid,
+        update: &MessageUpdate,
+        _ttl_secs: i32,
+    ) -> PortResult<()> {
         // the timeline projector is the only writer, so read-modify-write is safe
         let k = message_key(&ws, &ch, &message_id);
         let Some(mut m) = self.get(&ws, &ch, &message_id)? else {
@@ -281,7 +317,14 @@ impl Store for EmbeddedStore {
                 m.view.reactions.clear();
                 m.view.attachments.clear();
                 m.view.pinned = false;
-                self.pins.remove(key(&[ws.as_bytes(), ch.as_bytes(), &ticks(&message_id).to_be_bytes(), message_id.as_bytes()])).map_err(port)?;
+                self.pins
+                    .remove(key(&[
+                        ws.as_bytes(),
+                        ch.as_bytes(),
+                        &ticks(&message_id).to_be_bytes(),
+                        message_id.as_bytes(),
+                    ]))
+                    .map_err(port)?;
             }
             MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
                 m.view.reactions.remove(emoji);

@@ -41,8 +41,13 @@ fn not_found() -> ApiError {
 /// channel. Membership comes from the fanout index (what the gateways deliver by), the channel's
 /// kind from the timeline.
 pub async fn readable(st: &AppState, claims: &Claims, channel_id: Uuid) -> Result<Option<ChannelInfo>, ApiError> {
-    let member = st.fanout.is_member(&claims.workspace_id, &channel_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    let info = st.store.channel(claims.workspace_id, channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
+    let member = st
+        .fanout
+        .is_member(&claims.workspace_id, &channel_id, &claims.user_id)
+        .await
+        .map_err(|e| ApiError::internal("membership", e))?;
+    let info =
+        st.store.channel(claims.workspace_id, channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
     match info {
         Some(c) if member || !c.kind.is_private() => Ok(Some(c)),
         None if member => Ok(None),
@@ -54,9 +59,15 @@ pub async fn readable(st: &AppState, claims: &Claims, channel_id: Uuid) -> Resul
 /// they belong to.
 pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
-    let channels = st.fanout.user_channels(&claims.workspace_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    let name = st.store.user_name(claims.workspace_id, claims.user_id).await.map_err(|e| ApiError::internal("users", e))?;
-    let workspace = st.store.workspace(claims.workspace_id).await.map_err(|e| ApiError::internal("directory", e))?.map(|w| w.name);
+    let channels = st
+        .fanout
+        .user_channels(&claims.workspace_id, &claims.user_id)
+        .await
+        .map_err(|e| ApiError::internal("membership", e))?;
+    let name =
+        st.store.user_name(claims.workspace_id, claims.user_id).await.map_err(|e| ApiError::internal("users", e))?;
+    let workspace =
+        st.store.workspace(claims.workspace_id).await.map_err(|e| ApiError::internal("directory", e))?.map(|w| w.name);
     Ok(Json(json!({"workspace_id": claims.workspace_id, "workspace_name": workspace, "user_id": claims.user_id, "name": name, "channels": channels})).into_response())
 }
 
@@ -74,8 +85,10 @@ fn count_unread(page: &[MessageView], read_seq: i64, me: Uuid) -> (usize, usize)
 pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let (ws, me) = (claims.workspace_id, claims.user_id);
-    let mine: HashSet<Uuid> = st.fanout.user_channels(&ws, &me).await.map_err(|e| ApiError::internal("membership", e))?.into_iter().collect();
-    let markers: HashMap<Uuid, i64> = st.store.read_markers(ws, me).await.map_err(|e| ApiError::internal("read markers", e))?.into_iter().collect();
+    let mine: HashSet<Uuid> =
+        st.fanout.user_channels(&ws, &me).await.map_err(|e| ApiError::internal("membership", e))?.into_iter().collect();
+    let markers: HashMap<Uuid, i64> =
+        st.store.read_markers(ws, me).await.map_err(|e| ApiError::internal("read markers", e))?.into_iter().collect();
     let all = st.store.channels(ws).await.map_err(|e| ApiError::internal("channels", e))?;
     let mut out = Vec::new();
     for c in all {
@@ -90,7 +103,11 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
         });
         if member {
             let read = markers.get(&c.channel_id).copied().unwrap_or(0);
-            let page = st.store.history(ws, c.channel_id, HistoryPage::Latest, UNREAD_CAP as i32).await.map_err(|e| ApiError::internal("history", e))?;
+            let page = st
+                .store
+                .history(ws, c.channel_id, HistoryPage::Latest, UNREAD_CAP as i32)
+                .await
+                .map_err(|e| ApiError::internal("history", e))?;
             let (unread, mentions) = count_unread(&page, read, me);
             v["last_read_seq"] = json!(read);
             v["unread_count"] = json!(unread);
@@ -106,7 +123,11 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
 }
 
 /// `GET /api/channels/{id}`: the channel and its members.
-pub async fn channel(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(channel_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn channel(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(channel_id): Path<String>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let channel_id = uuid(&channel_id, "channel id")?;
     let c = readable(&st, &claims, channel_id).await?.ok_or_else(not_found)?;
@@ -150,7 +171,12 @@ fn limit(l: Option<i32>) -> Result<i32, ApiError> {
 /// `GET /api/channels/{id}/messages`: newest first (pass `next_cursor` back as `cursor` for
 /// older ones); `after=<message_id>` pages forward, oldest first; `around=<message_id>` returns
 /// the neighbourhood of a message (a search hit, a permalink), oldest first.
-pub async fn history(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(channel_id): Path<String>, q: Q<HistoryQuery>) -> Result<Response, ApiError> {
+pub async fn history(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(channel_id): Path<String>,
+    q: Q<HistoryQuery>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let q = query(q)?;
     let channel_id = uuid(&channel_id, "channel id")?;
@@ -169,8 +195,14 @@ pub async fn history(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(c
         let next = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
         json!({"messages": messages, "next_after": next})
     } else if let Some(around) = q.around {
-        let Some(center) = st.store.message(ws, channel_id, around).await.map_err(|e| ApiError::internal("history", e))? else {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::MessageNotFound, "no such message in this channel"));
+        let Some(center) =
+            st.store.message(ws, channel_id, around).await.map_err(|e| ApiError::internal("history", e))?
+        else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::MessageNotFound,
+                "no such message in this channel",
+            ));
         };
         let half = (limit / 2).max(1);
         let mut messages = read(HistoryPage::Before(around), half).await?;
@@ -190,7 +222,11 @@ pub async fn history(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(c
 /// Marks attachments whose file was deleted since (by its uploader) with `"deleted": true`, so
 /// clients show "file deleted" without asking for each one. Messages that were deleted carry no
 /// attachments any more; files are rare, so this is one lookup per attachment on the page.
-async fn mark_deleted_files(st: &AppState, ws: Uuid, mut body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+async fn mark_deleted_files(
+    st: &AppState,
+    ws: Uuid,
+    mut body: serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
     let mut attachments: Vec<&mut serde_json::Value> = Vec::new();
     for (key, v) in body.as_object_mut().into_iter().flatten() {
         let messages: Vec<&mut serde_json::Value> = match (key.as_str(), v) {
@@ -236,16 +272,27 @@ pub async fn replies(
     let limit = limit(q.limit)?;
     readable(&st, &claims, channel_id).await?;
     let ws = claims.workspace_id;
-    let Some(root) = st.store.message(ws, channel_id, parent).await.map_err(|e| ApiError::internal("history", e))? else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::MessageNotFound, "no such message in this channel"));
+    let Some(root) = st.store.message(ws, channel_id, parent).await.map_err(|e| ApiError::internal("history", e))?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::MessageNotFound,
+            "no such message in this channel",
+        ));
     };
-    let replies = st.store.thread(ws, channel_id, parent, q.after, limit).await.map_err(|e| ApiError::internal("threads", e))?;
+    let replies =
+        st.store.thread(ws, channel_id, parent, q.after, limit).await.map_err(|e| ApiError::internal("threads", e))?;
     let next = (replies.len() == limit as usize).then(|| replies.last().map(|m| m.message_id)).flatten();
-    Ok(Json(mark_deleted_files(&st, ws, json!({"parent": root, "replies": replies, "next_after": next})).await?).into_response())
+    Ok(Json(mark_deleted_files(&st, ws, json!({"parent": root, "replies": replies, "next_after": next})).await?)
+        .into_response())
 }
 
 /// `GET /api/channels/{id}/pins`: pinned messages, newest first.
-pub async fn pins(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(channel_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn pins(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(channel_id): Path<String>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let channel_id = uuid(&channel_id, "channel id")?;
     readable(&st, &claims, channel_id).await?;

@@ -23,7 +23,11 @@ pub const MAX_DEVICES: usize = 20;
 /// "token":..}`, `{"platform":"fcm","token":..}` or a browser subscription `{"platform":
 /// "web_push","endpoint":..,"p256dh":..,"auth":..}`). Registering the same address again
 /// returns the same `device_id`.
-pub async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(address): Body<DeviceAddress>) -> Result<Response, ApiError> {
+pub async fn register(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Body(address): Body<DeviceAddress>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     if address.key().is_empty() || address.key().len() > 2048 {
         return Err(ApiError::bad("the device token or endpoint must be 1..=2048 bytes"));
@@ -37,7 +41,11 @@ pub async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(
     let device_id = Uuid::new_v5(&user, address.key().as_bytes());
     let existing = st.notify.devices(ws, user).await.map_err(|e| ApiError::internal("devices", e))?;
     if existing.len() >= MAX_DEVICES && !existing.iter().any(|(d, _)| *d == device_id) {
-        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, format!("at most {MAX_DEVICES} devices; remove one first")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!("at most {MAX_DEVICES} devices; remove one first"),
+        ));
     }
     let json = serde_json::to_string(&address).expect("address serializes");
     st.notify.put_device(ws, user, device_id, &json).await.map_err(|e| ApiError::internal("devices", e))?;
@@ -47,19 +55,31 @@ pub async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(
 /// `GET /api/devices`: the caller's devices.
 pub async fn list(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
-    let devices = st.notify.devices(claims.workspace_id, claims.user_id).await.map_err(|e| ApiError::internal("devices", e))?;
+    let devices =
+        st.notify.devices(claims.workspace_id, claims.user_id).await.map_err(|e| ApiError::internal("devices", e))?;
     let out: Vec<_> = devices
         .into_iter()
-        .filter_map(|(id, a)| serde_json::from_str::<DeviceAddress>(&a).ok().map(|a| json!({"device_id": id, "platform": a.platform()})))
+        .filter_map(|(id, a)| {
+            serde_json::from_str::<DeviceAddress>(&a).ok().map(|a| json!({"device_id": id, "platform": a.platform()}))
+        })
         .collect();
     Ok(Json(json!({ "devices": out })).into_response())
 }
 
 /// `DELETE /api/devices/{id}`.
-pub async fn remove(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn remove(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let id: Uuid = id.parse().map_err(|_| ApiError::bad("device id must be a UUID"))?;
-    match st.notify.remove_device(claims.workspace_id, claims.user_id, id).await.map_err(|e| ApiError::internal("devices", e))? {
+    match st
+        .notify
+        .remove_device(claims.workspace_id, claims.user_id, id)
+        .await
+        .map_err(|e| ApiError::internal("devices", e))?
+    {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such device")),
     }
@@ -68,17 +88,30 @@ pub async fn remove(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(id
 /// `GET /api/notifications`: `{"level":"all"|"mentions"|"nothing","muted_channels":[..]}`.
 pub async fn prefs(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
-    let p: Prefs = st.notify.prefs(claims.workspace_id, claims.user_id).await.map_err(|e| ApiError::internal("preferences", e))?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+    let p: Prefs = st
+        .notify
+        .prefs(claims.workspace_id, claims.user_id)
+        .await
+        .map_err(|e| ApiError::internal("preferences", e))?
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
     Ok(Json(p).into_response())
 }
 
 /// `PUT /api/notifications` with the whole preferences object.
-pub async fn set_prefs(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(p): Body<Prefs>) -> Result<Response, ApiError> {
+pub async fn set_prefs(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Body(p): Body<Prefs>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     if p.muted_channels.len() > 10_000 {
         return Err(ApiError::bad("at most 10000 muted channels"));
     }
     let json = serde_json::to_string(&p).expect("prefs serialize");
-    st.notify.put_prefs(claims.workspace_id, claims.user_id, &json).await.map_err(|e| ApiError::internal("preferences", e))?;
+    st.notify
+        .put_prefs(claims.workspace_id, claims.user_id, &json)
+        .await
+        .map_err(|e| ApiError::internal("preferences", e))?;
     Ok(Json(p).into_response())
 }

@@ -52,8 +52,17 @@ pub async fn run(st: Arc<AppState>) {
                         st.metrics.delivery_latency.observe((now - e.ts).max(0) as f64 / 1000.0);
                     }
                     match e.ephemeral_from {
-                        Some(from) => st.hub.dispatch_ephemeral(e.workspace_id, e.channel_id, from, Utf8Bytes::from(e.frame_json)),
-                        None => st.hub.dispatch(e.workspace_id, e.channel_id, e.seq, &e.add_members, &e.remove_members, Utf8Bytes::from(e.frame_json)),
+                        Some(from) => {
+                            st.hub.dispatch_ephemeral(e.workspace_id, e.channel_id, from, Utf8Bytes::from(e.frame_json))
+                        }
+                        None => st.hub.dispatch(
+                            e.workspace_id,
+                            e.channel_id,
+                            e.seq,
+                            &e.add_members,
+                            &e.remove_members,
+                            Utf8Bytes::from(e.frame_json),
+                        ),
                     };
                 }
             }

@@ -19,7 +19,9 @@ use axum::Json;
 use base64::Engine;
 use confab_core::blobs::{disposition, BlobError, BlobStore, LocalGrant};
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
-use confab_core::files::{normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord};
+use confab_core::files::{
+    normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
+};
 use confab_core::protocol::ErrorCode;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -38,13 +40,23 @@ use crate::server::AppState;
 const COMPLETE_GRACE_SECS: i64 = 600;
 
 fn blobs(st: &AppState) -> Result<&Arc<BlobStore>, ApiError> {
-    st.blobs.as_ref().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "file sharing is not configured on this server"))
+    st.blobs.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "file sharing is not configured on this server",
+        )
+    })
 }
 
 fn blob_error(e: BlobError) -> ApiError {
     match e {
-        BlobError::Expired => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::LinkExpired, "the link has expired; ask for a new one"),
-        BlobError::BadSignature => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "the link's signature does not match"),
+        BlobError::Expired => {
+            ApiError::new(StatusCode::FORBIDDEN, ErrorCode::LinkExpired, "the link has expired; ask for a new one")
+        }
+        BlobError::BadSignature => {
+            ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "the link's signature does not match")
+        }
         other => ApiError::internal("file storage", other),
     }
 }
@@ -52,7 +64,8 @@ fn blob_error(e: BlobError) -> ApiError {
 /// The URL clients reach this gateway at (for URLs it signs and serves itself).
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
+    let proto =
+        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
     format!("{proto}://{host}")
 }
 
@@ -85,7 +98,9 @@ fn sign_ticket(secret: &str, t: &Ticket) -> String {
 
 fn open_ticket(secret: &str, token: &str, now: i64) -> Result<Ticket, ApiError> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let bad = || ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "upload_token is not one this server issued");
+    let bad = || {
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "upload_token is not one this server issued")
+    };
     let (payload, sig) = token.split_once('.').ok_or_else(bad)?;
     let sig = b64.decode(sig).map_err(|_| bad())?;
     ticket_mac(secret, payload).verify_slice(&sig).map_err(|_| bad())?;
@@ -107,7 +122,11 @@ pub struct NewUpload {
 
 /// `POST /api/files`: checks the request against the workspace's limits and hands out an
 /// upload URL and token. Nothing is recorded yet.
-pub async fn create(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b): Body<NewUpload>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Body(b): Body<NewUpload>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let blobs = blobs(&st)?;
     validate_file_name(&b.name).map_err(ApiError::bad)?;
@@ -124,7 +143,11 @@ pub async fn create(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b)
         return Err(ApiError::bad("size must be at least 1 byte"));
     }
     if b.size > max {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::FileTooLarge, format!("{} bytes is over this workspace's limit of {max}", b.size)));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::FileTooLarge,
+            format!("{} bytes is over this workspace's limit of {max}", b.size),
+        ));
     }
     if !type_allowed(&content_type, &types) {
         return Err(ApiError::new(
@@ -135,20 +158,42 @@ pub async fn create(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b)
     }
     // the channel must take files from this user now (ingest checks again at completion);
     // a private channel of others does not exist for them, as everywhere
-    let member = st.fanout.is_member(&claims.workspace_id, &b.channel_id, &claims.user_id).await.map_err(|e| ApiError::internal("membership", e))?;
-    let channel = st.store.channel(claims.workspace_id, b.channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
+    let member = st
+        .fanout
+        .is_member(&claims.workspace_id, &b.channel_id, &claims.user_id)
+        .await
+        .map_err(|e| ApiError::internal("membership", e))?;
+    let channel =
+        st.store.channel(claims.workspace_id, b.channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
     match channel {
-        Some(c) if member && c.archived => return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::ChannelArchived, "the channel is archived")),
-        Some(c) if !member && !c.kind.is_private() => return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAMember, "join the channel first")),
-        _ if !member => return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ChannelNotFound, "no such channel, or you are not a member")),
+        Some(c) if member && c.archived => {
+            return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::ChannelArchived, "the channel is archived"))
+        }
+        Some(c) if !member && !c.kind.is_private() => {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAMember, "join the channel first"))
+        }
+        _ if !member => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::ChannelNotFound,
+                "no such channel, or you are not a member",
+            ))
+        }
         _ => {}
     }
-    let file = Attachment { file_id: Uuid::new_v4(), name: b.name, size: b.size as i64, content_type: content_type.clone() };
+    let file =
+        Attachment { file_id: Uuid::new_v4(), name: b.name, size: b.size as i64, content_type: content_type.clone() };
     let ttl = Duration::from_secs(st.cfg.files.upload_url_ttl_secs);
     let key = object_key(&claims.workspace_id, &file.file_id);
     let upload = blobs.upload_url(&key, b.size, &content_type, ttl, &base_url(&headers)).await.map_err(blob_error)?;
     let expires = chrono::Utc::now().timestamp() + ttl.as_secs() as i64;
-    let ticket = Ticket { ws: claims.workspace_id, user: claims.user_id, channel: b.channel_id, exp: expires + COMPLETE_GRACE_SECS, file: file.clone() };
+    let ticket = Ticket {
+        ws: claims.workspace_id,
+        user: claims.user_id,
+        channel: b.channel_id,
+        exp: expires + COMPLETE_GRACE_SECS,
+        file: file.clone(),
+    };
     let token = sign_ticket(&st.cfg.auth.token_secret, &ticket);
     st.metrics.files.with_label_values(&["upload_granted"]).inc();
     tracing::info!(workspace_id = %claims.workspace_id, file_id = %file.file_id, size = file.size, "upload granted");
@@ -165,17 +210,32 @@ pub struct Completion {
 
 /// `POST /api/files/{id}/complete`: the upload is there with its declared size, so the file
 /// is shared in its channel (`file:shared`). A wrong size discards the upload.
-pub async fn complete(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_id): Path<String>, Body(b): Body<Completion>) -> Result<Response, ApiError> {
+pub async fn complete(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(file_id): Path<String>,
+    Body(b): Body<Completion>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let blobs = blobs(&st)?;
     let file_id: Uuid = file_id.parse().map_err(|_| ApiError::bad("file id must be a UUID"))?;
     let t = open_ticket(&st.cfg.auth.token_secret, &b.upload_token, chrono::Utc::now().timestamp())?;
     if t.ws != claims.workspace_id || t.user != claims.user_id || t.file.file_id != file_id {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "this upload_token belongs to another upload"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this upload_token belongs to another upload",
+        ));
     }
     let key = object_key(&t.ws, &file_id);
     match blobs.size(&key).await.map_err(blob_error)? {
-        None => return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::UploadIncomplete, "nothing was uploaded for this file yet")),
+        None => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::UploadIncomplete,
+                "nothing was uploaded for this file yet",
+            ))
+        }
         Some(n) if n != t.file.size as u64 => {
             blobs.delete(&key).await.map_err(blob_error)?;
             st.metrics.files.with_label_values(&["size_mismatch"]).inc();
@@ -198,7 +258,8 @@ pub async fn complete(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(
         Outcome::Done { seq } => {
             st.metrics.files.with_label_values(&["shared"]).inc();
             tracing::info!(workspace_id = %t.ws, channel_id = %t.channel, file_id = %file_id, seq, "file shared");
-            Ok((StatusCode::CREATED, Json(json!({"file": t.file, "channel_id": t.channel, "seq": seq}))).into_response())
+            Ok((StatusCode::CREATED, Json(json!({"file": t.file, "channel_id": t.channel, "seq": seq})))
+                .into_response())
         }
         Outcome::Rejected { code, message } => {
             // refused (no longer a member, archived channel): keep nothing
@@ -225,10 +286,17 @@ pub fn rejected(code: ErrorCode, message: String) -> ApiError {
 /// The file if the caller may have it: recorded, in their workspace, shared in a channel they
 /// are a member of. Anything else is "not found" (a file's existence does not leak).
 async fn visible(st: &AppState, ws: Uuid, user: Uuid, file_id: &str) -> Result<FileRecord, ApiError> {
-    let missing = || ApiError::new(StatusCode::NOT_FOUND, ErrorCode::FileNotFound, "no such file, or not shared in a channel you are in");
+    let missing = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::FileNotFound,
+            "no such file, or not shared in a channel you are in",
+        )
+    };
     let file_id: Uuid = file_id.parse().map_err(|_| ApiError::bad("file id must be a UUID"))?;
     let f = st.store.file(ws, file_id).await.map_err(|e| ApiError::internal("files", e))?.ok_or_else(missing)?;
-    let member = st.fanout.is_member(&ws, &f.channel_id, &user).await.map_err(|e| ApiError::internal("membership", e))?;
+    let member =
+        st.fanout.is_member(&ws, &f.channel_id, &user).await.map_err(|e| ApiError::internal("membership", e))?;
     if !member {
         return Err(missing());
     }
@@ -246,7 +314,12 @@ pub struct DownloadQuery {
 }
 
 /// `GET /api/files/{id}`: the file and a download URL for it.
-pub async fn get(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_id): Path<String>, q: Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(file_id): Path<String>,
+    q: Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
     let blobs = blobs(&st)?;
@@ -257,7 +330,10 @@ pub async fn get(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_
         return Err(ApiError::bad(format!("expires_in must be 1..={max} seconds")));
     }
     let key = object_key(&claims.workspace_id, &f.file.file_id);
-    let url = blobs.download_url(&key, &f.file.name, &f.file.content_type, Duration::from_secs(ttl), &base_url(&headers)).await.map_err(blob_error)?;
+    let url = blobs
+        .download_url(&key, &f.file.name, &f.file.content_type, Duration::from_secs(ttl), &base_url(&headers))
+        .await
+        .map_err(blob_error)?;
     st.metrics.files.with_label_values(&["download_granted"]).inc();
     let a = &f.file;
     Ok(Json(json!({
@@ -270,7 +346,11 @@ pub async fn get(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_
 
 /// `DELETE /api/files/{id}`: the uploader deletes the file (`file:deleted`); its URLs stop
 /// working and its bytes are removed.
-pub async fn delete(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(file_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(file_id): Path<String>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let f = match visible(&st, claims.workspace_id, claims.user_id, &file_id).await {
         Err(e) if e.code() == ErrorCode::FileDeleted => return Ok(Json(json!({"deleted": true})).into_response()),
@@ -304,18 +384,29 @@ pub async fn blob_put(
 ) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
     let key = object_key(&ws, &file);
-    let LocalGrant::Put { size, content_type } = blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)? else {
+    let LocalGrant::Put { size, content_type } =
+        blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)?
+    else {
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "this link is for downloading"));
     };
-    let sent = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| normalize_content_type(v).ok());
+    let sent =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| normalize_content_type(v).ok());
     if sent.as_deref() != Some(content_type.as_str()) {
         return Err(ApiError::bad(format!("Content-Type must be {content_type}, as declared")));
     }
     if st.store.file(ws, file).await.map_err(|e| ApiError::internal("files", e))?.is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "this file is already shared; upload a new one"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            "this file is already shared; upload a new one",
+        ));
     }
     let bytes = axum::body::to_bytes(body, size as usize + 1).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::UploadIncomplete, format!("the body is larger than the {size} bytes this link allows"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UploadIncomplete,
+            format!("the body is larger than the {size} bytes this link allows"),
+        )
     })?;
     if bytes.len() as u64 != size {
         let m = format!("the body is {} bytes; this link allows exactly {size}", bytes.len());
@@ -326,10 +417,16 @@ pub async fn blob_put(
 }
 
 /// `GET /blobs/{ws}/{file}` (embedded mode): a download through a URL this gateway signed.
-pub async fn blob_get(State(st): State<Arc<AppState>>, Path((ws, file)): Path<(Uuid, Uuid)>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn blob_get(
+    State(st): State<Arc<AppState>>,
+    Path((ws, file)): Path<(Uuid, Uuid)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
     let key = object_key(&ws, &file);
-    let LocalGrant::Get { name, content_type } = blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)? else {
+    let LocalGrant::Get { name, content_type } =
+        blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)?
+    else {
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "this link is for uploading"));
     };
     let Some(bytes) = blobs.get(&key).await.map_err(blob_error)? else {
@@ -342,7 +439,10 @@ pub async fn blob_get(State(st): State<Arc<AppState>>, Path((ws, file)): Path<(U
     h.insert(header::CONTENT_DISPOSITION, value(&disposition(&name, &content_type)));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     // served from the app's own origin: never let a file run script there
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; img-src 'self'; media-src 'self'; sandbox"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; img-src 'self'; media-src 'self'; sandbox"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60"));
     Ok(r)
 }
@@ -365,7 +465,12 @@ mod tests {
             user: Uuid::new_v4(),
             channel: Uuid::new_v4(),
             exp: 1000,
-            file: Attachment { file_id: Uuid::new_v4(), name: "a.txt".into(), size: 3, content_type: "text/plain".into() },
+            file: Attachment {
+                file_id: Uuid::new_v4(),
+                name: "a.txt".into(),
+                size: 3,
+                content_type: "text/plain".into(),
+            },
         };
         let token = sign_ticket("k", &t);
         assert_eq!(open_ticket("k", &token, 999).unwrap(), t);

@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::auth::{AuthError, Claims};
-use confab_core::ports::Workspace;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
 use confab_core::event::ChannelKind;
+use confab_core::ports::Workspace;
 use confab_core::protocol::{ErrorCode, MAX_CHANNEL_NAME};
 use serde::Deserialize;
 use serde_json::json;
@@ -55,7 +55,11 @@ pub async fn command_outcome(st: &AppState, cmd: &Command) -> Result<Outcome, Ap
         Ok(Ok(r)) => Ok(r.outcome),
         _ => {
             st.pending.lock().expect("pending lock").remove(&cmd.command_id);
-            Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Unavailable, "ingest did not answer in time; the change may still happen"))
+            Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorCode::Unavailable,
+                "ingest did not answer in time; the change may still happen",
+            ))
         }
     }
 }
@@ -91,9 +95,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Verifies a user token from the `Authorization` header or, for browsers' WebSockets, `?token=`.
 pub fn authenticate(st: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Claims, ApiError> {
-    let token = bearer(headers).or(query_token).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, AuthError::Missing.to_string()))?;
+    let token = bearer(headers).or(query_token).ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, AuthError::Missing.to_string())
+    })?;
     st.signer.verify(token, chrono::Utc::now().timestamp()).map_err(|e| match e {
-        AuthError::Expired => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired, "token expired; get a new one"),
+        AuthError::Expired => {
+            ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired, "token expired; get a new one")
+        }
         other => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, other.to_string()),
     })
 }
@@ -129,12 +137,18 @@ pub struct NewWorkspace {
     file_types: Option<Vec<String>>,
 }
 
-pub async fn create_workspace(State(st): State<Arc<AppState>>, headers: HeaderMap, Body(b): Body<NewWorkspace>) -> Result<Response, ApiError> {
+pub async fn create_workspace(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Body(b): Body<NewWorkspace>,
+) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     if b.name.trim().is_empty() || b.name.len() > 100 {
         return Err(ApiError::bad("name must be 1..=100 bytes"));
     }
-    let retention_secs = b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32) as i32;
+    let retention_secs =
+        b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32)
+            as i32;
     let file_types = b.file_types.unwrap_or_default();
     for t in &file_types {
         if t != "*/*" && confab_core::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {
@@ -168,7 +182,12 @@ pub struct NewUser {
     name: String,
 }
 
-pub async fn create_user(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Body(b): Body<NewUser>) -> Result<Response, ApiError> {
+pub async fn create_user(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Body(b): Body<NewUser>,
+) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let ws = workspace_exists(&st, &ws).await?;
     if b.name.trim().is_empty() || b.name.len() > 100 {
@@ -177,7 +196,11 @@ pub async fn create_user(State(st): State<Arc<AppState>>, headers: HeaderMap, Pa
     let user = Uuid::new_v4();
     st.store.insert_user(ws, user, &b.name).await.map_err(|e| ApiError::internal("directory", e))?;
     let (token, exp) = mint(&st, ws, user, st.cfg.auth.token_ttl_secs);
-    Ok((StatusCode::CREATED, Json(json!({"workspace_id": ws, "user_id": user, "name": b.name, "token": token, "expires_at": exp}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"workspace_id": ws, "user_id": user, "name": b.name, "token": token, "expires_at": exp})),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -215,13 +238,19 @@ pub struct NewChannel {
     creator: Option<Uuid>,
 }
 
-pub async fn create_channel(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(ws): Path<String>, Body(b): Body<NewChannel>) -> Result<Response, ApiError> {
+pub async fn create_channel(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Body(b): Body<NewChannel>,
+) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let ws = workspace_exists(&st, &ws).await?;
     if b.name.trim().is_empty() || b.name.chars().count() > MAX_CHANNEL_NAME {
         return Err(ApiError::bad(format!("name must be 1..={MAX_CHANNEL_NAME} characters")));
     }
-    let creator = b.creator.or(b.members.first().copied()).ok_or_else(|| ApiError::bad("give `members` or a `creator`"))?;
+    let creator =
+        b.creator.or(b.members.first().copied()).ok_or_else(|| ApiError::bad("give `members` or a `creator`"))?;
     for u in b.members.iter().chain(std::iter::once(&creator)) {
         if !st.store.user_exists(ws, *u).await.map_err(|e| ApiError::internal("directory", e))? {
             return Err(ApiError::bad(format!("user {u} is not in this workspace")));

@@ -155,10 +155,19 @@ impl Hub {
     /// Applies a fanout entry: membership changes first, then delivery to every subscribed
     /// socket. The publisher writes each `(channel, seq)` once and the reader only moves
     /// forward, so entries need no deduplication here.
-    pub fn dispatch(&self, ws: Uuid, ch: Uuid, seq: i64, add_members: &[Uuid], remove_members: &[Uuid], frame: Utf8Bytes) -> usize {
+    pub fn dispatch(
+        &self,
+        ws: Uuid,
+        ch: Uuid,
+        seq: i64,
+        add_members: &[Uuid],
+        remove_members: &[Uuid],
+        frame: Utf8Bytes,
+    ) -> usize {
         if !add_members.is_empty() {
             let mut ix = self.index.write().expect("hub lock");
-            let ids: Vec<ConnId> = add_members.iter().flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied()).collect();
+            let ids: Vec<ConnId> =
+                add_members.iter().flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied()).collect();
             for id in ids {
                 ix.by_channel.entry((ws, ch)).or_default().insert(id);
                 ix.channels_of.entry(id).or_default().insert((ws, ch));
@@ -168,7 +177,8 @@ impl Hub {
         if !remove_members.is_empty() {
             // after delivery: the one who left (or was removed) learns it, then hears no more
             let mut ix = self.index.write().expect("hub lock");
-            let ids: Vec<ConnId> = remove_members.iter().flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied()).collect();
+            let ids: Vec<ConnId> =
+                remove_members.iter().flat_map(|u| ix.by_user.get(&(ws, *u)).into_iter().flatten().copied()).collect();
             for id in ids {
                 if let Some(set) = ix.by_channel.get_mut(&(ws, ch)) {
                     set.remove(&id);

@@ -31,18 +31,49 @@ impl Metrics {
     fn build() -> Self {
         Self {
             connections: register(IntGauge::new("confab_gateway_connections", "open WebSocket connections").unwrap()),
-            frames_in: register(IntCounterVec::new(Opts::new("confab_gateway_frames_in_total", "client frames, by type"), &["type"]).unwrap()),
-            files: register(
-                IntCounterVec::new(Opts::new("confab_gateway_files_total", "file sharing steps (upload_granted, shared, size_mismatch, download_granted)"), &["step"])
+            frames_in: register(
+                IntCounterVec::new(Opts::new("confab_gateway_frames_in_total", "client frames, by type"), &["type"])
                     .unwrap(),
             ),
-            errors: register(IntCounterVec::new(Opts::new("confab_gateway_rejected_total", "error frames sent, by code"), &["code"]).unwrap()),
+            files: register(
+                IntCounterVec::new(
+                    Opts::new(
+                        "confab_gateway_files_total",
+                        "file sharing steps (upload_granted, shared, size_mismatch, download_granted)",
+                    ),
+                    &["step"],
+                )
+                .unwrap(),
+            ),
+            errors: register(
+                IntCounterVec::new(Opts::new("confab_gateway_rejected_total", "error frames sent, by code"), &["code"])
+                    .unwrap(),
+            ),
             commands: register(IntCounter::new("confab_gateway_commands_total", "commands written to Kafka").unwrap()),
-            delivered: register(IntCounter::new("confab_gateway_delivered_frames_total", "frames queued to local sockets").unwrap()),
-            slow_disconnects: register(IntCounter::new("confab_gateway_slow_consumer_disconnects_total", "sockets closed for not reading").unwrap()),
-            duplicates_dropped: register(IntCounter::new("confab_gateway_duplicate_events_dropped_total", "channel events a socket already had (resume overlap)").unwrap()),
-            presence_changes: register(IntCounter::new("confab_gateway_presence_changes_total", "presence transitions published").unwrap()),
-            resumes: register(IntCounterVec::new(Opts::new("confab_gateway_resumes_total", "resume requests, by result"), &["result"]).unwrap()),
+            delivered: register(
+                IntCounter::new("confab_gateway_delivered_frames_total", "frames queued to local sockets").unwrap(),
+            ),
+            slow_disconnects: register(
+                IntCounter::new("confab_gateway_slow_consumer_disconnects_total", "sockets closed for not reading")
+                    .unwrap(),
+            ),
+            duplicates_dropped: register(
+                IntCounter::new(
+                    "confab_gateway_duplicate_events_dropped_total",
+                    "channel events a socket already had (resume overlap)",
+                )
+                .unwrap(),
+            ),
+            presence_changes: register(
+                IntCounter::new("confab_gateway_presence_changes_total", "presence transitions published").unwrap(),
+            ),
+            resumes: register(
+                IntCounterVec::new(
+                    Opts::new("confab_gateway_resumes_total", "resume requests, by result"),
+                    &["result"],
+                )
+                .unwrap(),
+            ),
             delivery_latency: register(
                 Histogram::with_opts(
                     HistogramOpts::new("confab_delivery_latency_seconds", "event occurred_at to local fanout")

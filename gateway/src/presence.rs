@@ -38,7 +38,7 @@ pub async fn touch(st: &AppState, ws: Uuid, user: Uuid, device: &str, away: bool
     match st.presence.touch(ws, user, device, away, now_ms(), ttl).await {
         Ok(Some(status)) => {
             let _ = st.presence_changes.send((ws, user, status));
-        },
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "presence touch failed"),
     }
@@ -74,12 +74,15 @@ pub async fn batcher(st: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<(Uuid, U
             pending.entry(ws).or_default().insert(user, status);
         }
         for (ws, users) in pending {
-            let users: Vec<PresenceView> = users.into_iter().map(|(user_id, status)| PresenceView { user_id, status }).collect();
+            let users: Vec<PresenceView> =
+                users.into_iter().map(|(user_id, status)| PresenceView { user_id, status }).collect();
             st.metrics.presence_changes.inc_by(users.len() as u64);
             // small frames: each socket's write buffer keeps the capacity of the largest frame it
             // ever sent, so a burst of changes goes out as several frames of a few users each
             for chunk in users.chunks(PRESENCE_FRAME_USERS) {
-                let frame = serde_json::to_string(&ServerFrame::PresenceChange { workspace_id: ws, users: chunk.to_vec() }).expect("frame serializes");
+                let frame =
+                    serde_json::to_string(&ServerFrame::PresenceChange { workspace_id: ws, users: chunk.to_vec() })
+                        .expect("frame serializes");
                 // from nobody: every connected member of the workspace gets it
                 if let Err(e) = st.fanout.publish_ephemeral(&ws, &ws, &Uuid::nil(), &frame).await {
                     tracing::warn!(error = %e, "cannot publish presence changes");
@@ -134,8 +137,11 @@ pub async fn lookup(
         return Err(ApiError::bad(format!("at most {MAX_LOOKUP} user ids per lookup")));
     }
     let now = now_ms();
-    let statuses = st.presence.lookup(claims.workspace_id, &users, now).await.map_err(|e| ApiError::internal("presence", e))?;
-    let count = st.presence.online_count(claims.workspace_id, now).await.map_err(|e| ApiError::internal("presence", e))?;
-    let map: serde_json::Map<String, serde_json::Value> = users.iter().zip(statuses).map(|(u, s)| (u.to_string(), json!(s))).collect();
+    let statuses =
+        st.presence.lookup(claims.workspace_id, &users, now).await.map_err(|e| ApiError::internal("presence", e))?;
+    let count =
+        st.presence.online_count(claims.workspace_id, now).await.map_err(|e| ApiError::internal("presence", e))?;
+    let map: serde_json::Map<String, serde_json::Value> =
+        users.iter().zip(statuses).map(|(u, s)| (u.to_string(), json!(s))).collect();
     Ok(Json(json!({"users": map, "online_count": count})).into_response())
 }

@@ -52,9 +52,11 @@ pub async fn search(
     let (ws, me) = (claims.workspace_id, claims.user_id);
 
     // what the searcher can read, by id and by name
-    let mine: HashSet<Uuid> = st.fanout.user_channels(&ws, &me).await.map_err(|e| ApiError::internal("membership", e))?.into_iter().collect();
+    let mine: HashSet<Uuid> =
+        st.fanout.user_channels(&ws, &me).await.map_err(|e| ApiError::internal("membership", e))?.into_iter().collect();
     let channels = st.store.channels(ws).await.map_err(|e| ApiError::internal("channels", e))?;
-    let readable: Vec<_> = channels.into_iter().filter(|c| mine.contains(&c.channel_id) || !c.kind.is_private()).collect();
+    let readable: Vec<_> =
+        channels.into_iter().filter(|c| mine.contains(&c.channel_id) || !c.kind.is_private()).collect();
     let names: HashMap<Uuid, String> = readable.iter().map(|c| (c.channel_id, c.name.clone())).collect();
     let mut allowed: Vec<Uuid> = readable.iter().map(|c| c.channel_id).collect();
     if !parsed.in_channels.is_empty() {
@@ -77,7 +79,13 @@ pub async fn search(
         }
     }
     let mut after_ms = parsed.after_ms;
-    let retention = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?.map(|w| w.retention_secs).unwrap_or(0);
+    let retention = st
+        .store
+        .workspace(ws)
+        .await
+        .map_err(|e| ApiError::internal("directory", e))?
+        .map(|w| w.retention_secs)
+        .unwrap_or(0);
     if retention > 0 {
         let horizon = now - retention as i64 * 1000;
         after_ms = Some(after_ms.map_or(horizon, |a| a.max(horizon)));

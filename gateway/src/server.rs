@@ -129,7 +129,9 @@ impl Gateway {
         health.set("fanout", Ok(()));
 
         let listen = state.cfg.gateway.listen.clone();
-        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
         // frames are small and latency matters: no Nagle delay behind the peer's delayed ACK
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

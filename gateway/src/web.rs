@@ -17,8 +17,13 @@ struct Bundle;
 pub async fn fallback(method: Method, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     // API-looking paths that reached us are unknown routes: say so, never the page
-    if method != Method::GET && method != Method::HEAD || path.starts_with("api/") || path.starts_with("admin/") || path == "ws" {
-        let body = serde_json::json!({"error": {"code": "not_found", "message": format!("no route for {method} /{path}")}});
+    if method != Method::GET && method != Method::HEAD
+        || path.starts_with("api/")
+        || path.starts_with("admin/")
+        || path == "ws"
+    {
+        let body =
+            serde_json::json!({"error": {"code": "not_found", "message": format!("no route for {method} /{path}")}});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     let wanted = if path.is_empty() { "index.html" } else { path };

@@ -133,7 +133,9 @@ pub async fn write_loop(
     mut shutdown: confab_core::shutdown::Shutdown,
     metrics: crate::metrics::Metrics,
 ) {
-    let close = |code: u16, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    };
     let mut seq = Sequencer::default();
     loop {
         let item = tokio::select! {
@@ -205,9 +207,23 @@ mod tests {
         assert!(sent(s.step(ev(a, 5))).is_empty());
         assert!(sent(s.step(ev(a, 6))).is_empty());
         assert!(sent(s.step(ev(b, 2))).is_empty());
-        let backlog = vec![(a, 3, Utf8Bytes::from(format!("{a}:3"))), (a, 4, Utf8Bytes::from(format!("{a}:4"))), (a, 5, Utf8Bytes::from(format!("{a}:5")))];
+        let backlog = vec![
+            (a, 3, Utf8Bytes::from(format!("{a}:3"))),
+            (a, 4, Utf8Bytes::from(format!("{a}:4"))),
+            (a, 5, Utf8Bytes::from(format!("{a}:5"))),
+        ];
         let out = sent(s.step(Out::Replay(Box::new(Replay { events: backlog, done: Utf8Bytes::from("done") }))));
-        assert_eq!(out, vec![format!("{a}:3"), format!("{a}:4"), format!("{a}:5"), "done".into(), format!("{a}:6"), format!("{b}:2")]);
+        assert_eq!(
+            out,
+            vec![
+                format!("{a}:3"),
+                format!("{a}:4"),
+                format!("{a}:5"),
+                "done".into(),
+                format!("{a}:6"),
+                format!("{b}:2")
+            ]
+        );
         assert_eq!(s.duplicates, 1, "a:5 came both ways");
         // afterwards: live, duplicates dropped
         assert_eq!(sent(s.step(ev(a, 6))), Vec::<String>::new());

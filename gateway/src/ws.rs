@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use confab_core::auth::Claims;
 use confab_core::command::{dm_channel_id, Command, CommandBody, ReplyTo};
 use confab_core::event::ChannelKind;
-use confab_core::protocol::{parse_client_frame, ClientFrame, ErrorCode, ResumeGap, ServerFrame, HEARTBEAT_INTERVAL_SECS, MAX_FRAME_BYTES};
+use confab_core::protocol::{
+    parse_client_frame, ClientFrame, ErrorCode, ResumeGap, ServerFrame, HEARTBEAT_INTERVAL_SECS, MAX_FRAME_BYTES,
+};
 use futures::StreamExt;
 use serde::Deserialize;
 use std::sync::atomic::Ordering;
@@ -47,14 +49,24 @@ const WRITE_BUFFER: usize = 8 * 1024;
 /// Channels one `resume` may name.
 const MAX_RESUME_CHANNELS: usize = 2_000;
 
-pub async fn upgrade(State(st): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let claims = match authenticate(&st, &headers, q.token.as_deref()) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
     let resume = matches!(q.resume.as_deref(), Some("1") | Some("true"));
     let Ok(permit) = st.conns.clone().try_acquire_owned() else {
-        return ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "connection limit reached").into_response();
+        return ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "connection limit reached",
+        )
+        .into_response();
     };
     // small buffers: tungstenite's default 128 KiB read and write buffers per socket would be
     // most of an idle connection's memory (frames are small; the writer batches on its own)
@@ -79,7 +91,12 @@ struct RateLimit {
 
 impl RateLimit {
     fn new(rate: u32, burst: u32) -> Self {
-        Self { rate: rate as f64, burst: burst.max(1) as f64, tokens: burst.max(1) as f64, at: std::time::Instant::now() }
+        Self {
+            rate: rate as f64,
+            burst: burst.max(1) as f64,
+            tokens: burst.max(1) as f64,
+            at: std::time::Instant::now(),
+        }
     }
 
     fn allow(&mut self) -> bool {
@@ -126,7 +143,12 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
     // as a membership change, never neither.
     let conn_id = format!("{}:{id}", st.gateway_id);
     tracing::debug!(conn_id = %conn_id, workspace_id = %ws, user_id = %user, "socket connected");
-    let _ = tx.try_send(Out::Frame(encode(&ServerFrame::Hello { conn_id, heartbeat_interval: HEARTBEAT_INTERVAL_SECS, user_id: user, workspace_id: ws })));
+    let _ = tx.try_send(Out::Frame(encode(&ServerFrame::Hello {
+        conn_id,
+        heartbeat_interval: HEARTBEAT_INTERVAL_SECS,
+        user_id: user,
+        workspace_id: ws,
+    })));
     if resume {
         // `?resume=1`: live events wait until the client's `resume` says where it was
         let _ = tx.try_send(Out::Hold(None));
@@ -175,8 +197,25 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, claims: Claims, resume: boo
             Ok(Some(Ok(m))) => m,
         };
         let reply = match msg {
-            Message::Text(text) => Box::pin(handle_text(&st, id, &claims, text.as_str(), &mut limit, &mut typing, &tx, (&device, &mut away))).await,
-            Message::Binary(_) => Some(error(&st, ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text frames", None)),
+            Message::Text(text) => {
+                Box::pin(handle_text(
+                    &st,
+                    id,
+                    &claims,
+                    text.as_str(),
+                    &mut limit,
+                    &mut typing,
+                    &tx,
+                    (&device, &mut away),
+                ))
+                .await
+            }
+            Message::Binary(_) => Some(error(
+                &st,
+                ErrorCode::MalformedFrame,
+                "binary frames are not supported; send JSON text frames",
+                None,
+            )),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
         };
@@ -235,7 +274,13 @@ async fn handle_text(
         ClientFrame::Send { channel_id, text, client_msg_id, thread_ts, also_send_to_channel, file_ids } => (
             "message:send",
             channel_id,
-            CommandBody::SendMessage { text, client_msg_id: client_msg_id.clone(), thread_ts, also_in_channel: also_send_to_channel, file_ids },
+            CommandBody::SendMessage {
+                text,
+                client_msg_id: client_msg_id.clone(),
+                thread_ts,
+                also_in_channel: also_send_to_channel,
+                file_ids,
+            },
             Some(client_msg_id),
         ),
         ClientFrame::Join { channel_id, client_msg_id } => {
@@ -243,7 +288,13 @@ async fn handle_text(
                 // already a member: answer here, nothing to write
                 return Some(match client_msg_id {
                     Some(client_msg_id) => ServerFrame::Ok { client_msg_id, channel_id, seq: 0 },
-                    None => ServerFrame::Joined { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, seq: 0, by: None },
+                    None => ServerFrame::Joined {
+                        workspace_id: claims.workspace_id,
+                        channel_id,
+                        user_id: claims.user_id,
+                        seq: 0,
+                        by: None,
+                    },
                 });
             }
             ("channel:join", channel_id, CommandBody::JoinChannel, client_msg_id)
@@ -260,7 +311,12 @@ async fn handle_text(
         ClientFrame::PresenceSet { status } => {
             st.metrics.frames_in.with_label_values(&["presence:set"]).inc();
             if status == PresenceStatus::Offline {
-                return Some(error(st, ErrorCode::InvalidField, "status must be active or away; disconnect to go offline", None));
+                return Some(error(
+                    st,
+                    ErrorCode::InvalidField,
+                    "status must be active or away; disconnect to go offline",
+                    None,
+                ));
             }
             if !limit.allow() {
                 return Some(error(st, ErrorCode::RateLimited, "too many frames on this connection; slow down", None));
@@ -294,7 +350,12 @@ async fn handle_text(
                 return Some(frame);
             }
             let kind = if is_private { ChannelKind::Private } else { ChannelKind::Public };
-            ("channel:create", Uuid::new_v4(), CommandBody::CreateChannel { name, channel_kind: kind, members }, client_msg_id)
+            (
+                "channel:create",
+                Uuid::new_v4(),
+                CommandBody::CreateChannel { name, channel_kind: kind, members },
+                client_msg_id,
+            )
         }
         ClientFrame::DmOpen { user_ids, client_msg_id } => {
             if let Some(frame) = unknown_users(st, claims, &user_ids, client_msg_id.clone()).await {
@@ -306,29 +367,45 @@ async fn handle_text(
             people.dedup();
             let kind = if people.len() == 2 { ChannelKind::Dm } else { ChannelKind::GroupDm };
             let channel_id = dm_channel_id(&claims.workspace_id, &people);
-            ("dm:open", channel_id, CommandBody::CreateChannel { name: kind.as_str().into(), channel_kind: kind, members: people }, client_msg_id)
+            (
+                "dm:open",
+                channel_id,
+                CommandBody::CreateChannel { name: kind.as_str().into(), channel_kind: kind, members: people },
+                client_msg_id,
+            )
         }
-        ClientFrame::Rename { channel_id, name, client_msg_id } => ("channel:rename", channel_id, CommandBody::RenameChannel { name }, client_msg_id),
+        ClientFrame::Rename { channel_id, name, client_msg_id } => {
+            ("channel:rename", channel_id, CommandBody::RenameChannel { name }, client_msg_id)
+        }
         ClientFrame::Archive { channel_id, archived, client_msg_id } => {
             ("channel:archive", channel_id, CommandBody::ArchiveChannel { archived }, client_msg_id)
         }
-        ClientFrame::Leave { channel_id, client_msg_id } => ("channel:leave", channel_id, CommandBody::LeaveChannel, client_msg_id),
+        ClientFrame::Leave { channel_id, client_msg_id } => {
+            ("channel:leave", channel_id, CommandBody::LeaveChannel, client_msg_id)
+        }
         ClientFrame::Invite { channel_id, user_id, client_msg_id } => {
             if let Some(frame) = unknown_users(st, claims, &[user_id], client_msg_id.clone()).await {
                 return Some(frame);
             }
             ("channel:invite", channel_id, CommandBody::Invite { user_id }, client_msg_id)
         }
-        ClientFrame::Kick { channel_id, user_id, client_msg_id } => ("channel:kick", channel_id, CommandBody::Kick { user_id }, client_msg_id),
+        ClientFrame::Kick { channel_id, user_id, client_msg_id } => {
+            ("channel:kick", channel_id, CommandBody::Kick { user_id }, client_msg_id)
+        }
         ClientFrame::Pin { channel_id, message_id, pinned, client_msg_id } => {
             ("message:pin", channel_id, CommandBody::Pin { message_id, pinned }, client_msg_id)
         }
         // read markers go to the user's own stream, keyed by the user
-        ClientFrame::Mark { channel_id, seq, client_msg_id } => ("channel:mark", claims.user_id, CommandBody::MarkRead { channel_id, seq }, client_msg_id),
+        ClientFrame::Mark { channel_id, seq, client_msg_id } => {
+            ("channel:mark", claims.user_id, CommandBody::MarkRead { channel_id, seq }, client_msg_id)
+        }
     };
     st.metrics.frames_in.with_label_values(&[ty]).inc();
     if !limit.allow() {
-        let msg = format!("more than {} commands a second on this connection; slow down and retry", st.cfg.gateway.rate_per_sec);
+        let msg = format!(
+            "more than {} commands a second on this connection; slow down and retry",
+            st.cfg.gateway.rate_per_sec
+        );
         return Some(error(st, ErrorCode::RateLimited, &msg, client_msg_id));
     }
     let cmd = Command {
@@ -345,7 +422,12 @@ async fn handle_text(
         Ok(()) => None,
         Err(e) => {
             tracing::warn!(error = %e, "cannot write command");
-            Some(error(st, ErrorCode::Unavailable, "the message log is unavailable; retry with the same client_msg_id", client_msg_id))
+            Some(error(
+                st,
+                ErrorCode::Unavailable,
+                "the message log is unavailable; retry with the same client_msg_id",
+                client_msg_id,
+            ))
         }
     }
 }
@@ -354,13 +436,25 @@ async fn handle_text(
 /// entries after the given `seq`, then `resume:done`; live events of those channels are held
 /// meanwhile and follow without duplicates (see `writer`). Channels whose missed events are no
 /// longer in the fanout stream are reported as gaps, to be fetched over HTTP history.
-async fn resume(st: &Arc<AppState>, id: ConnId, claims: &Claims, channels: std::collections::BTreeMap<Uuid, i64>, tx: &mpsc::Sender<Out>) -> Option<ServerFrame> {
+async fn resume(
+    st: &Arc<AppState>,
+    id: ConnId,
+    claims: &Claims,
+    channels: std::collections::BTreeMap<Uuid, i64>,
+    tx: &mpsc::Sender<Out>,
+) -> Option<ServerFrame> {
     if channels.len() > MAX_RESUME_CHANNELS {
         let _ = tx.send(Out::Release).await;
-        return Some(error(st, ErrorCode::InvalidField, &format!("resume names at most {MAX_RESUME_CHANNELS} channels"), None));
+        return Some(error(
+            st,
+            ErrorCode::InvalidField,
+            &format!("resume names at most {MAX_RESUME_CHANNELS} channels"),
+            None,
+        ));
     }
     let ws = claims.workspace_id;
-    let (mine, not_members): (Vec<(Uuid, i64)>, Vec<(Uuid, i64)>) = channels.into_iter().partition(|(ch, _)| st.hub.is_subscribed(id, ws, *ch));
+    let (mine, not_members): (Vec<(Uuid, i64)>, Vec<(Uuid, i64)>) =
+        channels.into_iter().partition(|(ch, _)| st.hub.is_subscribed(id, ws, *ch));
     let _ = tx.send(Out::Hold(Some(Box::new(mine.iter().map(|(c, _)| *c).collect())))).await;
     let backlog = match st.fanout.backlog(&ws, &mine).await {
         Ok(b) => b,
@@ -377,19 +471,37 @@ async fn resume(st: &Arc<AppState>, id: ConnId, claims: &Claims, channels: std::
         upto.insert(e.channel_id, e.seq);
         events.push((e.channel_id, e.seq, Utf8Bytes::from(e.frame_json)));
     }
-    let gaps: Vec<ResumeGap> = backlog.gaps.iter().map(|&(channel_id, from_seq, to_seq)| ResumeGap { channel_id, from_seq, to_seq }).collect();
+    let gaps: Vec<ResumeGap> =
+        backlog.gaps.iter().map(|&(channel_id, from_seq, to_seq)| ResumeGap { channel_id, from_seq, to_seq }).collect();
     st.metrics.resumes.with_label_values(&[if gaps.is_empty() { "complete" } else { "gaps" }]).inc();
-    let done = ServerFrame::ResumeDone { replayed: events.len(), channels: upto, gaps, not_members: not_members.into_iter().map(|(c, _)| c).collect() };
+    let done = ServerFrame::ResumeDone {
+        replayed: events.len(),
+        channels: upto,
+        gaps,
+        not_members: not_members.into_iter().map(|(c, _)| c).collect(),
+    };
     let _ = tx.send(Out::Replay(Box::new(crate::writer::Replay { events, done: encode(&done) }))).await;
     None
 }
 
 /// An error frame if one of `users` is not in the caller's workspace.
-async fn unknown_users(st: &Arc<AppState>, claims: &Claims, users: &[Uuid], client_msg_id: Option<String>) -> Option<ServerFrame> {
+async fn unknown_users(
+    st: &Arc<AppState>,
+    claims: &Claims,
+    users: &[Uuid],
+    client_msg_id: Option<String>,
+) -> Option<ServerFrame> {
     for u in users {
         match st.store.user_exists(claims.workspace_id, *u).await {
             Ok(true) => {}
-            Ok(false) => return Some(error(st, ErrorCode::UserNotFound, &format!("no user {u} in your workspace"), client_msg_id)),
+            Ok(false) => {
+                return Some(error(
+                    st,
+                    ErrorCode::UserNotFound,
+                    &format!("no user {u} in your workspace"),
+                    client_msg_id,
+                ))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check users");
                 return Some(error(st, ErrorCode::Unavailable, "the directory is unavailable; retry", client_msg_id));
@@ -417,7 +529,12 @@ async fn typing_start(
         return None; // coalesced: the last one is still showing
     }
     typing.insert(channel_id, now);
-    let frame = ServerFrame::Typing { workspace_id: claims.workspace_id, channel_id, user_id: claims.user_id, expires_in_ms: TYPING_EXPIRES_MS };
+    let frame = ServerFrame::Typing {
+        workspace_id: claims.workspace_id,
+        channel_id,
+        user_id: claims.user_id,
+        expires_in_ms: TYPING_EXPIRES_MS,
+    };
     let json = serde_json::to_string(&frame).expect("frame serializes");
     match st.fanout.publish_ephemeral(&claims.workspace_id, &channel_id, &claims.user_id, &json).await {
         Ok(()) => None,

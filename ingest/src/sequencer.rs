@@ -35,21 +35,39 @@ struct Metrics {
 impl Metrics {
     fn new() -> Self {
         let busy = register(
-            CounterVec::new(Opts::new("confab_ingest_busy_seconds_total", "wall time the sequencer loop spent reading and deciding, by stage"), &["stage"])
-                .unwrap(),
+            CounterVec::new(
+                Opts::new(
+                    "confab_ingest_busy_seconds_total",
+                    "wall time the sequencer loop spent reading and deciding, by stage",
+                ),
+                &["stage"],
+            )
+            .unwrap(),
         );
         Self {
-            commands: register(IntCounterVec::new(Opts::new("confab_ingest_commands_total", "commands decided, by outcome"), &["outcome"]).unwrap()),
+            commands: register(
+                IntCounterVec::new(
+                    Opts::new("confab_ingest_commands_total", "commands decided, by outcome"),
+                    &["outcome"],
+                )
+                .unwrap(),
+            ),
             batch: register(
-                Histogram::with_opts(HistogramOpts::new("confab_ingest_batch_size", "commands per commit").buckets(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0]))
-                    .unwrap(),
+                Histogram::with_opts(
+                    HistogramOpts::new("confab_ingest_batch_size", "commands per commit")
+                        .buckets(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0]),
+                )
+                .unwrap(),
             ),
             reading: busy.with_label_values(&["read"]),
             deciding: busy.with_label_values(&["decide"]),
             commit: register(
                 Histogram::with_opts(
-                    HistogramOpts::new("confab_ingest_commit_seconds", "time to commit one batch of events, replies and offsets")
-                        .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0]),
+                    HistogramOpts::new(
+                        "confab_ingest_commit_seconds",
+                        "time to commit one batch of events, replies and offsets",
+                    )
+                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0]),
                 )
                 .unwrap(),
             ),
@@ -85,7 +103,12 @@ where
     }
 }
 
-async fn session(mut log: Box<dyn SequencerLog>, ids: &TimeUuidGen, metrics: &Metrics, mut shutdown: Shutdown) -> PortResult<()> {
+async fn session(
+    mut log: Box<dyn SequencerLog>,
+    ids: &TimeUuidGen,
+    metrics: &Metrics,
+    mut shutdown: Shutdown,
+) -> PortResult<()> {
     tracing::info!("ingest session started");
     let mut partitions: HashMap<i32, PartitionState> = HashMap::new();
     loop {
@@ -116,7 +139,13 @@ async fn session(mut log: Box<dyn SequencerLog>, ids: &TimeUuidGen, metrics: &Me
                 for e in &history {
                     st.apply(e);
                 }
-                tracing::info!(partition = rec.partition, events = history.len(), channels = st.channels.len(), elapsed_ms = started.elapsed().as_millis() as u64, "partition state loaded");
+                tracing::info!(
+                    partition = rec.partition,
+                    events = history.len(),
+                    channels = st.channels.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "partition state loaded"
+                );
                 partitions.insert(rec.partition, st);
             }
             let state = partitions.get_mut(&rec.partition).expect("loaded above");

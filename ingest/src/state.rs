@@ -3,9 +3,12 @@
 use confab_core::avro::SCHEMA_VERSION;
 use confab_core::command::{dm_channel_id, Command, CommandBody, Outcome};
 use confab_core::event::{ChannelKind, Event, Payload, ThreadState};
-use confab_core::ids::{timeuuid_millis, TimeUuidGen};
 use confab_core::files::Attachment;
-use confab_core::protocol::{validate_channel_name, validate_client_msg_id, validate_emoji, validate_message, validate_text, ErrorCode, MAX_GROUP_DM, MAX_REACTIONS_PER_MESSAGE};
+use confab_core::ids::{timeuuid_millis, TimeUuidGen};
+use confab_core::protocol::{
+    validate_channel_name, validate_client_msg_id, validate_emoji, validate_message, validate_text, ErrorCode,
+    MAX_GROUP_DM, MAX_REACTIONS_PER_MESSAGE,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
@@ -113,7 +116,10 @@ impl PartitionState {
                         f.message = Some(*message_id);
                     }
                 }
-                ch.messages.insert(*message_id, MessageState { author: e.actor_id, thread_ts: *thread_ts, files, ..Default::default() });
+                ch.messages.insert(
+                    *message_id,
+                    MessageState { author: e.actor_id, thread_ts: *thread_ts, files, ..Default::default() },
+                );
                 if let (Some(parent), Some(t)) = (thread_ts, thread) {
                     if let Some(p) = ch.messages.get_mut(parent) {
                         p.thread = t.clone();
@@ -134,7 +140,12 @@ impl PartitionState {
                 }
             }
             Payload::FileShared { file } => {
-                ch.files.entry(file.file_id).or_insert(FileState { file: file.clone(), uploader: e.actor_id, deleted: false, message: None });
+                ch.files.entry(file.file_id).or_insert(FileState {
+                    file: file.clone(),
+                    uploader: e.actor_id,
+                    deleted: false,
+                    message: None,
+                });
             }
             Payload::FileDeleted { file_id } => {
                 if let Some(f) = ch.files.get_mut(file_id) {
@@ -189,7 +200,9 @@ impl PartitionState {
         match self.judge(cmd, ids, now_ms) {
             Err((code, message)) => (None, Outcome::Rejected { code, message }),
             Ok(Decision::Nothing(seq)) => (None, Outcome::Done { seq }),
-            Ok(Decision::Duplicate(p)) => (None, Outcome::Posted { message_id: p.message_id, seq: p.seq, ts: p.ts, duplicate: true }),
+            Ok(Decision::Duplicate(p)) => {
+                (None, Outcome::Posted { message_id: p.message_id, seq: p.seq, ts: p.ts, duplicate: true })
+            }
             Ok(Decision::Append(payload)) => {
                 let key = (cmd.workspace_id, cmd.channel_id);
                 let ch = self.channels.get(&key);
@@ -210,7 +223,9 @@ impl PartitionState {
                 };
                 self.apply(&e);
                 let outcome = match &e.payload {
-                    Payload::MessagePosted { message_id, .. } => Outcome::Posted { message_id: *message_id, seq, ts: occurred_at, duplicate: false },
+                    Payload::MessagePosted { message_id, .. } => {
+                        Outcome::Posted { message_id: *message_id, seq, ts: occurred_at, duplicate: false }
+                    }
                     _ => Outcome::Done { seq },
                 };
                 (Some(e), outcome)
@@ -239,10 +254,16 @@ impl PartitionState {
                 if channel_kind.is_direct() {
                     let want = if members.len() == 2 { ChannelKind::Dm } else { ChannelKind::GroupDm };
                     if members.len() < 2 || members.len() > MAX_GROUP_DM || want != *channel_kind {
-                        return Err((ErrorCode::InvalidField, format!("a direct message is 2..={MAX_GROUP_DM} people, you included")));
+                        return Err((
+                            ErrorCode::InvalidField,
+                            format!("a direct message is 2..={MAX_GROUP_DM} people, you included"),
+                        ));
                     }
                     if cmd.channel_id != dm_channel_id(&cmd.workspace_id, &members) {
-                        return Err((ErrorCode::InvalidField, "a direct message's id is derived from its members".into()));
+                        return Err((
+                            ErrorCode::InvalidField,
+                            "a direct message's id is derived from its members".into(),
+                        ));
                     }
                 }
                 Ok(Decision::Append(Payload::ChannelCreated { name: name.clone(), kind: *channel_kind, members }))
@@ -324,7 +345,10 @@ impl PartitionState {
             | CommandBody::React { message_id, .. }
             | CommandBody::Pin { message_id, .. } => {
                 let ch = self.writable_channel(&key, &user).map_err(err)?;
-                let msg = ch.messages.get(message_id).ok_or((ErrorCode::MessageNotFound, "no such message in this channel".to_string()))?;
+                let msg = ch
+                    .messages
+                    .get(message_id)
+                    .ok_or((ErrorCode::MessageNotFound, "no such message in this channel".to_string()))?;
                 match &cmd.body {
                     CommandBody::DeleteMessage { .. } if msg.deleted => Ok(Decision::Nothing(ch.last_seq)),
                     _ if msg.deleted => Err((ErrorCode::MessageDeleted, "the message was deleted".into())),
@@ -337,7 +361,8 @@ impl PartitionState {
                     }
                     CommandBody::DeleteMessage { .. } => {
                         // the files it carries go with it (unless already deleted)
-                        let file_ids = msg.files.iter().filter(|f| ch.files.get(f).is_some_and(|s| !s.deleted)).copied().collect();
+                        let file_ids =
+                            msg.files.iter().filter(|f| ch.files.get(f).is_some_and(|s| !s.deleted)).copied().collect();
                         Ok(Decision::Append(Payload::MessageDeleted { message_id: *message_id, file_ids }))
                     }
                     CommandBody::Pin { pinned, .. } => {
@@ -354,10 +379,21 @@ impl PartitionState {
                             // already so: nothing to record (a retry, or a double click)
                             return Ok(Decision::Nothing(ch.last_seq));
                         }
-                        if *add && !msg.reactions.contains_key(emoji) && msg.reactions.len() >= MAX_REACTIONS_PER_MESSAGE {
-                            return Err((ErrorCode::TooManyReactions, format!("a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji")));
+                        if *add
+                            && !msg.reactions.contains_key(emoji)
+                            && msg.reactions.len() >= MAX_REACTIONS_PER_MESSAGE
+                        {
+                            return Err((
+                                ErrorCode::TooManyReactions,
+                                format!("a message takes at most {MAX_REACTIONS_PER_MESSAGE} different emoji"),
+                            ));
                         }
-                        Ok(Decision::Append(Payload::ReactionChanged { message_id: *message_id, emoji: emoji.clone(), added: *add, users: users.into_iter().collect() }))
+                        Ok(Decision::Append(Payload::ReactionChanged {
+                            message_id: *message_id,
+                            emoji: emoji.clone(),
+                            added: *add,
+                            users: users.into_iter().collect(),
+                        }))
                     }
                     _ => unreachable!("matched above"),
                 }
@@ -373,7 +409,10 @@ impl PartitionState {
             }
             CommandBody::DeleteFile { file_id } => {
                 let ch = self.member_channel(&key, &user).map_err(err)?;
-                let f = ch.files.get(file_id).ok_or((ErrorCode::FileNotFound, "no such file in this channel".to_string()))?;
+                let f = ch
+                    .files
+                    .get(file_id)
+                    .ok_or((ErrorCode::FileNotFound, "no such file in this channel".to_string()))?;
                 if f.uploader != user {
                     return Err((ErrorCode::Forbidden, "only the uploader can delete a file".into()));
                 }
@@ -393,19 +432,29 @@ impl PartitionState {
                 for id in file_ids {
                     match ch.files.get(id) {
                         Some(f) if f.deleted => return Err((ErrorCode::FileDeleted, format!("file {id} was deleted"))),
-                        Some(f) if f.message.is_some() => return Err((ErrorCode::Conflict, format!("file {id} is already attached to a message"))),
+                        Some(f) if f.message.is_some() => {
+                            return Err((ErrorCode::Conflict, format!("file {id} is already attached to a message")))
+                        }
                         Some(f) => attachments.push(f.file.clone()),
-                        None => return Err((ErrorCode::FileNotFound, format!("file {id} is not shared in this channel"))),
+                        None => {
+                            return Err((ErrorCode::FileNotFound, format!("file {id} is not shared in this channel")))
+                        }
                     }
                 }
                 let message_id = ids.next(ch.last_ms);
                 let (thread_ts, thread) = match thread_ts {
                     None => (None, None),
                     Some(parent) => {
-                        let p = ch.messages.get(parent).ok_or((ErrorCode::MessageNotFound, "no such parent message in this channel".to_string()))?;
+                        let p = ch.messages.get(parent).ok_or((
+                            ErrorCode::MessageNotFound,
+                            "no such parent message in this channel".to_string(),
+                        ))?;
                         // a reply to a reply joins the root's thread, as Slack does
                         let root = p.thread_ts.unwrap_or(*parent);
-                        let r = ch.messages.get(&root).ok_or((ErrorCode::MessageNotFound, "no such parent message in this channel".to_string()))?;
+                        let r = ch.messages.get(&root).ok_or((
+                            ErrorCode::MessageNotFound,
+                            "no such parent message in this channel".to_string(),
+                        ))?;
                         if r.deleted {
                             return Err((ErrorCode::MessageDeleted, "the thread's parent was deleted".into()));
                         }
@@ -458,19 +507,28 @@ mod tests {
     }
 
     fn send(text: &str, id: &str) -> CommandBody {
-        CommandBody::SendMessage { text: text.into(), client_msg_id: id.into(), thread_ts: None, also_in_channel: false, file_ids: vec![] }
+        CommandBody::SendMessage {
+            text: text.into(),
+            client_msg_id: id.into(),
+            thread_ts: None,
+            also_in_channel: false,
+            file_ids: vec![],
+        }
     }
 
     #[test]
     fn files_are_shared_attached_and_revoked_in_their_channel() {
-        let (ws, ch, other, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (ws, ch, other, alice, bob) =
+            (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
         for c in [ch, other] {
-            let create = CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![bob] };
+            let create =
+                CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![bob] };
             st.decide(&cmd(ws, c, alice, create), &ids, 1);
         }
-        let file = Attachment { file_id: Uuid::new_v4(), name: "a.png".into(), size: 3, content_type: "image/png".into() };
+        let file =
+            Attachment { file_id: Uuid::new_v4(), name: "a.png".into(), size: 3, content_type: "image/png".into() };
         let share = CommandBody::ShareFile { file: file.clone() };
         let (e, _) = st.decide(&cmd(ws, ch, alice, share.clone()), &ids, 2);
         assert_eq!(e.unwrap().payload, Payload::FileShared { file: file.clone() });
@@ -478,13 +536,24 @@ mod tests {
         let (e, o) = st.decide(&cmd(ws, ch, alice, share), &ids, 3);
         assert!(e.is_none() && matches!(o, Outcome::Done { .. }));
         let clash = CommandBody::ShareFile { file: Attachment { name: "b.png".into(), ..file.clone() } };
-        assert!(matches!(st.decide(&cmd(ws, ch, alice, clash), &ids, 3).1, Outcome::Rejected { code: ErrorCode::Conflict, .. }));
-        let with = |f: Vec<Uuid>, id: &str| CommandBody::SendMessage { text: String::new(), client_msg_id: id.into(), thread_ts: None, also_in_channel: false, file_ids: f };
+        assert!(matches!(
+            st.decide(&cmd(ws, ch, alice, clash), &ids, 3).1,
+            Outcome::Rejected { code: ErrorCode::Conflict, .. }
+        ));
+        let with = |f: Vec<Uuid>, id: &str| CommandBody::SendMessage {
+            text: String::new(),
+            client_msg_id: id.into(),
+            thread_ts: None,
+            also_in_channel: false,
+            file_ids: f,
+        };
         // only files shared in the same channel attach
         let (e, o) = st.decide(&cmd(ws, other, alice, with(vec![file.file_id], "x")), &ids, 4);
         assert!(e.is_none() && matches!(o, Outcome::Rejected { code: ErrorCode::FileNotFound, .. }));
         let (e, _) = st.decide(&cmd(ws, ch, bob, with(vec![file.file_id], "m")), &ids, 5);
-        let Some(Event { payload: Payload::MessagePosted { message_id, attachments, .. }, .. }) = e else { panic!("posted") };
+        let Some(Event { payload: Payload::MessagePosted { message_id, attachments, .. }, .. }) = e else {
+            panic!("posted")
+        };
         assert_eq!(attachments, vec![file.clone()]);
         // a file is attached once: deleting its message deletes it
         let (e, o) = st.decide(&cmd(ws, ch, alice, with(vec![file.file_id], "again")), &ids, 5);
@@ -498,17 +567,28 @@ mod tests {
         let f2 = Attachment { file_id: Uuid::new_v4(), ..file };
         st.decide(&cmd(ws, ch, alice, CommandBody::ShareFile { file: f2.clone() }), &ids, 8);
         let del = CommandBody::DeleteFile { file_id: f2.file_id };
-        assert!(matches!(st.decide(&cmd(ws, ch, bob, del.clone()), &ids, 9).1, Outcome::Rejected { code: ErrorCode::Forbidden, .. }));
-        assert_eq!(st.decide(&cmd(ws, ch, alice, del.clone()), &ids, 9).0.unwrap().payload, Payload::FileDeleted { file_id: f2.file_id });
+        assert!(matches!(
+            st.decide(&cmd(ws, ch, bob, del.clone()), &ids, 9).1,
+            Outcome::Rejected { code: ErrorCode::Forbidden, .. }
+        ));
+        assert_eq!(
+            st.decide(&cmd(ws, ch, alice, del.clone()), &ids, 9).0.unwrap().payload,
+            Payload::FileDeleted { file_id: f2.file_id }
+        );
         assert!(st.decide(&cmd(ws, ch, alice, del), &ids, 10).0.is_none());
     }
 
     #[test]
     fn sequencing_dedup_and_authorization() {
-        let (ws, ch, alice, bob, eve) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (ws, ch, alice, bob, eve) =
+            (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
-        let create = CommandBody::CreateChannel { name: "general".into(), channel_kind: ChannelKind::Public, members: vec![bob] };
+        let create = CommandBody::CreateChannel {
+            name: "general".into(),
+            channel_kind: ChannelKind::Public,
+            members: vec![bob],
+        };
         let (e, o) = st.decide(&cmd(ws, ch, alice, create), &ids, 1);
         assert_eq!(e.unwrap().seq, 1);
         assert_eq!(o, Outcome::Done { seq: 1 });
@@ -520,7 +600,10 @@ mod tests {
         let (dup, o_dup) = st.decide(&cmd(ws, ch, alice, send("hi", "c1")), &ids, 4);
         assert!(dup.is_none());
         match (o1, o_dup) {
-            (Outcome::Posted { message_id: a, seq: s1, .. }, Outcome::Posted { message_id: b, seq: s2, duplicate: true, .. }) => {
+            (
+                Outcome::Posted { message_id: a, seq: s1, .. },
+                Outcome::Posted { message_id: b, seq: s2, duplicate: true, .. },
+            ) => {
                 assert_eq!((a, s1), (b, s2))
             }
             other => panic!("{other:?}"),
@@ -546,7 +629,8 @@ mod tests {
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
         let mut log = vec![];
-        let create = CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Private, members: vec![] };
+        let create =
+            CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Private, members: vec![] };
         log.extend(st.decide(&cmd(ws, ch, alice, create), &ids, 1).0);
         log.extend(st.decide(&cmd(ws, ch, alice, send("a", "k1")), &ids, 2).0);
         let mut rebuilt = PartitionState::default();
@@ -569,7 +653,16 @@ mod edit_tests {
     use confab_core::command::ReplyTo;
 
     fn cmd(ws: Uuid, ch: Uuid, user: Uuid, body: CommandBody) -> Command {
-        Command { command_id: Uuid::new_v4(), workspace_id: ws, user_id: user, channel_id: ch, reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 }, issued_at: 0, client_msg_id: None, body }
+        Command {
+            command_id: Uuid::new_v4(),
+            workspace_id: ws,
+            user_id: user,
+            channel_id: ch,
+            reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 },
+            issued_at: 0,
+            client_msg_id: None,
+            body,
+        }
     }
 
     #[test]
@@ -577,29 +670,68 @@ mod edit_tests {
         let (ws, ch, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
-        st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![bob] }), &ids, 1);
-        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::SendMessage { text: "hi".into(), client_msg_id: "k".into(), thread_ts: None, also_in_channel: false, file_ids: vec![] }), &ids, 2);
+        st.decide(
+            &cmd(
+                ws,
+                ch,
+                alice,
+                CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![bob] },
+            ),
+            &ids,
+            1,
+        );
+        let (e, _) = st.decide(
+            &cmd(
+                ws,
+                ch,
+                alice,
+                CommandBody::SendMessage {
+                    text: "hi".into(),
+                    client_msg_id: "k".into(),
+                    thread_ts: None,
+                    also_in_channel: false,
+                    file_ids: vec![],
+                },
+            ),
+            &ids,
+            2,
+        );
         let Payload::MessagePosted { message_id: m, .. } = e.unwrap().payload else { panic!() };
-        let code = |o: Outcome| match o { Outcome::Rejected { code, .. } => Some(code), _ => None };
+        let code = |o: Outcome| match o {
+            Outcome::Rejected { code, .. } => Some(code),
+            _ => None,
+        };
         // only the author edits
-        let (e, o) = st.decide(&cmd(ws, ch, bob, CommandBody::EditMessage { message_id: m, text: "x".into() }), &ids, 3);
+        let (e, o) =
+            st.decide(&cmd(ws, ch, bob, CommandBody::EditMessage { message_id: m, text: "x".into() }), &ids, 3);
         assert!(e.is_none() && code(o) == Some(ErrorCode::Forbidden));
-        let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: m, text: "hi!".into() }), &ids, 3);
+        let (e, _) =
+            st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: m, text: "hi!".into() }), &ids, 3);
         assert_eq!(e.unwrap().seq, 3);
         // reactions: set semantics, a repeat is a no-op
         let react = |u, add| cmd(ws, ch, u, CommandBody::React { message_id: m, emoji: "tada".into(), add });
         let (e, _) = st.decide(&react(bob, true), &ids, 4);
-        assert!(matches!(e.unwrap().payload, Payload::ReactionChanged { ref users, added: true, .. } if users == &vec![bob]));
+        assert!(
+            matches!(e.unwrap().payload, Payload::ReactionChanged { ref users, added: true, .. } if users == &vec![bob])
+        );
         let (e, o) = st.decide(&react(bob, true), &ids, 5);
         assert!(e.is_none() && matches!(o, Outcome::Done { .. }));
         let (e, _) = st.decide(&react(alice, true), &ids, 5);
         assert!(matches!(e.unwrap().payload, Payload::ReactionChanged { ref users, .. } if users.len() == 2));
         // too many distinct emoji
         for i in 1..MAX_REACTIONS_PER_MESSAGE {
-            let (e, _) = st.decide(&cmd(ws, ch, bob, CommandBody::React { message_id: m, emoji: format!("e{i}"), add: true }), &ids, 6);
+            let (e, _) = st.decide(
+                &cmd(ws, ch, bob, CommandBody::React { message_id: m, emoji: format!("e{i}"), add: true }),
+                &ids,
+                6,
+            );
             assert!(e.is_some());
         }
-        let (e, o) = st.decide(&cmd(ws, ch, bob, CommandBody::React { message_id: m, emoji: "one-more".into(), add: true }), &ids, 7);
+        let (e, o) = st.decide(
+            &cmd(ws, ch, bob, CommandBody::React { message_id: m, emoji: "one-more".into(), add: true }),
+            &ids,
+            7,
+        );
         assert!(e.is_none() && code(o) == Some(ErrorCode::TooManyReactions));
         // delete: author only, then nothing touches it; deleting again is a no-op
         let (e, o) = st.decide(&cmd(ws, ch, bob, CommandBody::DeleteMessage { message_id: m }), &ids, 8);
@@ -608,11 +740,16 @@ mod edit_tests {
         assert!(matches!(e.unwrap().payload, Payload::MessageDeleted { .. }));
         let (e, o) = st.decide(&react(bob, true), &ids, 9);
         assert!(e.is_none() && code(o) == Some(ErrorCode::MessageDeleted));
-        let (e, o) = st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: m, text: "back".into() }), &ids, 9);
+        let (e, o) =
+            st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: m, text: "back".into() }), &ids, 9);
         assert!(e.is_none() && code(o) == Some(ErrorCode::MessageDeleted));
         let (e, o) = st.decide(&cmd(ws, ch, alice, CommandBody::DeleteMessage { message_id: m }), &ids, 9);
         assert!(e.is_none() && matches!(o, Outcome::Done { .. }));
-        let (e, o) = st.decide(&cmd(ws, ch, alice, CommandBody::EditMessage { message_id: Uuid::new_v4(), text: "?".into() }), &ids, 9);
+        let (e, o) = st.decide(
+            &cmd(ws, ch, alice, CommandBody::EditMessage { message_id: Uuid::new_v4(), text: "?".into() }),
+            &ids,
+            9,
+        );
         assert!(e.is_none() && code(o) == Some(ErrorCode::MessageNotFound));
     }
 }
@@ -623,7 +760,16 @@ mod channel_tests {
     use confab_core::command::ReplyTo;
 
     fn cmd(ws: Uuid, ch: Uuid, user: Uuid, body: CommandBody) -> Command {
-        Command { command_id: Uuid::new_v4(), workspace_id: ws, user_id: user, channel_id: ch, reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 }, issued_at: 0, client_msg_id: None, body }
+        Command {
+            command_id: Uuid::new_v4(),
+            workspace_id: ws,
+            user_id: user,
+            channel_id: ch,
+            reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 },
+            issued_at: 0,
+            client_msg_id: None,
+            body,
+        }
     }
 
     fn code(o: &Outcome) -> Option<ErrorCode> {
@@ -640,7 +786,18 @@ mod channel_tests {
         let mut st = PartitionState::default();
         let dm = dm_channel_id(&ws, &[alice, bob]);
         assert_eq!(dm, dm_channel_id(&ws, &[bob, alice]), "order does not matter");
-        let open = |by, ch| cmd(ws, ch, by, CommandBody::CreateChannel { name: "dm".into(), channel_kind: ChannelKind::Dm, members: vec![alice, bob] });
+        let open = |by, ch| {
+            cmd(
+                ws,
+                ch,
+                by,
+                CommandBody::CreateChannel {
+                    name: "dm".into(),
+                    channel_kind: ChannelKind::Dm,
+                    members: vec![alice, bob],
+                },
+            )
+        };
         // an id not derived from the members is refused
         let (e, o) = st.decide(&open(alice, Uuid::new_v4()), &ids, 1);
         assert!(e.is_none() && code(&o) == Some(ErrorCode::InvalidField));
@@ -651,7 +808,12 @@ mod channel_tests {
         assert!(e.is_none() && o == Outcome::Done { seq: 1 });
         let (e, o) = st.decide(&open(carol, dm), &ids, 2);
         assert!(e.is_none() && code(&o) == Some(ErrorCode::Conflict));
-        for body in [CommandBody::LeaveChannel, CommandBody::Invite { user_id: carol }, CommandBody::RenameChannel { name: "x".into() }, CommandBody::ArchiveChannel { archived: true }] {
+        for body in [
+            CommandBody::LeaveChannel,
+            CommandBody::Invite { user_id: carol },
+            CommandBody::RenameChannel { name: "x".into() },
+            CommandBody::ArchiveChannel { archived: true },
+        ] {
             let (e, o) = st.decide(&cmd(ws, dm, alice, body), &ids, 3);
             assert!(e.is_none() && code(&o) == Some(ErrorCode::Forbidden));
         }
@@ -659,10 +821,32 @@ mod channel_tests {
         assert!(e.is_none() && code(&o) == Some(ErrorCode::ChannelNotFound));
         // a "DM" of one person, or a group DM under the DM kind, is refused
         let solo = dm_channel_id(&ws, &[alice]);
-        let (_, o) = st.decide(&cmd(ws, solo, alice, CommandBody::CreateChannel { name: "dm".into(), channel_kind: ChannelKind::Dm, members: vec![] }), &ids, 4);
+        let (_, o) = st.decide(
+            &cmd(
+                ws,
+                solo,
+                alice,
+                CommandBody::CreateChannel { name: "dm".into(), channel_kind: ChannelKind::Dm, members: vec![] },
+            ),
+            &ids,
+            4,
+        );
         assert_eq!(code(&o), Some(ErrorCode::InvalidField));
         let three = dm_channel_id(&ws, &[alice, bob, carol]);
-        let (_, o) = st.decide(&cmd(ws, three, alice, CommandBody::CreateChannel { name: "g".into(), channel_kind: ChannelKind::Dm, members: vec![bob, carol] }), &ids, 4);
+        let (_, o) = st.decide(
+            &cmd(
+                ws,
+                three,
+                alice,
+                CommandBody::CreateChannel {
+                    name: "g".into(),
+                    channel_kind: ChannelKind::Dm,
+                    members: vec![bob, carol],
+                },
+            ),
+            &ids,
+            4,
+        );
         assert_eq!(code(&o), Some(ErrorCode::InvalidField));
     }
 
@@ -671,8 +855,30 @@ mod channel_tests {
         let (ws, ch, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();
         let mut st = PartitionState::default();
-        st.decide(&cmd(ws, ch, alice, CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Private, members: vec![bob] }), &ids, 1);
-        let send = |by, thread_ts| cmd(ws, ch, by, CommandBody::SendMessage { text: "t".into(), client_msg_id: Uuid::new_v4().to_string(), thread_ts, also_in_channel: false, file_ids: vec![] });
+        st.decide(
+            &cmd(
+                ws,
+                ch,
+                alice,
+                CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Private, members: vec![bob] },
+            ),
+            &ids,
+            1,
+        );
+        let send = |by, thread_ts| {
+            cmd(
+                ws,
+                ch,
+                by,
+                CommandBody::SendMessage {
+                    text: "t".into(),
+                    client_msg_id: Uuid::new_v4().to_string(),
+                    thread_ts,
+                    also_in_channel: false,
+                    file_ids: vec![],
+                },
+            )
+        };
         let (e, _) = st.decide(&send(alice, None), &ids, 2);
         let Payload::MessagePosted { message_id: parent, .. } = e.unwrap().payload else { panic!() };
         let (e, _) = st.decide(&send(bob, Some(parent)), &ids, 3);
@@ -694,6 +900,9 @@ mod channel_tests {
         let (e, _) = st.decide(&cmd(ws, ch, alice, CommandBody::Kick { user_id: bob }), &ids, 7);
         assert!(matches!(e.unwrap().payload, Payload::MemberLeft { user_id } if user_id == bob));
         let (e, o) = st.decide(&send(bob, None), &ids, 8);
-        assert!(e.is_none() && code(&o) == Some(ErrorCode::ChannelNotFound), "a private channel vanishes for whoever is removed");
+        assert!(
+            e.is_none() && code(&o) == Some(ErrorCode::ChannelNotFound),
+            "a private channel vanishes for whoever is removed"
+        );
     }
 }

@@ -52,7 +52,10 @@ async fn open(url: String, source: std::net::Ipv4Addr, proto: &Proto, user: &str
             anyhow::ensure!(hello.to_text().unwrap_or("").contains("hello"), "no hello: {hello:?}");
         }
         Proto::Centrifugo { secret } => {
-            ws.send(Message::text(serde_json::json!({"id": 1, "connect": {"token": crate::underload::jwt(secret, user)}}).to_string())).await?;
+            ws.send(Message::text(
+                serde_json::json!({"id": 1, "connect": {"token": crate::underload::jwt(secret, user)}}).to_string(),
+            ))
+            .await?;
             let reply = tokio::time::timeout(Duration::from_secs(30), ws.next()).await?.context("closed")??;
             anyhow::ensure!(reply.to_text().unwrap_or("").contains("\"connect\""), "not connected: {reply:?}");
         }
@@ -121,13 +124,18 @@ pub async fn run(systems: &[String], p: &Params) -> anyhow::Result<()> {
             let user = uuid::Uuid::new_v4();
             let url = match &proto {
                 Proto::Confab => {
-                    let token = signer.mint(&Claims { workspace_id: workspace, user_id: user, exp: chrono::Utc::now().timestamp() + 86_400 });
+                    let token = signer.mint(&Claims {
+                        workspace_id: workspace,
+                        user_id: user,
+                        exp: chrono::Utc::now().timestamp() + 86_400,
+                    });
                     format!("{url}?token={token}")
                 }
                 Proto::Centrifugo { .. } => url.clone(),
             };
             let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % 50) as u8);
-            let (proto, ready, stop, failed, sem) = (proto.clone(), ready.clone(), stop_rx.clone(), failed.clone(), sem.clone());
+            let (proto, ready, stop, failed, sem) =
+                (proto.clone(), ready.clone(), stop_rx.clone(), failed.clone(), sem.clone());
             let permit = sem.acquire_owned().await?;
             tokio::spawn(async move {
                 // the permit bounds handshakes in flight, not connections held
@@ -144,7 +152,9 @@ pub async fn run(systems: &[String], p: &Params) -> anyhow::Result<()> {
                 }
             });
         }
-        while ready.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < p.connections && start.elapsed() < Duration::from_secs(600) {
+        while ready.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < p.connections
+            && start.elapsed() < Duration::from_secs(600)
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let took = start.elapsed().as_secs_f64();

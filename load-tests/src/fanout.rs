@@ -12,7 +12,13 @@ use tokio::sync::Barrier;
 
 pub async fn run(mode: Mode, members: usize, messages: usize) -> anyhow::Result<()> {
     let gateways = if mode == Mode::Embedded { 1 } else { 2 };
-    let stack = Stack::start_custom(mode, gateways, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__PRESENCE_BATCH_MS", "50")]).await;
+    let stack = Stack::start_custom(
+        mode,
+        gateways,
+        None,
+        &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__PRESENCE_BATCH_MS", "50")],
+    )
+    .await;
     let ws = stack.create_workspace("fanout").await;
     let started = Instant::now();
     let mut users = Vec::with_capacity(members);
@@ -126,7 +132,8 @@ pub async fn run(mode: Mode, members: usize, messages: usize) -> anyhow::Result<
         let uid2 = uid.clone();
         sender
             .expect_where("presence", Duration::from_secs(30), move |f| {
-                f["type"] == "presence:change" && f["users"].as_array().is_some_and(|u| u.iter().any(|u| u["user_id"] == uid2.as_str()))
+                f["type"] == "presence:change"
+                    && f["users"].as_array().is_some_and(|u| u.iter().any(|u| u["user_id"] == uid2.as_str()))
             })
             .await;
         pres.record(t0.elapsed().as_micros() as u64)?;

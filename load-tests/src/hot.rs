@@ -44,7 +44,8 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 /// Confab's, which sends the protocol's heartbeat (the gateway closes a socket that sends
 /// nothing for 70 s; before this, members were dropped part way through a sweep).
 async fn reader(mut ws: Ws, tally: Arc<Tally>, members: usize, pong: bool) {
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(20), Duration::from_secs(20));
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(20), Duration::from_secs(20));
     loop {
         tokio::select! {
             m = ws.next() => {
@@ -70,7 +71,11 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
     for system in systems {
         let tally = Arc::new(Tally::default());
         // `send(n)` publishes message n; connections are made first
-        let (mut send, what, _keep): (Box<dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>, String, Box<dyn std::any::Any + Send>) = match system.as_str() {
+        let (mut send, what, _keep): (
+            Box<dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>,
+            String,
+            Box<dyn std::any::Any + Send>,
+        ) = match system.as_str() {
             "embedded" | "distributed" => {
                 let mode = if system == "embedded" { Mode::Embedded } else { Mode::Distributed };
                 let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0")]).await;
@@ -83,10 +88,13 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
                 let ch = stack.create_channel(&ws, "all-hands", false, &ids).await;
                 let addr = stack.addr("gw0");
                 for (_, token) in &users[1..] {
-                    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}")).await.context("connect")?;
+                    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
+                        .await
+                        .context("connect")?;
                     tokio::spawn(reader(ws, tally.clone(), members, false));
                 }
-                let (sender, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={}", users[0].1)).await?;
+                let (sender, _) =
+                    tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={}", users[0].1)).await?;
                 let (sink, mut stream) = sender.split();
                 tokio::spawn(async move { while stream.next().await.is_some() {} }); // acks, its own copies
                 let sink = Arc::new(tokio::sync::Mutex::new(sink));
@@ -98,7 +106,11 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
                         anyhow::Ok(())
                     }) as futures::future::BoxFuture<'static, anyhow::Result<()>>
                 };
-                let what = if mode == Mode::Embedded { "Confab embedded (one confab serve)" } else { "Confab on the real stack (one gateway)" };
+                let what = if mode == Mode::Embedded {
+                    "Confab embedded (one confab serve)"
+                } else {
+                    "Confab on the real stack (one gateway)"
+                };
                 (Box::new(send), what.into(), Box::new(stack))
             }
             "centrifugo" => {
@@ -106,7 +118,11 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
                 let url = format!("{}/connection/websocket", c.url.replacen("http", "ws", 1));
                 for i in 0..members {
                     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
-                    ws.send(Message::text(json!({"id": 1, "connect": {"token": crate::underload::jwt(&c.secret, &format!("u{i}"))}}).to_string())).await?;
+                    ws.send(Message::text(
+                        json!({"id": 1, "connect": {"token": crate::underload::jwt(&c.secret, &format!("u{i}"))}})
+                            .to_string(),
+                    ))
+                    .await?;
                     ws.send(Message::text(json!({"id": 2, "subscribe": {"channel": "allhands"}}).to_string())).await?;
                     let mut replies = 0;
                     while replies < 2 {
@@ -116,7 +132,11 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
                     tokio::spawn(reader(ws, tally.clone(), members, true));
                 }
                 let (mut sender, _) = tokio_tungstenite::connect_async(&url).await?;
-                sender.send(Message::text(json!({"id": 1, "connect": {"token": crate::underload::jwt(&c.secret, "sender")}}).to_string())).await?;
+                sender
+                    .send(Message::text(
+                        json!({"id": 1, "connect": {"token": crate::underload::jwt(&c.secret, "sender")}}).to_string(),
+                    ))
+                    .await?;
                 let (sink, mut stream) = sender.split();
                 tokio::spawn(async move { while stream.next().await.is_some() {} });
                 let sink = Arc::new(tokio::sync::Mutex::new(sink));
@@ -135,7 +155,9 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!("## hot channel: one channel, {members} connected members, {what}, {seconds} s per rate");
         println!();
-        println!("| offered msg/s | deliveries/s | messages reaching everyone | to the last member median ms | max ms |");
+        println!(
+            "| offered msg/s | deliveries/s | messages reaching everyone | to the last member median ms | max ms |"
+        );
         println!("|---|---|---|---|---|");
         let mut n: u64 = 0;
         for &rate in rates {
@@ -153,7 +175,8 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
             // let the tail arrive (bounded)
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                let done = tally.msgs.lock().unwrap().iter().filter(|(k, v)| **k >= first && v.2.is_some()).count() as u64;
+                let done =
+                    tally.msgs.lock().unwrap().iter().filter(|(k, v)| **k >= first && v.2.is_some()).count() as u64;
                 if done == total {
                     break;
                 }

@@ -180,13 +180,22 @@ async fn main() -> anyhow::Result<()> {
     match cli.scenario {
         Scenario::Latency { mode, messages, rate, warmup } => latency(parse_mode(&mode)?, messages, rate, warmup).await,
         Scenario::Underload { system, senders, channels, members, rates, seconds } => {
-            let rates = rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates: comma-separated numbers")?;
+            let rates = rates
+                .split(',')
+                .map(|r| r.trim().parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("--rates: comma-separated numbers")?;
             let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
             underload::compare(&systems, &underload::Params { senders, channels, members, rates, seconds }).await
         }
         Scenario::Throughput { mode, senders, channels, readers, rates, seconds } => {
-            let rates = rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates: comma-separated numbers")?;
-            throughput::run(parse_mode(&mode)?, &throughput::Params { senders, channels, readers, rates, seconds }).await
+            let rates = rates
+                .split(',')
+                .map(|r| r.trim().parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("--rates: comma-separated numbers")?;
+            throughput::run(parse_mode(&mode)?, &throughput::Params { senders, channels, readers, rates, seconds })
+                .await
         }
         Scenario::Connections { system, connections, per_workspace, concurrency } => {
             let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
@@ -195,13 +204,16 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Storm { mode, clients } => storm::run(parse_mode(&mode)?, clients).await,
         Scenario::Hot { system, members, rates, seconds } => {
             let systems: Vec<String> = system.split(',').map(|s| s.trim().to_string()).collect();
-            let rates = rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates")?;
+            let rates =
+                rates.split(',').map(|r| r.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>().context("--rates")?;
             hot::run(&systems, members, &rates, seconds).await
         }
         Scenario::Replay { mode, messages } => replay::run(parse_mode(&mode)?, messages).await,
         Scenario::Push { mode, pushes, recipients } => push::run(parse_mode(&mode)?, pushes, recipients).await,
         Scenario::Fanout { mode, members, messages } => fanout::run(parse_mode(&mode)?, members, messages).await,
-        Scenario::Search { mode, messages, samples, queries } => search::run(parse_mode(&mode)?, messages, samples, queries).await,
+        Scenario::Search { mode, messages, samples, queries } => {
+            search::run(parse_mode(&mode)?, messages, samples, queries).await
+        }
     }
 }
 
@@ -297,9 +309,20 @@ async fn latency(mode: Mode, messages: usize, rate: u64, warmup: usize) -> anyho
             ack.record(a.duration_since(s).as_micros() as u64)?;
         }
     }
-    let where_ = if mode == Mode::Embedded { "embedded (one confab serve)" } else { "real stack, sender on gateway 0, receiver on gateway 1" };
+    let where_ = if mode == Mode::Embedded {
+        "embedded (one confab serve)"
+    } else {
+        "real stack, sender on gateway 0, receiver on gateway 1"
+    };
     println!("## latency: {messages} messages (after {warmup} warm-up) at {rate}/s, {where_}");
-    println!("offered rate achieved: {:.0} msg/s; delivered {} of {}; acked {} of {}", total as f64 / send_secs, deliver.len(), messages, ack.len(), messages);
+    println!(
+        "offered rate achieved: {:.0} msg/s; delivered {} of {}; acked {} of {}",
+        total as f64 / send_secs,
+        deliver.len(),
+        messages,
+        ack.len(),
+        messages
+    );
     println!();
     println!("| measure | n | median ms | p95 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|");

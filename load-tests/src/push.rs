@@ -13,7 +13,11 @@ pub async fn run(mode: Mode, pushes: usize, recipients: usize) -> anyhow::Result
     let fake = FakeWebPush::start().await;
     let vapid = generate_ec_key();
     let (private, public) = (ec_key_to_b64url(&vapid), ec_public_b64url(vapid.verifying_key()));
-    let env = [("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private.as_str()), ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true")];
+    let env = [
+        ("CONFAB_GATEWAY__RATE_PER_SEC", "0"),
+        ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private.as_str()),
+        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true"),
+    ];
     let stack = Stack::start_custom(mode, 1, None, &env).await;
     let ws = stack.create_workspace("push").await;
     let (_, sender_token) = stack.create_user(&ws, "sender").await;
@@ -22,7 +26,12 @@ pub async fn run(mode: Mode, pushes: usize, recipients: usize) -> anyhow::Result
     for i in 0..recipients {
         let (id, token) = stack.create_user(&ws, &format!("r{i}")).await;
         let sub = serde_json::to_value(fake.subscribe(&public)?)?;
-        let r = http.post(format!("http://{}/api/devices", stack.addr("gw0"))).bearer_auth(&token).json(&sub).send().await?;
+        let r = http
+            .post(format!("http://{}/api/devices", stack.addr("gw0")))
+            .bearer_auth(&token)
+            .json(&sub)
+            .send()
+            .await?;
         anyhow::ensure!(r.status().as_u16() == 201, "register: {}", r.status());
         users.push(id);
     }
@@ -40,15 +49,26 @@ pub async fn run(mode: Mode, pushes: usize, recipients: usize) -> anyhow::Result
     let mut h = Histogram::<u64>::new(3)?;
     for k in 0..pushes {
         let before = fake.requests().len();
-        let ack = c.command(json!({"type": "message:send", "channel_id": dms[k % dms.len()], "text": format!("push {k}")}), &format!("p{k}")).await;
+        let ack = c
+            .command(
+                json!({"type": "message:send", "channel_id": dms[k % dms.len()], "text": format!("push {k}")}),
+                &format!("p{k}"),
+            )
+            .await;
         anyhow::ensure!(ack["type"] == "message:ack", "{ack}");
         let acked = Instant::now();
         let got = fake.wait_for(before + 1, Duration::from_secs(30)).await;
         anyhow::ensure!(got.len() > before, "push {k} never arrived");
         h.record(got[before].received_at.saturating_duration_since(acked).as_micros() as u64)?;
     }
-    let where_ = if mode == Mode::Embedded { "embedded (one confab serve)" } else { "distributed (confab notifier, Redis outbox)" };
-    println!("## push: {pushes} DMs to {recipients} offline users with a Web Push subscription, one at a time, {where_}");
+    let where_ = if mode == Mode::Embedded {
+        "embedded (one confab serve)"
+    } else {
+        "distributed (confab notifier, Redis outbox)"
+    };
+    println!(
+        "## push: {pushes} DMs to {recipients} offline users with a Web Push subscription, one at a time, {where_}"
+    );
     println!();
     println!("| measure | n | median ms | p95 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|");

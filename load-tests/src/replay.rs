@@ -10,7 +10,13 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 pub async fn run(mode: Mode, messages: usize) -> anyhow::Result<()> {
-    let mut stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")]).await;
+    let mut stack = Stack::start_custom(
+        mode,
+        1,
+        None,
+        &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")],
+    )
+    .await;
     let ws = stack.create_workspace("bench").await;
     let (alice, token) = stack.create_user(&ws, "alice").await;
     let mut channels = Vec::new();
@@ -47,17 +53,30 @@ pub async fn run(mode: Mode, messages: usize) -> anyhow::Result<()> {
         let out = stack.confab(&args).output()?;
         anyhow::ensure!(out.status.success(), "confab {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary: Value = stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).ok_or_else(|| anyhow::anyhow!("no summary in {stdout}"))?;
+        let summary: Value = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| anyhow::anyhow!("no summary in {stdout}"))?;
         rows.push((projection, summary));
     }
-    let what = if mode == Mode::Embedded { "embedded (fjall log, tantivy)" } else { "real stack (Kafka, Cassandra, OpenSearch)" };
+    let what = if mode == Mode::Embedded {
+        "embedded (fjall log, tantivy)"
+    } else {
+        "real stack (Kafka, Cassandra, OpenSearch)"
+    };
     println!("## replay: {messages} messages loaded into 10 channels, {what}");
     println!("load: {load_rate:.0} msg/s acked (one socket, 200 in flight)");
     println!();
     println!("| projection | events | seconds | events/s |");
     println!("|---|---|---|---|");
     for (p, s) in rows {
-        println!("| {p} | {} | {:.1} | {:.0} |", s["events"], s["seconds"].as_f64().unwrap_or(0.0), s["events_per_sec"].as_f64().unwrap_or(0.0));
+        println!(
+            "| {p} | {} | {:.1} | {:.0} |",
+            s["events"],
+            s["seconds"].as_f64().unwrap_or(0.0),
+            s["events_per_sec"].as_f64().unwrap_or(0.0)
+        );
     }
     Ok(())
 }

@@ -8,11 +8,61 @@ use std::time::{Duration, Instant};
 
 /// Words the corpus is drawn from (a Zipf-ish mix: early words are common).
 const WORDS: &[&str] = &[
-    "deploy", "release", "billing", "service", "customer", "invoice", "meeting", "review", "design", "backend", "frontend",
-    "database", "migration", "outage", "incident", "latency", "cluster", "kafka", "search", "index", "query", "budget",
-    "roadmap", "quarter", "planning", "hiring", "interview", "lunch", "coffee", "weekend", "holiday", "travel", "report",
-    "metrics", "dashboard", "alert", "pager", "rollback", "feature", "flag", "experiment", "launch", "marketing", "sales",
-    "contract", "renewal", "security", "audit", "password", "token", "network", "firewall", "storage", "backup", "restore",
+    "deploy",
+    "release",
+    "billing",
+    "service",
+    "customer",
+    "invoice",
+    "meeting",
+    "review",
+    "design",
+    "backend",
+    "frontend",
+    "database",
+    "migration",
+    "outage",
+    "incident",
+    "latency",
+    "cluster",
+    "kafka",
+    "search",
+    "index",
+    "query",
+    "budget",
+    "roadmap",
+    "quarter",
+    "planning",
+    "hiring",
+    "interview",
+    "lunch",
+    "coffee",
+    "weekend",
+    "holiday",
+    "travel",
+    "report",
+    "metrics",
+    "dashboard",
+    "alert",
+    "pager",
+    "rollback",
+    "feature",
+    "flag",
+    "experiment",
+    "launch",
+    "marketing",
+    "sales",
+    "contract",
+    "renewal",
+    "security",
+    "audit",
+    "password",
+    "token",
+    "network",
+    "firewall",
+    "storage",
+    "backup",
+    "restore",
 ];
 
 pub fn text(i: usize) -> String {
@@ -40,7 +90,13 @@ pub fn enc(q: &str) -> String {
 pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) -> anyhow::Result<()> {
     // one socket sends the whole load and receives every ack and message:new: no rate limit,
     // and room for the frames in flight
-    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")]).await;
+    let stack = Stack::start_custom(
+        mode,
+        1,
+        None,
+        &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")],
+    )
+    .await;
     let ws = stack.create_workspace("bench").await;
     let (alice, token) = stack.create_user(&ws, "alice").await;
     let channels: Vec<String> = {
@@ -72,7 +128,9 @@ pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) ->
     // wait until the index has caught up with the load: a marker sent last to every channel
     // (channels live on different partitions, indexed independently) is findable
     for (i, ch) in channels.iter().enumerate() {
-        let marker = c.command(json!({"type": "message:send", "channel_id": ch, "text": "zzmarkerzz"}), &format!("marker{i}")).await;
+        let marker = c
+            .command(json!({"type": "message:send", "channel_id": ch, "text": "zzmarkerzz"}), &format!("marker{i}"))
+            .await;
         anyhow::ensure!(marker["type"] == "message:ack", "marker: {marker}");
     }
     let caught_up = Instant::now();
@@ -112,7 +170,16 @@ pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) ->
     }
 
     // queries: a mix of what people type
-    let mix = ["deploy", "billing invoice", "\"customer contract\"", "deploymnet", "incident in:#c3", "rollback from:me", "kafka cluster latency", "audit after:2020-01-01"];
+    let mix = [
+        "deploy",
+        "billing invoice",
+        "\"customer contract\"",
+        "deploymnet",
+        "incident in:#c3",
+        "rollback from:me",
+        "kafka cluster latency",
+        "audit after:2020-01-01",
+    ];
     let mut q_h = Histogram::<u64>::new(3)?;
     let mut per: Vec<Histogram<u64>> = mix.iter().map(|_| Histogram::new(3).unwrap()).collect();
     for i in 0..queries {
@@ -124,7 +191,11 @@ pub async fn run(mode: Mode, messages: usize, samples: usize, queries: usize) ->
         q_h.record(us)?;
         per[k].record(us)?;
     }
-    let where_ = if mode == Mode::Embedded { "embedded (tantivy, one confab serve)" } else { "distributed (OpenSearch 2.19, one node, 512 MB heap)" };
+    let where_ = if mode == Mode::Embedded {
+        "embedded (tantivy, one confab serve)"
+    } else {
+        "distributed (OpenSearch 2.19, one node, 512 MB heap)"
+    };
     println!("## search: {messages} messages indexed, {where_}");
     println!();
     println!("| measure | n | median ms | p95 ms | p99 ms | max ms |");

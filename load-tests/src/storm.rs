@@ -40,7 +40,11 @@ pub async fn run(mode: Mode, clients: usize) -> anyhow::Result<()> {
     let mut seen = Vec::new();
     for (ch, first) in &channels {
         let (_, body) = stack.get("gw0", "/api/channels", &people[*first].0).await;
-        let seq = body["channels"].as_array().and_then(|a| a.iter().find(|c| c["channel_id"] == ch.as_str())).map(|c| c["last_seq"].as_i64().unwrap_or(0)).unwrap_or(0);
+        let seq = body["channels"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["channel_id"] == ch.as_str()))
+            .map(|c| c["last_seq"].as_i64().unwrap_or(0))
+            .unwrap_or(0);
         seen.push(seq);
     }
     drop(conns); // every socket closes at once
@@ -48,7 +52,9 @@ pub async fn run(mode: Mode, clients: usize) -> anyhow::Result<()> {
     // one message per channel, sent by its first member (who then drops too)
     for (i, (ch, first)) in channels.iter().enumerate() {
         let mut sender = Client::connect(&addr, &people[*first].0).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let ack = sender.command(json!({"type": "message:send", "channel_id": ch, "text": "while you were away"}), &format!("m{i}")).await;
+        let ack = sender
+            .command(json!({"type": "message:send", "channel_id": ch, "text": "while you were away"}), &format!("m{i}"))
+            .await;
         anyhow::ensure!(ack["type"] == "message:ack", "{ack}");
     }
     tokio::time::sleep(Duration::from_secs(1)).await; // the fanout stream has them
@@ -101,6 +107,12 @@ pub async fn run(mode: Mode, clients: usize) -> anyhow::Result<()> {
     println!();
     println!("| clients | back and resumed | failed | all done after | per client median ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
-    println!("| {clients} | {} | {failed} | {all:.2} s | {:.1} | {:.1} | {:.1} |", h.len(), ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()));
+    println!(
+        "| {clients} | {} | {failed} | {all:.2} s | {:.1} | {:.1} | {:.1} |",
+        h.len(),
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max())
+    );
     Ok(())
 }

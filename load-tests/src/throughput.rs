@@ -92,7 +92,11 @@ impl Lag {
                 let text = http.get(url).send().await?.text().await?;
                 let mut out = BTreeMap::new();
                 for line in text.lines().filter(|l| l.starts_with("confab_projector_lag{")) {
-                    let name = line.split("projector=\"").nth(1).and_then(|s| s.split('"').next()).context("projector label")?;
+                    let name = line
+                        .split("projector=\"")
+                        .nth(1)
+                        .and_then(|s| s.split('"').next())
+                        .context("projector label")?;
                     let v: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).context("gauge value")?;
                     out.insert(name.to_string(), v as i64);
                 }
@@ -134,7 +138,8 @@ impl IngestLoop {
             decide: stage("decide"),
             commit: d("confab_ingest_commit_seconds_sum") / secs,
             mean_batch: per(d("confab_ingest_batch_size_sum"), d("confab_ingest_batch_size_count")),
-            mean_commit_ms: 1000.0 * per(d("confab_ingest_commit_seconds_sum"), d("confab_ingest_commit_seconds_count")),
+            mean_commit_ms: 1000.0
+                * per(d("confab_ingest_commit_seconds_sum"), d("confab_ingest_commit_seconds_count")),
         }
     }
 }
@@ -191,7 +196,13 @@ impl Step {
 
 /// One sender's socket over one step: sends `total` at `per_sec`, reading acks as they come.
 /// Gives back the socket and its channels for the next step.
-async fn send_step(mut c: Client, channels: Vec<String>, per_sec: f64, total: usize, tag: String) -> Result<Sent, Dropped> {
+async fn send_step(
+    mut c: Client,
+    channels: Vec<String>,
+    per_sec: f64,
+    total: usize,
+    tag: String,
+) -> Result<Sent, Dropped> {
     let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(total);
     let mut ack = Histogram::<u64>::new(3).expect("3 significant digits");
     let (mut acked, mut errors) = (0u64, 0u64);
@@ -264,7 +275,13 @@ struct Sent {
 
 pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
     anyhow::ensure!(p.senders > 0 && p.channels >= p.senders, "--channels must be at least --senders (> 0)");
-    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")]).await;
+    let stack = Stack::start_custom(
+        mode,
+        1,
+        None,
+        &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")],
+    )
+    .await;
     let ws = stack.create_workspace("throughput").await;
     let mut senders = Vec::new();
     for i in 0..p.senders {
@@ -308,7 +325,8 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
     }
     let mut clients = Vec::new();
     for (k, (_, token)) in senders.iter().enumerate() {
-        let own: Vec<String> = channels.iter().enumerate().filter(|(i, _)| i % p.senders == k).map(|(_, c)| c.clone()).collect();
+        let own: Vec<String> =
+            channels.iter().enumerate().filter(|(i, _)| i % p.senders == k).map(|(_, c)| c.clone()).collect();
         clients.push((Client::connect(&gw, token).await.map_err(|e| anyhow::anyhow!("{e:?}"))?, own));
     }
 
@@ -322,7 +340,13 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
             watched.push((format!("confab {name}"), stack.pid(name)));
         }
         let s = stack.services.as_ref().context("real servers")?;
-        for (name, addr) in [("Kafka", &s.kafka), ("Cassandra", &s.cassandra), ("OpenSearch", &s.opensearch), ("Redis", &s.redis), ("MinIO", &s.s3.0)] {
+        for (name, addr) in [
+            ("Kafka", &s.kafka),
+            ("Cassandra", &s.cassandra),
+            ("OpenSearch", &s.opensearch),
+            ("Redis", &s.redis),
+            ("MinIO", &s.s3.0),
+        ] {
             match procs::port_of(addr).and_then(procs::listening_on) {
                 Some(pid) => watched.push((name.to_string(), pid)),
                 None => eprintln!("warning: no process found listening for {name} at {addr}; not watched"),
@@ -339,7 +363,11 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
     let warm = Step::run(&lag, &mut clients, &delivered, p, warm_rate, warm_secs, &watched, "w", true).await?;
     anyhow::ensure!(warm.acked == warm.sent, "warm-up: {} of {} acked", warm.acked, warm.sent);
 
-    let what = if mode == Mode::Embedded { "Confab embedded (one confab serve)" } else { "Confab on the real stack (Kafka, Cassandra, OpenSearch, Redis, MinIO; one process per component, one gateway)" };
+    let what = if mode == Mode::Embedded {
+        "Confab embedded (one confab serve)"
+    } else {
+        "Confab on the real stack (Kafka, Cassandra, OpenSearch, Redis, MinIO; one process per component, one gateway)"
+    };
     println!("## throughput: {what}");
     println!(
         "{} senders into {} channels, {} more connected member(s) each; {} s per rate after {warm_secs} s of warm-up at {warm_rate} msg/s; lag sampled every second",
@@ -350,7 +378,8 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
     println!();
     let mut steps: Vec<Step> = Vec::new();
     for &rate in &p.rates {
-        let step = Step::run(&lag, &mut clients, &delivered, p, rate, p.seconds, &watched, &format!("r{rate}"), false).await?;
+        let step =
+            Step::run(&lag, &mut clients, &delivered, p, rate, p.seconds, &watched, &format!("r{rate}"), false).await?;
         let ok = step.keeps_up().is_ok();
         steps.push(step);
         if !ok {
@@ -364,7 +393,11 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
     print_ingest(&steps);
     let best = steps.iter().filter(|s| s.keeps_up().is_ok()).map(|s| s.offered).max();
     match (best, steps.iter().find(|s| s.keeps_up().is_err())) {
-        (Some(b), Some(f)) => println!("highest rate every consumer kept up with: {b} msg/s; at {} msg/s: {}", f.offered, f.keeps_up().unwrap_err()),
+        (Some(b), Some(f)) => println!(
+            "highest rate every consumer kept up with: {b} msg/s; at {} msg/s: {}",
+            f.offered,
+            f.keeps_up().unwrap_err()
+        ),
         (Some(b), None) => println!("every consumer kept up at every rate tried, up to {b} msg/s"),
         (None, Some(f)) => println!("no rate kept up; at {} msg/s: {}", f.offered, f.keeps_up().unwrap_err()),
         (None, None) => println!("no steps ran"),
@@ -422,7 +455,9 @@ impl Step {
             let r = match t.await? {
                 Ok(r) => r,
                 Err(Dropped(close)) => {
-                    dropped = Some(format!("a sender's socket was closed ({close:?}): the generator fell behind reading; the sweep ends"));
+                    dropped = Some(format!(
+                        "a sender's socket was closed ({close:?}): the generator fell behind reading; the sweep ends"
+                    ));
                     continue;
                 }
             };
@@ -434,7 +469,11 @@ impl Step {
             clients.push((r.client, r.channels));
         }
         // the achieved rate: what the senders sent over the time until the last send
-        let achieved = if dropped.is_some() { f64::NAN } else { sent as f64 / last_send.duration_since(start).as_secs_f64().max(0.001) };
+        let achieved = if dropped.is_some() {
+            f64::NAN
+        } else {
+            sent as f64 / last_send.duration_since(start).as_secs_f64().max(0.001)
+        };
         let mut drained_after = None;
         let drain_limit = if warmup { Duration::from_secs(120) } else { Duration::from_secs(10) };
         while Instant::now() < last_send + drain_limit {
@@ -470,14 +509,20 @@ impl Step {
 }
 
 fn print_steps(steps: &[Step]) {
-    let names: Vec<String> = steps.iter().flat_map(|s| s.max_lag.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let names: Vec<String> = steps
+        .iter()
+        .flat_map(|s| s.max_lag.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     println!(
         "| offered msg/s | achieved msg/s | acked | send -> ack median / p99 ms | reader deliveries | max lag in 2nd half ({}) | drained after s | keeps up |",
         names.join(" / ")
     );
     println!("|---|---|---|---|---|---|---|---|");
     for s in steps {
-        let lags: Vec<String> = names.iter().map(|n| s.max_lag.get(n).map(|l| l.to_string()).unwrap_or("-".into())).collect();
+        let lags: Vec<String> =
+            names.iter().map(|n| s.max_lag.get(n).map(|l| l.to_string()).unwrap_or("-".into())).collect();
         let ms = |v: u64| v as f64 / 1000.0;
         println!(
             "| {} | {:.0} | {} of {} | {:.2} / {:.2} | {} of {} | {} | {} | {} |",
@@ -509,7 +554,10 @@ fn print_ingest(steps: &[Step]) {
     println!("|---|---|---|---|---|---|");
     for s in steps {
         if let Some(i) = &s.ingest {
-            println!("| {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |", s.offered, i.read, i.decide, i.commit, i.mean_batch, i.mean_commit_ms);
+            println!(
+                "| {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |",
+                s.offered, i.read, i.decide, i.commit, i.mean_batch, i.mean_commit_ms
+            );
         }
     }
     println!();
@@ -517,7 +565,9 @@ fn print_ingest(steps: &[Step]) {
 
 fn print_usage(steps: &[Step]) {
     let Some(first) = steps.first() else { return };
-    println!("CPU (% of one core, mean over the step: its sends and the acks' tail) / RSS at its end (MiB), per process:");
+    println!(
+        "CPU (% of one core, mean over the step: its sends and the acks' tail) / RSS at its end (MiB), per process:"
+    );
     println!();
     let mut head = "| process |".to_string();
     let mut rule = "|---|".to_string();

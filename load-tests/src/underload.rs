@@ -54,7 +54,11 @@ impl Trace {
 
     fn monotonic_ns(&self, at: Instant) -> u64 {
         let (instant, ns) = self.origin;
-        if at >= instant { ns + (at - instant).as_nanos() as u64 } else { ns.saturating_sub((instant - at).as_nanos() as u64) }
+        if at >= instant {
+            ns + (at - instant).as_nanos() as u64
+        } else {
+            ns.saturating_sub((instant - at).as_nanos() as u64)
+        }
     }
 }
 
@@ -66,7 +70,10 @@ impl Book {
     fn delivered(&self, id: &str) {
         let now = Instant::now();
         let Some(at) = self.sent.lock().unwrap().get(id).copied() else { return };
-        let Some(rate) = id.strip_prefix('r').and_then(|r| r.split('-').next()).and_then(|r| r.parse::<u64>().ok()) else { return };
+        let Some(rate) = id.strip_prefix('r').and_then(|r| r.split('-').next()).and_then(|r| r.parse::<u64>().ok())
+        else {
+            return;
+        };
         let mut steps = self.steps.lock().unwrap();
         let h = steps.entry(rate).or_insert_with(|| Histogram::new(3).unwrap());
         let latency = now.duration_since(at);
@@ -167,7 +174,10 @@ pub async fn run(system: &str, p: &Params) -> anyhow::Result<Vec<Step>> {
         other => anyhow::bail!("unknown system {other}: embedded, distributed, centrifugo or synapse"),
     };
     println!("## latency under load: {describe}");
-    println!("{} senders, {} channels x {} connected receivers, {} s per rate", p.senders, p.channels, p.members, p.seconds);
+    println!(
+        "{} senders, {} channels x {} connected receivers, {} s per rate",
+        p.senders, p.channels, p.members, p.seconds
+    );
     println!();
     println!("(achieved: what the senders got through, the server pushing back on their sockets; missing: deliveries not arrived 15 s after the step ended)");
     println!();
@@ -179,7 +189,8 @@ pub async fn run(system: &str, p: &Params) -> anyhow::Result<Vec<Step>> {
         // (the first steps after a cold start were several times slower)
         warm_up(&mut senders, p, 200, Duration::from_secs(40), &book).await?;
     }
-    let senders: Vec<Arc<tokio::sync::Mutex<Box<dyn Sender>>>> = senders.into_iter().map(|s| Arc::new(tokio::sync::Mutex::new(s))).collect();
+    let senders: Vec<Arc<tokio::sync::Mutex<Box<dyn Sender>>>> =
+        senders.into_iter().map(|s| Arc::new(tokio::sync::Mutex::new(s))).collect();
     let mut crossed = None;
     for &rate in &p.rates {
         let per_sender = rate as f64 / senders.len() as f64;
@@ -295,12 +306,22 @@ impl Sender for ConfabSender {
     }
 }
 
-async fn confab(system: &str, p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
+async fn confab(
+    system: &str,
+    p: &Params,
+    book: Arc<Book>,
+) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
     let mode = if system == "embedded" { Mode::Embedded } else { Mode::Distributed };
     let gateways = if mode == Mode::Embedded { 1 } else { 2 };
     // the senders read their channels' messages and acks on a loaded 2-core machine: give their
     // sockets room before the gateway drops them as slow consumers
-    let stack = Stack::start_custom(mode, gateways, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")]).await;
+    let stack = Stack::start_custom(
+        mode,
+        gateways,
+        None,
+        &[("CONFAB_GATEWAY__RATE_PER_SEC", "0"), ("CONFAB_GATEWAY__SEND_BUFFER", "8192")],
+    )
+    .await;
     let ws = stack.create_workspace("load").await;
     let mut senders = Vec::new();
     for i in 0..p.senders {
@@ -351,12 +372,22 @@ async fn confab(system: &str, p: &Params, book: Arc<Book>) -> anyhow::Result<(Ve
     }
     // the fanout path is live once a probe arrives everywhere
     wait_live(&mut out, &book, p).await?;
-    let what = if mode == Mode::Embedded { "Confab embedded (one confab serve)" } else { "Confab on the real stack (Kafka, Cassandra, Redis; 2 gateways)" };
+    let what = if mode == Mode::Embedded {
+        "Confab embedded (one confab serve)"
+    } else {
+        "Confab on the real stack (Kafka, Cassandra, Redis; 2 gateways)"
+    };
     Ok((out, what.to_string(), Box::new(stack)))
 }
 
 /// Sends `rate` msg/s (ids of a step never reported) for `time`, keeping inboxes drained.
-async fn warm_up(senders: &mut [Box<dyn Sender>], p: &Params, rate: u64, time: Duration, book: &Book) -> anyhow::Result<()> {
+async fn warm_up(
+    senders: &mut [Box<dyn Sender>],
+    p: &Params,
+    rate: u64,
+    time: Duration,
+    book: &Book,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     let mut i = 0usize;
@@ -427,7 +458,11 @@ impl Centrifugo {
         anyhow::ensure!(st.success(), "scripts/peers/centrifugo.sh start failed");
         let env = std::fs::read_to_string(run_dir.join("env"))?;
         let get = |k: &str| env.lines().filter_map(|l| l.strip_prefix(&format!("{k}="))).last().map(str::to_string);
-        Ok(Centrifugo { url: get("CENTRIFUGO_URL").context("CENTRIFUGO_URL")?, secret: get("CENTRIFUGO_HMAC_SECRET").context("secret")?, run_dir })
+        Ok(Centrifugo {
+            url: get("CENTRIFUGO_URL").context("CENTRIFUGO_URL")?,
+            secret: get("CENTRIFUGO_HMAC_SECRET").context("secret")?,
+            run_dir,
+        })
     }
 }
 
@@ -458,7 +493,10 @@ async fn centrifugo_client(c: &Centrifugo, user: &str, channels: &[String]) -> a
     let want = 1 + channels.len();
     let mut got = 0;
     while got < want {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.context("centrifugo handshake")?.context("closed")??;
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .context("centrifugo handshake")?
+            .context("closed")??;
         for line in m.to_text().unwrap_or("").lines() {
             let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
             anyhow::ensure!(v.get("error").is_none(), "centrifugo refused: {v}");
@@ -522,7 +560,10 @@ impl Sender for CentrifugoSender {
     }
 }
 
-async fn centrifugo(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
+async fn centrifugo(
+    p: &Params,
+    book: Arc<Book>,
+) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
     let c = Centrifugo::start()?;
     for ch in 0..p.channels {
         for m in 0..p.members {
@@ -546,7 +587,11 @@ async fn centrifugo(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn 
         out.push(Box::new(CentrifugoSender { ws, next_id: 1000 }));
     }
     wait_live(&mut out, &book, p).await?;
-    let version = std::process::Command::new(std::env::var("HOME").unwrap_or_default() + "/.cache/confab/peers/bin/centrifugo").arg("version").output().ok();
+    let version =
+        std::process::Command::new(std::env::var("HOME").unwrap_or_default() + "/.cache/confab/peers/bin/centrifugo")
+            .arg("version")
+            .output()
+            .ok();
     let version = version.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     Ok((out, format!("Centrifugo ({version}, memory engine, client-side publish)"), Box::new(c)))
 }
@@ -565,7 +610,13 @@ impl Drop for Synapse {
     }
 }
 
-async fn matrix(http: &reqwest::Client, method: reqwest::Method, url: String, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+async fn matrix(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
     let mut req = http.request(method, &url).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -591,7 +642,12 @@ struct SynapseSender {
 impl Sender for SynapseSender {
     async fn send(&mut self, channel: usize, id: &str) -> anyhow::Result<()> {
         self.txn += 1;
-        let url = format!("{}/_matrix/client/v3/rooms/{}/send/m.room.message/t{}", self.url, enc(&self.rooms[channel]), self.txn);
+        let url = format!(
+            "{}/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
+            self.url,
+            enc(&self.rooms[channel]),
+            self.txn
+        );
         let body = json!({"msgtype": "m.text", "body": format!("load message {id} with a little text in it"), "confab_id": id});
         let (http, token) = (self.http.clone(), self.token.clone());
         let permit = self.inflight.clone().acquire_owned().await?;
@@ -612,7 +668,10 @@ impl Sender for SynapseSender {
 
 use crate::search::enc;
 
-async fn synapse(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
+async fn synapse(
+    p: &Params,
+    book: Arc<Book>,
+) -> anyhow::Result<(Vec<Box<dyn Sender>>, String, Box<dyn std::any::Any + Send>)> {
     let run_dir = tempfile::tempdir()?.keep();
     let st = std::process::Command::new("scripts/peers/synapse.sh").arg("start").arg(&run_dir).status()?;
     anyhow::ensure!(st.success(), "scripts/peers/synapse.sh start failed");
@@ -623,7 +682,14 @@ async fn synapse(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sen
     let register = |name: String| {
         let (http, url) = (http.clone(), url.clone());
         async move {
-            let v = matrix(&http, reqwest::Method::POST, format!("{url}/_matrix/client/v3/register"), None, json!({"username": name, "password": "load-test-password", "auth": {"type": "m.login.dummy"}})).await?;
+            let v = matrix(
+                &http,
+                reqwest::Method::POST,
+                format!("{url}/_matrix/client/v3/register"),
+                None,
+                json!({"username": name, "password": "load-test-password", "auth": {"type": "m.login.dummy"}}),
+            )
+            .await?;
             anyhow::Ok(v["access_token"].as_str().context("access_token")?.to_string())
         }
     };
@@ -634,7 +700,14 @@ async fn synapse(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sen
     let mut rooms = Vec::new();
     for c in 0..p.channels {
         let owner = &sender_tokens[c % p.senders];
-        let v = matrix(&http, reqwest::Method::POST, format!("{url}/_matrix/client/v3/createRoom"), Some(owner), json!({"preset": "public_chat", "name": format!("load{c}")})).await?;
+        let v = matrix(
+            &http,
+            reqwest::Method::POST,
+            format!("{url}/_matrix/client/v3/createRoom"),
+            Some(owner),
+            json!({"preset": "public_chat", "name": format!("load{c}")}),
+        )
+        .await?;
         rooms.push(v["room_id"].as_str().context("room_id")?.to_string());
     }
     // receivers: join their room, then long-poll /sync (only new timeline events)
@@ -643,7 +716,14 @@ async fn synapse(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sen
     for (c, room) in rooms.iter().enumerate() {
         for m in 0..p.members {
             let token = register(format!("r{c}-{m}")).await?;
-            matrix(&http, reqwest::Method::POST, format!("{url}/_matrix/client/v3/join/{}", enc(room)), Some(&token), json!({})).await?;
+            matrix(
+                &http,
+                reqwest::Method::POST,
+                format!("{url}/_matrix/client/v3/join/{}", enc(room)),
+                Some(&token),
+                json!({}),
+            )
+            .await?;
             let (http, url, book, filter) = (http.clone(), url.clone(), book.clone(), filter.clone());
             tokio::spawn(async move {
                 let mut since: Option<String> = None;
@@ -670,8 +750,19 @@ async fn synapse(p: &Params, book: Arc<Book>) -> anyhow::Result<(Vec<Box<dyn Sen
     }
     let mut out: Vec<Box<dyn Sender>> = Vec::new();
     for token in sender_tokens {
-        out.push(Box::new(SynapseSender { http: http.clone(), url: url.clone(), token, rooms: rooms.clone(), txn: 0, inflight: Arc::new(tokio::sync::Semaphore::new(64)) }));
+        out.push(Box::new(SynapseSender {
+            http: http.clone(),
+            url: url.clone(),
+            token,
+            rooms: rooms.clone(),
+            txn: 0,
+            inflight: Arc::new(tokio::sync::Semaphore::new(64)),
+        }));
     }
     wait_live(&mut out, &book, p).await?;
-    Ok((out, "Matrix Synapse 1.163.2 (SQLite, one process; client-server API: PUT send, /sync long-poll)".into(), Box::new(peer)))
+    Ok((
+        out,
+        "Matrix Synapse 1.163.2 (SQLite, one process; client-server API: PUT send, /sync long-poll)".into(),
+        Box::new(peer),
+    ))
 }

@@ -15,18 +15,11 @@ use crate::PushError;
 
 /// Seconds since the Unix epoch (JWT `iat` / `exp`).
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn signing_input(header: &Value, claims: &Value) -> String {
-    format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    )
+    format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()))
 }
 
 /// Signs with ECDSA P-256 / SHA-256 (`alg` ES256; the signature is `r || s`, 64
@@ -42,13 +35,8 @@ pub fn sign_es256(header: &Value, claims: &Value, key: &SigningKey) -> String {
 pub fn sign_rs256(header: &Value, claims: &Value, key: &RsaKeyPair) -> Result<String, PushError> {
     let input = signing_input(header, claims);
     let mut signature = vec![0; key.public_modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .map_err(|_| PushError::Jwt("RS256 signing failed".into()))?;
+    key.sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut signature)
+        .map_err(|_| PushError::Jwt("RS256 signing failed".into()))?;
     Ok(format!("{input}.{}", b64url(&signature)))
 }
 
@@ -80,12 +68,7 @@ fn split<'a>(token: &'a str, alg: &str) -> Result<Parts<'a>, PushError> {
     }
     let claims = json(claims)?;
     let signature = b64url_decode(signature).map_err(|_| bad("signature is not base64url"))?;
-    Ok(Parts {
-        input,
-        header,
-        claims,
-        signature,
-    })
+    Ok(Parts { input, header, claims, signature })
 }
 
 /// Verifies an ES256 token against `key`; returns its header and claims. Checks
@@ -96,10 +79,7 @@ pub fn verify_es256(token: &str, key: &VerifyingKey) -> Result<Verified, PushErr
         Signature::from_slice(&parts.signature).map_err(|_| PushError::Jwt("bad ES256 signature".into()))?;
     key.verify(parts.input.as_bytes(), &signature)
         .map_err(|_| PushError::Jwt("ES256 signature does not verify".into()))?;
-    Ok(Verified {
-        header: parts.header,
-        claims: parts.claims,
-    })
+    Ok(Verified { header: parts.header, claims: parts.claims })
 }
 
 /// Verifies an RS256 token against an RSA public key (DER, PKCS#1 `RSAPublicKey`
@@ -109,10 +89,7 @@ pub fn verify_rs256(token: &str, public_key_der: &[u8]) -> Result<Verified, Push
     UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_key_der)
         .verify(parts.input.as_bytes(), &parts.signature)
         .map_err(|_| PushError::Jwt("RS256 signature does not verify".into()))?;
-    Ok(Verified {
-        header: parts.header,
-        claims: parts.claims,
-    })
+    Ok(Verified { header: parts.header, claims: parts.claims })
 }
 
 #[cfg(test)]
@@ -144,10 +121,7 @@ mod tests {
         let token = sign_rs256(&json!({"alg": "RS256"}), &json!({"iss": "me"}), &key).unwrap();
         let verified = verify_rs256(&token, key.public_key().as_ref()).unwrap();
         assert_eq!(verified.claims["iss"], "me");
-        assert!(
-            verify_es256(&token, generate_ec_key().verifying_key()).is_err(),
-            "alg is checked"
-        );
+        assert!(verify_es256(&token, generate_ec_key().verifying_key()).is_err(), "alg is checked");
         let other = generate_rsa_key().unwrap();
         assert!(verify_rs256(&token, other.public_key().as_ref()).is_err());
     }

@@ -34,9 +34,7 @@ pub fn b64url_decode(text: &str) -> Result<Vec<u8>, PushError> {
             c => c,
         })
         .collect();
-    URL_SAFE_NO_PAD
-        .decode(normalized)
-        .map_err(|e| PushError::InvalidKey(format!("not base64url: {e}")))
+    URL_SAFE_NO_PAD.decode(normalized).map_err(|e| PushError::InvalidKey(format!("not base64url: {e}")))
 }
 
 /// A P-256 signing key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`, Apple's `.p8`) or
@@ -73,9 +71,7 @@ pub fn generate_ec_key() -> SigningKey {
 
 /// The key as PKCS#8 PEM, the form of Apple's `.p8` files.
 pub fn ec_key_to_pem(key: &SigningKey) -> String {
-    key.to_pkcs8_pem(LineEnding::LF)
-        .expect("a P-256 key encodes as PKCS#8")
-        .to_string()
+    key.to_pkcs8_pem(LineEnding::LF).expect("a P-256 key encodes as PKCS#8").to_string()
 }
 
 /// The key's private scalar, base64url (the usual form of a VAPID private key).
@@ -101,11 +97,7 @@ pub fn rsa_key_from_pem(text: &str) -> Result<RsaKeyPair, PushError> {
     let parsed = match label {
         "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
         "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
-        other => {
-            return Err(PushError::InvalidKey(format!(
-                "expected an RSA private key, got PEM {other:?}"
-            )))
-        }
+        other => return Err(PushError::InvalidKey(format!("expected an RSA private key, got PEM {other:?}"))),
     };
     parsed.map_err(|e| PushError::InvalidKey(format!("RSA key: {e}")))
 }
@@ -118,9 +110,7 @@ pub fn generate_rsa_key() -> Result<RsaKeyPair, PushError> {
 
 /// The key as PKCS#8 PEM, the form of a service account's `private_key`.
 pub fn rsa_key_to_pem(key: &RsaKeyPair) -> Result<String, PushError> {
-    let der = key
-        .as_der()
-        .map_err(|_| PushError::InvalidKey("RSA key does not encode".into()))?;
+    let der = key.as_der().map_err(|_| PushError::InvalidKey("RSA key does not encode".into()))?;
     pem::encode_string("PRIVATE KEY", LineEnding::LF, der.as_ref())
         .map_err(|e| PushError::InvalidKey(format!("RSA key PEM: {e}")))
 }

@@ -35,8 +35,8 @@
 pub mod error;
 pub mod jwt;
 pub mod keys;
-pub mod providers;
 pub mod pipeline;
+pub mod providers;
 pub mod push;
 pub mod recipients;
 

@@ -31,11 +31,17 @@ use crate::{DeviceAddress, Notification, ProviderSet, PushError, SendOutcome};
 pub fn providers(cfg: &NotifierConfig) -> Result<ProviderSet, PushError> {
     let mut set = ProviderSet::new();
     if !cfg.webpush_vapid_key.is_empty() {
-        let c = WebPushConfig::new(cfg.webpush_vapid_key.clone(), cfg.webpush_subject.clone()).allow_http(cfg.webpush_allow_http);
+        let c = WebPushConfig::new(cfg.webpush_vapid_key.clone(), cfg.webpush_subject.clone())
+            .allow_http(cfg.webpush_allow_http);
         set = set.with(Arc::new(WebPushProvider::new(c)?));
     }
     if !cfg.apns_key_pem.is_empty() {
-        let mut c = ApnsConfig::new(cfg.apns_team_id.clone(), cfg.apns_key_id.clone(), cfg.apns_key_pem.clone(), cfg.apns_topic.clone());
+        let mut c = ApnsConfig::new(
+            cfg.apns_team_id.clone(),
+            cfg.apns_key_id.clone(),
+            cfg.apns_key_pem.clone(),
+            cfg.apns_topic.clone(),
+        );
         c.base_url = cfg.apns_url.clone();
         set = set.with(Arc::new(ApnsProvider::new(c)?));
     }
@@ -74,8 +80,11 @@ impl NotifyProjection {
         // one round trip for everyone's preferences (a user on level `all` hears every message)
         let users: Vec<Uuid> = members.iter().copied().collect();
         let raw = self.notify.prefs_many(ws, &users).await?;
-        let prefs: std::collections::HashMap<Uuid, Prefs> =
-            users.iter().zip(raw).map(|(u, j)| (*u, j.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())).collect();
+        let prefs: std::collections::HashMap<Uuid, Prefs> = users
+            .iter()
+            .zip(raw)
+            .map(|(u, j)| (*u, j.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default()))
+            .collect();
         let who = recipients(e, channel.kind, &members, |u| prefs.get(u).cloned().unwrap_or_default());
         if who.is_empty() {
             return Ok(vec![]);
@@ -94,7 +103,8 @@ impl NotifyProjection {
                 (true, Some(_)) => format!("shared {} files", attachments.len()),
                 _ => text.chars().take(200).collect(),
             };
-            let title = if channel.kind.is_direct() { "New direct message".to_string() } else { format!("#{}", channel.name) };
+            let title =
+                if channel.kind.is_direct() { "New direct message".to_string() } else { format!("#{}", channel.name) };
             let n = Notification::new(title, body)
                 .with_data("workspace_id", ws.to_string())
                 .with_data("channel_id", ch.to_string())

@@ -49,11 +49,7 @@ pub enum DeviceAddress {
     /// A browser's `PushSubscription`: the push service URL to POST to, the user
     /// agent's P-256 public key (`p256dh`, base64url, uncompressed point) and the
     /// 16-byte authentication secret (`auth`, base64url).
-    WebPush {
-        endpoint: String,
-        p256dh: String,
-        auth: String,
-    },
+    WebPush { endpoint: String, p256dh: String, auth: String },
 }
 
 impl DeviceAddress {
@@ -187,10 +183,7 @@ pub enum SendOutcome {
 
 impl SendOutcome {
     pub fn retry(reason: impl Into<String>) -> Self {
-        SendOutcome::Retry {
-            after: None,
-            reason: reason.into(),
-        }
+        SendOutcome::Retry { after: None, reason: reason.into() }
     }
 
     pub fn invalid_token(reason: impl Into<String>) -> Self {

@@ -43,8 +43,15 @@ pub enum Reason {
 }
 
 /// The members to push to for `event`, each with the reason; empty for anything but a post.
-pub fn recipients(event: &Event, kind: ChannelKind, members: &HashSet<Uuid>, prefs: impl Fn(&Uuid) -> Prefs) -> BTreeMap<Uuid, Reason> {
-    let Payload::MessagePosted { text, thread, thread_ts, also_in_channel, .. } = &event.payload else { return BTreeMap::new() };
+pub fn recipients(
+    event: &Event,
+    kind: ChannelKind,
+    members: &HashSet<Uuid>,
+    prefs: impl Fn(&Uuid) -> Prefs,
+) -> BTreeMap<Uuid, Reason> {
+    let Payload::MessagePosted { text, thread, thread_ts, also_in_channel, .. } = &event.payload else {
+        return BTreeMap::new();
+    };
     let sender = event.actor_id;
     let mentions = confab_core::mentions::parse(text);
     let mut out: BTreeMap<Uuid, Reason> = BTreeMap::new();

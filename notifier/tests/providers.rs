@@ -27,15 +27,11 @@ fn message() -> Notification {
 }
 
 fn apns_token(n: u8) -> DeviceAddress {
-    DeviceAddress::Apns {
-        token: format!("{n:02x}").repeat(32),
-    }
+    DeviceAddress::Apns { token: format!("{n:02x}").repeat(32) }
 }
 
 fn fcm_token(name: &str) -> DeviceAddress {
-    DeviceAddress::Fcm {
-        token: format!("{name}:APA91bH-fake_registration_token_0123456789"),
-    }
+    DeviceAddress::Fcm { token: format!("{name}:APA91bH-fake_registration_token_0123456789") }
 }
 
 fn retry_after(outcome: &SendOutcome) -> Option<Duration> {
@@ -52,9 +48,7 @@ async fn apns_delivers_an_alert_over_http2() {
     let fake = FakeApns::start().await;
     let apns = ApnsProvider::new(fake.config()).unwrap();
 
-    let outcome = apns
-        .send(&apns_token(1), &message().with_ttl(Duration::from_secs(3600)))
-        .await;
+    let outcome = apns.send(&apns_token(1), &message().with_ttl(Duration::from_secs(3600))).await;
     assert_eq!(outcome, SendOutcome::Delivered);
 
     let requests = fake.requests();
@@ -86,31 +80,17 @@ async fn apns_reuses_one_provider_token_and_one_connection() {
     let started = Instant::now();
     let sends = (0..50u8).map(|i| {
         let apns = apns.clone();
-        tokio::spawn(async move {
-            apns.send(&apns_token(i), &message().with_priority(Priority::Normal))
-                .await
-        })
+        tokio::spawn(async move { apns.send(&apns_token(i), &message().with_priority(Priority::Normal)).await })
     });
     for send in sends.collect::<Vec<_>>() {
         assert_eq!(send.await.unwrap(), SendOutcome::Delivered);
     }
     let requests = fake.wait_for(51, WAIT).await;
     assert_eq!(requests.len(), 51);
-    let slowest = requests
-        .iter()
-        .skip(1)
-        .map(|r| r.received_at.duration_since(started))
-        .max()
-        .unwrap();
-    assert!(
-        slowest < Duration::from_secs(1),
-        "50 concurrent sends took {slowest:?} to reach APNs"
-    );
+    let slowest = requests.iter().skip(1).map(|r| r.received_at.duration_since(started)).max().unwrap();
+    assert!(slowest < Duration::from_secs(1), "50 concurrent sends took {slowest:?} to reach APNs");
     assert!(requests.iter().all(|r| r.provider_token == requests[0].provider_token));
-    assert!(
-        requests.iter().all(|r| r.peer == requests[0].peer),
-        "HTTP/2 multiplexes one connection"
-    );
+    assert!(requests.iter().all(|r| r.peer == requests[0].peer), "HTTP/2 multiplexes one connection");
     assert_eq!(requests[1].priority.as_deref(), Some("5"));
 }
 
@@ -121,10 +101,7 @@ async fn apns_unregistered_and_malformed_tokens_are_invalid() {
 
     fake.unregister(&"02".repeat(32));
     let outcome = apns.send(&apns_token(2), &message()).await;
-    assert!(
-        matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("Unregistered")),
-        "{outcome:?}"
-    );
+    assert!(matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("Unregistered")), "{outcome:?}");
 
     // APNs answers 400 BadDeviceToken for a token that is not one.
     let short = DeviceAddress::Apns { token: "abcd".into() };
@@ -135,13 +112,8 @@ async fn apns_unregistered_and_malformed_tokens_are_invalid() {
     );
 
     // Not even hex: never sent.
-    let junk = DeviceAddress::Apns {
-        token: "../../etc".into(),
-    };
-    assert!(matches!(
-        apns.send(&junk, &message()).await,
-        SendOutcome::InvalidToken { .. }
-    ));
+    let junk = DeviceAddress::Apns { token: "../../etc".into() };
+    assert!(matches!(apns.send(&junk, &message()).await, SendOutcome::InvalidToken { .. }));
     assert_eq!(fake.requests().len(), 2);
 }
 
@@ -175,14 +147,8 @@ async fn apns_expired_provider_token_is_replaced_and_the_push_resent() {
     let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 403, 200, 200]);
     assert_eq!(requests[1].provider_token, requests[0].provider_token);
-    assert_ne!(
-        requests[2].provider_token, requests[0].provider_token,
-        "a new token was minted"
-    );
-    assert_eq!(
-        requests[3].provider_token, requests[2].provider_token,
-        "and then reused"
-    );
+    assert_ne!(requests[2].provider_token, requests[0].provider_token, "a new token was minted");
+    assert_eq!(requests[3].provider_token, requests[2].provider_token, "and then reused");
 }
 
 #[tokio::test]
@@ -209,14 +175,8 @@ async fn the_fake_apns_holds_clients_to_the_protocol() {
     // A provider for another app's topic.
     let mut config = fake.config();
     config.topic = "com.example.other".into();
-    let outcome = ApnsProvider::new(config)
-        .unwrap()
-        .send(&apns_token(1), &message())
-        .await;
-    assert!(
-        matches!(&outcome, SendOutcome::Rejected { reason } if reason.contains("TopicDisallowed")),
-        "{outcome:?}"
-    );
+    let outcome = ApnsProvider::new(config).unwrap().send(&apns_token(1), &message()).await;
+    assert!(matches!(&outcome, SendOutcome::Rejected { reason } if reason.contains("TopicDisallowed")), "{outcome:?}");
 }
 
 #[tokio::test]
@@ -224,10 +184,7 @@ async fn apns_oversized_payload_is_rejected_before_sending() {
     let fake = FakeApns::start().await;
     let apns = ApnsProvider::new(fake.config()).unwrap();
     let huge = Notification::new("t", "x".repeat(5000));
-    assert!(matches!(
-        apns.send(&apns_token(1), &huge).await,
-        SendOutcome::Rejected { .. }
-    ));
+    assert!(matches!(apns.send(&apns_token(1), &huge).await, SendOutcome::Rejected { .. }));
     assert!(fake.requests().is_empty());
 }
 
@@ -238,10 +195,7 @@ async fn apns_unreachable_is_retried() {
     drop(fake);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let apns = ApnsProvider::new(config).unwrap();
-    assert!(matches!(
-        apns.send(&apns_token(1), &message()).await,
-        SendOutcome::Retry { .. }
-    ));
+    assert!(matches!(apns.send(&apns_token(1), &message()).await, SendOutcome::Retry { .. }));
 }
 
 // ---------------------------------------------------------------- FCM
@@ -267,14 +221,8 @@ async fn fcm_delivers_with_a_service_account_access_token() {
     assert_eq!(r.project, fake.project_id());
     assert_eq!(r.bearer, tokens[0].issued);
     assert_eq!(Some(device.key()), r.token.as_deref());
-    assert_eq!(
-        r.message["notification"],
-        json!({"title": "#general", "body": "alice: lunch?"})
-    );
-    assert_eq!(
-        r.message["data"],
-        json!({"workspace_id": "W1", "channel_id": "C42", "message_id": "M7"})
-    );
+    assert_eq!(r.message["notification"], json!({"title": "#general", "body": "alice: lunch?"}));
+    assert_eq!(r.message["data"], json!({"workspace_id": "W1", "channel_id": "C42", "message_id": "M7"}));
     assert_eq!(r.message["android"]["collapse_key"], "C42");
     assert_eq!(r.message["android"]["priority"], "HIGH");
 }
@@ -304,14 +252,9 @@ async fn fcm_unregistered_and_malformed_tokens_are_invalid() {
     let gone = fcm_token("gone");
     fake.unregister(gone.key());
     let outcome = fcm.send(&gone, &message()).await;
-    assert!(
-        matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("UNREGISTERED")),
-        "{outcome:?}"
-    );
+    assert!(matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("UNREGISTERED")), "{outcome:?}");
 
-    let malformed = DeviceAddress::Fcm {
-        token: "not a token".into(),
-    };
+    let malformed = DeviceAddress::Fcm { token: "not a token".into() };
     let outcome = fcm.send(&malformed, &message()).await;
     assert!(
         matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("INVALID_ARGUMENT")),
@@ -332,10 +275,7 @@ async fn fcm_unavailable_is_retried_after_what_fcm_says() {
     assert_eq!(retry_after(&outcome), Some(Duration::from_secs(9)));
 
     fake.fail_next(1, Fault::new(429).retry_after(Duration::from_secs(30)));
-    assert_eq!(
-        retry_after(&fcm.send(&fcm_token("d1"), &message()).await),
-        Some(Duration::from_secs(30))
-    );
+    assert_eq!(retry_after(&fcm.send(&fcm_token("d1"), &message()).await), Some(Duration::from_secs(30)));
 
     assert_eq!(fcm.send(&fcm_token("d1"), &message()).await, SendOutcome::Delivered);
 }
@@ -376,10 +316,7 @@ async fn fcm_refuses_an_assertion_signed_by_another_key() {
     config.service_account.private_key = other.config().service_account.private_key;
     let fcm = FcmProvider::new(config).unwrap();
     let outcome = fcm.send(&fcm_token("d1"), &message()).await;
-    assert!(
-        matches!(&outcome, SendOutcome::Retry { reason, .. } if reason.contains("invalid_grant")),
-        "{outcome:?}"
-    );
+    assert!(matches!(&outcome, SendOutcome::Retry { reason, .. } if reason.contains("invalid_grant")), "{outcome:?}");
     assert_eq!(fake.token_requests()[0].status, 400);
 }
 
@@ -434,24 +371,12 @@ async fn web_push_gone_and_unknown_subscriptions_are_invalid() {
     let device = fake.subscribe(&public).unwrap();
     fake.unsubscribe(device.key());
     let outcome = provider.send(&device, &message()).await;
-    assert!(
-        matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("410")),
-        "{outcome:?}"
-    );
+    assert!(matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("410")), "{outcome:?}");
 
-    let DeviceAddress::WebPush { p256dh, auth, .. } = fake.subscribe(&public).unwrap() else {
-        unreachable!()
-    };
-    let unknown = DeviceAddress::WebPush {
-        endpoint: format!("{}/push/nobody", fake.url()),
-        p256dh,
-        auth,
-    };
+    let DeviceAddress::WebPush { p256dh, auth, .. } = fake.subscribe(&public).unwrap() else { unreachable!() };
+    let unknown = DeviceAddress::WebPush { endpoint: format!("{}/push/nobody", fake.url()), p256dh, auth };
     let outcome = provider.send(&unknown, &message()).await;
-    assert!(
-        matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("404")),
-        "{outcome:?}"
-    );
+    assert!(matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("404")), "{outcome:?}");
 }
 
 #[tokio::test]
@@ -462,10 +387,7 @@ async fn web_push_overload_is_retried_after_what_the_service_says() {
     let device = fake.subscribe(&public).unwrap();
 
     fake.fail_next(1, Fault::new(429).retry_after(Duration::from_secs(12)));
-    assert_eq!(
-        retry_after(&provider.send(&device, &message()).await),
-        Some(Duration::from_secs(12))
-    );
+    assert_eq!(retry_after(&provider.send(&device, &message()).await), Some(Duration::from_secs(12)));
     fake.fail_next(1, Fault::new(503));
     assert_eq!(retry_after(&provider.send(&device, &message()).await), None);
     assert_eq!(provider.send(&device, &message()).await, SendOutcome::Delivered);
@@ -493,10 +415,7 @@ async fn web_push_with_a_vapid_key_other_than_the_subscriptions_is_rejected() {
     let (other_private, _) = vapid();
     let device = fake.subscribe(&public).unwrap();
     let outcome = web_push(&other_private).send(&device, &message()).await;
-    assert!(
-        matches!(&outcome, SendOutcome::Rejected { reason } if reason.contains("403")),
-        "{outcome:?}"
-    );
+    assert!(matches!(&outcome, SendOutcome::Rejected { reason } if reason.contains("403")), "{outcome:?}");
 }
 
 #[tokio::test]
@@ -505,10 +424,7 @@ async fn web_push_refuses_plain_http_endpoints_unless_allowed() {
     let (private, public) = vapid();
     let device = fake.subscribe(&public).unwrap();
     let strict = WebPushProvider::new(WebPushConfig::new(private, "mailto:push@confab.example")).unwrap();
-    assert!(matches!(
-        strict.send(&device, &message()).await,
-        SendOutcome::InvalidToken { .. }
-    ));
+    assert!(matches!(strict.send(&device, &message()).await, SendOutcome::InvalidToken { .. }));
     assert!(fake.requests().is_empty());
 }
 
@@ -516,11 +432,7 @@ async fn web_push_refuses_plain_http_endpoints_unless_allowed() {
 
 #[tokio::test]
 async fn a_provider_set_sends_each_device_through_its_platform() {
-    let (apns_fake, fcm_fake, web_fake) = (
-        FakeApns::start().await,
-        FakeFcm::start().await,
-        FakeWebPush::start().await,
-    );
+    let (apns_fake, fcm_fake, web_fake) = (FakeApns::start().await, FakeFcm::start().await, FakeWebPush::start().await);
     let (private, public) = vapid();
     let set = ProviderSet::new()
         .with(Arc::new(ApnsProvider::new(apns_fake.config()).unwrap()))
@@ -529,24 +441,14 @@ async fn a_provider_set_sends_each_device_through_its_platform() {
 
     let web_device = web_fake.subscribe(&public).unwrap();
     for device in [apns_token(9), fcm_token("d9"), web_device] {
-        assert_eq!(
-            set.send(&device, &message()).await,
-            SendOutcome::Delivered,
-            "{device:?}"
-        );
+        assert_eq!(set.send(&device, &message()).await, SendOutcome::Delivered, "{device:?}");
     }
     assert_eq!(apns_fake.requests().len(), 1);
     assert_eq!(fcm_fake.requests().len(), 1);
     assert_eq!(web_fake.requests().len(), 1);
 
     let only_apns = ProviderSet::new().with(Arc::new(ApnsProvider::new(apns_fake.config()).unwrap()));
-    assert!(matches!(
-        only_apns.send(&fcm_token("d9"), &message()).await,
-        SendOutcome::Rejected { .. }
-    ));
+    assert!(matches!(only_apns.send(&fcm_token("d9"), &message()).await, SendOutcome::Rejected { .. }));
     let apns = ApnsProvider::new(apns_fake.config()).unwrap();
-    assert!(matches!(
-        apns.send(&fcm_token("d9"), &message()).await,
-        SendOutcome::Rejected { .. }
-    ));
+    assert!(matches!(apns.send(&fcm_token("d9"), &message()).await, SendOutcome::Rejected { .. }));
 }

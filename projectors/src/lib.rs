@@ -49,7 +49,11 @@ pub trait Projection: Send + Sync + 'static {
 
 /// Flushes the projection, then commits the source's acknowledged positions; if the flush
 /// fails the positions stay uncommitted (those events are applied again after a restart).
-pub async fn flush_then_commit<P: Projection>(projection: &P, source: &mut Box<dyn confab_core::ports::EventSource>, wait: bool) -> confab_core::ports::PortResult<()> {
+pub async fn flush_then_commit<P: Projection>(
+    projection: &P,
+    source: &mut Box<dyn confab_core::ports::EventSource>,
+    wait: bool,
+) -> confab_core::ports::PortResult<()> {
     match projection.flush().await {
         Ok(()) => source.commit(wait).await,
         Err(e) => {

@@ -25,18 +25,42 @@ struct Metrics {
 impl Metrics {
     fn new() -> Self {
         Self {
-            events: register(IntCounterVec::new(Opts::new("confab_projector_events_total", "events applied"), &["projector"]).unwrap()),
-            undecodable: register(
-                IntCounterVec::new(Opts::new("confab_projector_undecodable_total", "events skipped because they could not be decoded"), &["projector"]).unwrap(),
+            events: register(
+                IntCounterVec::new(Opts::new("confab_projector_events_total", "events applied"), &["projector"])
+                    .unwrap(),
             ),
-            failures: register(IntCounterVec::new(Opts::new("confab_projector_apply_failures_total", "failed batch applications (retried)"), &["projector"]).unwrap()),
-            lag: register(IntGaugeVec::new(Opts::new("confab_projector_lag", "events not yet applied, summed over assigned partitions"), &["projector"]).unwrap()),
+            undecodable: register(
+                IntCounterVec::new(
+                    Opts::new("confab_projector_undecodable_total", "events skipped because they could not be decoded"),
+                    &["projector"],
+                )
+                .unwrap(),
+            ),
+            failures: register(
+                IntCounterVec::new(
+                    Opts::new("confab_projector_apply_failures_total", "failed batch applications (retried)"),
+                    &["projector"],
+                )
+                .unwrap(),
+            ),
+            lag: register(
+                IntGaugeVec::new(
+                    Opts::new("confab_projector_lag", "events not yet applied, summed over assigned partitions"),
+                    &["projector"],
+                )
+                .unwrap(),
+            ),
         }
     }
 }
 
 /// Runs `projection` over `source` until shutdown, then commits the acknowledged positions.
-pub async fn run<P: Projection>(mut source: Box<dyn EventSource>, projection: P, mut shutdown: Shutdown, health: Health) -> PortResult<()> {
+pub async fn run<P: Projection>(
+    mut source: Box<dyn EventSource>,
+    projection: P,
+    mut shutdown: Shutdown,
+    health: Health,
+) -> PortResult<()> {
     let name = projection.name();
     let metrics: &Metrics = &METRICS;
     let mut last_commit = Instant::now();

@@ -19,7 +19,9 @@ impl IntoResponse for RegistryError {
             RegistryError::SubjectNotFound(_) => (StatusCode::NOT_FOUND, 40401),
             RegistryError::VersionNotFound(..) => (StatusCode::NOT_FOUND, 40402),
             RegistryError::SchemaNotFound(_) | RegistryError::SchemaNotInSubject(_) => (StatusCode::NOT_FOUND, 40403),
-            RegistryError::InvalidSchema(_) | RegistryError::UnsupportedType(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
+            RegistryError::InvalidSchema(_) | RegistryError::UnsupportedType(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, 42201)
+            }
             RegistryError::Incompatible { .. } => (StatusCode::CONFLICT, 409),
             RegistryError::BadRequest(_) => (StatusCode::BAD_REQUEST, 400),
             RegistryError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
@@ -28,7 +30,8 @@ impl IntoResponse for RegistryError {
             tracing::error!(error = %self, "registry failure");
         }
         let body = json!({"error_code": code, "message": self.to_string()});
-        (status, [(axum::http::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(body)).into_response()
+        (status, [(axum::http::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(body))
+            .into_response()
     }
 }
 
@@ -55,7 +58,10 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     type Rejection = RegistryError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, RegistryError> {
-        Json::<T>::from_request(req, state).await.map(|Json(v)| Body(v)).map_err(|e| RegistryError::BadRequest(e.body_text()))
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Body(v))
+            .map_err(|e| RegistryError::BadRequest(e.body_text()))
     }
 }
 
@@ -65,13 +71,21 @@ fn ok(v: serde_json::Value) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(v)).into_response()
 }
 
-async fn register(State(s): State<Store>, Path(subject): Path<String>, Body(b): Body<SchemaBody>) -> Result<Response, RegistryError> {
+async fn register(
+    State(s): State<Store>,
+    Path(subject): Path<String>,
+    Body(b): Body<SchemaBody>,
+) -> Result<Response, RegistryError> {
     let r = s.register(&subject, b.avro()?)?;
     tracing::info!(subject = %subject, id = r.id, version = r.version, "schema registered");
     Ok(ok(json!({"id": r.id})))
 }
 
-async fn lookup(State(s): State<Store>, Path(subject): Path<String>, Body(b): Body<SchemaBody>) -> Result<Response, RegistryError> {
+async fn lookup(
+    State(s): State<Store>,
+    Path(subject): Path<String>,
+    Body(b): Body<SchemaBody>,
+) -> Result<Response, RegistryError> {
     let r = s.lookup(&subject, b.avro()?)?;
     Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
 }
@@ -88,12 +102,19 @@ async fn versions(State(s): State<Store>, Path(subject): Path<String>) -> Result
     Ok(ok(json!(s.versions(&subject)?)))
 }
 
-async fn version(State(s): State<Store>, Path((subject, v)): Path<(String, String)>) -> Result<Response, RegistryError> {
+async fn version(
+    State(s): State<Store>,
+    Path((subject, v)): Path<(String, String)>,
+) -> Result<Response, RegistryError> {
     let r = s.version(&subject, &v)?;
     Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
 }
 
-async fn compatibility(State(s): State<Store>, Path((subject, v)): Path<(String, String)>, Body(b): Body<SchemaBody>) -> Result<Response, RegistryError> {
+async fn compatibility(
+    State(s): State<Store>,
+    Path((subject, v)): Path<(String, String)>,
+    Body(b): Body<SchemaBody>,
+) -> Result<Response, RegistryError> {
     let problems = s.check(&subject, b.avro()?, &v)?;
     Ok(ok(json!({"is_compatible": problems.is_empty(), "messages": problems})))
 }
@@ -116,7 +137,11 @@ async fn get_subject_config(State(s): State<Store>, Path(subject): Path<String>)
     ok(json!({"compatibilityLevel": s.level(Some(&subject))}))
 }
 
-async fn put_subject_config(State(s): State<Store>, Path(subject): Path<String>, Body(b): Body<LevelBody>) -> Result<Response, RegistryError> {
+async fn put_subject_config(
+    State(s): State<Store>,
+    Path(subject): Path<String>,
+    Body(b): Body<LevelBody>,
+) -> Result<Response, RegistryError> {
     s.set_level(Some(&subject), b.compatibility)?;
     Ok(ok(json!({"compatibility": b.compatibility})))
 }

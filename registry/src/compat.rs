@@ -33,7 +33,8 @@ impl Level {
 
 /// Checks `new` against `existing` (oldest first). Returns the reasons it is incompatible.
 pub fn check(level: Level, new: &Schema, existing: &[Schema]) -> Vec<String> {
-    let against: Vec<&Schema> = if level.transitive() { existing.iter().collect() } else { existing.last().into_iter().collect() };
+    let against: Vec<&Schema> =
+        if level.transitive() { existing.iter().collect() } else { existing.last().into_iter().collect() };
     let mut problems = Vec::new();
     for old in against {
         if level.backward() {

@@ -110,10 +110,19 @@ impl SchemaStore {
         let canonical = schema.canonical_form();
         let level = self.level(Some(subject));
         let mut s = self.state.lock().expect("registry lock");
-        let existing_id = s.schemas.iter().find(|(_, t)| parse(t).map(|p| p.canonical_form() == canonical).unwrap_or(false)).map(|(id, _)| *id);
+        let existing_id = s
+            .schemas
+            .iter()
+            .find(|(_, t)| parse(t).map(|p| p.canonical_form() == canonical).unwrap_or(false))
+            .map(|(id, _)| *id);
         if let Some(id) = existing_id {
             if let Some(v) = s.subjects.get(subject).and_then(|vs| vs.iter().find(|v| v.id == id)) {
-                return Ok(Registered { subject: subject.into(), version: v.version, id, schema: s.schemas[&id].clone() });
+                return Ok(Registered {
+                    subject: subject.into(),
+                    version: v.version,
+                    id,
+                    schema: s.schemas[&id].clone(),
+                });
             }
         }
         let earlier: Vec<Schema> = s
@@ -144,7 +153,10 @@ impl SchemaStore {
             versions.iter().filter_map(|v| parse(&s.schemas[&v.id]).ok()).collect()
         } else {
             let n: u32 = version.parse().map_err(|_| RegistryError::VersionNotFound(subject.into(), version.into()))?;
-            let v = versions.iter().find(|v| v.version == n).ok_or_else(|| RegistryError::VersionNotFound(subject.into(), version.into()))?;
+            let v = versions
+                .iter()
+                .find(|v| v.version == n)
+                .ok_or_else(|| RegistryError::VersionNotFound(subject.into(), version.into()))?;
             vec![parse(&s.schemas[&v.id])?]
         };
         Ok(compat::check(level, &schema, &earlier))
@@ -194,8 +206,10 @@ mod tests {
     use super::*;
 
     const V1: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
-    const V2: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":1}]}"#;
-    const BAD: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"c","type":"int"}]}"#;
+    const V2: &str =
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":1}]}"#;
+    const BAD: &str =
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"c","type":"int"}]}"#;
 
     #[test]
     fn registers_versions_dedups_and_refuses_incompatible() {
@@ -219,7 +233,11 @@ mod tests {
     }
 
     fn uuid_like() -> String {
-        format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+        format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        )
     }
 }
 

@@ -168,7 +168,8 @@ impl OpenSearchIndex {
         if alias {
             def["aliases"] = json!({ self.index.clone(): { "is_write_index": true } });
         }
-        let (status, body) = self.call(Method::Put, &format!("/{name}"), &[], Some(def.to_string()), false, TIMEOUT).await?;
+        let (status, body) =
+            self.call(Method::Put, &format!("/{name}"), &[], Some(def.to_string()), false, TIMEOUT).await?;
         if (200..300).contains(&status) || body["error"]["type"] == "resource_already_exists_exception" {
             Ok(())
         } else {
@@ -178,7 +179,8 @@ impl OpenSearchIndex {
 
     /// The concrete indices this name points to (itself, if it is a plain index).
     pub async fn concrete_indices(&self) -> PortResult<Vec<String>> {
-        let (status, body) = self.call(Method::Get, &format!("/{}/_alias", self.index), &[], None, false, TIMEOUT).await?;
+        let (status, body) =
+            self.call(Method::Get, &format!("/{}/_alias", self.index), &[], None, false, TIMEOUT).await?;
         match status {
             200 => Ok(body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()),
             404 => Ok(vec![]),
@@ -190,7 +192,13 @@ impl OpenSearchIndex {
     /// while searches keep using the alias, then swapped in with [`swap_in`](Self::swap_in).
     pub async fn rebuild_target(&self) -> PortResult<OpenSearchIndex> {
         let name = format!("{}-{}", self.index, chrono_millis());
-        let fresh = OpenSearchIndex { client: self.client.clone(), base_url: self.base_url.clone(), index: name.clone(), shards: self.shards, replicas: self.replicas };
+        let fresh = OpenSearchIndex {
+            client: self.client.clone(),
+            base_url: self.base_url.clone(),
+            index: name.clone(),
+            shards: self.shards,
+            replicas: self.replicas,
+        };
         self.create_concrete(&name, false).await?;
         Ok(fresh)
     }
@@ -199,9 +207,12 @@ impl OpenSearchIndex {
     /// it pointed to before. Returns their names.
     pub async fn swap_in(&self, fresh: &OpenSearchIndex) -> PortResult<Vec<String>> {
         let old: Vec<String> = self.concrete_indices().await?.into_iter().filter(|i| i != &fresh.index).collect();
-        let mut actions: Vec<Value> = old.iter().map(|i| json!({"remove": {"index": i, "alias": self.index}})).collect();
+        let mut actions: Vec<Value> =
+            old.iter().map(|i| json!({"remove": {"index": i, "alias": self.index}})).collect();
         actions.push(json!({"add": {"index": fresh.index, "alias": self.index, "is_write_index": true}}));
-        let (status, body) = self.call(Method::Post, "/_aliases", &[], Some(json!({ "actions": actions }).to_string()), false, TIMEOUT).await?;
+        let (status, body) = self
+            .call(Method::Post, "/_aliases", &[], Some(json!({ "actions": actions }).to_string()), false, TIMEOUT)
+            .await?;
         if !(200..300).contains(&status) {
             return Err(server_error(status, &body));
         }
@@ -228,7 +239,6 @@ impl OpenSearchIndex {
         }
         Ok(())
     }
-
 
     /// One request: the status and the JSON body (`Null` when empty). Only transport failures are
     /// errors here.
@@ -479,7 +489,10 @@ fn doc_of(src: &Value) -> Option<SearchDoc> {
         has_link: src["has_link"].as_bool().unwrap_or(false),
         has_file: src["has_file"].as_bool().unwrap_or(false),
         reactions_count: src["reactions_count"].as_i64().unwrap_or(0) as i32,
-        file_names: src["file_names"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default(),
+        file_names: src["file_names"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -493,7 +506,9 @@ impl SearchIndex for OpenSearchIndex {
                 // indexes made before attachments existed get the field (adding one is allowed
                 // under a strict mapping, and idempotent)
                 let mapping = json!({ "properties": { "file_names": file_names_mapping() } });
-                let (status, body) = self.call(Method::Put, &format!("{path}/_mapping"), &[], Some(mapping.to_string()), false, TIMEOUT).await?;
+                let (status, body) = self
+                    .call(Method::Put, &format!("{path}/_mapping"), &[], Some(mapping.to_string()), false, TIMEOUT)
+                    .await?;
                 return if status == 200 { Ok(()) } else { Err(server_error(status, &body)) };
             }
             404 => {}

@@ -69,7 +69,11 @@ pub struct TantivyOptions {
 
 impl Default for TantivyOptions {
     fn default() -> Self {
-        TantivyOptions { commit_interval: Duration::from_millis(100), writer_memory_bytes: 64 << 20, background_nice: 10 }
+        TantivyOptions {
+            commit_interval: Duration::from_millis(100),
+            writer_memory_bytes: 64 << 20,
+            background_nice: 10,
+        }
     }
 }
 
@@ -852,7 +856,9 @@ mod tests {
     fn nice_of(prefix: &str) -> Vec<(String, i32)> {
         let mut out = Vec::new();
         for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let (Ok(comm), Ok(stat)) = (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat"))) else {
+            let (Ok(comm), Ok(stat)) =
+                (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat")))
+            else {
                 continue; // the thread ended meanwhile
             };
             let comm = comm.trim().to_string();
@@ -873,10 +879,12 @@ mod tests {
         // a thread takes its name, and the committer lowers itself, once it runs: wait for
         // every one to show (bounded)
         let prefixes = ["thrd-tantivy", "segment_update", "merge_thread", "tantivy-commit"];
-        let settled = || prefixes.iter().all(|p| {
-            let t = nice_of(p);
-            !t.is_empty() && t.iter().all(|(_, n)| *n == 7)
-        });
+        let settled = || {
+            prefixes.iter().all(|p| {
+                let t = nice_of(p);
+                !t.is_empty() && t.iter().all(|(_, n)| *n == 7)
+            })
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !settled() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -886,7 +894,11 @@ mod tests {
             assert!(!threads.is_empty(), "no {prefix}* thread found");
             assert!(threads.iter().all(|(_, n)| *n == 7), "{threads:?}");
         }
-        assert_eq!(nice_in(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()), 0, "the thread that opened the index keeps its priority");
+        assert_eq!(
+            nice_in(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()),
+            0,
+            "the thread that opened the index keeps its priority"
+        );
     }
 
     fn terms(a: &TextAnalyzer, s: &str) -> Vec<String> {

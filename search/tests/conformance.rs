@@ -360,8 +360,13 @@ mod cases {
 
     pub async fn file_names(idx: &dyn SearchIndex) {
         let w = W::new();
-        let names_of = |names: &[&str]| names.iter().map(|n| confab_core::search::file_name_terms(n)).collect::<Vec<_>>();
-        let with_file = |text: &str, names: &[&str], ts| SearchDoc { has_file: true, file_names: names_of(names), ..w.doc(text, ts) };
+        let names_of =
+            |names: &[&str]| names.iter().map(|n| confab_core::search::file_name_terms(n)).collect::<Vec<_>>();
+        let with_file = |text: &str, names: &[&str], ts| SearchDoc {
+            has_file: true,
+            file_names: names_of(names),
+            ..w.doc(text, ts)
+        };
         put(
             idx,
             &[

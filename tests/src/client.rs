@@ -39,7 +39,9 @@ impl Client {
         Self::connect_request(format!("ws://{addr}/ws?token={token}").into_client_request().unwrap()).await
     }
 
-    async fn connect_request(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Client, (u16, Value)> {
+    async fn connect_request(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Client, (u16, Value)> {
         let (ws, _) = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
             Ok(ok) => ok,
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
@@ -49,7 +51,13 @@ impl Client {
             }
             Err(e) => panic!("websocket connect failed: {e}"),
         };
-        let mut c = Client { ws, hello: Value::Null, buffered: VecDeque::new(), closed: None, pinged: std::time::Instant::now() };
+        let mut c = Client {
+            ws,
+            hello: Value::Null,
+            buffered: VecDeque::new(),
+            closed: None,
+            pinged: std::time::Instant::now(),
+        };
         let hello = c.next(Duration::from_secs(10)).await.expect("hello frame");
         assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");
         c.hello = hello;
@@ -75,7 +83,8 @@ impl Client {
     }
 
     pub async fn send_message(&mut self, channel: &str, text: &str, client_msg_id: &str) {
-        self.send(json!({"type": "message:send", "channel_id": channel, "text": text, "client_msg_id": client_msg_id})).await;
+        self.send(json!({"type": "message:send", "channel_id": channel, "text": text, "client_msg_id": client_msg_id}))
+            .await;
     }
 
     /// A frame that has already arrived, without waiting (not even for a timer tick); `None`
@@ -143,7 +152,8 @@ impl Client {
         match item {
             Some(Ok(Message::Text(t))) => Read::Text(t),
             Some(Ok(Message::Close(f))) => {
-                self.closed = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
+                self.closed =
+                    Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
                 Read::End
             }
             Some(Ok(_)) => Read::Skip,
@@ -183,7 +193,8 @@ impl Client {
         self.send(frame).await;
         let cmid = cmid.to_string();
         self.expect_where(&format!("the answer to {cmid}"), Duration::from_secs(20), |v| {
-            v["client_msg_id"] == cmid.as_str() && ["ok", "message:ack", "error"].contains(&v["type"].as_str().unwrap_or(""))
+            v["client_msg_id"] == cmid.as_str()
+                && ["ok", "message:ack", "error"].contains(&v["type"].as_str().unwrap_or(""))
         })
         .await
     }

@@ -138,9 +138,14 @@ fn spawn(env: &[(String, String)], args: &[String], log: PathBuf, wait_addr: boo
             for _ in lines {}
         });
         let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            panic!("`confab {}` did not announce its address within 60 s; log:\n{}", args.join(" "), std::fs::read_to_string(&log).unwrap_or_default())
+            panic!(
+                "`confab {}` did not announce its address within 60 s; log:\n{}",
+                args.join(" "),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
         });
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("unexpected first line from confab: {line}"));
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("unexpected first line from confab: {line}"));
         addr = v["addr"].as_str().map(str::to_string);
     }
     Proc { child, addr, args: args.to_vec() }
@@ -159,7 +164,12 @@ impl Stack {
     }
 
     /// Like [`start`](Self::start), with extra `CONFAB_*` settings for every process.
-    pub async fn start_custom(mode: Mode, gateways: usize, redis_url: Option<String>, extra_env: &[(&str, &str)]) -> Stack {
+    pub async fn start_custom(
+        mode: Mode,
+        gateways: usize,
+        redis_url: Option<String>,
+        extra_env: &[(&str, &str)],
+    ) -> Stack {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let mut dir = tempfile::tempdir().expect("tempdir");
         if std::env::var("CONFAB_TEST_KEEP").is_ok() {
@@ -208,7 +218,13 @@ impl Stack {
         }
         let registry = spawn(
             &[],
-            &["registry".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), dir.path().join("registry").display().to_string()],
+            &[
+                "registry".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--data-dir".into(),
+                dir.path().join("registry").display().to_string(),
+            ],
             dir.path().join("registry.log"),
             true,
         );
@@ -228,7 +244,8 @@ impl Stack {
             ("CONFAB_FILES__SECRET_KEY".into(), services.s3.2.clone()),
             ("CONFAB_FILES__REGION".into(), services.s3.3.clone()),
         ]);
-        let setup = Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
+        let setup =
+            Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
         assert!(setup.status.success(), "confab setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
         let mut stack = Stack {
             mode,
@@ -352,7 +369,10 @@ impl Stack {
     }
 
     pub async fn create_workspace_with_retention(&self, name: &str, retention_secs: u32) -> String {
-        self.admin("/admin/workspaces", json!({"name": name, "retention_secs": retention_secs})).await["workspace_id"].as_str().unwrap().to_string()
+        self.admin("/admin/workspaces", json!({"name": name, "retention_secs": retention_secs})).await["workspace_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// A workspace created with extra fields (`max_file_bytes`, `file_types`, ...).
@@ -361,7 +381,14 @@ impl Stack {
     }
 
     /// A request with a user token and an optional JSON body; returns (status, body).
-    pub async fn call(&self, method: reqwest::Method, gw: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        gw: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("http://{}{path}", self.addr(gw))).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -387,13 +414,19 @@ impl Stack {
     }
 
     pub async fn create_channel(&self, ws: &str, name: &str, private: bool, members: &[&str]) -> String {
-        let v = self.admin(&format!("/admin/workspaces/{ws}/channels"), json!({"name": name, "is_private": private, "members": members})).await;
+        let v = self
+            .admin(
+                &format!("/admin/workspaces/{ws}/channels"),
+                json!({"name": name, "is_private": private, "members": members}),
+            )
+            .await;
         v["channel_id"].as_str().unwrap().to_string()
     }
 
     /// `GET` on a gateway with a user token; returns (status, body).
     pub async fn get(&self, gw: &str, path: &str, token: &str) -> (u16, Value) {
-        let resp = self.http.get(format!("http://{}{path}", self.addr(gw))).bearer_auth(token).send().await.expect("get");
+        let resp =
+            self.http.get(format!("http://{}{path}", self.addr(gw))).bearer_auth(token).send().await.expect("get");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }

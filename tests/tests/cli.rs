@@ -44,8 +44,10 @@ fn schemas_check_refuses_an_incompatible_change_naming_the_field() {
     let (ok, out) = confab(&[], &["schemas", "check"]);
     assert!(ok, "the current schema passes: {out}");
     let dir = tempfile::tempdir().unwrap();
-    let current: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/avro/event.avsc")).unwrap()).unwrap();
+    let current: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/avro/event.avsc")).unwrap(),
+    )
+    .unwrap();
     let mut broken = current.clone();
     broken["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "tenant_region", "type": "string"}));
     let file = dir.path().join("event.avsc");
@@ -54,7 +56,10 @@ fn schemas_check_refuses_an_incompatible_change_naming_the_field() {
     assert!(!ok);
     assert!(out.contains("tenant_region"), "{out}");
     let mut compatible = current;
-    compatible["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "tenant_region", "type": ["null", "string"], "default": null}));
+    compatible["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "tenant_region", "type": ["null", "string"], "default": null}));
     std::fs::write(&file, compatible.to_string()).unwrap();
     let (ok, out) = confab(&[], &["schemas", "check", "--file", file.to_str().unwrap()]);
     assert!(ok, "{out}");

@@ -248,11 +248,31 @@ async fn bad_input_gets_typed_errors_and_the_connection_stays_usable(mode: Mode)
         ("[1,2]".into(), "malformed_frame", None),
         (r#"{"no_type":1}"#.into(), "malformed_frame", None),
         (r#"{"type":"dance","client_msg_id":"c-x"}"#.into(), "unknown_type", Some("c-x")),
-        (json!({"type":"message:send","channel_id":"not-a-uuid","text":"x","client_msg_id":"c-1"}).to_string(), "invalid_field", Some("c-1")),
-        (json!({"type":"message:send","channel_id":ch,"client_msg_id":"c-2"}).to_string(), "invalid_field", Some("c-2")),
-        (json!({"type":"message:send","channel_id":ch,"text":"   ","client_msg_id":"c-3"}).to_string(), "empty_text", Some("c-3")),
-        (json!({"type":"message:send","channel_id":ch,"text":"x".repeat(40_001),"client_msg_id":"c-4"}).to_string(), "text_too_long", Some("c-4")),
-        (json!({"type":"message:send","channel_id":ch,"text":"x","client_msg_id":"c".repeat(65)}).to_string(), "invalid_field", None),
+        (
+            json!({"type":"message:send","channel_id":"not-a-uuid","text":"x","client_msg_id":"c-1"}).to_string(),
+            "invalid_field",
+            Some("c-1"),
+        ),
+        (
+            json!({"type":"message:send","channel_id":ch,"client_msg_id":"c-2"}).to_string(),
+            "invalid_field",
+            Some("c-2"),
+        ),
+        (
+            json!({"type":"message:send","channel_id":ch,"text":"   ","client_msg_id":"c-3"}).to_string(),
+            "empty_text",
+            Some("c-3"),
+        ),
+        (
+            json!({"type":"message:send","channel_id":ch,"text":"x".repeat(40_001),"client_msg_id":"c-4"}).to_string(),
+            "text_too_long",
+            Some("c-4"),
+        ),
+        (
+            json!({"type":"message:send","channel_id":ch,"text":"x","client_msg_id":"c".repeat(65)}).to_string(),
+            "invalid_field",
+            None,
+        ),
         (json!({"type":"ping","padding":"x".repeat(300 * 1024)}).to_string(), "frame_too_large", None),
     ];
     for (raw, code, cmid) in cases {
@@ -296,7 +316,13 @@ async fn bad_input_gets_typed_errors_and_the_connection_stays_usable(mode: Mode)
 /// Sends `n` messages while `victim` is killed (at n/3) and restarted (at 2n/3), resending
 /// whatever was not acknowledged, as a client does, after reconnecting if the socket died.
 /// Returns client_msg_id -> (message_id, seq) from the acks.
-async fn send_through_a_crash(stack: &mut Stack, token: &str, ch: &str, n: usize, victim: &str) -> HashMap<String, (Value, Value)> {
+async fn send_through_a_crash(
+    stack: &mut Stack,
+    token: &str,
+    ch: &str,
+    n: usize,
+    victim: &str,
+) -> HashMap<String, (Value, Value)> {
     let mut a = Client::connect(&stack.addr("gw0"), token).await.unwrap();
     let mut acked: HashMap<String, (Value, Value)> = HashMap::new();
     let record = |f: &Value, acked: &mut HashMap<String, (Value, Value)>| {
@@ -420,20 +446,43 @@ async fn the_admin_cli_bootstraps_a_conversation(mode: Mode) {
             .args(&args)
             .output()
             .expect("run confab admin");
-        assert!(out.status.success(), "confab admin {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "confab admin {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).expect("admin prints JSON")
     };
-    let ws = admin(vec!["create-workspace".into(), "--name".into(), "cli".into()])["workspace_id"].as_str().unwrap().to_string();
+    let ws = admin(vec!["create-workspace".into(), "--name".into(), "cli".into()])["workspace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let alice = admin(vec!["create-user".into(), "--workspace".into(), ws.clone(), "--name".into(), "alice".into()]);
     let bob = admin(vec!["create-user".into(), "--workspace".into(), ws.clone(), "--name".into(), "bob".into()]);
     let (a_id, b_id) = (alice["user_id"].as_str().unwrap().to_string(), bob["user_id"].as_str().unwrap().to_string());
     let ch = admin(vec![
-        "create-channel".into(), "--workspace".into(), ws.clone(), "--name".into(), "cli-chat".into(),
-        "--member".into(), a_id.clone(), "--member".into(), b_id.clone(),
+        "create-channel".into(),
+        "--workspace".into(),
+        ws.clone(),
+        "--name".into(),
+        "cli-chat".into(),
+        "--member".into(),
+        a_id.clone(),
+        "--member".into(),
+        b_id.clone(),
     ]);
     assert_eq!(ch["seq"], 1);
     let ch = ch["channel_id"].as_str().unwrap().to_string();
-    let tok = admin(vec!["token".into(), "--workspace".into(), ws.clone(), "--user".into(), b_id.clone(), "--ttl-secs".into(), "600".into()]);
+    let tok = admin(vec![
+        "token".into(),
+        "--workspace".into(),
+        ws.clone(),
+        "--user".into(),
+        b_id.clone(),
+        "--ttl-secs".into(),
+        "600".into(),
+    ]);
     let mut a = Client::connect(&stack.addr("gw0"), alice["token"].as_str().unwrap()).await.unwrap();
     let mut b = Client::connect(&stack.addr("gw0"), tok["token"].as_str().unwrap()).await.unwrap();
     a.send_message(&ch, "made from the CLI", "cli-1").await;
@@ -446,7 +495,18 @@ async fn the_admin_cli_bootstraps_a_conversation(mode: Mode) {
     assert!(!out.status.success());
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["error"]["code"], "unauthorized");
     let out = std::process::Command::new(confab_tests::stack::confab_bin())
-        .args(["admin", "--url", &url, "--admin-key", &stack.admin_key, "create-channel", "--workspace", &ws, "--name", "x"])
+        .args([
+            "admin",
+            "--url",
+            &url,
+            "--admin-key",
+            &stack.admin_key,
+            "create-channel",
+            "--workspace",
+            &ws,
+            "--name",
+            "x",
+        ])
         .args(["--member", &uuid::Uuid::new_v4().to_string()])
         .output()
         .unwrap();
@@ -572,7 +632,8 @@ async fn a_workspace_retention_expires_its_messages_only(mode: Mode) {
     k.send_message(&keep_ch, "kept", "k1").await;
     k.expect("message:ack", T).await;
     k.expect("message:new", T).await;
-    eventually(T, "stored", || async { (stack.history_all("gw0", &ch, &token, 50).await.len() == 1).then_some(()) }).await;
+    eventually(T, "stored", || async { (stack.history_all("gw0", &ch, &token, 50).await.len() == 1).then_some(()) })
+        .await;
     let found = |q: &'static str, token: String| {
         let stack = &stack;
         async move { stack.get("gw0", &format!("/api/search?q={q}"), &token).await.1["total"].as_u64() }
@@ -580,14 +641,25 @@ async fn a_workspace_retention_expires_its_messages_only(mode: Mode) {
     eventually(T, "searchable", || async { (found("gone", token.clone()).await == Some(1)).then_some(()) }).await;
     // past the 3 s retention the message is gone, from history and from search; the other
     // workspace keeps its own
-    eventually(Duration::from_secs(20), "expired", || async { stack.history_all("gw0", &ch, &token, 50).await.is_empty().then_some(()) }).await;
-    eventually(T, "expired from search", || async { (found("gone", token.clone()).await == Some(0)).then_some(()) }).await;
+    eventually(Duration::from_secs(20), "expired", || async {
+        stack.history_all("gw0", &ch, &token, 50).await.is_empty().then_some(())
+    })
+    .await;
+    eventually(T, "expired from search", || async { (found("gone", token.clone()).await == Some(0)).then_some(()) })
+        .await;
     assert_eq!(stack.history_all("gw0", &keep_ch, &keeper.1, 50).await.len(), 1);
-    eventually(T, "kept in search", || async { (found("kept", keeper.1.clone()).await == Some(1)).then_some(()) }).await;
+    eventually(T, "kept in search", || async { (found("kept", keeper.1.clone()).await == Some(1)).then_some(()) })
+        .await;
 }
 
 async fn a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_log(mode: Mode) {
-    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "5"), ("CONFAB_GATEWAY__RATE_BURST", "10")]).await;
+    let stack = Stack::start_custom(
+        mode,
+        1,
+        None,
+        &[("CONFAB_GATEWAY__RATE_PER_SEC", "5"), ("CONFAB_GATEWAY__RATE_BURST", "10")],
+    )
+    .await;
     let (_ws, ch, alice, bob) = conversation(&stack).await;
     let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
     for i in 0..30 {
@@ -632,7 +704,8 @@ async fn a_connection_over_its_command_rate_is_refused_and_nothing_reaches_the_l
         (h.len() > acked.len()).then_some(h)
     })
     .await;
-    let stored: HashSet<String> = h.iter().map(|m| m["client_msg_id"].as_str().unwrap().to_string()).filter(|k| k != "later").collect();
+    let stored: HashSet<String> =
+        h.iter().map(|m| m["client_msg_id"].as_str().unwrap().to_string()).filter(|k| k != "later").collect();
     assert_eq!(stored, acked);
 }
 

@@ -61,16 +61,32 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
 
     // the registry: subject per topic, compatible evolution accepted, breaking change refused
     let http = reqwest::Client::new();
-    let subjects: serde_json::Value = http.get(format!("{}/subjects", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let subjects: serde_json::Value =
+        http.get(format!("{}/subjects", stack.registry_url)).send().await.unwrap().json().await.unwrap();
     assert!(subjects.as_array().unwrap().contains(&json!(format!("{topic}-value"))));
-    let current: serde_json::Value =
-        http.get(format!("{}/subjects/{topic}-value/versions/latest", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let current: serde_json::Value = http
+        .get(format!("{}/subjects/{topic}-value/versions/latest", stack.registry_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut schema: serde_json::Value = serde_json::from_str(current["schema"].as_str().unwrap()).unwrap();
     schema["fields"].as_array_mut().unwrap().push(json!({"name": "tenant_region", "type": "string"}));
     let check = |s: serde_json::Value| {
         let http = http.clone();
         let url = format!("{}/compatibility/subjects/{topic}-value/versions/latest", stack.registry_url);
-        async move { http.post(url).json(&json!({"schema": s.to_string()})).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        async move {
+            http.post(url)
+                .json(&json!({"schema": s.to_string()}))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
     };
     let verdict = check(schema.clone()).await;
     assert_eq!(verdict["is_compatible"], false);
@@ -83,7 +99,10 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 409);
     schema["fields"].as_array_mut().unwrap().pop();
-    schema["fields"].as_array_mut().unwrap().push(json!({"name": "tenant_region", "type": ["null", "string"], "default": null}));
+    schema["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "tenant_region", "type": ["null", "string"], "default": null}));
     assert_eq!(check(schema).await["is_compatible"], true);
 }
 
@@ -93,12 +112,20 @@ async fn embedded_mode_serves_a_confluent_registry() {
     let stack = Stack::start(Mode::Embedded, 1).await;
     let http = reqwest::Client::new();
     let subject = format!("{}.events-value", stack.namespace);
-    let subjects: serde_json::Value = http.get(format!("{}/subjects", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let subjects: serde_json::Value =
+        http.get(format!("{}/subjects", stack.registry_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(subjects, json!([subject]));
-    let latest: serde_json::Value =
-        http.get(format!("{}/subjects/{subject}/versions/latest", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let latest: serde_json::Value = http
+        .get(format!("{}/subjects/{subject}/versions/latest", stack.registry_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = latest["id"].as_u64().unwrap();
-    let by_id: serde_json::Value = http.get(format!("{}/schemas/ids/{id}", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    let by_id: serde_json::Value =
+        http.get(format!("{}/schemas/ids/{id}", stack.registry_url)).send().await.unwrap().json().await.unwrap();
     let schema: serde_json::Value = serde_json::from_str(by_id["schema"].as_str().unwrap()).unwrap();
     assert_eq!(schema["name"], "Event");
     // a malformed body gets a Confluent-shaped error
@@ -124,7 +151,9 @@ async fn confluents_python_client_reads_the_events() {
     }
     let python = match std::env::var("CONFAB_PYTHON") {
         Ok(p) => p,
-        Err(_) if std::env::var("CONFAB_REQUIRE_SERVERS").is_ok() => panic!("CONFAB_PYTHON (with confluent-kafka[avro]) is required"),
+        Err(_) if std::env::var("CONFAB_REQUIRE_SERVERS").is_ok() => {
+            panic!("CONFAB_PYTHON (with confluent-kafka[avro]) is required")
+        }
         Err(_) => return eprintln!("skipping: set CONFAB_PYTHON to a Python with confluent-kafka[avro]"),
     };
     let stack = Stack::start(Mode::Distributed, 1).await;
@@ -144,7 +173,8 @@ async fn confluents_python_client_reads_the_events() {
         .await
         .expect("run python");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events.len(), 4, "channel created + 3 messages: {events:?}");
     assert_eq!(events[0]["key"], format!("{ws}:{ch}"));
     assert_eq!(events[0]["value"]["payload"]["name"], "analytics");

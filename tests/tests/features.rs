@@ -66,7 +66,11 @@ async fn channels_are_managed_and_private_ones_stay_invisible(mode: Mode) {
     let gw = stack.addr("gw0");
     // who am I, and who is here
     let (status, me) = stack.get("gw0", "/api/me", &alice.1).await;
-    assert_eq!((status, me["name"].as_str(), me["workspace_name"].as_str(), me["user_id"].as_str()), (200, Some("alice"), Some("acme"), Some(alice.0.as_str())), "{me}");
+    assert_eq!(
+        (status, me["name"].as_str(), me["workspace_name"].as_str(), me["user_id"].as_str()),
+        (200, Some("alice"), Some("acme"), Some(alice.0.as_str())),
+        "{me}"
+    );
     let (_, users) = stack.get("gw0", "/api/users", &bob.1).await;
     let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["alice", "bob", "carol"]);
@@ -75,10 +79,17 @@ async fn channels_are_managed_and_private_ones_stay_invisible(mode: Mode) {
     let mut c = Client::connect(&gw, &carol.1).await.unwrap();
 
     // create a public and a private channel over the socket
-    let eng = ok(&a.command(json!({"type": "channel:create", "name": "eng"}), "c1").await)["channel_id"].as_str().unwrap().to_string();
+    let eng = ok(&a.command(json!({"type": "channel:create", "name": "eng"}), "c1").await)["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let created = a.expect("channel:created", T).await;
     assert_eq!((created["channel_id"].as_str(), created["kind"].as_str()), (Some(eng.as_str()), Some("public")));
-    let secret = ok(&a.command(json!({"type": "channel:create", "name": "secret", "is_private": true}), "c2").await)["channel_id"].as_str().unwrap().to_string();
+    let secret = ok(&a.command(json!({"type": "channel:create", "name": "secret", "is_private": true}), "c2").await)
+        ["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(a.command(json!({"type": "channel:create", "name": " "}), "c3").await["code"], "invalid_field");
 
     // a non-member sees the public channel, never the private one
@@ -88,8 +99,14 @@ async fn channels_are_managed_and_private_ones_stay_invisible(mode: Mode) {
     assert!(!channel_names(&stack, &carol.1).await.contains(&"secret".to_string()));
     assert_eq!(stack.get("gw0", &format!("/api/channels/{secret}"), &carol.1).await.0, 404);
     assert_eq!(stack.get("gw0", &format!("/api/channels/{secret}/messages"), &carol.1).await.0, 404);
-    assert_eq!(code(&c.command(json!({"type": "channel:join", "channel_id": secret}), "j1").await), "channel_not_found");
-    assert_eq!(code(&c.command(json!({"type": "message:send", "channel_id": secret, "text": "hi"}), "s1").await), "channel_not_found");
+    assert_eq!(
+        code(&c.command(json!({"type": "channel:join", "channel_id": secret}), "j1").await),
+        "channel_not_found"
+    );
+    assert_eq!(
+        code(&c.command(json!({"type": "message:send", "channel_id": secret, "text": "hi"}), "s1").await),
+        "channel_not_found"
+    );
     // ...but may read a public channel's history without joining, as in Slack
     assert_eq!(stack.get("gw0", &format!("/api/channels/{eng}/messages"), &carol.1).await.0, 200);
 
@@ -100,10 +117,19 @@ async fn channels_are_managed_and_private_ones_stay_invisible(mode: Mode) {
     ok(&c.command(json!({"type": "channel:leave", "channel_id": eng}), "l1").await);
     let left = a.expect("channel:left", T).await;
     assert_eq!((left["user_id"].as_str(), left["by"].as_str()), (Some(carol.0.as_str()), Some(carol.0.as_str())));
-    assert_eq!(code(&c.command(json!({"type": "message:send", "channel_id": eng, "text": "hi"}), "s2").await), "not_a_member");
+    assert_eq!(
+        code(&c.command(json!({"type": "message:send", "channel_id": eng, "text": "hi"}), "s2").await),
+        "not_a_member"
+    );
 
     // invite into the private channel: bob hears about it and then hears its messages
-    assert_eq!(code(&a.command(json!({"type": "channel:invite", "channel_id": secret, "user_id": uuid::Uuid::new_v4()}), "i0").await), "user_not_found");
+    assert_eq!(
+        code(
+            &a.command(json!({"type": "channel:invite", "channel_id": secret, "user_id": uuid::Uuid::new_v4()}), "i0")
+                .await
+        ),
+        "user_not_found"
+    );
     ok(&a.command(json!({"type": "channel:invite", "channel_id": secret, "user_id": bob.0}), "i1").await);
     let joined = b.expect("channel:joined", T).await;
     assert_eq!((joined["channel_id"].as_str(), joined["by"].as_str()), (Some(secret.as_str()), Some(alice.0.as_str())));
@@ -117,13 +143,19 @@ async fn channels_are_managed_and_private_ones_stay_invisible(mode: Mode) {
     listed(&stack, &alice.1, "secret-2").await;
 
     // only the creator removes people; the removed one is told, then hears nothing more
-    assert_eq!(code(&b.command(json!({"type": "channel:kick", "channel_id": secret, "user_id": alice.0}), "k0").await), "forbidden");
+    assert_eq!(
+        code(&b.command(json!({"type": "channel:kick", "channel_id": secret, "user_id": alice.0}), "k0").await),
+        "forbidden"
+    );
     ok(&a.command(json!({"type": "channel:kick", "channel_id": secret, "user_id": bob.0}), "k1").await);
     let left = b.expect("channel:left", T).await;
     assert_eq!((left["user_id"].as_str(), left["by"].as_str()), (Some(bob.0.as_str()), Some(alice.0.as_str())));
     a.command(json!({"type": "message:send", "channel_id": secret, "text": "bob is gone"}), "m2").await;
     assert!(never_sees(&mut b, "bob is gone").await, "a removed member must not receive the channel's messages");
-    assert_eq!(code(&b.command(json!({"type": "message:send", "channel_id": secret, "text": "let me in"}), "s3").await), "channel_not_found");
+    assert_eq!(
+        code(&b.command(json!({"type": "message:send", "channel_id": secret, "text": "let me in"}), "s3").await),
+        "channel_not_found"
+    );
     eventually(T, "the private channel disappears for the removed member", || async {
         (stack.get("gw0", &format!("/api/channels/{secret}/messages"), &bob.1).await.0 == 404).then_some(())
     })
@@ -132,10 +164,16 @@ async fn channels_are_managed_and_private_ones_stay_invisible(mode: Mode) {
     // archive: read-only until restored
     ok(&a.command(json!({"type": "channel:archive", "channel_id": eng}), "a1").await);
     assert_eq!(a.expect("channel:archived", T).await["archived"], true);
-    assert_eq!(code(&a.command(json!({"type": "message:send", "channel_id": eng, "text": "anyone?"}), "s4").await), "channel_archived");
+    assert_eq!(
+        code(&a.command(json!({"type": "message:send", "channel_id": eng, "text": "anyone?"}), "s4").await),
+        "channel_archived"
+    );
     assert_eq!(listed(&stack, &alice.1, "eng").await["archived"], true);
     ok(&a.command(json!({"type": "channel:archive", "channel_id": eng, "archived": false}), "a2").await);
-    assert_eq!(a.command(json!({"type": "message:send", "channel_id": eng, "text": "back"}), "s5").await["type"], "message:ack");
+    assert_eq!(
+        a.command(json!({"type": "message:send", "channel_id": eng, "text": "back"}), "s5").await["type"],
+        "message:ack"
+    );
 }
 
 async fn direct_messages_have_fixed_members_and_one_id_per_set_of_people(mode: Mode) {
@@ -145,7 +183,10 @@ async fn direct_messages_have_fixed_members_and_one_id_per_set_of_people(mode: M
     let mut b = Client::connect(&stack.addr("gw1"), &bob.1).await.unwrap();
     let mut c = Client::connect(&stack.addr("gw1"), &carol.1).await.unwrap();
 
-    let dm = ok(&a.command(json!({"type": "dm:open", "user_ids": [bob.0]}), "d1").await)["channel_id"].as_str().unwrap().to_string();
+    let dm = ok(&a.command(json!({"type": "dm:open", "user_ids": [bob.0]}), "d1").await)["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let created = b.expect("channel:created", T).await;
     assert_eq!((created["channel_id"].as_str(), created["kind"].as_str()), (Some(dm.as_str()), Some("dm")));
     a.command(json!({"type": "message:send", "channel_id": dm, "text": "psst"}), "m1").await;
@@ -155,7 +196,10 @@ async fn direct_messages_have_fixed_members_and_one_id_per_set_of_people(mode: M
     let again = ok(&b.command(json!({"type": "dm:open", "user_ids": [alice.0]}), "d2").await)["channel_id"].clone();
     assert_eq!(again, json!(dm));
 
-    let group = ok(&a.command(json!({"type": "dm:open", "user_ids": [bob.0, carol.0]}), "d3").await)["channel_id"].as_str().unwrap().to_string();
+    let group = ok(&a.command(json!({"type": "dm:open", "user_ids": [bob.0, carol.0]}), "d3").await)["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(group, dm);
     assert_eq!(c.expect("channel:created", T).await["kind"], "group_dm");
     b.command(json!({"type": "message:send", "channel_id": group, "text": "all three"}), "m2").await;
@@ -164,12 +208,21 @@ async fn direct_messages_have_fixed_members_and_one_id_per_set_of_people(mode: M
     // outsiders cannot see or enter; members cannot change who is in it
     assert_eq!(stack.get("gw1", &format!("/api/channels/{dm}/messages"), &carol.1).await.0, 404);
     assert_eq!(code(&c.command(json!({"type": "channel:join", "channel_id": dm}), "j1").await), "channel_not_found");
-    assert_eq!(code(&a.command(json!({"type": "channel:invite", "channel_id": dm, "user_id": carol.0}), "i1").await), "forbidden");
+    assert_eq!(
+        code(&a.command(json!({"type": "channel:invite", "channel_id": dm, "user_id": carol.0}), "i1").await),
+        "forbidden"
+    );
     assert_eq!(code(&a.command(json!({"type": "channel:leave", "channel_id": dm}), "l1").await), "forbidden");
-    assert_eq!(code(&a.command(json!({"type": "channel:rename", "channel_id": group, "name": "x"}), "r1").await), "forbidden");
+    assert_eq!(
+        code(&a.command(json!({"type": "channel:rename", "channel_id": group, "name": "x"}), "r1").await),
+        "forbidden"
+    );
     let eight: Vec<String> = (0..8).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     assert_eq!(code(&a.command(json!({"type": "dm:open", "user_ids": eight}), "d4").await), "invalid_field");
-    assert_eq!(code(&a.command(json!({"type": "dm:open", "user_ids": [uuid::Uuid::new_v4()]}), "d5").await), "user_not_found");
+    assert_eq!(
+        code(&a.command(json!({"type": "dm:open", "user_ids": [uuid::Uuid::new_v4()]}), "d5").await),
+        "user_not_found"
+    );
 
     let entry = eventually(T, "the DM in bob's channel list", || async {
         let (_, body) = stack.get("gw1", "/api/channels", &bob.1).await;
@@ -182,7 +235,10 @@ async fn direct_messages_have_fixed_members_and_one_id_per_set_of_people(mode: M
     assert_eq!(entry["members"], json!(both));
     assert!(!channel_names(&stack, &carol.1).await.is_empty(), "carol sees her group DM");
     let (_, carols) = stack.get("gw1", "/api/channels", &carol.1).await;
-    assert!(!carols["channels"].as_array().unwrap().iter().any(|c| c["channel_id"] == dm.as_str()), "carol never sees alice and bob's DM");
+    assert!(
+        !carols["channels"].as_array().unwrap().iter().any(|c| c["channel_id"] == dm.as_str()),
+        "carol never sees alice and bob's DM"
+    );
 }
 
 async fn threads_keep_replies_out_of_the_channel_and_summarize_on_the_parent(mode: Mode) {
@@ -206,12 +262,19 @@ async fn threads_keep_replies_out_of_the_channel_and_summarize_on_the_parent(mod
     let r1 = b.command(send("yes", Some(&parent), false), "r1").await["message_id"].as_str().unwrap().to_string();
     let new = a.expect_where("bob's reply", T, |f| f["type"] == "message:new" && f["message"]["text"] == "yes").await;
     assert_eq!(new["message"]["thread_ts"], parent.as_str());
-    assert_eq!((new["parent_thread"]["reply_count"].as_i64(), new["parent_thread"]["reply_users"][0].as_str()), (Some(1), Some(bob.0.as_str())), "the parent's summary rides along: {new}");
+    assert_eq!(
+        (new["parent_thread"]["reply_count"].as_i64(), new["parent_thread"]["reply_users"][0].as_str()),
+        (Some(1), Some(bob.0.as_str())),
+        "the parent's summary rides along: {new}"
+    );
     a.command(send("noon", Some(&parent), false), "r2").await;
     // a reply to a reply joins the root's thread; this one is also shown in the channel
     let r3 = b.command(send("see you there", Some(&r1), true), "r3").await;
     assert_eq!(r3["type"], "message:ack");
-    assert_eq!(code(&a.command(send("orphan", Some(&uuid::Uuid::now_v1(&[1; 6]).to_string()), false), "r4").await), "message_not_found");
+    assert_eq!(
+        code(&a.command(send("orphan", Some(&uuid::Uuid::now_v1(&[1; 6]).to_string()), false), "r4").await),
+        "message_not_found"
+    );
 
     let thread = eventually(T, "the thread summary on the parent", || async {
         let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages/{parent}/replies"), &bob.1).await;
@@ -222,11 +285,14 @@ async fn threads_keep_replies_out_of_the_channel_and_summarize_on_the_parent(mod
     let texts: Vec<&str> = thread["replies"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, vec!["yes", "noon", "see you there"]);
     assert!(thread["replies"].as_array().unwrap().iter().all(|m| m["thread_ts"] == parent.as_str()));
-    assert!(thread["parent"]["thread"]["last_reply_at"].as_i64().unwrap() >= thread["replies"][2]["ts"].as_i64().unwrap());
+    assert!(
+        thread["parent"]["thread"]["last_reply_at"].as_i64().unwrap() >= thread["replies"][2]["ts"].as_i64().unwrap()
+    );
     // paging through a thread
     let (_, page) = stack.get("gw0", &format!("/api/channels/{ch}/messages/{parent}/replies?limit=2"), &bob.1).await;
     let after = page["next_after"].as_str().unwrap().to_string();
-    let (_, rest) = stack.get("gw0", &format!("/api/channels/{ch}/messages/{parent}/replies?limit=2&after={after}"), &bob.1).await;
+    let (_, rest) =
+        stack.get("gw0", &format!("/api/channels/{ch}/messages/{parent}/replies?limit=2&after={after}"), &bob.1).await;
     assert_eq!(rest["replies"][0]["text"], "see you there");
 
     // the channel shows the parent and the reply sent to the channel, not thread-only replies
@@ -264,7 +330,9 @@ async fn pins_read_markers_unread_and_mention_counts(mode: Mode) {
     .await;
     assert_eq!(pins["messages"][0]["message_id"], first_id.as_str());
     assert_eq!(pins["messages"][0]["pinned"], true);
-    ok(&a.command(json!({"type": "message:pin", "channel_id": ch, "message_id": first_id, "pinned": false}), "pin2").await);
+    ok(&a
+        .command(json!({"type": "message:pin", "channel_id": ch, "message_id": first_id, "pinned": false}), "pin2")
+        .await);
     eventually(T, "the pin removed", || async {
         let (_, body) = stack.get("gw0", &format!("/api/channels/{ch}/pins"), &alice.1).await;
         body["messages"].as_array()?.is_empty().then_some(())
@@ -275,7 +343,11 @@ async fn pins_read_markers_unread_and_mention_counts(mode: Mode) {
     let answer = b.command(json!({"type": "channel:mark", "channel_id": ch, "seq": first["seq"]}), "mark1").await;
     assert_eq!(ok(&answer)["channel_id"], ch.as_str(), "the answer names the channel read");
     let marked = b2.expect("channel:marked", T).await;
-    assert_eq!((marked["channel_id"].as_str(), &marked["seq"]), (Some(ch.as_str()), &first["seq"]), "bob's other devices follow his read marker");
+    assert_eq!(
+        (marked["channel_id"].as_str(), &marked["seq"]),
+        (Some(ch.as_str()), &first["seq"]),
+        "bob's other devices follow his read marker"
+    );
     a.command(msg(&format!("<@{}> can you review?", bob.0)), "m2").await;
     a.command(msg("unrelated"), "m3").await;
     let last = a.command(msg("@here standup"), "m4").await;
@@ -303,7 +375,10 @@ async fn pins_read_markers_unread_and_mention_counts(mode: Mode) {
         (e["unread_count"] == 0 && e["mention_count"] == 0).then_some(())
     })
     .await;
-    assert_eq!(code(&b.command(json!({"type": "channel:mark", "channel_id": ch, "seq": -1}), "mark3").await), "invalid_field");
+    assert_eq!(
+        code(&b.command(json!({"type": "channel:mark", "channel_id": ch, "seq": -1}), "mark3").await),
+        "invalid_field"
+    );
 }
 
 async fn history_pages_both_ways_and_around_a_message(mode: Mode) {
@@ -313,28 +388,44 @@ async fn history_pages_both_ways_and_around_a_message(mode: Mode) {
     let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..10 {
-        let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": format!("m{i}")}), &format!("h{i}")).await;
+        let ack = a
+            .command(json!({"type": "message:send", "channel_id": ch, "text": format!("m{i}")}), &format!("h{i}"))
+            .await;
         ids.push(ack["message_id"].as_str().unwrap().to_string());
     }
-    let texts = |body: &Value| -> Vec<String> { body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect() };
+    let texts = |body: &Value| -> Vec<String> {
+        body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect()
+    };
     // the timeline is a projection: wait until it has all ten
-    eventually(T, "all ten in the timeline", || async { (stack.history_all("gw0", &ch, &bob.1, 50).await.len() == 10).then_some(()) }).await;
+    eventually(T, "all ten in the timeline", || async {
+        (stack.history_all("gw0", &ch, &bob.1, 50).await.len() == 10).then_some(())
+    })
+    .await;
     let around = eventually(T, "history around m5", || async {
-        let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}&limit=4", ids[5]), &bob.1).await;
+        let (status, body) =
+            stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}&limit=4", ids[5]), &bob.1).await;
         (status == 200 && body["messages"].as_array()?.len() == 5).then_some(body)
     })
     .await;
     assert_eq!(texts(&around), vec!["m3", "m4", "m5", "m6", "m7"]);
     let (_, after) = stack.get("gw0", &format!("/api/channels/{ch}/messages?after={}&limit=2", ids[6]), &bob.1).await;
     assert_eq!(texts(&after), vec!["m7", "m8"]);
-    let (_, rest) = stack.get("gw0", &format!("/api/channels/{ch}/messages?after={}&limit=2", after["next_after"].as_str().unwrap()), &bob.1).await;
+    let (_, rest) = stack
+        .get(
+            "gw0",
+            &format!("/api/channels/{ch}/messages?after={}&limit=2", after["next_after"].as_str().unwrap()),
+            &bob.1,
+        )
+        .await;
     assert_eq!(texts(&rest), vec!["m9"]);
     assert!(rest["next_after"].is_null());
     let (_, before) = stack.get("gw0", &format!("/api/channels/{ch}/messages?cursor={}&limit=3", ids[3]), &bob.1).await;
     assert_eq!(texts(&before), vec!["m2", "m1", "m0"]);
-    let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}&after={}", ids[1], ids[2]), &bob.1).await;
+    let (status, body) =
+        stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}&after={}", ids[1], ids[2]), &bob.1).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")));
-    let (status, body) = stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}", uuid::Uuid::now_v1(&[1; 6])), &bob.1).await;
+    let (status, body) =
+        stack.get("gw0", &format!("/api/channels/{ch}/messages?around={}", uuid::Uuid::now_v1(&[1; 6])), &bob.1).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("message_not_found")));
 }
 
@@ -379,7 +470,10 @@ async fn presence_follows_every_device_and_reaches_the_workspace_only(mode: Mode
     let mut b2 = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
     b1.send(json!({"type": "presence:set", "status": "away"})).await;
     b1.ping().await;
-    assert!(!a.drain(QUIET).await.iter().any(|f| presence_of(f, &bob.0).is_some()), "one device still active: no change");
+    assert!(
+        !a.drain(QUIET).await.iter().any(|f| presence_of(f, &bob.0).is_some()),
+        "one device still active: no change"
+    );
     b2.send(json!({"type": "presence:set", "status": "away"})).await;
     sees(&mut a, &bob.0, "away").await;
     assert_eq!(lookup(&stack, &alice.1, &[&bob.0]).await["users"][&bob.0], "away");
@@ -400,7 +494,10 @@ async fn presence_follows_every_device_and_reaches_the_workspace_only(mode: Mode
     drop(b2);
     let b3 = Client::connect(&stack.addr("gw0"), &bob.1).await.unwrap();
     drop(b1);
-    assert!(!a.drain(QUIET).await.iter().any(|f| presence_of(f, &bob.0).as_deref() == Some("offline")), "bob never looked offline");
+    assert!(
+        !a.drain(QUIET).await.iter().any(|f| presence_of(f, &bob.0).as_deref() == Some("offline")),
+        "bob never looked offline"
+    );
     drop(b3);
     sees(&mut a, &bob.0, "offline").await;
     let body = lookup(&stack, &alice.1, &[&bob.0]).await;
@@ -435,7 +532,11 @@ async fn a_dead_gateways_users_go_offline_after_the_heartbeat_ttl(mode: Mode) {
     let started = std::time::Instant::now();
     loop {
         a.ping().await;
-        if a.drain(Duration::from_millis(300)).await.iter().any(|f| presence_of(f, &bob.0).as_deref() == Some("offline")) {
+        if a.drain(Duration::from_millis(300))
+            .await
+            .iter()
+            .any(|f| presence_of(f, &bob.0).as_deref() == Some("offline"))
+        {
             break;
         }
         assert!(started.elapsed() < T, "bob still online {:?} after his gateway died", started.elapsed());

@@ -68,7 +68,10 @@ async fn fetch(url: &str) -> (u16, String, Vec<u8>) {
 /// The URL with one query parameter's value changed.
 fn with_param(url: &str, key: &str, f: impl Fn(&str) -> String) -> String {
     let mut u = reqwest::Url::parse(url).unwrap();
-    let pairs: Vec<(String, String)> = u.query_pairs().map(|(k, v)| if k == key { (k.into_owned(), f(&v)) } else { (k.into_owned(), v.into_owned()) }).collect();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| if k == key { (k.into_owned(), f(&v)) } else { (k.into_owned(), v.into_owned()) })
+        .collect();
     assert!(pairs.iter().any(|(k, _)| k == key), "{url} has no {key}");
     u.query_pairs_mut().clear().extend_pairs(pairs);
     u.to_string()
@@ -105,11 +108,23 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     assert_eq!(shared["user_id"], alice);
 
     // a message carries it: live, in history, in search (has:file and the file's name)
-    let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": "numbers attached", "file_ids": [file]}), "m1").await;
+    let ack = a
+        .command(
+            json!({"type": "message:send", "channel_id": ch, "text": "numbers attached", "file_ids": [file]}),
+            "m1",
+        )
+        .await;
     assert_eq!(ack["type"], "message:ack", "{ack}");
-    let new = b.expect_where("the message with the file", T, |f| f["type"] == "message:new" && f["message"]["text"] == "numbers attached").await;
+    let new = b
+        .expect_where("the message with the file", T, |f| {
+            f["type"] == "message:new" && f["message"]["text"] == "numbers attached"
+        })
+        .await;
     let att = &new["message"]["attachments"][0];
-    assert_eq!((att["file_id"].as_str(), att["name"].as_str(), att["content_type"].as_str()), (Some(file.as_str()), Some("Q3 quarterly-report.pdf"), Some("application/pdf")));
+    assert_eq!(
+        (att["file_id"].as_str(), att["name"].as_str(), att["content_type"].as_str()),
+        (Some(file.as_str()), Some("Q3 quarterly-report.pdf"), Some("application/pdf"))
+    );
     // a message of files only needs no text
     let image = share(&stack, &bob_t, &ch, "whiteboard.png", b"\x89PNG\r\n\x1a\nfake", "image/png").await;
     let ack = b.command(json!({"type": "message:send", "channel_id": ch, "text": "", "file_ids": [image]}), "m2").await;
@@ -123,10 +138,14 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     assert_eq!(history[1]["attachments"][0]["name"], "whiteboard.png");
     for (q, want) in [("quarterly", "numbers attached"), ("has:file numbers", "numbers attached"), ("whiteboard", "")] {
         eventually(T, &format!("search {q:?}"), || async {
-            let (status, body) = stack.get("gw0", &format!("/api/search?q={}", q.replace(' ', "+").replace(':', "%3A")), &bob_t).await;
+            let (status, body) =
+                stack.get("gw0", &format!("/api/search?q={}", q.replace(' ', "+").replace(':', "%3A")), &bob_t).await;
             assert_eq!(status, 200, "{body}");
-            let texts: Vec<&str> = body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
-            if texts != [want] { eprintln!("search {q}: {body}"); }
+            let texts: Vec<&str> =
+                body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+            if texts != [want] {
+                eprintln!("search {q}: {body}");
+            }
             (texts == [want]).then_some(())
         })
         .await;
@@ -135,7 +154,10 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     // download: a member gets a short-lived URL to exactly these bytes
     let (status, info) = file_info(&stack, &bob_t, &file, "").await;
     assert_eq!(status, 200, "{info}");
-    assert_eq!((info["name"].as_str(), info["size"].as_u64()), (Some("Q3 quarterly-report.pdf"), Some(pdf.len() as u64)));
+    assert_eq!(
+        (info["name"].as_str(), info["size"].as_u64()),
+        (Some("Q3 quarterly-report.pdf"), Some(pdf.len() as u64))
+    );
     let url = info["url"].as_str().unwrap().to_string();
     let (status, ct, body) = fetch(&url).await;
     assert_eq!((status, ct.as_str()), (200, "application/pdf"));
@@ -152,7 +174,9 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
         assert_eq!(fetch(&u).await.0, 403, "URL moved to {what}");
     }
     // a tampered signature, a stretched expiry, an expired URL: refused
-    let tampered = with_param(&url, sig_param(&url), |s| format!("{}{}", &s[..s.len() - 2], if s.ends_with("aa") { "bb" } else { "aa" }));
+    let tampered = with_param(&url, sig_param(&url), |s| {
+        format!("{}{}", &s[..s.len() - 2], if s.ends_with("aa") { "bb" } else { "aa" })
+    });
     assert_eq!(fetch(&tampered).await.0, 403, "tampered signature");
     let exp_key = if url.contains("X-Amz-Expires") { "X-Amz-Expires" } else { "exp" };
     let stretched = with_param(&url, exp_key, |v| (v.parse::<i64>().unwrap() + 3600).to_string());
@@ -161,7 +185,8 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     assert_eq!(status, 200, "{short}");
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(fetch(short["url"].as_str().unwrap()).await.0, 403, "expired URL");
-    let (status, v) = stack.call(Method::GET, "gw0", &format!("/api/files/{file}?expires_in=999999"), &bob_t, None).await;
+    let (status, v) =
+        stack.call(Method::GET, "gw0", &format!("/api/files/{file}?expires_in=999999"), &bob_t, None).await;
     assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "{v}");
 
     // deleting the message revokes its files: no new URLs, and issued ones stop working
@@ -176,11 +201,16 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
         (status == 410 && v["error"]["code"] == "file_deleted").then_some(())
     })
     .await;
-    eventually(T, "an issued URL to stop working", || async { (fetch(before["url"].as_str().unwrap()).await.0 != 200).then_some(()) }).await;
-    let err = a.command(json!({"type": "message:send", "channel_id": ch, "text": "again", "file_ids": [file]}), "m3").await;
+    eventually(T, "an issued URL to stop working", || async {
+        (fetch(before["url"].as_str().unwrap()).await.0 != 200).then_some(())
+    })
+    .await;
+    let err =
+        a.command(json!({"type": "message:send", "channel_id": ch, "text": "again", "file_ids": [file]}), "m3").await;
     assert_eq!((err["type"].as_str(), err["code"].as_str()), (Some("error"), Some("file_deleted")), "{err}");
     // a file is attached once (its message's deletion deletes it)
-    let err = a.command(json!({"type": "message:send", "channel_id": ch, "text": "again", "file_ids": [image]}), "m4").await;
+    let err =
+        a.command(json!({"type": "message:send", "channel_id": ch, "text": "again", "file_ids": [image]}), "m4").await;
     assert_eq!(err["code"], "conflict", "{err}");
 
     // deleting a file: the uploader only; then it is gone for everyone
@@ -191,7 +221,10 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
     assert_eq!(status, 200, "{v}");
     let gone = a.expect_where("file:deleted", T, |f| f["type"] == "file:deleted").await;
     assert_eq!(gone["file_id"], image);
-    eventually(T, "the image's URL to stop working", || async { (fetch(img["url"].as_str().unwrap()).await.0 != 200).then_some(()) }).await;
+    eventually(T, "the image's URL to stop working", || async {
+        (fetch(img["url"].as_str().unwrap()).await.0 != 200).then_some(())
+    })
+    .await;
     let (status, _) = stack.call(Method::GET, "gw0", &format!("/api/files/{image}"), &alice_t, None).await;
     assert_eq!(status, 410);
     // history says so: the message that carried it marks the attachment deleted
@@ -203,7 +236,11 @@ async fn files_are_uploaded_attached_found_downloaded_and_revoked(mode: Mode) {
 async fn bad_uploads_are_refused_and_nothing_is_kept(mode: Mode) {
     let stack = Stack::start(mode, 1).await;
     let gw = stack.addr("gw0");
-    let ws = stack.create_workspace_with(json!({"name": "strict", "max_file_bytes": 1000, "file_types": ["image/*", "text/plain"]})).await;
+    let ws = stack
+        .create_workspace_with(
+            json!({"name": "strict", "max_file_bytes": 1000, "file_types": ["image/*", "text/plain"]}),
+        )
+        .await;
     let (alice, alice_t) = stack.create_user(&ws, "alice").await;
     let (bob, bob_t) = stack.create_user(&ws, "bob").await;
     let (_carol, carol_t) = stack.create_user(&ws, "carol").await;
@@ -224,11 +261,26 @@ async fn bad_uploads_are_refused_and_nothing_is_kept(mode: Mode) {
     assert_eq!((status, code(&v).as_str()), (415, "file_type_not_allowed"), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("image/*"), "says what is allowed: {v}");
     // names that could be paths, and other nonsense
-    for (name, size, ct) in [("../../etc/passwd", 10, "text/plain"), ("a/b.png", 10, "image/png"), ("x\u{0}.png", 10, "image/png"), ("", 10, "image/png"), ("ok.png", 0, "image/png"), ("ok.png", 10, "png")] {
+    for (name, size, ct) in [
+        ("../../etc/passwd", 10, "text/plain"),
+        ("a/b.png", 10, "image/png"),
+        ("x\u{0}.png", 10, "image/png"),
+        ("", 10, "image/png"),
+        ("ok.png", 0, "image/png"),
+        ("ok.png", 10, "png"),
+    ] {
         let (status, v) = ask(&alice_t, &ch, name, size, ct).await;
         assert_eq!((status, code(&v).as_str()), (400, "invalid_field"), "{name:?} {size} {ct}: {v}");
     }
-    let (status, v) = stack.call(Method::POST, "gw0", "/api/files", &alice_t, Some(json!({"channel_id": ch, "name": "a.png", "size": 1, "content_type": "image/png", "path": "/etc"}))).await;
+    let (status, v) = stack
+        .call(
+            Method::POST,
+            "gw0",
+            "/api/files",
+            &alice_t,
+            Some(json!({"channel_id": ch, "name": "a.png", "size": 1, "content_type": "image/png", "path": "/etc"})),
+        )
+        .await;
     assert_eq!((status, code(&v).as_str()), (400, "invalid_field"), "unknown field: {v}");
     // only members upload into a channel
     let (status, v) = ask(&carol_t, &ch, "a.png", 10, "image/png").await;
@@ -246,8 +298,12 @@ async fn bad_uploads_are_refused_and_nothing_is_kept(mode: Mode) {
     assert_eq!((status, code(&v).as_str()), (409, "upload_incomplete"), "{v}");
     let (status, v) = complete(&stack, &alice_t, &g).await;
     assert_eq!((status, code(&v).as_str()), (409, "upload_incomplete"), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("nothing was uploaded"), "the wrong-sized upload is gone: {v}");
-    let (status, v) = stack.call(Method::GET, "gw0", &format!("/api/files/{}", g["file_id"].as_str().unwrap()), &alice_t, None).await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("nothing was uploaded"),
+        "the wrong-sized upload is gone: {v}"
+    );
+    let (status, v) =
+        stack.call(Method::GET, "gw0", &format!("/api/files/{}", g["file_id"].as_str().unwrap()), &alice_t, None).await;
     assert_eq!((status, code(&v).as_str()), (404, "file_not_found"), "{v}");
     // completion needs the token this upload was given, by the user it was given to
     let g = grant(&stack, &alice_t, &ch, "notes.txt", 5, "text/plain").await;
@@ -287,7 +343,8 @@ async fn bad_uploads_are_refused_and_nothing_is_kept(mode: Mode) {
     let eleven: Vec<String> = (0..11).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let err = a.command(send(&ch, json!(eleven)), "e4").await;
     assert_eq!(err["code"], "invalid_field", "{err}");
-    let err = a.command(json!({"type": "message:send", "channel_id": ch, "text": "", "client_msg_id": "e5"}), "e5").await;
+    let err =
+        a.command(json!({"type": "message:send", "channel_id": ch, "text": "", "client_msg_id": "e5"}), "e5").await;
     assert_eq!(err["code"], "empty_text", "no text and no files: {err}");
     let ack = a.command(send(&ch, json!([file])), "ok1").await;
     assert_eq!(ack["type"], "message:ack", "{ack}");

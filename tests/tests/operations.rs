@@ -95,7 +95,8 @@ fn replay(stack: &Stack, args: &[&str]) -> Value {
     assert!(out.status.success(), "confab replay {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("replay timeline:"), "progress is shown: {stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("summary JSON: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("summary JSON: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 async fn replay_restores_a_deleted_timeline_exactly(mode: Mode) {
@@ -162,14 +163,15 @@ async fn a_replay_killed_mid_way_resumes_without_loss(mode: Mode) {
     assert_eq!(before, after, "nothing lost or doubled");
 }
 
-
 async fn lag_drains_to_zero_once_the_projectors_catch_up(mode: Mode) {
     let stack = Stack::start(mode, 1).await;
     let (_token, _chans) = populate(&stack, 100).await;
     let lag = eventually(Duration::from_secs(30), "lag 0", || async {
         let out = stack.confab(&["lag"]).env("CONFAB_GATEWAY__LISTEN", stack.addr("gw0")).output().ok()?;
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        let all_zero = v.as_object().is_some_and(|m| m.contains_key("timeline") && m.contains_key("fanout") && m.values().all(|x| x == 0));
+        let all_zero = v
+            .as_object()
+            .is_some_and(|m| m.contains_key("timeline") && m.contains_key("fanout") && m.values().all(|x| x == 0));
         all_zero.then_some(v)
     })
     .await;
@@ -221,7 +223,10 @@ async fn a_search_rebuild_swaps_in_a_fresh_index_while_search_answers(mode: Mode
     let mut stack = Stack::start(mode, 1).await;
     let n = 100;
     let (token, _chans) = populate(&stack, n).await;
-    eventually(T, "everything searchable", || async { (search_total(&stack, &token, "message").await.1 == 2 * n as u64).then_some(()) }).await;
+    eventually(T, "everything searchable", || async {
+        (search_total(&stack, &token, "message").await.1 == 2 * n as u64).then_some(())
+    })
+    .await;
     stop_serve_if_embedded(&mut stack);
     let mut child = stack
         .confab(&["replay", "--projection", "search", "--rebuild", "--max-rate", "100"])
@@ -257,7 +262,10 @@ async fn a_search_rebuild_swaps_in_a_fresh_index_while_search_answers(mode: Mode
         let ch = &_chans[0];
         a.send_message(ch, "after the swap", "late").await;
         a.expect("message:ack", T).await;
-        eventually(T, "new messages indexed after the swap", || async { (search_total(&stack, &token, "swap").await.1 == 1).then_some(()) }).await;
+        eventually(T, "new messages indexed after the swap", || async {
+            (search_total(&stack, &token, "swap").await.1 == 1).then_some(())
+        })
+        .await;
     }
 }
 
@@ -269,7 +277,11 @@ async fn a_replay_starts_from_a_timestamp_or_given_offsets(mode: Mode) {
     stop_serve_if_embedded(&mut stack);
     let later = (chrono::Utc::now().timestamp_millis() + 3_600_000).to_string();
     let s = replay(&stack, &["--from", &later]);
-    assert_eq!((s["events"].as_u64(), s["complete"].as_bool()), (Some(0), Some(true)), "nothing after a future time: {s}");
+    assert_eq!(
+        (s["events"].as_u64(), s["complete"].as_bool()),
+        (Some(0), Some(true)),
+        "nothing after a future time: {s}"
+    );
     let s = replay(&stack, &["--from", "2020-01-01T00:00:00Z"]);
     assert!(s["events"].as_u64().unwrap() >= 2 * n as u64, "everything after 2020: {s}");
     // offsets: partition 0 from offset 0; partitions not named start at their beginning too

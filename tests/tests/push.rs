@@ -47,12 +47,16 @@ async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
     assert_eq!(status, 201, "{reg}");
     let (_, again) = post(&stack, "/api/devices", &bob.1, subscription.clone(), reqwest::Method::POST).await;
     assert_eq!(again["device_id"], reg["device_id"]);
-    let (status, bad) = post(&stack, "/api/devices", &bob.1, json!({"platform": "pager", "token": "x"}), reqwest::Method::POST).await;
+    let (status, bad) =
+        post(&stack, "/api/devices", &bob.1, json!({"platform": "pager", "token": "x"}), reqwest::Method::POST).await;
     assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_field")));
 
     // bob is offline: a DM reaches his device, encrypted end to end
     let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
-    let dm = a.command(json!({"type": "dm:open", "user_ids": [bob.0]}), "d1").await["channel_id"].as_str().unwrap().to_string();
+    let dm = a.command(json!({"type": "dm:open", "user_ids": [bob.0]}), "d1").await["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let ack = a.command(json!({"type": "message:send", "channel_id": dm, "text": "psst, bob"}), "m1").await;
     let acked = Instant::now();
     assert_eq!(ack["type"], "message:ack");
@@ -67,7 +71,8 @@ async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
 
     // a plain channel message does not push (default: mentions); a mention does
     a.command(json!({"type": "message:send", "channel_id": ch, "text": "lunch anyone?"}), "m2").await;
-    a.command(json!({"type": "message:send", "channel_id": ch, "text": format!("<@{}> your review", bob.0)}), "m3").await;
+    a.command(json!({"type": "message:send", "channel_id": ch, "text": format!("<@{}> your review", bob.0)}), "m3")
+        .await;
     fake.wait_for(2, T).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let bodies: Vec<String> = plaintexts(&fake).iter().map(|p| p["body"].as_str().unwrap().to_string()).collect();
@@ -83,13 +88,27 @@ async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
     drop(b);
 
     // preferences: nothing at all
-    let (status, _) = post(&stack, "/api/notifications", &bob.1, json!({"level": "nothing", "muted_channels": []}), reqwest::Method::PUT).await;
+    let (status, _) = post(
+        &stack,
+        "/api/notifications",
+        &bob.1,
+        json!({"level": "nothing", "muted_channels": []}),
+        reqwest::Method::PUT,
+    )
+    .await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(600)).await; // bob's device leaves presence after the grace
     a.command(json!({"type": "message:send", "channel_id": dm, "text": "hush"}), "m5").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(fake.requests().len(), 2, "bob asked for nothing");
-    post(&stack, "/api/notifications", &bob.1, json!({"level": "mentions", "muted_channels": []}), reqwest::Method::PUT).await;
+    post(
+        &stack,
+        "/api/notifications",
+        &bob.1,
+        json!({"level": "mentions", "muted_channels": []}),
+        reqwest::Method::PUT,
+    )
+    .await;
 
     // the browser unsubscribed: the push service says 410, the device is pruned
     fake.unsubscribe(subscription["endpoint"].as_str().unwrap());

@@ -27,7 +27,8 @@ async fn search(stack: &Stack, token: &str, q: &str) -> Value {
 }
 
 fn texts(body: &Value) -> Vec<String> {
-    let mut t: Vec<String> = body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
+    let mut t: Vec<String> =
+        body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
     t.sort();
     t
 }
@@ -67,12 +68,28 @@ async fn search_finds_what_the_searcher_may_read_with_slack_operators(mode: Mode
     let other_ws = stack.create_workspace("globex").await;
     let eve = stack.create_user(&other_ws, "eve").await;
     let other = stack.create_channel(&other_ws, "general", false, &[&eve.0]).await;
-    Client::connect(&stack.addr("gw0"), &eve.1).await.unwrap().command(send(&other, "deploying billing service deployment"), "s5").await;
+    Client::connect(&stack.addr("gw0"), &eve.1)
+        .await
+        .unwrap()
+        .command(send(&other, "deploying billing service deployment"), "s5")
+        .await;
 
     // stemming; permissions: bob never sees the private channel, alice does
-    let body = until(&stack, &bob.1, "deploy", &["Deployed it, all green", "We are deploying the new billing service today"]).await;
+    let body =
+        until(&stack, &bob.1, "deploy", &["Deployed it, all green", "We are deploying the new billing service today"])
+            .await;
     assert_eq!(body["total"], 2);
-    until(&stack, &alice.1, "deploy", &["Deployed it, all green", "Secret deployment plan for Friday", "We are deploying the new billing service today"]).await;
+    until(
+        &stack,
+        &alice.1,
+        "deploy",
+        &[
+            "Deployed it, all green",
+            "Secret deployment plan for Friday",
+            "We are deploying the new billing service today",
+        ],
+    )
+    .await;
     let hit = &body["messages"].as_array().unwrap().iter().find(|m| m["thread_ts"].is_null()).unwrap().clone();
     assert_eq!(hit["channel_name"], "general");
     assert_eq!(hit["channel_id"], general.as_str());
@@ -81,12 +98,21 @@ async fn search_finds_what_the_searcher_may_read_with_slack_operators(mode: Mode
 
     // fuzziness AUTO, phrases, operators
     assert_eq!(texts(&search(&stack, &alice.1, "deploymnet").await), vec!["Secret deployment plan for Friday"]);
-    assert_eq!(texts(&search(&stack, &bob.1, "\"billing service\"").await), vec!["We are deploying the new billing service today"]);
+    assert_eq!(
+        texts(&search(&stack, &bob.1, "\"billing service\"").await),
+        vec!["We are deploying the new billing service today"]
+    );
     assert!(texts(&search(&stack, &bob.1, "\"service billing\"").await).is_empty(), "a phrase keeps its word order");
     assert_eq!(texts(&search(&stack, &alice.1, "deploy in:#secret").await), vec!["Secret deployment plan for Friday"]);
-    assert!(texts(&search(&stack, &bob.1, "deploy in:#secret").await).is_empty(), "in: cannot reach a channel the searcher cannot read");
+    assert!(
+        texts(&search(&stack, &bob.1, "deploy in:#secret").await).is_empty(),
+        "in: cannot reach a channel the searcher cannot read"
+    );
     assert_eq!(texts(&search(&stack, &alice.1, "deploy from:@bob").await), vec!["Deployed it, all green"]);
-    assert_eq!(texts(&search(&stack, &bob.1, "has:link").await), vec!["Lunch at noon, menu at https://menu.example/today"]);
+    assert_eq!(
+        texts(&search(&stack, &bob.1, "has:link").await),
+        vec!["Lunch at noon, menu at https://menu.example/today"]
+    );
     assert_eq!(texts(&search(&stack, &bob.1, "is:thread").await), vec!["Deployed it, all green"]);
     assert_eq!(texts(&search(&stack, &bob.1, "deploy from:me").await), vec!["Deployed it, all green"]);
     assert!(texts(&search(&stack, &bob.1, "deploy before:2020-01-01").await).is_empty());
@@ -110,11 +136,16 @@ async fn edits_and_deletes_reach_the_index(mode: Mode) {
     let alice = stack.create_user(&ws, "alice").await;
     let ch = stack.create_channel(&ws, "general", false, &[&alice.0]).await;
     let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
-    let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": "quarterly invoices are late"}), "s1").await;
+    let ack =
+        a.command(json!({"type": "message:send", "channel_id": ch, "text": "quarterly invoices are late"}), "s1").await;
     let id = ack["message_id"].as_str().unwrap().to_string();
     until(&stack, &alice.1, "invoices", &["quarterly invoices are late"]).await;
 
-    a.command(json!({"type": "message:edit", "channel_id": ch, "message_id": id, "text": "quarterly reports are late"}), "e1").await;
+    a.command(
+        json!({"type": "message:edit", "channel_id": ch, "message_id": id, "text": "quarterly reports are late"}),
+        "e1",
+    )
+    .await;
     until(&stack, &alice.1, "reports", &["quarterly reports are late"]).await;
     assert!(texts(&search(&stack, &alice.1, "invoices").await).is_empty(), "the old text is gone from the index");
 

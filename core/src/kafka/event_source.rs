@@ -50,7 +50,12 @@ impl KafkaEventSource {
     /// A replay consumer in its own group (`<ns>-replay-<projection>`): every partition
     /// assigned explicitly (no rebalancing), from the group's committed offsets, or from the
     /// beginning when `from_earliest` or when nothing is committed.
-    pub async fn replay(cfg: &Config, projection: &str, codec: EventCodec, from: crate::ports::ReplayFrom) -> PortResult<Self> {
+    pub async fn replay(
+        cfg: &Config,
+        projection: &str,
+        codec: EventCodec,
+        from: crate::ports::ReplayFrom,
+    ) -> PortResult<Self> {
         use crate::ports::ReplayFrom;
         let topic = super::Topics::new(&cfg.namespace).events;
         let consumer: Arc<StreamConsumer> = Arc::new(
@@ -92,10 +97,12 @@ impl KafkaEventSource {
                 let start = match (&from, e.offset()) {
                     (ReplayFrom::Resume, Offset::Offset(o)) => o,
                     (ReplayFrom::Offsets(m), _) => m.get(&p).copied().unwrap_or(low),
-                    (ReplayFrom::Timestamp(_), _) => match by_time.as_ref().and_then(|b| b.find_partition(&t, p)).map(|x| x.offset()) {
-                        Some(Offset::Offset(o)) => o,
-                        _ => high, // nothing at or after the timestamp
-                    },
+                    (ReplayFrom::Timestamp(_), _) => {
+                        match by_time.as_ref().and_then(|b| b.find_partition(&t, p)).map(|x| x.offset()) {
+                            Some(Offset::Offset(o)) => o,
+                            _ => high, // nothing at or after the timestamp
+                        }
+                    }
                     _ => low,
                 };
                 tpl.add_partition_offset(&t, p, Offset::Offset(start.clamp(low, high)))?;

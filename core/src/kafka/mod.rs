@@ -68,7 +68,11 @@ pub fn consumer_config(cfg: &Config, role: &str) -> ClientConfig {
 /// its committed offsets against the high watermarks, summed over the partitions (a partition
 /// with nothing committed counts from its low watermark). Blocking: call off the runtime.
 /// `confab lag` and the throughput benchmark read lag this way.
-pub fn committed_lag(consumer: &rdkafka::consumer::BaseConsumer, topic: &str, timeout: Duration) -> rdkafka::error::KafkaResult<i64> {
+pub fn committed_lag(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<i64> {
     use rdkafka::consumer::Consumer;
     let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = rdkafka::TopicPartitionList::new();

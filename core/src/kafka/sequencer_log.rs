@@ -83,7 +83,12 @@ impl KafkaSequencerLog {
         }
     }
 
-    async fn transact(&self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()> {
+    async fn transact(
+        &self,
+        events: Vec<(i32, Event)>,
+        replies: Vec<Reply>,
+        offsets: Vec<(i32, i64)>,
+    ) -> PortResult<()> {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in &offsets {
             tpl.add_partition_offset(&self.topics.commands, *p, Offset::Offset(*o)).map_err(PortError::of)?;
@@ -93,16 +98,22 @@ impl KafkaSequencerLog {
             .iter()
             .map(|(p, e)| Ok((*p, e.key(), self.codec.encode(e).map_err(PortError::of)?)))
             .collect::<PortResult<_>>()?;
-        let replies: Vec<(String, Vec<u8>)> =
-            replies.iter().map(|r| (r.reply_to.gateway_id.clone(), serde_json::to_vec(r).expect("reply serializes"))).collect();
+        let replies: Vec<(String, Vec<u8>)> = replies
+            .iter()
+            .map(|r| (r.reply_to.gateway_id.clone(), serde_json::to_vec(r).expect("reply serializes")))
+            .collect();
         let p = self.producer.clone();
         super::blocking(move || p.begin_transaction()).await?;
         let sends = records.iter().map(|(partition, key, value)| {
-            self.producer.send(FutureRecord::to(&self.topics.events).partition(*partition).key(key).payload(value), Timeout::After(TXN_TIMEOUT))
+            self.producer.send(
+                FutureRecord::to(&self.topics.events).partition(*partition).key(key).payload(value),
+                Timeout::After(TXN_TIMEOUT),
+            )
         });
-        let reply_sends = replies
-            .iter()
-            .map(|(key, value)| self.producer.send(FutureRecord::to(&self.topics.replies).key(key).payload(value), Timeout::After(TXN_TIMEOUT)));
+        let reply_sends = replies.iter().map(|(key, value)| {
+            self.producer
+                .send(FutureRecord::to(&self.topics.replies).key(key).payload(value), Timeout::After(TXN_TIMEOUT))
+        });
         try_join_all(sends.chain(reply_sends)).await.map_err(|(e, _)| PortError::of(e))?;
         let p = self.producer.clone();
         super::blocking(move || {
@@ -147,7 +158,8 @@ impl SequencerLog for KafkaSequencerLog {
         );
         let c = consumer.clone();
         let topic = self.topics.events.clone();
-        let (low, high) = super::blocking(move || c.fetch_watermarks(&topic, partition, Duration::from_secs(30))).await?;
+        let (low, high) =
+            super::blocking(move || c.fetch_watermarks(&topic, partition, Duration::from_secs(30))).await?;
         let mut events = Vec::new();
         if high <= low {
             return Ok(events);
@@ -158,14 +170,19 @@ impl SequencerLog for KafkaSequencerLog {
         let started = Instant::now();
         loop {
             if started.elapsed() > LOAD_TIMEOUT {
-                return Err(PortError(format!("partition {partition}: not at the end after {LOAD_TIMEOUT:?} ({} events read, end {high})", events.len())));
+                return Err(PortError(format!(
+                    "partition {partition}: not at the end after {LOAD_TIMEOUT:?} ({} events read, end {high})",
+                    events.len()
+                )));
             }
             match tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await {
                 Ok(Ok(msg)) => {
                     if let Some(payload) = msg.payload() {
                         match self.codec.decode(payload).await {
                             Ok(e) => events.push(e),
-                            Err(e) => tracing::warn!(partition, offset = msg.offset(), error = %e, "skipping undecodable event while loading"),
+                            Err(e) => {
+                                tracing::warn!(partition, offset = msg.offset(), error = %e, "skipping undecodable event while loading")
+                            }
                         }
                     }
                     if msg.offset() + 1 >= high {
@@ -189,7 +206,12 @@ impl SequencerLog for KafkaSequencerLog {
         Ok(events)
     }
 
-    async fn commit(&mut self, events: Vec<(i32, Event)>, replies: Vec<Reply>, offsets: Vec<(i32, i64)>) -> PortResult<()> {
+    async fn commit(
+        &mut self,
+        events: Vec<(i32, Event)>,
+        replies: Vec<Reply>,
+        offsets: Vec<(i32, i64)>,
+    ) -> PortResult<()> {
         let result = self.transact(events, replies, offsets).await;
         if result.is_err() {
             self.abort().await;

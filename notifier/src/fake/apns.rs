@@ -56,11 +56,7 @@ struct Refusal {
 }
 
 fn refuse(status: u16, reason: &str) -> Refusal {
-    Refusal {
-        status,
-        reason: reason.to_string(),
-        retry_after: None,
-    }
+    Refusal { status, reason: reason.to_string(), retry_after: None }
 }
 
 struct Service {
@@ -101,12 +97,7 @@ impl FakeApns {
             requests: Recorder::new(),
         });
         let router = Router::new().fallback(handle).with_state(state.clone());
-        FakeApns {
-            server: Server::serve(listener, router),
-            url,
-            key,
-            state,
-        }
+        FakeApns { server: Server::serve(listener, router), url, key, state }
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -142,11 +133,7 @@ impl FakeApns {
 
     /// From now on `token` answers `410 Unregistered`.
     pub fn unregister(&self, token: &str) {
-        self.state
-            .unregistered
-            .lock()
-            .expect("lock")
-            .insert(token.to_string(), unix_now() * 1000);
+        self.state.unregistered.lock().expect("lock").insert(token.to_string(), unix_now() * 1000);
     }
 
     /// The next `times` requests that pass authentication answer `fault` (reason
@@ -181,11 +168,8 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, 64 * 1024).await.unwrap_or_default();
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let provider_token = header(&parts.headers, "authorization").and_then(|v| {
-        v.strip_prefix("bearer ")
-            .or_else(|| v.strip_prefix("Bearer "))
-            .map(str::to_string)
-    });
+    let provider_token = header(&parts.headers, "authorization")
+        .and_then(|v| v.strip_prefix("bearer ").or_else(|| v.strip_prefix("Bearer ")).map(str::to_string));
     let device_token = parts.uri.path().strip_prefix("/3/device/").unwrap_or("").to_string();
 
     let verdict = state.judge(&parts, &device_token, provider_token.as_deref(), &body, &payload);
@@ -213,9 +197,7 @@ async fn handle(
                 body["timestamp"] = json!(unix_now() * 1000);
             }
             let mut response = json_response(refusal.status, body, refusal.retry_after);
-            response
-                .headers_mut()
-                .insert("apns-id", apns_id.parse().expect("uuid header"));
+            response.headers_mut().insert("apns-id", apns_id.parse().expect("uuid header"));
             response
         }
     }
@@ -245,16 +227,8 @@ impl Service {
             Some(topic) if topic != self.topic => return Err(refuse(400, "TopicDisallowed")),
             Some(_) => {}
         }
-        let push_types = [
-            "alert",
-            "background",
-            "location",
-            "voip",
-            "complication",
-            "fileprovider",
-            "mdm",
-            "liveactivity",
-        ];
+        let push_types =
+            ["alert", "background", "location", "voip", "complication", "fileprovider", "mdm", "liveactivity"];
         if !header(&parts.headers, "apns-push-type").is_some_and(|t| push_types.contains(&t.as_str())) {
             return Err(refuse(400, "InvalidPushType"));
         }
@@ -283,16 +257,8 @@ impl Service {
             return Err(refuse(410, "Unregistered"));
         }
         if let Some(fault) = self.faults.next() {
-            let reason = if fault.reason.is_empty() {
-                default_reason(fault.status)
-            } else {
-                fault.reason
-            };
-            return Err(Refusal {
-                status: fault.status,
-                reason,
-                retry_after: fault.retry_after,
-            });
+            let reason = if fault.reason.is_empty() { default_reason(fault.status) } else { fault.reason };
+            return Err(Refusal { status: fault.status, reason, retry_after: fault.retry_after });
         }
         Ok(())
     }

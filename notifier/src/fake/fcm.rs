@@ -200,16 +200,11 @@ async fn handle(
     if path == "/token" {
         return state.token(&body, received_at);
     }
-    let project = path
-        .strip_prefix("/v1/projects/")
-        .and_then(|rest| rest.strip_suffix("/messages:send"));
+    let project = path.strip_prefix("/v1/projects/").and_then(|rest| rest.strip_suffix("/messages:send"));
     match project {
         Some(project) => {
-            let bearer = header(&parts.headers, "authorization").and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-                    .map(str::to_string)
-            });
+            let bearer = header(&parts.headers, "authorization")
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::to_string));
             state.send(project, bearer, &body, peer, received_at)
         }
         None => google_error(404, "NOT_FOUND", "", "Not found.", None),
@@ -219,21 +214,12 @@ async fn handle(
 impl Service {
     fn token(&self, body: &[u8], received_at: Instant) -> Response {
         let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-        let mut record = TokenRequest {
-            claims: None,
-            issued: None,
-            status: 200,
-            received_at,
-        };
+        let mut record = TokenRequest { claims: None, issued: None, status: 200, received_at };
         let answer = self.grant(&form, &mut record);
         let response = match answer {
             Ok((token, ttl)) => {
                 record.issued = Some(token.clone());
-                json_response(
-                    200,
-                    json!({"access_token": token, "expires_in": ttl, "token_type": "Bearer"}),
-                    None,
-                )
+                json_response(200, json!({"access_token": token, "expires_in": ttl, "token_type": "Bearer"}), None)
             }
             Err((status, error, description, after)) => {
                 record.status = status;
@@ -257,26 +243,18 @@ impl Service {
         if form.get("grant_type").map(String::as_str) != Some(JWT_BEARER_GRANT) {
             return Err((400, "unsupported_grant_type", "Invalid grant_type".into(), None));
         }
-        let assertion = form
-            .get("assertion")
-            .ok_or((400, "invalid_request", "Missing assertion".into(), None))?;
+        let assertion = form.get("assertion").ok_or((400, "invalid_request", "Missing assertion".into(), None))?;
         let verified = verify_rs256(assertion, &self.public_key).map_err(|_| invalid("Invalid JWT Signature."))?;
         record.claims = Some(verified.claims.clone());
         let claims = &verified.claims;
-        if verified
-            .header
-            .get("kid")
-            .is_some_and(|kid| kid != self.private_key_id.as_str())
-        {
+        if verified.header.get("kid").is_some_and(|kid| kid != self.private_key_id.as_str()) {
             return Err(invalid("Invalid key id."));
         }
         if claims["iss"] != self.client_email.as_str() {
             return Err(invalid("Invalid issuer."));
         }
         if claims["aud"] != format!("{}/token", self.url).as_str() {
-            return Err(invalid(
-                "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.",
-            ));
+            return Err(invalid("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe."));
         }
         let scopes = claims["scope"].as_str().unwrap_or("");
         if !scopes.split_whitespace().any(|s| s == FCM_SCOPE) {
@@ -287,17 +265,12 @@ impl Service {
         };
         let now = unix_now();
         if iat > now + 60 || exp <= now || exp.saturating_sub(iat) > 3600 {
-            return Err(invalid(
-                "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.",
-            ));
+            return Err(invalid("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe."));
         }
         let n = self.minted.fetch_add(1, Ordering::Relaxed) + 1;
         let token = format!("ya29.fake-{n}-{:016x}", rand::random::<u64>());
         let ttl = *self.access_token_ttl.lock().expect("lock");
-        self.issued
-            .lock()
-            .expect("lock")
-            .insert(token.clone(), Instant::now() + ttl);
+        self.issued.lock().expect("lock").insert(token.clone(), Instant::now() + ttl);
         Ok((token, ttl.as_secs()))
     }
 
@@ -327,13 +300,8 @@ impl Service {
     }
 
     fn judge(&self, project: &str, bearer: Option<&str>, message: &Value, token: Option<&str>) -> Response {
-        let valid = bearer.is_some_and(|b| {
-            self.issued
-                .lock()
-                .expect("lock")
-                .get(b)
-                .is_some_and(|exp| Instant::now() < *exp)
-        });
+        let valid =
+            bearer.is_some_and(|b| self.issued.lock().expect("lock").get(b).is_some_and(|exp| Instant::now() < *exp));
         if !valid {
             return google_error(
                 401,
@@ -344,30 +312,15 @@ impl Service {
             );
         }
         if project != self.project_id {
-            return google_error(
-                403,
-                "PERMISSION_DENIED",
-                "",
-                "Permission denied on resource project.",
-                None,
-            );
+            return google_error(403, "PERMISSION_DENIED", "", "Permission denied on resource project.", None);
         }
         if !message.is_object() {
-            return google_error(
-                400,
-                "INVALID_ARGUMENT",
-                "INVALID_ARGUMENT",
-                "Invalid JSON payload received.",
-                None,
-            );
+            return google_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload received.", None);
         }
         let well_formed =
             token.is_some_and(|t| t.len() >= 20 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_:".contains(&b)));
         if !well_formed {
-            return bad_field(
-                "message.token",
-                "The registration token is not a valid FCM registration token",
-            );
+            return bad_field("message.token", "The registration token is not a valid FCM registration token");
         }
         if let Some(data) = message.get("data") {
             let strings = data.as_object().is_some_and(|m| m.values().all(Value::is_string));
@@ -375,35 +328,16 @@ impl Service {
                 return bad_field("message.data", "Invalid value: data values must be strings");
             }
         }
-        if self
-            .unregistered
-            .lock()
-            .expect("lock")
-            .contains(token.unwrap_or_default())
-        {
-            return google_error(
-                404,
-                "NOT_FOUND",
-                "UNREGISTERED",
-                "Requested entity was not found.",
-                None,
-            );
+        if self.unregistered.lock().expect("lock").contains(token.unwrap_or_default()) {
+            return google_error(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.", None);
         }
         if let Some(fault) = self.faults.next() {
             let (status, code) = google_status(fault.status);
-            let code = if fault.reason.is_empty() {
-                code
-            } else {
-                fault.reason.as_str()
-            };
+            let code = if fault.reason.is_empty() { code } else { fault.reason.as_str() };
             return google_error(fault.status, status, code, "Injected failure.", fault.retry_after);
         }
         let id = self.minted.fetch_add(1, Ordering::Relaxed);
-        json_response(
-            200,
-            json!({"name": format!("projects/{}/messages/{id}", self.project_id)}),
-            None,
-        )
+        json_response(200, json!({"name": format!("projects/{}/messages/{id}", self.project_id)}), None)
     }
 }
 

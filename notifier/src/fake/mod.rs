@@ -42,11 +42,7 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(status: u16) -> Self {
-        Fault {
-            status,
-            reason: String::new(),
-            retry_after: None,
-        }
+        Fault { status, reason: String::new(), retry_after: None }
     }
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
@@ -83,10 +79,7 @@ pub(crate) struct Recorder<T> {
 
 impl<T: Clone> Recorder<T> {
     pub(crate) fn new() -> Self {
-        Recorder {
-            items: Mutex::new(Vec::new()),
-            count: watch::channel(0).0,
-        }
+        Recorder { items: Mutex::new(Vec::new()), count: watch::channel(0).0 }
     }
 
     pub(crate) fn record(&self, item: T) {
@@ -134,10 +127,7 @@ impl Server {
                 tracing::warn!(%error, "fake push service stopped");
             }
         });
-        Server {
-            addr,
-            shutdown: Some(shutdown),
-        }
+        Server { addr, shutdown: Some(shutdown) }
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {

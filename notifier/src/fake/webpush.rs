@@ -49,10 +49,7 @@ pub struct WebPushRequest {
 impl WebPushRequest {
     /// The plaintext as JSON (`Null` if absent or not JSON).
     pub fn json(&self) -> Value {
-        self.plaintext
-            .as_deref()
-            .and_then(|p| serde_json::from_slice(p).ok())
-            .unwrap_or(Value::Null)
+        self.plaintext.as_deref().and_then(|p| serde_json::from_slice(p).ok()).unwrap_or(Value::Null)
     }
 }
 
@@ -90,10 +87,7 @@ impl FakeWebPush {
             requests: Recorder::new(),
         });
         let router = Router::new().fallback(handle).with_state(state.clone());
-        FakeWebPush {
-            server: Server::serve(listener, router),
-            state,
-        }
+        FakeWebPush { server: Server::serve(listener, router), state }
     }
 
     /// `http://127.0.0.1:<port>`: the push service's origin, VAPID's `aud`.
@@ -119,17 +113,10 @@ impl FakeWebPush {
         let endpoint = format!("{}/push/{id}", self.state.url);
         let address = DeviceAddress::WebPush {
             endpoint,
-            p256dh: b64url(&crate::keys::ec_public_bytes(&VerifyingKey::from(
-                ua_secret.public_key(),
-            ))),
+            p256dh: b64url(&crate::keys::ec_public_bytes(&VerifyingKey::from(ua_secret.public_key()))),
             auth: b64url(&auth),
         };
-        let subscription = Subscription {
-            ua_secret,
-            auth,
-            application_server_key,
-            gone: false,
-        };
+        let subscription = Subscription { ua_secret, auth, application_server_key, gone: false };
         self.state.subscriptions.lock().expect("lock").insert(id, subscription);
         Ok(address)
     }
@@ -231,11 +218,7 @@ impl Service {
         if record.content_encoding.as_deref() != Some("aes128gcm") {
             return Err(refuse(415, "Content-Encoding must be aes128gcm"));
         }
-        if record
-            .urgency
-            .as_deref()
-            .is_some_and(|u| !["very-low", "low", "normal", "high"].contains(&u))
-        {
+        if record.urgency.as_deref().is_some_and(|u| !["very-low", "low", "normal", "high"].contains(&u)) {
             return Err(refuse(400, "bad Urgency"));
         }
         let bad_topic =
@@ -259,9 +242,8 @@ impl Service {
     fn authenticate(&self, parts: &Parts, application_server_key: &[u8]) -> Result<Value, Refusal> {
         let unauthorized = |why: &str| refuse(401, why);
         let authorization = header(&parts.headers, "authorization").ok_or_else(|| unauthorized("no Authorization"))?;
-        let params = authorization
-            .strip_prefix("vapid ")
-            .ok_or_else(|| unauthorized("Authorization scheme is not vapid"))?;
+        let params =
+            authorization.strip_prefix("vapid ").ok_or_else(|| unauthorized("Authorization scheme is not vapid"))?;
         let mut token = None;
         let mut key = None;
         for param in params.split(',') {
@@ -280,9 +262,7 @@ impl Service {
             return Err(refuse(403, "k is not the key this subscription was made with"));
         }
         let verifying_key = VerifyingKey::from_sec1_bytes(&key).map_err(|_| unauthorized("k is not a P-256 key"))?;
-        let claims = verify_es256(&token, &verifying_key)
-            .map_err(|_| unauthorized("VAPID signature"))?
-            .claims;
+        let claims = verify_es256(&token, &verifying_key).map_err(|_| unauthorized("VAPID signature"))?.claims;
         if claims["aud"] != self.url.as_str() {
             return Err(unauthorized("aud is not this push service's origin"));
         }

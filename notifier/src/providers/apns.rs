@@ -139,10 +139,7 @@ impl ApnsProvider {
                 let header = json!({"alg": "ES256", "kid": self.key_id});
                 let claims = json!({"iss": self.team_id, "iat": unix_now()});
                 let jwt = sign_es256(&header, &claims, &self.key);
-                *current = Some(ProviderToken {
-                    jwt: jwt.clone(),
-                    minted: Instant::now(),
-                });
+                *current = Some(ProviderToken { jwt: jwt.clone(), minted: Instant::now() });
                 jwt
             }
         }
@@ -182,11 +179,8 @@ impl ApnsProvider {
         let response = request.send().await?;
         let status = response.status();
         let after = retry_after(response.headers());
-        let reason = if status.is_success() {
-            None
-        } else {
-            response.json::<ErrorBody>().await.ok().and_then(|b| b.reason)
-        };
+        let reason =
+            if status.is_success() { None } else { response.json::<ErrorBody>().await.ok().and_then(|b| b.reason) };
         Ok(classify(status, reason, after))
     }
 }
@@ -235,15 +229,9 @@ fn classify(status: StatusCode, reason: Option<String>, after: Option<Duration>)
         // operator can fix it; the outbox's attempt limit bounds the retries.
         (403, _) => {
             tracing::warn!(status = 403, reason = %reason_text, "APNs refused the provider credentials");
-            SendOutcome::Retry {
-                after,
-                reason: described,
-            }
+            SendOutcome::Retry { after, reason: described }
         }
-        (429 | 500..=599, _) => SendOutcome::Retry {
-            after,
-            reason: described,
-        },
+        (429 | 500..=599, _) => SendOutcome::Retry { after, reason: described },
         _ => SendOutcome::rejected(described),
     };
     Answer::Done(outcome)

@@ -50,21 +50,14 @@ fn derive(ecdh_secret: &[u8], auth_secret: &[u8], ua_public: &[u8], as_public: &
         .expect("32 bytes is a valid HKDF-SHA256 length");
     // PRK = HMAC-SHA-256(salt, IKM); CEK and NONCE expand from it.
     let prk = Hkdf::<Sha256>::new(Some(salt), &ikm);
-    let mut keys = Keys {
-        cek: [0; 16],
-        nonce: [0; 12],
-    };
-    prk.expand(b"Content-Encoding: aes128gcm\0", &mut keys.cek)
-        .expect("valid length");
-    prk.expand(b"Content-Encoding: nonce\0", &mut keys.nonce)
-        .expect("valid length");
+    let mut keys = Keys { cek: [0; 16], nonce: [0; 12] };
+    prk.expand(b"Content-Encoding: aes128gcm\0", &mut keys.cek).expect("valid length");
+    prk.expand(b"Content-Encoding: nonce\0", &mut keys.nonce).expect("valid length");
     keys
 }
 
 fn ecdh(secret: &SecretKey, public: &PublicKey) -> Vec<u8> {
-    p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine())
-        .raw_secret_bytes()
-        .to_vec()
+    p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine()).raw_secret_bytes().to_vec()
 }
 
 fn subscription_key(p256dh: &[u8]) -> Result<PublicKey, PushError> {
@@ -140,22 +133,13 @@ pub fn decrypt(message: &[u8], ua_secret: &SecretKey, auth: &[u8]) -> Result<Vec
     }
     let as_public = subscription_key(as_public_bytes)?;
     let ua_public = ua_secret.public_key().to_encoded_point(false);
-    let keys = derive(
-        &ecdh(ua_secret, &as_public),
-        auth,
-        ua_public.as_bytes(),
-        as_public_bytes,
-        salt,
-    );
+    let keys = derive(&ecdh(ua_secret, &as_public), auth, ua_public.as_bytes(), as_public_bytes, salt);
     let mut padded = Aes128Gcm::new_from_slice(&keys.cek)
         .expect("16-byte key")
         .decrypt(Nonce::from_slice(&keys.nonce), record)
         .map_err(|_| err("AES-GCM authentication failed"))?;
     // Strip the padding: zeros after the delimiter, which must be 0x02 (last record).
-    let end = padded
-        .iter()
-        .rposition(|&b| b != 0)
-        .ok_or_else(|| err("record has no delimiter"))?;
+    let end = padded.iter().rposition(|&b| b != 0).ok_or_else(|| err("record has no delimiter"))?;
     if padded[end] != 0x02 {
         return Err(err("record delimiter is not 0x02 (last record)"));
     }
@@ -188,10 +172,7 @@ mod tests {
     #[test]
     fn rfc8291_appendix_a_key_derivation() {
         let as_secret = SecretKey::from_slice(&d(AS_PRIVATE)).unwrap();
-        assert_eq!(
-            as_secret.public_key().to_encoded_point(false).as_bytes(),
-            d(AS_PUBLIC).as_slice()
-        );
+        assert_eq!(as_secret.public_key().to_encoded_point(false).as_bytes(), d(AS_PUBLIC).as_slice());
         let ua_public = subscription_key(&d(UA_PUBLIC)).unwrap();
         let secret = ecdh(&as_secret, &ua_public);
         assert_eq!(secret, d(ECDH_SECRET));
@@ -232,10 +213,7 @@ mod tests {
     #[test]
     fn rejects_bad_subscription_keys() {
         assert!(encrypt(b"hi", &[4u8; 65], &[0; 16]).is_err(), "not on the curve");
-        assert!(
-            encrypt(b"hi", &d(UA_PUBLIC)[..33], &[0; 16]).is_err(),
-            "compressed/short"
-        );
+        assert!(encrypt(b"hi", &d(UA_PUBLIC)[..33], &[0; 16]).is_err(), "compressed/short");
         assert!(encrypt(b"hi", &d(UA_PUBLIC), &[0; 15]).is_err(), "auth secret length");
     }
 }

@@ -30,12 +30,7 @@ pub struct FcmConfig {
 
 impl FcmConfig {
     pub fn new(service_account: ServiceAccount) -> Self {
-        FcmConfig {
-            service_account,
-            base_url: FCM_URL.to_string(),
-            token_uri: None,
-            timeouts: Timeouts::default(),
-        }
+        FcmConfig { service_account, base_url: FCM_URL.to_string(), token_uri: None, timeouts: Timeouts::default() }
     }
 
     /// From a service account key file's JSON.
@@ -87,10 +82,7 @@ impl ErrorInfo {
     /// `google.firebase.fcm.v1.FcmError` detail.
     fn fcm_code(&self) -> Option<&str> {
         self.details.iter().find_map(|d| {
-            let is_fcm = d
-                .get("@type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.ends_with("fcm.v1.FcmError"));
+            let is_fcm = d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("fcm.v1.FcmError"));
             if is_fcm {
                 d.get("errorCode").and_then(Value::as_str)
             } else {
@@ -102,10 +94,9 @@ impl ErrorInfo {
     /// Whether the request was bad because of the registration token.
     fn blames_token(&self) -> bool {
         let field_violation = self.details.iter().any(|d| {
-            d.get("fieldViolations").and_then(Value::as_array).is_some_and(|v| {
-                v.iter()
-                    .any(|f| f.get("field").and_then(Value::as_str) == Some("message.token"))
-            })
+            d.get("fieldViolations")
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.iter().any(|f| f.get("field").and_then(Value::as_str) == Some("message.token")))
         });
         field_violation || self.message.to_ascii_lowercase().contains("registration token")
     }
@@ -123,24 +114,14 @@ impl FcmProvider {
             return Err(PushError::Config("service account has no project_id".into()));
         }
         Ok(FcmProvider {
-            send_url: format!(
-                "{}/v1/projects/{}/messages:send",
-                base_url(&config.base_url)?,
-                account.project_id
-            ),
+            send_url: format!("{}/v1/projects/{}/messages:send", base_url(&config.base_url)?, account.project_id),
             tokens: AccessTokenSource::new(&account, FCM_SCOPE, http.clone())?,
             http,
         })
     }
 
     async fn post(&self, body: &Value, access_token: &str) -> Result<Answer, reqwest::Error> {
-        let response = self
-            .http
-            .post(&self.send_url)
-            .bearer_auth(access_token)
-            .json(body)
-            .send()
-            .await?;
+        let response = self.http.post(&self.send_url).bearer_auth(access_token).json(body).send().await?;
         let status = response.status();
         let after = retry_after(response.headers());
         if status.is_success() {
@@ -193,11 +174,7 @@ fn classify(status: StatusCode, error: &ErrorInfo, after: Option<Duration>) -> A
         "FCM {} {}: {}",
         status.as_u16(),
         code.unwrap_or(&error.status),
-        if error.message.is_empty() {
-            status.canonical_reason().unwrap_or("")
-        } else {
-            &error.message
-        }
+        if error.message.is_empty() { status.canonical_reason().unwrap_or("") } else { &error.message }
     );
     let outcome = match (status.as_u16(), code) {
         (_, Some("UNREGISTERED" | "SENDER_ID_MISMATCH")) => SendOutcome::invalid_token(described),
@@ -205,16 +182,10 @@ fn classify(status: StatusCode, error: &ErrorInfo, after: Option<Duration>) -> A
         (401, Some("THIRD_PARTY_AUTH_ERROR")) | (403, _) => {
             // Our credentials or permissions are wrong: an operator can fix it.
             tracing::warn!(reason = %described, "FCM refused the service account");
-            SendOutcome::Retry {
-                after,
-                reason: described,
-            }
+            SendOutcome::Retry { after, reason: described }
         }
         (401, _) => return Answer::Reauthenticate(described),
-        (429 | 500..=599, _) => SendOutcome::Retry {
-            after,
-            reason: described,
-        },
+        (429 | 500..=599, _) => SendOutcome::Retry { after, reason: described },
         _ => SendOutcome::rejected(described),
     };
     Answer::Done(outcome)
@@ -239,12 +210,7 @@ impl PushProvider for FcmProvider {
         for _ in 0..2 {
             let access_token = match self.tokens.token().await {
                 Ok(token) => token,
-                Err(e) => {
-                    return SendOutcome::Retry {
-                        after: e.retry_after,
-                        reason: e.reason,
-                    }
-                }
+                Err(e) => return SendOutcome::Retry { after: e.retry_after, reason: e.reason },
             };
             match self.post(&body, &access_token).await {
                 Ok(Answer::Done(outcome)) => return outcome,
@@ -289,52 +255,24 @@ mod tests {
         assert_eq!(m["message"]["android"]["collapse_key"], "C1");
         assert_eq!(m["message"]["android"]["ttl"], "60s");
         assert_eq!(m["message"]["android"]["priority"], "HIGH");
-        assert_eq!(
-            m["message"]["android"]["notification"],
-            json!({"tag": "C1", "notification_count": 2})
-        );
+        assert_eq!(m["message"]["android"]["notification"], json!({"tag": "C1", "notification_count": 2}));
     }
 
     #[test]
     fn answers_map_to_outcomes() {
         let fcm = |code: &str, status: &str, message: &str| {
-            error(
-                json!({"error": {"code": 0, "message": message, "status": status, "details": [
-                {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]}}),
-            )
+            error(json!({"error": {"code": 0, "message": message, "status": status, "details": [
+                {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]}}))
         };
-        assert_eq!(
-            kind(
-                404,
-                &fcm("UNREGISTERED", "NOT_FOUND", "Requested entity was not found.")
-            ),
-            "invalid_token"
-        );
-        assert_eq!(
-            kind(403, &fcm("SENDER_ID_MISMATCH", "PERMISSION_DENIED", "")),
-            "invalid_token"
-        );
-        let bad_token = error(
-            json!({"error": {"code": 400, "message": "Invalid value", "status": "INVALID_ARGUMENT",
+        assert_eq!(kind(404, &fcm("UNREGISTERED", "NOT_FOUND", "Requested entity was not found.")), "invalid_token");
+        assert_eq!(kind(403, &fcm("SENDER_ID_MISMATCH", "PERMISSION_DENIED", "")), "invalid_token");
+        let bad_token = error(json!({"error": {"code": 400, "message": "Invalid value", "status": "INVALID_ARGUMENT",
             "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
-                "fieldViolations": [{"field": "message.token", "description": "Invalid registration token"}]}]}}),
-        );
+                "fieldViolations": [{"field": "message.token", "description": "Invalid registration token"}]}]}}));
         assert_eq!(kind(400, &bad_token), "invalid_token");
-        assert_eq!(
-            kind(
-                400,
-                &fcm("INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload")
-            ),
-            "rejected"
-        );
-        assert_eq!(
-            kind(401, &fcm("UNAUTHENTICATED", "UNAUTHENTICATED", "")),
-            "reauthenticate"
-        );
-        assert_eq!(
-            kind(401, &fcm("THIRD_PARTY_AUTH_ERROR", "UNAUTHENTICATED", "")),
-            "retry"
-        );
+        assert_eq!(kind(400, &fcm("INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload")), "rejected");
+        assert_eq!(kind(401, &fcm("UNAUTHENTICATED", "UNAUTHENTICATED", "")), "reauthenticate");
+        assert_eq!(kind(401, &fcm("THIRD_PARTY_AUTH_ERROR", "UNAUTHENTICATED", "")), "retry");
         assert_eq!(kind(403, &fcm("PERMISSION_DENIED", "PERMISSION_DENIED", "")), "retry");
         assert_eq!(kind(429, &fcm("QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "")), "retry");
         assert_eq!(kind(503, &ErrorInfo::default()), "retry");

@@ -161,21 +161,13 @@ impl AccessTokenSource {
             let after = retry_after(response.headers());
             let body = response.text().await.unwrap_or_default();
             tracing::warn!(status = status.as_u16(), %body, "OAuth token endpoint refused the service account");
-            return Err(fail(
-                format!("OAuth token endpoint {}: {}", status.as_u16(), body.trim()),
-                after,
-            ));
+            return Err(fail(format!("OAuth token endpoint {}: {}", status.as_u16(), body.trim()), after));
         }
-        let token: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| fail(format!("OAuth token endpoint answer: {e}"), None))?;
+        let token: TokenResponse =
+            response.json().await.map_err(|e| fail(format!("OAuth token endpoint answer: {e}"), None))?;
         // Refresh a minute early (or halfway through a short-lived token).
         let lifetime = Duration::from_secs(token.expires_in);
         let margin = Duration::from_secs(60).min(lifetime / 2);
-        Ok(AccessToken {
-            value: token.access_token,
-            refresh_at: started + lifetime - margin,
-        })
+        Ok(AccessToken { value: token.access_token, refresh_at: started + lifetime - margin })
     }
 }

@@ -24,10 +24,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts {
-            connect: Duration::from_secs(5),
-            request: Duration::from_secs(10),
-        }
+        Timeouts { connect: Duration::from_secs(5), request: Duration::from_secs(10) }
     }
 }
 
@@ -94,31 +91,18 @@ mod tests {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("120"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
         let later = SystemTime::now() + Duration::from_secs(3600);
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
-        );
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap());
         let after = retry_after(&headers).unwrap();
-        assert!(
-            after > Duration::from_secs(3590) && after <= Duration::from_secs(3600),
-            "{after:?}"
-        );
+        assert!(after > Duration::from_secs(3590) && after <= Duration::from_secs(3600), "{after:?}");
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(
-            retry_after(&headers),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "a date in the past means now");
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
     }
 
     #[test]
     fn base_url_drops_the_trailing_slash() {
-        assert_eq!(
-            base_url("https://api.push.apple.com/").unwrap(),
-            "https://api.push.apple.com"
-        );
+        assert_eq!(base_url("https://api.push.apple.com/").unwrap(), "https://api.push.apple.com");
         assert!(base_url("ftp://x").is_err());
         assert!(base_url("not a url").is_err());
     }

@@ -95,9 +95,7 @@ enum Answer {
 impl WebPushProvider {
     pub fn new(config: WebPushConfig) -> Result<Self, PushError> {
         if !(config.subject.starts_with("mailto:") || config.subject.starts_with("https:")) {
-            return Err(PushError::Config(
-                "VAPID subject must be a mailto: or https: URI".into(),
-            ));
+            return Err(PushError::Config("VAPID subject must be a mailto: or https: URI".into()));
         }
         let key = ec_key_from_str(&config.vapid_private_key)?;
         Ok(WebPushProvider {
@@ -164,11 +162,7 @@ impl WebPushProvider {
         let response = request.send().await?;
         let status = response.status();
         let after = retry_after(response.headers());
-        let detail = if status.is_success() {
-            String::new()
-        } else {
-            response.text().await.unwrap_or_default()
-        };
+        let detail = if status.is_success() { String::new() } else { response.text().await.unwrap_or_default() };
         Ok(classify(status, detail.trim(), after))
     }
 }
@@ -209,10 +203,7 @@ fn classify(status: StatusCode, detail: &str, after: Option<Duration>) -> Answer
         // The subscription expired or was unsubscribed.
         404 | 410 => SendOutcome::invalid_token(described),
         401 => return Answer::Reauthenticate(described),
-        429 | 500..=599 => SendOutcome::Retry {
-            after,
-            reason: described,
-        },
+        429 | 500..=599 => SendOutcome::Retry { after, reason: described },
         // 400, 403 (our key is not the subscription's), 413 and the rest.
         _ => SendOutcome::rejected(described),
     };

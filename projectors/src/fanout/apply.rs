@@ -1,6 +1,6 @@
 use confab_core::event::{Event, Payload};
-use confab_core::protocol::{ServerFrame, ThreadView};
 use confab_core::ports::{Fanout, FanoutItem};
+use confab_core::protocol::{ServerFrame, ThreadView};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -31,18 +31,42 @@ pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
     let none = Membership::default;
     match &e.payload {
         Payload::MessagePosted { thread, .. } => {
-            let parent_thread = thread.as_ref().map(|t| ThreadView { reply_count: t.reply_count, reply_users: t.reply_users.clone(), last_reply_at: e.occurred_at });
+            let parent_thread = thread.as_ref().map(|t| ThreadView {
+                reply_count: t.reply_count,
+                reply_users: t.reply_users.clone(),
+                last_reply_at: e.occurred_at,
+            });
             (ServerFrame::New { message: e.posted_view().expect("a posted message"), parent_thread }, none())
         }
         Payload::MessageEdited { message_id, text } => (
-            ServerFrame::Edited { workspace_id, channel_id, message_id: *message_id, text: text.clone(), edited_at: e.occurred_at, seq, user_id },
+            ServerFrame::Edited {
+                workspace_id,
+                channel_id,
+                message_id: *message_id,
+                text: text.clone(),
+                edited_at: e.occurred_at,
+                seq,
+                user_id,
+            },
             none(),
         ),
-        Payload::MessageDeleted { message_id, file_ids } => {
-            (ServerFrame::Deleted { workspace_id, channel_id, message_id: *message_id, seq, user_id, file_ids: file_ids.clone() }, none())
+        Payload::MessageDeleted { message_id, file_ids } => (
+            ServerFrame::Deleted {
+                workspace_id,
+                channel_id,
+                message_id: *message_id,
+                seq,
+                user_id,
+                file_ids: file_ids.clone(),
+            },
+            none(),
+        ),
+        Payload::FileShared { file } => {
+            (ServerFrame::FileShared { workspace_id, channel_id, file: file.clone(), user_id, seq }, none())
         }
-        Payload::FileShared { file } => (ServerFrame::FileShared { workspace_id, channel_id, file: file.clone(), user_id, seq }, none()),
-        Payload::FileDeleted { file_id } => (ServerFrame::FileDeleted { workspace_id, channel_id, file_id: *file_id, user_id, seq }, none()),
+        Payload::FileDeleted { file_id } => {
+            (ServerFrame::FileDeleted { workspace_id, channel_id, file_id: *file_id, user_id, seq }, none())
+        }
         Payload::ReactionChanged { message_id, emoji, added, users } => {
             let (message_id, emoji, users) = (*message_id, emoji.clone(), users.clone());
             let frame = if *added {
@@ -59,28 +83,45 @@ pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
                 name: name.clone(),
                 is_private: kind.is_private(),
                 kind: *kind,
-                members: if members.len() <= confab_core::protocol::MEMBERS_IN_FRAME { members.clone() } else { vec![] },
+                members: if members.len() <= confab_core::protocol::MEMBERS_IN_FRAME {
+                    members.clone()
+                } else {
+                    vec![]
+                },
                 member_count: members.len(),
                 seq,
             },
             Membership { add: members.clone(), remove: vec![] },
         ),
         Payload::MemberJoined { user_id: joined } => (
-            ServerFrame::Joined { workspace_id, channel_id, user_id: *joined, seq, by: (*joined != user_id).then_some(user_id) },
+            ServerFrame::Joined {
+                workspace_id,
+                channel_id,
+                user_id: *joined,
+                seq,
+                by: (*joined != user_id).then_some(user_id),
+            },
             Membership { add: vec![*joined], remove: vec![] },
         ),
         Payload::MemberLeft { user_id: left } => (
             ServerFrame::Left { workspace_id, channel_id, user_id: *left, by: user_id, seq },
             Membership { add: vec![], remove: vec![*left] },
         ),
-        Payload::ChannelRenamed { name } => (ServerFrame::Renamed { workspace_id, channel_id, name: name.clone(), user_id, seq }, none()),
-        Payload::ChannelArchived { archived } => (ServerFrame::Archived { workspace_id, channel_id, archived: *archived, user_id, seq }, none()),
-        Payload::MessagePinned { message_id, pinned } => {
-            (ServerFrame::Pinned { workspace_id, channel_id, message_id: *message_id, pinned: *pinned, user_id, seq }, none())
+        Payload::ChannelRenamed { name } => {
+            (ServerFrame::Renamed { workspace_id, channel_id, name: name.clone(), user_id, seq }, none())
         }
+        Payload::ChannelArchived { archived } => {
+            (ServerFrame::Archived { workspace_id, channel_id, archived: *archived, user_id, seq }, none())
+        }
+        Payload::MessagePinned { message_id, pinned } => (
+            ServerFrame::Pinned { workspace_id, channel_id, message_id: *message_id, pinned: *pinned, user_id, seq },
+            none(),
+        ),
         // the user's own stream reaches only their connections (the gateways subscribe every
         // connection to its user's stream)
-        Payload::ReadMarked { channel_id: read, seq: read_seq } => (ServerFrame::Marked { workspace_id, channel_id: *read, seq: *read_seq }, none()),
+        Payload::ReadMarked { channel_id: read, seq: read_seq } => {
+            (ServerFrame::Marked { workspace_id, channel_id: *read, seq: *read_seq }, none())
+        }
     }
 }
 

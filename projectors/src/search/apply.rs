@@ -65,7 +65,14 @@ impl SearchProjection {
             }
             *last = Instant::now();
         }
-        let due: Vec<(Uuid, i32)> = self.retention.lock().expect("retention lock").iter().filter(|(_, t)| **t > 0).map(|(w, t)| (*w, *t)).collect();
+        let due: Vec<(Uuid, i32)> = self
+            .retention
+            .lock()
+            .expect("retention lock")
+            .iter()
+            .filter(|(_, t)| **t > 0)
+            .map(|(w, t)| (*w, *t))
+            .collect();
         let now = chrono::Utc::now().timestamp_millis();
         for (ws, secs) in due {
             let n = self.index.expire(ws, now - secs as i64 * 1000).await?;

@@ -54,18 +54,25 @@ impl TimelineProjection {
             let ttl = self.ttl(ws).await?;
             Ok::<_, ProjectorError>(self.store.update_message(ws, ch, id, &u, ttl).await?)
         };
-        let channel = |c: ChannelChange| async move { Ok::<_, ProjectorError>(self.store.change_channel(ws, ch, &c).await?) };
+        let channel =
+            |c: ChannelChange| async move { Ok::<_, ProjectorError>(self.store.change_channel(ws, ch, &c).await?) };
         match &e.payload {
             Payload::MessagePosted { thread_ts, thread, .. } => {
                 let ttl = self.ttl(ws).await?;
                 self.store.insert_message(&e.posted_view().expect("a posted message"), ttl).await?;
                 if let (Some(parent), Some(t)) = (thread_ts, thread) {
-                    let view = ThreadView { reply_count: t.reply_count, reply_users: t.reply_users.clone(), last_reply_at: e.occurred_at };
+                    let view = ThreadView {
+                        reply_count: t.reply_count,
+                        reply_users: t.reply_users.clone(),
+                        last_reply_at: e.occurred_at,
+                    };
                     update(*parent, MessageUpdate::Thread(view)).await?;
                 }
                 Ok(())
             }
-            Payload::MessageEdited { message_id, text } => update(*message_id, MessageUpdate::Edit { text: text.clone(), edited_at: e.occurred_at }).await,
+            Payload::MessageEdited { message_id, text } => {
+                update(*message_id, MessageUpdate::Edit { text: text.clone(), edited_at: e.occurred_at }).await
+            }
             Payload::MessageDeleted { message_id, file_ids } => {
                 for f in file_ids {
                     self.delete_file(ws, *f).await?;
@@ -73,14 +80,23 @@ impl TimelineProjection {
                 update(*message_id, MessageUpdate::Delete).await
             }
             Payload::FileShared { file } => {
-                let record = FileRecord { workspace_id: ws, channel_id: ch, uploader: e.actor_id, created_at: e.occurred_at, deleted: false, file: file.clone() };
+                let record = FileRecord {
+                    workspace_id: ws,
+                    channel_id: ch,
+                    uploader: e.actor_id,
+                    created_at: e.occurred_at,
+                    deleted: false,
+                    file: file.clone(),
+                };
                 Ok(self.store.insert_file(&record).await?)
             }
             Payload::FileDeleted { file_id } => self.delete_file(ws, *file_id).await,
             Payload::ReactionChanged { message_id, emoji, users, .. } => {
                 update(*message_id, MessageUpdate::Reactions { emoji: emoji.clone(), users: users.clone() }).await
             }
-            Payload::MessagePinned { message_id, pinned } => update(*message_id, MessageUpdate::Pin { pinned: *pinned }).await,
+            Payload::MessagePinned { message_id, pinned } => {
+                update(*message_id, MessageUpdate::Pin { pinned: *pinned }).await
+            }
             Payload::ChannelCreated { name, kind, members } => {
                 channel(ChannelChange::Created(ChannelInfo {
                     workspace_id: ws,
@@ -100,7 +116,9 @@ impl TimelineProjection {
             Payload::ChannelRenamed { name } => channel(ChannelChange::Renamed(name.clone())).await,
             Payload::ChannelArchived { archived } => channel(ChannelChange::Archived(*archived)).await,
             // the user's own stream: channel_id is the user
-            Payload::ReadMarked { channel_id, seq } => Ok(self.store.set_read_marker(ws, e.actor_id, *channel_id, *seq).await?),
+            Payload::ReadMarked { channel_id, seq } => {
+                Ok(self.store.set_read_marker(ws, e.actor_id, *channel_id, *seq).await?)
+            }
         }
     }
 }
@@ -123,7 +141,9 @@ impl Projection for TimelineProjection {
         let mut i = 0;
         while i < events.len() {
             let j = events[i..].iter().position(|e| !independent(e)).map(|k| i + k).unwrap_or(events.len());
-            stream::iter(events[i..j].iter().map(Ok)).try_for_each_concurrent(CONCURRENCY, |e| self.apply_one(e)).await?;
+            stream::iter(events[i..j].iter().map(Ok))
+                .try_for_each_concurrent(CONCURRENCY, |e| self.apply_one(e))
+                .await?;
             if j < events.len() {
                 self.apply_one(&events[j]).await?;
             }
@@ -146,4 +166,3 @@ impl Projection for TimelineProjection {
         Ok(self.store.workspace(Uuid::nil()).await.map(|_| ())?)
     }
 }
-
