@@ -102,6 +102,7 @@ pid_matches() {
 # stop_pidfile PIDFILE ARG [TERM_TIMEOUT_S=10]: TERM the process named in PIDFILE (only if
 # pid_matches PID ARG), wait, then KILL; removes PIDFILE. No error if it is not running.
 # Sets STOP_RESULT to none (was not running), stopped (exited on TERM) or killed.
+# shellcheck disable=SC2034  # STOP_RESULT is read by the callers
 stop_pidfile() {
   local pidfile="$1" match="$2" timeout="${3:-10}" pid i
   STOP_RESULT=none

@@ -19,20 +19,21 @@
 # Env knobs: CONFAB_CACHE (default ~/.cache/confab), CENTRIFUGO_VERSION (default below),
 #            CENTRIFUGO_PORT (same as the PORT argument), CENTRIFUGO_LOG_LEVEL (default warn),
 #            CENTRIFUGO_START_TIMEOUT (seconds, default 30).
+# start tries up to three times, on other ports, when centrifugo exits at start (the port it was
+# given was taken meanwhile); a port given (PORT, CENTRIFUGO_PORT) is kept (no retry then).
 set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck disable=SC2034  # read by log() in lib.sh
+LOG_PREFIX="centrifugo.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$here/../lib.sh"
 
 CENTRIFUGO_VERSION="${CENTRIFUGO_VERSION:-6.9.1}"
 CENTRIFUGO_MODULE="github.com/centrifugal/centrifugo/v${CENTRIFUGO_VERSION%%.*}"
 CACHE_DIR="${CONFAB_CACHE:-$HOME/.cache/confab}"
 BIN_DIR="$CACHE_DIR/peers/bin"
 BIN="$BIN_DIR/centrifugo"
-
-log() { echo "centrifugo.sh: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rand_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 
 is_installed() {
   [[ -x "$BIN" ]] && "$BIN" version 2>/dev/null | grep -qF "Centrifugo v${CENTRIFUGO_VERSION} "
@@ -71,19 +72,8 @@ setup_paths() {
   LOG_FILE="$CDIR/centrifugo.log"
 }
 
-# Is PID alive and the Centrifugo of *this* RUN_DIR? (guards against PID reuse)
-pid_is_centrifugo() {
-  local pid="$1"
-  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$CONF"
-}
-
-set_env() { # KEY VALUE: replace any stale value
-  local envf="$RUN_DIR/env"; touch "$envf"
-  local tmp; tmp=$(mktemp "$envf.XXXXXX")
-  grep -v "^$1=" "$envf" >"$tmp" || true
-  echo "$1=$2" >>"$tmp"
-  cat "$tmp" >"$envf"; rm -f "$tmp"
+write_env() { # URL API_KEY HMAC_SECRET: replace any stale values
+  set_env "$RUN_DIR/env" "CENTRIFUGO_URL=$1" "CENTRIFUGO_API_KEY=$2" "CENTRIFUGO_HMAC_SECRET=$3"
 }
 
 write_config() { # PORT API_KEY HMAC_SECRET
@@ -112,6 +102,45 @@ write_config() { # PORT API_KEY HMAC_SECRET
 JSON
 }
 
+fail() {
+  log "not ready: $1"; tail -n 40 "$LOG_FILE" >&2 || true
+  if [[ -n "$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  exit 1
+}
+have_pid() { [[ -s "$PID_FILE" ]]; }
+healthy() {
+  curl -fsS -o /dev/null --max-time 2 "$url/health" 2>/dev/null && return 0
+  pid_matches "$pid" "$CONF" || return 99
+  return 1
+}
+
+# launch ATTEMPT: pick the port (the one given, if any), write the config, start centrifugo.
+launch() {
+  PORT="${want_port:-$(free_port)}"
+  url="http://127.0.0.1:$PORT" pid=""
+  printf 'API_KEY=%s\nHMAC_SECRET=%s\nPORT=%s\n' "$API_KEY" "$HMAC_SECRET" "$PORT" >"$SECRETS"
+  write_config "$PORT" "$API_KEY" "$HMAC_SECRET"
+  "$BIN" checkconfig -c "$CONF" >"$CDIR/checkconfig.log" 2>&1 \
+    || { cat "$CDIR/checkconfig.log" >&2; die "checkconfig failed"; }
+
+  : >"$LOG_FILE"
+  rm -f "$PID_FILE"
+  # Many benchmark connections: raise the open-files limit as far as allowed.
+  # shellcheck disable=SC2016
+  setsid -f bash -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; echo $$ >"$1"; shift; exec "$@"' \
+    _ "$PID_FILE" "$BIN" -c "$CONF" </dev/null >>"$LOG_FILE" 2>&1
+  deadline=$(( $(date +%s) + timeout ))
+}
+
+# ready: for start_with_retries (75: centrifugo exited at start, as when its port was taken).
+ready() {
+  wait_until "$(( deadline - $(date +%s) ))" have_pid || fail "no pid file"
+  pid=$(cat "$PID_FILE")
+  wait_until "$(( deadline - $(date +%s) ))" healthy && return 0
+  pid_matches "$pid" "$CONF" || return 75
+  fail "no answer on $url/health within ${timeout}s"
+}
+
 do_start() {
   setup_paths "${1:-}" create
   local want_port="${2:-${CENTRIFUGO_PORT:-}}"
@@ -119,13 +148,11 @@ do_start() {
   mkdir -p "$CDIR"
   local t0; t0=$(now)
 
-  if [[ -f "$PID_FILE" ]] && pid_is_centrifugo "$(cat "$PID_FILE")"; then
+  if [[ -f "$PID_FILE" ]] && pid_matches "$(cat "$PID_FILE")" "$CONF"; then
     log "already running (pid $(cat "$PID_FILE"))"
     # shellcheck disable=SC1090
     . "$SECRETS"
-    set_env CENTRIFUGO_URL "http://127.0.0.1:$PORT"
-    set_env CENTRIFUGO_API_KEY "$API_KEY"
-    set_env CENTRIFUGO_HMAC_SECRET "$HMAC_SECRET"
+    write_env "http://127.0.0.1:$PORT" "$API_KEY" "$HMAC_SECRET"
     return 0
   fi
 
@@ -135,61 +162,20 @@ do_start() {
     # shellcheck disable=SC1090
     . "$SECRETS"
   else
-    API_KEY=$(rand_secret); HMAC_SECRET=$(rand_secret)
+    API_KEY=$(rand_secret 32); HMAC_SECRET=$(rand_secret 32)
   fi
-  PORT="${want_port:-$(free_port)}"
-  printf 'API_KEY=%s\nHMAC_SECRET=%s\nPORT=%s\n' "$API_KEY" "$HMAC_SECRET" "$PORT" >"$SECRETS"
-  write_config "$PORT" "$API_KEY" "$HMAC_SECRET"
-  "$BIN" checkconfig -c "$CONF" >"$CDIR/checkconfig.log" 2>&1 \
-    || { cat "$CDIR/checkconfig.log" >&2; die "checkconfig failed"; }
 
-  : >"$LOG_FILE"
-  rm -f "$PID_FILE"
-  # Many benchmark connections: raise the open-files limit as far as allowed.
-  setsid -f bash -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; echo $$ >"$1"; shift; exec "$@"' \
-    _ "$PID_FILE" "$BIN" -c "$CONF" </dev/null >>"$LOG_FILE" 2>&1
+  local deadline=0 pid="" url="" timeout="${CENTRIFUGO_START_TIMEOUT:-30}" tries=3
+  [[ -z "$want_port" ]] || tries=1
+  start_with_retries "$tries" launch ready fail "$LOG_FILE"
 
-  local deadline pid="" url="http://127.0.0.1:$PORT" timeout="${CENTRIFUGO_START_TIMEOUT:-30}"
-  deadline=$(( $(date +%s) + timeout ))
-  fail() {
-    log "not ready: $1"; tail -n 40 "$LOG_FILE" >&2 || true
-    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
-    exit 1
-  }
-  while [[ -z "$pid" ]]; do
-    [[ -s "$PID_FILE" ]] && pid=$(cat "$PID_FILE") && break
-    (( $(date +%s) < deadline )) || fail "no pid file"
-    sleep 0.05
-  done
-  until curl -fsS -o /dev/null --max-time 2 "$url/health" 2>/dev/null; do
-    pid_is_centrifugo "$pid" || fail "process $pid exited"
-    (( $(date +%s) < deadline )) || fail "no answer on $url/health within ${timeout}s"
-    sleep 0.1
-  done
-
-  set_env CENTRIFUGO_URL "$url"
-  set_env CENTRIFUGO_API_KEY "$API_KEY"
-  set_env CENTRIFUGO_HMAC_SECRET "$HMAC_SECRET"
-  local rss; rss=$(awk '/^VmRSS:/{print $2" "$3}' "/proc/$pid/status" 2>/dev/null || echo "?")
-  echo "centrifugo ${CENTRIFUGO_VERSION} ready on 127.0.0.1:${PORT} pid ${pid} in $(elapsed "$t0")s, RSS ${rss}"
+  write_env "$url" "$API_KEY" "$HMAC_SECRET"
+  echo "centrifugo ${CENTRIFUGO_VERSION} ready on 127.0.0.1:${PORT} pid ${pid} in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
 }
 
 do_stop() {
   setup_paths "${1:-}"
-  [[ -f "$PID_FILE" ]] || { log "not running (no pid file)"; return 0; }
-  local pid; pid=$(cat "$PID_FILE")
-  if ! pid_is_centrifugo "$pid"; then
-    log "not running (stale pid $pid)"; rm -f "$PID_FILE"; return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for (( i = 0; i < 100; i++ )); do pid_is_centrifugo "$pid" || break; sleep 0.1; done
-  if pid_is_centrifugo "$pid"; then
-    log "pid $pid did not exit after TERM, sending KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PID_FILE"
-  log "stopped (pid $pid)"
+  stop_pidfile "$PID_FILE" "$CONF" 10
 }
 
 case "${1:-}" in

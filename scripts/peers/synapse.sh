@@ -16,18 +16,20 @@
 # Env knobs: CONFAB_CACHE (default ~/.cache/confab), SYNAPSE_VERSION (default below),
 #            SYNAPSE_PORT (same as the PORT argument), SYNAPSE_LOG_LEVEL (default WARNING:
 #            INFO logs every request, which costs throughput), SYNAPSE_START_TIMEOUT (s, default 90).
+# start tries up to three times, on other ports, when synapse exits at start (the port it was
+# given was taken meanwhile); a port given (PORT, SYNAPSE_PORT) is kept (no retry then).
 set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck disable=SC2034  # read by log() in lib.sh
+LOG_PREFIX="synapse.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$here/../lib.sh"
 
 SYNAPSE_VERSION="${SYNAPSE_VERSION:-1.163.2}"
 CACHE_DIR="${CONFAB_CACHE:-$HOME/.cache/confab}"
 VENV="$CACHE_DIR/peers/synapse"
 PY="$VENV/bin/python"
-
-log() { echo "synapse.sh: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 is_installed() {
   [[ -x "$PY" ]] && [[ "$("$PY" -c 'import synapse; print(synapse.__version__)' 2>/dev/null)" == "$SYNAPSE_VERSION" ]]
@@ -62,19 +64,8 @@ setup_paths() {
   LOG_FILE="$SDIR/synapse.out"
 }
 
-# Is PID alive and the Synapse of *this* RUN_DIR? (guards against PID reuse)
-pid_is_synapse() {
-  local pid="$1"
-  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$OVERRIDES"
-}
-
-set_env() { # KEY VALUE: replace any stale value
-  local envf="$RUN_DIR/env"; touch "$envf"
-  local tmp; tmp=$(mktemp "$envf.XXXXXX")
-  grep -v "^$1=" "$envf" >"$tmp" || true
-  echo "$1=$2" >>"$tmp"
-  cat "$tmp" >"$envf"; rm -f "$tmp"
+write_env() { # URL SHARED_SECRET: replace any stale values
+  set_env "$RUN_DIR/env" "SYNAPSE_URL=$1" "SYNAPSE_SHARED_SECRET=$2"
 }
 
 write_overrides() { # PORT SECRET
@@ -151,6 +142,44 @@ disable_existing_loggers: false
 YAML
 }
 
+fail() {
+  log "not ready: $1"
+  tail -n 40 "$LOG_FILE" >&2 || true
+  grep -E 'ERROR|CRITICAL' "$SDIR/homeserver.log" 2>/dev/null | tail -n 20 >&2 || true
+  if [[ -n "$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  exit 1
+}
+have_pid() { [[ -s "$PID_FILE" ]]; }
+answers() {
+  curl -fsS -o /dev/null --max-time 2 "$url/_matrix/client/versions" 2>/dev/null && return 0
+  pid_matches "$pid" "$OVERRIDES" || return 99
+  return 1
+}
+
+# launch ATTEMPT: pick the port (the one given, if any), write the overrides, start synapse.
+launch() {
+  port="${want_port:-$(free_port)}"
+  url="http://127.0.0.1:$port" pid=""
+  write_overrides "$port" "$secret"
+
+  : >"$LOG_FILE"
+  rm -f "$PID_FILE"
+  # shellcheck disable=SC2016
+  setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
+    "$PY" -m synapse.app.homeserver --config-path "$BASE_CONF" --config-path "$OVERRIDES" \
+    </dev/null >>"$LOG_FILE" 2>&1
+  deadline=$(( $(date +%s) + timeout ))
+}
+
+# ready: for start_with_retries (75: synapse exited at start, as when its port was taken).
+ready() {
+  wait_until "$(( deadline - $(date +%s) ))" have_pid || fail "no pid file"
+  pid=$(cat "$PID_FILE")
+  wait_until "$(( deadline - $(date +%s) ))" answers && return 0
+  pid_matches "$pid" "$OVERRIDES" || return 75
+  fail "no answer on $url/_matrix/client/versions within ${timeout}s"
+}
+
 do_start() {
   setup_paths "${1:-}" create
   local want_port="${2:-${SYNAPSE_PORT:-}}"
@@ -158,11 +187,10 @@ do_start() {
   mkdir -p "$SDIR"
   local t0; t0=$(now)
 
-  if [[ -f "$PID_FILE" ]] && pid_is_synapse "$(cat "$PID_FILE")"; then
+  if [[ -f "$PID_FILE" ]] && pid_matches "$(cat "$PID_FILE")" "$OVERRIDES"; then
     local port; port=$(sed -n 's/^  - port: //p' "$OVERRIDES" | head -1)
     log "already running (pid $(cat "$PID_FILE")) on 127.0.0.1:$port"
-    set_env SYNAPSE_URL "http://127.0.0.1:$port"
-    set_env SYNAPSE_SHARED_SECRET "$(cat "$SECRET_FILE")"
+    write_env "http://127.0.0.1:$port" "$(cat "$SECRET_FILE")"
     return 0
   fi
 
@@ -173,59 +201,20 @@ do_start() {
       --generate-config --report-stats=no >"$SDIR/generate.log" 2>&1) \
       || { cat "$SDIR/generate.log" >&2; die "--generate-config failed"; }
   fi
-  [[ -s "$SECRET_FILE" ]] || python3 -c 'import secrets; print(secrets.token_hex(24))' >"$SECRET_FILE"
+  [[ -s "$SECRET_FILE" ]] || rand_hex 24 >"$SECRET_FILE"
   local secret; secret=$(cat "$SECRET_FILE")
-  local port="${want_port:-$(free_port)}"
-  write_overrides "$port" "$secret"
 
-  : >"$LOG_FILE"
-  rm -f "$PID_FILE"
-  setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
-    "$PY" -m synapse.app.homeserver --config-path "$BASE_CONF" --config-path "$OVERRIDES" \
-    </dev/null >>"$LOG_FILE" 2>&1
+  local port="" url="" pid="" deadline=0 timeout="${SYNAPSE_START_TIMEOUT:-90}" tries=3
+  [[ -z "$want_port" ]] || tries=1
+  start_with_retries "$tries" launch ready fail "$LOG_FILE"
 
-  local deadline pid="" url="http://127.0.0.1:$port"
-  deadline=$(( $(date +%s) + ${SYNAPSE_START_TIMEOUT:-90} ))
-  fail() {
-    log "not ready: $1"
-    tail -n 40 "$LOG_FILE" >&2 || true
-    grep -E 'ERROR|CRITICAL' "$SDIR/homeserver.log" 2>/dev/null | tail -n 20 >&2 || true
-    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
-    exit 1
-  }
-  while [[ -z "$pid" ]]; do
-    [[ -s "$PID_FILE" ]] && pid=$(cat "$PID_FILE") && break
-    (( $(date +%s) < deadline )) || fail "no pid file"
-    sleep 0.05
-  done
-  until curl -fsS -o /dev/null --max-time 2 "$url/_matrix/client/versions" 2>/dev/null; do
-    pid_is_synapse "$pid" || fail "process $pid exited"
-    (( $(date +%s) < deadline )) || fail "no answer on $url/_matrix/client/versions within ${SYNAPSE_START_TIMEOUT:-90}s"
-    sleep 0.2
-  done
-
-  set_env SYNAPSE_URL "$url"
-  set_env SYNAPSE_SHARED_SECRET "$secret"
-  local rss; rss=$(awk '/^VmRSS:/{print $2" "$3}' "/proc/$pid/status" 2>/dev/null || echo "?")
-  echo "synapse ${SYNAPSE_VERSION} ready on 127.0.0.1:${port} pid ${pid} in $(elapsed "$t0")s, RSS ${rss}"
+  write_env "$url" "$secret"
+  echo "synapse ${SYNAPSE_VERSION} ready on 127.0.0.1:${port} pid ${pid} in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
 }
 
 do_stop() {
   setup_paths "${1:-}"
-  [[ -f "$PID_FILE" ]] || { log "not running (no pid file)"; return 0; }
-  local pid; pid=$(cat "$PID_FILE")
-  if ! pid_is_synapse "$pid"; then
-    log "not running (stale pid $pid)"; rm -f "$PID_FILE"; return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for (( i = 0; i < 150; i++ )); do pid_is_synapse "$pid" || break; sleep 0.1; done
-  if pid_is_synapse "$pid"; then
-    log "pid $pid did not exit after TERM, sending KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PID_FILE"
-  log "stopped (pid $pid)"
+  stop_pidfile "$PID_FILE" "$OVERRIDES" 15
 }
 
 case "${1:-}" in

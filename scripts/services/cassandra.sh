@@ -15,16 +15,21 @@
 #   CASSANDRA_JVM_OPTS  extra JVM options (whitespace-separated)
 #
 # Every start wipes the node's data under RUN_DIR/cassandra: each start is a fresh, empty node.
+# start tries up to three times, on other ports, when the node exits at start (a port it was given
+# was taken meanwhile); CASSANDRA_PORT, when set, is kept.
 set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck disable=SC2034  # read by log() in lib.sh
+LOG_PREFIX="cassandra"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$here/../lib.sh"
 
 CASSANDRA_VERSION="${CASSANDRA_VERSION:-5.0.9}"
 CACHE_ROOT="${CONFAB_CACHE:-$HOME/.cache/confab}"
 HOME_DIR="$CACHE_ROOT/cassandra-$CASSANDRA_VERSION"
 LIB_DIR="$HOME_DIR/lib"
 MARKER="$HOME_DIR/.installed"
-
-log() { echo "cassandra: $*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 install() {
     if [[ -f "$MARKER" ]] && [[ "$(cat "$MARKER")" == "$CASSANDRA_VERSION" ]]; then
@@ -66,52 +71,11 @@ EOF
     log "installed ($(ls "$LIB_DIR" | wc -l) jars)"
 }
 
-# Prints N distinct free TCP ports on 127.0.0.1 (all bound at once, so they differ).
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
-
-# True if PID is alive and is our Cassandra daemon.
-is_our_daemon() {
-    local pid="$1"
-    [[ -n "$pid" ]] && [[ -r "/proc/$pid/cmdline" ]] &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'org.apache.cassandra.service.CassandraDaemon'
-}
-
+# stop RUN_DIR: stop the node of RUN_DIR (its command line names RUN_DIR/cassandra).
 stop() {
     local run_dir="$1"
-    local pid_file="$run_dir/cassandra/pid"
-    [[ -f "$pid_file" ]] || return 0
-    local pid
-    pid="$(cat "$pid_file" 2>/dev/null || true)"
-    if is_our_daemon "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 150; i++)); do # 15 s
-            is_our_daemon "$pid" || break
-            sleep 0.1
-        done
-        if is_our_daemon "$pid"; then
-            log "pid $pid did not exit after TERM, sending KILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do
-                is_our_daemon "$pid" || break
-                sleep 0.1
-            done
-        fi
-        log "stopped (pid $pid)"
-    fi
-    rm -f "$pid_file"
+    if [[ -d "$run_dir" ]]; then run_dir="$(cd "$run_dir" && pwd)"; fi
+    stop_pidfile "$run_dir/cassandra/pid" "-Dcassandra.storagedir=$run_dir/cassandra" 15
 }
 
 # Waits until the node answers a real CQL v4 query (STARTUP + QUERY system.local). Prints release_version.
@@ -194,20 +158,14 @@ sys.exit(1)
 EOF
 }
 
-start() {
-    local run_dir
-    run_dir="$(mkdir -p "$1" && cd "$1" && pwd)"
-    install
-    stop "$run_dir"
-
-    local dir="$run_dir/cassandra"
-    mkdir -p "$dir"
+# launch ATTEMPT: a fresh node: wipe its data, pick ports, write its config, start it.
+launch() {
     rm -rf "$dir/data" "$dir/commitlog" "$dir/hints" "$dir/saved_caches" "$dir/cdc_raw"
     mkdir -p "$dir/data" "$dir/commitlog" "$dir/hints" "$dir/saved_caches" "$dir/cdc_raw"
     : >"$dir/system.log"
 
-    local native_port storage_port jmx_port ports
-    ports="$(free_ports 3)"
+    local ports
+    ports="$(pick_free_ports 3)"
     read -r native_port storage_port jmx_port <<<"$ports"
     native_port="${CASSANDRA_PORT:-$native_port}"
 
@@ -360,8 +318,6 @@ EOF
     read -r -a extra <<<"${CASSANDRA_JVM_OPTS:-}"
     jvm+=("${extra[@]}")
 
-    local t0
-    t0="$(date +%s.%N)"
     rm -f "$dir/pid"
     # Cassandra calls mlockall(MCL_CURRENT) at startup; as root (CAP_IPC_LOCK) that succeeds, pins the
     # whole 1G heap (RSS ~1.5G) and costs seconds. Drop CAP_IPC_LOCK and the memlock limit so it just
@@ -370,45 +326,51 @@ EOF
     if [[ "$(id -u)" == 0 ]] && command -v setpriv >/dev/null; then
         nolock=(setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock)
     fi
+    # shellcheck disable=SC2016
     setsid "${nolock[@]}" bash -c 'ulimit -l 0 2>/dev/null || true; echo $$ >"$0"; exec "$@"' "$dir/pid" \
         java "${jvm[@]}" -cp "$LIB_DIR/*" org.apache.cassandra.service.CassandraDaemon \
         </dev/null >"$dir/stdout.log" 2>&1 &
-    local i
-    for ((i = 0; i < 100; i++)); do
-        [[ -s "$dir/pid" ]] && break
-        sleep 0.05
-    done
-    local pid
+    wait_until 5 have_pid || die "no pid file after 5 s"
     pid="$(cat "$dir/pid")"
     # Don't leave a half-started node behind if we fail or are interrupted while waiting.
     STARTING_RUN_DIR="$run_dir"
     trap 'rc=$?; trap - EXIT; if [[ $rc -ne 0 ]]; then stop "$STARTING_RUN_DIR" || true; fi; exit $rc' EXIT
     trap 'exit 130' INT TERM HUP
     log "started pid $pid (cql 127.0.0.1:$native_port, storage $storage_port, jmx $jmx_port)"
+}
 
-    local version
-    if ! version="$(wait_cql 127.0.0.1 "$native_port" "$pid" "${CASSANDRA_START_TIMEOUT:-180}")"; then
-        log "did not become ready; stdout tail:"
-        tail -n 30 "$dir/stdout.log" >&2 || true
-        log "system.log tail:"
-        tail -n 60 "$dir/system.log" >&2 || true
-        exit 1 # the EXIT trap stops the node
-    fi
+have_pid() { [[ -s "$dir/pid" ]]; }
+
+# ready: for start_with_retries (75: the node exited before CQL answered, as when a port was taken).
+ready() {
+    local rc=0
+    version="$(wait_cql 127.0.0.1 "$native_port" "$pid" "${CASSANDRA_START_TIMEOUT:-180}")" || rc=$?
+    (( rc != 2 )) || return 75
+    (( rc == 0 )) || fail "no CQL answer"
+}
+
+fail() {
+    log "did not become ready ($1); stdout tail:"
+    tail -n 30 "$dir/stdout.log" >&2 || true
+    log "system.log tail:"
+    tail -n 60 "$dir/system.log" >&2 || true
+    exit 1 # the EXIT trap stops the node
+}
+
+start() {
+    local run_dir
+    run_dir="$(mkdir -p "$1" && cd "$1" && pwd)"
+    install
+    if [[ -f "$run_dir/cassandra/pid" ]]; then stop "$run_dir"; fi
+
+    local dir="$run_dir/cassandra" native_port storage_port jmx_port pid version t0
+    mkdir -p "$dir"
+    t0="$(now)"
+    start_with_retries 3 launch ready fail "$dir/system.log"
     trap - EXIT INT TERM HUP
-    local t1 rss
-    t1="$(date +%s.%N)"
-    rss="$(awk '/^VmRSS/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo '?')"
 
-    local env_file="$run_dir/env"
-    # Only rewrite the file when replacing an earlier value; otherwise just append (other services may
-    # be appending to the same file concurrently).
-    if [[ -f "$env_file" ]] && grep -q '^CONFAB_CASSANDRA_NODES=' "$env_file"; then
-        grep -v '^CONFAB_CASSANDRA_NODES=' "$env_file" >"$env_file.tmp.$$" || true
-        mv "$env_file.tmp.$$" "$env_file"
-    fi
-    echo "CONFAB_CASSANDRA_NODES=127.0.0.1:$native_port" >>"$env_file"
-
-    echo "cassandra: ready: Cassandra $version on 127.0.0.1:$native_port in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')s, RSS $rss"
+    set_env "$run_dir/env" "CONFAB_CASSANDRA_NODES=127.0.0.1:$native_port"
+    echo "cassandra: ready: Cassandra $version on 127.0.0.1:$native_port in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
 }
 
 usage() {

@@ -8,7 +8,15 @@
 # Env knobs: CONFAB_CACHE (default ~/.cache/confab), KAFKA_PORT (broker port, default random),
 #            KAFKA_CONTROLLER_PORT (default random), KAFKA_HEAP (default 512m),
 #            KAFKA_LOG_LEVEL (default INFO), KAFKA_START_TIMEOUT (seconds, default 120).
+# start tries up to three times, on other ports, when the broker exits at start (a port it was
+# given was taken meanwhile); ports given by KAFKA_PORT/KAFKA_CONTROLLER_PORT are kept.
 set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck disable=SC2034  # read by log() in lib.sh
+LOG_PREFIX="kafka.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$here/../lib.sh"
 
 KAFKA_VERSION=4.4.0
 SCALA_VERSION=2.13
@@ -19,11 +27,6 @@ CACHE_DIR="${CONFAB_CACHE:-$HOME/.cache/confab}"
 KAFKA_HOME_DIR="$CACHE_DIR/kafka-$KAFKA_VERSION"
 LIB_DIR="$KAFKA_HOME_DIR/lib"
 MARKER="$KAFKA_HOME_DIR/.installed"
-
-log() { echo "kafka.sh: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-now() { date +%s.%N; }
 
 is_installed() {
   [[ -f "$MARKER" ]] && compgen -G "$LIB_DIR/kafka_${SCALA_VERSION}-${KAFKA_VERSION}.jar" >/dev/null
@@ -111,7 +114,7 @@ do_install() {
   rm -rf "$build"
   echo "kafka ${KAFKA_VERSION} installed $(date -u +%FT%TZ)" >"$MARKER"
   exec 9>&-
-  log "installed $(ls "$LIB_DIR" | wc -l) jars into $LIB_DIR in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')s"
+  log "installed $(ls "$LIB_DIR" | wc -l) jars into $LIB_DIR in $(elapsed "$t0")s"
 }
 
 
@@ -160,35 +163,6 @@ java_tool() {
   return "$rc"
 }
 
-pick_free_ports() { # N -> N distinct free ports on 127.0.0.1, space separated
-  python3 - "$1" <<'PYEOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-PYEOF
-}
-
-port_is_free() { # same semantics as the broker's bind (SO_REUSEADDR), so TIME_WAIT is OK
-  python3 - "$1" <<'PYEOF'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-    s.listen(1)
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-PYEOF
-}
-
 random_cluster_id() {
   # Kafka Uuid string form: URL-safe base64 of 16 random bytes, no padding, must not start with '-'.
   python3 - <<'PYEOF'
@@ -199,13 +173,6 @@ while True:
         print(s)
         break
 PYEOF
-}
-
-# Is PID alive and the broker of *this* RUN_DIR? (guards against PID reuse; zombies count as gone)
-pid_is_kafka() {
-  local pid="$1"
-  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "-Dconfab.kafka.dir=$KDIR"
 }
 
 prop_get() { # file key
@@ -223,6 +190,7 @@ setup_paths() { # RUN_DIR [create]
   LOG_FILE="$KDIR/kafka.log"
   SERVER_LOG4J="$KDIR/log4j2.properties"
   TOOLS_LOG4J="$KDIR/tools-log4j2.properties"
+  MATCH="-Dconfab.kafka.dir=$KDIR" # the broker's own argument, for pid_matches
 }
 
 write_log4j() {
@@ -301,25 +269,42 @@ log.retention.check.interval.ms=300000
 PROPS
 }
 
-do_start() {
-  setup_paths "${1:-}" create
-  is_installed || do_install
-  local t0; t0=$(now)
-  command -v java >/dev/null || die "java not found"
-  mkdir -p "$KDIR"
+have_pid() { [[ -s "$PID_FILE" ]]; }
+secs_left() { echo $(( deadline - $(date +%s) )); }
 
-  if [[ -f "$PID_FILE" ]] && pid_is_kafka "$(cat "$PID_FILE")"; then
-    local oldpid port
-    oldpid=$(cat "$PID_FILE")
-    port=$(prop_get "$CONF" advertised.listeners | sed 's#.*://127.0.0.1:##')
-    log "already running (pid $oldpid) on 127.0.0.1:$port"
-    set_env_line "$port"
-    return 0
-  fi
+# The startup-complete log line (cheap to wait for: no extra processes competing for CPU).
+broker_started() {
+  grep -q 'Kafka Server started' "$LOG_FILE" 2>/dev/null && return 0
+  pid_matches "$pid" "$MATCH" || return 99
+  return 1
+}
 
-  # Ports: KAFKA_PORT if set; else reuse a previous config's ports if still free; else random.
-  local port="" cport=""
-  if [[ -f "$CONF" ]]; then
+# Does it actually serve metadata requests? (admin client round trip)
+admin_answers() {
+  local left; left=$(secs_left)
+  (( left > 0 )) || return 99
+  JAVA_TOOL_TIMEOUT="$left" java_tool org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:$port" --list >"$KDIR/ready-check.log" 2>&1 && return 0
+  pid_matches "$pid" "$MATCH" || return 99
+  return 1
+}
+
+fail() {
+  log "broker did not become ready: $1"
+  log "---- first ERROR/FATAL lines of $LOG_FILE ----"
+  grep -m 10 -E '^\[[^]]*\] (ERROR|FATAL)' "$LOG_FILE" >&2 || true
+  log "---- tail of $LOG_FILE ----"
+  tail -n 60 "$LOG_FILE" >&2 || true
+  if [[ -n "$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  exit 1
+}
+
+# launch ATTEMPT: pick ports, write the config, format the storage once, start the broker.
+# Ports: KAFKA_PORT/KAFKA_CONTROLLER_PORT if set; else on the first attempt a previous config's
+# ports if still free; else fresh ones.
+launch() {
+  port="" cport="" pid=""
+  if [[ -f "$CONF" && "$1" == 1 ]]; then
     port=$(prop_get "$CONF" advertised.listeners | sed 's#.*://127.0.0.1:##')
     cport=$(prop_get "$CONF" controller.quorum.voters | sed 's#.*:##')
   fi
@@ -364,91 +349,62 @@ do_start() {
   rm -f "$PID_FILE"
   # New session so the broker survives the caller's process group; the inner shell
   # records its own PID and execs java, so the PID file holds the JVM's PID.
+  # shellcheck disable=SC2016
   setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
     java "${jvm_opts[@]}" -cp "$LIB_DIR/*" kafka.Kafka "$CONF" \
     </dev/null >>"$LOG_FILE" 2>&1
-
-  local timeout="${KAFKA_START_TIMEOUT:-120}" deadline pid=""
   deadline=$(( $(date +%s) + timeout ))
-  fail() {
-    log "broker did not become ready: $1"
-    log "---- first ERROR/FATAL lines of $LOG_FILE ----"
-    grep -m 10 -E '^\[[^]]*\] (ERROR|FATAL)' "$LOG_FILE" >&2 || true
-    log "---- tail of $LOG_FILE ----"
-    tail -n 60 "$LOG_FILE" >&2 || true
-    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
-    exit 1
-  }
-  while [[ -z "$pid" ]]; do
-    [[ -s "$PID_FILE" ]] && pid=$(cat "$PID_FILE") && break
-    (( $(date +%s) < deadline )) || fail "no pid file after ${timeout}s"
-    sleep 0.05
-  done
-  # 1) wait (cheaply, no extra processes competing for CPU) for the startup-complete log line.
-  until grep -q 'Kafka Server started' "$LOG_FILE" 2>/dev/null; do
-    pid_is_kafka "$pid" || fail "process $pid exited"
-    (( $(date +%s) < deadline )) || fail "no 'Kafka Server started' after ${timeout}s"
-    sleep 0.2
-  done
-  # 2) confirm it actually serves metadata requests (admin client round trip).
-  local left
-  until left=$(( deadline - $(date +%s) )); (( left > 0 )) && \
-      JAVA_TOOL_TIMEOUT="$left" java_tool org.apache.kafka.tools.TopicCommand \
-        --bootstrap-server "127.0.0.1:$port" --list >"$KDIR/ready-check.log" 2>&1; do
-    pid_is_kafka "$pid" || fail "process $pid exited"
-    (( $(date +%s) < deadline )) || { cat "$KDIR/ready-check.log" >&2; fail "admin check failed within ${timeout}s"; }
-    sleep 0.5
-  done
-
-  set_env_line "$port"
-  local rss
-  rss=$(awk '/^VmRSS:/{print $2" "$3}' "/proc/$pid/status" 2>/dev/null || echo "?")
-  echo "kafka ${KAFKA_VERSION} ready on 127.0.0.1:${port} (controller ${cport}) pid ${pid}" \
-       "in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')s, RSS ${rss}"
 }
 
-set_env_line() {
-  local envf="$RUN_DIR/env" line="CONFAB_KAFKA_BROKERS=127.0.0.1:$1"
-  touch "$envf"
-  if ! grep -qxF "$line" "$envf"; then
-    # replace any stale value from a previous run
-    if grep -q '^CONFAB_KAFKA_BROKERS=' "$envf"; then
-      local tmp; tmp=$(mktemp "$envf.XXXXXX")
-      grep -v '^CONFAB_KAFKA_BROKERS=' "$envf" >"$tmp" || true
-      cat "$tmp" >"$envf"; rm -f "$tmp"
-    fi
-    echo "$line" >>"$envf"
+# ready: for start_with_retries (75: the broker exited before it started, as when a port was taken).
+ready() {
+  wait_until "$(secs_left)" have_pid || fail "no pid file after ${timeout}s"
+  pid=$(cat "$PID_FILE")
+  if ! wait_until "$(secs_left)" broker_started; then
+    pid_matches "$pid" "$MATCH" || return 75
+    fail "no 'Kafka Server started' after ${timeout}s"
   fi
+  if ! wait_until "$(secs_left)" admin_answers; then
+    pid_matches "$pid" "$MATCH" || fail "process $pid exited"
+    cat "$KDIR/ready-check.log" >&2
+    fail "admin check failed within ${timeout}s"
+  fi
+}
+
+do_start() {
+  setup_paths "${1:-}" create
+  is_installed || do_install
+  local t0; t0=$(now)
+  command -v java >/dev/null || die "java not found"
+  mkdir -p "$KDIR"
+
+  if [[ -f "$PID_FILE" ]] && pid_matches "$(cat "$PID_FILE")" "$MATCH"; then
+    local oldpid port
+    oldpid=$(cat "$PID_FILE")
+    port=$(prop_get "$CONF" advertised.listeners | sed 's#.*://127.0.0.1:##')
+    log "already running (pid $oldpid) on 127.0.0.1:$port"
+    set_env "$RUN_DIR/env" "CONFAB_KAFKA_BROKERS=127.0.0.1:$port"
+    return 0
+  fi
+
+  local timeout="${KAFKA_START_TIMEOUT:-120}" deadline=0 pid="" port="" cport="" tries=3
+  if [[ -n "${KAFKA_PORT:-}" && -n "${KAFKA_CONTROLLER_PORT:-}" ]]; then tries=1; fi
+  start_with_retries "$tries" launch ready fail "$LOG_FILE"
+
+  set_env "$RUN_DIR/env" "CONFAB_KAFKA_BROKERS=127.0.0.1:$port"
+  echo "kafka ${KAFKA_VERSION} ready on 127.0.0.1:${port} (controller ${cport}) pid ${pid}" \
+       "in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
 }
 
 do_stop() {
   setup_paths "${1:-}"
-  [[ -f "$PID_FILE" ]] || { log "not running (no pid file)"; return 0; }
-  local pid; pid=$(cat "$PID_FILE")
-  if ! pid_is_kafka "$pid"; then
-    log "not running (stale pid $pid)"
-    rm -f "$PID_FILE"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for (( i = 0; i < ${KAFKA_STOP_TIMEOUT:-30} * 10; i++ )); do
-    pid_is_kafka "$pid" || break
-    sleep 0.1
-  done
   local pending=""
   [[ -f "$KDIR/cds-pending" ]] && pending=$(cat "$KDIR/cds-pending")
+  stop_pidfile "$PID_FILE" "$MATCH" "${KAFKA_STOP_TIMEOUT:-30}"
+  [[ "$STOP_RESULT" != none ]] || return 0
   rm -f "$KDIR/cds-pending"
-  if pid_is_kafka "$pid"; then
-    log "pid $pid did not exit after TERM, sending KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for (( i = 0; i < 50; i++ )); do pid_is_kafka "$pid" || break; sleep 0.1; done
-    [[ -n "$pending" ]] && rm -f "$pending"
-  else
-    cds_commit "$pending"
-  fi
-  rm -f "$PID_FILE"
-  log "stopped (pid $pid)"
+  # a broker archive is complete only after a clean (TERM) exit
+  if [[ "$STOP_RESULT" == stopped ]]; then cds_commit "$pending"; elif [[ -n "$pending" ]]; then rm -f "$pending"; fi
 }
 
 case "${1:-}" in

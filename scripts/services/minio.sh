@@ -23,6 +23,8 @@
 # Env knobs: CONFAB_CACHE (default ~/.cache/confab), MINIO_MODULE_VERSION (default below),
 #            MINIO_PORT (default random), MINIO_START_TIMEOUT (seconds, default 30),
 #            MINIO_BUILD_JOBS (go build -p, default 2).
+# start tries up to three times, on other ports, when minio exits at start (a port it was given
+# was taken meanwhile); a MINIO_PORT given is kept (no retry then).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -84,6 +86,51 @@ write_env() { # PORT ACCESS_KEY SECRET_KEY
     "CONFAB_S3_SECRET_KEY=$3" "CONFAB_S3_REGION=$REGION"
 }
 
+fail() {
+  log "not ready: $1"; tail -n 40 "$LOG_FILE" >&2 || true
+  if [[ -n "$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  exit 1
+}
+have_pid() { [[ -s "$PID_FILE" ]]; }
+# live: the HTTP server answers; ready: the object layer is up (S3 calls no longer get 503).
+healthy() {
+  pid_matches "$pid" "$DATA_DIR" || return 99
+  curl -fsS -o /dev/null --max-time 2 "$url/minio/health/live" 2>/dev/null &&
+    curl -fsS -o /dev/null --max-time 2 "$url/minio/health/ready" 2>/dev/null
+}
+
+# launch ATTEMPT: pick ports (MINIO_PORT if set) and start minio.
+launch() {
+  PORT="${MINIO_PORT:-$(free_port)}"
+  cport=$(free_port)
+  [[ "$cport" != "$PORT" ]] || cport=$(free_port)
+  url="http://127.0.0.1:$PORT"
+  printf 'ACCESS_KEY=%s\nSECRET_KEY=%s\nPORT=%s\n' "$ACCESS_KEY" "$SECRET_KEY" "$PORT" >"$SECRETS"
+  chmod 600 "$SECRETS"
+
+  : >"$LOG_FILE"
+  rm -f "$PID_FILE"
+  # MINIO_BROWSER=off turns the web console off; its listener is still pinned to 127.0.0.1.
+  # The inner shell records its own PID and execs minio, so the PID file holds minio's PID.
+  # shellcheck disable=SC2016
+  setsid -f env \
+      MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" \
+      MINIO_REGION="$REGION" MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=on \
+      bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
+      "$BIN" server --quiet --anonymous \
+        --address "127.0.0.1:$PORT" --console-address "127.0.0.1:$cport" "$DATA_DIR" \
+      </dev/null >>"$LOG_FILE" 2>&1
+  wait_until 5 have_pid || fail "no pid file"
+  pid=$(cat "$PID_FILE")
+}
+
+# ready: for start_with_retries (75: minio exited at start, as when a port was taken).
+ready() {
+  wait_until "$timeout" healthy && return 0
+  pid_matches "$pid" "$DATA_DIR" && fail "no answer on $url/minio/health/{live,ready} within ${timeout}s"
+  return 75
+}
+
 do_start() {
   setup_paths "${1:-}" create
   is_installed || do_install
@@ -95,8 +142,8 @@ do_start() {
     # shellcheck disable=SC1090
     . "$SECRETS"
   else
-    ACCESS_KEY="confab-$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
-    SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
+    ACCESS_KEY="confab-$(rand_hex 6)"
+    SECRET_KEY=$(rand_hex 20)
   fi
 
   if [[ -f "$PID_FILE" ]] && pid_matches "$(cat "$PID_FILE")" "$DATA_DIR"; then
@@ -105,51 +152,12 @@ do_start() {
     return 0
   fi
 
-  local t0; t0=$(now)
-  local timeout="${MINIO_START_TIMEOUT:-30}" pid="" url="" cport attempt
-  fail() {
-    log "not ready: $1"; tail -n 40 "$LOG_FILE" >&2 || true
-    if [[ -n "$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
-    exit 1
-  }
-  have_pid() { [[ -s "$PID_FILE" ]]; }
-  # live: the HTTP server answers; ready: the object layer is up (S3 calls no longer get 503).
-  healthy() {
-    pid_matches "$pid" "$DATA_DIR" || return 99
-    curl -fsS -o /dev/null --max-time 2 "$url/minio/health/live" 2>/dev/null &&
-      curl -fsS -o /dev/null --max-time 2 "$url/minio/health/ready" 2>/dev/null
-  }
-  # Up to three attempts: a free port can be taken between free_port and minio's bind by a
-  # server starting beside it (all.sh starts them in parallel); minio then exits at once.
-  for attempt in 1 2 3; do
-    PORT="${MINIO_PORT:-$(free_port)}"
-    cport=$(free_port)
-    [[ "$cport" != "$PORT" ]] || cport=$(free_port)
-    url="http://127.0.0.1:$PORT"
-    printf 'ACCESS_KEY=%s\nSECRET_KEY=%s\nPORT=%s\n' "$ACCESS_KEY" "$SECRET_KEY" "$PORT" >"$SECRETS"
-    chmod 600 "$SECRETS"
-
-    : >"$LOG_FILE"
-    rm -f "$PID_FILE"
-    # MINIO_BROWSER=off turns the web console off; its listener is still pinned to 127.0.0.1.
-    # The inner shell records its own PID and execs minio, so the PID file holds minio's PID.
-    # shellcheck disable=SC2016
-    setsid -f env \
-        MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" \
-        MINIO_REGION="$REGION" MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=on \
-        bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
-        "$BIN" server --quiet --anonymous \
-          --address "127.0.0.1:$PORT" --console-address "127.0.0.1:$cport" "$DATA_DIR" \
-        </dev/null >>"$LOG_FILE" 2>&1
-
-    wait_until 5 have_pid || fail "no pid file"
-    pid=$(cat "$PID_FILE")
-    if wait_until "$timeout" healthy; then break; fi
-    pid_matches "$pid" "$DATA_DIR" && fail "no answer on $url/minio/health/{live,ready} within ${timeout}s"
-    if [[ $attempt -eq 3 || -n "${MINIO_PORT:-}" ]]; then fail "process $pid exited"; fi
-    log "process $pid exited at start (attempt $attempt, ports $PORT/$cport); trying other ports"
-    tail -n 5 "$LOG_FILE" >&2 || true
-  done
+  local t0 timeout="${MINIO_START_TIMEOUT:-30}" pid="" url="" cport tries=3
+  t0=$(now)
+  [[ -z "${MINIO_PORT:-}" ]] || tries=1
+  # A free port can be taken between free_port and minio's bind by a server starting beside it
+  # (all.sh starts them in parallel); minio then exits at once, and is started again on others.
+  start_with_retries "$tries" launch ready fail "$LOG_FILE"
 
   write_env "$PORT" "$ACCESS_KEY" "$SECRET_KEY"
   echo "minio ready on 127.0.0.1:${PORT} pid ${pid} in $(elapsed "$t0")s, RSS $(rss_of "$pid")"

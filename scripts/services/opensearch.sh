@@ -19,7 +19,15 @@
 #            OPENSEARCH_JIT_OPTS (default -XX:TieredStopAtLevel=1: C1 only, faster start; set empty for C2),
 #            OPENSEARCH_CDS=0 (no AppCDS archive), OPENSEARCH_STOP_TIMEOUT (seconds before KILL, default 30).
 # Java: the `java` on PATH (17; 2.19 needs the security manager, so not 24+).
+# start tries up to three times, on other ports, when the node exits at start (a port it was given
+# was taken meanwhile); ports given by PORT/OPENSEARCH_PORT/OPENSEARCH_TRANSPORT_PORT are kept.
 set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck disable=SC2034  # read by log() in lib.sh
+LOG_PREFIX="opensearch.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$here/../lib.sh"
 
 OPENSEARCH_VERSION=2.19.6
 DEP_PLUGIN_VERSION=3.8.1
@@ -27,11 +35,6 @@ DEP_PLUGIN_VERSION=3.8.1
 CACHE_DIR="${CONFAB_CACHE:-$HOME/.cache/confab}"
 OS_HOME="$CACHE_DIR/opensearch-$OPENSEARCH_VERSION"
 MARKER="$OS_HOME/.installed"
-
-log() { echo "opensearch.sh: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
 is_installed() {
   [[ -f "$MARKER" ]] && [[ -f "$OS_HOME/lib/opensearch-$OPENSEARCH_VERSION.jar" ]] &&
@@ -189,47 +192,6 @@ cds_commit() { # PENDING_PATH: atomically publish a freshly dumped archive
   fi
 }
 
-# a plain interpreter: a version-manager shim (pyenv) costs ~0.2 s a call
-PY=python3
-[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
-
-pick_free_ports() { # N -> N distinct free ports on 127.0.0.1, space separated
-  "$PY" - "$1" <<'PYEOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-PYEOF
-}
-
-port_is_free() { # same semantics as the server's bind (SO_REUSEADDR), so TIME_WAIT is OK
-  "$PY" - "$1" <<'PYEOF'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-    s.listen(1)
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-PYEOF
-}
-
-# Is PID alive and the node of *this* RUN_DIR? (guards against PID reuse; zombies count as gone)
-pid_is_ours() {
-  local pid="$1"
-  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-  [[ "$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null)" != Z ]] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "-Dconfab.opensearch.dir=$ODIR"
-}
-
 yml_get() { # key -> value from the generated opensearch.yml
   [[ -f "$CONF_DIR/opensearch.yml" ]] || return 0
   sed -n "s/^$1: *//p" "$CONF_DIR/opensearch.yml" | tail -n 1
@@ -245,6 +207,7 @@ setup_paths() { # RUN_DIR [create]
   DATA_DIR="$ODIR/data"
   LOGS_DIR="$ODIR/logs"
   LOG_FILE="$ODIR/opensearch.log"
+  MATCH="-Dconfab.opensearch.dir=$ODIR" # the node's own argument, for pid_matches
 }
 
 write_config() { # http_port transport_port
@@ -282,42 +245,45 @@ logger.deprecation.level = ERROR
 L4J
 }
 
-set_env_line() {
-  local envf="$RUN_DIR/env" line="CONFAB_OPENSEARCH_URL=http://127.0.0.1:$1"
-  touch "$envf"
-  if ! grep -qxF "$line" "$envf"; then
-    # replace any stale value from a previous run
-    if grep -q '^CONFAB_OPENSEARCH_URL=' "$envf"; then
-      local tmp; tmp=$(mktemp "$envf.XXXXXX")
-      grep -v '^CONFAB_OPENSEARCH_URL=' "$envf" >"$tmp" || true
-      cat "$tmp" >"$envf"; rm -f "$tmp"
-    fi
-    echo "$line" >>"$envf"
-  fi
+have_pid() { [[ -s "$PID_FILE" ]]; }
+secs_left() { echo $(( deadline - $(date +%s) )); }
+
+# The node's "started" log line (cheap to wait for).
+node_started() {
+  grep -q '\[o\.o\.n\.Node *\] .*started' "$LOG_FILE" 2>/dev/null && return 0
+  pid_matches "$pid" "$MATCH" || return 99
+  return 1
 }
 
-do_start() {
-  setup_paths "${1:-}" create
-  is_installed || do_install
-  local t0; t0=$(now)
-  command -v java >/dev/null || die "java not found"
-  mkdir -p "$ODIR"
+# Does HTTP answer, with a usable (yellow or green) cluster?
+cluster_usable() {
+  health=$(curl -sf --max-time 10 \
+      "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null) &&
+    [[ "$health" == *'"status":"green"'* || "$health" == *'"status":"yellow"'* ]] && return 0
+  pid_matches "$pid" "$MATCH" || return 99
+  return 1
+}
 
-  if [[ -f "$PID_FILE" ]] && pid_is_ours "$(cat "$PID_FILE")"; then
-    local port; port=$(yml_get http.port)
-    log "already running (pid $(cat "$PID_FILE")) on 127.0.0.1:$port"
-    set_env_line "$port"
-    return 0
-  fi
+fail() {
+  log "node did not become ready: $1"
+  log "---- first ERROR lines of $LOG_FILE ----"
+  grep -m 10 -E '\]\[(ERROR|FATAL)' "$LOG_FILE" >&2 || true
+  log "---- tail of $LOG_FILE ----"
+  tail -n 60 "$LOG_FILE" >&2 || true
+  if [[ -n "$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  [[ -n "${CDS_PENDING:-}" ]] && rm -f "$CDS_PENDING" "$ODIR/cds-pending"
+  exit 1
+}
 
-  # Ports: PORT argument / OPENSEARCH_PORT if set; else reuse a previous config's if still free; else random.
-  local port="" tport=""
-  port=$(yml_get http.port); tport=$(yml_get transport.port)
+# launch ATTEMPT: pick ports, write the config, start the node.
+# Ports: PORT argument / OPENSEARCH_PORT / OPENSEARCH_TRANSPORT_PORT if set; else on the first
+# attempt a previous config's if still free; else fresh ones.
+launch() {
+  port="" tport="" pid=""
+  if [[ "$1" == 1 ]]; then port=$(yml_get http.port); tport=$(yml_get transport.port); fi
   local fresh; read -r -a fresh <<<"$(pick_free_ports 3)"
-  if [[ -n "${2:-}" ]]; then
-    port="$2"
-  elif [[ -n "${OPENSEARCH_PORT:-}" ]]; then
-    port="$OPENSEARCH_PORT"
+  if [[ -n "$want_port" ]]; then
+    port="$want_port"
   elif [[ -z "$port" ]] || ! port_is_free "$port"; then
     port="${fresh[0]}"
   fi
@@ -327,7 +293,7 @@ do_start() {
     tport="${fresh[1]}"
     [[ "$tport" != "$port" ]] || tport="${fresh[2]}"
   fi
-  port_is_free "$port" || die "port $port on 127.0.0.1 is in use"
+  [[ -z "$want_port" ]] || port_is_free "$port" || die "port $port on 127.0.0.1 is in use"
 
   [[ "${OPENSEARCH_FRESH:-0}" == 1 ]] && rm -rf "$DATA_DIR"
   rm -rf "$ODIR/tmp"
@@ -361,10 +327,12 @@ do_start() {
   esac
   local -a extra=()
   read -r -a extra <<<"${OPENSEARCH_JVM_OPTS:-}"
+  # an archive dumped by an earlier attempt's node, which exited at start, is not worth keeping
+  [[ -n "${CDS_PENDING:-}" ]] && rm -f "$CDS_PENDING"
   cds_opts
   # an archive is only published by `stop` after a clean (TERM) exit
   if [[ -n "$CDS_PENDING" ]]; then echo "$CDS_PENDING" >"$ODIR/cds-pending"; else rm -f "$ODIR/cds-pending"; fi
-  # shellcheck disable=SC2206
+  # shellcheck disable=SC2206,SC2054  # word splitting wanted; SPI,COMPAT is one option
   local -a jvm_opts=(
     -Xshare:auto
     -Dopensearch.networkaddress.cache.ttl=60 -Dopensearch.networkaddress.cache.negative.ttl=10
@@ -392,82 +360,64 @@ do_start() {
   rm -f "$PID_FILE"
   # New session so the node survives the caller's process group; the inner shell records its own PID
   # and execs java: the PID file holds the JVM's PID.
+  # shellcheck disable=SC2016
   (cd "$OS_HOME" && setsid -f "${userns[@]}" bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
       java "${jvm_opts[@]}" -cp "$OS_HOME/lib/*" org.opensearch.bootstrap.OpenSearch \
       </dev/null >>"$LOG_FILE" 2>&1)
-
-  local timeout="${OPENSEARCH_START_TIMEOUT:-180}" deadline pid=""
   deadline=$(( $(date +%s) + timeout ))
-  fail() {
-    log "node did not become ready: $1"
-    log "---- first ERROR lines of $LOG_FILE ----"
-    grep -m 10 -E '\]\[(ERROR|FATAL)' "$LOG_FILE" >&2 || true
-    log "---- tail of $LOG_FILE ----"
-    tail -n 60 "$LOG_FILE" >&2 || true
-    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
-    [[ -n "$CDS_PENDING" ]] && rm -f "$CDS_PENDING" "$ODIR/cds-pending"
-    exit 1
-  }
-  while [[ -z "$pid" ]]; do
-    [[ -s "$PID_FILE" ]] && pid=$(cat "$PID_FILE") && break
-    (( $(date +%s) < deadline )) || fail "no pid file after ${timeout}s"
-    sleep 0.05
-  done
-  # 1) wait (cheaply) for the node's "started" log line.
-  until grep -q '\[o\.o\.n\.Node *\] .*started' "$LOG_FILE" 2>/dev/null; do
-    if [[ ! -d "/proc/$pid" ]] || [[ "$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null)" == Z ]]; then
-      fail "process $pid exited"
-    fi
-    (( $(date +%s) < deadline )) || fail "no 'started' after ${timeout}s"
-    sleep 0.2
-  done
-  pid_is_ours "$pid" || fail "pid $pid is not the node"
-  # 2) confirm HTTP answers and the cluster is usable.
-  local health=""
-  until health=$(curl -sf --max-time 10 \
-      "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null) &&
-      [[ "$health" == *'"status":"green"'* || "$health" == *'"status":"yellow"'* ]]; do
-    pid_is_ours "$pid" || fail "process $pid exited"
-    (( $(date +%s) < deadline )) || fail "cluster health not yellow/green within ${timeout}s: $health"
-    sleep 0.5
-  done
+}
 
-  set_env_line "$port"
-  local rss version
-  rss=$(awk '/^VmRSS:/{print $2" "$3}' "/proc/$pid/status" 2>/dev/null || echo "?")
+# ready: for start_with_retries (75: the node exited before it started, as when a port was taken).
+ready() {
+  wait_until "$(secs_left)" have_pid || fail "no pid file after ${timeout}s"
+  pid=$(cat "$PID_FILE")
+  # 1) wait (cheaply) for the node's "started" log line.
+  if ! wait_until "$(secs_left)" node_started; then
+    pid_matches "$pid" "$MATCH" || return 75
+    fail "no 'started' after ${timeout}s"
+  fi
+  # 2) confirm HTTP answers and the cluster is usable.
+  if ! wait_until "$(secs_left)" cluster_usable; then
+    pid_matches "$pid" "$MATCH" || fail "process $pid exited"
+    fail "cluster health not yellow/green within ${timeout}s: $health"
+  fi
+}
+
+do_start() {
+  setup_paths "${1:-}" create
+  is_installed || do_install
+  local t0; t0=$(now)
+  command -v java >/dev/null || die "java not found"
+  mkdir -p "$ODIR"
+
+  if [[ -f "$PID_FILE" ]] && pid_matches "$(cat "$PID_FILE")" "$MATCH"; then
+    local port; port=$(yml_get http.port)
+    log "already running (pid $(cat "$PID_FILE")) on 127.0.0.1:$port"
+    set_env "$RUN_DIR/env" "CONFAB_OPENSEARCH_URL=http://127.0.0.1:$port"
+    return 0
+  fi
+
+  local want_port="${2:-${OPENSEARCH_PORT:-}}" timeout="${OPENSEARCH_START_TIMEOUT:-180}"
+  local port="" tport="" pid="" deadline=0 health="" tries=3
+  if [[ -n "$want_port" && -n "${OPENSEARCH_TRANSPORT_PORT:-}" ]]; then tries=1; fi
+  start_with_retries "$tries" launch ready fail "$LOG_FILE"
+
+  set_env "$RUN_DIR/env" "CONFAB_OPENSEARCH_URL=http://127.0.0.1:$port"
+  local version
   version=$(curl -sf --max-time 5 "http://127.0.0.1:$port/" | sed -n 's/.*"number" *: *"\([^"]*\)".*/\1/p' | head -n 1)
   echo "opensearch ${version:-$OPENSEARCH_VERSION} ready on http://127.0.0.1:${port} (transport ${tport}) pid ${pid}" \
-       "in $(elapsed "$t0")s, RSS ${rss}"
+       "in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
 }
 
 do_stop() {
   setup_paths "${1:-}"
-  [[ -f "$PID_FILE" ]] || { log "not running (no pid file)"; return 0; }
-  local pid; pid=$(cat "$PID_FILE")
-  if ! pid_is_ours "$pid"; then
-    log "not running (stale pid $pid)"
-    rm -f "$PID_FILE"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for (( i = 0; i < ${OPENSEARCH_STOP_TIMEOUT:-30} * 10; i++ )); do
-    pid_is_ours "$pid" || break
-    sleep 0.1
-  done
   local pending=""
   [[ -f "$ODIR/cds-pending" ]] && pending=$(cat "$ODIR/cds-pending")
+  stop_pidfile "$PID_FILE" "$MATCH" "${OPENSEARCH_STOP_TIMEOUT:-30}"
+  [[ "$STOP_RESULT" != none ]] || return 0
   rm -f "$ODIR/cds-pending"
-  if pid_is_ours "$pid"; then
-    log "pid $pid did not exit after TERM, sending KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for (( i = 0; i < 50; i++ )); do pid_is_ours "$pid" || break; sleep 0.1; done
-    [[ -n "$pending" ]] && rm -f "$pending"
-  else
-    cds_commit "$pending"
-  fi
-  rm -f "$PID_FILE"
-  log "stopped (pid $pid)"
+  # an archive is complete only after a clean (TERM) exit
+  if [[ "$STOP_RESULT" == stopped ]]; then cds_commit "$pending"; elif [[ -n "$pending" ]]; then rm -f "$pending"; fi
 }
 
 case "${1:-}" in

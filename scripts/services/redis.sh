@@ -42,10 +42,10 @@ launch() {
 # Did this attempt's redis give up listening (its log since launch says so)?
 bind_failed() { tail -c "+$log_from" "$LOG_FILE" 2>/dev/null | grep -q 'Failed listening on port'; }
 
+# Does it answer PING? (bounded: whoever took the port may accept and never answer)
 redis_up() {
-  if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && [[ -s "$PID_FILE" ]]; then return 0; fi
   if bind_failed; then return 99; fi
-  return 1
+  timeout 2 redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && [[ -s "$PID_FILE" ]]
 }
 
 ready() { # for start_with_retries
