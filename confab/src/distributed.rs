@@ -1,187 +1,234 @@
-//! Wiring of the distributed adapters (Kafka, Cassandra, Redis, an HTTP schema registry) into
-//! each process.
+//! The distributed platform: every port on real servers (Kafka, Cassandra, Redis, OpenSearch,
+//! a Confluent-compatible registry, S3), connected lazily, one connection per server shared by
+//! the components of the process. Also `confab setup`, which creates what they need once.
 
 use anyhow::Context;
-use confab_core::avro::EventCodec;
-use confab_core::cassandra::{self, CassandraStore};
+use async_trait::async_trait;
+use confab_core::avro::{value_subject, EventCodec};
 use confab_core::config::Config;
-use confab_core::kafka::{KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog, Topics};
-use confab_core::ports::{EventSource, Fanout, PortError, SequencerLog, Store};
-use confab_core::redis_fanout::RedisFanout;
-use confab_core::shutdown::Shutdown;
+use confab_core::ports::{
+    BlobStore, EventSource, Fanout, NotifyStore, PortErrorKind, Presence, ReplayFrom, SearchIndex, SequencerLog, Store,
+};
 use confab_core::telemetry::Health;
-use confab_gateway::{new_gateway_id, Gateway, GatewayPorts};
+use confab_core::{Backoff, Shutdown, Topics};
+use confab_distributed::cassandra::{self, CassandraStore};
+use confab_distributed::kafka::{self, KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
+use confab_distributed::{HttpSchemaSource, RedisFanout, RedisNotify, RedisPresence, S3Blobs, S3Settings};
+use confab_gateway::GatewayPorts;
+use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 
-use crate::ProjectorName;
+use crate::platform::{Platform, SequencerOpener};
 
-/// Registers the event schema, retrying while the registry is down. `None` on shutdown.
-pub async fn codec(cfg: &Config, shutdown: &Shutdown, health: &Health) -> Option<EventCodec> {
-    let topic = Topics::new(&cfg.namespace).events;
-    loop {
-        match EventCodec::register(&cfg.registry.url, &topic).await {
-            Ok(c) => {
-                health.set("registry", Ok(()));
-                return Some(c);
-            }
-            Err(e) => {
-                health.set("registry", Err(e.to_string()));
-                tracing::warn!(error = %e, "schema registry unavailable, retrying");
-                let mut s = shutdown.clone();
-                tokio::select! { _ = s.wait() => return None, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+pub struct DistributedPlatform {
+    cfg: Config,
+    shutdown: Shutdown,
+    health: Health,
+    codec: OnceCell<EventCodec>,
+    store: OnceCell<Arc<CassandraStore>>,
+    fanout: OnceCell<Arc<RedisFanout>>,
+    presence: OnceCell<Arc<RedisPresence>>,
+    notify: OnceCell<Arc<RedisNotify>>,
+}
+
+impl DistributedPlatform {
+    pub fn new(cfg: Config, shutdown: Shutdown, health: Health) -> Self {
+        Self {
+            cfg,
+            shutdown,
+            health,
+            codec: OnceCell::new(),
+            store: OnceCell::new(),
+            fanout: OnceCell::new(),
+            presence: OnceCell::new(),
+            notify: OnceCell::new(),
+        }
+    }
+
+    /// The event codec, its schema registered; retried while the registry is down. `None` if
+    /// shutdown came first.
+    async fn codec(&self) -> Option<EventCodec> {
+        if let Some(c) = self.codec.get() {
+            return Some(c.clone());
+        }
+        let source = Arc::new(HttpSchemaSource::new(&self.cfg.registry.url));
+        let topic = Topics::new(&self.cfg.namespace).events;
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            match EventCodec::register_with(source.clone(), &topic).await {
+                Ok(c) => {
+                    self.health.set("registry", Ok(()));
+                    return Some(self.codec.get_or_init(|| async { c }).await.clone());
+                }
+                Err(e) => {
+                    self.health.set("registry", Err(e.to_string()));
+                    tracing::warn!(error = %e, "schema registry unavailable, retrying");
+                    let mut s = self.shutdown.clone();
+                    tokio::select! { _ = s.wait() => return None, _ = tokio::time::sleep(backoff.next_wait()) => {} }
+                }
             }
         }
     }
+
+    async fn cassandra(&self) -> anyhow::Result<Arc<CassandraStore>> {
+        let store = self.store.get_or_try_init(|| connect_cassandra(&self.cfg)).await?;
+        Ok(store.clone())
+    }
+
+    async fn redis_fanout(&self) -> anyhow::Result<Arc<RedisFanout>> {
+        let (url, ns, len) = (&self.cfg.redis.url, &self.cfg.namespace, self.cfg.redis.stream_max_len);
+        let f = self
+            .fanout
+            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisFanout::connect(url, ns, len).await?)) })
+            .await
+            .context("connecting to Redis (fanout)")?;
+        Ok(f.clone())
+    }
 }
 
-async fn store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    // a node that was just started may refuse for a moment: retry for up to 30 s
+/// A Cassandra session and the prepared statements; a node that was just started may refuse
+/// for a moment, so this retries for up to 30 s.
+async fn connect_cassandra(cfg: &Config) -> anyhow::Result<Arc<CassandraStore>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let r = async {
-            let session =
-                Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?);
-            anyhow::Ok(
-                CassandraStore::new(session, &cfg.cassandra.keyspace)
-                    .await
-                    .context("preparing Cassandra statements")?,
-            )
+        let connected = async {
+            let session = Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await?);
+            CassandraStore::new(session, &cfg.cassandra.keyspace).await
         }
         .await;
-        match r {
+        match connected {
             Ok(s) => return Ok(Arc::new(s)),
-            Err(e) if attempt < 30 => {
-                tracing::warn!(error = format!("{e:#}"), attempt, "cassandra not ready, retrying");
+            Err(e) if e.kind() != PortErrorKind::Fatal && attempt < 30 => {
+                tracing::warn!(error = %e, attempt, "cassandra not ready, retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e).context("connecting to Cassandra"),
         }
     }
 }
 
-async fn fanout(cfg: &Config) -> anyhow::Result<Arc<dyn Fanout>> {
-    Ok(Arc::new(
-        RedisFanout::connect(&cfg.redis.url, &cfg.namespace, cfg.redis.stream_max_len)
-            .await
-            .context("connecting to Redis")?,
-    ))
-}
-
-fn search(cfg: &Config) -> anyhow::Result<Arc<dyn confab_core::search::SearchIndex>> {
+/// The search index: an alias over a concrete OpenSearch index.
+fn opensearch(cfg: &Config) -> anyhow::Result<confab_search::OpenSearchIndex> {
     let index = cfg.search.index_name(&cfg.namespace);
-    Ok(Arc::new(confab_search::OpenSearchIndex::new(&cfg.search.url, &index).context("configuring OpenSearch")?))
+    confab_search::OpenSearchIndex::new(&cfg.search.url, &index).context("configuring OpenSearch")
 }
 
-/// The S3 bucket for shared files, if configured (`files.access_key`); file sharing is off
-/// otherwise.
-pub fn blobs(cfg: &Config) -> anyhow::Result<Option<Arc<confab_core::blobs::BlobStore>>> {
+/// The S3 bucket for shared files, if configured (`files.access_key`).
+fn s3(cfg: &Config) -> anyhow::Result<Option<S3Blobs>> {
     let f = &cfg.files;
     if f.access_key.is_empty() {
         return Ok(None);
     }
-    let settings = confab_core::blobs::S3Settings {
+    let settings = S3Settings {
         endpoint: f.s3_endpoint.clone(),
         bucket: f.bucket_name(&cfg.namespace),
         region: f.region.clone(),
         access_key: f.access_key.clone(),
         secret_key: f.secret_key.clone(),
     };
-    Ok(Some(Arc::new(confab_core::blobs::BlobStore::s3(settings).context("configuring the S3 bucket")?)))
+    Ok(Some(S3Blobs::new(settings).context("configuring the S3 bucket")?))
 }
 
-pub async fn start_gateway(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<Gateway> {
-    let gateway_id = new_gateway_id();
-    let ports = GatewayPorts {
-        commands: Arc::new(KafkaCommandSink::new(&cfg).context("creating the Kafka producer")?),
-        replies: Box::new(KafkaReplySource::start(&cfg, &gateway_id).await.context("subscribing to replies")?),
-        store: store(&cfg).await?,
-        fanout: fanout(&cfg).await?,
-        search: search(&cfg)?,
-        presence: Arc::new(
-            confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace)
-                .await
-                .context("connecting to Redis (presence)")?,
-        ),
-        notify: Arc::new(
-            confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace)
-                .await
-                .context("connecting to Redis (notifier)")?,
-        ),
-        blobs: blobs(&cfg)?,
-    };
-    Ok(Gateway::start(cfg, gateway_id, ports, None, shutdown, health).await.context("serving")?)
-}
+#[async_trait]
+impl Platform for DistributedPlatform {
+    fn mode(&self) -> &'static str {
+        "distributed"
+    }
 
-pub async fn run_ingest(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    let Some(codec) = codec(&cfg, &shutdown, &health).await else { return Ok(()) };
-    let open = || {
-        let (cfg, codec) = (cfg.clone(), codec.clone());
-        async move { Ok::<Box<dyn SequencerLog>, PortError>(Box::new(KafkaSequencerLog::start(&cfg, codec).await?)) }
-    };
-    Ok(confab_ingest::run(open, shutdown, health).await?)
-}
+    async fn gateway_ports(&self, gateway_id: &str) -> anyhow::Result<GatewayPorts> {
+        let cfg = &self.cfg;
+        Ok(GatewayPorts {
+            commands: Arc::new(KafkaCommandSink::new(cfg).context("creating the Kafka producer")?),
+            replies: Box::new(KafkaReplySource::start(cfg, gateway_id).await.context("subscribing to replies")?),
+            store: self.store().await?,
+            fanout: self.fanout().await?,
+            search: self.search().await?,
+            presence: self.presence().await?,
+            notify: self.notify().await?,
+            blobs: self.blobs()?,
+        })
+    }
 
-pub async fn run_projector(cfg: Config, name: ProjectorName, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    let Some(codec) = codec(&cfg, &shutdown, &health).await else { return Ok(()) };
-    let source: Box<dyn EventSource> = Box::new(KafkaEventSource::start(&cfg, name.as_str(), codec)?);
-    crate::projector(name, source, store_or_fanout(&cfg, name).await?, shutdown, health).await
-}
+    fn gateway_routes(&self) -> Option<axum::Router> {
+        None
+    }
 
-pub async fn run_notifier(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    let Some(codec) = codec(&cfg, &shutdown, &health).await else { return Ok(()) };
-    let source: Box<dyn EventSource> = Box::new(KafkaEventSource::start(&cfg, "notifier", codec)?);
-    let presence = Arc::new(
-        confab_core::redis_presence::RedisPresence::connect(&cfg.redis.url, &cfg.namespace)
+    async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
+        let Some(codec) = self.codec().await else { return Ok(None) };
+        let cfg = self.cfg.clone();
+        Ok(Some(Arc::new(move || {
+            let (cfg, codec) = (cfg.clone(), codec.clone());
+            async move { Ok(Box::new(KafkaSequencerLog::start(&cfg, codec).await?) as Box<dyn SequencerLog>) }.boxed()
+        })))
+    }
+
+    fn ingest_on_own_thread(&self) -> bool {
+        false
+    }
+
+    async fn event_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+        let Some(codec) = self.codec().await else { return Ok(None) };
+        Ok(Some(Box::new(KafkaEventSource::start(&self.cfg, name, codec)?)))
+    }
+
+    async fn replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+        let Some(codec) = self.codec().await else { return Ok(None) };
+        let source =
+            KafkaEventSource::replay(&self.cfg, name, codec, from).await.context("assigning the events topic")?;
+        Ok(Some(Box::new(source)))
+    }
+
+    async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(self.cassandra().await?)
+    }
+
+    async fn fanout(&self) -> anyhow::Result<Arc<dyn Fanout>> {
+        Ok(self.redis_fanout().await?)
+    }
+
+    async fn search(&self) -> anyhow::Result<Arc<dyn SearchIndex>> {
+        Ok(Arc::new(opensearch(&self.cfg)?))
+    }
+
+    async fn presence(&self) -> anyhow::Result<Arc<dyn Presence>> {
+        let (url, ns) = (&self.cfg.redis.url, &self.cfg.namespace);
+        let p = self
+            .presence
+            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisPresence::connect(url, ns).await?)) })
             .await
-            .context("connecting to Redis (presence)")?,
-    );
-    let notify = Arc::new(
-        confab_core::redis_notify::RedisNotify::connect(&cfg.redis.url, &cfg.namespace)
+            .context("connecting to Redis (presence)")?;
+        Ok(p.clone())
+    }
+
+    async fn notify(&self) -> anyhow::Result<Arc<dyn NotifyStore>> {
+        let (url, ns) = (&self.cfg.redis.url, &self.cfg.namespace);
+        let n = self
+            .notify
+            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisNotify::connect(url, ns).await?)) })
             .await
-            .context("connecting to Redis (notifier)")?,
-    );
-    crate::notifier::run(cfg.clone(), source, store(&cfg).await?, presence, notify, shutdown, health).await
+            .context("connecting to Redis (notifier)")?;
+        Ok(n.clone())
+    }
+
+    fn blobs(&self) -> anyhow::Result<Option<Arc<dyn BlobStore>>> {
+        Ok(s3(&self.cfg)?.map(|b| Arc::new(b) as Arc<dyn BlobStore>))
+    }
 }
 
-pub async fn store_or_fanout(cfg: &Config, name: ProjectorName) -> anyhow::Result<crate::Target> {
-    Ok(match name {
-        ProjectorName::Timeline => crate::Target::Store(store(cfg).await?, blobs(cfg)?),
-        ProjectorName::Fanout => crate::Target::Fanout(fanout(cfg).await?),
-        ProjectorName::Search => crate::Target::Search(search(cfg)?, store(cfg).await?),
-    })
-}
-
-/// Gateway, ingest and every projector in this process, on the distributed adapters.
-pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    let gw = start_gateway(cfg.clone(), shutdown.clone(), health.clone()).await.context("starting gateway")?;
-    crate::announce("listening", gw.addr);
-    let ingest = tokio::spawn(run_ingest(cfg.clone(), shutdown.clone(), health.clone()));
-    let timeline = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Timeline, shutdown.clone(), health.clone()));
-    let fanout = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Fanout, shutdown.clone(), health.clone()));
-    let search = tokio::spawn(run_projector(cfg.clone(), ProjectorName::Search, shutdown.clone(), health.clone()));
-    let notifier = tokio::spawn(run_notifier(cfg, shutdown, health));
-    gw.join().await?;
-    ingest.await??;
-    timeline.await??;
-    fanout.await??;
-    search.await??;
-    notifier.await??;
-    Ok(())
-}
-
-/// `confab setup`: topics, Cassandra schema, event schema registration.
+/// `confab setup`: topics, Cassandra schema, event schema registration, search index, bucket.
 pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
-    let topics = confab_core::kafka::ensure_topics(cfg).await.context("creating Kafka topics")?;
+    let topics = kafka::ensure_topics(cfg).await.context("creating Kafka topics")?;
     let session = cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?;
     cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor)
         .await
         .context("creating the Cassandra schema")?;
-    let codec =
-        EventCodec::register(&cfg.registry.url, &topics.events).await.context("registering the event schema")?;
-    search(cfg)?.ensure().await.context("creating the search index")?;
-    match blobs(cfg)? {
+    let source = Arc::new(HttpSchemaSource::new(&cfg.registry.url));
+    let codec = EventCodec::register_with(source, &topics.events).await.context("registering the event schema")?;
+    opensearch(cfg)?.ensure().await.context("creating the search index")?;
+    match s3(cfg)? {
         Some(b) => b.ensure_bucket().await.context("creating the files bucket")?,
         None => tracing::warn!("files.access_key is not set: file sharing is off"),
     }
@@ -190,10 +237,15 @@ pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
         serde_json::json!({
             "topics": [topics.commands, topics.events, topics.replies],
             "keyspace": cfg.cassandra.keyspace,
-            "schema_subject": confab_core::avro::value_subject(&topics.events),
+            "schema_subject": value_subject(&topics.events),
             "schema_id": codec.schema_id(),
             "search_index": cfg.search.index_name(&cfg.namespace),
         })
     );
     Ok(())
+}
+
+/// The search index as a concrete OpenSearch index (for a rebuild, which swaps the alias).
+pub fn opensearch_index(cfg: &Config) -> anyhow::Result<confab_search::OpenSearchIndex> {
+    opensearch(cfg)
 }

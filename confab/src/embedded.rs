@@ -1,22 +1,130 @@
-//! `confab serve` in embedded mode: gateway, ingest, projectors and a schema registry in one
-//! process over one data directory, with no servers. First run creates a demo workspace; every
-//! start prints ready-to-paste connection details.
+//! The embedded platform: every port in one process over one data directory, with no servers
+//! (the fjall log and store, in-process fanout and presence, tantivy, a local file store and
+//! the schema registry served by the gateway). `confab serve` runs every component on it; the
+//! first run creates a demo workspace, and every start prints ready-to-paste connection
+//! details. Reads only the `[embedded]` section of the server settings.
 
 use anyhow::Context;
-use confab_core::auth::{Claims, TokenSigner};
+use async_trait::async_trait;
 use confab_core::avro::EventCodec;
-use confab_core::config::{Config, DEV_SECRET};
-use confab_core::kafka::Topics;
-use confab_core::ports::SchemaSource;
-use confab_core::shutdown::Shutdown;
+use confab_core::config::Config;
+use confab_core::ports::{
+    BlobStore, EventSource, Fanout, NotifyStore, Presence, ReplayFrom, SchemaSource, SearchIndex, Store,
+};
 use confab_core::telemetry::Health;
-use confab_embedded::Embedded;
-use confab_gateway::{new_gateway_id, Gateway, GatewayPorts};
+use confab_core::{Claims, Shutdown, TokenSigner, Topics};
+use confab_embedded::{Embedded, LocalBlobs};
+use confab_gateway::GatewayPorts;
+use futures::FutureExt;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{ProjectorName, Target};
+use crate::platform::{Component, Platform, SequencerOpener, Shared};
+
+pub struct EmbeddedPlatform {
+    emb: Embedded,
+    registry: Arc<confab_registry::SchemaStore>,
+    search: Arc<dyn SearchIndex>,
+    blobs: Arc<dyn BlobStore>,
+}
+
+impl EmbeddedPlatform {
+    /// Opens (creates) everything under `cfg.data_dir`. Fails if another process has it open.
+    pub async fn open(cfg: &Config) -> anyhow::Result<Self> {
+        let dir = PathBuf::from(&cfg.data_dir);
+        let registry = Arc::new(
+            confab_registry::SchemaStore::open(Some(dir.join("registry.json")))
+                .context("opening the schema registry")?,
+        );
+        let events = Topics::new(&cfg.namespace).events;
+        let codec = EventCodec::register_with(registry.clone() as Arc<dyn SchemaSource>, &events)
+            .await
+            .context("registering the event schema")?;
+        let emb = Embedded::open(&dir, &cfg.embedded, codec).with_context(|| {
+            format!("opening the embedded store in {} (is another confab using it?)", dir.display())
+        })?;
+        let search_dir = dir.join("search");
+        let search = Arc::new(
+            confab_search::TantivyIndex::open(&search_dir)
+                .with_context(|| format!("opening the search index in {}", search_dir.display()))?,
+        );
+        let files_dir = dir.join("files");
+        let blobs = Arc::new(
+            LocalBlobs::open(&files_dir, &cfg.auth.token_secret)
+                .with_context(|| format!("opening the file store in {}", files_dir.display()))?,
+        );
+        Ok(Self { emb, registry, search, blobs })
+    }
+}
+
+#[async_trait]
+impl Platform for EmbeddedPlatform {
+    fn mode(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn gateway_ports(&self, gateway_id: &str) -> anyhow::Result<GatewayPorts> {
+        Ok(GatewayPorts {
+            commands: self.emb.log.clone(),
+            replies: self.emb.log.reply_source(gateway_id),
+            store: self.emb.store.clone(),
+            fanout: self.emb.fanout.clone(),
+            search: self.search.clone(),
+            presence: self.emb.presence.clone(),
+            notify: self.emb.notify.clone(),
+            blobs: Some(self.blobs.clone()),
+        })
+    }
+
+    fn gateway_routes(&self) -> Option<axum::Router> {
+        Some(axum::Router::new().nest("/registry", confab_registry::router(self.registry.clone())))
+    }
+
+    async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
+        let log = self.emb.log.clone();
+        Ok(Some(Arc::new(move || {
+            let log = log.clone();
+            async move { log.sequencer() }.boxed()
+        })))
+    }
+
+    fn ingest_on_own_thread(&self) -> bool {
+        true
+    }
+
+    async fn event_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+        Ok(Some(self.emb.log.event_source(&format!("projector-{name}"))?))
+    }
+
+    async fn replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+        Ok(Some(self.emb.log.event_source_from(&format!("replay-{name}"), from).await?))
+    }
+
+    async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(self.emb.store.clone())
+    }
+
+    async fn fanout(&self) -> anyhow::Result<Arc<dyn Fanout>> {
+        Ok(self.emb.fanout.clone())
+    }
+
+    async fn search(&self) -> anyhow::Result<Arc<dyn SearchIndex>> {
+        Ok(self.search.clone())
+    }
+
+    async fn presence(&self) -> anyhow::Result<Arc<dyn Presence>> {
+        Ok(self.emb.presence.clone())
+    }
+
+    async fn notify(&self) -> anyhow::Result<Arc<dyn NotifyStore>> {
+        Ok(self.emb.notify.clone())
+    }
+
+    fn blobs(&self) -> anyhow::Result<Option<Arc<dyn BlobStore>>> {
+        Ok(Some(self.blobs.clone()))
+    }
+}
 
 /// A token secret kept in the data directory, so tokens survive restarts and are not the
 /// public development default.
@@ -34,137 +142,35 @@ fn rand_index(n: usize) -> usize {
     (uuid::Uuid::new_v4().as_u128() % n as u128) as usize
 }
 
-pub async fn serve(mut cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
+/// The configuration the embedded mode runs with: the data directory exists, and the token
+/// secret is the directory's own unless one was configured.
+pub fn prepare(mut cfg: Config) -> anyhow::Result<Config> {
     let dir = PathBuf::from(&cfg.data_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating data directory {}", dir.display()))?;
-    if cfg.auth.token_secret == DEV_SECRET {
+    if cfg.auth.token_secret == confab_core::config::DEV_SECRET {
         cfg.auth.token_secret = token_secret(&dir)?;
     }
-    let registry = Arc::new(
-        confab_registry::SchemaStore::open(Some(dir.join("registry.json"))).context("opening the schema registry")?,
-    );
-    let topics = Topics::new(&cfg.namespace);
-    let codec = EventCodec::register_with(registry.clone() as Arc<dyn SchemaSource>, &topics.events)
-        .await
-        .context("registering the event schema")?;
-    let emb = Embedded::open(&dir, cfg.kafka.partitions, codec, cfg.redis.stream_max_len)
-        .context("opening the embedded store")?;
+    Ok(cfg)
+}
 
-    let search = open_search(&dir)?;
-    let blobs = open_blobs(&dir, &cfg.auth.token_secret)?;
-    let gateway_id = new_gateway_id();
-    let ports = GatewayPorts {
-        commands: emb.log.clone(),
-        replies: emb.log.reply_source(&gateway_id),
-        store: emb.store.clone(),
-        fanout: emb.fanout.clone(),
-        search: search.clone(),
-        presence: emb.presence.clone(),
-        notify: emb.notify.clone(),
-        blobs: Some(blobs.clone()),
-    };
-    let registry_api = axum::Router::new().nest("/registry", confab_registry::router(registry));
-    let gw = Gateway::start(cfg.clone(), gateway_id, ports, Some(registry_api), shutdown.clone(), health.clone())
-        .await
-        .context("starting gateway")?;
-    let addr = gw.addr;
-    crate::announce("listening", addr);
-
-    let log = emb.log.clone();
-    let open = move || {
-        let log = log.clone();
-        async move { log.sequencer() }
-    };
-    let ingest = on_own_thread("confab-ingest", confab_ingest::run(open, shutdown.clone(), health.clone()))?;
-    let timeline = tokio::spawn(crate::projector(
-        ProjectorName::Timeline,
-        emb.log.event_source("projector-timeline")?,
-        Target::Store(emb.store.clone(), Some(blobs.clone())),
-        shutdown.clone(),
-        health.clone(),
-    ));
-    let fanout = tokio::spawn(crate::projector(
-        ProjectorName::Fanout,
-        emb.log.event_source("projector-fanout")?,
-        Target::Fanout(emb.fanout.clone()),
-        shutdown.clone(),
-        health.clone(),
-    ));
-    let search = tokio::spawn(crate::projector(
-        ProjectorName::Search,
-        emb.log.event_source("projector-search")?,
-        Target::Search(search, emb.store.clone()),
-        shutdown.clone(),
-        health.clone(),
-    ));
-    let notifier = tokio::spawn(crate::notifier::run(
-        cfg.clone(),
-        emb.log.event_source("projector-notifier")?,
-        emb.store.clone(),
-        emb.presence.clone(),
-        emb.notify.clone(),
-        shutdown.clone(),
-        health.clone(),
-    ));
-    tracing::info!(%addr, data_dir = %dir.display(), ready_ms = started.elapsed().as_millis() as u64, "confab serve ready (embedded)");
+/// `confab serve` in embedded mode: every component in this process.
+pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let cfg = prepare(cfg)?;
+    let platform = Arc::new(EmbeddedPlatform::open(&cfg).await?);
+    let cx = Shared { cfg: cfg.clone(), shutdown, health };
+    let running = crate::platform::start(platform, &Component::ALL, cx).await?;
+    let addr = running.gateway.expect("serve runs a gateway");
+    let dir = PathBuf::from(&cfg.data_dir);
+    let ready_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(%addr, data_dir = %dir.display(), ready_ms, "confab serve ready (embedded)");
     if std::env::var("CONFAB_NO_DEMO").is_err() {
         match demo(&cfg, &dir, addr).await {
             Ok(text) => println!("{text}"),
             Err(e) => tracing::warn!(error = %e, "could not prepare the demo workspace"),
         }
     }
-    gw.join().await?;
-    ingest.await.context("the ingest thread ended without a result")??;
-    timeline.await??;
-    fanout.await??;
-    search.await??;
-    notifier.await??;
-    Ok(())
-}
-
-/// Runs `task` to completion on a thread with a runtime of its own; the receiver gets its output.
-///
-/// For ingest: its loop is serial (read commands, decide, commit), so every wake-up that waited
-/// behind the gateway's tasks on the two shared workers was time the whole pipeline lost. At
-/// 12,000 msg/s it spent 0.26 s of every second reading and 0.69 s committing batches of 36
-/// commands on average, whose fsync alone takes about 0.1 ms (`load-tests/RESULTS.md`,
-/// 2026-11-28, "what limits embedded throughput").
-fn on_own_thread<T: Send + 'static>(
-    name: &str,
-    task: impl std::future::Future<Output = T> + Send + 'static,
-) -> anyhow::Result<tokio::sync::oneshot::Receiver<T>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .with_context(|| format!("building the {name} runtime"))?;
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let _ = done.send(rt.block_on(task));
-        })
-        .with_context(|| format!("starting the {name} thread"))?;
-    Ok(result)
-}
-
-/// The embedded file store: `<data_dir>/files`, with URLs signed (with a key derived from
-/// `secret`) and served by the gateway.
-pub fn open_blobs(dir: &Path, secret: &str) -> anyhow::Result<Arc<confab_core::blobs::BlobStore>> {
-    let path = dir.join("files");
-    Ok(Arc::new(
-        confab_core::blobs::BlobStore::local(&path, secret)
-            .with_context(|| format!("opening the file store in {}", path.display()))?,
-    ))
-}
-
-/// The embedded search index: tantivy in `<data_dir>/search`.
-pub fn open_search(dir: &Path) -> anyhow::Result<Arc<dyn confab_core::search::SearchIndex>> {
-    let path = dir.join("search");
-    Ok(Arc::new(
-        confab_search::TantivyIndex::open(&path)
-            .with_context(|| format!("opening the search index in {}", path.display()))?,
-    ))
+    running.wait().await
 }
 
 /// Creates the demo workspace on first run (through the admin API, like any operator), and
@@ -175,27 +181,7 @@ async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::R
     let demo: Value = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)?,
         Err(_) => {
-            let http = reqwest::Client::new();
-            let post = |p: String, body: Value| {
-                let http = http.clone();
-                let url = format!("{base}{p}");
-                let key = cfg.auth.admin_key.clone();
-                async move {
-                    let r = http.post(url).bearer_auth(key).json(&body).send().await?;
-                    anyhow::ensure!(r.status().is_success(), "admin API answered {}", r.status());
-                    Ok::<Value, anyhow::Error>(r.json().await?)
-                }
-            };
-            let ws = post("/admin/workspaces".into(), json!({"name": "demo"})).await?["workspace_id"].clone();
-            let ws_s = ws.as_str().unwrap_or_default().to_string();
-            let alice =
-                post(format!("/admin/workspaces/{ws_s}/users"), json!({"name": "alice"})).await?["user_id"].clone();
-            let bob = post(format!("/admin/workspaces/{ws_s}/users"), json!({"name": "bob"})).await?["user_id"].clone();
-            let ch =
-                post(format!("/admin/workspaces/{ws_s}/channels"), json!({"name": "general", "members": [alice, bob]}))
-                    .await?["channel_id"]
-                    .clone();
-            let d = json!({"workspace_id": ws, "channel_id": ch, "users": {"alice": alice, "bob": bob}});
+            let d = create_demo(cfg, &base).await?;
             std::fs::write(&path, serde_json::to_vec_pretty(&d)?)?;
             d
         }
@@ -223,4 +209,26 @@ async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::R
     text += &format!("  admin: CONFAB_ADMIN_URL={base} CONFAB_ADMIN_KEY={} confab admin --help\n", cfg.auth.admin_key);
     text += &format!("  schema registry (Confluent API): {base}/registry\n");
     Ok(text)
+}
+
+/// The demo workspace with alice and bob in #general, made through the admin API.
+async fn create_demo(cfg: &Config, base: &str) -> anyhow::Result<Value> {
+    let http = reqwest::Client::new();
+    let post = |p: String, body: Value| {
+        let http = http.clone();
+        let url = format!("{base}{p}");
+        let key = cfg.auth.admin_key.clone();
+        async move {
+            let r = http.post(url).bearer_auth(key).json(&body).send().await?;
+            anyhow::ensure!(r.status().is_success(), "admin API answered {}", r.status());
+            Ok::<Value, anyhow::Error>(r.json().await?)
+        }
+    };
+    let ws = post("/admin/workspaces".into(), json!({"name": "demo"})).await?["workspace_id"].clone();
+    let ws_s = ws.as_str().unwrap_or_default().to_string();
+    let alice = post(format!("/admin/workspaces/{ws_s}/users"), json!({"name": "alice"})).await?["user_id"].clone();
+    let bob = post(format!("/admin/workspaces/{ws_s}/users"), json!({"name": "bob"})).await?["user_id"].clone();
+    let general = json!({"name": "general", "members": [alice, bob]});
+    let ch = post(format!("/admin/workspaces/{ws_s}/channels"), general).await?["channel_id"].clone();
+    Ok(json!({"workspace_id": ws, "channel_id": ch, "users": {"alice": alice, "bob": bob}}))
 }

@@ -4,7 +4,8 @@
 
 use anyhow::Context;
 use confab_core::config::{Config, Mode};
-use confab_core::kafka::{self, Topics};
+use confab_core::Topics;
+use confab_distributed::kafka;
 use rdkafka::consumer::BaseConsumer;
 use serde_json::{json, Map, Value};
 use std::time::Duration;

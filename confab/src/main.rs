@@ -13,17 +13,20 @@ mod distributed;
 mod embedded;
 mod lag;
 mod notifier;
+mod platform;
 mod replay;
 mod schemas;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use confab_core::config::{Config, Mode};
-use confab_core::ports::{EventSource, Fanout, Store};
-use confab_core::shutdown::Shutdown;
 use confab_core::telemetry::{self, Health};
+use confab_core::Shutdown;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use crate::distributed::DistributedPlatform;
+use crate::platform::{Component, Shared};
 
 #[derive(Parser)]
 #[command(name = "confab", version, about = "Confab: team messaging on an event log")]
@@ -90,6 +93,7 @@ enum Command {
     Config,
 }
 
+/// The projections a `projector` process or a replay can run.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ProjectorName {
     Timeline,
@@ -98,58 +102,12 @@ pub enum ProjectorName {
 }
 
 impl ProjectorName {
-    pub fn as_str(self) -> &'static str {
+    pub fn component(self) -> Component {
         match self {
-            ProjectorName::Timeline => "timeline",
-            ProjectorName::Fanout => "fanout",
-            ProjectorName::Search => "search",
+            ProjectorName::Timeline => Component::Timeline,
+            ProjectorName::Fanout => Component::Fanout,
+            ProjectorName::Search => Component::Search,
         }
-    }
-}
-
-/// The store a projector writes to.
-pub enum Target {
-    /// The timeline, and where shared files' bytes are (deleted files' bytes are removed).
-    Store(Arc<dyn Store>, Option<Arc<confab_core::blobs::BlobStore>>),
-    Fanout(Arc<dyn Fanout>),
-    /// The index, and the directory (for workspace retention).
-    Search(Arc<dyn confab_core::search::SearchIndex>, Arc<dyn Store>),
-}
-
-/// Runs the named projection over `source` (either adapter set).
-pub async fn projector(
-    name: ProjectorName,
-    source: Box<dyn EventSource>,
-    target: Target,
-    shutdown: Shutdown,
-    health: Health,
-) -> anyhow::Result<()> {
-    use confab_projectors::{fanout::FanoutProjection, runner, search::SearchProjection};
-    match (name, target) {
-        (ProjectorName::Timeline, Target::Store(s, blobs)) => {
-            runner::run(source, timeline(s, blobs), shutdown, health).await?
-        }
-        (ProjectorName::Fanout, Target::Fanout(f)) => {
-            runner::run(source, FanoutProjection::new(f), shutdown, health).await?
-        }
-        (ProjectorName::Search, Target::Search(i, s)) => {
-            i.ensure().await.context("creating the search index")?;
-            runner::run(source, SearchProjection::new(i, s), shutdown, health).await?
-        }
-        _ => anyhow::bail!("projector {} given the wrong store", name.as_str()),
-    }
-    Ok(())
-}
-
-/// The timeline projection, removing deleted files' bytes from `blobs` if given.
-pub fn timeline(
-    store: Arc<dyn Store>,
-    blobs: Option<Arc<confab_core::blobs::BlobStore>>,
-) -> confab_projectors::timeline::TimelineProjection {
-    let p = confab_projectors::timeline::TimelineProjection::new(store);
-    match blobs {
-        Some(b) => p.with_blobs(b),
-        None => p,
     }
 }
 
@@ -186,33 +144,21 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Config => print!("{}", toml::to_string(&cfg)?),
         Command::Serve => match cfg.mode {
-            Mode::Distributed => distributed::serve(cfg, shutdown, health).await?,
+            Mode::Distributed => run_distributed(cfg, &Component::ALL, shutdown, health).await?,
             _ => embedded::serve(cfg, shutdown, health).await?,
         },
         Command::Setup => distributed::setup(&cfg).await?,
-        Command::Gateway => {
-            let gw = distributed::start_gateway(cfg, shutdown, health).await.context("starting gateway")?;
-            announce("listening", gw.addr);
-            gw.join().await?;
-        }
-        Command::Ingest => {
-            announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
-            distributed::run_ingest(cfg, shutdown, health).await?;
-        }
-        Command::Projector { name } => {
-            announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
-            distributed::run_projector(cfg, name, shutdown, health).await?;
-        }
-        Command::Notifier => {
-            announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
-            distributed::run_notifier(cfg, shutdown, health).await?;
-        }
+        Command::Gateway => run_distributed(cfg, &[Component::Gateway], shutdown, health).await?,
+        Command::Ingest => run_process(cfg, Component::Ingest, shutdown, health).await?,
+        Command::Projector { name } => run_process(cfg, name.component(), shutdown, health).await?,
+        Command::Notifier => run_process(cfg, Component::Notifier, shutdown, health).await?,
         Command::Replay { projection, from, truncate, rebuild, max_rate } => {
             let from = match from.as_deref() {
                 None => confab_core::ports::ReplayFrom::Resume,
                 Some(f) => confab_core::ports::ReplayFrom::parse(f).map_err(|e| anyhow::anyhow!("--from {e}"))?,
             };
-            replay::run(cfg, projection, from, truncate, rebuild, max_rate, shutdown).await?;
+            let req = replay::ReplayRequest { projection: projection.component(), from, truncate, rebuild, max_rate };
+            replay::run(cfg, req, shutdown).await?;
         }
         Command::Schemas(cmd) => schemas::run(&cfg, cmd).await?,
         Command::Lag => lag::run(&cfg).await?,
@@ -220,6 +166,23 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `components` on the distributed platform, in this process.
+async fn run_distributed(
+    cfg: Config,
+    components: &[Component],
+    shutdown: Shutdown,
+    health: Health,
+) -> anyhow::Result<()> {
+    let platform = Arc::new(DistributedPlatform::new(cfg.clone(), shutdown.clone(), health.clone()));
+    platform::run(platform, components, Shared { cfg, shutdown, health }).await
+}
+
+/// One component as its own process: it serves `/healthz` and `/metrics` on `telemetry.listen`.
+async fn run_process(cfg: Config, component: Component, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
+    announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
+    run_distributed(cfg, &[component], shutdown, health).await
 }
 
 async fn run_registry(listen: &str, data_dir: PathBuf) -> anyhow::Result<()> {

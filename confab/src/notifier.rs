@@ -3,11 +3,9 @@
 
 use anyhow::Context;
 use confab_core::config::Config;
-use confab_core::notify::NotifyStore;
-use confab_core::ports::{EventSource, Store};
-use confab_core::presence::Presence;
-use confab_core::shutdown::Shutdown;
+use confab_core::ports::{EventSource, NotifyStore, Presence, Store};
 use confab_core::telemetry::Health;
+use confab_core::Shutdown;
 use confab_notifier::pipeline::{providers, sender, NotifyProjection};
 use std::sync::Arc;
 

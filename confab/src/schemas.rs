@@ -5,8 +5,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use confab_core::avro::{value_subject, EVENT_SCHEMA};
 use confab_core::config::Config;
-use confab_core::kafka::Topics;
 use confab_core::schemas::{catalogue, check_against_history, HISTORY};
+use confab_core::Topics;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -76,7 +76,7 @@ pub async fn run(cfg: &Config, cmd: SchemasCommand) -> anyhow::Result<()> {
         SchemasCommand::Register { file } => {
             let text = load(&file)?;
             check_against_history(&text, HISTORY).map_err(|e| anyhow::anyhow!(e))?;
-            let source = confab_core::avro::HttpSchemaSource::new(&cfg.registry.url);
+            let source = confab_distributed::HttpSchemaSource::new(&cfg.registry.url);
             let id = confab_core::ports::SchemaSource::register(&source, &subject, &text)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

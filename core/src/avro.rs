@@ -6,16 +6,14 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
-use async_trait::async_trait;
-use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
-use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::event::{ChannelKind, Event, Payload, ThreadState};
 use crate::files::Attachment;
-use crate::ports::{PortError, PortResult, SchemaSource};
+use crate::ports::{PortError, PortErrorKind, SchemaSource};
 
 /// The event schema this build writes.
 pub const EVENT_SCHEMA: &str = include_str!("../../schemas/avro/event.avsc");
@@ -24,13 +22,24 @@ pub const SCHEMA_VERSION: i32 = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum AvroError {
     #[error("schema registry: {0}")]
-    Registry(String),
+    Registry(PortError),
     #[error("avro: {0}")]
     Avro(#[from] apache_avro::Error),
     #[error("record is not in the Confluent wire format")]
     NotFramed,
     #[error("event field `{0}` is missing or has the wrong type")]
     Field(&'static str),
+}
+
+/// A record that cannot be encoded or decoded is invalid (the same bytes fail the same way); a
+/// registry that could not answer keeps its own kind (a transient outage is retried).
+impl From<AvroError> for PortError {
+    fn from(e: AvroError) -> Self {
+        match e {
+            AvroError::Registry(p) => PortError::new(p.kind(), format!("schema registry: {}", p.message())),
+            other => PortError::new(PortErrorKind::Invalid, other),
+        }
+    }
 }
 
 pub fn event_schema() -> Schema {
@@ -40,28 +49,6 @@ pub fn event_schema() -> Schema {
 /// The subject under which the events topic's value schema is registered (TopicNameStrategy).
 pub fn value_subject(topic: &str) -> String {
     format!("{topic}-value")
-}
-
-/// A Confluent-compatible registry over HTTP.
-pub struct HttpSchemaSource {
-    settings: SrSettings,
-}
-
-impl HttpSchemaSource {
-    pub fn new(url: &str) -> Self {
-        Self { settings: SrSettings::new(url.trim_end_matches('/').to_string()) }
-    }
-}
-
-#[async_trait]
-impl SchemaSource for HttpSchemaSource {
-    async fn register(&self, subject: &str, schema: &str) -> PortResult<u32> {
-        let supplied = SuppliedSchema::new(Some("io.confab.events.Event".into()), SchemaType::Avro, schema.to_string());
-        Ok(post_schema(&self.settings, subject.to_string(), supplied).await.map_err(PortError::of)?.id)
-    }
-    async fn schema(&self, id: u32) -> PortResult<String> {
-        Ok(get_schema_by_id(id, &self.settings).await.map_err(PortError::of)?.schema)
-    }
 }
 
 /// Encodes events with the schema registered for the events topic, and decodes any registered
@@ -105,14 +92,9 @@ fn kept_schema(text: &str) -> Result<&'static Schema, AvroError> {
 }
 
 impl EventCodec {
-    /// Registers (or finds) this build's schema under `<topic>-value` in an HTTP registry.
-    pub async fn register(registry_url: &str, topic: &str) -> Result<Self, AvroError> {
-        Self::register_with(Arc::new(HttpSchemaSource::new(registry_url)), topic).await
-    }
-
     /// Registers (or finds) this build's schema under `<topic>-value` in `source`.
     pub async fn register_with(source: Arc<dyn SchemaSource>, topic: &str) -> Result<Self, AvroError> {
-        let id = source.register(&value_subject(topic), EVENT_SCHEMA).await.map_err(|e| AvroError::Registry(e.0))?;
+        let id = source.register(&value_subject(topic), EVENT_SCHEMA).await.map_err(AvroError::Registry)?;
         let schema = kept_schema(EVENT_SCHEMA)?;
         let writer = Arc::new(GenericDatumWriter::builder(schema).build()?);
         let mut readers = HashMap::new();
@@ -150,7 +132,7 @@ impl EventCodec {
         if let Some(r) = self.readers.read().expect("codec lock").get(&id) {
             return Ok(r.clone());
         }
-        let text = self.source.schema(id).await.map_err(|e| AvroError::Registry(e.0))?;
+        let text = self.source.schema(id).await.map_err(AvroError::Registry)?;
         let reader = Arc::new(Reader::new(kept_schema(&text)?)?);
         self.readers.write().expect("codec lock").insert(id, reader.clone());
         Ok(reader)
@@ -230,8 +212,9 @@ pub fn to_value(e: &Event) -> Value {
         Payload::MessagePinned { message_id, pinned } => {
             (9, record(vec![("message_id", s(message_id)), ("pinned", Value::Boolean(*pinned))]))
         }
-        Payload::ReadMarked { channel_id, seq } => {
-            (10, record(vec![("channel_id", s(channel_id)), ("seq", Value::Long(*seq))]))
+        // the record's `channel_id` is the actor's own stream; the channel read is in the payload
+        Payload::ReadMarked { read_seq } => {
+            (10, record(vec![("channel_id", s(e.channel_id)), ("seq", Value::Long(*read_seq))]))
         }
         Payload::FileShared { file } => (11, record(vec![("file", attachment(file))])),
         Payload::FileDeleted { file_id } => (12, record(vec![("file_id", s(file_id))])),
@@ -239,7 +222,7 @@ pub fn to_value(e: &Event) -> Value {
     Value::Record(vec![
         ("event_id".into(), s(e.event_id)),
         ("workspace_id".into(), s(e.workspace_id)),
-        ("channel_id".into(), s(e.channel_id)),
+        ("channel_id".into(), s(e.stream_id())),
         ("actor_id".into(), s(e.actor_id)),
         ("occurred_at".into(), Value::TimestampMillis(e.occurred_at)),
         ("seq".into(), Value::Long(e.seq)),
@@ -353,6 +336,7 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
     };
     let name = branches.get(branch as usize).map(String::as_str).unwrap_or("");
     let mut p = Fields::of(payload, "payload")?;
+    let mut read_channel = None;
     let payload = match name {
         "MessagePosted" => {
             let thread_ts = match p.take("thread_ts")? {
@@ -413,7 +397,10 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
             message_id: p.uuid("message_id")?,
             pinned: matches!(p.take("pinned")?, Value::Boolean(true)),
         },
-        "ReadMarked" => Payload::ReadMarked { channel_id: p.uuid("channel_id")?, seq: p.long("seq")? },
+        "ReadMarked" => {
+            read_channel = Some(p.uuid("channel_id")?);
+            Payload::ReadMarked { read_seq: p.long("seq")? }
+        }
         "FileShared" => Payload::FileShared { file: attachment_of(p.take("file")?)? },
         "FileDeleted" => Payload::FileDeleted { file_id: p.uuid("file_id")? },
         // a branch this build does not know (a newer writer): say so rather than guess
@@ -422,7 +409,10 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
     Ok(Event {
         event_id: f.uuid("event_id")?,
         workspace_id: f.uuid("workspace_id")?,
-        channel_id: f.uuid("channel_id")?,
+        channel_id: match read_channel {
+            Some(channel) => channel,
+            None => f.uuid("channel_id")?,
+        },
         actor_id: f.uuid("actor_id")?,
         occurred_at: f.long("occurred_at")?,
         seq: f.long("seq")?,
@@ -434,6 +424,7 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::PortResult;
 
     fn sample(payload: Payload) -> Event {
         Event {
@@ -500,7 +491,7 @@ mod tests {
             Payload::ChannelRenamed { name: "renamed".into() },
             Payload::ChannelArchived { archived: true },
             Payload::MessagePinned { message_id: Uuid::new_v4(), pinned: true },
-            Payload::ReadMarked { channel_id: Uuid::new_v4(), seq: 42 },
+            Payload::ReadMarked { read_seq: 42 },
             Payload::MemberJoined { user_id: Uuid::new_v4() },
             Payload::MessageEdited { message_id: Uuid::new_v4(), text: "fixed".into() },
             Payload::MessageDeleted { message_id: Uuid::new_v4(), file_ids: vec![] },
@@ -521,7 +512,7 @@ mod tests {
     /// A registry in memory: this build's schema is id 7, the v3 history schema id 3.
     struct Registry;
 
-    #[async_trait]
+    #[async_trait::async_trait]
     impl SchemaSource for Registry {
         async fn register(&self, _subject: &str, _schema: &str) -> PortResult<u32> {
             Ok(7)
@@ -530,7 +521,7 @@ mod tests {
             match id {
                 7 => Ok(EVENT_SCHEMA.to_string()),
                 3 => Ok(include_str!("../../schemas/avro/history/event.v3.avsc").to_string()),
-                _ => Err(PortError(format!("no schema {id}"))),
+                _ => Err(PortError::not_found(format!("no schema {id}"))),
             }
         }
     }

@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::protocol::ErrorCode;
+use crate::event::ChannelKind;
+use crate::files::Attachment;
+use crate::ErrorCode;
 
 /// Where the reply to a command goes: a gateway process and, for WebSocket sends, a connection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,20 +22,31 @@ pub struct Command {
     pub command_id: Uuid,
     pub workspace_id: Uuid,
     pub user_id: Uuid,
+    /// The channel the command is about (for a read marker: the channel read).
     pub channel_id: Uuid,
     pub reply_to: ReplyTo,
     /// Unix milliseconds at the gateway.
     pub issued_at: i64,
-    /// The client's correlation id, echoed in the reply (and the dedup key of sends).
+    /// The client's correlation id, echoed in the reply. Required on sends, where it is the
+    /// dedup key: a retried send with the same id yields the original message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
     pub body: CommandBody,
 }
 
 impl Command {
-    /// The partitioning key shared by commands and events: one channel, one partition.
+    /// The stream the command is sequenced in: the channel's own, except read markers, which
+    /// go to the user's own stream (they are the user's events, in the user's order).
+    pub fn stream_id(&self) -> Uuid {
+        match self.body {
+            CommandBody::MarkRead { .. } => self.user_id,
+            _ => self.channel_id,
+        }
+    }
+
+    /// The partitioning key shared by commands and events: one stream, one partition.
     pub fn key(&self) -> String {
-        channel_key(&self.workspace_id, &self.channel_id)
+        channel_key(&self.workspace_id, &self.stream_id())
     }
 }
 
@@ -54,9 +67,9 @@ pub fn channel_key(workspace_id: &Uuid, channel_id: &Uuid) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CommandBody {
+    /// The command's `client_msg_id` is its dedup key.
     SendMessage {
         text: String,
-        client_msg_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         thread_ts: Option<Uuid>,
         #[serde(default)]
@@ -68,7 +81,7 @@ pub enum CommandBody {
     JoinChannel,
     CreateChannel {
         name: String,
-        channel_kind: crate::event::ChannelKind,
+        channel_kind: ChannelKind,
         members: Vec<Uuid>,
     },
     RenameChannel {
@@ -88,9 +101,8 @@ pub enum CommandBody {
         message_id: Uuid,
         pinned: bool,
     },
-    /// Keyed by the user's own stream (`channel_id` = the user's id).
+    /// The user read the command's channel up to `seq` (sequenced in the user's own stream).
     MarkRead {
-        channel_id: Uuid,
         seq: i64,
     },
     EditMessage {
@@ -107,7 +119,7 @@ pub enum CommandBody {
     },
     /// A finished upload (checked by the gateway against the object store) joins the channel.
     ShareFile {
-        file: crate::files::Attachment,
+        file: Attachment,
     },
     /// The uploader deletes a file.
     DeleteFile {

@@ -28,6 +28,8 @@ pub struct Config {
     /// Prefix of every topic, consumer group and Redis key; lets several deployments (or tests)
     /// share one set of servers.
     pub namespace: String,
+    /// The embedded mode's own settings; it reads no other server section.
+    pub embedded: EmbeddedConfig,
     pub kafka: KafkaConfig,
     pub cassandra: CassandraConfig,
     pub redis: RedisConfig,
@@ -38,6 +40,15 @@ pub struct Config {
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
     pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// Partitions of the embedded log (commands and events share them, keyed like Kafka's).
+    pub partitions: i32,
+    /// Entries each workspace's fanout stream keeps (what a resume can replay).
+    pub fanout_stream_max_len: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,6 +245,7 @@ impl Default for Config {
             mode: Mode::Auto,
             data_dir: "./confab-data".into(),
             namespace: "confab".into(),
+            embedded: EmbeddedConfig::default(),
             kafka: KafkaConfig::default(),
             cassandra: CassandraConfig::default(),
             redis: RedisConfig::default(),
@@ -245,6 +257,11 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
+    }
+}
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self { partitions: 8, fanout_stream_max_len: 100_000 }
     }
 }
 impl Default for KafkaConfig {
@@ -401,6 +418,9 @@ impl Config {
         }
         if self.kafka.partitions < 1 {
             return Err("`kafka.partitions` must be at least 1".into());
+        }
+        if self.embedded.partitions < 1 || self.embedded.fanout_stream_max_len < 1 {
+            return Err("`embedded.partitions` and `embedded.fanout_stream_max_len` must be at least 1".into());
         }
         if self.kafka.instance_id.is_empty()
             || !self.kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

@@ -3,15 +3,18 @@
 
 use uuid::Uuid;
 
+use crate::files::Attachment;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_id: Uuid,
     pub workspace_id: Uuid,
+    /// The channel the event is about (for a read marker: the channel read).
     pub channel_id: Uuid,
     pub actor_id: Uuid,
     /// Unix milliseconds.
     pub occurred_at: i64,
-    /// Per-channel, gap-free, starting at 1 with the channel's creation.
+    /// Per stream ([`Event::stream_id`]), gap-free, starting at 1 (a channel's creation).
     pub seq: i64,
     pub schema_version: i32,
     pub payload: Payload,
@@ -76,7 +79,7 @@ pub enum Payload {
         thread_ts: Option<Uuid>,
         also_in_channel: bool,
         thread: Option<ThreadState>,
-        attachments: Vec<crate::files::Attachment>,
+        attachments: Vec<Attachment>,
     },
     ChannelCreated {
         name: String,
@@ -119,14 +122,14 @@ pub enum Payload {
         message_id: Uuid,
         pinned: bool,
     },
-    /// In the actor's own stream (`channel_id` = the user's id): they read `channel_id` up to `seq`.
+    /// The actor read the event's channel up to the channel's `read_seq`. Sequenced in the
+    /// actor's own stream, whose id the log's record carries in its `channel_id` field.
     ReadMarked {
-        channel_id: Uuid,
-        seq: i64,
+        read_seq: i64,
     },
     /// The actor uploaded a file into this channel (its bytes are in the object store).
     FileShared {
-        file: crate::files::Attachment,
+        file: Attachment,
     },
     /// The uploader deleted the file: no more download URLs, and its bytes are removed.
     FileDeleted {
@@ -155,34 +158,17 @@ impl Payload {
 }
 
 impl Event {
-    pub fn key(&self) -> String {
-        crate::command::channel_key(&self.workspace_id, &self.channel_id)
+    /// The stream the event is sequenced in (`seq` counts per stream): the channel's, except
+    /// for read markers, which are in the actor's own stream.
+    pub fn stream_id(&self) -> Uuid {
+        match self.payload {
+            Payload::ReadMarked { .. } => self.actor_id,
+            _ => self.channel_id,
+        }
     }
 
-    /// The message as clients first see it, for a `MessagePosted` event.
-    pub fn posted_view(&self) -> Option<crate::protocol::MessageView> {
-        let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, attachments, .. } =
-            &self.payload
-        else {
-            return None;
-        };
-        Some(crate::protocol::MessageView {
-            workspace_id: self.workspace_id,
-            channel_id: self.channel_id,
-            message_id: *message_id,
-            seq: self.seq,
-            user_id: self.actor_id,
-            text: text.clone(),
-            ts: self.occurred_at,
-            client_msg_id: Some(client_msg_id.clone()),
-            thread_ts: *thread_ts,
-            also_in_channel: *also_in_channel,
-            thread: None,
-            pinned: false,
-            edited_at: None,
-            deleted: false,
-            reactions: Default::default(),
-            attachments: attachments.clone(),
-        })
+    /// The partitioning key shared by commands and events: one stream, one partition.
+    pub fn key(&self) -> String {
+        crate::command::channel_key(&self.workspace_id, &self.stream_id())
     }
 }

@@ -104,6 +104,28 @@ pub fn is_inline(content_type: &str) -> bool {
     )
 }
 
+/// `Content-Disposition` for a download: shown inline when clients can show the type safely,
+/// an attachment otherwise; the name as RFC 6266 `filename*`.
+pub fn disposition(name: &str, content_type: &str) -> String {
+    let kind = if is_inline(content_type) { "inline" } else { "attachment" };
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._- ".contains(c) { c } else { '_' }).collect();
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}", percent_encode(name))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,51 +1,68 @@
-//! Confab's shared vocabulary and adapters.
+//! Confab's shared vocabulary, its ports, and the runtime helpers every process uses. No server
+//! client is compiled here: the adapters live in `confab-distributed` (Kafka, Cassandra, Redis,
+//! a Confluent registry, S3), `confab-embedded` (fjall, in process) and `confab-search`
+//! (OpenSearch, tantivy).
 //!
 //! Data flows through the system like this (see `docs/architecture.md`):
 //!
 //! ```text
-//! client --WS--> gateway --Command (JSON, key ws:ch)--> Kafka <ns>.commands
+//! client --WS--> gateway --Command (JSON, key ws:ch)--> <ns>.commands
 //!                                                          |
 //!                 ingest: validate, authorize, dedup, assign message_id + seq
 //!                                                          |
-//!         Kafka <ns>.events (Avro, Confluent wire format) + <ns>.replies (JSON), one transaction
+//!         <ns>.events (Avro, Confluent wire format) + <ns>.replies (JSON), one atomic commit
 //!                |                        |                               |
 //!        timeline projector       fanout projector                 gateways (acks)
-//!        (Cassandra)              (Redis streams) --> gateways --WS--> clients
+//!        (Store)                  (Fanout) --> gateways --WS--> clients
 //! ```
 //!
-//! What lives where in this crate:
-//! - [`protocol`]: the WebSocket frames clients send and receive, error codes and limits.
+//! # Crate map
+//!
+//! Vocabulary (plain data and pure functions; imports nothing but other vocabulary):
+//! - [`protocol`]: the WebSocket frames clients send and receive, their limits and validation;
+//!   [`ErrorCode`]: the typed error codes of every API.
 //! - [`command`]: commands (gateway -> ingest) and replies (ingest -> gateway).
-//! - [`event`]: the canonical events, and their Avro encoding ([`avro`]).
-//! - [`ids`]: UUID and TIMEUUID generation.
-//! - [`auth`]: workspace-bound signed tokens.
-//! - [`files`]: attachments and the rules uploads are checked against; [`blobs`]: the object
-//!   store (S3 or a directory) and the pre-signed URLs clients upload and download with.
+//! - [`event`]: the canonical events; [`avro`]: their encoding in the log, and [`schemas`]: the
+//!   compatibility rules between versions of it.
+//! - [`files`]: attachments and the rules uploads are checked against; [`push`]: device
+//!   addresses and notification preferences; [`presence`]: presence statuses and their rules.
+//! - [`mentions`], [`search_query`]: parsers of what users type.
+//! - [`Topics`], ids ([`TimeUuidGen`], [`timeuuid_millis`], [`new_id`]) and tokens
+//!   ([`TokenSigner`], [`Claims`]).
+//!
+//! Ports (traits the adapters implement; may import the vocabulary):
+//! - [`ports`]: one file per family (log, store, fanout, search, presence, notify, schemas,
+//!   blobs) and [`ports::PortError`], whose kind says whether to retry.
+//!
+//! Runtime helpers (may import anything above):
 //! - [`config`]: the configuration file and `CONFAB_*` overrides.
-//! - [`ports`]: the traits components use; [`kafka`], [`cassandra`], [`redis_fanout`] are the
-//!   distributed adapters behind them (the embedded ones live in `confab-embedded`).
-//! - [`telemetry`], [`shutdown`]: logging, metrics, health and the one shutdown path.
+//! - [`telemetry`]: logging, metrics, health; [`Shutdown`]: the one shutdown path;
+//!   [`Backoff`]: how long to wait before retrying a transient failure.
 
-pub mod auth;
 pub mod avro;
-pub mod blobs;
-pub mod cassandra;
 pub mod command;
 pub mod config;
 pub mod event;
 pub mod files;
-pub mod ids;
-pub mod kafka;
 pub mod mentions;
-pub mod notify;
 pub mod ports;
 pub mod presence;
 pub mod protocol;
-pub mod redis_fanout;
-pub mod redis_notify;
-pub mod redis_presence;
+pub mod push;
 pub mod schemas;
-pub mod search;
 pub mod search_query;
-pub mod shutdown;
 pub mod telemetry;
+
+mod auth;
+mod backoff;
+mod error_code;
+mod ids;
+mod shutdown;
+mod topics;
+
+pub use auth::{AuthError, Claims, TokenSigner};
+pub use backoff::Backoff;
+pub use error_code::ErrorCode;
+pub use ids::{new_id, timeuuid_millis, TimeUuidGen};
+pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use topics::Topics;

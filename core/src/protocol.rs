@@ -6,6 +6,11 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::error_code::ErrorCode;
+use crate::event::ChannelKind;
+use crate::files::Attachment;
+use crate::presence::PresenceStatus;
+
 /// Longest message text, in Unicode scalar values (Slack's own limit).
 pub const MAX_TEXT_CHARS: usize = 40_000;
 /// Largest frame the gateway reads; larger frames get `frame_too_large`.
@@ -163,7 +168,7 @@ pub enum ClientFrame {
     Resume { channels: std::collections::BTreeMap<Uuid, i64> },
     /// Say you are away (`away`) or back (`active`), on this device.
     #[serde(rename = "presence:set")]
-    PresenceSet { status: crate::presence::PresenceStatus },
+    PresenceSet { status: PresenceStatus },
     /// You have read `channel_id` up to `seq` (a read marker; unread counts follow it).
     #[serde(rename = "channel:mark")]
     Mark {
@@ -211,7 +216,7 @@ pub const CLIENT_TYPES: &[&str] = &[
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PresenceView {
     pub user_id: Uuid,
-    pub status: crate::presence::PresenceStatus,
+    pub status: PresenceStatus,
 }
 
 /// Missed events of a channel the server no longer has: fetch them over HTTP history.
@@ -265,7 +270,7 @@ pub struct MessageView {
     pub reactions: std::collections::BTreeMap<String, Vec<Uuid>>,
     /// Shared files the message carries (download URLs come from `GET /api/files/{id}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<crate::files::Attachment>,
+    pub attachments: Vec<Attachment>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -350,7 +355,7 @@ pub enum ServerFrame {
         channel_id: Uuid,
         name: String,
         is_private: bool,
-        kind: crate::event::ChannelKind,
+        kind: ChannelKind,
         members: Vec<Uuid>,
         member_count: usize,
         seq: i64,
@@ -366,7 +371,7 @@ pub enum ServerFrame {
     Pinned { workspace_id: Uuid, channel_id: Uuid, message_id: Uuid, pinned: bool, user_id: Uuid, seq: i64 },
     /// A file was uploaded into the channel (messages attach it by `file_id`).
     #[serde(rename = "file:shared")]
-    FileShared { workspace_id: Uuid, channel_id: Uuid, file: crate::files::Attachment, user_id: Uuid, seq: i64 },
+    FileShared { workspace_id: Uuid, channel_id: Uuid, file: Attachment, user_id: Uuid, seq: i64 },
     /// A file was deleted (by its uploader, or with the message carrying it): its links stop working.
     #[serde(rename = "file:deleted")]
     FileDeleted { workspace_id: Uuid, channel_id: Uuid, file_id: Uuid, user_id: Uuid, seq: i64 },
@@ -397,79 +402,32 @@ pub enum ServerFrame {
     },
 }
 
-/// Typed error codes shared by the WebSocket and HTTP APIs.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    MalformedFrame,
-    UnknownType,
-    FrameTooLarge,
-    InvalidField,
-    TextTooLong,
-    EmptyText,
-    ChannelNotFound,
-    NotAMember,
-    ChannelPrivate,
-    ChannelArchived,
-    UserNotFound,
-    MessageNotFound,
-    MessageDeleted,
-    TooManyReactions,
-    /// No such file in the channel (or workspace), or not yours to see.
-    FileNotFound,
-    /// The file was deleted: no more links for it.
-    FileDeleted,
-    /// Over the workspace's size limit.
-    FileTooLarge,
-    /// A content type the workspace does not accept.
-    FileTypeNotAllowed,
-    /// The upload is missing or its size differs from the declared one.
-    UploadIncomplete,
-    /// A link whose signature does not match, or that has expired.
-    InvalidSignature,
-    LinkExpired,
-    Conflict,
-    RateLimited,
-    Unauthorized,
-    TokenExpired,
-    Forbidden,
-    NotFound,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
+impl ServerFrame {
+    /// The frame's `type`, as it is serialized.
+    pub fn type_name(&self) -> &'static str {
         match self {
-            ErrorCode::MalformedFrame => "malformed_frame",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::FrameTooLarge => "frame_too_large",
-            ErrorCode::InvalidField => "invalid_field",
-            ErrorCode::TextTooLong => "text_too_long",
-            ErrorCode::EmptyText => "empty_text",
-            ErrorCode::ChannelNotFound => "channel_not_found",
-            ErrorCode::NotAMember => "not_a_member",
-            ErrorCode::ChannelPrivate => "channel_private",
-            ErrorCode::ChannelArchived => "channel_archived",
-            ErrorCode::UserNotFound => "user_not_found",
-            ErrorCode::MessageNotFound => "message_not_found",
-            ErrorCode::MessageDeleted => "message_deleted",
-            ErrorCode::TooManyReactions => "too_many_reactions",
-            ErrorCode::FileNotFound => "file_not_found",
-            ErrorCode::FileDeleted => "file_deleted",
-            ErrorCode::FileTooLarge => "file_too_large",
-            ErrorCode::FileTypeNotAllowed => "file_type_not_allowed",
-            ErrorCode::UploadIncomplete => "upload_incomplete",
-            ErrorCode::InvalidSignature => "invalid_signature",
-            ErrorCode::LinkExpired => "link_expired",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::TokenExpired => "token_expired",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
+            ServerFrame::Hello { .. } => "hello",
+            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Ack { .. } => "message:ack",
+            ServerFrame::New { .. } => "message:new",
+            ServerFrame::Joined { .. } => "channel:joined",
+            ServerFrame::Edited { .. } => "message:edited",
+            ServerFrame::Deleted { .. } => "message:deleted",
+            ServerFrame::ReactionAdded { .. } => "reaction:added",
+            ServerFrame::ReactionRemoved { .. } => "reaction:removed",
+            ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Created { .. } => "channel:created",
+            ServerFrame::Left { .. } => "channel:left",
+            ServerFrame::Renamed { .. } => "channel:renamed",
+            ServerFrame::Archived { .. } => "channel:archived",
+            ServerFrame::Pinned { .. } => "message:pinned",
+            ServerFrame::FileShared { .. } => "file:shared",
+            ServerFrame::FileDeleted { .. } => "file:deleted",
+            ServerFrame::Marked { .. } => "channel:marked",
+            ServerFrame::ResumeDone { .. } => "resume:done",
+            ServerFrame::PresenceChange { .. } => "presence:change",
+            ServerFrame::Ok { .. } => "ok",
+            ServerFrame::Error { .. } => "error",
         }
     }
 }
@@ -647,6 +605,98 @@ mod tests {
     fn error_codes_serialize_as_snake_case() {
         for code in [ErrorCode::NotAMember, ErrorCode::TokenExpired, ErrorCode::FrameTooLarge] {
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn type_name_is_the_serialized_type_of_every_frame() {
+        let id = Uuid::new_v4();
+        let message = MessageView {
+            workspace_id: id,
+            channel_id: id,
+            message_id: id,
+            seq: 1,
+            user_id: id,
+            text: "t".into(),
+            ts: 0,
+            client_msg_id: None,
+            thread_ts: None,
+            also_in_channel: false,
+            thread: None,
+            pinned: false,
+            edited_at: None,
+            deleted: false,
+            reactions: Default::default(),
+            attachments: vec![],
+        };
+        let file = Attachment { file_id: id, name: "a.txt".into(), size: 1, content_type: "text/plain".into() };
+        let frames = vec![
+            ServerFrame::Hello { conn_id: "c".into(), heartbeat_interval: 30, user_id: id, workspace_id: id },
+            ServerFrame::Pong { id: None },
+            ServerFrame::Ack { client_msg_id: "c".into(), channel_id: id, message_id: id, seq: 1, ts: 0 },
+            ServerFrame::New { message, parent_thread: None },
+            ServerFrame::Joined { workspace_id: id, channel_id: id, user_id: id, seq: 1, by: None },
+            ServerFrame::Edited {
+                workspace_id: id,
+                channel_id: id,
+                message_id: id,
+                text: "t".into(),
+                edited_at: 0,
+                seq: 1,
+                user_id: id,
+            },
+            ServerFrame::Deleted {
+                workspace_id: id,
+                channel_id: id,
+                message_id: id,
+                seq: 1,
+                user_id: id,
+                file_ids: vec![],
+            },
+            ServerFrame::ReactionAdded {
+                workspace_id: id,
+                channel_id: id,
+                message_id: id,
+                emoji: "e".into(),
+                user_id: id,
+                users: vec![],
+                seq: 1,
+            },
+            ServerFrame::ReactionRemoved {
+                workspace_id: id,
+                channel_id: id,
+                message_id: id,
+                emoji: "e".into(),
+                user_id: id,
+                users: vec![],
+                seq: 1,
+            },
+            ServerFrame::Typing { workspace_id: id, channel_id: id, user_id: id, expires_in_ms: 1 },
+            ServerFrame::Created {
+                workspace_id: id,
+                channel_id: id,
+                name: "n".into(),
+                is_private: false,
+                kind: ChannelKind::Public,
+                members: vec![],
+                member_count: 0,
+                seq: 1,
+            },
+            ServerFrame::Left { workspace_id: id, channel_id: id, user_id: id, by: id, seq: 1 },
+            ServerFrame::Renamed { workspace_id: id, channel_id: id, name: "n".into(), user_id: id, seq: 1 },
+            ServerFrame::Archived { workspace_id: id, channel_id: id, archived: true, user_id: id, seq: 1 },
+            ServerFrame::Pinned { workspace_id: id, channel_id: id, message_id: id, pinned: true, user_id: id, seq: 1 },
+            ServerFrame::FileShared { workspace_id: id, channel_id: id, file, user_id: id, seq: 1 },
+            ServerFrame::FileDeleted { workspace_id: id, channel_id: id, file_id: id, user_id: id, seq: 1 },
+            ServerFrame::Marked { workspace_id: id, channel_id: id, seq: 1 },
+            ServerFrame::ResumeDone { replayed: 0, channels: Default::default(), gaps: vec![], not_members: vec![] },
+            ServerFrame::PresenceChange { workspace_id: id, users: vec![] },
+            ServerFrame::Ok { client_msg_id: "c".into(), channel_id: id, seq: 1 },
+            ServerFrame::Error { code: ErrorCode::Internal, message: "m".into(), client_msg_id: None },
+        ];
+        for frame in frames {
+            let json = serde_json::to_value(&frame).unwrap();
+            assert_eq!(json["type"], frame.type_name(), "{frame:?}");
         }
     }
 }

@@ -5,16 +5,14 @@
 
 use async_trait::async_trait;
 use confab_core::ports::{Backlog, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortError, PortResult};
+
+use crate::error::{corrupt, port};
 use fjall::{Database, Keyspace};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
-
-fn port<E: std::fmt::Display>(e: E) -> PortError {
-    PortError::of(e)
-}
 
 fn k2(a: &Uuid, b: &Uuid) -> Vec<u8> {
     [a.as_bytes().as_slice(), b.as_bytes().as_slice()].concat()
@@ -37,8 +35,12 @@ struct Stream {
 /// A persisted stream entry (key: workspace | id, big endian).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Stored {
-    channel_id: Uuid,
+    /// Named `channel_id` on disk (data written before topics were named so).
+    #[serde(rename = "channel_id")]
+    topic_id: Uuid,
     seq: i64,
+    #[serde(default)]
+    frame_type: String,
     frame_json: String,
     add: Vec<Uuid>,
     rm: Vec<Uuid>,
@@ -106,9 +108,10 @@ impl EmbeddedFanout {
 fn entry(ws: Uuid, id: u64, e: &Stored, ephemeral_from: Option<Uuid>) -> FanoutEntry {
     FanoutEntry {
         workspace_id: ws,
-        stream_id: format!("{id}-0"),
-        channel_id: e.channel_id,
+        position: format!("{id}-0"),
+        topic_id: e.topic_id,
         seq: e.seq,
+        frame_type: e.frame_type.clone(),
         frame_json: e.frame_json.clone(),
         add_members: e.add.clone(),
         remove_members: e.rm.clone(),
@@ -120,7 +123,7 @@ fn entry(ws: Uuid, id: u64, e: &Stored, ephemeral_from: Option<Uuid>) -> FanoutE
 impl EmbeddedFanout {
     fn current_seq(&self, ws: &Uuid, ch: &Uuid) -> PortResult<i64> {
         Ok(match self.inner.seqs.get(k2(ws, ch)).map_err(port)? {
-            Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| PortError("corrupt seq".into()))?),
+            Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("seq"))?),
             None => 0,
         })
     }
@@ -134,11 +137,11 @@ impl Fanout for EmbeddedFanout {
         let mut batch = inner.db.batch();
         let mut staged: HashMap<Vec<u8>, i64> = HashMap::new();
         for it in items {
-            let key = k2(&it.workspace_id, &it.channel_id);
+            let key = k2(&it.workspace_id, &it.topic_id);
             let last = match staged.get(&key) {
                 Some(s) => *s,
                 None => match inner.seqs.get(&key).map_err(port)? {
-                    Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| PortError("corrupt seq".into()))?),
+                    Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("seq"))?),
                     None => 0,
                 },
             };
@@ -148,12 +151,12 @@ impl Fanout for EmbeddedFanout {
             staged.insert(key.clone(), it.seq);
             batch.insert(&inner.seqs, key, it.seq.to_be_bytes().to_vec());
             for u in &it.add_members {
-                batch.insert(&inner.members, k3(&it.workspace_id, &it.channel_id, u), Vec::new());
-                batch.insert(&inner.user_channels, k3(&it.workspace_id, u, &it.channel_id), Vec::new());
+                batch.insert(&inner.members, k3(&it.workspace_id, &it.topic_id, u), Vec::new());
+                batch.insert(&inner.user_channels, k3(&it.workspace_id, u, &it.topic_id), Vec::new());
             }
             for u in &it.remove_members {
-                batch.remove(&inner.members, k3(&it.workspace_id, &it.channel_id, u));
-                batch.remove(&inner.user_channels, k3(&it.workspace_id, u, &it.channel_id));
+                batch.remove(&inner.members, k3(&it.workspace_id, &it.topic_id, u));
+                batch.remove(&inner.user_channels, k3(&it.workspace_id, u, &it.topic_id));
             }
             fresh.push(it.clone());
         }
@@ -170,8 +173,9 @@ impl Fanout for EmbeddedFanout {
                 s.next_id += 1;
                 let id = s.next_id;
                 let stored = Stored {
-                    channel_id: it.channel_id,
+                    topic_id: it.topic_id,
                     seq: it.seq,
+                    frame_type: it.frame_type.clone(),
                     frame_json: it.frame_json.clone(),
                     add: it.add_members.clone(),
                     rm: it.remove_members.clone(),
@@ -215,7 +219,14 @@ impl Fanout for EmbeddedFanout {
         self.inner.members.contains_key(k3(ws, ch, user)).map_err(port)
     }
 
-    async fn publish_ephemeral(&self, ws: &Uuid, ch: &Uuid, from: &Uuid, frame_json: &str) -> PortResult<()> {
+    async fn publish_ephemeral(
+        &self,
+        ws: &Uuid,
+        ch: &Uuid,
+        from: &Uuid,
+        frame_type: &str,
+        frame_json: &str,
+    ) -> PortResult<()> {
         {
             let mut streams = self.inner.streams.lock().expect("fanout lock");
             let s = streams.entry(*ws).or_default();
@@ -225,9 +236,10 @@ impl Fanout for EmbeddedFanout {
                 id,
                 FanoutEntry {
                     workspace_id: *ws,
-                    stream_id: format!("{id}-0"),
-                    channel_id: *ch,
+                    position: format!("{id}-0"),
+                    topic_id: *ch,
                     seq: 0,
+                    frame_type: frame_type.to_string(),
                     frame_json: frame_json.to_string(),
                     add_members: vec![],
                     remove_members: vec![],
@@ -257,8 +269,8 @@ impl Fanout for EmbeddedFanout {
             if Backlog::covered(after, &now, &lowest) {
                 break;
             }
-            if e.ephemeral_from.is_none() && wanted.contains_key(&e.channel_id) {
-                let l = lowest.entry(e.channel_id).or_insert(e.seq);
+            if e.ephemeral_from.is_none() && wanted.contains_key(&e.topic_id) {
+                let l = lowest.entry(e.topic_id).or_insert(e.seq);
                 *l = (*l).min(e.seq);
             }
             scanned.push(e.clone());
@@ -341,9 +353,9 @@ mod tests {
         let f = open(dir.path(), 5);
         let (ws, other, ch, from) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         for i in 1..=8 {
-            f.publish_ephemeral(&ws, &ch, &from, &format!("m{i}")).await.unwrap();
+            f.publish_ephemeral(&ws, &ch, &from, "typing", &format!("m{i}")).await.unwrap();
         }
-        f.publish_ephemeral(&other, &ch, &from, "elsewhere").await.unwrap();
+        f.publish_ephemeral(&other, &ch, &from, "typing", "elsewhere").await.unwrap();
         let mut r = f.reader().await.unwrap();
         // the stream keeps the last 5 (ids 4..=8)
         assert_eq!(ids(&mut r, ws, "0", 100).await, ["m4", "m5", "m6", "m7", "m8"]);

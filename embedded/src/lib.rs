@@ -9,30 +9,34 @@
 //! - [`store`]: the timeline (messages ordered by TIMEUUID time, newest first) and the directory.
 //! - [`fanout`]: per-workspace in-memory streams for live delivery, with the membership index
 //!   and the published seqs (for idempotent replays) persisted.
+//! - [`presence`], [`notify`]: presence in process; push devices, preferences and the outbox.
 //!
-//! All three implement the same ports (`confab_core::ports`) as the Kafka, Cassandra and Redis
-//! adapters, and the same conformance suite runs against both.
+//! Beside the database, [`blobs`] keeps shared files' bytes in `<data_dir>/files`, with links
+//! the gateway signs and serves.
+//!
+//! All of them implement the same ports (`confab_core::ports`) as the distributed adapters, and
+//! the same conformance suite runs against both. Settings come from the `[embedded]` section
+//! only. May import: `confab-core`. Imported by: the `confab` binary and tests.
 
+mod error;
+
+pub mod blobs;
 pub mod fanout;
 pub mod log;
 pub mod notify;
 pub mod presence;
 pub mod store;
 
+pub use blobs::LocalBlobs;
+
 use confab_core::avro::EventCodec;
+use confab_core::config::EmbeddedConfig;
+use confab_core::ports::{PortError, PortResult};
 use fjall::{Database, KeyspaceCreateOptions};
 use std::path::Path;
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-#[error("embedded storage: {0}")]
-pub struct EmbeddedError(pub String);
-
-impl From<fjall::Error> for EmbeddedError {
-    fn from(e: fjall::Error) -> Self {
-        EmbeddedError(e.to_string())
-    }
-}
+use crate::error::port;
 
 /// The embedded adapter set over one database.
 pub struct Embedded {
@@ -44,11 +48,13 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    pub fn open(dir: &Path, partitions: i32, codec: EventCodec, stream_max_len: usize) -> Result<Self, EmbeddedError> {
-        std::fs::create_dir_all(dir).map_err(|e| EmbeddedError(format!("creating {}: {e}", dir.display())))?;
-        let db = Database::builder(dir.join("db")).open()?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
-        let log = Arc::new(log::Log::open(db.clone(), ks("log_events")?, ks("log_positions")?, partitions, codec)?);
+    /// Opens (creates) the database under `dir`.
+    pub fn open(dir: &Path, options: &EmbeddedConfig, codec: EventCodec) -> PortResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| PortError::transient(format!("creating {}: {e}", dir.display())))?;
+        let db = Database::builder(dir.join("db")).open().map_err(port)?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(port);
+        let log =
+            Arc::new(log::Log::open(db.clone(), ks("log_events")?, ks("log_positions")?, options.partitions, codec)?);
         let store = Arc::new(store::EmbeddedStore {
             messages: ks("messages")?,
             workspaces: ks("workspaces")?,
@@ -59,17 +65,14 @@ impl Embedded {
             markers: ks("read_markers")?,
             files: ks("files")?,
         });
-        let fanout = Arc::new(
-            fanout::EmbeddedFanout::new(
-                db.clone(),
-                ks("fanout_stream")?,
-                ks("fanout_seqs")?,
-                ks("members")?,
-                ks("user_channels")?,
-                stream_max_len,
-            )
-            .map_err(|e| EmbeddedError(e.0))?,
-        );
+        let fanout = Arc::new(fanout::EmbeddedFanout::new(
+            db.clone(),
+            ks("fanout_stream")?,
+            ks("fanout_seqs")?,
+            ks("members")?,
+            ks("user_channels")?,
+            options.fanout_stream_max_len,
+        )?);
         let notify = Arc::new(notify::EmbeddedNotify {
             devices: ks("push_devices")?,
             prefs: ks("push_prefs")?,

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
-use crate::EmbeddedError;
+use crate::error::{corrupt, port};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Topic {
@@ -59,14 +59,10 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
     (h % partitions as u32) as i32
 }
 
-fn port<E: std::fmt::Display>(e: E) -> PortError {
-    PortError::of(e)
-}
-
 /// A stored consumer position (`0` when none was stored).
 fn read_position(positions: &Keyspace, key: &str) -> PortResult<i64> {
     Ok(match positions.get(key).map_err(port)? {
-        Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| PortError(format!("corrupt position {key}")))?),
+        Some(v) => i64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt(format!("position {key}")))?),
         None => 0,
     })
 }
@@ -96,18 +92,17 @@ impl Log {
         positions: Keyspace,
         partitions: i32,
         codec: EventCodec,
-    ) -> Result<Self, EmbeddedError> {
+    ) -> PortResult<Self> {
         let mut next = HashMap::new();
         for p in 0..partitions {
             let last = events.range(key(p, 0)..=key(p, i64::MAX)).next_back();
             let n = match last {
-                Some(g) => offset_of(&g.key()?) + 1,
+                Some(g) => offset_of(&g.key().map_err(port)?) + 1,
                 None => 0,
             };
             next.insert((Topic::Events, p), n);
             // commands continue from where ingest committed
-            let committed = read_position(&positions, &Self::position_key("ingest", Topic::Commands, p))
-                .map_err(|e| EmbeddedError(e.0))?;
+            let committed = read_position(&positions, &Self::position_key("ingest", Topic::Commands, p))?;
             next.insert((Topic::Commands, p), committed);
         }
         Ok(Self {
@@ -266,7 +261,9 @@ impl CommandSink for Log {
             let mut next = self.next.lock().expect("log lock");
             let mut pending = self.commands.lock().expect("commands lock");
             if pending.iter().map(VecDeque::len).sum::<usize>() >= MAX_PENDING_COMMANDS {
-                return Err(PortError(format!("command log full ({MAX_PENDING_COMMANDS} commands not yet sequenced)")));
+                return Err(PortError::transient(format!(
+                    "command log full ({MAX_PENDING_COMMANDS} commands not yet sequenced)"
+                )));
             }
             let o = next[&(Topic::Commands, p)];
             // in memory only: an unacknowledged command may be lost in a crash, and the client retries
@@ -348,7 +345,7 @@ impl SequencerLog for EmbeddedSequencerLog {
             PortResult::Ok(())
         })
         .await
-        .map_err(|e| PortError(format!("log commit task: {e}")))??;
+        .map_err(PortError::from)??;
         self.log.forget_commands(&offsets_done);
         self.log.events_written.send_modify(|n| *n += 1);
         for r in replies {
@@ -384,7 +381,7 @@ impl EventSource for EmbeddedEventSource {
                     out.push(EventRecord {
                         partition,
                         offset,
-                        event: self.log.codec.decode(&v).await.map_err(|e| e.to_string()),
+                        event: self.log.codec.decode(&v).await.map_err(PortError::from),
                     });
                 }
                 return Ok(out);
@@ -444,7 +441,7 @@ impl ReplySource for EmbeddedReplySource {
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!(missed = n, "gateway fell behind on replies; those clients will retry");
                 }
-                Err(broadcast::error::RecvError::Closed) => return Err(PortError("log closed".into())),
+                Err(broadcast::error::RecvError::Closed) => return Err(PortError::fatal("log closed")),
             }
         }
     }
@@ -474,7 +471,8 @@ mod tests {
             reply_to: ReplyTo { gateway_id: "g".into(), conn_id: 1 },
             issued_at: 0,
             client_msg_id: None,
-            body: CommandBody::MarkRead { channel_id: ch, seq: n },
+            // the command's number rides in a pin's message id
+            body: CommandBody::Pin { message_id: Uuid::from_u128(n as u128), pinned: true },
         }
     }
 
@@ -482,7 +480,7 @@ mod tests {
         batch
             .iter()
             .map(|r| match r.command.as_ref().unwrap().body {
-                CommandBody::MarkRead { seq, .. } => seq,
+                CommandBody::Pin { message_id, .. } => message_id.as_u128() as i64,
                 _ => unreachable!(),
             })
             .collect()

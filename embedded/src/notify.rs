@@ -3,14 +3,11 @@
 //! embedded mode's outbox is small).
 
 use async_trait::async_trait;
-use confab_core::notify::{NotifyStore, OutboxItem};
-use confab_core::ports::{PortError, PortResult};
+use confab_core::ports::{NotifyStore, OutboxItem, PortResult};
+
+use crate::error::port;
 use fjall::Keyspace;
 use uuid::Uuid;
-
-fn port<E: std::fmt::Display>(e: E) -> PortError {
-    PortError::of(e)
-}
 
 fn k(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()

@@ -4,8 +4,8 @@
 //! one, every client reconnects and says where it is.
 
 use async_trait::async_trait;
-use confab_core::ports::PortResult;
-use confab_core::presence::{Presence, PresenceStatus};
+use confab_core::ports::{PortResult, Presence};
+use confab_core::presence::PresenceStatus;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use uuid::Uuid;

@@ -8,16 +8,13 @@
 use async_trait::async_trait;
 use confab_core::files::FileRecord;
 use confab_core::ports::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, Workspace,
+    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage, Workspace,
 };
-use confab_core::protocol::MessageView;
 use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-fn port<E: std::fmt::Display>(e: E) -> PortError {
-    PortError::of(e)
-}
+use crate::error::port;
 
 fn ticks(id: &Uuid) -> u64 {
     id.get_timestamp().map(|t| t.to_gregorian().0).unwrap_or(0)
@@ -40,15 +37,16 @@ fn upper(prefix: &[u8]) -> Vec<u8> {
     key(&[prefix, &[0xff; 40]])
 }
 
+/// A message as stored: the port's row plus its expiry.
 #[derive(Serialize, Deserialize)]
-struct StoredMessage {
+struct Row {
     #[serde(flatten)]
-    view: MessageView,
+    message: StoredMessage,
     /// Unix ms after which the message is gone (0: never).
     expires_at: i64,
 }
 
-impl StoredMessage {
+impl Row {
     fn live(&self, now: i64) -> bool {
         self.expires_at == 0 || self.expires_at > now
     }
@@ -72,7 +70,7 @@ impl EmbeddedStore {
         self.workspaces.iter().count()
     }
 
-    fn get(&self, ws: &Uuid, ch: &Uuid, id: &Uuid) -> PortResult<Option<StoredMessage>> {
+    fn get(&self, ws: &Uuid, ch: &Uuid, id: &Uuid) -> PortResult<Option<Row>> {
         match self.messages.get(message_key(ws, ch, id)).map_err(port)? {
             Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(port)?)),
             None => Ok(None),
@@ -89,7 +87,7 @@ impl EmbeddedStore {
         rev: bool,
         after: Option<Vec<u8>>,
         limit: usize,
-    ) -> PortResult<Vec<MessageView>> {
+    ) -> PortResult<Vec<StoredMessage>> {
         let now = chrono::Utc::now().timestamp_millis();
         let start = after.unwrap_or_else(|| prefix.clone());
         let range = index.range(start.clone()..upper(&prefix));
@@ -103,7 +101,7 @@ impl EmbeddedStore {
             let id = Uuid::from_slice(&k[k.len() - 16..]).map_err(port)?;
             if let Some(m) = self.get(ws, ch, &id)? {
                 if m.live(now) {
-                    out.push(m.view);
+                    out.push(m.message);
                 }
             }
             if out.len() >= limit {
@@ -122,14 +120,14 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()> {
+    async fn insert_message(&self, m: &StoredMessage, ttl_secs: i32) -> PortResult<()> {
         let expires_at = if ttl_secs > 0 { m.ts + ttl_secs as i64 * 1000 } else { 0 };
         // an upsert from a replay must not drop what later events already put on the row
-        let mut view = m.clone();
+        let mut message = m.clone();
         if let Some(old) = self.get(&m.workspace_id, &m.channel_id, &m.message_id)? {
-            view = old.view;
+            message = old.message;
         }
-        let v = serde_json::to_vec(&StoredMessage { view, expires_at }).expect("message serializes");
+        let v = serde_json::to_vec(&Row { message, expires_at }).expect("message serializes");
         self.messages.insert(message_key(&m.workspace_id, &m.channel_id, &m.message_id), v).map_err(port)?;
         if let Some(parent) = m.thread_ts {
             let k = key(&[
@@ -144,7 +142,7 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
-    async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<MessageView>> {
+    async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<StoredMessage>> {
         let start = pair(&ws, &ch);
         let now = chrono::Utc::now().timestamp_millis();
         let range = match page {
@@ -157,16 +155,16 @@ impl Store for EmbeddedStore {
         let mut out = Vec::new();
         for g in iter {
             let v = g.value().map_err(port)?;
-            let m: StoredMessage = serde_json::from_slice(&v).map_err(port)?;
-            if !m.live(now) || (m.view.thread_ts.is_some() && !m.view.also_in_channel) {
+            let m: Row = serde_json::from_slice(&v).map_err(port)?;
+            if !m.live(now) || (m.message.thread_ts.is_some() && !m.message.also_in_channel) {
                 continue;
             }
             if let HistoryPage::After(a) = page {
-                if m.view.message_id == a {
+                if m.message.message_id == a {
                     continue;
                 }
             }
-            out.push(m.view);
+            out.push(m.message);
             if out.len() >= limit as usize {
                 break;
             }
@@ -174,9 +172,9 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<MessageView>> {
+    async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<StoredMessage>> {
         let now = chrono::Utc::now().timestamp_millis();
-        Ok(self.get(&ws, &ch, &message_id)?.filter(|m| m.live(now)).map(|m| m.view))
+        Ok(self.get(&ws, &ch, &message_id)?.filter(|m| m.live(now)).map(|m| m.message))
     }
 
     async fn thread(
@@ -186,13 +184,13 @@ impl Store for EmbeddedStore {
         parent: Uuid,
         after: Option<Uuid>,
         limit: i32,
-    ) -> PortResult<Vec<MessageView>> {
+    ) -> PortResult<Vec<StoredMessage>> {
         let prefix = key(&[ws.as_bytes(), ch.as_bytes(), parent.as_bytes()]);
         let after = after.map(|a| key(&[&prefix, &ticks(&a).to_be_bytes(), a.as_bytes()]));
         self.indexed(&self.threads, prefix, &ws, &ch, false, after, limit.max(0) as usize)
     }
 
-    async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<MessageView>> {
+    async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<StoredMessage>> {
         self.indexed(&self.pins, pair(&ws, &ch), &ws, &ch, true, None, 1000)
     }
 
@@ -304,19 +302,19 @@ impl Store for EmbeddedStore {
         // the timeline projector is the only writer, so read-modify-write is safe
         let k = message_key(&ws, &ch, &message_id);
         let Some(mut m) = self.get(&ws, &ch, &message_id)? else {
-            return Err(PortError(format!("message {message_id} is not in the timeline")));
+            return Err(PortError::not_found(format!("message {message_id} is not in the timeline")));
         };
         match update {
             MessageUpdate::Edit { text, edited_at } => {
-                m.view.text = text.clone();
-                m.view.edited_at = Some(*edited_at);
+                m.message.text = text.clone();
+                m.message.edited_at = Some(*edited_at);
             }
             MessageUpdate::Delete => {
-                m.view.text.clear();
-                m.view.deleted = true;
-                m.view.reactions.clear();
-                m.view.attachments.clear();
-                m.view.pinned = false;
+                m.message.text.clear();
+                m.message.deleted = true;
+                m.message.reactions.clear();
+                m.message.attachments.clear();
+                m.message.pinned = false;
                 self.pins
                     .remove(key(&[
                         ws.as_bytes(),
@@ -327,15 +325,15 @@ impl Store for EmbeddedStore {
                     .map_err(port)?;
             }
             MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
-                m.view.reactions.remove(emoji);
+                m.message.reactions.remove(emoji);
             }
             MessageUpdate::Reactions { emoji, users } => {
                 let mut users = users.clone();
                 users.sort();
-                m.view.reactions.insert(emoji.clone(), users);
+                m.message.reactions.insert(emoji.clone(), users);
             }
             MessageUpdate::Pin { pinned } => {
-                m.view.pinned = *pinned;
+                m.message.pinned = *pinned;
                 let pk = key(&[ws.as_bytes(), ch.as_bytes(), &ticks(&message_id).to_be_bytes(), message_id.as_bytes()]);
                 if *pinned {
                     self.pins.insert(pk, []).map_err(port)?;
@@ -343,7 +341,7 @@ impl Store for EmbeddedStore {
                     self.pins.remove(pk).map_err(port)?;
                 }
             }
-            MessageUpdate::Thread(t) => m.view.thread = Some(t.clone()),
+            MessageUpdate::Thread(t) => m.message.thread = Some(t.clone()),
         }
         self.messages.insert(k, serde_json::to_vec(&m).expect("message serializes")).map_err(port)
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 const BLOCK_MS: usize = 200;
 const COUNT: usize = 1000;
@@ -47,17 +47,17 @@ pub async fn run(st: Arc<AppState>) {
                 st.health.set("fanout", Ok(()));
                 let now = chrono::Utc::now().timestamp_millis();
                 for e in entries {
-                    positions.insert(e.workspace_id, e.stream_id.clone());
-                    if e.ts > 0 && e.frame_json.starts_with(r#"{"type":"message:new""#) {
+                    positions.insert(e.workspace_id, e.position.clone());
+                    if e.ts > 0 && e.frame_type == "message:new" {
                         st.metrics.delivery_latency.observe((now - e.ts).max(0) as f64 / 1000.0);
                     }
                     match e.ephemeral_from {
                         Some(from) => {
-                            st.hub.dispatch_ephemeral(e.workspace_id, e.channel_id, from, Utf8Bytes::from(e.frame_json))
+                            st.hub.dispatch_ephemeral(e.workspace_id, e.topic_id, from, Utf8Bytes::from(e.frame_json))
                         }
                         None => st.hub.dispatch(
                             e.workspace_id,
-                            e.channel_id,
+                            e.topic_id,
                             e.seq,
                             &e.add_members,
                             &e.remove_members,

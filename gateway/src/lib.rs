@@ -1,38 +1,42 @@
 //! The gateway: WebSocket and HTTP front door.
 //!
-//! - [`ws`]: authenticates a socket, says hello, turns client frames into commands, and writes
-//!   frames back; bad input gets typed errors, never a dropped connection.
+//! # Crate map
+//!
+//! - [`state`]: what every handler and task shares ([`AppState`](state::AppState)) and the
+//!   ports a gateway is given ([`GatewayPorts`]).
+//! - [`router`]: every route, the user-facing ones and, apart, the admin API's.
+//! - [`server`]: a running [`Gateway`]: background tasks, the HTTP server, health probes,
+//!   graceful shutdown.
+//! - [`ws`]: one WebSocket connection: upgrade, hello, frames in (`ws::frames`: each client
+//!   frame checked and turned into a command or answered), resume, typing, rate limits.
 //! - [`writer`]: a socket's outgoing queue: each channel's events once and in order, and the
 //!   hold/replay that makes a resume lossless.
 //! - [`hub`]: this process's connections, indexed by channel and user, and batched local fanout.
 //! - [`fanout_reader`]: reads each followed workspace's fanout stream once for all local sockets.
-//! - [`presence`]: devices touch presence on connect and heartbeat; transitions batched into
-//!   `presence:change`; a sweeper for expired devices; the lookup endpoint.
 //! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
-//! - [`api`]: what users read over HTTP: channels with unread counts, history (both ways and
-//!   around a message), threads, pins, search.
-//! - [`devices`]: push registration (devices) and notification preferences.
-//! - [`files`]: file sharing: upload grants, completion, download URLs, deletion, and the
-//!   embedded mode's signed `/blobs/` endpoint.
-//! - [`search`]: `GET /api/search`: the query language, permissions as filters, the index.
-//! - [`http`]: typed errors, authentication, and the admin API that bootstraps workspaces,
-//!   users and channels.
+//! - [`presence`]: devices touch presence on connect and heartbeat; transitions batched into
+//!   `presence:change`; a sweeper for expired devices.
+//! - [`http`]: the user API over HTTP (channels, history, search, files, devices, presence)
+//!   and its plumbing (typed errors, authentication).
+//! - [`admin`]: the admin API that bootstraps workspaces, users, tokens and channels.
 //! - [`web`]: the web client's static bundle, embedded, served at `/`.
-//! - [`server`]: wiring, connection cap and graceful shutdown.
+//! - [`metrics`]: the gateway's Prometheus metrics.
+//!
+//! May import: `confab-core`. Imported by: the `confab` binary.
 
-pub mod api;
-pub mod devices;
+pub mod admin;
 pub mod fanout_reader;
-pub mod files;
 pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod presence;
 pub mod replies;
-pub mod search;
+pub mod router;
 pub mod server;
+pub mod state;
 pub mod web;
 pub mod writer;
 pub mod ws;
 
-pub use server::{new_gateway_id, Gateway, GatewayPorts};
+pub use server::Gateway;
+pub use state::{new_gateway_id, AppState, GatewayPorts};

@@ -5,30 +5,18 @@
 //! members (every socket is subscribed to its workspace's stream, channel id = workspace id). A
 //! sweeper finds users whose last device expired (a crashed gateway's sockets, or the grace
 //! period after a disconnect) and reports them offline.
-//!
-//! `GET /api/presence?user_ids=a,b,..` answers a batch lookup and the workspace's online count.
 
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use confab_core::presence::PresenceStatus;
 use confab_core::protocol::{PresenceView, ServerFrame};
-use serde::Deserialize;
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::http::{authenticate, ApiError};
-use crate::server::AppState;
+use crate::state::AppState;
 
-/// Users one lookup may name.
-pub const MAX_LOOKUP: usize = 500;
-
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -80,11 +68,10 @@ pub async fn batcher(st: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<(Uuid, U
             // small frames: each socket's write buffer keeps the capacity of the largest frame it
             // ever sent, so a burst of changes goes out as several frames of a few users each
             for chunk in users.chunks(PRESENCE_FRAME_USERS) {
-                let frame =
-                    serde_json::to_string(&ServerFrame::PresenceChange { workspace_id: ws, users: chunk.to_vec() })
-                        .expect("frame serializes");
+                let frame = ServerFrame::PresenceChange { workspace_id: ws, users: chunk.to_vec() };
+                let json = serde_json::to_string(&frame).expect("frame serializes");
                 // from nobody: every connected member of the workspace gets it
-                if let Err(e) = st.fanout.publish_ephemeral(&ws, &ws, &Uuid::nil(), &frame).await {
+                if let Err(e) = st.fanout.publish_ephemeral(&ws, &ws, &Uuid::nil(), frame.type_name(), &json).await {
                     tracing::warn!(error = %e, "cannot publish presence changes");
                 }
             }
@@ -112,36 +99,4 @@ pub async fn sweeper(st: Arc<AppState>) {
             }
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LookupQuery {
-    /// Comma-separated user ids.
-    user_ids: Option<String>,
-}
-
-/// `GET /api/presence?user_ids=a,b`: `{"users":{"a":"active",..},"online_count":n}`.
-pub async fn lookup(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    q: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let claims = authenticate(&st, &headers, None)?;
-    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
-    let mut users = Vec::new();
-    for part in q.user_ids.as_deref().unwrap_or("").split(',').filter(|p| !p.is_empty()) {
-        users.push(part.trim().parse::<Uuid>().map_err(|_| ApiError::bad(format!("`{part}` is not a user id")))?);
-    }
-    if users.len() > MAX_LOOKUP {
-        return Err(ApiError::bad(format!("at most {MAX_LOOKUP} user ids per lookup")));
-    }
-    let now = now_ms();
-    let statuses =
-        st.presence.lookup(claims.workspace_id, &users, now).await.map_err(|e| ApiError::internal("presence", e))?;
-    let count =
-        st.presence.online_count(claims.workspace_id, now).await.map_err(|e| ApiError::internal("presence", e))?;
-    let map: serde_json::Map<String, serde_json::Value> =
-        users.iter().zip(statuses).map(|(u, s)| (u.to_string(), json!(s))).collect();
-    Ok(Json(json!({"users": map, "online_count": count})).into_response())
 }

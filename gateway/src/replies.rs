@@ -8,7 +8,7 @@ use confab_core::protocol::ServerFrame;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub async fn route(st: Arc<AppState>, mut source: Box<dyn ReplySource>) {
     let mut shutdown = st.shutdown.clone();

@@ -1,23 +1,18 @@
-//! Wiring: shared state, background tasks, the HTTP server, the connection cap and the one
-//! shutdown path (stop accepting, close sockets with 1001, exit).
+//! A running gateway: its background tasks, the HTTP server with its connection cap and TCP
+//! settings, dependency probes for `/healthz`, and the one shutdown path (stop accepting, close
+//! sockets with 1001, exit).
 
-use axum::routing::{get, post};
 use axum::Router;
-use confab_core::auth::TokenSigner;
-use confab_core::command::{Command, Reply};
 use confab_core::config::Config;
-use confab_core::ports::{CommandSink, Fanout, PortError, ReplySource, Store};
-use confab_core::shutdown::Shutdown;
+use confab_core::ports::PortError;
 use confab_core::telemetry::{self, Health};
-use std::collections::HashMap;
+use confab_core::Shutdown;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{oneshot, Semaphore};
+use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
-use crate::hub::Hub;
-use crate::metrics::Metrics;
+use crate::state::{AppState, GatewayPorts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -29,57 +24,8 @@ pub enum GatewayError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// What a gateway needs from the outside world.
-pub struct GatewayPorts {
-    pub commands: Arc<dyn CommandSink>,
-    pub replies: Box<dyn ReplySource>,
-    pub store: Arc<dyn Store>,
-    pub fanout: Arc<dyn Fanout>,
-    pub search: Arc<dyn confab_core::search::SearchIndex>,
-    pub presence: Arc<dyn confab_core::presence::Presence>,
-    pub notify: Arc<dyn confab_core::notify::NotifyStore>,
-    /// Shared files' bytes (none: file sharing is off).
-    pub blobs: Option<Arc<confab_core::blobs::BlobStore>>,
-}
-
-pub struct AppState {
-    pub cfg: Config,
-    pub gateway_id: String,
-    pub signer: TokenSigner,
-    pub commands: Arc<dyn CommandSink>,
-    pub store: Arc<dyn Store>,
-    pub fanout: Arc<dyn Fanout>,
-    pub search: Arc<dyn confab_core::search::SearchIndex>,
-    pub presence: Arc<dyn confab_core::presence::Presence>,
-    pub notify: Arc<dyn confab_core::notify::NotifyStore>,
-    pub blobs: Option<Arc<confab_core::blobs::BlobStore>>,
-    /// Presence transitions, to the batcher (`presence::batcher`).
-    pub presence_changes: tokio::sync::mpsc::UnboundedSender<(Uuid, Uuid, confab_core::presence::PresenceStatus)>,
-    pub hub: Arc<Hub>,
-    pub pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
-    pub conns: Arc<Semaphore>,
-    pub next_conn: AtomicU64,
-    pub metrics: Metrics,
-    pub health: Health,
-    pub shutdown: Shutdown,
-}
-
-impl AppState {
-    /// Writes a command to the commands log, keyed by workspace:channel.
-    pub async fn produce(&self, cmd: &Command) -> Result<(), PortError> {
-        self.commands.send(cmd).await?;
-        self.metrics.commands.inc();
-        Ok(())
-    }
-}
-
 /// How long shutdown waits for sockets to flush and close.
-pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A new gateway id (the key its replies carry).
-pub fn new_gateway_id() -> String {
-    format!("gw-{}", Uuid::new_v4().simple())
-}
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Gateway {
     pub addr: SocketAddr,
@@ -98,29 +44,8 @@ impl Gateway {
         shutdown: Shutdown,
         health: Health,
     ) -> Result<Self, GatewayError> {
-        let metrics = Metrics::new();
-        let (presence_changes, presence_rx) = tokio::sync::mpsc::unbounded_channel();
-        let state = Arc::new(AppState {
-            signer: TokenSigner::new(&cfg.auth.token_secret),
-            conns: Arc::new(Semaphore::new(cfg.gateway.max_connections)),
-            hub: Hub::new(metrics.clone()),
-            cfg,
-            gateway_id,
-            commands: ports.commands,
-            store: ports.store,
-            fanout: ports.fanout,
-            search: ports.search,
-            presence: ports.presence,
-            notify: ports.notify,
-            blobs: ports.blobs,
-            presence_changes,
-            pending: Mutex::default(),
-            next_conn: AtomicU64::new(1),
-            metrics,
-            health: health.clone(),
-            shutdown: shutdown.clone(),
-        });
-        tokio::spawn(crate::replies::route(state.clone(), ports.replies));
+        let (state, presence_rx, replies) = AppState::new(cfg, gateway_id, ports, shutdown.clone(), health.clone());
+        tokio::spawn(crate::replies::route(state.clone(), replies));
         tokio::spawn(crate::fanout_reader::run(state.clone()));
         tokio::spawn(probe(state.clone()));
         tokio::spawn(crate::presence::batcher(state.clone(), presence_rx));
@@ -139,7 +64,9 @@ impl Gateway {
                 tracing::warn!(error = %e, "cannot set TCP_NODELAY");
             }
         });
-        let mut app = router(state.clone()).merge(telemetry::router(health));
+        let mut app = crate::router::public(state.clone())
+            .merge(crate::router::admin(state.clone()))
+            .merge(telemetry::router(health));
         if let Some(extra) = extra {
             app = app.merge(extra);
         }
@@ -163,7 +90,7 @@ impl Gateway {
         self.task.await?;
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         while self.state.hub.len() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let left = self.state.hub.len();
         if left > 0 {
@@ -175,46 +102,19 @@ impl Gateway {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/ws", get(crate::ws::upgrade))
-        .route("/api/me", get(crate::api::me))
-        .route("/api/channels", get(crate::api::channels))
-        .route("/api/channels/{channel_id}", get(crate::api::channel))
-        .route("/api/channels/{channel_id}/messages", get(crate::api::history))
-        .route("/api/channels/{channel_id}/messages/{message_id}/replies", get(crate::api::replies))
-        .route("/api/channels/{channel_id}/pins", get(crate::api::pins))
-        .route("/api/search", get(crate::search::search))
-        .route("/api/presence", get(crate::presence::lookup))
-        .route("/api/devices", get(crate::devices::list).post(crate::devices::register))
-        .route("/api/devices/{device_id}", axum::routing::delete(crate::devices::remove))
-        .route("/api/notifications", get(crate::devices::prefs).put(crate::devices::set_prefs))
-        .route("/admin/workspaces", post(crate::http::create_workspace))
-        .route("/admin/workspaces/{ws}/users", post(crate::http::create_user))
-        .route("/admin/workspaces/{ws}/users/{user}/tokens", post(crate::http::mint_token))
-        .route("/admin/workspaces/{ws}/channels", post(crate::http::create_channel))
-        .route("/api/users", get(crate::api::users))
-        .route("/api/files", post(crate::files::create))
-        .route("/api/files/{file_id}", get(crate::files::get).delete(crate::files::delete))
-        .route("/api/files/{file_id}/complete", post(crate::files::complete))
-        .route("/blobs/{ws}/{file}", get(crate::files::blob_get).put(crate::files::blob_put))
-        .fallback(crate::web::fallback)
-        .with_state(state)
-}
-
 /// Every 2 s, checks each dependency and records the result for `/healthz`, so the gateway
 /// reports unhealthy while one is down and healthy again by itself when it is back.
 async fn probe(st: Arc<AppState>) {
     let mut shutdown = st.shutdown.clone();
     loop {
-        let timeout = std::time::Duration::from_secs(2);
+        let timeout = Duration::from_secs(2);
         let log = tokio::time::timeout(timeout, st.commands.ping()).await;
         st.health.set("log", flatten(log));
         let store = tokio::time::timeout(timeout, st.store.workspace(Uuid::nil())).await.map(|r| r.map(|_| ()));
         st.health.set("store", flatten(store));
         let fanout = tokio::time::timeout(timeout, st.fanout.ping()).await;
         st.health.set("fanout", flatten(fanout));
-        tokio::select! { _ = shutdown.wait() => return, _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {} }
+        tokio::select! { _ = shutdown.wait() => return, _ = tokio::time::sleep(Duration::from_secs(2)) => {} }
     }
 }
 

@@ -130,7 +130,7 @@ pub async fn write_loop(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Out>,
     kill: Arc<Notify>,
-    mut shutdown: confab_core::shutdown::Shutdown,
+    mut shutdown: confab_core::Shutdown,
     metrics: crate::metrics::Metrics,
 ) {
     let close = |code: u16, reason: &'static str| {

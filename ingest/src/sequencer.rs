@@ -2,11 +2,11 @@
 //! offsets atomically. Any log error ends the session; the next session reopens the log from
 //! its committed offsets with freshly loaded state, so memory never runs ahead of the log.
 
-use confab_core::command::{CommandBody, Outcome, Reply};
-use confab_core::ids::TimeUuidGen;
-use confab_core::ports::{PortResult, SequencerLog};
-use confab_core::shutdown::Shutdown;
+use confab_core::command::{Command, Outcome, Reply};
+use confab_core::event::Event;
+use confab_core::ports::{CommandRecord, PortErrorKind, PortResult, SequencerLog};
 use confab_core::telemetry::{register, Health};
+use confab_core::{Shutdown, TimeUuidGen};
 use prometheus::{Counter, CounterVec, Histogram, HistogramOpts, IntCounterVec, Opts};
 use std::collections::HashMap;
 use std::future::Future;
@@ -75,7 +75,9 @@ impl Metrics {
     }
 }
 
-/// Runs the sequencer until shutdown; `open` (re)opens the log for each session.
+/// Runs the sequencer until shutdown; `open` (re)opens the log for each session. A failed
+/// session restarts from the committed offsets; only a fatal error (refused credentials, a
+/// fenced producer: another instance took over) stops it.
 pub async fn run<F, Fut>(open: F, shutdown: Shutdown, health: Health) -> PortResult<()>
 where
     F: Fn() -> Fut,
@@ -91,18 +93,28 @@ where
             }
             Err(e) => Err(e),
         };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                health.set("log", Err(e.to_string()));
-                tracing::error!(error = %e, "ingest session failed, restarting from committed offsets");
-                let mut s = shutdown.clone();
-                tokio::select! { _ = s.wait() => return Ok(()), _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
-            }
+        let Err(e) = result else { return Ok(()) };
+        health.set("log", Err(e.to_string()));
+        if e.kind() == PortErrorKind::Fatal {
+            tracing::error!(error = %e, "ingest stopped by a fatal error");
+            return Err(e);
         }
+        tracing::error!(error = %e, "ingest session failed, restarting from committed offsets");
+        let mut s = shutdown.clone();
+        tokio::select! { _ = s.wait() => return Ok(()), _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
     }
 }
 
+/// What one batch of commands comes to: everything committed atomically.
+#[derive(Default)]
+struct Decided {
+    events: Vec<(i32, Event)>,
+    replies: Vec<Reply>,
+    /// Per partition, the offset after the last command read.
+    offsets: HashMap<i32, i64>,
+}
+
+/// One session: read a batch, decide it, commit it, until shutdown or a log error.
 async fn session(
     mut log: Box<dyn SequencerLog>,
     ids: &TimeUuidGen,
@@ -126,65 +138,79 @@ async fn session(
         metrics.batch.observe(batch.len() as f64);
         let deciding = std::time::Instant::now();
         metrics.reading.inc_by(deciding.duration_since(reading).as_secs_f64());
-        let mut events = Vec::new();
-        let mut replies = Vec::new();
-        let mut offsets: HashMap<i32, i64> = HashMap::new();
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        for rec in batch {
-            offsets.insert(rec.partition, rec.offset + 1);
-            if !partitions.contains_key(&rec.partition) {
-                let started = std::time::Instant::now();
-                let mut st = PartitionState::default();
-                let history = log.load_partition(rec.partition).await?;
-                for e in &history {
-                    st.apply(e);
-                }
-                tracing::info!(
-                    partition = rec.partition,
-                    events = history.len(),
-                    channels = st.channels.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "partition state loaded"
-                );
-                partitions.insert(rec.partition, st);
-            }
-            let state = partitions.get_mut(&rec.partition).expect("loaded above");
-            let Some(cmd) = rec.command else {
-                metrics.commands.with_label_values(&["undecodable"]).inc();
-                tracing::warn!(partition = rec.partition, offset = rec.offset, "skipping undecodable command");
-                continue;
-            };
-            let (event, outcome) = state.decide(&cmd, ids, now_ms);
-            let label = match &outcome {
-                Outcome::Posted { duplicate: true, .. } => "duplicate",
-                Outcome::Posted { .. } => "posted",
-                Outcome::Done { .. } => "done",
-                Outcome::Rejected { .. } => "rejected",
-            };
-            metrics.commands.with_label_values(&[label]).inc();
-            if let Some(e) = event {
-                events.push((rec.partition, e));
-            }
-            let client_msg_id = match &cmd.body {
-                CommandBody::SendMessage { client_msg_id, .. } => Some(client_msg_id.clone()),
-                _ => cmd.client_msg_id.clone(),
-            };
-            replies.push(Reply {
-                reply_to: cmd.reply_to.clone(),
-                command_id: cmd.command_id,
-                workspace_id: cmd.workspace_id,
-                // a read marker goes to the user's stream, but its answer names the channel read
-                channel_id: match &cmd.body {
-                    CommandBody::MarkRead { channel_id, .. } => *channel_id,
-                    _ => cmd.channel_id,
-                },
-                client_msg_id,
-                outcome,
-            });
-        }
+        let decided = decide_batch(&mut *log, &mut partitions, batch, ids, metrics).await?;
         let committing = std::time::Instant::now();
         metrics.deciding.inc_by(committing.duration_since(deciding).as_secs_f64());
-        log.commit(events, replies, offsets.into_iter().collect()).await?;
+        log.commit(decided.events, decided.replies, decided.offsets.into_iter().collect()).await?;
         metrics.commit.observe(committing.elapsed().as_secs_f64());
+    }
+}
+
+/// Decides every command of a batch in order, loading a partition's state from the log the
+/// first time one of its commands comes.
+async fn decide_batch(
+    log: &mut dyn SequencerLog,
+    partitions: &mut HashMap<i32, PartitionState>,
+    batch: Vec<CommandRecord>,
+    ids: &TimeUuidGen,
+    metrics: &Metrics,
+) -> PortResult<Decided> {
+    let mut decided = Decided::default();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for rec in batch {
+        decided.offsets.insert(rec.partition, rec.offset + 1);
+        if !partitions.contains_key(&rec.partition) {
+            partitions.insert(rec.partition, load_partition(log, rec.partition).await?);
+        }
+        let state = partitions.get_mut(&rec.partition).expect("loaded above");
+        let Some(cmd) = rec.command else {
+            metrics.commands.with_label_values(&["undecodable"]).inc();
+            tracing::warn!(partition = rec.partition, offset = rec.offset, "skipping undecodable command");
+            continue;
+        };
+        let (event, outcome) = state.decide(&cmd, ids, now_ms);
+        metrics.commands.with_label_values(&[outcome_label(&outcome)]).inc();
+        decided.events.extend(event.map(|e| (rec.partition, e)));
+        decided.replies.push(reply(&cmd, outcome));
+    }
+    Ok(decided)
+}
+
+/// A partition's state, rebuilt from every event committed to it.
+async fn load_partition(log: &mut dyn SequencerLog, partition: i32) -> PortResult<PartitionState> {
+    let started = std::time::Instant::now();
+    let mut state = PartitionState::default();
+    let history = log.load_partition(partition).await?;
+    for e in &history {
+        state.apply(e);
+    }
+    tracing::info!(
+        partition,
+        events = history.len(),
+        streams = state.channels.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "partition state loaded"
+    );
+    Ok(state)
+}
+
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Posted { duplicate: true, .. } => "duplicate",
+        Outcome::Posted { .. } => "posted",
+        Outcome::Done { .. } => "done",
+        Outcome::Rejected { .. } => "rejected",
+    }
+}
+
+/// The answer to the gateway that sent `cmd`.
+fn reply(cmd: &Command, outcome: Outcome) -> Reply {
+    Reply {
+        reply_to: cmd.reply_to.clone(),
+        command_id: cmd.command_id,
+        workspace_id: cmd.workspace_id,
+        channel_id: cmd.channel_id,
+        client_msg_id: cmd.client_msg_id.clone(),
+        outcome,
     }
 }

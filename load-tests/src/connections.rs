@@ -8,7 +8,7 @@
 //! is announced within a workspace), with tokens minted locally with the stack's secret.
 
 use anyhow::Context;
-use confab_core::auth::{Claims, TokenSigner};
+use confab_core::{Claims, TokenSigner};
 use confab_tests::{Mode, Stack};
 use futures::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! time from the sender's ack to the push request arriving at the push service (a local server
 //! speaking the protocol, decrypting each message), one DM at a time.
 
-use confab_notifier::fake::FakeWebPush;
+use confab_notifier::fake::{FakeWebPush, RecordingFake};
 use confab_notifier::keys::{ec_key_to_b64url, ec_public_b64url, generate_ec_key};
 use confab_tests::{Client, Mode, Stack};
 use hdrhistogram::Histogram;

@@ -48,7 +48,7 @@ enum Lag {
 
 impl Lag {
     fn kafka(brokers: &str, namespace: &str) -> anyhow::Result<Lag> {
-        let topics = confab_core::kafka::Topics::new(namespace);
+        let topics = confab_core::Topics::new(namespace);
         let mut groups = Vec::new();
         for (name, role, topic) in [
             ("ingest", "ingest", &topics.commands),
@@ -108,7 +108,7 @@ impl Lag {
                     let t = Duration::from_secs(5);
                     let mut out = BTreeMap::new();
                     for (name, c, topic) in groups.iter() {
-                        out.insert(name.clone(), confab_core::kafka::committed_lag(c, topic, t)?);
+                        out.insert(name.clone(), confab_distributed::kafka::committed_lag(c, topic, t)?);
                     }
                     anyhow::Ok(out)
                 })

@@ -29,7 +29,7 @@
 //! expired, the client mints fresh ones and resends once before answering.
 //!
 //! * [`pipeline`]: the notifier itself: a projection of the events log that enqueues
-//!   pushes for offline recipients into the outbox (`confab_core::notify`), and the
+//!   pushes for offline recipients into the outbox (`confab_core::ports::NotifyStore`), and the
 //!   sender that drains the outbox through the providers.
 
 pub mod error;

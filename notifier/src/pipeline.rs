@@ -12,10 +12,9 @@
 
 use confab_core::config::NotifierConfig;
 use confab_core::event::{Event, Payload};
-use confab_core::notify::{NotifyStore, OutboxItem};
-use confab_core::ports::{PortError, Store};
-use confab_core::presence::{Presence, PresenceStatus};
-use confab_projectors::{Projection, ProjectorError};
+use confab_core::ports::{NotifyStore, OutboxItem, PortError, Presence, Store};
+use confab_core::presence::PresenceStatus;
+use confab_projectors::Projection;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,12 +68,12 @@ impl NotifyProjection {
         Self { store, presence, notify }
     }
 
-    async fn items_for(&self, e: &Event) -> Result<Vec<OutboxItem>, ProjectorError> {
+    async fn items_for(&self, e: &Event) -> Result<Vec<OutboxItem>, PortError> {
         let Payload::MessagePosted { message_id, text, attachments, .. } = &e.payload else { return Ok(vec![]) };
         let (ws, ch) = (e.workspace_id, e.channel_id);
         // the timeline projector writes the channel record; until it has, try again later
         let Some(channel) = self.store.channel(ws, ch).await? else {
-            return Err(ProjectorError::Store(PortError(format!("channel {ch} not in the timeline yet"))));
+            return Err(PortError::transient(format!("channel {ch} not in the timeline yet")));
         };
         let members: HashSet<Uuid> = channel.members.iter().copied().collect();
         // one round trip for everyone's preferences (a user on level `all` hears every message)
@@ -136,7 +135,7 @@ impl Projection for NotifyProjection {
         "notifier"
     }
 
-    async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
+    async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
         // each post's lookups are independent reads (the notifier writes only the outbox, once
         // per batch): run several at once, or the round trips cap the rate (issue 6, scenario 2)
         let mut items = Vec::new();
@@ -148,7 +147,7 @@ impl Projection for NotifyProjection {
         Ok(self.notify.enqueue(&items).await?)
     }
 
-    async fn check(&self) -> Result<(), ProjectorError> {
+    async fn check(&self) -> Result<(), PortError> {
         Ok(self.notify.prefs(Uuid::nil(), Uuid::nil()).await.map(|_| ())?)
     }
 }
@@ -164,7 +163,7 @@ pub async fn sender(
     notify: Arc<dyn NotifyStore>,
     providers: Arc<ProviderSet>,
     max_attempts: u32,
-    mut shutdown: confab_core::shutdown::Shutdown,
+    mut shutdown: confab_core::Shutdown,
     on_delivered: impl Fn(i64) + Send + Sync + 'static,
 ) {
     loop {

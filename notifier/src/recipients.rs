@@ -15,21 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    All,
-    #[default]
-    Mentions,
-    Nothing,
-}
-
-/// A user's notification preferences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Prefs {
-    pub level: Level,
-    pub muted_channels: HashSet<Uuid>,
-}
+pub use confab_core::push::{Level, Prefs};
 
 /// Why someone is notified (the strongest reason wins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::Version;
-use confab_notifier::fake::{FakeApns, FakeFcm, FakeWebPush, Fault};
+use confab_notifier::fake::{FakeApns, FakeFcm, FakeWebPush, Fault, RecordingFake};
 use confab_notifier::keys::{ec_key_to_b64url, ec_key_to_pem, ec_public_b64url, generate_ec_key};
 use confab_notifier::providers::apns::ApnsProvider;
 use confab_notifier::providers::fcm::FcmProvider;

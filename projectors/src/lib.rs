@@ -7,7 +7,7 @@
 //!   (Cassandra with the design seed's table, or the embedded store).
 //! - [`fanout`]: frames and the membership index into a [`Fanout`](confab_core::ports::Fanout)
 //!   (Redis streams, or in process) that every gateway reads.
-//! - [`search`]: messages into a [`SearchIndex`](confab_core::search::SearchIndex) (OpenSearch,
+//! - [`search`]: messages into a [`SearchIndex`](confab_core::ports::SearchIndex) (OpenSearch,
 //!   or tantivy in process); edits replace, deletes remove.
 //!
 //! Every projection has the same shape: `mod.rs` says what it owns, `apply.rs` maps events to
@@ -20,14 +20,7 @@ pub mod search;
 pub mod timeline;
 
 use confab_core::event::Event;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectorError {
-    #[error("store: {0}")]
-    Store(#[from] confab_core::ports::PortError),
-    #[error("object store: {0}")]
-    Blob(String),
-}
+use confab_core::ports::{EventSource, PortError, PortResult};
 
 /// One read-side projection.
 pub trait Projection: Send + Sync + 'static {
@@ -35,14 +28,14 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Applies a batch of events (in log order per partition). Must be idempotent: the same
     /// events may be applied again after a crash or during a replay.
-    fn apply(&self, events: &[Event]) -> impl std::future::Future<Output = Result<(), ProjectorError>> + Send;
+    fn apply(&self, events: &[Event]) -> impl std::future::Future<Output = Result<(), PortError>> + Send;
     /// Checks the store is reachable (for `/healthz`).
-    fn check(&self) -> impl std::future::Future<Output = Result<(), ProjectorError>> + Send;
+    fn check(&self) -> impl std::future::Future<Output = Result<(), PortError>> + Send;
     /// Makes everything applied so far durable. The runner calls it before it commits its
     /// position in the log (about once a second, and on shutdown), so a store that is cheaper
     /// to make durable in bulk (tantivy: a commit writes new segment files) does it once per
     /// commit instead of once per batch. Stores whose writes are durable on return need nothing.
-    fn flush(&self) -> impl std::future::Future<Output = Result<(), ProjectorError>> + Send {
+    fn flush(&self) -> impl std::future::Future<Output = Result<(), PortError>> + Send {
         async { Ok(()) }
     }
 }
@@ -51,9 +44,9 @@ pub trait Projection: Send + Sync + 'static {
 /// fails the positions stay uncommitted (those events are applied again after a restart).
 pub async fn flush_then_commit<P: Projection>(
     projection: &P,
-    source: &mut Box<dyn confab_core::ports::EventSource>,
+    source: &mut Box<dyn EventSource>,
     wait: bool,
-) -> confab_core::ports::PortResult<()> {
+) -> PortResult<()> {
     match projection.flush().await {
         Ok(()) => source.commit(wait).await,
         Err(e) => {

@@ -4,7 +4,7 @@
 //! idempotent, so replaying over existing data, or replaying twice, changes nothing.
 
 use confab_core::ports::{EventSource, PortResult};
-use confab_core::shutdown::Shutdown;
+use confab_core::Shutdown;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,13 @@
 //! The at-least-once projector loop shared by every projection: receive a batch, apply it
-//! (retrying with backoff, never skipping), and only then acknowledge its offsets.
+//! (retrying with backoff, never skipping), and only then acknowledge its offsets. A transient
+//! failure of the log or of the store (a broker or node restarting) is waited out with backoff
+//! and jitter while health reports it; only a fatal or invalid error from the log stops the
+//! projector.
 
-use confab_core::ports::{EventSource, PortResult};
-use confab_core::shutdown::Shutdown;
+use confab_core::event::Event;
+use confab_core::ports::{EventRecord, EventSource, PortError, PortResult};
 use confab_core::telemetry::{register, Health};
+use confab_core::{Backoff, Shutdown};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use std::time::{Duration, Instant};
 
@@ -19,111 +23,279 @@ struct Metrics {
     events: IntCounterVec,
     undecodable: IntCounterVec,
     failures: IntCounterVec,
+    log_failures: IntCounterVec,
     lag: IntGaugeVec,
+}
+
+fn counter(name: &str, help: &str) -> IntCounterVec {
+    register(IntCounterVec::new(Opts::new(name, help), &["projector"]).expect("valid metric"))
 }
 
 impl Metrics {
     fn new() -> Self {
         Self {
-            events: register(
-                IntCounterVec::new(Opts::new("confab_projector_events_total", "events applied"), &["projector"])
-                    .unwrap(),
+            events: counter("confab_projector_events_total", "events applied"),
+            undecodable: counter(
+                "confab_projector_undecodable_total",
+                "events skipped because they could not be decoded",
             ),
-            undecodable: register(
-                IntCounterVec::new(
-                    Opts::new("confab_projector_undecodable_total", "events skipped because they could not be decoded"),
-                    &["projector"],
-                )
-                .unwrap(),
-            ),
-            failures: register(
-                IntCounterVec::new(
-                    Opts::new("confab_projector_apply_failures_total", "failed batch applications (retried)"),
-                    &["projector"],
-                )
-                .unwrap(),
+            failures: counter("confab_projector_apply_failures_total", "failed batch applications (retried)"),
+            log_failures: counter(
+                "confab_projector_log_failures_total",
+                "transient failures reading or committing the log (retried)",
             ),
             lag: register(
                 IntGaugeVec::new(
                     Opts::new("confab_projector_lag", "events not yet applied, summed over assigned partitions"),
                     &["projector"],
                 )
-                .unwrap(),
+                .expect("valid metric"),
             ),
         }
     }
 }
 
+/// What the loop keeps between batches.
+struct Run<'a, P: Projection> {
+    projection: &'a P,
+    source: Box<dyn EventSource>,
+    shutdown: Shutdown,
+    health: Health,
+    last_commit: Instant,
+    log_backoff: Backoff,
+}
+
 /// Runs `projection` over `source` until shutdown, then commits the acknowledged positions.
 pub async fn run<P: Projection>(
-    mut source: Box<dyn EventSource>,
+    source: Box<dyn EventSource>,
     projection: P,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     health: Health,
 ) -> PortResult<()> {
-    let name = projection.name();
-    let metrics: &Metrics = &METRICS;
-    let mut last_commit = Instant::now();
-    if let Some(lag) = source.lag().await {
-        metrics.lag.with_label_values(&[name]).set(lag);
-    }
-    tracing::info!(projector = name, "projector started");
+    let log_backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut run = Run { projection: &projection, source, shutdown, health, last_commit: Instant::now(), log_backoff };
+    run.refresh_lag().await;
+    tracing::info!(projector = projection.name(), "projector started");
     loop {
         let batch = tokio::select! {
-            _ = shutdown.wait() => break,
+            _ = run.shutdown.wait() => break,
             // wake at least every second when idle, to commit and refresh the lag gauge
-            b = source.next_batch(MAX_BATCH, Some(COMMIT_EVERY)) => b?,
+            b = run.source.next_batch(MAX_BATCH, Some(COMMIT_EVERY)) => b,
         };
-        if batch.is_empty() {
-            if last_commit.elapsed() >= COMMIT_EVERY {
-                crate::flush_then_commit(&projection, &mut source, false).await?;
-                if let Some(lag) = source.lag().await {
-                    metrics.lag.with_label_values(&[name]).set(lag);
-                }
-                last_commit = Instant::now();
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                run.log_failed(e, "reading events").await?;
+                continue;
             }
-            continue;
+        };
+        run.health.set("log", Ok(()));
+        run.log_backoff.reset();
+        if !batch.is_empty() && !run.apply(batch).await? {
+            break;
         }
-        let mut events = Vec::with_capacity(batch.len());
-        for rec in batch {
-            match rec.event {
-                Ok(e) => events.push(e),
-                Err(e) => {
-                    metrics.undecodable.with_label_values(&[name]).inc();
-                    tracing::error!(projector = name, partition = rec.partition, offset = rec.offset, error = %e, "undecodable event skipped");
-                }
-            }
-        }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match projection.apply(&events).await {
-                Ok(()) => {
-                    health.set("store", Ok(()));
-                    break;
-                }
-                Err(e) => {
-                    metrics.failures.with_label_values(&[name]).inc();
-                    health.set("store", Err(e.to_string()));
-                    tracing::warn!(projector = name, error = %e, retry_in_ms = backoff.as_millis() as u64, "apply failed, retrying");
-                    tokio::select! {
-                        _ = shutdown.wait() => return crate::flush_then_commit(&projection, &mut source, true).await,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        metrics.events.with_label_values(&[name]).inc_by(events.len() as u64);
-        source.ack_returned()?;
-        if last_commit.elapsed() >= COMMIT_EVERY {
-            crate::flush_then_commit(&projection, &mut source, false).await?;
-            if let Some(lag) = source.lag().await {
-                metrics.lag.with_label_values(&[name]).set(lag);
-            }
-            last_commit = Instant::now();
+        if run.last_commit.elapsed() >= COMMIT_EVERY {
+            run.commit(false).await?;
         }
     }
-    crate::flush_then_commit(&projection, &mut source, true).await?;
-    tracing::info!(projector = name, "projector stopped, positions committed");
+    run.commit(true).await?;
+    tracing::info!(projector = projection.name(), "projector stopped, positions committed");
     Ok(())
+}
+
+impl<P: Projection> Run<'_, P> {
+    /// Applies a batch until it succeeds and acknowledges it; false if shutdown came first.
+    async fn apply(&mut self, batch: Vec<EventRecord>) -> PortResult<bool> {
+        let name = self.projection.name();
+        let events = decoded(name, batch);
+        if !self.apply_until_done(&events).await {
+            return Ok(false);
+        }
+        METRICS.events.with_label_values(&[name]).inc_by(events.len() as u64);
+        self.source.ack_returned()?;
+        Ok(true)
+    }
+
+    /// Retries a failing write with backoff, never skipping; false if shutdown came first.
+    async fn apply_until_done(&mut self, events: &[Event]) -> bool {
+        let name = self.projection.name();
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            let Err(e) = self.projection.apply(events).await else {
+                self.health.set("store", Ok(()));
+                return true;
+            };
+            METRICS.failures.with_label_values(&[name]).inc();
+            self.health.set("store", Err(e.to_string()));
+            let wait = backoff.next_wait();
+            tracing::warn!(projector = name, error = %e, kind = %e.kind(), retry_in_ms = wait.as_millis() as u64, "apply failed, retrying");
+            tokio::select! {
+                _ = self.shutdown.wait() => return false,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Flushes the projection and commits the acknowledged positions. `wait`: on shutdown.
+    async fn commit(&mut self, wait: bool) -> PortResult<()> {
+        let committed = crate::flush_then_commit(self.projection, &mut self.source, wait).await;
+        self.last_commit = Instant::now();
+        match committed {
+            Ok(()) => {
+                self.refresh_lag().await;
+                Ok(())
+            }
+            // the positions are committed again later; until then a restart re-applies a few
+            Err(e) if e.is_transient() && !wait => {
+                METRICS.log_failures.with_label_values(&[self.projection.name()]).inc();
+                tracing::warn!(projector = self.projection.name(), error = %e, "committing positions failed, will retry");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A failure of the log: transient ones are waited out (health says so meanwhile); any
+    /// other stops the projector.
+    async fn log_failed(&mut self, e: PortError, doing: &str) -> PortResult<()> {
+        if !e.is_transient() {
+            tracing::error!(projector = self.projection.name(), error = %e, kind = %e.kind(), doing, "projector stopped");
+            return Err(e);
+        }
+        METRICS.log_failures.with_label_values(&[self.projection.name()]).inc();
+        self.health.set("log", Err(e.to_string()));
+        let wait = self.log_backoff.next_wait();
+        tracing::warn!(projector = self.projection.name(), error = %e, doing, retry_in_ms = wait.as_millis() as u64, "log unavailable, retrying");
+        tokio::select! {
+            _ = self.shutdown.wait() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        Ok(())
+    }
+
+    async fn refresh_lag(&mut self) {
+        if let Some(lag) = self.source.lag().await {
+            METRICS.lag.with_label_values(&[self.projection.name()]).set(lag);
+        }
+    }
+}
+
+/// The batch's events; records that cannot be decoded are counted and skipped.
+fn decoded(name: &str, batch: Vec<EventRecord>) -> Vec<Event> {
+    let mut events = Vec::with_capacity(batch.len());
+    for rec in batch {
+        match rec.event {
+            Ok(e) => events.push(e),
+            Err(e) => {
+                METRICS.undecodable.with_label_values(&[name]).inc();
+                tracing::error!(projector = name, partition = rec.partition, offset = rec.offset, error = %e, "undecodable event skipped");
+            }
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use confab_core::ports::PortErrorKind;
+    use std::sync::{Arc, Mutex};
+
+    /// A log whose first reads fail as a broker outage would, then returns one event.
+    struct FlakyLog {
+        failures_left: usize,
+        kind: PortErrorKind,
+        served: bool,
+        acked: Arc<Mutex<usize>>,
+    }
+
+    #[async_trait]
+    impl EventSource for FlakyLog {
+        async fn next_batch(&mut self, _max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
+            if self.failures_left > 0 {
+                self.failures_left -= 1;
+                return Err(PortError::new(self.kind, "BrokerTransportFailure"));
+            }
+            if self.served {
+                tokio::time::sleep(wait.unwrap_or_default()).await;
+                return Ok(vec![]);
+            }
+            self.served = true;
+            let event = sample_event();
+            Ok(vec![EventRecord { partition: 0, offset: 0, event: Ok(event) }])
+        }
+        async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>> {
+            Ok(vec![])
+        }
+        async fn end_offsets(&mut self) -> PortResult<Vec<(i32, i64)>> {
+            Ok(vec![])
+        }
+        fn ack_returned(&mut self) -> PortResult<()> {
+            *self.acked.lock().unwrap() += 1;
+            Ok(())
+        }
+        async fn commit(&mut self, _wait: bool) -> PortResult<()> {
+            Ok(())
+        }
+        async fn lag(&mut self) -> Option<i64> {
+            None
+        }
+    }
+
+    fn sample_event() -> Event {
+        Event {
+            event_id: uuid::Uuid::new_v4(),
+            workspace_id: uuid::Uuid::new_v4(),
+            channel_id: uuid::Uuid::new_v4(),
+            actor_id: uuid::Uuid::new_v4(),
+            occurred_at: 0,
+            seq: 1,
+            schema_version: confab_core::avro::SCHEMA_VERSION,
+            payload: confab_core::event::Payload::ChannelRenamed { name: "n".into() },
+        }
+    }
+
+    /// Counts what it applied.
+    struct Counting(Arc<Mutex<usize>>);
+
+    impl Projection for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
+            *self.0.lock().unwrap() += events.len();
+            Ok(())
+        }
+        async fn check(&self) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_log_outage_is_waited_out_and_the_event_after_it_is_applied() {
+        let (applied, acked) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+        let log = FlakyLog { failures_left: 5, kind: PortErrorKind::Transient, served: false, acked: acked.clone() };
+        let (trigger, shutdown) = Shutdown::new();
+        let health = Health::default();
+        let task = tokio::spawn(run(Box::new(log), Counting(applied.clone()), shutdown, health.clone()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while *applied.lock().unwrap() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!task.is_finished(), "the projector must not exit on a transient log error");
+        assert_eq!((*applied.lock().unwrap(), *acked.lock().unwrap()), (1, 1));
+        assert!(health.report().0, "healthy again once the log answers");
+        trigger.trigger();
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_fatal_log_error_stops_the_projector() {
+        let log =
+            FlakyLog { failures_left: 1, kind: PortErrorKind::Fatal, served: false, acked: Arc::new(Mutex::new(0)) };
+        let (_trigger, shutdown) = Shutdown::new();
+        let result = run(Box::new(log), Counting(Arc::new(Mutex::new(0))), shutdown, Health::default()).await;
+        assert_eq!(result.unwrap_err().kind(), PortErrorKind::Fatal);
+    }
 }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use confab_core::ports::{PortError, PortErrorKind, PortResult, SchemaSource};
+
 use crate::compat::{self, Level};
 
 #[derive(Debug, thiserror::Error)]
@@ -241,13 +243,30 @@ mod tests {
     }
 }
 
+impl From<RegistryError> for PortError {
+    fn from(e: RegistryError) -> Self {
+        let kind = match &e {
+            RegistryError::SubjectNotFound(_)
+            | RegistryError::VersionNotFound(..)
+            | RegistryError::SchemaNotFound(_)
+            | RegistryError::SchemaNotInSubject(_) => PortErrorKind::NotFound,
+            RegistryError::Incompatible { .. } => PortErrorKind::Conflict,
+            RegistryError::InvalidSchema(_) | RegistryError::UnsupportedType(_) | RegistryError::BadRequest(_) => {
+                PortErrorKind::Invalid
+            }
+            RegistryError::Io(_) => PortErrorKind::Transient,
+        };
+        PortError::new(kind, e)
+    }
+}
+
 /// The in-process registry as a schema source (embedded mode).
 #[async_trait::async_trait]
-impl confab_core::ports::SchemaSource for SchemaStore {
-    async fn register(&self, subject: &str, schema: &str) -> confab_core::ports::PortResult<u32> {
-        SchemaStore::register(self, subject, schema).map(|r| r.id).map_err(confab_core::ports::PortError::of)
+impl SchemaSource for SchemaStore {
+    async fn register(&self, subject: &str, schema: &str) -> PortResult<u32> {
+        Ok(SchemaStore::register(self, subject, schema)?.id)
     }
-    async fn schema(&self, id: u32) -> confab_core::ports::PortResult<String> {
-        SchemaStore::schema(self, id).map_err(confab_core::ports::PortError::of)
+    async fn schema(&self, id: u32) -> PortResult<String> {
+        Ok(SchemaStore::schema(self, id)?)
     }
 }

@@ -1,4 +1,4 @@
-//! The two adapters behind [`confab_core::search::SearchIndex`]:
+//! The two adapters behind [`confab_core::ports::SearchIndex`]:
 //!
 //! - [`opensearch::OpenSearchIndex`] (distributed): one OpenSearch/Elasticsearch index, the
 //!   seed's mapping, `_bulk` writes routed by workspace, a `bool` query per search.

@@ -16,8 +16,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use confab_core::ports::{PortError, PortResult};
-use confab_core::search::{SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults};
+use confab_core::ports::{
+    PortError, PortErrorKind, PortResult, SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults,
+};
 use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, Url};
@@ -112,13 +113,13 @@ impl OpenSearchIndex {
     /// (`http://127.0.0.1:9200`; credentials in the URL are used as basic auth). Connects lazily:
     /// call [`SearchIndex::ensure`] to create the index.
     pub fn new(base_url: &str, index: &str) -> PortResult<OpenSearchIndex> {
-        let url = Url::parse(base_url).map_err(|e| PortError(format!("opensearch url {base_url:?}: {e}")))?;
+        let url = Url::parse(base_url).map_err(|e| PortError::fatal(format!("opensearch url {base_url:?}: {e}")))?;
         if index.is_empty()
             || index != index.to_lowercase()
             || index.starts_with(['_', '-', '+'])
             || index.contains(['/', '\\', '*', '?', '"', '<', '>', '|', ' ', ',', '#'])
         {
-            return Err(PortError(format!(
+            return Err(PortError::fatal(format!(
                 "opensearch index name {index:?}: must be lowercase, not start with _ - +, and have no spaces or /\\*?\"<>|,#"
             )));
         }
@@ -135,7 +136,7 @@ impl OpenSearchIndex {
                 ),
             );
         }
-        let transport = builder.build().map_err(|e| PortError(format!("opensearch client: {e}")))?;
+        let transport = builder.build().map_err(|e| PortError::fatal(format!("opensearch client: {e}")))?;
         let mut shown = url;
         let _ = shown.set_password(None);
         Ok(OpenSearchIndex {
@@ -260,9 +261,10 @@ impl OpenSearchIndex {
             .client
             .send(method, path, headers, params, body, Some(timeout))
             .await
-            .map_err(|e| PortError(format!("opensearch at {}: {e}", self.base_url)))?;
+            .map_err(|e| PortError::transient(format!("opensearch at {}: {e}", self.base_url)))?;
         let status = response.status_code().as_u16();
-        let text = response.text().await.map_err(|e| PortError(format!("opensearch at {}: {e}", self.base_url)))?;
+        let text =
+            response.text().await.map_err(|e| PortError::transient(format!("opensearch at {}: {e}", self.base_url)))?;
         let value = if text.trim().is_empty() {
             Value::Null
         } else {
@@ -301,7 +303,7 @@ impl OpenSearchIndex {
             if let Some(first) = failed.into_iter().next() {
                 let status = first["status"].as_u64().unwrap_or(0) as u16;
                 let e = server_error(status, first);
-                return Err(PortError(format!("{e} ({count} of {} bulk items failed)", items.len())));
+                return Err(e.context(format!("{count} of {} bulk items failed", items.len())));
             }
         }
         Ok(())
@@ -430,6 +432,19 @@ impl OpenSearchIndex {
     }
 }
 
+/// What an HTTP status from OpenSearch means for the caller: a busy, restarting or overloaded
+/// cluster (429, 5xx) is transient; a missing index or document not found; a version clash a
+/// conflict; refused credentials fatal; any other refusal invalid.
+fn kind_of_status(status: u16) -> PortErrorKind {
+    match status {
+        404 => PortErrorKind::NotFound,
+        409 => PortErrorKind::Conflict,
+        401 | 403 => PortErrorKind::Fatal,
+        429 | 500..=599 => PortErrorKind::Transient,
+        _ => PortErrorKind::Invalid,
+    }
+}
+
 /// `opensearch 400: mapper_parsing_exception: failed to parse ...`, short.
 fn server_error(status: u16, body: &Value) -> PortError {
     let e = &body["error"];
@@ -449,7 +464,7 @@ fn server_error(status: u16, body: &Value) -> PortError {
         msg.truncate(cut);
         msg.push('…');
     }
-    PortError(msg)
+    PortError::new(kind_of_status(status), msg)
 }
 
 fn parse_uuid(v: &Value) -> Option<Uuid> {
@@ -624,9 +639,13 @@ mod tests {
     fn errors_are_short() {
         let body =
             json!({ "error": { "type": "mapper_parsing_exception", "reason": "x".repeat(1000) }, "status": 400 });
-        let e = server_error(400, &body).0;
+        let e = server_error(400, &body);
+        assert_eq!(e.kind(), PortErrorKind::Invalid);
+        let e = e.to_string();
         assert!(e.starts_with("opensearch 400: mapper_parsing_exception: xxx") && e.len() < 310, "{e}");
-        assert_eq!(server_error(503, &Value::Null).0, "opensearch 503");
+        let busy = server_error(503, &Value::Null);
+        assert_eq!((busy.to_string().as_str(), busy.kind()), ("opensearch 503", PortErrorKind::Transient));
+        assert_eq!(server_error(404, &Value::Null).kind(), PortErrorKind::NotFound);
     }
 
     #[test]

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use ::tantivy as tv;
 use async_trait::async_trait;
-use confab_core::ports::{PortError, PortResult};
-use confab_core::search::{SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults};
+use confab_core::ports::{
+    PortError, PortErrorKind, PortResult, SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults,
+};
 use tv::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tv::collector::{Count, TopDocs};
 use tv::directory::MmapDirectory;
@@ -242,8 +243,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn port_err(e: impl std::fmt::Display) -> PortError {
-    PortError(format!("tantivy: {e}"))
+/// What a tantivy error means for the caller: I/O (a full or failing disk) is transient;
+/// another process holding the index, or an index written with another schema, is fatal; the
+/// rest (a bad query or document) is invalid.
+fn kind_of(e: &tv::TantivyError) -> PortErrorKind {
+    match e {
+        tv::TantivyError::IoError(_) | tv::TantivyError::OpenWriteError(_) => PortErrorKind::Transient,
+        tv::TantivyError::LockFailure(..)
+        | tv::TantivyError::OpenDirectoryError(_)
+        | tv::TantivyError::OpenReadError(_)
+        | tv::TantivyError::SchemaError(_)
+        | tv::TantivyError::IndexAlreadyExists
+        | tv::TantivyError::DataCorruption(_)
+        | tv::TantivyError::Poisoned => PortErrorKind::Fatal,
+        _ => PortErrorKind::Invalid,
+    }
+}
+
+fn port_err(e: tv::TantivyError) -> PortError {
+    PortError::new(kind_of(&e), format!("tantivy: {e}"))
 }
 
 impl TantivyIndex {
@@ -256,7 +274,7 @@ impl TantivyIndex {
 
     pub fn open_with(dir: impl AsRef<Path>, opts: TantivyOptions) -> PortResult<TantivyIndex> {
         let path = dir.as_ref().to_path_buf();
-        let ctx = |e: &dyn std::fmt::Display| PortError(format!("tantivy index at {}: {e}", path.display()));
+        let ctx = |e: &dyn std::fmt::Display| PortError::fatal(format!("tantivy index at {}: {e}", path.display()));
         std::fs::create_dir_all(&path).map_err(|e| ctx(&e))?;
         let (schema, f) = schema();
         let dir = MmapDirectory::open(&path).map_err(|e| ctx(&e))?;
@@ -274,7 +292,7 @@ impl TantivyIndex {
             })
             .map_err(|e| ctx(&e))?
             .join()
-            .map_err(|_| PortError(format!("tantivy index at {}: opening the writer panicked", path.display())))?
+            .map_err(|_| PortError::fatal(format!("tantivy index at {}: opening the writer panicked", path.display())))?
             .map_err(|e| ctx(&e))?;
         let reader: IndexReader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| ctx(&e))?;
@@ -330,10 +348,7 @@ impl TantivyIndex {
         f: impl FnOnce(&Inner) -> tv::Result<T> + Send + 'static,
     ) -> PortResult<T> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(|e| PortError(format!("tantivy task: {e}")))?
-            .map_err(port_err)
+        tokio::task::spawn_blocking(move || f(&inner)).await?.map_err(port_err)
     }
 }
 
@@ -443,7 +458,7 @@ impl SearchIndex for TantivyIndex {
 
     async fn ping(&self) -> PortResult<()> {
         match lock(&self.inner.last_error).as_ref() {
-            Some(e) => Err(PortError(format!("tantivy: last commit failed: {e}"))),
+            Some(e) => Err(PortError::transient(format!("tantivy: last commit failed: {e}"))),
             None => Ok(()),
         }
     }

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use confab_core::search::{SearchDoc, SearchIndex, SearchQuery, SearchResults};
+use confab_core::ports::{SearchDoc, SearchIndex, SearchQuery, SearchResults};
 use confab_search::{OpenSearchIndex, TantivyIndex};
 use uuid::Uuid;
 
@@ -361,7 +361,7 @@ mod cases {
     pub async fn file_names(idx: &dyn SearchIndex) {
         let w = W::new();
         let names_of =
-            |names: &[&str]| names.iter().map(|n| confab_core::search::file_name_terms(n)).collect::<Vec<_>>();
+            |names: &[&str]| names.iter().map(|n| confab_core::ports::file_name_terms(n)).collect::<Vec<_>>();
         let with_file = |text: &str, names: &[&str], ts| SearchDoc {
             has_file: true,
             file_names: names_of(names),
@@ -662,6 +662,7 @@ mod tantivy_only {
         let dir = tempfile::tempdir().unwrap();
         let _idx = TantivyIndex::open(dir.path()).unwrap();
         let e = TantivyIndex::open(dir.path()).err().expect("second open must fail");
-        assert!(e.0.contains(&dir.path().display().to_string()), "{e}");
+        assert!(e.to_string().contains(&dir.path().display().to_string()), "{e}");
+        assert_eq!(e.kind(), confab_core::ports::PortErrorKind::Fatal, "another process holds the index: stop");
     }
 }

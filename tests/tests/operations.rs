@@ -8,24 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(confab_tests::Mode::Embedded).await } )*
-        }
-        mod distributed {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() {
-                   if confab_tests::servers_available(confab_tests::Mode::Distributed) {
-                       super::$name(confab_tests::Mode::Distributed).await
-                   }
-               } )*
-        }
-    };
-}
-
-both_modes!(
+confab_tests::conformance!(
     replay_restores_a_deleted_timeline_exactly,
     a_replay_killed_mid_way_resumes_without_loss,
     lag_drains_to_zero_once_the_projectors_catch_up,

@@ -3,7 +3,7 @@
 //! Offline recipients of DMs and mentions get a push on each registered device; online ones and
 //! those whose preferences say no do not; a device the push service says is gone is pruned.
 
-use confab_notifier::fake::FakeWebPush;
+use confab_notifier::fake::{FakeWebPush, RecordingFake};
 use confab_notifier::keys::{ec_key_to_b64url, ec_public_b64url, generate_ec_key};
 use confab_tests::stack::eventually;
 use confab_tests::{conformance, Client, Mode, Stack};

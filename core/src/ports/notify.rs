@@ -1,6 +1,6 @@
 //! The notifier's storage: devices users registered for push, their notification preferences,
 //! and the outbox of pushes to send. Addresses, preferences and payloads are opaque JSON here
-//! (their types live in `confab-notifier`). Two adapters: Redis (`redis_notify`) and fjall
+//! (their types are in `crate::push`). Two adapters: Redis (`confab-distributed`) and fjall
 //! (`confab-embedded`).
 //!
 //! The outbox is what makes sends durable: the notifier enqueues before it acknowledges the
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ports::PortResult;
+use super::PortResult;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxItem {

@@ -1,5 +1,5 @@
-//! Search: the port the search projector writes and the HTTP search endpoint reads, and the
-//! parser of the query language users type (`in:#general from:@ana "exact words" has:link`).
+//! The search port: the search projector writes it and the HTTP search endpoint reads it (the
+//! query language users type is parsed by `crate::search_query`).
 //!
 //! Two adapters implement [`SearchIndex`]: OpenSearch (distributed, `confab-search::opensearch`)
 //! and tantivy (embedded, `confab-search::tantivy`). Both use the seed's analysis (standard
@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::ports::PortResult;
+use super::PortResult;
 
 /// One message as the index holds it. Upserting the same `message_id` replaces the document
 /// (edits); deleted messages are removed, not hidden.

@@ -1,8 +1,7 @@
-//! Cassandra adapter: the directory (workspaces, users), channels, and the message timeline with
-//! the design seed's table shape. Every key starts with `workspace_id`.
+//! The timeline and directory on Cassandra: prepared statements over one keyspace, and the
+//! `Store` port on them.
 
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlTimeuuid};
 use std::sync::Arc;
@@ -10,107 +9,13 @@ use uuid::Uuid;
 
 use async_trait::async_trait;
 
-use crate::event::ChannelKind;
-use crate::files::{Attachment, FileRecord};
-pub use crate::ports::Workspace;
-use crate::ports::{ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store};
-use crate::protocol::{MessageView, ThreadView};
+use confab_core::files::{Attachment, FileRecord};
+use confab_core::ports::{
+    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortResult, Store, StoredMessage, Workspace,
+};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cassandra: {0}")]
-    Db(String),
-}
-
-fn db<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Db(e.to_string())
-}
-
-/// The schema, created by `confab setup`. `{ks}` is the keyspace.
-pub fn schema(ks: &str, rf: u32) -> Vec<String> {
-    vec![
-        format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.messages (
-                workspace_id uuid, channel_id uuid, message_id timeuuid, seq bigint, user_id uuid, text text,
-                thread_ts timeuuid, edited_at timestamp, deleted boolean,
-                reactions map<text, frozen<set<uuid>>>, attachments list<frozen<map<text, text>>>,
-                client_msg_id text, also_in_channel boolean, pinned boolean,
-                reply_count int, reply_users list<uuid>, last_reply_at timestamp,
-                PRIMARY KEY ((workspace_id, channel_id), message_id)
-            ) WITH CLUSTERING ORDER BY (message_id DESC)
-              AND default_time_to_live = 0
-              AND compaction = {{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.workspaces (workspace_id uuid PRIMARY KEY, name text, retention_secs int, created_at timestamp,
-                max_file_bytes bigint, file_types list<text>)"
-        ),
-        format!("CREATE TABLE IF NOT EXISTS {ks}.users (workspace_id uuid, user_id uuid, name text, created_at timestamp, PRIMARY KEY (workspace_id, user_id))"),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.channels (workspace_id uuid, channel_id uuid, name text, is_private boolean, kind text,
-                archived boolean, created_by uuid, created_at timestamp, members set<uuid>, last_seq bigint, PRIMARY KEY (workspace_id, channel_id))"
-        ),
-        // the seed's LOAD_THREAD_REPLIES, as an index table: a thread is one partition in order
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.thread_replies (workspace_id uuid, channel_id uuid, thread_ts timeuuid, message_id timeuuid,
-                PRIMARY KEY ((workspace_id, channel_id, thread_ts), message_id)) WITH CLUSTERING ORDER BY (message_id ASC)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.pins (workspace_id uuid, channel_id uuid, message_id timeuuid,
-                PRIMARY KEY ((workspace_id, channel_id), message_id)) WITH CLUSTERING ORDER BY (message_id DESC)"
-        ),
-        // shared files' metadata (the bytes are in the object store), one partition per file
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.files (workspace_id uuid, file_id uuid, channel_id uuid, uploader uuid, name text, size bigint,
-                content_type text, created_at timestamp, deleted boolean, PRIMARY KEY ((workspace_id, file_id)))"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.read_markers (workspace_id uuid, user_id uuid, channel_id uuid, seq bigint,
-                PRIMARY KEY ((workspace_id, user_id), channel_id))"
-        ),
-    ]
-}
-
-/// Columns added after the first release, for keyspaces created before them (errors for
-/// columns that already exist are expected and ignored).
-fn additions(ks: &str) -> Vec<String> {
-    [
-        "messages ADD also_in_channel boolean",
-        "messages ADD pinned boolean",
-        "messages ADD reply_count int",
-        "messages ADD reply_users list<uuid>",
-        "messages ADD last_reply_at timestamp",
-        "channels ADD kind text",
-        "channels ADD archived boolean",
-        "channels ADD created_by uuid",
-        "channels ADD members set<uuid>",
-        "channels ADD last_seq bigint",
-        "workspaces ADD max_file_bytes bigint",
-        "workspaces ADD file_types list<text>",
-    ]
-    .iter()
-    .map(|a| format!("ALTER TABLE {ks}.{a}"))
-    .collect()
-}
-
-pub async fn connect(nodes: &[String]) -> Result<Session, StoreError> {
-    SessionBuilder::new().known_nodes(nodes).build().await.map_err(db)
-}
-
-/// Creates the keyspace and tables (idempotent; run once per deployment by `confab setup`).
-pub async fn migrate(session: &Session, ks: &str, rf: u32) -> Result<(), StoreError> {
-    for stmt in schema(ks, rf) {
-        session.query_unpaged(stmt, &[]).await.map_err(db)?;
-    }
-    for stmt in additions(ks) {
-        if let Err(e) = session.query_unpaged(stmt, &[]).await {
-            tracing::debug!(error = %e, "schema addition skipped");
-        }
-    }
-    session.await_schema_agreement().await.map_err(db)?;
-    Ok(())
-}
+use super::error::CqlResultExt;
+use super::rows::{attachment_map, channel_of, message_of, ChannelRow, MessageRow, CHANNEL_COLUMNS};
 
 /// Prepared statements over one keyspace.
 #[derive(Clone)]
@@ -162,137 +67,11 @@ struct Statements {
 const MESSAGE_COLUMNS: &str =
     "message_id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also_in_channel, pinned, reply_count, reply_users, last_reply_at, attachments";
 
-type MessageRow = (
-    CqlTimeuuid,
-    Option<i64>,
-    Option<Uuid>,
-    Option<String>,
-    Option<String>,
-    Option<CqlTimeuuid>,
-    Option<CqlTimestamp>,
-    Option<bool>,
-    Option<std::collections::HashMap<String, Vec<Uuid>>>,
-    Option<bool>,
-    Option<bool>,
-    Option<i32>,
-    Option<Vec<Uuid>>,
-    Option<CqlTimestamp>,
-    Option<Vec<std::collections::HashMap<String, String>>>,
-);
-
-const CHANNEL_COLUMNS: &str = "channel_id, name, is_private, kind, archived, created_by, created_at, members, last_seq";
-
-type ChannelRow = (
-    Uuid,
-    Option<String>,
-    Option<bool>,
-    Option<String>,
-    Option<bool>,
-    Option<Uuid>,
-    Option<CqlTimestamp>,
-    Option<Vec<Uuid>>,
-    Option<i64>,
-);
-
-fn channel_of(ws: Uuid, r: ChannelRow) -> ChannelInfo {
-    let (channel_id, name, is_private, kind, archived, created_by, created_at, members, last_seq) = r;
-    let kind = kind.as_deref().and_then(ChannelKind::parse).unwrap_or(if is_private.unwrap_or(false) {
-        ChannelKind::Private
-    } else {
-        ChannelKind::Public
-    });
-    let mut members = members.unwrap_or_default();
-    members.sort();
-    ChannelInfo {
-        workspace_id: ws,
-        channel_id,
-        name: name.unwrap_or_default(),
-        kind,
-        archived: archived.unwrap_or(false),
-        created_by: created_by.unwrap_or_default(),
-        created_at: created_at.map(|t| t.0).unwrap_or(0),
-        members,
-        last_seq: last_seq.unwrap_or(0),
-    }
-}
-
-fn message_of(ws: Uuid, ch: Uuid, row: MessageRow) -> MessageView {
-    let (
-        id,
-        seq,
-        user_id,
-        text,
-        client_msg_id,
-        thread_ts,
-        edited_at,
-        deleted,
-        reactions,
-        also,
-        pinned,
-        reply_count,
-        reply_users,
-        last_reply_at,
-        attachments,
-    ) = row;
-    let message_id: Uuid = id.into();
-    MessageView {
-        workspace_id: ws,
-        channel_id: ch,
-        ts: crate::ids::timeuuid_millis(&message_id).unwrap_or(0),
-        message_id,
-        seq: seq.unwrap_or(0),
-        user_id: user_id.unwrap_or_default(),
-        text: text.unwrap_or_default(),
-        client_msg_id,
-        thread_ts: thread_ts.map(Into::into),
-        also_in_channel: also.unwrap_or(false),
-        thread: reply_count.filter(|n| *n > 0).map(|reply_count| ThreadView {
-            reply_count,
-            reply_users: reply_users.unwrap_or_default(),
-            last_reply_at: last_reply_at.map(|t| t.0).unwrap_or(0),
-        }),
-        pinned: pinned.unwrap_or(false),
-        edited_at: edited_at.map(|t| t.0),
-        deleted: deleted.unwrap_or(false),
-        reactions: reactions
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, mut v)| {
-                v.sort();
-                (k, v)
-            })
-            .collect(),
-        attachments: attachments.unwrap_or_default().iter().filter_map(attachment_of).collect(),
-    }
-}
-
-/// An attachment as the seed's `attachments list<frozen<map<text, text>>>` holds it.
-fn attachment_map(a: &Attachment) -> std::collections::HashMap<String, String> {
-    [
-        ("file_id", a.file_id.to_string()),
-        ("name", a.name.clone()),
-        ("size", a.size.to_string()),
-        ("content_type", a.content_type.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-fn attachment_of(m: &std::collections::HashMap<String, String>) -> Option<Attachment> {
-    Some(Attachment {
-        file_id: m.get("file_id")?.parse().ok()?,
-        name: m.get("name")?.clone(),
-        size: m.get("size")?.parse().ok()?,
-        content_type: m.get("content_type")?.clone(),
-    })
-}
-
 impl CassandraStore {
-    pub async fn new(session: Arc<Session>, ks: &str) -> Result<Self, StoreError> {
+    pub async fn new(session: Arc<Session>, ks: &str) -> PortResult<Self> {
         let p = |q: String| {
             let s = session.clone();
-            async move { s.prepare(q).await.map_err(db) }
+            async move { s.prepare(q).await.or_port("new") }
         };
         let m = |cond: &str| {
             format!("SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE workspace_id = ? AND channel_id = ? {cond}")
@@ -382,22 +161,28 @@ impl CassandraStore {
         values: impl scylla::serialize::row::SerializeRow,
         ws: Uuid,
         ch: Uuid,
-    ) -> Result<Vec<MessageView>, StoreError> {
-        let rows = self.session.execute_unpaged(ps, values).await.map_err(db)?.into_rows_result().map_err(db)?;
+    ) -> PortResult<Vec<StoredMessage>> {
+        let rows = self
+            .session
+            .execute_unpaged(ps, values)
+            .await
+            .or_port("messages")?
+            .into_rows_result()
+            .or_port("messages")?;
         let mut out = Vec::new();
-        for row in rows.rows::<MessageRow>().map_err(db)? {
-            out.push(message_of(ws, ch, row.map_err(db)?));
+        for row in rows.rows::<MessageRow>().or_port("messages")? {
+            out.push(message_of(ws, ch, row.or_port("messages")?));
         }
         Ok(out)
     }
 
     /// The messages with these ids, in the order given (missing ones left out).
-    async fn by_ids(&self, ws: Uuid, ch: Uuid, ids: Vec<Uuid>) -> Result<Vec<MessageView>, StoreError> {
+    async fn by_ids(&self, ws: Uuid, ch: Uuid, ids: Vec<Uuid>) -> PortResult<Vec<StoredMessage>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
         let keys: Vec<CqlTimeuuid> = ids.iter().map(|i| CqlTimeuuid::from(*i)).collect();
-        let mut found: std::collections::HashMap<Uuid, MessageView> = self
+        let mut found: std::collections::HashMap<Uuid, StoredMessage> = self
             .messages(&self.st.get_messages, (ws, ch, keys), ws, ch)
             .await?
             .into_iter()
@@ -410,33 +195,23 @@ impl CassandraStore {
         &self,
         ps: &PreparedStatement,
         values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        let rows = self.session.execute_unpaged(ps, values).await.map_err(db)?.into_rows_result().map_err(db)?;
+    ) -> PortResult<Vec<Uuid>> {
+        let rows = self.session.execute_unpaged(ps, values).await.or_port("ids")?.into_rows_result().or_port("ids")?;
         let mut out = Vec::new();
-        for row in rows.rows::<(CqlTimeuuid,)>().map_err(db)? {
-            out.push(row.map_err(db)?.0.into());
+        for row in rows.rows::<(CqlTimeuuid,)>().or_port("ids")? {
+            out.push(row.or_port("ids")?.0.into());
         }
         Ok(out)
     }
 
-    async fn exec(
-        &self,
-        ps: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<(), StoreError> {
-        self.session.execute_unpaged(ps, values).await.map_err(db)?;
+    async fn exec(&self, ps: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow) -> PortResult<()> {
+        self.session.execute_unpaged(ps, values).await.or_port("exec")?;
         Ok(())
     }
 
     /// A page of history without thread-only replies: reads until `limit` qualify or the
     /// channel ends (bounded: at most 20 reads).
-    async fn history_page(
-        &self,
-        ws: Uuid,
-        ch: Uuid,
-        page: HistoryPage,
-        limit: i32,
-    ) -> Result<Vec<MessageView>, StoreError> {
+    async fn history_page(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<StoredMessage>> {
         let mut out = Vec::new();
         let mut cursor = page;
         let batch = (limit * 2).clamp(20, 1000);
@@ -474,7 +249,7 @@ impl CassandraStore {
         Ok(out)
     }
 
-    pub async fn insert_workspace(&self, w: &Workspace) -> Result<(), StoreError> {
+    pub async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
         let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
         self.exec(
             &self.st.insert_workspace,
@@ -484,13 +259,9 @@ impl CassandraStore {
     }
 }
 
-fn port(e: StoreError) -> PortError {
-    PortError::of(e)
-}
-
 #[async_trait]
 impl Store for CassandraStore {
-    async fn insert_message(&self, m: &MessageView, ttl_secs: i32) -> PortResult<()> {
+    async fn insert_message(&self, m: &StoredMessage, ttl_secs: i32) -> PortResult<()> {
         let ttl = ttl_secs.max(0);
         let id = CqlTimeuuid::from(m.message_id);
         let attachments: Vec<_> = m.attachments.iter().map(attachment_map).collect();
@@ -507,23 +278,18 @@ impl Store for CassandraStore {
             attachments,
             ttl,
         );
-        self.exec(&self.st.insert_message, values).await.map_err(port)?;
+        self.exec(&self.st.insert_message, values).await?;
         if let Some(parent) = m.thread_ts {
             self.exec(&self.st.insert_reply, (m.workspace_id, m.channel_id, CqlTimeuuid::from(parent), id, ttl))
-                .await
-                .map_err(port)?;
+                .await?;
         }
         Ok(())
     }
-    async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<MessageView>> {
-        self.history_page(ws, ch, page, limit).await.map_err(port)
+    async fn history(&self, ws: Uuid, ch: Uuid, page: HistoryPage, limit: i32) -> PortResult<Vec<StoredMessage>> {
+        self.history_page(ws, ch, page, limit).await
     }
-    async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<MessageView>> {
-        Ok(self
-            .messages(&self.st.get_message, (ws, ch, CqlTimeuuid::from(message_id)), ws, ch)
-            .await
-            .map_err(port)?
-            .pop())
+    async fn message(&self, ws: Uuid, ch: Uuid, message_id: Uuid) -> PortResult<Option<StoredMessage>> {
+        Ok(self.messages(&self.st.get_message, (ws, ch, CqlTimeuuid::from(message_id)), ws, ch).await?.pop())
     }
     async fn thread(
         &self,
@@ -532,18 +298,17 @@ impl Store for CassandraStore {
         parent: Uuid,
         after: Option<Uuid>,
         limit: i32,
-    ) -> PortResult<Vec<MessageView>> {
+    ) -> PortResult<Vec<StoredMessage>> {
         let parent = CqlTimeuuid::from(parent);
         let ids = match after {
             None => self.ids(&self.st.thread_first, (ws, ch, parent, limit)).await,
             Some(a) => self.ids(&self.st.thread_after, (ws, ch, parent, CqlTimeuuid::from(a), limit)).await,
-        }
-        .map_err(port)?;
-        self.by_ids(ws, ch, ids).await.map_err(port)
+        }?;
+        self.by_ids(ws, ch, ids).await
     }
-    async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<MessageView>> {
-        let ids = self.ids(&self.st.pins, (ws, ch)).await.map_err(port)?;
-        self.by_ids(ws, ch, ids).await.map_err(port)
+    async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<StoredMessage>> {
+        let ids = self.ids(&self.st.pins, (ws, ch)).await?;
+        self.by_ids(ws, ch, ids).await
     }
     async fn change_channel(&self, ws: Uuid, ch: Uuid, change: &ChannelChange) -> PortResult<()> {
         let r = match change {
@@ -573,64 +338,64 @@ impl Store for CassandraStore {
             }
             ChannelChange::LastSeq(seq) => self.exec(&self.st.channel_seq, (*seq, ws, ch)).await,
         };
-        r.map_err(port)
+        r
     }
     async fn channel(&self, ws: Uuid, ch: Uuid) -> PortResult<Option<ChannelInfo>> {
         let rows = self
             .session
             .execute_unpaged(&self.st.get_channel, (ws, ch))
             .await
-            .map_err(PortError::of)?
+            .or_port("channel")?
             .into_rows_result()
-            .map_err(PortError::of)?;
-        Ok(rows.maybe_first_row::<ChannelRow>().map_err(PortError::of)?.map(|r| channel_of(ws, r)))
+            .or_port("channel")?;
+        Ok(rows.maybe_first_row::<ChannelRow>().or_port("channel")?.map(|r| channel_of(ws, r)))
     }
     async fn channels(&self, ws: Uuid) -> PortResult<Vec<ChannelInfo>> {
         let rows = self
             .session
             .execute_unpaged(&self.st.list_channels, (ws,))
             .await
-            .map_err(PortError::of)?
+            .or_port("channels")?
             .into_rows_result()
-            .map_err(PortError::of)?;
+            .or_port("channels")?;
         let mut out = Vec::new();
-        for r in rows.rows::<ChannelRow>().map_err(PortError::of)? {
-            out.push(channel_of(ws, r.map_err(PortError::of)?));
+        for r in rows.rows::<ChannelRow>().or_port("channels")? {
+            out.push(channel_of(ws, r.or_port("channels")?));
         }
         Ok(out)
     }
     async fn set_read_marker(&self, ws: Uuid, user: Uuid, ch: Uuid, seq: i64) -> PortResult<()> {
-        self.exec(&self.st.set_marker, (ws, user, ch, seq)).await.map_err(port)
+        self.exec(&self.st.set_marker, (ws, user, ch, seq)).await
     }
     async fn read_markers(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, i64)>> {
         let rows = self
             .session
             .execute_unpaged(&self.st.get_markers, (ws, user))
             .await
-            .map_err(PortError::of)?
+            .or_port("read markers")?
             .into_rows_result()
-            .map_err(PortError::of)?;
+            .or_port("read markers")?;
         let mut out = Vec::new();
-        for r in rows.rows::<(Uuid, Option<i64>)>().map_err(PortError::of)? {
-            let (ch, seq) = r.map_err(PortError::of)?;
+        for r in rows.rows::<(Uuid, Option<i64>)>().or_port("read markers")? {
+            let (ch, seq) = r.or_port("read markers")?;
             out.push((ch, seq.unwrap_or(0)));
         }
         Ok(out)
     }
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
-        CassandraStore::insert_workspace(self, w).await.map_err(port)
+        CassandraStore::insert_workspace(self, w).await
     }
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>> {
         let rows = self
             .session
             .execute_unpaged(&self.st.get_workspace, (ws,))
             .await
-            .map_err(PortError::of)?
+            .or_port("workspace")?
             .into_rows_result()
-            .map_err(PortError::of)?;
+            .or_port("workspace")?;
         let row = rows
             .maybe_first_row::<(Uuid, Option<String>, Option<i32>, Option<i64>, Option<Vec<String>>)>()
-            .map_err(PortError::of)?;
+            .or_port("workspace")?;
         Ok(row.map(|(workspace_id, name, retention, max_file_bytes, file_types)| Workspace {
             workspace_id,
             name: name.unwrap_or_default(),
@@ -641,16 +406,16 @@ impl Store for CassandraStore {
     }
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()> {
         let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
-        self.exec(&self.st.insert_user, (ws, user, name, now)).await.map_err(port)
+        self.exec(&self.st.insert_user, (ws, user, name, now)).await
     }
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
         let rows = self
             .session
             .execute_unpaged(&self.st.get_user, (ws, user))
             .await
-            .map_err(PortError::of)?
+            .or_port("user exists")?
             .into_rows_result()
-            .map_err(PortError::of)?;
+            .or_port("user exists")?;
         Ok(rows.rows_num() > 0)
     }
     async fn user_name(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
@@ -658,22 +423,22 @@ impl Store for CassandraStore {
             .session
             .execute_unpaged(&self.st.get_user, (ws, user))
             .await
-            .map_err(PortError::of)?
+            .or_port("user name")?
             .into_rows_result()
-            .map_err(PortError::of)?;
-        Ok(rows.maybe_first_row::<(Option<String>,)>().map_err(PortError::of)?.map(|(n,)| n.unwrap_or_default()))
+            .or_port("user name")?;
+        Ok(rows.maybe_first_row::<(Option<String>,)>().or_port("user name")?.map(|(n,)| n.unwrap_or_default()))
     }
     async fn users(&self, ws: Uuid) -> PortResult<Vec<(Uuid, String)>> {
         let rows = self
             .session
             .execute_unpaged(&self.st.list_users, (ws,))
             .await
-            .map_err(PortError::of)?
+            .or_port("users")?
             .into_rows_result()
-            .map_err(PortError::of)?;
+            .or_port("users")?;
         let mut out = Vec::new();
-        for r in rows.rows::<(Uuid, Option<String>)>().map_err(PortError::of)? {
-            let (u, n) = r.map_err(PortError::of)?;
+        for r in rows.rows::<(Uuid, Option<String>)>().or_port("users")? {
+            let (u, n) = r.or_port("users")?;
             out.push((u, n.unwrap_or_default()));
         }
         Ok(out)
@@ -693,7 +458,7 @@ impl Store for CassandraStore {
                 self.exec(&self.st.edit_message, (ttl, text, CqlTimestamp(*edited_at), ws, ch, id)).await
             }
             MessageUpdate::Delete => {
-                self.exec(&self.st.unpin, (ws, ch, id)).await.map_err(port)?;
+                self.exec(&self.st.unpin, (ws, ch, id)).await?;
                 self.exec(&self.st.delete_message, (ttl, ws, ch, id)).await
             }
             MessageUpdate::Reactions { emoji, users } if users.is_empty() => {
@@ -705,9 +470,9 @@ impl Store for CassandraStore {
             }
             MessageUpdate::Pin { pinned } => {
                 if *pinned {
-                    self.exec(&self.st.pin, (ws, ch, id, ttl)).await.map_err(port)?;
+                    self.exec(&self.st.pin, (ws, ch, id, ttl)).await?;
                 } else {
-                    self.exec(&self.st.unpin, (ws, ch, id)).await.map_err(port)?;
+                    self.exec(&self.st.unpin, (ws, ch, id)).await?;
                 }
                 self.exec(&self.st.set_pinned, (ttl, *pinned, ws, ch, id)).await
             }
@@ -719,7 +484,7 @@ impl Store for CassandraStore {
                 .await
             }
         };
-        r.map_err(port)
+        r
     }
 
     async fn insert_file(&self, f: &FileRecord) -> PortResult<()> {
@@ -734,16 +499,16 @@ impl Store for CassandraStore {
             &a.content_type,
             CqlTimestamp(f.created_at),
         );
-        self.exec(&self.st.insert_file, values).await.map_err(port)
+        self.exec(&self.st.insert_file, values).await
     }
     async fn file(&self, ws: Uuid, file_id: Uuid) -> PortResult<Option<FileRecord>> {
         let rows = self
             .session
             .execute_unpaged(&self.st.get_file, (ws, file_id))
             .await
-            .map_err(PortError::of)?
+            .or_port("file")?
             .into_rows_result()
-            .map_err(PortError::of)?;
+            .or_port("file")?;
         type Row = (
             Option<Uuid>,
             Option<Uuid>,
@@ -753,7 +518,7 @@ impl Store for CassandraStore {
             Option<CqlTimestamp>,
             Option<bool>,
         );
-        let row = rows.maybe_first_row::<Row>().map_err(PortError::of)?;
+        let row = rows.maybe_first_row::<Row>().or_port("file")?;
         Ok(row.map(|(channel_id, uploader, name, size, content_type, created_at, deleted)| FileRecord {
             workspace_id: ws,
             channel_id: channel_id.unwrap_or_default(),
@@ -769,7 +534,7 @@ impl Store for CassandraStore {
         }))
     }
     async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> PortResult<()> {
-        self.exec(&self.st.delete_file, (ws, file_id)).await.map_err(port)
+        self.exec(&self.st.delete_file, (ws, file_id)).await
     }
 
     async fn truncate_timeline(&self) -> PortResult<()> {
@@ -777,7 +542,7 @@ impl Store for CassandraStore {
             self.session
                 .query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[])
                 .await
-                .map_err(PortError::of)?;
+                .or_port("truncate timeline")?;
         }
         Ok(())
     }

@@ -5,9 +5,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::time::Duration;
 
-use crate::command::Command;
-use crate::config::Config;
-use crate::ports::{CommandSink, PortError, PortResult};
+use confab_core::command::Command;
+use confab_core::config::Config;
+use confab_core::ports::{CommandSink, PortResult};
+use confab_core::Topics;
+
+use super::client::base_config;
+use super::error::port_error;
 
 pub struct KafkaCommandSink {
     producer: FutureProducer,
@@ -16,13 +20,13 @@ pub struct KafkaCommandSink {
 
 impl KafkaCommandSink {
     pub fn new(cfg: &Config) -> PortResult<Self> {
-        let producer = super::base_config(cfg)
+        let producer = base_config(cfg)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
             .create()
-            .map_err(PortError::of)?;
-        Ok(Self { producer, topic: super::Topics::new(&cfg.namespace).commands })
+            .map_err(|e| port_error("creating the commands producer", e))?;
+        Ok(Self { producer, topic: Topics::new(&cfg.namespace).commands })
     }
 }
 
@@ -34,13 +38,16 @@ impl CommandSink for KafkaCommandSink {
         self.producer
             .send(FutureRecord::to(&self.topic).key(&key).payload(&payload), Timeout::After(Duration::from_secs(10)))
             .await
-            .map_err(|(e, _)| PortError::of(e))?;
+            .map_err(|(e, _)| port_error("writing a command", e))?;
         Ok(())
     }
 
     async fn ping(&self) -> PortResult<()> {
         let p = self.producer.clone();
         let topic = self.topic.clone();
-        super::blocking(move || p.client().fetch_metadata(Some(&topic), Duration::from_secs(2)).map(|_| ())).await
+        super::blocking("fetching metadata", move || {
+            p.client().fetch_metadata(Some(&topic), Duration::from_secs(2)).map(|_| ())
+        })
+        .await
     }
 }

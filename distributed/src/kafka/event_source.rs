@@ -4,14 +4,19 @@
 
 use async_trait::async_trait;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::avro::EventCodec;
-use crate::config::Config;
-use crate::ports::{EventRecord, EventSource, PortError, PortResult};
+use confab_core::avro::EventCodec;
+use confab_core::config::Config;
+use confab_core::ports::{EventRecord, EventSource, PortError, PortResult, ReplayFrom};
+use confab_core::Topics;
+
+use super::client::{base_config, consumer_config, group};
+use super::error::{port_error, KafkaResultExt};
 
 pub struct KafkaEventSource {
     consumer: Arc<StreamConsumer>,
@@ -24,8 +29,8 @@ pub struct KafkaEventSource {
 
 impl KafkaEventSource {
     pub fn start(cfg: &Config, projector: &str, codec: EventCodec) -> PortResult<Self> {
-        let topic = super::Topics::new(&cfg.namespace).events;
-        let mut config = super::consumer_config(cfg, &format!("projector-{projector}"));
+        let topic = Topics::new(&cfg.namespace).events;
+        let mut config = consumer_config(cfg, &format!("projector-{projector}"));
         if matches!(projector, "search" | "notifier") {
             // off the read path clients hit right after a live event: fewer, larger fetches
             // under load (see the config's docs)
@@ -39,9 +44,9 @@ impl KafkaEventSource {
                 .set("auto.commit.interval.ms", "1000")
                 .set("enable.auto.offset.store", "false")
                 .create()
-                .map_err(PortError::of)?,
+                .or_port("creating the events consumer")?,
         );
-        consumer.subscribe(&[&topic]).map_err(PortError::of)?;
+        consumer.subscribe(&[&topic]).or_port("subscribing to events")?;
         let lag = Arc::new(AtomicI64::new(0));
         tokio::spawn(measure_lag(Arc::downgrade(&consumer), topic.clone(), lag.clone()));
         Ok(Self { consumer, codec, topic, lag, starts: Default::default() })
@@ -50,28 +55,22 @@ impl KafkaEventSource {
     /// A replay consumer in its own group (`<ns>-replay-<projection>`): every partition
     /// assigned explicitly (no rebalancing), from the group's committed offsets, or from the
     /// beginning when `from_earliest` or when nothing is committed.
-    pub async fn replay(
-        cfg: &Config,
-        projection: &str,
-        codec: EventCodec,
-        from: crate::ports::ReplayFrom,
-    ) -> PortResult<Self> {
-        use crate::ports::ReplayFrom;
-        let topic = super::Topics::new(&cfg.namespace).events;
+    pub async fn replay(cfg: &Config, projection: &str, codec: EventCodec, from: ReplayFrom) -> PortResult<Self> {
+        let topic = Topics::new(&cfg.namespace).events;
         let consumer: Arc<StreamConsumer> = Arc::new(
-            super::base_config(cfg)
-                .set("group.id", super::group(cfg, &format!("replay-{projection}")))
+            base_config(cfg)
+                .set("group.id", group(cfg, &format!("replay-{projection}")))
                 .set("enable.auto.commit", "true")
                 .set("auto.commit.interval.ms", "1000")
                 .set("enable.auto.offset.store", "false")
                 .set("isolation.level", "read_committed")
                 .set("fetch.wait.max.ms", cfg.kafka.fetch_wait_max_ms.to_string())
                 .create()
-                .map_err(PortError::of)?,
+                .or_port("creating the events consumer")?,
         );
         let c = consumer.clone();
         let t = topic.clone();
-        let tpl = super::blocking(move || {
+        let tpl = super::blocking("finding replay offsets", move || {
             let md = c.fetch_metadata(Some(&t), Duration::from_secs(30))?;
             let mut all = rdkafka::TopicPartitionList::new();
             for topic in md.topics() {
@@ -118,15 +117,15 @@ impl KafkaEventSource {
                 _ => None,
             })
             .collect();
-        consumer.assign(&tpl).map_err(PortError::of)?;
+        consumer.assign(&tpl).or_port("assigning partitions")?;
         let lag = Arc::new(AtomicI64::new(0));
         Ok(Self { consumer, codec, topic, lag, starts })
     }
 
     async fn record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> EventRecord {
         let event = match m.payload() {
-            Some(p) => self.codec.decode(p).await.map_err(|e| e.to_string()),
-            None => Err("event without payload".into()),
+            Some(p) => self.codec.decode(p).await.map_err(PortError::from),
+            None => Err(PortError::invalid("event without payload")),
         };
         EventRecord { partition: m.partition(), offset: m.offset(), event }
     }
@@ -137,9 +136,9 @@ impl EventSource for KafkaEventSource {
     async fn next_batch(&mut self, max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
         // only the first receive may time out: nothing has been taken from the consumer yet
         let first = match wait {
-            None => self.consumer.recv().await.map_err(PortError::of)?,
+            None => self.consumer.recv().await.or_port("reading events")?,
             Some(w) => match tokio::time::timeout(w, self.consumer.recv()).await {
-                Ok(m) => m.map_err(PortError::of)?,
+                Ok(m) => m.or_port("reading events")?,
                 Err(_) => return Ok(vec![]),
             },
         };
@@ -150,7 +149,7 @@ impl EventSource for KafkaEventSource {
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(m) => {
-                    let m = m.map_err(PortError::of)?;
+                    let m = m.or_port("reading events")?;
                     batch.push(self.record(&m).await);
                 }
                 Err(_) => break,
@@ -160,7 +159,7 @@ impl EventSource for KafkaEventSource {
     }
 
     async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>> {
-        let pos = self.consumer.position().map_err(PortError::of)?;
+        let pos = self.consumer.position().or_port("reading positions")?;
         Ok(pos
             .elements()
             .iter()
@@ -178,7 +177,7 @@ impl EventSource for KafkaEventSource {
     async fn end_offsets(&mut self) -> PortResult<Vec<(i32, i64)>> {
         let c = self.consumer.clone();
         let t = self.topic.clone();
-        super::blocking(move || {
+        super::blocking("reading end offsets", move || {
             let md = c.fetch_metadata(Some(&t), Duration::from_secs(30))?;
             let mut out = Vec::new();
             for topic in md.topics() {
@@ -194,32 +193,33 @@ impl EventSource for KafkaEventSource {
     fn ack_returned(&mut self) -> PortResult<()> {
         // the position is the next offset to read, past any transaction markers consumed
         let mut tpl = rdkafka::TopicPartitionList::new();
-        for e in self.consumer.position().map_err(PortError::of)?.elements() {
+        for e in self.consumer.position().or_port("reading positions")?.elements() {
             if let Offset::Offset(o) = e.offset() {
-                tpl.add_partition_offset(&self.topic, e.partition(), Offset::Offset(o)).map_err(PortError::of)?;
+                tpl.add_partition_offset(&self.topic, e.partition(), Offset::Offset(o)).or_port("storing positions")?;
             }
         }
         if tpl.count() == 0 {
             return Ok(());
         }
-        self.consumer.store_offsets(&tpl).map_err(PortError::of)
+        self.consumer.store_offsets(&tpl).or_port("storing positions")
     }
 
     async fn commit(&mut self, wait: bool) -> PortResult<()> {
+        // nothing stored since the last commit is not a failure
+        let nothing_to_commit =
+            |e: &rdkafka::error::KafkaError| e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset);
         if !wait {
             // stored offsets are auto-committed in the background too; this only hurries them
             return match self.consumer.commit_consumer_state(CommitMode::Async) {
-                Ok(()) => Ok(()),
-                Err(e) if e.to_string().contains("No offset stored") || e.to_string().contains("NoOffset") => Ok(()),
-                Err(e) => Err(PortError::of(e)),
+                Err(e) if !nothing_to_commit(&e) => Err(port_error("committing positions", e)),
+                _ => Ok(()),
             };
         }
         let c = self.consumer.clone();
-        match super::blocking(move || c.commit_consumer_state(CommitMode::Sync)).await {
-            Ok(()) => Ok(()),
-            // nothing stored since the last commit
-            Err(e) if e.0.contains("No offset stored") || e.0.contains("NoOffset") => Ok(()),
-            Err(e) => Err(e),
+        let committed = tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync)).await?;
+        match committed {
+            Err(e) if !nothing_to_commit(&e) => Err(port_error("committing positions", e)),
+            _ => Ok(()),
         }
     }
 
@@ -235,7 +235,7 @@ async fn measure_lag(consumer: std::sync::Weak<StreamConsumer>, topic: String, o
         tokio::time::sleep(Duration::from_secs(5)).await;
         let Some(c) = consumer.upgrade() else { return };
         let t = topic.clone();
-        let lag = super::blocking(move || {
+        let lag = super::blocking("measuring lag", move || {
             let mut total = 0;
             for p in c.position()?.elements() {
                 let (_, high) = c.fetch_watermarks(&t, p.partition(), Duration::from_secs(5))?;

@@ -8,9 +8,13 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::command::Reply;
-use crate::config::Config;
-use crate::ports::{PortError, PortResult, ReplySource};
+use confab_core::command::Reply;
+use confab_core::config::Config;
+use confab_core::ports::{PortError, PortResult, ReplySource};
+use confab_core::Topics;
+
+use super::client::base_config;
+use super::error::port_error;
 
 pub struct KafkaReplySource {
     consumer: Arc<StreamConsumer>,
@@ -20,18 +24,18 @@ pub struct KafkaReplySource {
 impl KafkaReplySource {
     pub async fn start(cfg: &Config, gateway_id: &str) -> PortResult<Self> {
         let consumer: Arc<StreamConsumer> = Arc::new(
-            super::base_config(cfg)
+            base_config(cfg)
                 .set("group.id", format!("{}-gateway-{gateway_id}", cfg.namespace))
                 .set("enable.auto.commit", "false")
                 .set("isolation.level", "read_committed")
                 .set("fetch.wait.max.ms", cfg.kafka.fetch_wait_max_ms.to_string())
                 .create()
-                .map_err(PortError::of)?,
+                .map_err(|e| port_error("creating the replies consumer", e))?,
         );
-        let topic = super::Topics::new(&cfg.namespace).replies;
+        let topic = Topics::new(&cfg.namespace).replies;
         let c = consumer.clone();
         let t = topic.clone();
-        let tpl = super::blocking(move || {
+        let tpl = super::blocking("assigning the replies topic at its end", move || {
             let md = c.fetch_metadata(Some(&t), Duration::from_secs(30))?;
             let mut tpl = TopicPartitionList::new();
             for topic in md.topics() {
@@ -44,9 +48,9 @@ impl KafkaReplySource {
         })
         .await?;
         if tpl.count() == 0 {
-            return Err(PortError(format!("topic {topic} has no partitions: run `confab setup` first")));
+            return Err(PortError::fatal(format!("topic {topic} has no partitions: run `confab setup` first")));
         }
-        consumer.assign(&tpl).map_err(PortError::of)?;
+        consumer.assign(&tpl).map_err(|e| port_error("assigning replies", e))?;
         Ok(Self { consumer, gateway_id: gateway_id.to_string() })
     }
 }
@@ -55,7 +59,7 @@ impl KafkaReplySource {
 impl ReplySource for KafkaReplySource {
     async fn next(&mut self) -> PortResult<Reply> {
         loop {
-            let msg = self.consumer.recv().await.map_err(PortError::of)?;
+            let msg = self.consumer.recv().await.map_err(|e| port_error("reading replies", e))?;
             if msg.key() != Some(self.gateway_id.as_bytes()) {
                 continue;
             }

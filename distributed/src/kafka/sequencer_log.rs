@@ -15,11 +15,15 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::avro::EventCodec;
-use crate::command::{Command, Reply};
-use crate::config::Config;
-use crate::event::Event;
-use crate::ports::{CommandRecord, PortError, PortResult, SequencerLog};
+use confab_core::avro::EventCodec;
+use confab_core::command::{Command, Reply};
+use confab_core::config::Config;
+use confab_core::event::Event;
+use confab_core::ports::{CommandRecord, PortError, PortResult, SequencerLog};
+use confab_core::Topics;
+
+use super::client::{base_config, consumer_config, group};
+use super::error::{port_error, KafkaResultExt};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(300);
@@ -42,7 +46,7 @@ impl ConsumerContext for RevokeTracker {
 
 pub struct KafkaSequencerLog {
     cfg: Config,
-    topics: super::Topics,
+    topics: Topics,
     codec: EventCodec,
     producer: FutureProducer,
     consumer: StreamConsumer<RevokeTracker>,
@@ -51,8 +55,8 @@ pub struct KafkaSequencerLog {
 
 impl KafkaSequencerLog {
     pub async fn start(cfg: &Config, codec: EventCodec) -> PortResult<Self> {
-        let topics = super::Topics::new(&cfg.namespace);
-        let producer: FutureProducer = super::base_config(cfg)
+        let topics = Topics::new(&cfg.namespace);
+        let producer: FutureProducer = base_config(cfg)
             .set("transactional.id", format!("{}-ingest-{}", cfg.namespace, cfg.kafka.instance_id))
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -64,21 +68,21 @@ impl KafkaSequencerLog {
             .set("retry.backoff.ms", "5")
             .set("retry.backoff.max.ms", "50")
             .create()
-            .map_err(PortError::of)?;
+            .or_port("creating a Kafka client")?;
         let p = producer.clone();
-        super::blocking(move || p.init_transactions(TXN_TIMEOUT)).await?;
+        super::blocking("initializing transactions", move || p.init_transactions(TXN_TIMEOUT)).await?;
         let tracker = RevokeTracker::default();
-        let consumer: StreamConsumer<RevokeTracker> = super::consumer_config(cfg, "ingest")
+        let consumer: StreamConsumer<RevokeTracker> = consumer_config(cfg, "ingest")
             .set("enable.auto.commit", "false")
             .create_with_context(tracker.clone())
-            .map_err(PortError::of)?;
-        consumer.subscribe(&[&topics.commands]).map_err(PortError::of)?;
+            .or_port("creating a Kafka client")?;
+        consumer.subscribe(&[&topics.commands]).or_port("subscribing to commands")?;
         Ok(Self { cfg: cfg.clone(), topics, codec, producer, consumer, tracker })
     }
 
     async fn abort(&self) {
         let p = self.producer.clone();
-        if let Err(e) = super::blocking(move || p.abort_transaction(TXN_TIMEOUT)).await {
+        if let Err(e) = super::blocking("aborting a transaction", move || p.abort_transaction(TXN_TIMEOUT)).await {
             tracing::warn!(error = %e, "abort_transaction failed");
         }
     }
@@ -91,19 +95,20 @@ impl KafkaSequencerLog {
     ) -> PortResult<()> {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in &offsets {
-            tpl.add_partition_offset(&self.topics.commands, *p, Offset::Offset(*o)).map_err(PortError::of)?;
+            tpl.add_partition_offset(&self.topics.commands, *p, Offset::Offset(*o)).or_port("listing offsets")?;
         }
-        let group = self.consumer.group_metadata().ok_or_else(|| PortError("no consumer group metadata".into()))?;
+        let group =
+            self.consumer.group_metadata().ok_or_else(|| PortError::transient("no consumer group metadata yet"))?;
         let records: Vec<(i32, String, Vec<u8>)> = events
             .iter()
-            .map(|(p, e)| Ok((*p, e.key(), self.codec.encode(e).map_err(PortError::of)?)))
+            .map(|(p, e)| Ok((*p, e.key(), self.codec.encode(e).map_err(PortError::from)?)))
             .collect::<PortResult<_>>()?;
         let replies: Vec<(String, Vec<u8>)> = replies
             .iter()
             .map(|r| (r.reply_to.gateway_id.clone(), serde_json::to_vec(r).expect("reply serializes")))
             .collect();
         let p = self.producer.clone();
-        super::blocking(move || p.begin_transaction()).await?;
+        super::blocking("beginning a transaction", move || p.begin_transaction()).await?;
         let sends = records.iter().map(|(partition, key, value)| {
             self.producer.send(
                 FutureRecord::to(&self.topics.events).partition(*partition).key(key).payload(value),
@@ -114,9 +119,9 @@ impl KafkaSequencerLog {
             self.producer
                 .send(FutureRecord::to(&self.topics.replies).key(key).payload(value), Timeout::After(TXN_TIMEOUT))
         });
-        try_join_all(sends.chain(reply_sends)).await.map_err(|(e, _)| PortError::of(e))?;
+        try_join_all(sends.chain(reply_sends)).await.map_err(|(e, _)| port_error("writing events and replies", e))?;
         let p = self.producer.clone();
-        super::blocking(move || {
+        super::blocking("committing a transaction", move || {
             p.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)?;
             p.commit_transaction(TXN_TIMEOUT)
         })
@@ -132,14 +137,14 @@ impl SequencerLog for KafkaSequencerLog {
             offset: m.offset(),
             command: m.payload().and_then(|p| serde_json::from_slice::<Command>(p).ok()),
         };
-        let first = self.consumer.recv().await.map_err(PortError::of)?;
+        let first = self.consumer.recv().await.or_port("reading commands")?;
         let mut batch = vec![record(&first)];
         drop(first);
         // one deadline for the whole batch: a steady trickle must not keep a batch open
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1);
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(m) => batch.push(record(&m.map_err(PortError::of)?)),
+                Ok(m) => batch.push(record(&m.or_port("reading commands")?)),
                 Err(_) => break,
             }
         }
@@ -148,29 +153,31 @@ impl SequencerLog for KafkaSequencerLog {
 
     async fn load_partition(&mut self, partition: i32) -> PortResult<Vec<Event>> {
         let consumer: Arc<StreamConsumer> = Arc::new(
-            super::base_config(&self.cfg)
-                .set("group.id", super::group(&self.cfg, "ingest-loader"))
+            base_config(&self.cfg)
+                .set("group.id", group(&self.cfg, "ingest-loader"))
                 .set("enable.auto.commit", "false")
                 .set("isolation.level", "read_committed")
                 .set("fetch.wait.max.ms", self.cfg.kafka.fetch_wait_max_ms.to_string())
                 .create()
-                .map_err(PortError::of)?,
+                .or_port("creating a Kafka client")?,
         );
         let c = consumer.clone();
         let topic = self.topics.events.clone();
-        let (low, high) =
-            super::blocking(move || c.fetch_watermarks(&topic, partition, Duration::from_secs(30))).await?;
+        let (low, high) = super::blocking("reading watermarks", move || {
+            c.fetch_watermarks(&topic, partition, Duration::from_secs(30))
+        })
+        .await?;
         let mut events = Vec::new();
         if high <= low {
             return Ok(events);
         }
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topics.events, partition, Offset::Beginning).map_err(PortError::of)?;
-        consumer.assign(&tpl).map_err(PortError::of)?;
+        tpl.add_partition_offset(&self.topics.events, partition, Offset::Beginning).or_port("listing offsets")?;
+        consumer.assign(&tpl).or_port("assigning a partition to load")?;
         let started = Instant::now();
         loop {
             if started.elapsed() > LOAD_TIMEOUT {
-                return Err(PortError(format!(
+                return Err(PortError::transient(format!(
                     "partition {partition}: not at the end after {LOAD_TIMEOUT:?} ({} events read, end {high})",
                     events.len()
                 )));
@@ -189,10 +196,10 @@ impl SequencerLog for KafkaSequencerLog {
                         break;
                     }
                 }
-                Ok(Err(e)) => return Err(PortError::of(e)),
+                Ok(Err(e)) => return Err(port_error("loading a partition", e)),
                 Err(_) => {
                     // only control records (transaction markers) may be left: check the position
-                    let pos = consumer.position().map_err(PortError::of)?;
+                    let pos = consumer.position().or_port("reading the loader's position")?;
                     let at = pos.find_partition(&self.topics.events, partition).and_then(|p| match p.offset() {
                         Offset::Offset(o) => Some(o),
                         _ => None,

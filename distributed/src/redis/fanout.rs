@@ -14,37 +14,32 @@ use redis::streams::StreamReadReply;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use crate::ports::{Backlog, Fanout, FanoutStream, PortError, PortResult};
-pub use crate::ports::{FanoutEntry, FanoutItem};
-use std::collections::HashMap;
+use confab_core::ports::{Backlog, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortResult};
 
-#[derive(Debug, thiserror::Error)]
-pub enum FanoutError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-}
+use super::error::{connection, port};
+use std::collections::HashMap;
 
 /// A workspace's fanout stream.
 fn stream_key(namespace: &str, ws: &Uuid) -> String {
     format!("{namespace}:{{{ws}}}:fanout")
 }
 
-// ARGV: channel, seq, frame, max stream length, key prefix, added (csv), ts, removed (csv),
-// number of added users n, then n added user ids, then the removed user ids
+// ARGV: topic, seq, frame, max stream length, key prefix, added (csv), ts, removed (csv),
+// number of added users n, frame type, then n added user ids, then the removed user ids
 const PUBLISH: &str = r#"
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[2]) <= last then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 local n = tonumber(ARGV[9])
-for i = 10, 9 + n do
+for i = 11, 10 + n do
   redis.call('SADD', ARGV[5] .. 'mem:' .. ARGV[1], ARGV[i])
   redis.call('SADD', ARGV[5] .. 'uch:' .. ARGV[i], ARGV[1])
 end
-for i = 10 + n, #ARGV do
+for i = 11 + n, #ARGV do
   redis.call('SREM', ARGV[5] .. 'mem:' .. ARGV[1], ARGV[i])
   redis.call('SREM', ARGV[5] .. 'uch:' .. ARGV[i], ARGV[1])
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'ch', ARGV[1], 'seq', ARGV[2], 'f', ARGV[3], 'add', ARGV[6], 'ts', ARGV[7], 'rm', ARGV[8])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'ch', ARGV[1], 'seq', ARGV[2], 'f', ARGV[3], 'add', ARGV[6], 'ts', ARGV[7], 'rm', ARGV[8], 't', ARGV[10])
 return 1
 "#;
 
@@ -58,9 +53,8 @@ pub struct RedisFanout {
 }
 
 impl RedisFanout {
-    pub async fn connect(url: &str, namespace: &str, max_len: usize) -> Result<Self, FanoutError> {
-        let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client).await?;
+    pub async fn connect(url: &str, namespace: &str, max_len: usize) -> PortResult<Self> {
+        let conn = connection(url).await?;
         Ok(Self {
             url: url.to_string(),
             conn,
@@ -80,7 +74,7 @@ impl RedisFanout {
 
     /// Publishes items in one round trip; an item whose seq was already published is skipped,
     /// so replaying the log publishes nothing twice. Returns how many were new.
-    pub async fn publish(&self, items: &[FanoutItem]) -> Result<usize, FanoutError> {
+    pub async fn publish(&self, items: &[FanoutItem]) -> redis::RedisResult<usize> {
         if items.is_empty() {
             return Ok(0);
         }
@@ -95,7 +89,7 @@ impl RedisFanout {
                 .arg(2)
                 .arg(format!("{prefix}fanout"))
                 .arg(format!("{prefix}fanout:seqs"))
-                .arg(it.channel_id.to_string())
+                .arg(it.topic_id.to_string())
                 .arg(it.seq)
                 .arg(&it.frame_json)
                 .arg(self.max_len)
@@ -103,7 +97,8 @@ impl RedisFanout {
                 .arg(add.join(","))
                 .arg(it.ts)
                 .arg(rm.join(","))
-                .arg(add.len());
+                .arg(add.len())
+                .arg(&it.frame_type);
             for a in add.iter().chain(&rm) {
                 pipe.arg(a);
             }
@@ -117,24 +112,24 @@ impl RedisFanout {
                 let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(PUBLISH).query_async(&mut conn).await?;
                 pipe.query_async(&mut conn).await?
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         Ok(added.iter().filter(|&&n| n == 1).count())
     }
 
-    pub async fn user_channels(&self, ws: &Uuid, user: &Uuid) -> Result<Vec<Uuid>, FanoutError> {
+    pub async fn user_channels(&self, ws: &Uuid, user: &Uuid) -> redis::RedisResult<Vec<Uuid>> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = conn.smembers(format!("{}uch:{user}", self.prefix(ws))).await?;
         Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
     }
 
-    pub async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> Result<bool, FanoutError> {
+    pub async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
         Ok(conn.sismember(format!("{}mem:{ch}", self.prefix(ws)), user.to_string()).await?)
     }
 
     /// The id of the newest entry in a workspace's stream, or `0-0`.
-    pub async fn last_id(&self, ws: &Uuid) -> Result<String, FanoutError> {
+    pub async fn last_id(&self, ws: &Uuid) -> redis::RedisResult<String> {
         let mut conn = self.conn.clone();
         let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
             .arg(self.stream_key(ws))
@@ -147,7 +142,7 @@ impl RedisFanout {
         Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".into()))
     }
 
-    pub async fn ping(&self) -> Result<(), FanoutError> {
+    pub async fn ping(&self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
@@ -162,7 +157,7 @@ pub struct FanoutReader {
 }
 
 impl FanoutReader {
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, FanoutError> {
+    pub async fn connect(url: &str, namespace: &str) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
         let conn = client
             .get_multiplexed_async_connection_with_config(
@@ -178,7 +173,7 @@ impl FanoutReader {
         from: &[(Uuid, String)],
         block_ms: usize,
         count: usize,
-    ) -> Result<Vec<FanoutEntry>, FanoutError> {
+    ) -> redis::RedisResult<Vec<FanoutEntry>> {
         if from.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(block_ms as u64)).await;
             return Ok(vec![]);
@@ -208,15 +203,16 @@ impl FanoutReader {
 fn parse_entry(ws: Uuid, entry: &redis::streams::StreamId) -> Option<FanoutEntry> {
     let get = |f: &str| entry.map.get(f).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
     let (ch, seq, frame) = (get("ch")?, get("seq")?, get("f")?);
-    let (channel_id, seq) = (ch.parse().ok()?, seq.parse().ok()?);
+    let (topic_id, seq) = (ch.parse().ok()?, seq.parse().ok()?);
     let users = |f: &str| get(f).map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect()).unwrap_or_default();
     let (add_members, remove_members) = (users("add"), users("rm"));
     let ts = get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
     let ephemeral_from = get("eph").and_then(|u| u.parse().ok());
     Some(FanoutEntry {
         workspace_id: ws,
-        stream_id: entry.id.clone(),
-        channel_id,
+        position: entry.id.clone(),
+        topic_id,
+        frame_type: get("t").unwrap_or_default(),
         seq,
         frame_json: frame,
         add_members,
@@ -232,7 +228,7 @@ const BACKLOG_PAGE: usize = 500;
 impl RedisFanout {
     /// Scans the workspace's stream newest first until every channel reaches its position (or
     /// the stream's start), reading each channel's current seq from the idempotency hash.
-    pub async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> Result<Backlog, FanoutError> {
+    pub async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> redis::RedisResult<Backlog> {
         if after.is_empty() {
             return Ok(Backlog::default());
         }
@@ -261,8 +257,8 @@ impl RedisFanout {
             end = format!("({}", last.id);
             let n = reply.ids.len();
             for e in reply.ids.iter().filter_map(|entry| parse_entry(*ws, entry)) {
-                if e.ephemeral_from.is_none() && wanted.contains_key(&e.channel_id) {
-                    let l = lowest.entry(e.channel_id).or_insert(e.seq);
+                if e.ephemeral_from.is_none() && wanted.contains_key(&e.topic_id) {
+                    let l = lowest.entry(e.topic_id).or_insert(e.seq);
                     *l = (*l).min(e.seq);
                 }
                 scanned.push(e);
@@ -273,10 +269,6 @@ impl RedisFanout {
         }
         Ok(Backlog::from_scan(after, &now, scanned))
     }
-}
-
-fn port(e: FanoutError) -> PortError {
-    PortError::of(e)
 }
 
 #[async_trait]
@@ -296,7 +288,14 @@ impl Fanout for RedisFanout {
     async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog> {
         RedisFanout::backlog(self, ws, after).await.map_err(port)
     }
-    async fn publish_ephemeral(&self, ws: &Uuid, ch: &Uuid, from: &Uuid, frame_json: &str) -> PortResult<()> {
+    async fn publish_ephemeral(
+        &self,
+        ws: &Uuid,
+        ch: &Uuid,
+        from: &Uuid,
+        frame_type: &str,
+        frame_json: &str,
+    ) -> PortResult<()> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("XADD")
             .arg(self.stream_key(ws))
@@ -312,9 +311,11 @@ impl Fanout for RedisFanout {
             .arg(frame_json)
             .arg("eph")
             .arg(from.to_string())
+            .arg("t")
+            .arg(frame_type)
             .query_async(&mut conn)
             .await
-            .map_err(PortError::of)?;
+            .map_err(port)?;
         Ok(())
     }
     async fn ping(&self) -> PortResult<()> {

@@ -8,8 +8,9 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use crate::notify::{NotifyStore, OutboxItem};
-use crate::ports::{PortError, PortResult};
+use confab_core::ports::{NotifyStore, OutboxItem, PortResult};
+
+use super::error::{connection, port};
 
 #[derive(Clone)]
 pub struct RedisNotify {
@@ -17,13 +18,9 @@ pub struct RedisNotify {
     namespace: String,
 }
 
-fn port(e: redis::RedisError) -> PortError {
-    PortError::of(e)
-}
-
 impl RedisNotify {
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
-        Ok(Self { conn: ConnectionManager::new(redis::Client::open(url)?).await?, namespace: namespace.to_string() })
+    pub async fn connect(url: &str, namespace: &str) -> PortResult<Self> {
+        Ok(Self { conn: connection(url).await?, namespace: namespace.to_string() })
     }
     fn ws(&self, ws: &Uuid) -> String {
         format!("{}:{{{ws}}}:", self.namespace)

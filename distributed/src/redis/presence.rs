@@ -12,8 +12,10 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use crate::ports::{PortError, PortResult};
-use crate::presence::{Presence, PresenceStatus};
+use confab_core::ports::{PortResult, Presence};
+use confab_core::presence::PresenceStatus;
+
+use super::error::{connection, port};
 
 // The user's status from their live devices (KEYS[2], KEYS[3]): connected devices decide;
 // devices in their grace period only while none is connected.
@@ -93,13 +95,9 @@ pub struct RedisPresence {
     sweep: redis::Script,
 }
 
-fn port(e: redis::RedisError) -> PortError {
-    PortError::of(e)
-}
-
 impl RedisPresence {
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
-        let conn = ConnectionManager::new(redis::Client::open(url)?).await?;
+    pub async fn connect(url: &str, namespace: &str) -> PortResult<Self> {
+        let conn = connection(url).await?;
         Ok(Self {
             conn,
             namespace: namespace.to_string(),

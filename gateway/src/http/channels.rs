@@ -1,59 +1,24 @@
-//! What users read over HTTP (bearer token): their channels with unread and mention counts,
-//! history in both directions and around a message, thread replies, pins.
+//! Who the caller is, the channels they can see (with unread and mention counts), one channel,
+//! and the workspace's users.
 //!
 //! Visibility: a public channel is readable by everyone in its workspace; a private channel or
 //! DM only by its members, and to anyone else it does not exist (404, like a missing one).
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use confab_core::auth::Claims;
-use confab_core::ports::{ChannelInfo, HistoryPage};
-use confab_core::protocol::{ErrorCode, MessageView};
-use serde::Deserialize;
+use confab_core::ports::{HistoryPage, StoredMessage};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::http::{authenticate, ApiError};
-use crate::server::AppState;
+use crate::http::{authenticate, not_found, readable, uuid, ApiError};
+use crate::state::AppState;
 
 /// Unread counts stop at this many (clients show "99+"): counting reads at most one page.
 pub const UNREAD_CAP: usize = 100;
-
-type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
-
-fn query<T>(q: Q<T>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad(e.body_text()))
-}
-
-fn uuid(s: &str, what: &str) -> Result<Uuid, ApiError> {
-    s.parse().map_err(|_| ApiError::bad(format!("{what} must be a UUID")))
-}
-
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ChannelNotFound, "no such channel, or you are not a member")
-}
-
-/// The channel if the caller may read it: a member, or anyone in the workspace for a public
-/// channel. Membership comes from the fanout index (what the gateways deliver by), the channel's
-/// kind from the timeline.
-pub async fn readable(st: &AppState, claims: &Claims, channel_id: Uuid) -> Result<Option<ChannelInfo>, ApiError> {
-    let member = st
-        .fanout
-        .is_member(&claims.workspace_id, &channel_id, &claims.user_id)
-        .await
-        .map_err(|e| ApiError::internal("membership", e))?;
-    let info =
-        st.store.channel(claims.workspace_id, channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
-    match info {
-        Some(c) if member || !c.kind.is_private() => Ok(Some(c)),
-        None if member => Ok(None),
-        _ => Err(not_found()),
-    }
-}
 
 /// `GET /api/me`: who the token is (id and name, and their workspace's name), and the channels
 /// they belong to.
@@ -73,8 +38,9 @@ pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
 
 /// Unread messages (others', not deleted, shown in the channel) after `read_seq`, and how many
 /// of them mention `me`, both capped at [`UNREAD_CAP`].
-fn count_unread(page: &[MessageView], read_seq: i64, me: Uuid) -> (usize, usize) {
-    let unread: Vec<&MessageView> = page.iter().filter(|m| m.seq > read_seq && m.user_id != me && !m.deleted).collect();
+fn count_unread(page: &[StoredMessage], read_seq: i64, me: Uuid) -> (usize, usize) {
+    let unread: Vec<&StoredMessage> =
+        page.iter().filter(|m| m.seq > read_seq && m.user_id != me && !m.deleted).collect();
     let mentions = unread.iter().filter(|m| confab_core::mentions::parse(&m.text).includes(&me)).count();
     (unread.len(), mentions)
 }
@@ -146,156 +112,4 @@ pub async fn users(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resul
     users.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
     let users: Vec<_> = users.into_iter().map(|(id, name)| json!({"user_id": id, "name": name})).collect();
     Ok(Json(json!({"users": users})).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    limit: Option<i32>,
-    /// Older than this message (what `next_cursor` gives).
-    cursor: Option<Uuid>,
-    /// Newer than this message, oldest first.
-    after: Option<Uuid>,
-    /// This message with up to `limit / 2` on each side, oldest first.
-    around: Option<Uuid>,
-}
-
-fn limit(l: Option<i32>) -> Result<i32, ApiError> {
-    let limit = l.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad("limit must be between 1 and 200"));
-    }
-    Ok(limit)
-}
-
-/// `GET /api/channels/{id}/messages`: newest first (pass `next_cursor` back as `cursor` for
-/// older ones); `after=<message_id>` pages forward, oldest first; `around=<message_id>` returns
-/// the neighbourhood of a message (a search hit, a permalink), oldest first.
-pub async fn history(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(channel_id): Path<String>,
-    q: Q<HistoryQuery>,
-) -> Result<Response, ApiError> {
-    let claims = authenticate(&st, &headers, None)?;
-    let q = query(q)?;
-    let channel_id = uuid(&channel_id, "channel id")?;
-    let limit = limit(q.limit)?;
-    if [q.cursor.is_some(), q.after.is_some(), q.around.is_some()].iter().filter(|b| **b).count() > 1 {
-        return Err(ApiError::bad("give at most one of cursor, after and around"));
-    }
-    readable(&st, &claims, channel_id).await?;
-    let ws = claims.workspace_id;
-    let read = |page, n| {
-        let st = st.clone();
-        async move { st.store.history(ws, channel_id, page, n).await.map_err(|e| ApiError::internal("history", e)) }
-    };
-    let body = if let Some(after) = q.after {
-        let messages = read(HistoryPage::After(after), limit).await?;
-        let next = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
-        json!({"messages": messages, "next_after": next})
-    } else if let Some(around) = q.around {
-        let Some(center) =
-            st.store.message(ws, channel_id, around).await.map_err(|e| ApiError::internal("history", e))?
-        else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::MessageNotFound,
-                "no such message in this channel",
-            ));
-        };
-        let half = (limit / 2).max(1);
-        let mut messages = read(HistoryPage::Before(around), half).await?;
-        messages.reverse();
-        messages.push(center);
-        messages.extend(read(HistoryPage::After(around), half).await?);
-        json!({"messages": messages})
-    } else {
-        let page = q.cursor.map(HistoryPage::Before).unwrap_or(HistoryPage::Latest);
-        let messages = read(page, limit).await?;
-        let next = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
-        json!({"messages": messages, "next_cursor": next})
-    };
-    Ok(Json(mark_deleted_files(&st, ws, body).await?).into_response())
-}
-
-/// Marks attachments whose file was deleted since (by its uploader) with `"deleted": true`, so
-/// clients show "file deleted" without asking for each one. Messages that were deleted carry no
-/// attachments any more; files are rare, so this is one lookup per attachment on the page.
-async fn mark_deleted_files(
-    st: &AppState,
-    ws: Uuid,
-    mut body: serde_json::Value,
-) -> Result<serde_json::Value, ApiError> {
-    let mut attachments: Vec<&mut serde_json::Value> = Vec::new();
-    for (key, v) in body.as_object_mut().into_iter().flatten() {
-        let messages: Vec<&mut serde_json::Value> = match (key.as_str(), v) {
-            ("messages" | "replies", serde_json::Value::Array(a)) => a.iter_mut().collect(),
-            ("parent", m @ serde_json::Value::Object(_)) => vec![m],
-            _ => continue,
-        };
-        for m in messages {
-            if let Some(serde_json::Value::Array(a)) = m.get_mut("attachments") {
-                attachments.extend(a.iter_mut());
-            }
-        }
-    }
-    for a in attachments {
-        let Some(id) = a["file_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()) else { continue };
-        let f = st.store.file(ws, id).await.map_err(|e| ApiError::internal("files", e))?;
-        if f.is_some_and(|f| f.deleted) {
-            a["deleted"] = json!(true);
-        }
-    }
-    Ok(body)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepliesQuery {
-    limit: Option<i32>,
-    /// Replies after this one (what `next_after` gives).
-    after: Option<Uuid>,
-}
-
-/// `GET /api/channels/{id}/messages/{message_id}/replies`: the parent and its replies, oldest
-/// first.
-pub async fn replies(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path((channel_id, message_id)): Path<(String, String)>,
-    q: Q<RepliesQuery>,
-) -> Result<Response, ApiError> {
-    let claims = authenticate(&st, &headers, None)?;
-    let q = query(q)?;
-    let (channel_id, parent) = (uuid(&channel_id, "channel id")?, uuid(&message_id, "message id")?);
-    let limit = limit(q.limit)?;
-    readable(&st, &claims, channel_id).await?;
-    let ws = claims.workspace_id;
-    let Some(root) = st.store.message(ws, channel_id, parent).await.map_err(|e| ApiError::internal("history", e))?
-    else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::MessageNotFound,
-            "no such message in this channel",
-        ));
-    };
-    let replies =
-        st.store.thread(ws, channel_id, parent, q.after, limit).await.map_err(|e| ApiError::internal("threads", e))?;
-    let next = (replies.len() == limit as usize).then(|| replies.last().map(|m| m.message_id)).flatten();
-    Ok(Json(mark_deleted_files(&st, ws, json!({"parent": root, "replies": replies, "next_after": next})).await?)
-        .into_response())
-}
-
-/// `GET /api/channels/{id}/pins`: pinned messages, newest first.
-pub async fn pins(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(channel_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let claims = authenticate(&st, &headers, None)?;
-    let channel_id = uuid(&channel_id, "channel id")?;
-    readable(&st, &claims, channel_id).await?;
-    let pins = st.store.pins(claims.workspace_id, channel_id).await.map_err(|e| ApiError::internal("pins", e))?;
-    Ok(Json(mark_deleted_files(&st, claims.workspace_id, json!({ "messages": pins })).await?).into_response())
 }

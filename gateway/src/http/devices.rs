@@ -6,15 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use confab_core::protocol::ErrorCode;
-use confab_notifier::recipients::Prefs;
-use confab_notifier::DeviceAddress;
+use confab_core::push::{DeviceAddress, Prefs};
+use confab_core::ErrorCode;
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::http::{authenticate, ApiError, Body};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Devices one user may register.
 pub const MAX_DEVICES: usize = 20;

@@ -17,12 +17,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use confab_core::blobs::{disposition, BlobError, BlobStore, LocalGrant};
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
 use confab_core::files::{
     normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
 };
-use confab_core::protocol::ErrorCode;
+use confab_core::ports::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, PortError};
+use confab_core::ErrorCode;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,13 +33,13 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::http::{authenticate, command_outcome, ApiError, Body};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// An upload token stays valid this long after its upload URL expired (to complete a
 /// transfer that finished just in time).
 const COMPLETE_GRACE_SECS: i64 = 600;
 
-fn blobs(st: &AppState) -> Result<&Arc<BlobStore>, ApiError> {
+fn blobs(st: &AppState) -> Result<&Arc<dyn BlobStore>, ApiError> {
     st.blobs.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -49,15 +49,18 @@ fn blobs(st: &AppState) -> Result<&Arc<BlobStore>, ApiError> {
     })
 }
 
-fn blob_error(e: BlobError) -> ApiError {
+fn blob_error(e: PortError) -> ApiError {
+    ApiError::internal("file storage", e)
+}
+
+fn link_error(e: LinkError) -> ApiError {
     match e {
-        BlobError::Expired => {
+        LinkError::Expired => {
             ApiError::new(StatusCode::FORBIDDEN, ErrorCode::LinkExpired, "the link has expired; ask for a new one")
         }
-        BlobError::BadSignature => {
+        LinkError::BadSignature => {
             ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "the link's signature does not match")
         }
-        other => ApiError::internal("file storage", other),
     }
 }
 
@@ -266,7 +269,9 @@ pub async fn complete(
             blobs.delete(&key).await.map_err(blob_error)?;
             Err(rejected(code, message))
         }
-        Outcome::Posted { .. } => Err(ApiError::internal("message log", "unexpected reply to a file share")),
+        Outcome::Posted { .. } => {
+            Err(ApiError::internal("message log", PortError::invalid("a message reply to a file share")))
+        }
     }
 }
 
@@ -369,7 +374,9 @@ pub async fn delete(
     match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => Ok(Json(json!({"deleted": true, "seq": seq})).into_response()),
         Outcome::Rejected { code, message } => Err(rejected(code, message)),
-        Outcome::Posted { .. } => Err(ApiError::internal("message log", "unexpected reply to a file deletion")),
+        Outcome::Posted { .. } => {
+            Err(ApiError::internal("message log", PortError::invalid("a message reply to a file deletion")))
+        }
     }
 }
 
@@ -384,8 +391,8 @@ pub async fn blob_put(
 ) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
     let key = object_key(&ws, &file);
-    let LocalGrant::Put { size, content_type } =
-        blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)?
+    let LinkGrant::Put { size, content_type } =
+        blobs.verify(&key, &q, chrono::Utc::now().timestamp()).map_err(link_error)?
     else {
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "this link is for downloading"));
     };
@@ -424,8 +431,8 @@ pub async fn blob_get(
 ) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
     let key = object_key(&ws, &file);
-    let LocalGrant::Get { name, content_type } =
-        blobs.verify_local(&key, &q, chrono::Utc::now().timestamp()).map_err(blob_error)?
+    let LinkGrant::Get { name, content_type } =
+        blobs.verify(&key, &q, chrono::Utc::now().timestamp()).map_err(link_error)?
     else {
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "this link is for uploading"));
     };
@@ -436,7 +443,7 @@ pub async fn blob_get(
     let h = r.headers_mut();
     let value = |v: &str| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, value(&content_type));
-    h.insert(header::CONTENT_DISPOSITION, value(&disposition(&name, &content_type)));
+    h.insert(header::CONTENT_DISPOSITION, value(&confab_core::files::disposition(&name, &content_type)));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     // served from the app's own origin: never let a file run script there
     h.insert(
@@ -447,10 +454,11 @@ pub async fn blob_get(
     Ok(r)
 }
 
-fn local(st: &AppState) -> Result<&Arc<BlobStore>, ApiError> {
-    match &st.blobs {
-        Some(b) if b.is_local() => Ok(b),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "files are not served by this gateway")),
+/// The store behind the links this gateway serves itself (embedded mode).
+fn local(st: &AppState) -> Result<&dyn GatewayServedBlobs, ApiError> {
+    match st.blobs.as_ref().and_then(|b| b.gateway_served()) {
+        Some(b) => Ok(b),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "files are not served by this gateway")),
     }
 }
 

@@ -1,24 +1,37 @@
-//! HTTP plumbing (typed errors, JSON bodies, authentication) and the admin API (bearer admin
-//! key) that bootstraps workspaces, users, tokens and channels. The user-facing read API is in
-//! `api.rs`. Errors are
+//! The user-facing HTTP API (bearer user token) and its plumbing: typed errors, JSON bodies,
+//! authentication, and waiting for ingest's answer to a command. Errors are
 //! `{"error": {"code": .., "message": ..}}` and never carry internals.
+//!
+//! - [`channels`]: who I am, the channels I can see with unread counts, a channel, users.
+//! - [`history`]: history in both directions and around a message, thread replies, pins.
+//! - [`search`]: `GET /api/search`.
+//! - [`files`]: uploads, downloads, deletion, and the embedded mode's `/blobs/`.
+//! - [`devices`]: push registration and notification preferences.
+//! - [`presence`]: `GET /api/presence`.
+//! - `views`: stored rows as the wire types clients read.
 
-use axum::extract::{Path, State};
+pub mod channels;
+pub mod devices;
+pub mod files;
+pub mod history;
+pub mod presence;
+pub mod search;
+mod views;
+
+pub(crate) use views::message_view;
+
+use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use confab_core::auth::{AuthError, Claims};
-use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
-use confab_core::event::ChannelKind;
-use confab_core::ports::Workspace;
-use confab_core::protocol::{ErrorCode, MAX_CHANNEL_NAME};
-use serde::Deserialize;
+use confab_core::command::{Command, Outcome};
+use confab_core::ports::{ChannelInfo, PortError, PortErrorKind};
+use confab_core::{AuthError, Claims, ErrorCode};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -31,9 +44,18 @@ impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }
     }
-    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, what, "request failed");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("{what} is unavailable, try again"))
+    /// A failed dependency: logged with its details, answered without them (503 for what may
+    /// pass, 500 for what will not).
+    pub fn internal(what: &str, e: PortError) -> Self {
+        tracing::error!(error = %e, kind = %e.kind(), what, "request failed");
+        match e.kind() {
+            PortErrorKind::Transient => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                format!("{what} is unavailable, try again"),
+            ),
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, format!("{what} failed")),
+        }
     }
     pub fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, message)
@@ -89,7 +111,8 @@ where
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
@@ -106,177 +129,37 @@ pub fn authenticate(st: &AppState, headers: &HeaderMap, query_token: Option<&str
     })
 }
 
-fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = bearer(headers).unwrap_or("");
-    let want = st.cfg.auth.admin_key.as_str();
-    // constant-time compare
-    let same = given.len() == want.len() && given.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "admin key missing or wrong"))
-    }
+/// A query string, or why it could not be read.
+pub(crate) type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+/// The query's value, or a typed `invalid_field` error.
+pub(crate) fn query<T>(q: Q<T>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::bad(e.body_text()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewWorkspace {
-    name: String,
-    /// Messages older than this are dropped from the timeline (0 or absent: kept forever).
-    #[serde(default)]
-    retention_days: Option<u32>,
-    /// The same in seconds (finer grained; wins over `retention_days`).
-    #[serde(default)]
-    retention_secs: Option<u32>,
-    /// Largest upload, in bytes (absent: the configured `files.max_bytes`).
-    #[serde(default)]
-    max_file_bytes: Option<u64>,
-    /// Content types users may upload (`image/*`, `application/pdf`, `*/*`; absent: the
-    /// configured `files.allowed_types`).
-    #[serde(default)]
-    file_types: Option<Vec<String>>,
+/// A path segment as a UUID, or a typed `invalid_field` error naming `what`.
+pub(crate) fn uuid(s: &str, what: &str) -> Result<Uuid, ApiError> {
+    s.parse().map_err(|_| ApiError::bad(format!("{what} must be a UUID")))
 }
 
-pub async fn create_workspace(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Body(b): Body<NewWorkspace>,
-) -> Result<Response, ApiError> {
-    admin(&st, &headers)?;
-    if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(ApiError::bad("name must be 1..=100 bytes"));
-    }
-    let retention_secs =
-        b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32)
-            as i32;
-    let file_types = b.file_types.unwrap_or_default();
-    for t in &file_types {
-        if t != "*/*" && confab_core::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {
-            return Err(ApiError::bad(format!("file_types: `{t}` is not `type/subtype`, `type/*` or `*/*`")));
-        }
-    }
-    let max_file_bytes = b.max_file_bytes.unwrap_or(0).min(i64::MAX as u64) as i64;
-    let w = Workspace { workspace_id: Uuid::new_v4(), name: b.name, retention_secs, max_file_bytes, file_types };
-    st.store.insert_workspace(&w).await.map_err(|e| ApiError::internal("directory", e))?;
-    tracing::info!(workspace_id = %w.workspace_id, "workspace created");
-    let body = json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs, "max_file_bytes": w.max_file_bytes, "file_types": w.file_types});
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+pub(crate) fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ChannelNotFound, "no such channel, or you are not a member")
 }
 
-async fn workspace_exists(st: &AppState, ws: &str) -> Result<Uuid, ApiError> {
-    let ws: Uuid = ws.parse().map_err(|_| ApiError::bad("workspace id must be a UUID"))?;
-    match st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))? {
-        Some(_) => Ok(ws),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such workspace")),
-    }
-}
-
-fn mint(st: &AppState, ws: Uuid, user: Uuid, ttl: i64) -> (String, i64) {
-    let exp = chrono::Utc::now().timestamp() + ttl;
-    (st.signer.mint(&Claims { workspace_id: ws, user_id: user, exp }), exp)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    name: String,
-}
-
-pub async fn create_user(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    Body(b): Body<NewUser>,
-) -> Result<Response, ApiError> {
-    admin(&st, &headers)?;
-    let ws = workspace_exists(&st, &ws).await?;
-    if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(ApiError::bad("name must be 1..=100 bytes"));
-    }
-    let user = Uuid::new_v4();
-    st.store.insert_user(ws, user, &b.name).await.map_err(|e| ApiError::internal("directory", e))?;
-    let (token, exp) = mint(&st, ws, user, st.cfg.auth.token_ttl_secs);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"workspace_id": ws, "user_id": user, "name": b.name, "token": token, "expires_at": exp})),
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    /// Lifetime in seconds (may be negative, to make an already expired token for tests).
-    ttl_secs: Option<i64>,
-}
-
-pub async fn mint_token(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path((ws, user)): Path<(String, String)>,
-    Body(b): Body<NewToken>,
-) -> Result<Response, ApiError> {
-    admin(&st, &headers)?;
-    let ws = workspace_exists(&st, &ws).await?;
-    let user: Uuid = user.parse().map_err(|_| ApiError::bad("user id must be a UUID"))?;
-    if !st.store.user_exists(ws, user).await.map_err(|e| ApiError::internal("directory", e))? {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such user in this workspace"));
-    }
-    let (token, exp) = mint(&st, ws, user, b.ttl_secs.unwrap_or(st.cfg.auth.token_ttl_secs));
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "expires_at": exp}))).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewChannel {
-    name: String,
-    #[serde(default)]
-    is_private: bool,
-    #[serde(default)]
-    members: Vec<Uuid>,
-    /// The member who creates it (default: the first member).
-    creator: Option<Uuid>,
-}
-
-pub async fn create_channel(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    Body(b): Body<NewChannel>,
-) -> Result<Response, ApiError> {
-    admin(&st, &headers)?;
-    let ws = workspace_exists(&st, &ws).await?;
-    if b.name.trim().is_empty() || b.name.chars().count() > MAX_CHANNEL_NAME {
-        return Err(ApiError::bad(format!("name must be 1..={MAX_CHANNEL_NAME} characters")));
-    }
-    let creator =
-        b.creator.or(b.members.first().copied()).ok_or_else(|| ApiError::bad("give `members` or a `creator`"))?;
-    for u in b.members.iter().chain(std::iter::once(&creator)) {
-        if !st.store.user_exists(ws, *u).await.map_err(|e| ApiError::internal("directory", e))? {
-            return Err(ApiError::bad(format!("user {u} is not in this workspace")));
-        }
-    }
-    let cmd = Command {
-        command_id: Uuid::new_v4(),
-        workspace_id: ws,
-        user_id: creator,
-        channel_id: Uuid::new_v4(),
-        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
-        issued_at: chrono::Utc::now().timestamp_millis(),
-        client_msg_id: None,
-        body: CommandBody::CreateChannel {
-            name: b.name.clone(),
-            channel_kind: if b.is_private { ChannelKind::Private } else { ChannelKind::Public },
-            members: b.members,
-        },
-    };
-    match command_outcome(&st, &cmd).await? {
-        Outcome::Done { seq } => Ok((
-            StatusCode::CREATED,
-            Json(json!({"workspace_id": ws, "channel_id": cmd.channel_id, "name": b.name, "is_private": b.is_private, "seq": seq})),
-        )
-            .into_response()),
-        Outcome::Rejected { code, message } => Err(ApiError::new(StatusCode::CONFLICT, code, message)),
-        Outcome::Posted { .. } => Err(ApiError::internal("ingest", "unexpected reply")),
+/// The channel if the caller may read it: a member, or anyone in the workspace for a public
+/// channel. Membership comes from the fanout index (what the gateways deliver by), the channel's
+/// kind from the timeline.
+pub async fn readable(st: &AppState, claims: &Claims, channel_id: Uuid) -> Result<Option<ChannelInfo>, ApiError> {
+    let member = st
+        .fanout
+        .is_member(&claims.workspace_id, &channel_id, &claims.user_id)
+        .await
+        .map_err(|e| ApiError::internal("membership", e))?;
+    let info =
+        st.store.channel(claims.workspace_id, channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
+    match info {
+        Some(c) if member || !c.kind.is_private() => Ok(Some(c)),
+        None if member => Ok(None),
+        _ => Err(not_found()),
     }
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{request::Parts, Method, Version};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use axum::Router;
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 
-use super::{header, json_response, Fault, Faults, Recorder, Server};
+use super::{header, json_response, read_request, Recording, RecordingFake, Server};
 use crate::jwt::{unix_now, verify_es256};
 use crate::keys::{ec_key_to_pem, generate_ec_key};
 use crate::providers::apns::{ApnsConfig, MAX_COLLAPSE_ID, MAX_PAYLOAD};
@@ -67,8 +67,7 @@ struct Service {
     unregistered: Mutex<HashMap<String, u64>>,
     expired_tokens: Mutex<HashSet<String>>,
     seen_tokens: Mutex<HashSet<String>>,
-    faults: Faults,
-    requests: Recorder<ApnsRequest>,
+    recording: Recording<ApnsRequest>,
 }
 
 /// A running fake APNs; stops when dropped.
@@ -93,8 +92,7 @@ impl FakeApns {
             unregistered: Mutex::default(),
             expired_tokens: Mutex::default(),
             seen_tokens: Mutex::default(),
-            faults: Faults::default(),
-            requests: Recorder::new(),
+            recording: Recording::new(),
         });
         let router = Router::new().fallback(handle).with_state(state.clone());
         FakeApns { server: Server::serve(listener, router), url, key, state }
@@ -136,26 +134,18 @@ impl FakeApns {
         self.state.unregistered.lock().expect("lock").insert(token.to_string(), unix_now() * 1000);
     }
 
-    /// The next `times` requests that pass authentication answer `fault` (reason
-    /// defaults to the status's APNs reason).
-    pub fn fail_next(&self, times: usize, fault: Fault) {
-        self.state.faults.push(times, fault);
-    }
-
     /// Every provider token seen so far answers `403 ExpiredProviderToken` from now on.
     pub fn expire_provider_tokens(&self) {
         let seen = self.state.seen_tokens.lock().expect("lock").clone();
         self.state.expired_tokens.lock().expect("lock").extend(seen);
     }
+}
 
-    /// Every request so far.
-    pub fn requests(&self) -> Vec<ApnsRequest> {
-        self.state.requests.all()
-    }
+impl RecordingFake for FakeApns {
+    type Request = ApnsRequest;
 
-    /// Waits for at least `n` requests (or `timeout`) and returns them all.
-    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ApnsRequest> {
-        self.state.requests.wait_for(n, timeout).await
+    fn recording(&self) -> &Recording<ApnsRequest> {
+        &self.state.recording
     }
 }
 
@@ -164,9 +154,7 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let received_at = Instant::now();
-    let (parts, body) = request.into_parts();
-    let body = to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let (received_at, parts, body) = read_request(request, 64 * 1024).await;
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let provider_token = header(&parts.headers, "authorization")
         .and_then(|v| v.strip_prefix("bearer ").or_else(|| v.strip_prefix("Bearer ")).map(str::to_string));
@@ -174,7 +162,7 @@ async fn handle(
 
     let verdict = state.judge(&parts, &device_token, provider_token.as_deref(), &body, &payload);
     let status = verdict.as_ref().map_or_else(|r| r.status, |_| 200);
-    state.requests.record(ApnsRequest {
+    state.recording.record(ApnsRequest {
         device_token,
         version: parts.version,
         provider_token,
@@ -256,7 +244,7 @@ impl Service {
         if self.unregistered.lock().expect("lock").contains_key(device_token) {
             return Err(refuse(410, "Unregistered"));
         }
-        if let Some(fault) = self.faults.next() {
+        if let Some(fault) = self.recording.faults.next() {
             let reason = if fault.reason.is_empty() { default_reason(fault.status) } else { fault.reason };
             return Err(Refusal { status: fault.status, reason, retry_after: fault.retry_after });
         }

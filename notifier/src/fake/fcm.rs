@@ -14,14 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::KeyPair;
-use axum::body::to_bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;
 use axum::response::Response;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{header, json_response, Fault, Faults, Recorder, Server};
+use super::{header, json_response, read_request, Fault, Faults, Recorder, Recording, RecordingFake, Server};
 use crate::jwt::{unix_now, verify_rs256};
 use crate::keys::{generate_rsa_key, rsa_key_to_pem};
 use crate::providers::fcm::FcmConfig;
@@ -64,9 +63,8 @@ struct Service {
     issued: Mutex<HashMap<String, Instant>>,
     minted: AtomicU64,
     unregistered: Mutex<HashSet<String>>,
-    faults: Faults,
+    recording: Recording<FcmRequest>,
     token_faults: Faults,
-    requests: Recorder<FcmRequest>,
     token_requests: Recorder<TokenRequest>,
 }
 
@@ -91,9 +89,8 @@ impl FakeFcm {
             issued: Mutex::default(),
             minted: AtomicU64::new(0),
             unregistered: Mutex::default(),
-            faults: Faults::default(),
+            recording: Recording::new(),
             token_faults: Faults::default(),
-            requests: Recorder::new(),
             token_requests: Recorder::new(),
             url,
         });
@@ -150,12 +147,6 @@ impl FakeFcm {
         self.state.unregistered.lock().expect("lock").insert(token.to_string());
     }
 
-    /// The next `times` authenticated sends answer `fault` (`reason` is the FCM
-    /// `errorCode`; defaults to the status's).
-    pub fn fail_next(&self, times: usize, fault: Fault) {
-        self.state.faults.push(times, fault);
-    }
-
     /// The next `times` token requests answer `fault`.
     pub fn fail_next_token_requests(&self, times: usize, fault: Fault) {
         self.state.token_faults.push(times, fault);
@@ -171,17 +162,16 @@ impl FakeFcm {
         *self.state.access_token_ttl.lock().expect("lock") = ttl;
     }
 
-    pub fn requests(&self) -> Vec<FcmRequest> {
-        self.state.requests.all()
-    }
-
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         self.state.token_requests.all()
     }
+}
 
-    /// Waits for at least `n` send requests (or `timeout`) and returns them all.
-    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<FcmRequest> {
-        self.state.requests.wait_for(n, timeout).await
+impl RecordingFake for FakeFcm {
+    type Request = FcmRequest;
+
+    fn recording(&self) -> &Recording<FcmRequest> {
+        &self.state.recording
     }
 }
 
@@ -190,9 +180,7 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let received_at = Instant::now();
-    let (parts, body) = request.into_parts();
-    let body = to_bytes(body, 1024 * 1024).await.unwrap_or_default();
+    let (received_at, parts, body) = read_request(request, 1024 * 1024).await;
     let path = parts.uri.path().to_string();
     if parts.method != Method::POST {
         return google_error(405, "METHOD_NOT_ALLOWED", "", "Method not allowed.", None);
@@ -287,7 +275,7 @@ impl Service {
         let token = message.get("token").and_then(Value::as_str).map(str::to_string);
         let response = self.judge(project, bearer.as_deref(), &message, token.as_deref());
         let status = response.status().as_u16();
-        self.requests.record(FcmRequest {
+        self.recording.record(FcmRequest {
             project: project.to_string(),
             bearer,
             token,
@@ -331,7 +319,7 @@ impl Service {
         if self.unregistered.lock().expect("lock").contains(token.unwrap_or_default()) {
             return google_error(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.", None);
         }
-        if let Some(fault) = self.faults.next() {
+        if let Some(fault) = self.recording.faults.next() {
             let (status, code) = google_status(fault.status);
             let code = if fault.reason.is_empty() { code } else { fault.reason.as_str() };
             return google_error(fault.status, status, code, "Injected failure.", fault.retry_after);

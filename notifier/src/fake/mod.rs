@@ -71,6 +71,60 @@ impl Faults {
     }
 }
 
+/// What every fake shares: the requests it got and the faults queued for the next ones, with
+/// the same three methods on each (`use confab_notifier::fake::RecordingFake`).
+pub struct Recording<T> {
+    pub(crate) requests: Recorder<T>,
+    pub(crate) faults: Faults,
+}
+
+impl<T: Clone> Recording<T> {
+    pub(crate) fn new() -> Self {
+        Recording { requests: Recorder::new(), faults: Faults::default() }
+    }
+
+    pub(crate) fn record(&self, request: T) {
+        self.requests.record(request);
+    }
+}
+
+pub trait RecordingFake {
+    type Request: Clone + Send;
+
+    fn recording(&self) -> &Recording<Self::Request>;
+
+    /// The next `times` requests that pass authentication answer `fault` (an empty `reason`
+    /// is the status's own provider reason).
+    fn fail_next(&self, times: usize, fault: Fault) {
+        self.recording().faults.push(times, fault);
+    }
+
+    /// Every request so far, in arrival order.
+    fn requests(&self) -> Vec<Self::Request> {
+        self.recording().requests.all()
+    }
+
+    /// Waits for at least `n` requests (or `timeout`) and returns them all.
+    fn wait_for(&self, n: usize, timeout: Duration) -> impl std::future::Future<Output = Vec<Self::Request>> + Send
+    where
+        Self: Sync,
+    {
+        async move { self.recording().requests.wait_for(n, timeout).await }
+    }
+}
+
+/// A request as a fake reads it: when it arrived, its head, and its body (up to `limit`
+/// bytes; a larger or broken body reads as empty, which the fake then refuses).
+pub(crate) async fn read_request(
+    request: axum::extract::Request,
+    limit: usize,
+) -> (std::time::Instant, axum::http::request::Parts, axum::body::Bytes) {
+    let received_at = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, limit).await.unwrap_or_default();
+    (received_at, parts, body)
+}
+
 /// Every request a fake got, in arrival order, and a way to wait for more.
 pub(crate) struct Recorder<T> {
     items: Mutex<Vec<T>>,

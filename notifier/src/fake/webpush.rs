@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{request::Parts, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use p256::SecretKey;
 use rand::RngCore;
 use serde_json::Value;
 
-use super::{header, Fault, Faults, Recorder, Server};
+use super::{header, read_request, Recording, RecordingFake, Server};
 use crate::jwt::{unix_now, verify_es256};
 use crate::keys::{b64url, b64url_decode};
 use crate::providers::ece;
@@ -65,8 +65,7 @@ struct Service {
     subscriptions: Mutex<HashMap<String, Subscription>>,
     seen_tokens: Mutex<HashSet<String>>,
     expired_tokens: Mutex<HashSet<String>>,
-    faults: Faults,
-    requests: Recorder<WebPushRequest>,
+    recording: Recording<WebPushRequest>,
 }
 
 /// A running fake Web Push service; stops when dropped.
@@ -83,8 +82,7 @@ impl FakeWebPush {
             subscriptions: Mutex::default(),
             seen_tokens: Mutex::default(),
             expired_tokens: Mutex::default(),
-            faults: Faults::default(),
-            requests: Recorder::new(),
+            recording: Recording::new(),
         });
         let router = Router::new().fallback(handle).with_state(state.clone());
         FakeWebPush { server: Server::serve(listener, router), state }
@@ -130,24 +128,18 @@ impl FakeWebPush {
         }
     }
 
-    /// The next `times` authenticated pushes answer `fault`.
-    pub fn fail_next(&self, times: usize, fault: Fault) {
-        self.state.faults.push(times, fault);
-    }
-
     /// Every VAPID token seen so far is refused (`401`) from now on.
     pub fn expire_vapid_tokens(&self) {
         let seen = self.state.seen_tokens.lock().expect("lock").clone();
         self.state.expired_tokens.lock().expect("lock").extend(seen);
     }
+}
 
-    pub fn requests(&self) -> Vec<WebPushRequest> {
-        self.state.requests.all()
-    }
+impl RecordingFake for FakeWebPush {
+    type Request = WebPushRequest;
 
-    /// Waits for at least `n` pushes (or `timeout`) and returns them all.
-    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<WebPushRequest> {
-        self.state.requests.wait_for(n, timeout).await
+    fn recording(&self) -> &Recording<WebPushRequest> {
+        &self.state.recording
     }
 }
 
@@ -156,9 +148,7 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let received_at = Instant::now();
-    let (parts, body) = request.into_parts();
-    let body = to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let (received_at, parts, body) = read_request(request, 64 * 1024).await;
     let mut record = WebPushRequest {
         endpoint: format!("{}{}", state.url, parts.uri.path()),
         plaintext: None,
@@ -185,7 +175,7 @@ async fn handle(
             response
         }
     };
-    state.requests.record(record);
+    state.recording.record(record);
     response
 }
 
@@ -232,7 +222,7 @@ impl Service {
         let plaintext = ece::decrypt(body, &subscription.ua_secret, &subscription.auth)
             .map_err(|e| (400, format!("does not decrypt: {e}"), None))?;
         record.plaintext = Some(plaintext);
-        if let Some(fault) = self.faults.next() {
+        if let Some(fault) = self.recording.faults.next() {
             return Err((fault.status, format!("injected {}", fault.reason), fault.retry_after));
         }
         Ok(())

@@ -1,10 +1,10 @@
-use confab_core::event::{Event, Payload};
-use confab_core::ports::{Fanout, FanoutItem};
-use confab_core::protocol::{ServerFrame, ThreadView};
+use confab_core::event::{ChannelKind, Event, Payload};
+use confab_core::ports::{Fanout, FanoutItem, PortError};
+use confab_core::protocol::{MessageView, ServerFrame, ThreadView, MEMBERS_IN_FRAME};
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::{Projection, ProjectorError};
+use crate::Projection;
 
 pub struct FanoutProjection {
     fanout: Arc<dyn Fanout>,
@@ -27,101 +27,138 @@ pub struct Membership {
 
 /// The frame connected members receive for an event, and the membership change it makes.
 pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
-    let (workspace_id, channel_id, seq, user_id) = (e.workspace_id, e.channel_id, e.seq, e.actor_id);
-    let none = Membership::default;
     match &e.payload {
-        Payload::MessagePosted { thread, .. } => {
-            let parent_thread = thread.as_ref().map(|t| ThreadView {
-                reply_count: t.reply_count,
-                reply_users: t.reply_users.clone(),
-                last_reply_at: e.occurred_at,
-            });
-            (ServerFrame::New { message: e.posted_view().expect("a posted message"), parent_thread }, none())
+        Payload::ChannelCreated { name, kind, members } => created_frame(e, name, *kind, members),
+        Payload::MemberJoined { user_id: joined } => {
+            let by = (*joined != e.actor_id).then_some(e.actor_id);
+            let (workspace_id, channel_id, seq) = (e.workspace_id, e.channel_id, e.seq);
+            let frame = ServerFrame::Joined { workspace_id, channel_id, user_id: *joined, seq, by };
+            (frame, Membership { add: vec![*joined], remove: vec![] })
         }
-        Payload::MessageEdited { message_id, text } => (
-            ServerFrame::Edited {
-                workspace_id,
-                channel_id,
-                message_id: *message_id,
-                text: text.clone(),
-                edited_at: e.occurred_at,
-                seq,
-                user_id,
-            },
-            none(),
-        ),
-        Payload::MessageDeleted { message_id, file_ids } => (
-            ServerFrame::Deleted {
-                workspace_id,
-                channel_id,
-                message_id: *message_id,
-                seq,
-                user_id,
-                file_ids: file_ids.clone(),
-            },
-            none(),
-        ),
-        Payload::FileShared { file } => {
-            (ServerFrame::FileShared { workspace_id, channel_id, file: file.clone(), user_id, seq }, none())
+        Payload::MemberLeft { user_id: left } => {
+            let (workspace_id, channel_id, seq) = (e.workspace_id, e.channel_id, e.seq);
+            let frame = ServerFrame::Left { workspace_id, channel_id, user_id: *left, by: e.actor_id, seq };
+            (frame, Membership { add: vec![], remove: vec![*left] })
         }
-        Payload::FileDeleted { file_id } => {
-            (ServerFrame::FileDeleted { workspace_id, channel_id, file_id: *file_id, user_id, seq }, none())
+        _ => (plain_frame(e), Membership::default()),
+    }
+}
+
+/// `channel:created`, listing members only for channels small enough (a 10,000-member channel
+/// must not send 10,000 ids to 10,000 sockets).
+fn created_frame(e: &Event, name: &str, kind: ChannelKind, members: &[Uuid]) -> (ServerFrame, Membership) {
+    let listed = if members.len() <= MEMBERS_IN_FRAME { members.to_vec() } else { vec![] };
+    let frame = ServerFrame::Created {
+        workspace_id: e.workspace_id,
+        channel_id: e.channel_id,
+        name: name.to_string(),
+        is_private: kind.is_private(),
+        kind,
+        members: listed,
+        member_count: members.len(),
+        seq: e.seq,
+    };
+    (frame, Membership { add: members.to_vec(), remove: vec![] })
+}
+
+/// The frame of an event that changes no membership.
+fn plain_frame(e: &Event) -> ServerFrame {
+    let (workspace_id, channel_id, seq, user_id) = (e.workspace_id, e.channel_id, e.seq, e.actor_id);
+    match &e.payload {
+        Payload::MessagePosted { .. } => new_message_frame(e),
+        Payload::MessageEdited { message_id, text } => ServerFrame::Edited {
+            workspace_id,
+            channel_id,
+            message_id: *message_id,
+            text: text.clone(),
+            edited_at: e.occurred_at,
+            seq,
+            user_id,
+        },
+        Payload::MessageDeleted { message_id, file_ids } => {
+            let (message_id, file_ids) = (*message_id, file_ids.clone());
+            ServerFrame::Deleted { workspace_id, channel_id, message_id, seq, user_id, file_ids }
         }
         Payload::ReactionChanged { message_id, emoji, added, users } => {
             let (message_id, emoji, users) = (*message_id, emoji.clone(), users.clone());
-            let frame = if *added {
+            if *added {
                 ServerFrame::ReactionAdded { workspace_id, channel_id, message_id, emoji, user_id, users, seq }
             } else {
                 ServerFrame::ReactionRemoved { workspace_id, channel_id, message_id, emoji, user_id, users, seq }
-            };
-            (frame, none())
+            }
         }
-        Payload::ChannelCreated { name, kind, members } => (
-            ServerFrame::Created {
-                workspace_id,
-                channel_id,
-                name: name.clone(),
-                is_private: kind.is_private(),
-                kind: *kind,
-                members: if members.len() <= confab_core::protocol::MEMBERS_IN_FRAME {
-                    members.clone()
-                } else {
-                    vec![]
-                },
-                member_count: members.len(),
-                seq,
-            },
-            Membership { add: members.clone(), remove: vec![] },
-        ),
-        Payload::MemberJoined { user_id: joined } => (
-            ServerFrame::Joined {
-                workspace_id,
-                channel_id,
-                user_id: *joined,
-                seq,
-                by: (*joined != user_id).then_some(user_id),
-            },
-            Membership { add: vec![*joined], remove: vec![] },
-        ),
-        Payload::MemberLeft { user_id: left } => (
-            ServerFrame::Left { workspace_id, channel_id, user_id: *left, by: user_id, seq },
-            Membership { add: vec![], remove: vec![*left] },
-        ),
+        Payload::MessagePinned { message_id, pinned } => {
+            let (message_id, pinned) = (*message_id, *pinned);
+            ServerFrame::Pinned { workspace_id, channel_id, message_id, pinned, user_id, seq }
+        }
+        Payload::FileShared { file } => {
+            ServerFrame::FileShared { workspace_id, channel_id, file: file.clone(), user_id, seq }
+        }
+        Payload::FileDeleted { file_id } => {
+            ServerFrame::FileDeleted { workspace_id, channel_id, file_id: *file_id, user_id, seq }
+        }
         Payload::ChannelRenamed { name } => {
-            (ServerFrame::Renamed { workspace_id, channel_id, name: name.clone(), user_id, seq }, none())
+            ServerFrame::Renamed { workspace_id, channel_id, name: name.clone(), user_id, seq }
         }
         Payload::ChannelArchived { archived } => {
-            (ServerFrame::Archived { workspace_id, channel_id, archived: *archived, user_id, seq }, none())
+            ServerFrame::Archived { workspace_id, channel_id, archived: *archived, user_id, seq }
         }
-        Payload::MessagePinned { message_id, pinned } => (
-            ServerFrame::Pinned { workspace_id, channel_id, message_id: *message_id, pinned: *pinned, user_id, seq },
-            none(),
-        ),
         // the user's own stream reaches only their connections (the gateways subscribe every
         // connection to its user's stream)
-        Payload::ReadMarked { channel_id: read, seq: read_seq } => {
-            (ServerFrame::Marked { workspace_id, channel_id: *read, seq: *read_seq }, none())
+        Payload::ReadMarked { read_seq } => ServerFrame::Marked { workspace_id, channel_id, seq: *read_seq },
+        Payload::ChannelCreated { .. } | Payload::MemberJoined { .. } | Payload::MemberLeft { .. } => {
+            unreachable!("membership changes have their own frames")
         }
+    }
+}
+
+/// `message:new`: the message as clients first see it, and on a thread reply the parent's
+/// thread after it.
+fn new_message_frame(e: &Event) -> ServerFrame {
+    let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, thread, attachments } =
+        &e.payload
+    else {
+        unreachable!("called for posted messages")
+    };
+    let parent_thread = thread.as_ref().map(|t| ThreadView {
+        reply_count: t.reply_count,
+        reply_users: t.reply_users.clone(),
+        last_reply_at: e.occurred_at,
+    });
+    let message = MessageView {
+        workspace_id: e.workspace_id,
+        channel_id: e.channel_id,
+        message_id: *message_id,
+        seq: e.seq,
+        user_id: e.actor_id,
+        text: text.clone(),
+        ts: e.occurred_at,
+        client_msg_id: Some(client_msg_id.clone()),
+        thread_ts: *thread_ts,
+        also_in_channel: *also_in_channel,
+        thread: None,
+        pinned: false,
+        edited_at: None,
+        deleted: false,
+        reactions: Default::default(),
+        attachments: attachments.clone(),
+    };
+    ServerFrame::New { message, parent_thread }
+}
+
+/// The fanout entry of an event: on its stream's topic (a channel, or the reader's own stream
+/// for a read marker), with the frame serialized once for every gateway.
+fn item_for(e: &Event) -> FanoutItem {
+    let (frame, membership) = frame_for(e);
+    FanoutItem {
+        workspace_id: e.workspace_id,
+        topic_id: e.stream_id(),
+        seq: e.seq,
+        frame_type: frame.type_name().to_string(),
+        frame_json: serde_json::to_string(&frame).expect("frame serializes"),
+        add_members: membership.add,
+        remove_members: membership.remove,
+        ts: e.occurred_at,
     }
 }
 
@@ -130,26 +167,36 @@ impl Projection for FanoutProjection {
         "fanout"
     }
 
-    async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
-        let items: Vec<FanoutItem> = events
-            .iter()
-            .map(|e| {
-                let (frame, membership) = frame_for(e);
-                FanoutItem {
-                    workspace_id: e.workspace_id,
-                    channel_id: e.channel_id,
-                    seq: e.seq,
-                    frame_json: serde_json::to_string(&frame).expect("frame serializes"),
-                    add_members: membership.add,
-                    remove_members: membership.remove,
-                    ts: e.occurred_at,
-                }
-            })
-            .collect();
-        Ok(self.fanout.publish(&items).await.map(|_| ())?)
+    async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
+        let items: Vec<FanoutItem> = events.iter().map(item_for).collect();
+        self.fanout.publish(&items).await.map(|_| ())
     }
 
-    async fn check(&self) -> Result<(), ProjectorError> {
-        Ok(self.fanout.ping().await?)
+    async fn check(&self) -> Result<(), PortError> {
+        self.fanout.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_marker_goes_to_the_readers_own_topic_and_names_the_channel_read() {
+        let (ws, ch, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let e = Event {
+            event_id: Uuid::new_v4(),
+            workspace_id: ws,
+            channel_id: ch,
+            actor_id: alice,
+            occurred_at: 1,
+            seq: 9,
+            schema_version: confab_core::avro::SCHEMA_VERSION,
+            payload: Payload::ReadMarked { read_seq: 4 },
+        };
+        let item = item_for(&e);
+        assert_eq!((item.topic_id, item.seq, item.frame_type.as_str()), (alice, 9, "channel:marked"));
+        let frame: ServerFrame = serde_json::from_str(&item.frame_json).unwrap();
+        assert_eq!(frame, ServerFrame::Marked { workspace_id: ws, channel_id: ch, seq: 4 });
     }
 }

@@ -1,13 +1,13 @@
 use confab_core::event::{Event, Payload};
-use confab_core::ids::timeuuid_millis;
 use confab_core::ports::Store;
-use confab_core::search::{SearchDoc, SearchIndex};
+use confab_core::ports::{file_name_terms, PortError, SearchDoc, SearchIndex};
+use confab_core::timeuuid_millis;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectorError};
+use crate::Projection;
 
 /// How often workspaces with a retention have their expired documents purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ fn doc(e: &Event) -> Option<SearchDoc> {
         has_link: has_link(text),
         has_file: !attachments.is_empty(),
         reactions_count: 0,
-        file_names: attachments.iter().map(|a| confab_core::search::file_name_terms(&a.name)).collect(),
+        file_names: attachments.iter().map(|a| file_name_terms(&a.name)).collect(),
     })
 }
 
@@ -47,7 +47,7 @@ impl SearchProjection {
         Self { index, store, retention: Mutex::new(HashMap::new()), last_purge: Mutex::new(Instant::now()) }
     }
 
-    async fn note_workspace(&self, ws: Uuid) -> Result<(), ProjectorError> {
+    async fn note_workspace(&self, ws: Uuid) -> Result<(), PortError> {
         if self.retention.lock().expect("retention lock").contains_key(&ws) {
             return Ok(());
         }
@@ -57,7 +57,7 @@ impl SearchProjection {
     }
 
     /// Drops documents past their workspace's retention, at most every [`PURGE_EVERY`].
-    async fn purge_if_due(&self) -> Result<(), ProjectorError> {
+    async fn purge_if_due(&self) -> Result<(), PortError> {
         {
             let mut last = self.last_purge.lock().expect("purge lock");
             if last.elapsed() < PURGE_EVERY {
@@ -83,7 +83,7 @@ impl SearchProjection {
         Ok(())
     }
 
-    async fn write_docs(&self, docs: &mut Vec<SearchDoc>) -> Result<(), ProjectorError> {
+    async fn write_docs(&self, docs: &mut Vec<SearchDoc>) -> Result<(), PortError> {
         if !docs.is_empty() {
             self.index.upsert(docs).await?;
             docs.clear();
@@ -97,7 +97,7 @@ impl Projection for SearchProjection {
         "search"
     }
 
-    async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
+    async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
         // posts go in one bulk write; an edit or delete first flushes the posts before it,
         // so each document sees its changes in log order
         let mut docs = Vec::new();
@@ -137,11 +137,11 @@ impl Projection for SearchProjection {
         self.purge_if_due().await
     }
 
-    async fn flush(&self) -> Result<(), ProjectorError> {
+    async fn flush(&self) -> Result<(), PortError> {
         Ok(self.index.flush().await?)
     }
 
-    async fn check(&self) -> Result<(), ProjectorError> {
+    async fn check(&self) -> Result<(), PortError> {
         Ok(self.index.ping().await?)
     }
 }

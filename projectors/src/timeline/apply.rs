@@ -1,14 +1,14 @@
-use confab_core::blobs::BlobStore;
 use confab_core::event::{Event, Payload};
 use confab_core::files::{object_key, FileRecord};
-use confab_core::ports::{ChannelChange, ChannelInfo, MessageUpdate, Store};
-use confab_core::protocol::ThreadView;
+use confab_core::ports::{
+    BlobStore, ChannelChange, ChannelInfo, MessageUpdate, PortError, Store, StoredMessage, ThreadSummary,
+};
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectorError};
+use crate::Projection;
 
 const CONCURRENCY: usize = 64;
 
@@ -16,7 +16,7 @@ pub struct TimelineProjection {
     store: Arc<dyn Store>,
     retention: Mutex<HashMap<Uuid, i32>>,
     /// Where deleted files' bytes are removed from (none: only their records are marked).
-    blobs: Option<Arc<BlobStore>>,
+    blobs: Option<Arc<dyn BlobStore>>,
 }
 
 impl TimelineProjection {
@@ -25,21 +25,21 @@ impl TimelineProjection {
     }
 
     /// Also deletes the bytes of deleted files from `blobs`.
-    pub fn with_blobs(mut self, blobs: Arc<BlobStore>) -> Self {
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
         self.blobs = Some(blobs);
         self
     }
 
     /// Revokes a file: its record is marked deleted (no more links), then its bytes go.
-    async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> Result<(), ProjectorError> {
+    async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> Result<(), PortError> {
         self.store.delete_file(ws, file_id).await?;
         if let Some(b) = &self.blobs {
-            b.delete(&object_key(&ws, &file_id)).await.map_err(|e| ProjectorError::Blob(e.to_string()))?;
+            b.delete(&object_key(&ws, &file_id)).await?;
         }
         Ok(())
     }
 
-    async fn ttl(&self, ws: Uuid) -> Result<i32, ProjectorError> {
+    async fn ttl(&self, ws: Uuid) -> Result<i32, PortError> {
         if let Some(t) = self.retention.lock().expect("retention lock").get(&ws) {
             return Ok(*t);
         }
@@ -48,20 +48,20 @@ impl TimelineProjection {
         Ok(t)
     }
 
-    async fn apply_one(&self, e: &Event) -> Result<(), ProjectorError> {
+    async fn apply_one(&self, e: &Event) -> Result<(), PortError> {
         let (ws, ch) = (e.workspace_id, e.channel_id);
         let update = |id: Uuid, u: MessageUpdate| async move {
             let ttl = self.ttl(ws).await?;
-            Ok::<_, ProjectorError>(self.store.update_message(ws, ch, id, &u, ttl).await?)
+            Ok::<_, PortError>(self.store.update_message(ws, ch, id, &u, ttl).await?)
         };
         let channel =
-            |c: ChannelChange| async move { Ok::<_, ProjectorError>(self.store.change_channel(ws, ch, &c).await?) };
+            |c: ChannelChange| async move { Ok::<_, PortError>(self.store.change_channel(ws, ch, &c).await?) };
         match &e.payload {
             Payload::MessagePosted { thread_ts, thread, .. } => {
                 let ttl = self.ttl(ws).await?;
-                self.store.insert_message(&e.posted_view().expect("a posted message"), ttl).await?;
+                self.store.insert_message(&row_of(e).expect("a posted message"), ttl).await?;
                 if let (Some(parent), Some(t)) = (thread_ts, thread) {
-                    let view = ThreadView {
+                    let view = ThreadSummary {
                         reply_count: t.reply_count,
                         reply_users: t.reply_users.clone(),
                         last_reply_at: e.occurred_at,
@@ -115,12 +115,36 @@ impl TimelineProjection {
             Payload::MemberLeft { user_id } => channel(ChannelChange::Left(*user_id)).await,
             Payload::ChannelRenamed { name } => channel(ChannelChange::Renamed(name.clone())).await,
             Payload::ChannelArchived { archived } => channel(ChannelChange::Archived(*archived)).await,
-            // the user's own stream: channel_id is the user
-            Payload::ReadMarked { channel_id, seq } => {
-                Ok(self.store.set_read_marker(ws, e.actor_id, *channel_id, *seq).await?)
-            }
+            Payload::ReadMarked { read_seq } => Ok(self.store.set_read_marker(ws, e.actor_id, ch, *read_seq).await?),
         }
     }
+}
+
+/// The row of a posted message, as first written (later events update it).
+fn row_of(e: &Event) -> Option<StoredMessage> {
+    let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, attachments, .. } =
+        &e.payload
+    else {
+        return None;
+    };
+    Some(StoredMessage {
+        workspace_id: e.workspace_id,
+        channel_id: e.channel_id,
+        message_id: *message_id,
+        seq: e.seq,
+        user_id: e.actor_id,
+        text: text.clone(),
+        ts: e.occurred_at,
+        client_msg_id: Some(client_msg_id.clone()),
+        thread_ts: *thread_ts,
+        also_in_channel: *also_in_channel,
+        thread: None,
+        pinned: false,
+        edited_at: None,
+        deleted: false,
+        reactions: Default::default(),
+        attachments: attachments.clone(),
+    })
 }
 
 /// Top-level posts are independent upserts and may be written concurrently with their
@@ -134,7 +158,7 @@ impl Projection for TimelineProjection {
         "timeline"
     }
 
-    async fn apply(&self, events: &[Event]) -> Result<(), ProjectorError> {
+    async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
         // new messages are independent upserts and may be written concurrently; changes to a
         // message must land after its insert and in order, so they wait for the posts before
         // them and go one at a time
@@ -157,12 +181,12 @@ impl Projection for TimelineProjection {
         }
         stream::iter(last.into_iter().map(Ok))
             .try_for_each_concurrent(CONCURRENCY, |((ws, ch), seq)| async move {
-                Ok::<_, ProjectorError>(self.store.change_channel(ws, ch, &ChannelChange::LastSeq(seq)).await?)
+                Ok::<_, PortError>(self.store.change_channel(ws, ch, &ChannelChange::LastSeq(seq)).await?)
             })
             .await
     }
 
-    async fn check(&self) -> Result<(), ProjectorError> {
+    async fn check(&self) -> Result<(), PortError> {
         Ok(self.store.workspace(Uuid::nil()).await.map(|_| ())?)
     }
 }

@@ -1,0 +1,132 @@
+//! The real-time fanout port: per-workspace streams of frames that every gateway reads, and the
+//! membership index. Redis streams (`confab-distributed`) and in-process streams
+//! (`confab-embedded`) implement it.
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::PortResult;
+
+/// One entry to publish: a pre-serialized server frame for `topic_id` at `seq`, plus users that
+/// became members with it.
+///
+/// A topic is what sockets subscribe to: a channel (its id), a user's own stream (the user's
+/// id: read markers from their other devices) or the workspace (its id: presence). `seq` is the
+/// topic's own gap-free sequence (0 for entries that are not events).
+#[derive(Debug, Clone)]
+pub struct FanoutItem {
+    pub workspace_id: Uuid,
+    pub topic_id: Uuid,
+    pub seq: i64,
+    /// The frame's `type` (`message:new`, ...), so readers need not parse the frame.
+    pub frame_type: String,
+    pub frame_json: String,
+    pub add_members: Vec<Uuid>,
+    /// Users who stop being members with it (after receiving this frame).
+    pub remove_members: Vec<Uuid>,
+    /// Unix milliseconds the event occurred (for the delivery-latency histogram).
+    pub ts: i64,
+}
+
+/// One entry read back by a gateway.
+#[derive(Debug, Clone)]
+pub struct FanoutEntry {
+    pub workspace_id: Uuid,
+    /// The entry's position in its workspace's stream (read on after it).
+    pub position: String,
+    pub topic_id: Uuid,
+    pub seq: i64,
+    /// The frame's `type`; empty for entries written before it was recorded.
+    pub frame_type: String,
+    pub frame_json: String,
+    pub add_members: Vec<Uuid>,
+    pub remove_members: Vec<Uuid>,
+    pub ts: i64,
+    /// Ephemeral entries (typing) are not events: no seq, never in the log, and never delivered
+    /// to this user's own connections.
+    pub ephemeral_from: Option<Uuid>,
+}
+
+/// Real-time fanout: per-workspace streams of frames, and the membership index.
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    /// Publishes items; an item whose `(topic, seq)` was already published is skipped.
+    /// Returns how many were new.
+    async fn publish(&self, items: &[FanoutItem]) -> PortResult<usize>;
+    async fn user_channels(&self, ws: &Uuid, user: &Uuid) -> PortResult<Vec<Uuid>>;
+    async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> PortResult<bool>;
+    /// Publishes an ephemeral frame (typing) from `from` to the channel's other connected
+    /// members; it never enters the log and is not deduplicated.
+    async fn publish_ephemeral(
+        &self,
+        ws: &Uuid,
+        ch: &Uuid,
+        from: &Uuid,
+        frame_type: &str,
+        frame_json: &str,
+    ) -> PortResult<()>;
+    /// Entries of the given topics after the given seqs, oldest first (for a resume), and
+    /// `(topic, from_seq, to_seq)` for missed events the stream no longer holds.
+    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog>;
+    /// The position of the newest entry of a workspace's stream (`0-0` when empty).
+    async fn last_id(&self, ws: &Uuid) -> PortResult<String>;
+    async fn ping(&self) -> PortResult<()>;
+    /// A reader for a gateway (it may hold a connection of its own).
+    async fn reader(&self) -> PortResult<Box<dyn FanoutStream>>;
+}
+
+/// What a resume replays.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    pub entries: Vec<FanoutEntry>,
+    pub gaps: Vec<(Uuid, i64, i64)>,
+}
+
+impl Backlog {
+    /// Builds a backlog from entries scanned newest first (`newest_first`) and each channel's
+    /// current seq: keeps the channels' entries after their positions, in stream order, and
+    /// reports what is missing at the old end as gaps.
+    pub fn from_scan(after: &[(Uuid, i64)], now: &HashMap<Uuid, i64>, newest_first: Vec<FanoutEntry>) -> Backlog {
+        let from: HashMap<Uuid, i64> = after.iter().copied().collect();
+        let mut lowest: HashMap<Uuid, i64> = HashMap::new();
+        let mut entries = Vec::new();
+        for e in newest_first {
+            if e.ephemeral_from.is_some() {
+                continue;
+            }
+            if let Some(last) = from.get(&e.topic_id) {
+                if e.seq > *last {
+                    lowest.insert(e.topic_id, e.seq);
+                    entries.push(e);
+                }
+            }
+        }
+        entries.reverse();
+        let mut gaps = Vec::new();
+        for (ch, last) in after {
+            let now = now.get(ch).copied().unwrap_or(0);
+            if now <= *last {
+                continue;
+            }
+            let first_held = lowest.get(ch).copied().unwrap_or(now + 1);
+            if first_held > last + 1 {
+                gaps.push((*ch, last + 1, first_held - 1));
+            }
+        }
+        Backlog { entries, gaps }
+    }
+
+    /// Whether a scan newest first can stop: every channel has reached its position.
+    pub fn covered(after: &[(Uuid, i64)], now: &HashMap<Uuid, i64>, lowest_seen: &HashMap<Uuid, i64>) -> bool {
+        after.iter().all(|(ch, last)| {
+            now.get(ch).copied().unwrap_or(0) <= *last || lowest_seen.get(ch).is_some_and(|s| *s <= last + 1)
+        })
+    }
+}
+
+#[async_trait]
+pub trait FanoutStream: Send {
+    /// Entries after the given positions, per workspace, waiting up to `block_ms` for the first.
+    async fn read(&mut self, from: &[(Uuid, String)], block_ms: usize, count: usize) -> PortResult<Vec<FanoutEntry>>;
+}

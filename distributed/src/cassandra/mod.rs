@@ -1,0 +1,13 @@
+//! The Cassandra adapter: the [`Store`](confab_core::ports::Store) port (the timeline and the
+//! directory) with the design seed's table shape. Every key starts with `workspace_id`.
+//!
+//! - `schema`: the tables `confab setup` creates, and connecting; `store`: the port;
+//!   `rows`: rows to port types; `error`: what a driver error means.
+
+mod error;
+mod rows;
+mod schema;
+mod store;
+
+pub use schema::{connect, migrate, schema};
+pub use store::CassandraStore;

@@ -1,0 +1,94 @@
+//! The schema `confab setup` creates (the design seed's message table, plus the directory,
+//! channels, threads, pins, files and read markers), and connecting to the cluster.
+
+use confab_core::ports::PortResult;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+use super::error::CqlResultExt;
+
+/// The schema, created by `confab setup`. `{ks}` is the keyspace.
+pub fn schema(ks: &str, rf: u32) -> Vec<String> {
+    vec![
+        format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.messages (
+                workspace_id uuid, channel_id uuid, message_id timeuuid, seq bigint, user_id uuid, text text,
+                thread_ts timeuuid, edited_at timestamp, deleted boolean,
+                reactions map<text, frozen<set<uuid>>>, attachments list<frozen<map<text, text>>>,
+                client_msg_id text, also_in_channel boolean, pinned boolean,
+                reply_count int, reply_users list<uuid>, last_reply_at timestamp,
+                PRIMARY KEY ((workspace_id, channel_id), message_id)
+            ) WITH CLUSTERING ORDER BY (message_id DESC)
+              AND default_time_to_live = 0
+              AND compaction = {{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.workspaces (workspace_id uuid PRIMARY KEY, name text, retention_secs int, created_at timestamp,
+                max_file_bytes bigint, file_types list<text>)"
+        ),
+        format!("CREATE TABLE IF NOT EXISTS {ks}.users (workspace_id uuid, user_id uuid, name text, created_at timestamp, PRIMARY KEY (workspace_id, user_id))"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.channels (workspace_id uuid, channel_id uuid, name text, is_private boolean, kind text,
+                archived boolean, created_by uuid, created_at timestamp, members set<uuid>, last_seq bigint, PRIMARY KEY (workspace_id, channel_id))"
+        ),
+        // the seed's LOAD_THREAD_REPLIES, as an index table: a thread is one partition in order
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.thread_replies (workspace_id uuid, channel_id uuid, thread_ts timeuuid, message_id timeuuid,
+                PRIMARY KEY ((workspace_id, channel_id, thread_ts), message_id)) WITH CLUSTERING ORDER BY (message_id ASC)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.pins (workspace_id uuid, channel_id uuid, message_id timeuuid,
+                PRIMARY KEY ((workspace_id, channel_id), message_id)) WITH CLUSTERING ORDER BY (message_id DESC)"
+        ),
+        // shared files' metadata (the bytes are in the object store), one partition per file
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.files (workspace_id uuid, file_id uuid, channel_id uuid, uploader uuid, name text, size bigint,
+                content_type text, created_at timestamp, deleted boolean, PRIMARY KEY ((workspace_id, file_id)))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.read_markers (workspace_id uuid, user_id uuid, channel_id uuid, seq bigint,
+                PRIMARY KEY ((workspace_id, user_id), channel_id))"
+        ),
+    ]
+}
+
+/// Columns added after the first release, for keyspaces created before them (errors for
+/// columns that already exist are expected and ignored).
+fn additions(ks: &str) -> Vec<String> {
+    [
+        "messages ADD also_in_channel boolean",
+        "messages ADD pinned boolean",
+        "messages ADD reply_count int",
+        "messages ADD reply_users list<uuid>",
+        "messages ADD last_reply_at timestamp",
+        "channels ADD kind text",
+        "channels ADD archived boolean",
+        "channels ADD created_by uuid",
+        "channels ADD members set<uuid>",
+        "channels ADD last_seq bigint",
+        "workspaces ADD max_file_bytes bigint",
+        "workspaces ADD file_types list<text>",
+    ]
+    .iter()
+    .map(|a| format!("ALTER TABLE {ks}.{a}"))
+    .collect()
+}
+
+pub async fn connect(nodes: &[String]) -> PortResult<Session> {
+    SessionBuilder::new().known_nodes(nodes).build().await.or_port("connecting")
+}
+
+/// Creates the keyspace and tables (idempotent; run once per deployment by `confab setup`).
+pub async fn migrate(session: &Session, ks: &str, rf: u32) -> PortResult<()> {
+    for stmt in schema(ks, rf) {
+        session.query_unpaged(stmt, &[]).await.or_port("creating the schema")?;
+    }
+    for stmt in additions(ks) {
+        if let Err(e) = session.query_unpaged(stmt, &[]).await {
+            tracing::debug!(error = %e, "schema addition skipped");
+        }
+    }
+    session.await_schema_agreement().await.or_port("waiting for schema agreement")?;
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! The distributed adapters: every port of `confab_core::ports` on real servers, for the
+//! separate processes and for `confab serve` in distributed mode. Nothing here is compiled
+//! into the embedded mode's crates.
+//!
+//! | module | server | ports |
+//! | --- | --- | --- |
+//! | [`kafka`] | Kafka (topics `<ns>.commands`, `<ns>.events`, `<ns>.replies`) | `CommandSink`, `ReplySource`, `SequencerLog`, `EventSource` |
+//! | [`cassandra`] | Cassandra (the seed's tables) | `Store` |
+//! | [`redis`] | Redis (streams, sets, Lua) | `Fanout`, `Presence`, `NotifyStore` |
+//! | [`registry`] | a Confluent-compatible schema registry | `SchemaSource` |
+//! | [`s3`] | an S3-compatible bucket | `BlobStore` |
+//!
+//! The search adapters (OpenSearch and tantivy) live in `confab-search`, which has one
+//! conformance suite for both. Each adapter classifies its client's errors into
+//! `PortErrorKind`s in its own `error` module, so callers can tell retry from stop.
+//!
+//! May import: `confab-core` and the server clients. Imported by: the `confab` binary and tests.
+
+pub mod cassandra;
+pub mod kafka;
+pub mod redis;
+pub mod registry;
+pub mod s3;
+
+pub use cassandra::CassandraStore;
+pub use kafka::{KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
+pub use redis::{RedisFanout, RedisNotify, RedisPresence};
+pub use registry::HttpSchemaSource;
+pub use s3::{S3Blobs, S3Settings};

@@ -1,0 +1,16 @@
+//! The Redis adapters. Every key of a workspace shares the hash tag `{<workspace_id>}`, so a
+//! workspace lives in one cluster slot.
+//!
+//! - [`RedisFanout`]: the fanout port (a stream per workspace, the membership index, and an
+//!   idempotent publish script); [`FanoutReader`] is a gateway's blocking reader.
+//! - [`RedisPresence`]: the presence port (Lua scripts over sorted sets and hashes).
+//! - [`RedisNotify`]: the notifier's devices, preferences and outbox.
+
+mod error;
+mod fanout;
+mod notify;
+mod presence;
+
+pub use fanout::{FanoutReader, RedisFanout};
+pub use notify::RedisNotify;
+pub use presence::RedisPresence;

@@ -1,0 +1,206 @@
+//! The admin API (bearer `auth.admin_key`) that bootstraps workspaces, users, tokens and
+//! channels; `confab admin` wraps it. It is its own router, so it can be served on a listener
+//! of its own.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
+use confab_core::event::ChannelKind;
+use confab_core::ports::{PortError, Workspace};
+use confab_core::protocol::MAX_CHANNEL_NAME;
+use confab_core::{Claims, ErrorCode};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::http::{bearer, command_outcome, ApiError, Body};
+use crate::state::AppState;
+
+/// The admin key, compared in constant time.
+fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = bearer(headers).unwrap_or("");
+    let want = st.cfg.auth.admin_key.as_str();
+    let same = given.len() == want.len() && given.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "admin key missing or wrong"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkspace {
+    name: String,
+    /// Messages older than this are dropped from the timeline (0 or absent: kept forever).
+    #[serde(default)]
+    retention_days: Option<u32>,
+    /// The same in seconds (finer grained; wins over `retention_days`).
+    #[serde(default)]
+    retention_secs: Option<u32>,
+    /// Largest upload, in bytes (absent: the configured `files.max_bytes`).
+    #[serde(default)]
+    max_file_bytes: Option<u64>,
+    /// Content types users may upload (`image/*`, `application/pdf`, `*/*`; absent: the
+    /// configured `files.allowed_types`).
+    #[serde(default)]
+    file_types: Option<Vec<String>>,
+}
+
+pub async fn create_workspace(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Body(b): Body<NewWorkspace>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(ApiError::bad("name must be 1..=100 bytes"));
+    }
+    let retention_secs =
+        b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32)
+            as i32;
+    let file_types = b.file_types.unwrap_or_default();
+    for t in &file_types {
+        if t != "*/*" && confab_core::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {
+            return Err(ApiError::bad(format!("file_types: `{t}` is not `type/subtype`, `type/*` or `*/*`")));
+        }
+    }
+    let max_file_bytes = b.max_file_bytes.unwrap_or(0).min(i64::MAX as u64) as i64;
+    let w = Workspace { workspace_id: Uuid::new_v4(), name: b.name, retention_secs, max_file_bytes, file_types };
+    st.store.insert_workspace(&w).await.map_err(|e| ApiError::internal("directory", e))?;
+    tracing::info!(workspace_id = %w.workspace_id, "workspace created");
+    let body = json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs, "max_file_bytes": w.max_file_bytes, "file_types": w.file_types});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn workspace_exists(st: &AppState, ws: &str) -> Result<Uuid, ApiError> {
+    let ws: Uuid = ws.parse().map_err(|_| ApiError::bad("workspace id must be a UUID"))?;
+    match st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))? {
+        Some(_) => Ok(ws),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such workspace")),
+    }
+}
+
+fn mint(st: &AppState, ws: Uuid, user: Uuid, ttl: i64) -> (String, i64) {
+    let exp = chrono::Utc::now().timestamp() + ttl;
+    (st.signer.mint(&Claims { workspace_id: ws, user_id: user, exp }), exp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    name: String,
+}
+
+pub async fn create_user(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Body(b): Body<NewUser>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(ApiError::bad("name must be 1..=100 bytes"));
+    }
+    let user = Uuid::new_v4();
+    st.store.insert_user(ws, user, &b.name).await.map_err(|e| ApiError::internal("directory", e))?;
+    let (token, exp) = mint(&st, ws, user, st.cfg.auth.token_ttl_secs);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"workspace_id": ws, "user_id": user, "name": b.name, "token": token, "expires_at": exp})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// Lifetime in seconds (may be negative, to make an already expired token for tests).
+    ttl_secs: Option<i64>,
+}
+
+pub async fn mint_token(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((ws, user)): Path<(String, String)>,
+    Body(b): Body<NewToken>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    let user: Uuid = user.parse().map_err(|_| ApiError::bad("user id must be a UUID"))?;
+    if !st.store.user_exists(ws, user).await.map_err(|e| ApiError::internal("directory", e))? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such user in this workspace"));
+    }
+    let (token, exp) = mint(&st, ws, user, b.ttl_secs.unwrap_or(st.cfg.auth.token_ttl_secs));
+    Ok((StatusCode::CREATED, Json(json!({"token": token, "expires_at": exp}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    name: String,
+    #[serde(default)]
+    is_private: bool,
+    #[serde(default)]
+    members: Vec<Uuid>,
+    /// The member who creates it (default: the first member).
+    creator: Option<Uuid>,
+}
+
+pub async fn create_channel(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Body(b): Body<NewChannel>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    if b.name.trim().is_empty() || b.name.chars().count() > MAX_CHANNEL_NAME {
+        return Err(ApiError::bad(format!("name must be 1..={MAX_CHANNEL_NAME} characters")));
+    }
+    let creator =
+        b.creator.or(b.members.first().copied()).ok_or_else(|| ApiError::bad("give `members` or a `creator`"))?;
+    for u in b.members.iter().chain(std::iter::once(&creator)) {
+        if !st.store.user_exists(ws, *u).await.map_err(|e| ApiError::internal("directory", e))? {
+            return Err(ApiError::bad(format!("user {u} is not in this workspace")));
+        }
+    }
+    let cmd = Command {
+        command_id: Uuid::new_v4(),
+        workspace_id: ws,
+        user_id: creator,
+        channel_id: Uuid::new_v4(),
+        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        client_msg_id: None,
+        body: CommandBody::CreateChannel {
+            name: b.name.clone(),
+            channel_kind: if b.is_private { ChannelKind::Private } else { ChannelKind::Public },
+            members: b.members,
+        },
+    };
+    match command_outcome(&st, &cmd).await? {
+        Outcome::Done { seq } => Ok((
+            StatusCode::CREATED,
+            Json(json!({"workspace_id": ws, "channel_id": cmd.channel_id, "name": b.name, "is_private": b.is_private, "seq": seq})),
+        )
+            .into_response()),
+        Outcome::Rejected { code, message } => Err(ApiError::new(StatusCode::CONFLICT, code, message)),
+        Outcome::Posted { .. } => Err(ApiError::internal("ingest", PortError::invalid("a message reply to a channel"))),
+    }
+}
+
+/// The admin API's routes.
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/admin/workspaces", post(create_workspace))
+        .route("/admin/workspaces/{ws}/users", post(create_user))
+        .route("/admin/workspaces/{ws}/users/{user}/tokens", post(mint_token))
+        .route("/admin/workspaces/{ws}/channels", post(create_channel))
+        .with_state(state)
+}

@@ -1,0 +1,38 @@
+//! Every route of a gateway: the user-facing ones (WebSocket, the HTTP API, the embedded
+//! mode's `/blobs/`, the web client) and, separately, the admin API.
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use std::sync::Arc;
+
+use crate::http::{channels, devices, files, history, presence, search};
+use crate::state::AppState;
+
+/// The user-facing routes.
+pub fn public(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ws", get(crate::ws::upgrade))
+        .route("/api/me", get(channels::me))
+        .route("/api/channels", get(channels::channels))
+        .route("/api/channels/{channel_id}", get(channels::channel))
+        .route("/api/channels/{channel_id}/messages", get(history::history))
+        .route("/api/channels/{channel_id}/messages/{message_id}/replies", get(history::replies))
+        .route("/api/channels/{channel_id}/pins", get(history::pins))
+        .route("/api/search", get(search::search))
+        .route("/api/presence", get(presence::lookup))
+        .route("/api/devices", get(devices::list).post(devices::register))
+        .route("/api/devices/{device_id}", delete(devices::remove))
+        .route("/api/notifications", get(devices::prefs).put(devices::set_prefs))
+        .route("/api/users", get(channels::users))
+        .route("/api/files", post(files::create))
+        .route("/api/files/{file_id}", get(files::get).delete(files::delete))
+        .route("/api/files/{file_id}/complete", post(files::complete))
+        .route("/blobs/{ws}/{file}", get(files::blob_get).put(files::blob_put))
+        .fallback(crate::web::fallback)
+        .with_state(state)
+}
+
+/// The admin API's routes (bearer `auth.admin_key`).
+pub fn admin(state: Arc<AppState>) -> Router {
+    crate::admin::router(state)
+}

@@ -1,0 +1,105 @@
+//! What every handler and task of a gateway shares: its configuration, its ports, the local
+//! connections (the hub), pending admin answers, metrics and health.
+
+use confab_core::command::{Command, Reply};
+use confab_core::config::Config;
+use confab_core::ports::{
+    BlobStore, CommandSink, Fanout, NotifyStore, PortError, Presence, ReplySource, SearchIndex, Store,
+};
+use confab_core::presence::PresenceStatus;
+use confab_core::telemetry::Health;
+use confab_core::{Shutdown, TokenSigner};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{oneshot, Semaphore};
+use uuid::Uuid;
+
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// What a gateway needs from the outside world.
+pub struct GatewayPorts {
+    pub commands: Arc<dyn CommandSink>,
+    pub replies: Box<dyn ReplySource>,
+    pub store: Arc<dyn Store>,
+    pub fanout: Arc<dyn Fanout>,
+    pub search: Arc<dyn SearchIndex>,
+    pub presence: Arc<dyn Presence>,
+    pub notify: Arc<dyn NotifyStore>,
+    /// Shared files' bytes (none: file sharing is off).
+    pub blobs: Option<Arc<dyn BlobStore>>,
+}
+
+pub struct AppState {
+    pub cfg: Config,
+    pub gateway_id: String,
+    pub signer: TokenSigner,
+    pub commands: Arc<dyn CommandSink>,
+    pub store: Arc<dyn Store>,
+    pub fanout: Arc<dyn Fanout>,
+    pub search: Arc<dyn SearchIndex>,
+    pub presence: Arc<dyn Presence>,
+    pub notify: Arc<dyn NotifyStore>,
+    pub blobs: Option<Arc<dyn BlobStore>>,
+    /// Presence transitions, to the batcher (`presence::batcher`).
+    pub presence_changes: tokio::sync::mpsc::UnboundedSender<(Uuid, Uuid, PresenceStatus)>,
+    pub hub: Arc<Hub>,
+    pub pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
+    pub conns: Arc<Semaphore>,
+    pub next_conn: AtomicU64,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub shutdown: Shutdown,
+}
+
+/// Presence transitions on their way to the batcher (`presence::batcher`).
+pub type PresenceChanges = tokio::sync::mpsc::UnboundedReceiver<(Uuid, Uuid, PresenceStatus)>;
+
+impl AppState {
+    /// The state of a gateway over `ports`, the receiving end of its presence transitions, and
+    /// its replies (read by one task, `replies::route`).
+    pub fn new(
+        cfg: Config,
+        gateway_id: String,
+        ports: GatewayPorts,
+        shutdown: Shutdown,
+        health: Health,
+    ) -> (Arc<Self>, PresenceChanges, Box<dyn ReplySource>) {
+        let metrics = Metrics::new();
+        let (presence_changes, presence_rx) = tokio::sync::mpsc::unbounded_channel();
+        let state = Arc::new(AppState {
+            signer: TokenSigner::new(&cfg.auth.token_secret),
+            conns: Arc::new(Semaphore::new(cfg.gateway.max_connections)),
+            hub: Hub::new(metrics.clone()),
+            cfg,
+            gateway_id,
+            commands: ports.commands,
+            store: ports.store,
+            fanout: ports.fanout,
+            search: ports.search,
+            presence: ports.presence,
+            notify: ports.notify,
+            blobs: ports.blobs,
+            presence_changes,
+            pending: Mutex::default(),
+            next_conn: AtomicU64::new(1),
+            metrics,
+            health,
+            shutdown,
+        });
+        (state, presence_rx, ports.replies)
+    }
+
+    /// Writes a command to the commands log, keyed by workspace:channel.
+    pub async fn produce(&self, cmd: &Command) -> Result<(), PortError> {
+        self.commands.send(cmd).await?;
+        self.metrics.commands.inc();
+        Ok(())
+    }
+}
+
+/// A new gateway id (the key its replies carry).
+pub fn new_gateway_id() -> String {
+    format!("gw-{}", Uuid::new_v4().simple())
+}
