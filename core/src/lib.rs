@@ -34,6 +34,8 @@
 //! - [`ports`]: one file per family (log, store, fanout, search, presence, notify, schemas,
 //!   blobs) and [`ports::PortError`], whose kind says whether to retry.
 //!
+//! - [`views`]: store rows as wire types (imports both; neither imports it).
+//!
 //! Runtime helpers (may import anything above):
 //! - [`config`]: the configuration file and `CONFAB_*` overrides.
 //! - [`telemetry`]: logging, metrics, health; [`Shutdown`]: the one shutdown path;
@@ -52,6 +54,7 @@ pub mod push;
 pub mod schemas;
 pub mod search_query;
 pub mod telemetry;
+pub mod views;
 
 mod auth;
 mod backoff;

@@ -17,7 +17,9 @@ use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::http::{authenticate, message_view, query, readable, uuid, ApiError, Q};
+use confab_core::views::message_view;
+
+use crate::http::{authenticate, query, readable, uuid, ApiError, Q};
 use crate::state::AppState;
 
 /// Rows as clients see them.

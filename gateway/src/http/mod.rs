@@ -8,7 +8,6 @@
 //! - [`files`]: uploads, downloads, deletion, and the embedded mode's `/blobs/`.
 //! - [`devices`]: push registration and notification preferences.
 //! - [`presence`]: `GET /api/presence`.
-//! - `views`: stored rows as the wire types clients read.
 
 pub mod channels;
 pub mod devices;
@@ -16,9 +15,6 @@ pub mod files;
 pub mod history;
 pub mod presence;
 pub mod search;
-mod views;
-
-pub(crate) use views::message_view;
 
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};

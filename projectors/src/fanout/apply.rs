@@ -1,6 +1,7 @@
 use confab_core::event::{ChannelKind, Event, Payload};
 use confab_core::ports::{Fanout, FanoutItem, PortError};
-use confab_core::protocol::{MessageView, ServerFrame, ThreadView, MEMBERS_IN_FRAME};
+use confab_core::protocol::{ServerFrame, ThreadView, MEMBERS_IN_FRAME};
+use confab_core::views::{message_view, posted_row};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -115,34 +116,13 @@ fn plain_frame(e: &Event) -> ServerFrame {
 /// `message:new`: the message as clients first see it, and on a thread reply the parent's
 /// thread after it.
 fn new_message_frame(e: &Event) -> ServerFrame {
-    let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, thread, attachments } =
-        &e.payload
-    else {
-        unreachable!("called for posted messages")
-    };
+    let Payload::MessagePosted { thread, .. } = &e.payload else { unreachable!("called for posted messages") };
     let parent_thread = thread.as_ref().map(|t| ThreadView {
         reply_count: t.reply_count,
         reply_users: t.reply_users.clone(),
         last_reply_at: e.occurred_at,
     });
-    let message = MessageView {
-        workspace_id: e.workspace_id,
-        channel_id: e.channel_id,
-        message_id: *message_id,
-        seq: e.seq,
-        user_id: e.actor_id,
-        text: text.clone(),
-        ts: e.occurred_at,
-        client_msg_id: Some(client_msg_id.clone()),
-        thread_ts: *thread_ts,
-        also_in_channel: *also_in_channel,
-        thread: None,
-        pinned: false,
-        edited_at: None,
-        deleted: false,
-        reactions: Default::default(),
-        attachments: attachments.clone(),
-    };
+    let message = message_view(posted_row(e).expect("a posted message"));
     ServerFrame::New { message, parent_thread }
 }
 

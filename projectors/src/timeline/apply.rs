@@ -1,8 +1,7 @@
 use confab_core::event::{Event, Payload};
 use confab_core::files::{object_key, FileRecord};
-use confab_core::ports::{
-    BlobStore, ChannelChange, ChannelInfo, MessageUpdate, PortError, Store, StoredMessage, ThreadSummary,
-};
+use confab_core::ports::{BlobStore, ChannelChange, ChannelInfo, MessageUpdate, PortError, Store, ThreadSummary};
+use confab_core::views::posted_row;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -59,7 +58,7 @@ impl TimelineProjection {
         match &e.payload {
             Payload::MessagePosted { thread_ts, thread, .. } => {
                 let ttl = self.ttl(ws).await?;
-                self.store.insert_message(&row_of(e).expect("a posted message"), ttl).await?;
+                self.store.insert_message(&posted_row(e).expect("a posted message"), ttl).await?;
                 if let (Some(parent), Some(t)) = (thread_ts, thread) {
                     let view = ThreadSummary {
                         reply_count: t.reply_count,
@@ -118,33 +117,6 @@ impl TimelineProjection {
             Payload::ReadMarked { read_seq } => Ok(self.store.set_read_marker(ws, e.actor_id, ch, *read_seq).await?),
         }
     }
-}
-
-/// The row of a posted message, as first written (later events update it).
-fn row_of(e: &Event) -> Option<StoredMessage> {
-    let Payload::MessagePosted { message_id, client_msg_id, text, thread_ts, also_in_channel, attachments, .. } =
-        &e.payload
-    else {
-        return None;
-    };
-    Some(StoredMessage {
-        workspace_id: e.workspace_id,
-        channel_id: e.channel_id,
-        message_id: *message_id,
-        seq: e.seq,
-        user_id: e.actor_id,
-        text: text.clone(),
-        ts: e.occurred_at,
-        client_msg_id: Some(client_msg_id.clone()),
-        thread_ts: *thread_ts,
-        also_in_channel: *also_in_channel,
-        thread: None,
-        pinned: false,
-        edited_at: None,
-        deleted: false,
-        reactions: Default::default(),
-        attachments: attachments.clone(),
-    })
 }
 
 /// Top-level posts are independent upserts and may be written concurrently with their
