@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or this one:
 #   1. installs what the build and the servers need (Debian packages, Maven jars) if missing,
-#   2. builds the workspace,
+#   2. checks the habits (cargo fmt, clippy with warnings as errors, cargo deny on bans, licenses
+#      and sources) and builds the workspace,
 #   3. starts real Kafka, Cassandra, Redis, OpenSearch and MinIO on free 127.0.0.1 ports
 #      (scripts/services/all.sh),
 #   4. runs every unit and end-to-end test against them,
@@ -31,6 +32,21 @@ fi
 # build output survives between runs on the same machine
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
 export CARGO_TERM_COLOR=never
+
+# habits, before anything is built for the tests: formatted, no clippy warnings, and the
+# dependency tree checked (duplicate versions, licenses, sources; deny.toml says what is allowed)
+for component in rustfmt clippy; do
+  cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
+done
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+  echo "installing cargo-deny $deny_version from crates.io"
+  cargo install cargo-deny --version "$deny_version" --locked --quiet
+fi
+cargo deny --log-level error check bans licenses sources
+
 cargo build --workspace --tests --bins
 
 # Confluent's Python client, for the data-team example test (examples/python/read_events.py)

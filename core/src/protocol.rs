@@ -486,13 +486,9 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
         ClientFrame::Create { name, .. } | ClientFrame::Rename { name, .. } => {
             validate_channel_name(name).map_err(|m| err(ErrorCode::InvalidField, m))?
         }
-        ClientFrame::DmOpen { user_ids, .. } => {
-            if user_ids.is_empty() || user_ids.len() >= MAX_GROUP_DM {
-                return Err(err(
-                    ErrorCode::InvalidField,
-                    format!("a direct message takes 1..={} other people", MAX_GROUP_DM - 1),
-                ));
-            }
+        ClientFrame::DmOpen { user_ids, .. } if user_ids.is_empty() || user_ids.len() >= MAX_GROUP_DM => {
+            let message = format!("a direct message takes 1..={} other people", MAX_GROUP_DM - 1);
+            return Err(err(ErrorCode::InvalidField, message));
         }
         ClientFrame::ReactionAdd { emoji, .. } | ClientFrame::ReactionRemove { emoji, .. } => {
             validate_emoji(emoji).map_err(|m| err(ErrorCode::InvalidField, m))?

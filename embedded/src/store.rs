@@ -52,6 +52,16 @@ impl Row {
     }
 }
 
+/// A range of an index of message ids: its prefix, the direction, where to start after, how
+/// many live messages to return.
+struct IndexScan<'a> {
+    index: &'a Keyspace,
+    prefix: Vec<u8>,
+    rev: bool,
+    after: Option<Vec<u8>>,
+    limit: usize,
+}
+
 pub struct EmbeddedStore {
     pub(crate) messages: Keyspace,
     pub(crate) workspaces: Keyspace,
@@ -77,17 +87,10 @@ impl EmbeddedStore {
         }
     }
 
-    /// Messages whose keys (in `index`, under `prefix`) end in a message id, in key order.
-    fn indexed(
-        &self,
-        index: &Keyspace,
-        prefix: Vec<u8>,
-        ws: &Uuid,
-        ch: &Uuid,
-        rev: bool,
-        after: Option<Vec<u8>>,
-        limit: usize,
-    ) -> PortResult<Vec<StoredMessage>> {
+    /// Messages of `ws`/`ch` whose keys (in the scan's index, under its prefix) end in a
+    /// message id, in key order.
+    fn indexed(&self, ws: &Uuid, ch: &Uuid, scan: IndexScan) -> PortResult<Vec<StoredMessage>> {
+        let IndexScan { index, prefix, rev, after, limit } = scan;
         let now = chrono::Utc::now().timestamp_millis();
         let start = after.unwrap_or_else(|| prefix.clone());
         let range = index.range(start.clone()..upper(&prefix));
@@ -187,11 +190,19 @@ impl Store for EmbeddedStore {
     ) -> PortResult<Vec<StoredMessage>> {
         let prefix = key(&[ws.as_bytes(), ch.as_bytes(), parent.as_bytes()]);
         let after = after.map(|a| key(&[&prefix, &ticks(&a).to_be_bytes(), a.as_bytes()]));
-        self.indexed(&self.threads, prefix, &ws, &ch, false, after, limit.max(0) as usize)
+        self.indexed(
+            &ws,
+            &ch,
+            IndexScan { index: &self.threads, prefix, rev: false, after, limit: limit.max(0) as usize },
+        )
     }
 
     async fn pins(&self, ws: Uuid, ch: Uuid) -> PortResult<Vec<StoredMessage>> {
-        self.indexed(&self.pins, pair(&ws, &ch), &ws, &ch, true, None, 1000)
+        self.indexed(
+            &ws,
+            &ch,
+            IndexScan { index: &self.pins, prefix: pair(&ws, &ch), rev: true, after: None, limit: 1000 },
+        )
     }
 
     async fn change_channel(&self, ws: Uuid, ch: Uuid, change: &ChannelChange) -> PortResult<()> {

@@ -89,7 +89,7 @@ impl Gateway {
     pub async fn join(self) -> Result<(), GatewayError> {
         self.task.await?;
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-        while self.state.hub.len() > 0 && tokio::time::Instant::now() < deadline {
+        while !self.state.hub.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let left = self.state.hub.len();

@@ -8,6 +8,7 @@ use confab_core::ports::{CommandRecord, PortErrorKind, PortResult, SequencerLog}
 use confab_core::telemetry::{register, Health};
 use confab_core::{Shutdown, TimeUuidGen};
 use prometheus::{Counter, CounterVec, Histogram, HistogramOpts, IntCounterVec, Opts};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
@@ -159,10 +160,10 @@ async fn decide_batch(
     let now_ms = chrono::Utc::now().timestamp_millis();
     for rec in batch {
         decided.offsets.insert(rec.partition, rec.offset + 1);
-        if !partitions.contains_key(&rec.partition) {
-            partitions.insert(rec.partition, load_partition(log, rec.partition).await?);
-        }
-        let state = partitions.get_mut(&rec.partition).expect("loaded above");
+        let state = match partitions.entry(rec.partition) {
+            Entry::Occupied(loaded) => loaded.into_mut(),
+            Entry::Vacant(new) => new.insert(load_partition(log, rec.partition).await?),
+        };
         let Some(cmd) = rec.command else {
             metrics.commands.with_label_values(&["undecodable"]).inc();
             tracing::warn!(partition = rec.partition, offset = rec.offset, "skipping undecodable command");

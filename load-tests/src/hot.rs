@@ -15,10 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
+/// One message: when it was sent, how many members got it, when the last one did.
+type Delivery = (Instant, usize, Option<Instant>);
+
+/// Publishes message n (connections are made first).
+type Sender = Box<dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>;
+
 #[derive(Default)]
 struct Tally {
-    /// message number -> (sent at, deliveries, when the last member got it)
-    msgs: Mutex<HashMap<u64, (Instant, usize, Option<Instant>)>>,
+    /// message number -> its delivery
+    msgs: Mutex<HashMap<u64, Delivery>>,
 }
 
 impl Tally {
@@ -71,11 +77,7 @@ pub async fn run(systems: &[String], members: usize, rates: &[u64], seconds: u64
     for system in systems {
         let tally = Arc::new(Tally::default());
         // `send(n)` publishes message n; connections are made first
-        let (mut send, what, _keep): (
-            Box<dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>,
-            String,
-            Box<dyn std::any::Any + Send>,
-        ) = match system.as_str() {
+        let (mut send, what, _keep): (Sender, String, Box<dyn std::any::Any + Send>) = match system.as_str() {
             "embedded" | "distributed" => {
                 let mode = if system == "embedded" { Mode::Embedded } else { Mode::Distributed };
                 let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_GATEWAY__RATE_PER_SEC", "0")]).await;

@@ -457,7 +457,8 @@ impl Centrifugo {
         let st = std::process::Command::new("scripts/peers/centrifugo.sh").arg("start").arg(&run_dir).status()?;
         anyhow::ensure!(st.success(), "scripts/peers/centrifugo.sh start failed");
         let env = std::fs::read_to_string(run_dir.join("env"))?;
-        let get = |k: &str| env.lines().filter_map(|l| l.strip_prefix(&format!("{k}="))).last().map(str::to_string);
+        let get =
+            |k: &str| env.lines().filter_map(|l| l.strip_prefix(&format!("{k}="))).next_back().map(str::to_string);
         Ok(Centrifugo {
             url: get("CENTRIFUGO_URL").context("CENTRIFUGO_URL")?,
             secret: get("CENTRIFUGO_HMAC_SECRET").context("secret")?,
@@ -676,7 +677,8 @@ async fn synapse(
     let st = std::process::Command::new("scripts/peers/synapse.sh").arg("start").arg(&run_dir).status()?;
     anyhow::ensure!(st.success(), "scripts/peers/synapse.sh start failed");
     let env = std::fs::read_to_string(run_dir.join("env"))?;
-    let url = env.lines().filter_map(|l| l.strip_prefix("SYNAPSE_URL=")).last().context("SYNAPSE_URL")?.to_string();
+    let url =
+        env.lines().filter_map(|l| l.strip_prefix("SYNAPSE_URL=")).next_back().context("SYNAPSE_URL")?.to_string();
     let peer = Synapse { run_dir };
     let http = reqwest::Client::new();
     let register = |name: String| {

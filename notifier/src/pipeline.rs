@@ -144,11 +144,11 @@ impl Projection for NotifyProjection {
                 items.extend(per_event);
             }
         }
-        Ok(self.notify.enqueue(&items).await?)
+        self.notify.enqueue(&items).await
     }
 
     async fn check(&self) -> Result<(), PortError> {
-        Ok(self.notify.prefs(Uuid::nil(), Uuid::nil()).await.map(|_| ())?)
+        self.notify.prefs(Uuid::nil(), Uuid::nil()).await.map(|_| ())
     }
 }
 

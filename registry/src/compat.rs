@@ -70,7 +70,7 @@ mod tests {
     fn adding_a_required_field_breaks_backward_and_names_it() {
         let old = rec(r#"{"name":"a","type":"string"}"#);
         let new = rec(r#"{"name":"a","type":"string"},{"name":"extra_field","type":"int"}"#);
-        let problems = check(Level::Backward, &new, &[old.clone()]);
+        let problems = check(Level::Backward, &new, std::slice::from_ref(&old));
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("extra_field"), "{problems:?}");
         assert!(check(Level::Forward, &new, &[old]).is_empty());

@@ -203,6 +203,34 @@ impl SchemaStore {
     }
 }
 
+impl From<RegistryError> for PortError {
+    fn from(e: RegistryError) -> Self {
+        let kind = match &e {
+            RegistryError::SubjectNotFound(_)
+            | RegistryError::VersionNotFound(..)
+            | RegistryError::SchemaNotFound(_)
+            | RegistryError::SchemaNotInSubject(_) => PortErrorKind::NotFound,
+            RegistryError::Incompatible { .. } => PortErrorKind::Conflict,
+            RegistryError::InvalidSchema(_) | RegistryError::UnsupportedType(_) | RegistryError::BadRequest(_) => {
+                PortErrorKind::Invalid
+            }
+            RegistryError::Io(_) => PortErrorKind::Transient,
+        };
+        PortError::new(kind, e)
+    }
+}
+
+/// The in-process registry as a schema source (embedded mode).
+#[async_trait::async_trait]
+impl SchemaSource for SchemaStore {
+    async fn register(&self, subject: &str, schema: &str) -> PortResult<u32> {
+        Ok(SchemaStore::register(self, subject, schema)?.id)
+    }
+    async fn schema(&self, id: u32) -> PortResult<String> {
+        Ok(SchemaStore::schema(self, id)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,33 +268,5 @@ mod tests {
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         )
-    }
-}
-
-impl From<RegistryError> for PortError {
-    fn from(e: RegistryError) -> Self {
-        let kind = match &e {
-            RegistryError::SubjectNotFound(_)
-            | RegistryError::VersionNotFound(..)
-            | RegistryError::SchemaNotFound(_)
-            | RegistryError::SchemaNotInSubject(_) => PortErrorKind::NotFound,
-            RegistryError::Incompatible { .. } => PortErrorKind::Conflict,
-            RegistryError::InvalidSchema(_) | RegistryError::UnsupportedType(_) | RegistryError::BadRequest(_) => {
-                PortErrorKind::Invalid
-            }
-            RegistryError::Io(_) => PortErrorKind::Transient,
-        };
-        PortError::new(kind, e)
-    }
-}
-
-/// The in-process registry as a schema source (embedded mode).
-#[async_trait::async_trait]
-impl SchemaSource for SchemaStore {
-    async fn register(&self, subject: &str, schema: &str) -> PortResult<u32> {
-        Ok(SchemaStore::register(self, subject, schema)?.id)
-    }
-    async fn schema(&self, id: u32) -> PortResult<String> {
-        Ok(SchemaStore::schema(self, id)?)
     }
 }

@@ -2,11 +2,11 @@
 //!
 //! Per workspace (all keys share the hash tag `{<workspace_id>}` so a workspace lives in one
 //! cluster slot):
-//! - `<ns>:{ws}:fanout`         stream of frames to deliver; gateways `XREAD` it, one read per
-//!                              gateway however many of its sockets are in the channel
-//! - `<ns>:{ws}:fanout:seqs`    hash channel -> last published seq: makes publishing idempotent
-//! - `<ns>:{ws}:mem:<channel>`  set of member user ids
-//! - `<ns>:{ws}:uch:<user>`     set of the user's channel ids
+//! - `<ns>:{ws}:fanout`: stream of frames to deliver; gateways `XREAD` it, one read per gateway
+//!   however many of its sockets are in the channel
+//! - `<ns>:{ws}:fanout:seqs`: hash topic -> last published seq: makes publishing idempotent
+//! - `<ns>:{ws}:mem:<channel>`: set of member user ids
+//! - `<ns>:{ws}:uch:<user>`: set of the user's channel ids
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -125,7 +125,7 @@ impl RedisFanout {
 
     pub async fn is_member(&self, ws: &Uuid, ch: &Uuid, user: &Uuid) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
-        Ok(conn.sismember(format!("{}mem:{ch}", self.prefix(ws)), user.to_string()).await?)
+        conn.sismember(format!("{}mem:{ch}", self.prefix(ws)), user.to_string()).await
     }
 
     /// The id of the newest entry in a workspace's stream, or `0-0`.

@@ -1,10 +1,10 @@
 //! Redis presence. Per workspace (hash tag `{ws}`, one cluster slot):
-//! - `<ns>:{ws}:p:online`        sorted set user -> latest device expiry (ms): the online count is
-//!                               one `ZCOUNT`, no key scan
-//! - `<ns>:{ws}:p:c:<user>`      sorted set device -> expiry (ms)
-//! - `<ns>:{ws}:p:s:<user>`      hash device -> `a`ctive / a`w`ay (`ga` / `gw` once it left and
-//!                               is in its grace period), and `_` -> the last status announced
-//!                               for the user (so each transition is reported once)
+//! - `<ns>:{ws}:p:online`: sorted set user -> latest device expiry (ms): the online count is one
+//!   `ZCOUNT`, no key scan
+//! - `<ns>:{ws}:p:c:<user>`: sorted set device -> expiry (ms)
+//! - `<ns>:{ws}:p:s:<user>`: hash device -> `a`ctive / a`w`ay (`ga` / `gw` once it left and is in
+//!   its grace period), and `_` -> the last status announced for the user (so each transition
+//!   is reported once)
 //!
 //! Each operation is one Lua script, atomic. The scripts touch only keys of one workspace.
 

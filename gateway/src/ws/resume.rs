@@ -29,7 +29,8 @@ impl Conn {
             let message = format!("resume names at most {MAX_RESUME_CHANNELS} channels");
             return Some(self.error(ErrorCode::InvalidField, &message, None));
         }
-        let (mine, not_members): (Vec<(Uuid, i64)>, Vec<(Uuid, i64)>) =
+        type Positions = Vec<(Uuid, i64)>;
+        let (mine, not_members): (Positions, Positions) =
             channels.into_iter().partition(|(ch, _)| self.is_subscribed(*ch));
         let _ = self.tx.send(Out::Hold(Some(Box::new(mine.iter().map(|(c, _)| *c).collect())))).await;
         let backlog = match self.st.fanout.backlog(&self.claims.workspace_id, &mine).await {

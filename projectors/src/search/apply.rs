@@ -138,10 +138,10 @@ impl Projection for SearchProjection {
     }
 
     async fn flush(&self) -> Result<(), PortError> {
-        Ok(self.index.flush().await?)
+        self.index.flush().await
     }
 
     async fn check(&self) -> Result<(), PortError> {
-        Ok(self.index.ping().await?)
+        self.index.ping().await
     }
 }

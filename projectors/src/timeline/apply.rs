@@ -51,10 +51,9 @@ impl TimelineProjection {
         let (ws, ch) = (e.workspace_id, e.channel_id);
         let update = |id: Uuid, u: MessageUpdate| async move {
             let ttl = self.ttl(ws).await?;
-            Ok::<_, PortError>(self.store.update_message(ws, ch, id, &u, ttl).await?)
+            self.store.update_message(ws, ch, id, &u, ttl).await
         };
-        let channel =
-            |c: ChannelChange| async move { Ok::<_, PortError>(self.store.change_channel(ws, ch, &c).await?) };
+        let channel = |c: ChannelChange| async move { self.store.change_channel(ws, ch, &c).await };
         match &e.payload {
             Payload::MessagePosted { thread_ts, thread, .. } => {
                 let ttl = self.ttl(ws).await?;
@@ -153,12 +152,12 @@ impl Projection for TimelineProjection {
         }
         stream::iter(last.into_iter().map(Ok))
             .try_for_each_concurrent(CONCURRENCY, |((ws, ch), seq)| async move {
-                Ok::<_, PortError>(self.store.change_channel(ws, ch, &ChannelChange::LastSeq(seq)).await?)
+                self.store.change_channel(ws, ch, &ChannelChange::LastSeq(seq)).await
             })
             .await
     }
 
     async fn check(&self) -> Result<(), PortError> {
-        Ok(self.store.workspace(Uuid::nil()).await.map(|_| ())?)
+        self.store.workspace(Uuid::nil()).await.map(|_| ())
     }
 }
