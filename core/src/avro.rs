@@ -336,38 +336,28 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
     };
     let name = branches.get(branch as usize).map(String::as_str).unwrap_or("");
     let mut p = Fields::of(payload, "payload")?;
-    let mut read_channel = None;
-    let payload = match name {
-        "MessagePosted" => {
-            let thread_ts = match p.take("thread_ts")? {
-                Value::Null => None,
-                Value::String(t) => Some(t.parse().map_err(|_| AvroError::Field("thread_ts"))?),
-                _ => return Err(AvroError::Field("thread_ts")),
-            };
-            // fields added in v3 default when the writer is older
-            let also_in_channel = matches!(p.take("also_in_channel"), Ok(Value::Boolean(true)));
-            let thread = match p.take("thread") {
-                Ok(v @ Value::Record(_)) => {
-                    let mut t = Fields::of(v, "thread")?;
-                    Some(ThreadState {
-                        reply_count: t.long("reply_count")? as i32,
-                        reply_users: uuids(t.take("reply_users")?, "reply_users")?,
-                    })
-                }
-                _ => None,
-            };
-            let attachments =
-                array_or_empty(p.take("attachments")).into_iter().map(attachment_of).collect::<Result<_, _>>()?;
-            Payload::MessagePosted {
-                message_id: p.uuid("message_id")?,
-                client_msg_id: p.string("client_msg_id")?,
-                text: p.string("text")?,
-                thread_ts,
-                also_in_channel,
-                thread,
-                attachments,
-            }
-        }
+    // a read marker's record names the reader's stream; the channel read is in its payload
+    let read_channel = if name == "ReadMarked" { Some(p.uuid("channel_id")?) } else { None };
+    let payload = payload_of(name, p)?;
+    Ok(Event {
+        event_id: f.uuid("event_id")?,
+        workspace_id: f.uuid("workspace_id")?,
+        channel_id: match read_channel {
+            Some(channel) => channel,
+            None => f.uuid("channel_id")?,
+        },
+        actor_id: f.uuid("actor_id")?,
+        occurred_at: f.long("occurred_at")?,
+        seq: f.long("seq")?,
+        schema_version: f.long("schema_version").unwrap_or(1) as i32,
+        payload,
+    })
+}
+
+/// The payload of branch `name`.
+fn payload_of(name: &str, mut p: Fields) -> Result<Payload, AvroError> {
+    Ok(match name {
+        "MessagePosted" => message_posted(p)?,
         "ChannelCreated" => {
             let members = uuids(p.take("members")?, "members")?;
             let is_private = matches!(p.take("is_private")?, Value::Boolean(true));
@@ -397,27 +387,41 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
             message_id: p.uuid("message_id")?,
             pinned: matches!(p.take("pinned")?, Value::Boolean(true)),
         },
-        "ReadMarked" => {
-            read_channel = Some(p.uuid("channel_id")?);
-            Payload::ReadMarked { read_seq: p.long("seq")? }
-        }
+        "ReadMarked" => Payload::ReadMarked { read_seq: p.long("seq")? },
         "FileShared" => Payload::FileShared { file: attachment_of(p.take("file")?)? },
         "FileDeleted" => Payload::FileDeleted { file_id: p.uuid("file_id")? },
         // a branch this build does not know (a newer writer): say so rather than guess
         _ => return Err(AvroError::Field("payload")),
+    })
+}
+
+/// A `MessagePosted` payload; fields added in v3 default when the writer is older.
+fn message_posted(mut p: Fields) -> Result<Payload, AvroError> {
+    let thread_ts = match p.take("thread_ts")? {
+        Value::Null => None,
+        Value::String(t) => Some(t.parse().map_err(|_| AvroError::Field("thread_ts"))?),
+        _ => return Err(AvroError::Field("thread_ts")),
     };
-    Ok(Event {
-        event_id: f.uuid("event_id")?,
-        workspace_id: f.uuid("workspace_id")?,
-        channel_id: match read_channel {
-            Some(channel) => channel,
-            None => f.uuid("channel_id")?,
-        },
-        actor_id: f.uuid("actor_id")?,
-        occurred_at: f.long("occurred_at")?,
-        seq: f.long("seq")?,
-        schema_version: f.long("schema_version").unwrap_or(1) as i32,
-        payload,
+    let also_in_channel = matches!(p.take("also_in_channel"), Ok(Value::Boolean(true)));
+    let thread = match p.take("thread") {
+        Ok(v @ Value::Record(_)) => {
+            let mut t = Fields::of(v, "thread")?;
+            Some(ThreadState {
+                reply_count: t.long("reply_count")? as i32,
+                reply_users: uuids(t.take("reply_users")?, "reply_users")?,
+            })
+        }
+        _ => None,
+    };
+    let attachments = array_or_empty(p.take("attachments")).into_iter().map(attachment_of).collect::<Result<_, _>>()?;
+    Ok(Payload::MessagePosted {
+        message_id: p.uuid("message_id")?,
+        client_msg_id: p.string("client_msg_id")?,
+        text: p.string("text")?,
+        thread_ts,
+        also_in_channel,
+        thread,
+        attachments,
     })
 }
 

@@ -22,7 +22,7 @@ use confab_core::files::{
     normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
 };
 use confab_core::ports::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, PortError};
-use confab_core::ErrorCode;
+use confab_core::{Claims, ErrorCode};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -134,56 +134,8 @@ pub async fn create(
     let blobs = blobs(&st)?;
     validate_file_name(&b.name).map_err(ApiError::bad)?;
     let content_type = normalize_content_type(&b.content_type).map_err(ApiError::bad)?;
-    let ws = st.store.workspace(claims.workspace_id).await.map_err(|e| ApiError::internal("directory", e))?;
-    let (max, types) = match &ws {
-        Some(w) => (
-            if w.max_file_bytes > 0 { w.max_file_bytes as u64 } else { st.cfg.files.max_bytes },
-            if w.file_types.is_empty() { st.cfg.files.allowed_types.clone() } else { w.file_types.clone() },
-        ),
-        None => (st.cfg.files.max_bytes, st.cfg.files.allowed_types.clone()),
-    };
-    if b.size == 0 {
-        return Err(ApiError::bad("size must be at least 1 byte"));
-    }
-    if b.size > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::FileTooLarge,
-            format!("{} bytes is over this workspace's limit of {max}", b.size),
-        ));
-    }
-    if !type_allowed(&content_type, &types) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::FileTypeNotAllowed,
-            format!("{content_type} files are not accepted here; allowed: {}", types.join(", ")),
-        ));
-    }
-    // the channel must take files from this user now (ingest checks again at completion);
-    // a private channel of others does not exist for them, as everywhere
-    let member = st
-        .fanout
-        .is_member(&claims.workspace_id, &b.channel_id, &claims.user_id)
-        .await
-        .map_err(|e| ApiError::internal("membership", e))?;
-    let channel =
-        st.store.channel(claims.workspace_id, b.channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
-    match channel {
-        Some(c) if member && c.archived => {
-            return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::ChannelArchived, "the channel is archived"))
-        }
-        Some(c) if !member && !c.kind.is_private() => {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAMember, "join the channel first"))
-        }
-        _ if !member => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::ChannelNotFound,
-                "no such channel, or you are not a member",
-            ))
-        }
-        _ => {}
-    }
+    check_workspace_limits(&st, claims.workspace_id, b.size, &content_type).await?;
+    check_channel_takes_files(&st, &claims, b.channel_id).await?;
     let file =
         Attachment { file_id: Uuid::new_v4(), name: b.name, size: b.size as i64, content_type: content_type.clone() };
     let ttl = Duration::from_secs(st.cfg.files.upload_url_ttl_secs);
@@ -203,6 +155,52 @@ pub async fn create(
     // Unix milliseconds, like every other time in the API
     let body = json!({"file_id": file.file_id, "upload": upload, "upload_token": token, "expires_at": expires * 1000});
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The workspace's size and type limits (its own, or the configured defaults).
+async fn check_workspace_limits(st: &AppState, ws: Uuid, size: u64, content_type: &str) -> Result<(), ApiError> {
+    let workspace = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    let (max, types) = match &workspace {
+        Some(w) => (
+            if w.max_file_bytes > 0 { w.max_file_bytes as u64 } else { st.cfg.files.max_bytes },
+            if w.file_types.is_empty() { st.cfg.files.allowed_types.clone() } else { w.file_types.clone() },
+        ),
+        None => (st.cfg.files.max_bytes, st.cfg.files.allowed_types.clone()),
+    };
+    if size == 0 {
+        return Err(ApiError::bad("size must be at least 1 byte"));
+    }
+    if size > max {
+        let message = format!("{size} bytes is over this workspace's limit of {max}");
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::FileTooLarge, message));
+    }
+    if !type_allowed(content_type, &types) {
+        let message = format!("{content_type} files are not accepted here; allowed: {}", types.join(", "));
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::FileTypeNotAllowed, message));
+    }
+    Ok(())
+}
+
+/// The channel must take files from this user now (ingest checks again at completion); a
+/// private channel of others does not exist for them, as everywhere.
+async fn check_channel_takes_files(st: &AppState, claims: &Claims, channel_id: Uuid) -> Result<(), ApiError> {
+    let (ws, user) = (claims.workspace_id, claims.user_id);
+    let member = st.fanout.is_member(&ws, &channel_id, &user).await.map_err(|e| ApiError::internal("membership", e))?;
+    let channel = st.store.channel(ws, channel_id).await.map_err(|e| ApiError::internal("channels", e))?;
+    match channel {
+        Some(c) if member && c.archived => {
+            Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::ChannelArchived, "the channel is archived"))
+        }
+        Some(c) if !member && !c.kind.is_private() => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotAMember, "join the channel first"))
+        }
+        _ if !member => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ChannelNotFound,
+            "no such channel, or you are not a member",
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Deserialize)]

@@ -35,6 +35,39 @@ pub async fn search(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let Query(p) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let (limit, offset, tz) = checked_params(&p)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let parsed = confab_core::search_query::parse(&p.q, now, tz).map_err(ApiError::bad)?;
+    let (ws, me) = (claims.workspace_id, claims.user_id);
+    let scope = Scope::of(&st, ws, me, &parsed.in_channels).await?;
+    let Some(from_users) = authors(&st, ws, me, &parsed.from_users).await? else {
+        // nobody by that name: nothing they wrote
+        return Ok(Json(json!({"total": 0, "messages": [], "next_offset": null})).into_response());
+    };
+    let query = SearchQuery {
+        workspace_id: ws,
+        channels: scope.allowed,
+        words: parsed.words,
+        phrases: parsed.phrases,
+        from_users,
+        after_ms: within_retention(&st, ws, now, parsed.after_ms).await?,
+        before_ms: parsed.before_ms,
+        has_link: parsed.has_link,
+        has_file: parsed.has_file,
+        is_thread: parsed.is_thread,
+        limit,
+        offset,
+    };
+    let started = std::time::Instant::now();
+    let results = st.search.search(&query).await.map_err(|e| ApiError::internal("search", e))?;
+    st.metrics.search_latency.observe(started.elapsed().as_secs_f64());
+    let messages: Vec<_> = results.hits.iter().map(|h| hit_json(h, &scope.names)).collect();
+    let next = (offset + messages.len() < results.total as usize && messages.len() == limit).then_some(offset + limit);
+    Ok(Json(json!({"total": results.total, "messages": messages, "next_offset": next})).into_response())
+}
+
+/// `limit`, `offset` and `tz`, each within its bounds.
+fn checked_params(p: &SearchParams) -> Result<(usize, usize, i32), ApiError> {
     let limit = p.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad("limit must be between 1 and 100"));
@@ -47,77 +80,73 @@ pub async fn search(
     if !(-14 * 60..=14 * 60).contains(&tz) {
         return Err(ApiError::bad("tz must be minutes from UTC, between -840 and 840"));
     }
-    let now = chrono::Utc::now().timestamp_millis();
-    let parsed = confab_core::search_query::parse(&p.q, now, tz).map_err(ApiError::bad)?;
-    let (ws, me) = (claims.workspace_id, claims.user_id);
+    Ok((limit, offset, tz))
+}
 
-    // what the searcher can read, by id and by name
-    let mine: HashSet<Uuid> =
-        st.fanout.user_channels(&ws, &me).await.map_err(|e| ApiError::internal("membership", e))?.into_iter().collect();
-    let channels = st.store.channels(ws).await.map_err(|e| ApiError::internal("channels", e))?;
-    let readable: Vec<_> =
-        channels.into_iter().filter(|c| mine.contains(&c.channel_id) || !c.kind.is_private()).collect();
-    let names: HashMap<Uuid, String> = readable.iter().map(|c| (c.channel_id, c.name.clone())).collect();
-    let mut allowed: Vec<Uuid> = readable.iter().map(|c| c.channel_id).collect();
-    if !parsed.in_channels.is_empty() {
-        let wanted: HashSet<String> = parsed.in_channels.iter().map(|n| n.to_lowercase()).collect();
-        allowed = readable.iter().filter(|c| wanted.contains(&c.name.to_lowercase())).map(|c| c.channel_id).collect();
+/// What the searcher may read: their channels and the workspace's public ones, narrowed to the
+/// `in:` channels if any, and every readable channel's name.
+struct Scope {
+    allowed: Vec<Uuid>,
+    names: HashMap<Uuid, String>,
+}
+
+impl Scope {
+    async fn of(st: &AppState, ws: Uuid, me: Uuid, in_channels: &[String]) -> Result<Scope, ApiError> {
+        let mine: HashSet<Uuid> = st
+            .fanout
+            .user_channels(&ws, &me)
+            .await
+            .map_err(|e| ApiError::internal("membership", e))?
+            .into_iter()
+            .collect();
+        let channels = st.store.channels(ws).await.map_err(|e| ApiError::internal("channels", e))?;
+        let readable: Vec<_> =
+            channels.into_iter().filter(|c| mine.contains(&c.channel_id) || !c.kind.is_private()).collect();
+        let names = readable.iter().map(|c| (c.channel_id, c.name.clone())).collect();
+        let wanted: HashSet<String> = in_channels.iter().map(|n| n.to_lowercase()).collect();
+        let allowed = readable
+            .iter()
+            .filter(|c| wanted.is_empty() || wanted.contains(&c.name.to_lowercase()))
+            .map(|c| c.channel_id)
+            .collect();
+        Ok(Scope { allowed, names })
     }
-    let mut from_users = Vec::new();
-    if !parsed.from_users.is_empty() {
-        let users = st.store.users(ws).await.map_err(|e| ApiError::internal("directory", e))?;
-        for name in &parsed.from_users {
-            if name == "me" {
-                from_users.push(me);
-            } else {
-                from_users.extend(users.iter().filter(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(id, _)| *id));
-            }
+}
+
+/// The users `from:` names (`me` is the searcher); `None` when names were given and none
+/// matches anybody.
+async fn authors(st: &AppState, ws: Uuid, me: Uuid, names: &[String]) -> Result<Option<Vec<Uuid>>, ApiError> {
+    if names.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    let users = st.store.users(ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    let mut found = Vec::new();
+    for name in names {
+        if name == "me" {
+            found.push(me);
+        } else {
+            found.extend(users.iter().filter(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(id, _)| *id));
         }
-        if from_users.is_empty() {
-            // nobody by that name: nothing they wrote
-            return Ok(Json(json!({"total": 0, "messages": [], "next_offset": null})).into_response());
-        }
     }
-    let mut after_ms = parsed.after_ms;
-    let retention = st
-        .store
-        .workspace(ws)
-        .await
-        .map_err(|e| ApiError::internal("directory", e))?
-        .map(|w| w.retention_secs)
-        .unwrap_or(0);
-    if retention > 0 {
-        let horizon = now - retention as i64 * 1000;
-        after_ms = Some(after_ms.map_or(horizon, |a| a.max(horizon)));
+    Ok((!found.is_empty()).then_some(found))
+}
+
+/// The lower time bound of a search: `after:` if given, never before the workspace's retention
+/// horizon.
+async fn within_retention(st: &AppState, ws: Uuid, now: i64, after_ms: Option<i64>) -> Result<Option<i64>, ApiError> {
+    let workspace = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    let retention = workspace.map(|w| w.retention_secs).unwrap_or(0);
+    if retention <= 0 {
+        return Ok(after_ms);
     }
-    let query = SearchQuery {
-        workspace_id: ws,
-        channels: allowed,
-        words: parsed.words,
-        phrases: parsed.phrases,
-        from_users,
-        after_ms,
-        before_ms: parsed.before_ms,
-        has_link: parsed.has_link,
-        has_file: parsed.has_file,
-        is_thread: parsed.is_thread,
-        limit,
-        offset,
-    };
-    let started = std::time::Instant::now();
-    let results = st.search.search(&query).await.map_err(|e| ApiError::internal("search", e))?;
-    st.metrics.search_latency.observe(started.elapsed().as_secs_f64());
-    let messages: Vec<_> = results
-        .hits
-        .iter()
-        .map(|h| {
-            json!({
-                "message_id": h.message_id, "channel_id": h.channel_id, "channel_name": names.get(&h.channel_id),
-                "user_id": h.user_id, "ts": h.ts, "text": h.text, "thread_ts": h.thread_ts,
-                "score": h.score, "highlight": h.highlight,
-            })
-        })
-        .collect();
-    let next = (offset + messages.len() < results.total as usize && messages.len() == limit).then_some(offset + limit);
-    Ok(Json(json!({"total": results.total, "messages": messages, "next_offset": next})).into_response())
+    let horizon = now - retention as i64 * 1000;
+    Ok(Some(after_ms.map_or(horizon, |a| a.max(horizon))))
+}
+
+fn hit_json(h: &confab_core::ports::SearchHit, names: &HashMap<Uuid, String>) -> serde_json::Value {
+    json!({
+        "message_id": h.message_id, "channel_id": h.channel_id, "channel_name": names.get(&h.channel_id),
+        "user_id": h.user_id, "ts": h.ts, "text": h.text, "thread_ts": h.thread_ts,
+        "score": h.score, "highlight": h.highlight,
+    })
 }
