@@ -12,12 +12,21 @@ const T: Duration = Duration::from_secs(20);
 
 conformance!(files_are_uploaded_attached_found_downloaded_and_revoked, bad_uploads_are_refused_and_nothing_is_kept,);
 
-/// Asks for an upload; returns the answer (status 201 asserted).
+/// Asks for an upload; returns the answer (status 201 asserted). The membership index that
+/// authorizes it is a projection: right after a channel is created it may lag for a moment, so
+/// `channel_not_found` is retried briefly.
 async fn grant(stack: &Stack, token: &str, channel: &str, name: &str, size: usize, content_type: &str) -> Value {
     let body = json!({"channel_id": channel, "name": name, "size": size, "content_type": content_type});
-    let (status, v) = stack.call(Method::POST, "gw0", "/api/files", token, Some(body)).await;
-    assert_eq!(status, 201, "upload grant: {v}");
-    v
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, v) = stack.call(Method::POST, "gw0", "/api/files", token, Some(body.clone())).await;
+        if status == 404 && v["error"]["code"] == "channel_not_found" && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(status, 201, "upload grant: {v}");
+        return v;
+    }
 }
 
 /// `PUT`s bytes to a granted upload URL with its headers; returns the HTTP status.
