@@ -20,16 +20,24 @@ set -a; . "$run/env"; set +a
 sleep 1
 export CONFAB_KAFKA__BROKERS="$CONFAB_KAFKA_BROKERS" CONFAB_CASSANDRA__NODES="$CONFAB_CASSANDRA_NODES" CONFAB_REDIS__URL="$CONFAB_REDIS_URL"
 export CONFAB_REGISTRY__URL=http://127.0.0.1:8081 CONFAB_GATEWAY__LISTEN="${CONFAB_GATEWAY__LISTEN:-127.0.0.1:8080}"
+export CONFAB_GATEWAY__ADMIN_LISTEN="${CONFAB_GATEWAY__ADMIN_LISTEN:-127.0.0.1:8090}"
+# the gateway's secrets, made once and kept private in the data directory
+secrets="$data/secrets.env"
+[ -f "$secrets" ] || (umask 077; printf 'CONFAB_AUTH__TOKEN_SECRET=%s\nCONFAB_AUTH__ADMIN_KEY=%s\n' \
+  "$(python3 -c 'import secrets; print(secrets.token_hex(32))')" "$(python3 -c 'import secrets; print(secrets.token_hex(32))')" > "$secrets")
+set -a; . "$secrets"; set +a
 "$bin" setup
 "$bin" serve & pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://$CONFAB_GATEWAY__LISTEN/healthz" >/dev/null && break; sleep 0.2; done
 url="http://$CONFAB_GATEWAY__LISTEN"
-ws=$("$bin" admin --url "$url" create-workspace --name demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])')
-alice=$("$bin" admin --url "$url" create-user --workspace "$ws" --name alice)
-bob=$("$bin" admin --url "$url" create-user --workspace "$ws" --name bob)
+admin_url="http://$CONFAB_GATEWAY__ADMIN_LISTEN"
+export CONFAB_ADMIN_KEY="$CONFAB_AUTH__ADMIN_KEY"
+ws=$("$bin" admin --url "$admin_url" create-workspace --name demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])')
+alice=$("$bin" admin --url "$admin_url" create-user --workspace "$ws" --name alice)
+bob=$("$bin" admin --url "$admin_url" create-user --workspace "$ws" --name bob)
 a_id=$(echo "$alice" | python3 -c 'import json,sys; print(json.load(sys.stdin)["user_id"])')
 b_id=$(echo "$bob" | python3 -c 'import json,sys; print(json.load(sys.stdin)["user_id"])')
-ch=$("$bin" admin --url "$url" create-channel --workspace "$ws" --name general --member "$a_id" --member "$b_id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["channel_id"])')
+ch=$("$bin" admin --url "$admin_url" create-channel --workspace "$ws" --name general --member "$a_id" --member "$b_id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["channel_id"])')
 a_tok=$(echo "$alice" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 b_tok=$(echo "$bob" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 cat <<INFO

@@ -1,4 +1,6 @@
-//! `confab admin`: a thin client of the gateway's `/admin` HTTP API that prints JSON.
+//! `confab admin`: a thin client of a gateway's admin API (on `gateway.admin_listen`) that prints
+//! JSON. The key comes from `--admin-key`, `CONFAB_ADMIN_KEY`, or the embedded mode's data
+//! directory.
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -7,12 +9,16 @@ use uuid::Uuid;
 
 #[derive(Args)]
 pub struct AdminArgs {
-    /// Base URL of a gateway.
-    #[arg(long, env = "CONFAB_ADMIN_URL", default_value = "http://127.0.0.1:8080")]
+    /// Base URL of a gateway's admin listener (`gateway.admin_listen`).
+    #[arg(long, env = "CONFAB_ADMIN_URL", default_value = "http://127.0.0.1:8090")]
     url: String,
-    /// The admin key (`auth.admin_key` of the gateway).
-    #[arg(long, env = "CONFAB_ADMIN_KEY", default_value = confab_core::config::DEV_ADMIN_KEY)]
-    admin_key: String,
+    /// The admin key (`auth.admin_key` of the gateway); default: the one `confab serve`
+    /// generated in `--data-dir`.
+    #[arg(long, env = "CONFAB_ADMIN_KEY")]
+    admin_key: Option<String>,
+    /// The embedded mode's data directory, where its generated admin key is.
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./confab-data")]
+    data_dir: std::path::PathBuf,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -83,9 +89,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             json!({"name": name, "is_private": private, "members": members, "creator": creator}),
         ),
     };
+    let key = match &args.admin_key {
+        Some(key) => key.clone(),
+        None => {
+            let path = args.data_dir.join(crate::embedded::ADMIN_KEY_FILE);
+            let key = std::fs::read_to_string(&path).with_context(|| {
+                format!("no admin key given (--admin-key or CONFAB_ADMIN_KEY), and none in {}", path.display())
+            })?;
+            key.trim().to_string()
+        }
+    };
     let resp = reqwest::Client::new()
         .post(format!("{base}{path}"))
-        .bearer_auth(&args.admin_key)
+        .bearer_auth(&key)
         .json(&body)
         .send()
         .await

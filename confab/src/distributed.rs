@@ -14,7 +14,7 @@ use confab_core::{Backoff, Shutdown, Topics};
 use confab_distributed::cassandra::{self, CassandraStore};
 use confab_distributed::kafka::{self, KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
 use confab_distributed::{HttpSchemaSource, RedisFanout, RedisNotify, RedisPresence, S3Blobs, S3Settings};
-use confab_gateway::GatewayPorts;
+use confab_gateway::{ExtraRoutes, GatewayPorts};
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,8 +152,8 @@ impl Platform for DistributedPlatform {
         })
     }
 
-    fn gateway_routes(&self) -> Option<axum::Router> {
-        None
+    fn gateway_routes(&self) -> ExtraRoutes {
+        ExtraRoutes::default()
     }
 
     async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {

@@ -12,11 +12,12 @@ use confab_core::ports::{
     BlobStore, EventSource, Fanout, NotifyStore, Presence, ReplayFrom, SchemaSource, SearchIndex, Store,
 };
 use confab_core::telemetry::Health;
-use confab_core::{Claims, Shutdown, TokenSigner, Topics};
+use confab_core::{secrets, Claims, Shutdown, TokenSigner, Topics};
 use confab_embedded::{Embedded, LocalBlobs};
-use confab_gateway::GatewayPorts;
+use confab_gateway::{ExtraRoutes, GatewayPorts};
 use futures::FutureExt;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,8 +78,14 @@ impl Platform for EmbeddedPlatform {
         })
     }
 
-    fn gateway_routes(&self) -> Option<axum::Router> {
-        Some(axum::Router::new().nest("/registry", confab_registry::router(self.registry.clone())))
+    /// The schema registry: anyone may read it; registering and changing compatibility are on
+    /// the admin listener only.
+    fn gateway_routes(&self) -> ExtraRoutes {
+        let registry = &self.registry;
+        ExtraRoutes {
+            public: axum::Router::new().nest("/registry", confab_registry::read_router(registry.clone())),
+            admin: axum::Router::new().nest("/registry", confab_registry::router(registry.clone())),
+        }
     }
 
     async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
@@ -126,32 +133,24 @@ impl Platform for EmbeddedPlatform {
     }
 }
 
-/// A token secret kept in the data directory, so tokens survive restarts and are not the
-/// public development default.
-fn token_secret(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("token_secret");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        return Ok(s.trim().to_string());
-    }
-    let secret: String = (0..48).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand_index(36)])).collect();
-    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
-    Ok(secret)
-}
-
-fn rand_index(n: usize) -> usize {
-    (uuid::Uuid::new_v4().as_u128() % n as u128) as usize
-}
-
-/// The configuration the embedded mode runs with: the data directory exists, and the token
-/// secret is the directory's own unless one was configured.
+/// The configuration the embedded mode runs with: the data directory exists, readable by its
+/// owner only, and the token secret and admin key are the directory's own (generated on first
+/// run) unless configured.
 pub fn prepare(mut cfg: Config) -> anyhow::Result<Config> {
     let dir = PathBuf::from(&cfg.data_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating data directory {}", dir.display()))?;
-    if cfg.auth.token_secret == confab_core::config::DEV_SECRET {
-        cfg.auth.token_secret = token_secret(&dir)?;
+    secrets::private_dir(&dir)?;
+    if cfg.auth.token_secret.is_empty() {
+        cfg.auth.token_secret = secrets::load_or_create(&dir, TOKEN_SECRET_FILE)?;
+    }
+    if cfg.auth.admin_key.is_empty() {
+        cfg.auth.admin_key = secrets::load_or_create(&dir, ADMIN_KEY_FILE)?;
     }
     Ok(cfg)
 }
+
+/// The files in the data directory that hold the generated secrets.
+pub const TOKEN_SECRET_FILE: &str = "token_secret";
+pub const ADMIN_KEY_FILE: &str = "admin_key";
 
 /// `confab serve` in embedded mode: every component in this process.
 pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
@@ -160,12 +159,12 @@ pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::R
     let platform = Arc::new(EmbeddedPlatform::open(&cfg).await?);
     let cx = Shared { cfg: cfg.clone(), shutdown, health };
     let running = crate::platform::start(platform, &Component::ALL, cx).await?;
-    let addr = running.gateway.expect("serve runs a gateway");
+    let (addr, admin) = running.gateway.expect("serve runs a gateway");
     let dir = PathBuf::from(&cfg.data_dir);
     let ready_ms = started.elapsed().as_millis() as u64;
-    tracing::info!(%addr, data_dir = %dir.display(), ready_ms, "confab serve ready (embedded)");
+    tracing::info!(%addr, %admin, data_dir = %dir.display(), ready_ms, "confab serve ready (embedded)");
     if std::env::var("CONFAB_NO_DEMO").is_err() {
-        match demo(&cfg, &dir, addr).await {
+        match demo(&cfg, &dir, addr, admin).await {
             Ok(text) => println!("{text}"),
             Err(e) => tracing::warn!(error = %e, "could not prepare the demo workspace"),
         }
@@ -175,13 +174,14 @@ pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::R
 
 /// Creates the demo workspace on first run (through the admin API, like any operator), and
 /// returns connection details with fresh tokens.
-async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+async fn demo(cfg: &Config, dir: &Path, addr: SocketAddr, admin: SocketAddr) -> anyhow::Result<String> {
     let path = dir.join("demo.json");
     let base = format!("http://{addr}");
+    let admin_base = format!("http://{admin}");
     let demo: Value = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)?,
         Err(_) => {
-            let d = create_demo(cfg, &base).await?;
+            let d = create_demo(cfg, &admin_base).await?;
             std::fs::write(&path, serde_json::to_vec_pretty(&d)?)?;
             d
         }
@@ -206,8 +206,9 @@ async fn demo(cfg: &Config, dir: &Path, addr: std::net::SocketAddr) -> anyhow::R
     text += &format!(
         "  send:  {{\"type\":\"message:send\",\"channel_id\":\"{ch}\",\"text\":\"hello\",\"client_msg_id\":\"c1\"}}\n"
     );
-    text += &format!("  admin: CONFAB_ADMIN_URL={base} CONFAB_ADMIN_KEY={} confab admin --help\n", cfg.auth.admin_key);
-    text += &format!("  schema registry (Confluent API): {base}/registry\n");
+    let key = dir.join(ADMIN_KEY_FILE);
+    text += &format!("  admin: confab admin --url {admin_base} --help (its key is in {})\n", key.display());
+    text += &format!("  schema registry (Confluent API): {base}/registry (registering: {admin_base}/registry)\n");
     Ok(text)
 }
 

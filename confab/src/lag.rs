@@ -1,6 +1,7 @@
 //! `confab lag`: how far each consumer is behind the end of its log, as JSON.
 //! Distributed: committed offsets of each consumer group against the topics' high watermarks.
-//! Embedded: the running `confab serve`'s `/metrics` (the data directory is locked while it runs).
+//! Embedded: the running `confab serve`'s `/metrics` on its admin listener (the data directory is
+//! locked while it runs).
 
 use anyhow::Context;
 use confab_core::config::{Config, Mode};
@@ -33,7 +34,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<()> {
             .await??
         }
         _ => {
-            let url = format!("http://{}/metrics", cfg.gateway.listen);
+            let url = format!("http://{}/metrics", cfg.gateway.admin_listen);
             let text = reqwest::get(&url)
                 .await
                 .with_context(|| format!("reading {url} (is confab serve running?)"))?

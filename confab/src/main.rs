@@ -34,6 +34,10 @@ struct Cli {
     /// TOML configuration file; `CONFAB_<SECTION>__<KEY>` variables override it.
     #[arg(long, env = "CONFAB_CONFIG", global = true)]
     config: Option<String>,
+    /// Development on one machine only: distributed processes accept empty secrets and use
+    /// fixed, public ones instead. Never in production.
+    #[arg(long, global = true)]
+    insecure_dev: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -116,6 +120,12 @@ pub fn announce(event: &str, addr: std::net::SocketAddr) {
     println!("{}", serde_json::json!({"event": event, "addr": addr.to_string()}));
 }
 
+/// A gateway's line: where clients connect, and where its admin API is.
+pub fn announce_gateway(addr: std::net::SocketAddr, admin: std::net::SocketAddr) {
+    let line = serde_json::json!({"event": "listening", "addr": addr.to_string(), "admin_addr": admin.to_string()});
+    println!("{line}");
+}
+
 /// mimalloc instead of glibc's malloc: in `perf`, glibc's malloc and free were about a quarter of
 /// `confab serve`'s CPU at 8,000 msg/s (issue 6, scenario 2).
 #[global_allocator]
@@ -131,13 +141,11 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Registry { listen, data_dir } = cli.command {
         return run_registry(&listen, data_dir).await;
     }
-    let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
-    let distributed_only = !matches!(
-        cli.command,
-        Command::Serve | Command::Config | Command::Schemas(_) | Command::Replay { .. } | Command::Lag
-    );
-    if distributed_only && cfg.auth.token_secret == confab_core::config::DEV_SECRET {
-        tracing::warn!("auth.token_secret is the development default; set CONFAB_AUTH__TOKEN_SECRET in production");
+    let mut cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
+    let runs_gateway = matches!(cli.command, Command::Gateway)
+        || (matches!(cli.command, Command::Serve) && cfg.mode == Mode::Distributed);
+    if runs_gateway {
+        distributed_secrets(&mut cfg, cli.insecure_dev)?;
     }
     let shutdown = Shutdown::on_signals();
     let health = Health::default();
@@ -165,6 +173,34 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin(_) | Command::Registry { .. } => unreachable!("handled above"),
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// A distributed gateway's secrets must be configured: every gateway shares them, so none can
+/// generate its own. The public development ones only with `--insecure-dev`.
+fn distributed_secrets(cfg: &mut Config, insecure_dev: bool) -> anyhow::Result<()> {
+    use confab_core::config::{INSECURE_DEV_ADMIN_KEY, INSECURE_DEV_TOKEN_SECRET};
+    let auth = &mut cfg.auth;
+    for (name, value, dev) in [
+        ("auth.token_secret", &mut auth.token_secret, INSECURE_DEV_TOKEN_SECRET),
+        ("auth.admin_key", &mut auth.admin_key, INSECURE_DEV_ADMIN_KEY),
+    ] {
+        if insecure_dev {
+            if value.is_empty() {
+                *value = dev.to_string();
+            }
+            tracing::warn!(setting = name, "--insecure-dev: public development secrets accepted; never in production");
+            continue;
+        }
+        anyhow::ensure!(
+            !value.is_empty(),
+            "`{name}` is not set: every gateway needs the same secret of at least {} bytes \
+             (CONFAB_{}; `openssl rand -base64 32` makes one), or pass --insecure-dev on a development machine",
+            confab_core::secrets::MIN_SECRET_LEN,
+            name.to_ascii_uppercase().replace('.', "__")
+        );
+        anyhow::ensure!(*value != dev, "`{name}` is the public development secret; set a real one");
+    }
     Ok(())
 }
 

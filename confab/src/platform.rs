@@ -15,7 +15,7 @@ use confab_core::ports::{
 };
 use confab_core::telemetry::Health;
 use confab_core::Shutdown;
-use confab_gateway::{new_gateway_id, Gateway, GatewayPorts};
+use confab_gateway::{new_gateway_id, ExtraRoutes, Gateway, GatewayPorts};
 use confab_projectors::fanout::FanoutProjection;
 use confab_projectors::runner;
 use confab_projectors::search::SearchProjection;
@@ -36,7 +36,7 @@ pub trait Platform: Send + Sync {
     /// The ports of a gateway with this id (its replies are keyed by it).
     async fn gateway_ports(&self, gateway_id: &str) -> anyhow::Result<GatewayPorts>;
     /// Routes the gateway serves besides its own (the embedded schema registry).
-    fn gateway_routes(&self) -> Option<axum::Router>;
+    fn gateway_routes(&self) -> ExtraRoutes;
     /// Ingest's log; `None` if shutdown came first.
     async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>>;
     /// Whether ingest's serial loop gets a thread of its own (see [`on_own_thread`]).
@@ -103,8 +103,8 @@ pub struct Shared {
 
 /// Components started and running.
 pub struct Running {
-    /// Where the gateway listens, if this process runs one.
-    pub gateway: Option<std::net::SocketAddr>,
+    /// Where the gateway listens (clients, admin), if this process runs one.
+    pub gateway: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     tasks: tokio::task::JoinSet<(Component, anyhow::Result<()>)>,
 }
 
@@ -116,7 +116,7 @@ pub async fn start(platform: Arc<dyn Platform>, components: &[Component], cx: Sh
     for &component in components {
         if component == Component::Gateway {
             let gw = start_gateway(&*platform, cx.clone()).await?;
-            running.gateway = Some(gw.addr);
+            running.gateway = Some((gw.addr, gw.admin_addr));
             running.tasks.spawn(async move { (component, gw.join().await.map_err(anyhow::Error::from)) });
             continue;
         }
@@ -180,7 +180,7 @@ async fn start_gateway(platform: &dyn Platform, cx: Shared) -> anyhow::Result<Ga
     let gw = Gateway::start(cx.cfg, gateway_id, ports, platform.gateway_routes(), cx.shutdown, cx.health)
         .await
         .context("starting the gateway")?;
-    crate::announce("listening", gw.addr);
+    crate::announce_gateway(gw.addr, gw.admin_addr);
     Ok(gw)
 }
 

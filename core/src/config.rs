@@ -190,9 +190,12 @@ pub struct NotifierConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// HMAC key for user tokens; every gateway and the admin CLI need the same one.
+    /// HMAC key for user tokens; every gateway needs the same one, of at least 32 bytes. Empty:
+    /// the embedded mode generates one in its data directory (`token_secret`); distributed
+    /// processes refuse to start (unless `--insecure-dev`).
     pub token_secret: String,
-    /// Bearer key for the `/admin` HTTP API.
+    /// Bearer key for the admin API (on `gateway.admin_listen`), of at least 32 bytes. Empty:
+    /// generated like the token secret (`admin_key`), or refused.
     pub admin_key: String,
     /// Lifetime of tokens minted by the admin API, in seconds.
     pub token_ttl_secs: i64,
@@ -201,7 +204,17 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
+    /// Where clients connect (WebSocket and the user API).
     pub listen: String,
+    /// Where the admin API, the schema registry's write routes (embedded mode), `/metrics` and
+    /// the detailed `/healthz` are served: keep it on loopback or a private network.
+    pub admin_listen: String,
+    /// Host names (without port) the gateway answers on `listen`; any other `Host` header gets
+    /// 421 (this defeats DNS rebinding). Empty: in embedded mode `localhost`, `127.0.0.1`, `::1`
+    /// and the listen address's own host; in distributed mode any host (a load balancer in
+    /// front decides).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub allowed_hosts: Vec<String>,
     /// Connection cap (a semaphore); connections past it get HTTP 503.
     pub max_connections: usize,
     /// Frames buffered per connection before a slow consumer is disconnected.
@@ -345,13 +358,15 @@ impl Default for NotifierConfig {
 }
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { token_secret: DEV_SECRET.into(), admin_key: DEV_ADMIN_KEY.into(), token_ttl_secs: 30 * 86_400 }
+        Self { token_secret: String::new(), admin_key: String::new(), token_ttl_secs: 30 * 86_400 }
     }
 }
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:8090".into(),
+            allowed_hosts: Vec::new(),
             max_connections: 100_000,
             send_buffer: 1024,
             rate_per_sec: 50,
@@ -369,8 +384,10 @@ impl Default for TelemetryConfig {
     }
 }
 
-pub const DEV_SECRET: &str = "confab-dev-secret-change-me";
-pub const DEV_ADMIN_KEY: &str = "confab-dev-admin-key";
+/// What `--insecure-dev` fills empty secrets with (development on one machine only; never a
+/// default).
+pub const INSECURE_DEV_TOKEN_SECRET: &str = "confab-insecure-dev-token-secret-0123456789";
+pub const INSECURE_DEV_ADMIN_KEY: &str = "confab-insecure-dev-admin-key-0123456789";
 
 /// Top-level keys settable as `CONFAB_<KEY>`.
 const TOP_LEVEL_ENV: &[&str] = &["CONFAB_NAMESPACE", "CONFAB_MODE", "CONFAB_DATA_DIR"];
@@ -453,11 +470,22 @@ impl Config {
         {
             return Err("`search.index` must use only [a-z0-9_-] and not start with _, - or +".into());
         }
-        for (name, v) in [("gateway.listen", &self.gateway.listen), ("telemetry.listen", &self.telemetry.listen)] {
+        let listeners = [
+            ("gateway.listen", &self.gateway.listen),
+            ("gateway.admin_listen", &self.gateway.admin_listen),
+            ("telemetry.listen", &self.telemetry.listen),
+        ];
+        for (name, v) in listeners {
             v.parse::<SocketAddr>().map_err(|_| format!("`{name}` must be host:port, got `{v}`"))?;
         }
-        if self.auth.token_secret.len() < 16 {
-            return Err("`auth.token_secret` must be at least 16 bytes".into());
+        for (name, secret) in [("auth.token_secret", &self.auth.token_secret), ("auth.admin_key", &self.auth.admin_key)]
+        {
+            if !secret.is_empty() && secret.len() < crate::secrets::MIN_SECRET_LEN {
+                return Err(format!("`{name}` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
+            }
+        }
+        if self.auth.token_secret == self.auth.admin_key && !self.auth.admin_key.is_empty() {
+            return Err("`auth.admin_key` must differ from `auth.token_secret`".into());
         }
         if self.files.max_bytes == 0 || self.files.upload_url_ttl_secs == 0 || self.files.download_url_ttl_secs == 0 {
             return Err("`files.max_bytes` and the `files.*_url_ttl_secs` must be positive".into());

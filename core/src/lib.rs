@@ -37,7 +37,8 @@
 //! - [`views`]: store rows as wire types (imports both; neither imports it).
 //!
 //! Runtime helpers (may import anything above):
-//! - [`config`]: the configuration file and `CONFAB_*` overrides.
+//! - [`config`]: the configuration file and `CONFAB_*` overrides; [`secrets`]: secrets kept in a
+//!   data directory (generated, private, written atomically).
 //! - [`telemetry`]: logging, metrics, health; [`Shutdown`]: the one shutdown path;
 //!   [`Backoff`]: how long to wait before retrying a transient failure.
 
@@ -53,6 +54,7 @@ pub mod protocol;
 pub mod push;
 pub mod schemas;
 pub mod search_query;
+pub mod secrets;
 pub mod telemetry;
 pub mod views;
 

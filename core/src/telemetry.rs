@@ -1,4 +1,6 @@
-//! Logging (tracing, lowercase structured events), Prometheus metrics and `/healthz`.
+//! Logging (tracing, lowercase structured events), Prometheus metrics and `/healthz`. The
+//! public `/healthz` says which checks fail, never why (error texts name servers and addresses);
+//! the detailed one and `/metrics` are served on private listeners only.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use prometheus::{Encoder, TextEncoder};
@@ -26,28 +28,33 @@ impl Health {
         self.checks.lock().expect("health lock").insert(name, state);
     }
 
-    pub fn report(&self) -> (bool, serde_json::Value) {
+    /// Whether every check passes, and the report: each check `ok` or, `detailed`, its error
+    /// (otherwise just `failing`).
+    pub fn report(&self, detailed: bool) -> (bool, serde_json::Value) {
         let checks = self.checks.lock().expect("health lock");
         let ok = checks.values().all(|c| c.is_ok());
-        let detail: serde_json::Map<String, serde_json::Value> = checks
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    match v {
-                        Ok(()) => serde_json::json!("ok"),
-                        Err(e) => serde_json::json!(e),
-                    },
-                )
-            })
-            .collect();
-        (ok, serde_json::json!({"status": if ok {"ok"} else {"unhealthy"}, "checks": detail}))
+        let state = |v: &Result<(), String>| match v {
+            Ok(()) => serde_json::json!("ok"),
+            Err(e) if detailed => serde_json::json!(e),
+            Err(_) => serde_json::json!("failing"),
+        };
+        let checks: serde_json::Map<String, serde_json::Value> =
+            checks.iter().map(|(k, v)| (k.to_string(), state(v))).collect();
+        (ok, serde_json::json!({"status": if ok {"ok"} else {"unhealthy"}, "checks": checks}))
     }
 }
 
-async fn healthz(State(health): State<Health>) -> impl IntoResponse {
-    let (ok, body) = health.report();
+fn health_response(health: &Health, detailed: bool) -> impl IntoResponse {
+    let (ok, body) = health.report(detailed);
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, axum::Json(body))
+}
+
+async fn public_healthz(State(health): State<Health>) -> impl IntoResponse {
+    health_response(&health, false)
+}
+
+async fn detailed_healthz(State(health): State<Health>) -> impl IntoResponse {
+    health_response(&health, true)
 }
 
 async fn metrics() -> impl IntoResponse {
@@ -56,9 +63,14 @@ async fn metrics() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf)
 }
 
-/// `/healthz` and `/metrics`, to merge into a process's router.
+/// The public `/healthz` (which checks fail, not why), for a user-facing listener.
+pub fn public_router(health: Health) -> Router {
+    Router::new().route("/healthz", get(public_healthz)).with_state(health)
+}
+
+/// The detailed `/healthz` and `/metrics`, for a private listener.
 pub fn router(health: Health) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(health)
+    Router::new().route("/healthz", get(detailed_healthz)).route("/metrics", get(metrics)).with_state(health)
 }
 
 /// Serves [`router`] on `listen` until shutdown (for processes without an HTTP API).

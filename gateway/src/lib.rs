@@ -11,6 +11,7 @@
 //!   frame checked and turned into a command or answered), resume, typing, rate limits.
 //! - [`writer`]: a socket's outgoing queue: each channel's events once and in order, and the
 //!   hold/replay that makes a resume lossless.
+//! - [`hosts`]: the `Host` names the public listener answers (against DNS rebinding).
 //! - [`hub`]: this process's connections, indexed by channel and user, and batched local fanout.
 //! - [`fanout_reader`]: reads each followed workspace's fanout stream once for all local sockets.
 //! - [`replies`]: turns ingest's replies into `message:ack` / `error` frames or admin answers.
@@ -26,6 +27,7 @@
 
 pub mod admin;
 pub mod fanout_reader;
+pub mod hosts;
 pub mod http;
 pub mod hub;
 pub mod metrics;
@@ -38,5 +40,5 @@ pub mod web;
 pub mod writer;
 pub mod ws;
 
-pub use server::Gateway;
+pub use server::{ExtraRoutes, Gateway};
 pub use state::{new_gateway_id, AppState, GatewayPorts};

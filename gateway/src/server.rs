@@ -1,7 +1,9 @@
-//! A running gateway: its background tasks, the HTTP server with its connection cap and TCP
-//! settings, dependency probes for `/healthz`, and the one shutdown path (stop accepting, close
+//! A running gateway: its background tasks, two HTTP listeners (the public one for clients, with
+//! its `Host` check; the admin one, on a private address, for the admin API, `/metrics` and the
+//! detailed `/healthz`), dependency probes, and the one shutdown path (stop accepting, close
 //! sockets with 1001, exit).
 
+use axum::serve::Listener;
 use axum::Router;
 use confab_core::config::Config;
 use confab_core::ports::PortError;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+use crate::hosts::AllowedHosts;
 use crate::state::{AppState, GatewayPorts};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,20 +30,31 @@ pub enum GatewayError {
 /// How long shutdown waits for sockets to flush and close.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Routes a platform adds to the gateway's own (the embedded schema registry): on the public
+/// listener, and on the admin one.
+#[derive(Default)]
+pub struct ExtraRoutes {
+    pub public: Router,
+    pub admin: Router,
+}
+
 pub struct Gateway {
+    /// Where clients connect.
     pub addr: SocketAddr,
+    /// Where the admin API, `/metrics` and the detailed `/healthz` are.
+    pub admin_addr: SocketAddr,
     pub state: Arc<AppState>,
     task: tokio::task::JoinHandle<()>,
+    admin_task: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
-    /// Starts serving on `cfg.gateway.listen`. `extra` routes are merged in (the embedded mode
-    /// serves its schema registry this way).
+    /// Starts serving on `cfg.gateway.listen` and `cfg.gateway.admin_listen`.
     pub async fn start(
         cfg: Config,
         gateway_id: String,
         ports: GatewayPorts,
-        extra: Option<Router>,
+        extra: ExtraRoutes,
         shutdown: Shutdown,
         health: Health,
     ) -> Result<Self, GatewayError> {
@@ -53,34 +67,22 @@ impl Gateway {
         health.set("log", Ok(()));
         health.set("fanout", Ok(()));
 
-        let listen = state.cfg.gateway.listen.clone();
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
-        let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: listen.clone(), source })?;
-        // frames are small and latency matters: no Nagle delay behind the peer's delayed ACK
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let mut app = crate::router::public(state.clone())
-            .merge(crate::router::admin(state.clone()))
-            .merge(telemetry::router(health));
-        if let Some(extra) = extra {
-            app = app.merge(extra);
-        }
-        let mut stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { stop.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
-        tracing::info!(%addr, gateway_id = %state.gateway_id, "gateway listening");
-        Ok(Self { addr, state, task })
+        let listener = bind(&state.cfg.gateway.listen).await?;
+        let addr = listener.local_addr().map_err(|source| bind_error(&state.cfg.gateway.listen, source))?;
+        let allowed = Arc::new(AllowedHosts::for_listener(&state.cfg, addr));
+        let public = crate::router::public(state.clone())
+            .merge(telemetry::public_router(health.clone()))
+            .merge(extra.public)
+            .layer(axum::middleware::from_fn_with_state(allowed, crate::hosts::check));
+        let task = serve(listener, public, shutdown.clone());
+
+        let admin_listener = bind(&state.cfg.gateway.admin_listen).await?;
+        let admin_addr =
+            admin_listener.local_addr().map_err(|source| bind_error(&state.cfg.gateway.admin_listen, source))?;
+        let admin = crate::router::admin(state.clone()).merge(telemetry::router(health)).merge(extra.admin);
+        let admin_task = serve(admin_listener, admin, shutdown);
+        tracing::info!(%addr, %admin_addr, gateway_id = %state.gateway_id, "gateway listening");
+        Ok(Self { addr, admin_addr, state, task, admin_task })
     }
 
     /// Waits until the server has stopped (after shutdown) and every socket has been closed
@@ -88,6 +90,7 @@ impl Gateway {
     /// Upgraded sockets are not tracked by the HTTP server, so this wait is ours.
     pub async fn join(self) -> Result<(), GatewayError> {
         self.task.await?;
+        self.admin_task.await?;
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         while !self.state.hub.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -100,6 +103,37 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+fn bind_error(addr: &str, source: std::io::Error) -> GatewayError {
+    GatewayError::Bind { addr: addr.to_string(), source }
+}
+
+/// A listener on `addr` whose connections skip Nagle's delay: frames are small and latency
+/// matters, so nothing should wait behind the peer's delayed ACK.
+async fn bind(addr: &str) -> Result<TapListener, GatewayError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| bind_error(addr, source))?;
+    Ok(axum::serve::ListenerExt::tap_io(listener, no_delay as fn(&mut tokio::net::TcpStream)))
+}
+
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
+
+type TapListener = axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
+
+/// Serves `app` on `listener` until shutdown.
+fn serve(listener: TapListener, app: Router, mut shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server failed");
+        }
+    })
 }
 
 /// Every 2 s, checks each dependency and records the result for `/healthz`, so the gateway

@@ -20,7 +20,9 @@ pub async fn fallback(method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD
         || path.starts_with("api/")
         || path.starts_with("admin/")
+        || path.starts_with("registry/")
         || path == "ws"
+        || path == "metrics"
     {
         let body =
             serde_json::json!({"error": {"code": "not_found", "message": format!("no route for {method} /{path}")}});

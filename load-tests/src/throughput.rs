@@ -334,7 +334,7 @@ pub async fn run(mode: Mode, p: &Params) -> anyhow::Result<()> {
     let mut watched: Vec<(String, u32)> = Vec::new();
     let lag = if mode == Mode::Embedded {
         watched.push(("confab serve".into(), stack.pid("serve")));
-        Lag::Metrics { url: format!("http://{gw}/metrics"), http: reqwest::Client::new() }
+        Lag::Metrics { url: format!("http://{}/metrics", stack.admin_addr("serve")), http: reqwest::Client::new() }
     } else {
         for name in ["ingest", "timeline", "fanout", "search", "notifier", "gw0"] {
             watched.push((format!("confab {name}"), stack.pid(name)));

@@ -285,7 +285,7 @@ mod tests {
         }
         assert!(!task.is_finished(), "the projector must not exit on a transient log error");
         assert_eq!((*applied.lock().unwrap(), *acked.lock().unwrap()), (1, 1));
-        assert!(health.report().0, "healthy again once the log answers");
+        assert!(health.report(false).0, "healthy again once the log answers");
         trigger.trigger();
         task.await.unwrap().unwrap();
     }

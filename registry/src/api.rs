@@ -148,6 +148,7 @@ async fn put_subject_config(
 
 /// The API's routes. Confluent clients send `application/vnd.schemaregistry.v1+json`; the JSON
 /// extractor accepts any `+json` content type.
+/// The whole API: reads, registration and compatibility settings.
 pub fn router(store: Arc<SchemaStore>) -> Router {
     Router::new()
         .route("/subjects", get(subjects))
@@ -158,5 +159,21 @@ pub fn router(store: Arc<SchemaStore>) -> Router {
         .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
         .route("/config", get(get_config).put(put_config))
         .route("/config/{subject}", get(get_subject_config).put(put_subject_config))
+        .with_state(store)
+}
+
+/// What anyone may do: read subjects, versions, schemas and settings, and ask whether a schema
+/// is registered or compatible (both change nothing). Registering and changing compatibility
+/// are only on [`router`], which is served on a private listener.
+pub fn read_router(store: Arc<SchemaStore>) -> Router {
+    Router::new()
+        .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup))
+        .route("/subjects/{subject}/versions", get(versions))
+        .route("/subjects/{subject}/versions/{version}", get(version))
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
+        .route("/config", get(get_config))
+        .route("/config/{subject}", get(get_subject_config))
         .with_state(store)
 }

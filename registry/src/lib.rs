@@ -12,5 +12,5 @@ pub mod api;
 pub mod compat;
 pub mod store;
 
-pub use api::router;
+pub use api::{read_router, router};
 pub use store::{RegistryError, SchemaStore};

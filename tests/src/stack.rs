@@ -90,6 +90,8 @@ pub fn confab_bin() -> PathBuf {
 pub struct Proc {
     child: Child,
     pub addr: Option<String>,
+    /// A gateway's admin listener.
+    pub admin_addr: Option<String>,
     args: Vec<String>,
 }
 
@@ -105,6 +107,9 @@ pub struct Stack {
     pub services: Option<Services>,
     pub namespace: String,
     pub registry_url: String,
+    /// Where schemas are registered (the embedded gateway's admin listener; the registry itself
+    /// in distributed mode).
+    pub registry_admin_url: String,
     env: Vec<(String, String)>,
     procs: HashMap<String, Proc>,
     /// Arguments of processes that were killed or terminated, for `restart`.
@@ -126,7 +131,7 @@ fn spawn(env: &[(String, String)], args: &[String], log: PathBuf, wait_addr: boo
         .stderr(stderr)
         .spawn()
         .expect("spawn confab");
-    let mut addr = None;
+    let (mut addr, mut admin_addr) = (None, None);
     if wait_addr {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -147,8 +152,9 @@ fn spawn(env: &[(String, String)], args: &[String], log: PathBuf, wait_addr: boo
         let v: Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("unexpected first line from confab: {line}"));
         addr = v["addr"].as_str().map(str::to_string);
+        admin_addr = v["admin_addr"].as_str().map(str::to_string);
     }
-    Proc { child, addr, args: args.to_vec() }
+    Proc { child, addr, admin_addr, args: args.to_vec() }
 }
 
 impl Stack {
@@ -177,12 +183,15 @@ impl Stack {
             dir.disable_cleanup(true);
             eprintln!("stack dir kept: {}", dir.path().display());
         }
-        let admin_key = "test-admin-key".to_string();
+        // secrets of their own per stack, as a deployment has
+        let admin_key = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        let token_secret = format!("token-{}", uuid::Uuid::new_v4().simple());
         let mut common: Vec<(String, String)> = vec![
             ("CONFAB_NAMESPACE".into(), namespace.clone()),
             ("CONFAB_GATEWAY__LISTEN".into(), "127.0.0.1:0".into()),
+            ("CONFAB_GATEWAY__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
             ("CONFAB_TELEMETRY__LISTEN".into(), "127.0.0.1:0".into()),
-            ("CONFAB_AUTH__TOKEN_SECRET".into(), "test-secret-0123456789abcdef".into()),
+            ("CONFAB_AUTH__TOKEN_SECRET".into(), token_secret),
             ("CONFAB_AUTH__ADMIN_KEY".into(), admin_key.clone()),
             ("CONFAB_KAFKA__PARTITIONS".into(), "4".into()),
             // tests push hundreds of messages through one socket to exercise other behaviour;
@@ -200,6 +209,7 @@ impl Stack {
                 services: None,
                 namespace,
                 registry_url: String::new(),
+                registry_admin_url: String::new(),
                 env,
                 procs: HashMap::new(),
                 stopped: HashMap::new(),
@@ -210,6 +220,7 @@ impl Stack {
             };
             stack.spawn("serve", &["serve"]);
             stack.registry_url = format!("http://{}/registry", stack.addr("serve"));
+            stack.registry_admin_url = format!("http://{}/registry", stack.admin_addr("serve"));
             return stack;
         }
         let mut services = Services::required();
@@ -251,6 +262,7 @@ impl Stack {
             mode,
             services: Some(services),
             namespace,
+            registry_admin_url: registry_url.clone(),
             registry_url,
             env,
             procs: HashMap::new(),
@@ -336,6 +348,11 @@ impl Stack {
         self.procs[&self.host(name)].addr.clone().expect("process has an address")
     }
 
+    /// A gateway's admin listener (the admin API, `/metrics`, the detailed `/healthz`).
+    pub fn admin_addr(&self, name: &str) -> String {
+        self.procs[&self.host(name)].admin_addr.clone().expect("gateway has an admin address")
+    }
+
     pub fn log(&self, name: &str) -> String {
         let name = &self.host(name);
         let mut out = String::new();
@@ -360,7 +377,7 @@ impl Stack {
     }
 
     async fn admin(&self, path: &str, body: Value) -> Value {
-        let url = format!("http://{}{path}", self.addr("gw0"));
+        let url = format!("http://{}{path}", self.admin_addr("gw0"));
         let resp = self.http.post(&url).bearer_auth(&self.admin_key).json(&body).send().await.expect("admin request");
         let status = resp.status();
         let v: Value = resp.json().await.expect("admin json");

@@ -439,7 +439,7 @@ async fn sigterm_drains_and_a_restart_keeps_everything(mode: Mode) {
 
 async fn the_admin_cli_bootstraps_a_conversation(mode: Mode) {
     let stack = Stack::start(mode, 1).await;
-    let url = format!("http://{}", stack.addr("gw0"));
+    let url = format!("http://{}", stack.admin_addr("gw0"));
     let admin = |args: Vec<String>| {
         let out = std::process::Command::new(confab_tests::stack::confab_bin())
             .args(["admin", "--url", &url, "--admin-key", &stack.admin_key])

@@ -92,7 +92,7 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
     assert_eq!(verdict["is_compatible"], false);
     assert!(verdict["messages"].to_string().contains("tenant_region"), "{verdict}");
     let resp = http
-        .post(format!("{}/subjects/{topic}-value/versions", stack.registry_url))
+        .post(format!("{}/subjects/{topic}-value/versions", stack.registry_admin_url))
         .json(&json!({"schema": schema.to_string()}))
         .send()
         .await
@@ -130,7 +130,7 @@ async fn embedded_mode_serves_a_confluent_registry() {
     assert_eq!(schema["name"], "Event");
     // a malformed body gets a Confluent-shaped error
     let resp = http
-        .post(format!("{}/subjects/{subject}/versions", stack.registry_url))
+        .post(format!("{}/subjects/{subject}/versions", stack.registry_admin_url))
         .header("content-type", "application/vnd.schemaregistry.v1+json")
         .body("{not json")
         .send()

@@ -150,7 +150,7 @@ async fn lag_drains_to_zero_once_the_projectors_catch_up(mode: Mode) {
     let stack = Stack::start(mode, 1).await;
     let (_token, _chans) = populate(&stack, 100).await;
     let lag = eventually(Duration::from_secs(30), "lag 0", || async {
-        let out = stack.confab(&["lag"]).env("CONFAB_GATEWAY__LISTEN", stack.addr("gw0")).output().ok()?;
+        let out = stack.confab(&["lag"]).env("CONFAB_GATEWAY__ADMIN_LISTEN", stack.admin_addr("gw0")).output().ok()?;
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
         let all_zero = v
             .as_object()
@@ -178,7 +178,7 @@ async fn healthz_follows_a_dependency_going_down_and_coming_back() {
     let mut r = redis(&port);
     std::thread::sleep(Duration::from_millis(300));
     let stack = Stack::start_with(Mode::Distributed, 1, Some(format!("redis://127.0.0.1:{port}/"))).await;
-    let url = format!("http://{}/healthz", stack.addr("gw0"));
+    let url = format!("http://{}/healthz", stack.admin_addr("gw0"));
     let health = || async {
         let resp = reqwest::get(&url).await.ok()?;
         Some((resp.status().as_u16(), resp.json::<Value>().await.ok()?))
@@ -189,6 +189,13 @@ async fn healthz_follows_a_dependency_going_down_and_coming_back() {
     let (_, body) = eventually(T, "unhealthy", || async { health().await.filter(|(s, _)| *s == 503) }).await;
     assert_ne!(body["checks"]["fanout"], "ok", "{body}");
     assert_eq!(body["checks"]["store"], "ok", "{body}");
+    // the public /healthz says which check fails, never why (the error names servers)
+    let public = format!("http://{}/healthz", stack.addr("gw0"));
+    let resp = reqwest::get(&public).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let public: Value = resp.json().await.unwrap();
+    assert_eq!(public["checks"]["fanout"], "failing", "{public}");
+    assert!(!public.to_string().contains("127.0.0.1"), "{public}");
     let mut r = redis(&port);
     eventually(T, "healthy again", || async { health().await.filter(|(s, _)| *s == 200) }).await;
     r.kill().unwrap();
