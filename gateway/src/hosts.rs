@@ -79,8 +79,7 @@ mod tests {
     use super::*;
 
     fn embedded(listen: &str, allowed: &[&str]) -> AllowedHosts {
-        let mut cfg = Config::default();
-        cfg.mode = Mode::Embedded;
+        let mut cfg = Config { mode: Mode::Embedded, ..Config::default() };
         cfg.gateway.allowed_hosts = allowed.iter().map(|s| s.to_string()).collect();
         AllowedHosts::for_listener(&cfg, listen.parse().unwrap())
     }
@@ -102,8 +101,7 @@ mod tests {
         let hosts = embedded("0.0.0.0:8080", &["chat.example.org"]);
         assert!(hosts.admits(Some("chat.example.org:443")));
         assert!(!hosts.admits(Some("localhost")));
-        let mut cfg = Config::default();
-        cfg.mode = Mode::Distributed;
+        let cfg = Config { mode: Mode::Distributed, ..Config::default() };
         assert!(AllowedHosts::for_listener(&cfg, "0.0.0.0:80".parse().unwrap()).admits(Some("anything")));
     }
 }
