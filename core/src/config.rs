@@ -148,6 +148,10 @@ pub struct FilesConfig {
     pub upload_url_ttl_secs: u64,
     /// How long a download URL stays valid at most, in seconds (clients may ask for less).
     pub download_url_ttl_secs: u64,
+    /// Uploads and downloads the embedded gateway serves at once (`/blobs/`); more get 503.
+    pub max_concurrent_transfers: usize,
+    /// How long one transfer through the gateway may take.
+    pub transfer_timeout_secs: u64,
 }
 
 impl FilesConfig {
@@ -215,8 +219,16 @@ pub struct GatewayConfig {
     /// front decides).
     #[serde(deserialize_with = "list_or_csv")]
     pub allowed_hosts: Vec<String>,
-    /// Connection cap (a semaphore); connections past it get HTTP 503.
+    /// WebSocket cap (a semaphore); upgrades past it get HTTP 503.
     pub max_connections: usize,
+    /// Open HTTP connections (keep-alive included) on the public listener; a connection past it
+    /// is closed as soon as it is accepted, and counted.
+    pub max_http_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may stay idle: a client that trickles bytes (slowloris) is cut off.
+    pub http_header_timeout_ms: u64,
+    /// How long one HTTP request may take, body included (file transfers: `files.transfer_timeout_secs`).
+    pub http_request_timeout_ms: u64,
     /// Frames buffered per connection before a slow consumer is disconnected.
     pub send_buffer: usize,
     /// Commands (sends, joins, edits, reactions) one connection may issue per second, sustained;
@@ -335,6 +347,8 @@ impl Default for FilesConfig {
             .to_vec(),
             upload_url_ttl_secs: 900,
             download_url_ttl_secs: 300,
+            max_concurrent_transfers: 32,
+            transfer_timeout_secs: 600,
         }
     }
 }
@@ -368,6 +382,9 @@ impl Default for GatewayConfig {
             admin_listen: "127.0.0.1:8090".into(),
             allowed_hosts: Vec::new(),
             max_connections: 100_000,
+            max_http_connections: 10_000,
+            http_header_timeout_ms: 10_000,
+            http_request_timeout_ms: 30_000,
             send_buffer: 1024,
             rate_per_sec: 50,
             rate_burst: 500,
@@ -495,8 +512,20 @@ impl Config {
                 return Err(format!("`files.allowed_types`: `{t}` is not `type/subtype`, `type/*` or `*/*`"));
             }
         }
-        if self.gateway.max_connections == 0 || self.gateway.send_buffer == 0 {
-            return Err("`gateway.max_connections` and `gateway.send_buffer` must be positive".into());
+        if self.gateway.max_connections == 0 || self.gateway.send_buffer == 0 || self.gateway.max_http_connections == 0
+        {
+            return Err(
+                "`gateway.max_connections`, `gateway.max_http_connections` and `gateway.send_buffer` must be positive"
+                    .into(),
+            );
+        }
+        if self.gateway.http_header_timeout_ms == 0 || self.gateway.http_request_timeout_ms == 0 {
+            return Err(
+                "`gateway.http_header_timeout_ms` and `gateway.http_request_timeout_ms` must be positive".into()
+            );
+        }
+        if self.files.max_concurrent_transfers == 0 || self.files.transfer_timeout_secs == 0 {
+            return Err("`files.max_concurrent_transfers` and `files.transfer_timeout_secs` must be positive".into());
         }
         Ok(())
     }

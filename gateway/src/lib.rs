@@ -5,6 +5,8 @@
 //! - [`state`]: what every handler and task shares ([`AppState`](state::AppState)) and the
 //!   ports a gateway is given ([`GatewayPorts`]).
 //! - [`router`]: every route, the user-facing ones and, apart, the admin API's.
+//! - [`listener`]: HTTP connections, bounded (a cap, header and request timeouts, panics
+//!   answered as 500).
 //! - [`server`]: a running [`Gateway`]: background tasks, the HTTP server, health probes,
 //!   graceful shutdown.
 //! - [`ws`]: one WebSocket connection: upgrade, hello, frames in (`ws::frames`: each client
@@ -30,6 +32,7 @@ pub mod fanout_reader;
 pub mod hosts;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod metrics;
 pub mod presence;
 pub mod replies;

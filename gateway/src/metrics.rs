@@ -17,6 +17,10 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     pub search_latency: Histogram,
     pub files: IntCounterVec,
+    /// HTTP connections closed at `gateway.max_http_connections`.
+    pub http_refused: IntCounter,
+    /// File transfers refused at `files.max_concurrent_transfers`.
+    pub transfers_refused: IntCounter,
 }
 
 /// One set per process (registering twice would leave the second set unexported).
@@ -50,6 +54,20 @@ impl Metrics {
                     .unwrap(),
             ),
             commands: register(IntCounter::new("confab_gateway_commands_total", "commands written to Kafka").unwrap()),
+            http_refused: register(
+                IntCounter::new(
+                    "confab_gateway_http_refused_total",
+                    "HTTP connections closed at once because gateway.max_http_connections were open",
+                )
+                .unwrap(),
+            ),
+            transfers_refused: register(
+                IntCounter::new(
+                    "confab_gateway_transfers_refused_total",
+                    "file transfers refused because files.max_concurrent_transfers were running",
+                )
+                .unwrap(),
+            ),
             delivered: register(
                 IntCounter::new("confab_gateway_delivered_frames_total", "frames queued to local sockets").unwrap(),
             ),

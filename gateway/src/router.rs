@@ -1,15 +1,24 @@
 //! Every route of a gateway: the user-facing ones (WebSocket, the HTTP API, the embedded
 //! mode's `/blobs/`, the web client) and, separately, the admin API.
 
+use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::http::{channels, devices, files, history, presence, search};
+use crate::listener;
 use crate::state::AppState;
 
-/// The user-facing routes.
+/// The user-facing routes: each request within `gateway.http_request_timeout_ms` (file
+/// transfers within `files.transfer_timeout_secs`), and a panicking handler answers 500.
 pub fn public(state: Arc<AppState>) -> Router {
+    let request_timeout = Duration::from_millis(state.cfg.gateway.http_request_timeout_ms);
+    let transfer_timeout = Duration::from_secs(state.cfg.files.transfer_timeout_secs);
+    let transfers = Router::new()
+        .route("/blobs/{ws}/{file}", get(files::blob_get).put(files::blob_put))
+        .route_layer(from_fn_with_state(transfer_timeout, listener::deadline));
     Router::new()
         .route("/ws", get(crate::ws::upgrade))
         .route("/api/me", get(channels::me))
@@ -27,12 +36,14 @@ pub fn public(state: Arc<AppState>) -> Router {
         .route("/api/files", post(files::create))
         .route("/api/files/{file_id}", get(files::get).delete(files::delete))
         .route("/api/files/{file_id}/complete", post(files::complete))
-        .route("/blobs/{ws}/{file}", get(files::blob_get).put(files::blob_put))
+        .route_layer(from_fn_with_state(request_timeout, listener::deadline))
+        .merge(transfers)
         .fallback(crate::web::fallback)
         .with_state(state)
+        .layer(listener::catch_panic())
 }
 
 /// The admin API's routes (bearer `auth.admin_key`).
 pub fn admin(state: Arc<AppState>) -> Router {
-    crate::admin::router(state)
+    crate::admin::router(state).layer(listener::catch_panic())
 }

@@ -3,7 +3,6 @@
 //! detailed `/healthz`), dependency probes, and the one shutdown path (stop accepting, close
 //! sockets with 1001, exit).
 
-use axum::serve::Listener;
 use axum::Router;
 use confab_core::config::Config;
 use confab_core::ports::PortError;
@@ -15,6 +14,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::hosts::AllowedHosts;
+use crate::listener::{self, HttpLimits};
 use crate::state::{AppState, GatewayPorts};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,20 +67,25 @@ impl Gateway {
         health.set("log", Ok(()));
         health.set("fanout", Ok(()));
 
-        let listener = bind(&state.cfg.gateway.listen).await?;
-        let addr = listener.local_addr().map_err(|source| bind_error(&state.cfg.gateway.listen, source))?;
+        let gw = &state.cfg.gateway;
+        let limits = HttpLimits {
+            max_connections: gw.max_http_connections,
+            header_timeout: Duration::from_millis(gw.http_header_timeout_ms),
+        };
+        let refused = state.metrics.http_refused.clone();
+        let listener = bind(&gw.listen).await?;
+        let addr = listener.local_addr().map_err(|source| bind_error(&gw.listen, source))?;
         let allowed = Arc::new(AllowedHosts::for_listener(&state.cfg, addr));
         let public = crate::router::public(state.clone())
             .merge(telemetry::public_router(health.clone()))
             .merge(extra.public)
             .layer(axum::middleware::from_fn_with_state(allowed, crate::hosts::check));
-        let task = serve(listener, public, shutdown.clone());
+        let task = listener::serve(listener, public, limits, shutdown.clone(), refused.clone(), DRAIN_TIMEOUT);
 
-        let admin_listener = bind(&state.cfg.gateway.admin_listen).await?;
-        let admin_addr =
-            admin_listener.local_addr().map_err(|source| bind_error(&state.cfg.gateway.admin_listen, source))?;
+        let admin_listener = bind(&gw.admin_listen).await?;
+        let admin_addr = admin_listener.local_addr().map_err(|source| bind_error(&gw.admin_listen, source))?;
         let admin = crate::router::admin(state.clone()).merge(telemetry::router(health)).merge(extra.admin);
-        let admin_task = serve(admin_listener, admin, shutdown);
+        let admin_task = listener::serve(admin_listener, admin, limits, shutdown, refused, DRAIN_TIMEOUT);
         tracing::info!(%addr, %admin_addr, gateway_id = %state.gateway_id, "gateway listening");
         Ok(Self { addr, admin_addr, state, task, admin_task })
     }
@@ -109,31 +114,8 @@ fn bind_error(addr: &str, source: std::io::Error) -> GatewayError {
     GatewayError::Bind { addr: addr.to_string(), source }
 }
 
-/// A listener on `addr` whose connections skip Nagle's delay: frames are small and latency
-/// matters, so nothing should wait behind the peer's delayed ACK.
-async fn bind(addr: &str) -> Result<TapListener, GatewayError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| bind_error(addr, source))?;
-    Ok(axum::serve::ListenerExt::tap_io(listener, no_delay as fn(&mut tokio::net::TcpStream)))
-}
-
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-    }
-}
-
-type TapListener = axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
-
-/// Serves `app` on `listener` until shutdown.
-fn serve(listener: TapListener, app: Router, mut shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "http server failed");
-        }
-    })
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, GatewayError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| bind_error(addr, source))
 }
 
 /// Every 2 s, checks each dependency and records the result for `/healthz`, so the gateway

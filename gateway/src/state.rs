@@ -47,6 +47,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
     pub conns: Arc<Semaphore>,
+    /// File transfers through the gateway (`/blobs/`) running now.
+    pub transfers: Arc<Semaphore>,
     pub next_conn: AtomicU64,
     pub metrics: Metrics,
     pub health: Health,
@@ -71,6 +73,7 @@ impl AppState {
         let state = Arc::new(AppState {
             signer: TokenSigner::new(&cfg.auth.token_secret),
             conns: Arc::new(Semaphore::new(cfg.gateway.max_connections)),
+            transfers: Arc::new(Semaphore::new(cfg.files.max_concurrent_transfers)),
             hub: Hub::new(metrics.clone()),
             cfg,
             gateway_id,

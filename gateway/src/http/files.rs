@@ -388,6 +388,7 @@ pub async fn blob_put(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
+    let _slot = transfer_slot(&st)?;
     let key = object_key(&ws, &file);
     let LinkGrant::Put { size, content_type } =
         blobs.verify(&key, &q, chrono::Utc::now().timestamp()).map_err(link_error)?
@@ -428,6 +429,7 @@ pub async fn blob_get(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
+    let _slot = transfer_slot(&st)?;
     let key = object_key(&ws, &file);
     let LinkGrant::Get { name, content_type } =
         blobs.verify(&key, &q, chrono::Utc::now().timestamp()).map_err(link_error)?
@@ -450,6 +452,14 @@ pub async fn blob_get(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60"));
     Ok(r)
+}
+
+/// A slot for one transfer through the gateway; 503 when `files.max_concurrent_transfers` run.
+fn transfer_slot(st: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    st.transfers.clone().try_acquire_owned().map_err(|_| {
+        st.metrics.transfers_refused.inc();
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "too many file transfers at once; retry")
+    })
 }
 
 /// The store behind the links this gateway serves itself (embedded mode).

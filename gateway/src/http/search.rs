@@ -73,7 +73,7 @@ fn checked_params(p: &SearchParams) -> Result<(usize, usize, i32), ApiError> {
         return Err(ApiError::bad("limit must be between 1 and 100"));
     }
     let offset = p.offset.unwrap_or(0);
-    if offset + limit > 10_000 {
+    if offset.saturating_add(limit) > 10_000 {
         return Err(ApiError::bad("offset + limit must not exceed 10000"));
     }
     let tz = p.tz.unwrap_or(0);

@@ -1,0 +1,137 @@
+//! Every resource a client can hold has a bound (issue 16): HTTP connections (a cap, and a
+//! header/idle timeout against slowloris), file transfers through the gateway, and search
+//! paging that cannot overflow.
+
+use confab_tests::{Mode, Stack};
+use reqwest::Method;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Whether the server closes `tcp` (EOF or reset) within `within`.
+fn closed_by_server(tcp: &mut TcpStream, within: Duration) -> bool {
+    tcp.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_headers_or_idling_is_cut_off() {
+    let env = [("CONFAB_GATEWAY__HTTP_HEADER_TIMEOUT_MS", "700")];
+    let stack = Stack::start_custom(Mode::Embedded, 1, None, &env).await;
+    let addr = stack.addr("gw0");
+    // slowloris: half a request, then nothing
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").unwrap();
+    let started = Instant::now();
+    assert!(closed_by_server(&mut slow, Duration::from_secs(10)), "a trickling client keeps its connection");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+    // a connection that never sends a byte
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    assert!(closed_by_server(&mut idle, Duration::from_secs(10)), "an idle connection is kept forever");
+    // a kept-alive connection that goes quiet after a request
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    kept.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(closed_by_server(&mut kept, Duration::from_secs(10)), "an idle kept-alive connection is kept forever");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_at_once_and_counted() {
+    let env = [("CONFAB_GATEWAY__MAX_HTTP_CONNECTIONS", "2"), ("CONFAB_GATEWAY__HTTP_HEADER_TIMEOUT_MS", "60000")];
+    let stack = Stack::start_custom(Mode::Embedded, 1, None, &env).await;
+    let addr = stack.addr("gw0");
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(&addr).unwrap();
+    assert!(closed_by_server(&mut third, Duration::from_secs(5)), "a third connection was kept past the cap");
+    let metrics =
+        reqwest::get(format!("http://{}/metrics", stack.admin_addr("gw0"))).await.unwrap().text().await.unwrap();
+    let refused = metrics.lines().find(|l| l.starts_with("confab_gateway_http_refused_total ")).unwrap_or_default();
+    assert!(refused.ends_with(" 1") || refused.ends_with(" 2"), "{refused}");
+    drop(held);
+    // slots come back when connections close
+    let healthy = confab_tests::stack::eventually(Duration::from_secs(10), "a free slot", || async {
+        let r = reqwest::get(format!("http://{addr}/healthz")).await.ok()?;
+        (r.status() == 200).then_some(())
+    });
+    healthy.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_paging_that_would_overflow_is_a_typed_error() {
+    let stack = Stack::start(Mode::Embedded, 1).await;
+    let ws = stack.create_workspace("acme").await;
+    let (_alice, token) = stack.create_user(&ws, "alice").await;
+    let path = format!("/api/search?q=hello&limit=10&offset={}", usize::MAX);
+    let (status, v) = stack.call(Method::GET, "gw0", &path, &token, None).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_transfers_past_the_cap_get_503_and_a_slow_one_its_deadline() {
+    let env = [("CONFAB_FILES__MAX_CONCURRENT_TRANSFERS", "1"), ("CONFAB_FILES__TRANSFER_TIMEOUT_SECS", "2")];
+    let stack = Stack::start_custom(Mode::Embedded, 1, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "files", false, &[&alice]).await;
+    let grant = |name: &'static str| {
+        let body = serde_json::json!({"channel_id": ch, "name": name, "size": 1000, "content_type": "text/plain"});
+        let (stack, token) = (&stack, &token);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (status, v) = stack.call(Method::POST, "gw0", "/api/files", token, Some(body.clone())).await;
+                if status == 201 || Instant::now() > deadline {
+                    assert_eq!(status, 201, "{v}");
+                    return v;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (slow, other) = (grant("slow.txt").await, grant("other.txt").await);
+    // a slow upload holds the only slot: send its headers and a few bytes, then stall
+    let url = reqwest::Url::parse(slow["upload"]["url"].as_str().unwrap()).unwrap();
+    let mut tcp = TcpStream::connect(format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())).unwrap();
+    let head = format!(
+        "PUT {}?{} HTTP/1.1\r\nHost: localhost\r\ncontent-type: text/plain\r\ncontent-length: 1000\r\n\r\nabc",
+        url.path(),
+        url.query().unwrap()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let put = reqwest::Client::new()
+        .put(other["upload"]["url"].as_str().unwrap())
+        .header("content-type", "text/plain")
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 503, "a second transfer runs past the cap");
+    // the stalled one is cut off at its deadline, with a typed answer
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // and the slot is free again
+    let put = reqwest::Client::new()
+        .put(other["upload"]["url"].as_str().unwrap())
+        .header("content-type", "text/plain")
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+}
