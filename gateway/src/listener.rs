@@ -78,7 +78,8 @@ pub fn serve(
                 // hyper's header timer starts at a request's first byte: a connection that never
                 // sends one is closed here
                 let mut first = [0u8; 1];
-                if !matches!(tokio::time::timeout(limits.header_timeout, tcp.peek(&mut first)).await, Ok(Ok(n)) if n > 0) {
+                if !matches!(tokio::time::timeout(limits.header_timeout, tcp.peek(&mut first)).await, Ok(Ok(n)) if n > 0)
+                {
                     return;
                 }
                 let conn = builder.serve_connection_with_upgrades(io(tcp), service);
