@@ -13,7 +13,9 @@ use confab_core::telemetry::Health;
 use confab_core::{Backoff, Shutdown, Topics};
 use confab_distributed::cassandra::{self, CassandraStore};
 use confab_distributed::kafka::{self, KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
-use confab_distributed::{HttpSchemaSource, RedisFanout, RedisNotify, RedisPresence, S3Blobs, S3Settings};
+use confab_distributed::{
+    HttpSchemaSource, RedisFanout, RedisNotify, RedisPresence, RedisSendLimits, S3Blobs, S3Settings,
+};
 use confab_gateway::{ExtraRoutes, GatewayPorts};
 use futures::FutureExt;
 use std::sync::Arc;
@@ -149,6 +151,16 @@ impl Platform for DistributedPlatform {
             presence: self.presence().await?,
             notify: self.notify().await?,
             blobs: self.blobs()?,
+            send_limits: Arc::new(
+                RedisSendLimits::connect(
+                    &cfg.redis.url,
+                    &cfg.namespace,
+                    cfg.gateway.user_send_bucket(),
+                    cfg.gateway.workspace_send_bucket(),
+                )
+                .await
+                .context("connecting to Redis (send limits)")?,
+            ),
         })
     }
 

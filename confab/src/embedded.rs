@@ -25,6 +25,7 @@ use crate::platform::{Component, Platform, SequencerOpener, Shared};
 
 pub struct EmbeddedPlatform {
     emb: Embedded,
+    send_limits: Arc<confab_embedded::EmbeddedSendLimits>,
     registry: Arc<confab_registry::SchemaStore>,
     search: Arc<dyn SearchIndex>,
     blobs: Arc<dyn BlobStore>,
@@ -55,7 +56,10 @@ impl EmbeddedPlatform {
             LocalBlobs::open(&files_dir, &cfg.auth.token_secret)
                 .with_context(|| format!("opening the file store in {}", files_dir.display()))?,
         );
-        Ok(Self { emb, registry, search, blobs })
+        let gw = &cfg.gateway;
+        let send_limits =
+            Arc::new(confab_embedded::EmbeddedSendLimits::new(gw.user_send_bucket(), gw.workspace_send_bucket()));
+        Ok(Self { emb, send_limits, registry, search, blobs })
     }
 }
 
@@ -75,6 +79,7 @@ impl Platform for EmbeddedPlatform {
             presence: self.emb.presence.clone(),
             notify: self.emb.notify.clone(),
             blobs: Some(self.blobs.clone()),
+            send_limits: self.send_limits.clone(),
         })
     }
 

@@ -236,6 +236,16 @@ pub struct GatewayConfig {
     pub rate_per_sec: u32,
     /// Commands one connection may issue in a burst.
     pub rate_burst: u32,
+    /// WebSockets one user may hold on one gateway; past it the upgrade gets 429
+    /// `too_many_connections`.
+    pub max_connections_per_user: usize,
+    /// Messages one user may send per second (sustained) and in a burst, across all their
+    /// sockets and every gateway (Redis in distributed mode); 0 disables. Past it: `rate_limited`.
+    pub user_send_rate_per_sec: u32,
+    pub user_send_burst: u32,
+    /// Messages one workspace may send per second and in a burst, all its users together.
+    pub workspace_send_rate_per_sec: u32,
+    pub workspace_send_burst: u32,
     /// A device counts as connected this long after its last heartbeat (ping); the seed's 35 s
     /// for a 30 s heartbeat.
     pub presence_ttl_ms: u64,
@@ -375,6 +385,18 @@ impl Default for AuthConfig {
         Self { token_secret: String::new(), admin_key: String::new(), token_ttl_secs: 30 * 86_400 }
     }
 }
+impl GatewayConfig {
+    /// The per-user send bucket.
+    pub fn user_send_bucket(&self) -> crate::ports::Bucket {
+        crate::ports::Bucket { rate: self.user_send_rate_per_sec, burst: self.user_send_burst }
+    }
+
+    /// The per-workspace send bucket.
+    pub fn workspace_send_bucket(&self) -> crate::ports::Bucket {
+        crate::ports::Bucket { rate: self.workspace_send_rate_per_sec, burst: self.workspace_send_burst }
+    }
+}
+
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
@@ -388,6 +410,11 @@ impl Default for GatewayConfig {
             send_buffer: 1024,
             rate_per_sec: 50,
             rate_burst: 500,
+            max_connections_per_user: 20,
+            user_send_rate_per_sec: 10,
+            user_send_burst: 50,
+            workspace_send_rate_per_sec: 500,
+            workspace_send_burst: 2_000,
             presence_ttl_ms: 35_000,
             presence_grace_ms: 5_000,
             presence_sweep_ms: 1_000,

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     LinkExpired,
     Conflict,
     RateLimited,
+    /// The user holds as many connections as one user may (`gateway.max_connections_per_user`).
+    TooManyConnections,
     Unauthorized,
     TokenExpired,
     Forbidden,
@@ -70,6 +72,7 @@ impl ErrorCode {
             ErrorCode::LinkExpired => "link_expired",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::Forbidden => "forbidden",

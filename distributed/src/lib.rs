@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | [`kafka`] | Kafka (topics `<ns>.commands`, `<ns>.events`, `<ns>.replies`) | `CommandSink`, `ReplySource`, `SequencerLog`, `EventSource` |
 //! | [`cassandra`] | Cassandra (the seed's tables) | `Store` |
-//! | [`redis`] | Redis (streams, sets, Lua) | `Fanout`, `Presence`, `NotifyStore` |
+//! | [`redis`] | Redis (streams, sets, Lua) | `Fanout`, `Presence`, `NotifyStore`, `SendLimits` |
 //! | [`registry`] | a Confluent-compatible schema registry | `SchemaSource` |
 //! | [`s3`] | an S3-compatible bucket | `BlobStore` |
 //!
@@ -24,6 +24,6 @@ pub mod s3;
 
 pub use cassandra::CassandraStore;
 pub use kafka::{KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
-pub use redis::{RedisFanout, RedisNotify, RedisPresence};
+pub use redis::{RedisFanout, RedisNotify, RedisPresence, RedisSendLimits};
 pub use registry::HttpSchemaSource;
 pub use s3::{S3Blobs, S3Settings};

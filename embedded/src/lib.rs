@@ -22,12 +22,14 @@ mod error;
 
 pub mod blobs;
 pub mod fanout;
+pub mod limits;
 pub mod log;
 pub mod notify;
 pub mod presence;
 pub mod store;
 
 pub use blobs::LocalBlobs;
+pub use limits::EmbeddedSendLimits;
 
 use confab_core::avro::EventCodec;
 use confab_core::config::EmbeddedConfig;

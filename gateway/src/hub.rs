@@ -43,6 +43,11 @@ impl Hub {
         Arc::new(Self { index: RwLock::default(), follow: Mutex::default(), unfollow: Mutex::default(), metrics })
     }
 
+    /// Open connections of one user on this gateway.
+    pub fn user_connections(&self, ws: Uuid, user: Uuid) -> usize {
+        self.index.read().expect("hub lock").by_user.get(&(ws, user)).map_or(0, |s| s.len())
+    }
+
     /// Open connections.
     pub fn len(&self) -> usize {
         self.index.read().expect("hub lock").conns.len()

@@ -4,7 +4,7 @@
 use confab_core::command::{Command, Reply};
 use confab_core::config::Config;
 use confab_core::ports::{
-    BlobStore, CommandSink, Fanout, NotifyStore, PortError, Presence, ReplySource, SearchIndex, Store,
+    BlobStore, CommandSink, Fanout, NotifyStore, PortError, Presence, ReplySource, SearchIndex, SendLimits, Store,
 };
 use confab_core::presence::PresenceStatus;
 use confab_core::telemetry::Health;
@@ -29,6 +29,8 @@ pub struct GatewayPorts {
     pub notify: Arc<dyn NotifyStore>,
     /// Shared files' bytes (none: file sharing is off).
     pub blobs: Option<Arc<dyn BlobStore>>,
+    /// Per-user and per-workspace send limits, shared by every gateway.
+    pub send_limits: Arc<dyn SendLimits>,
 }
 
 pub struct AppState {
@@ -42,6 +44,7 @@ pub struct AppState {
     pub presence: Arc<dyn Presence>,
     pub notify: Arc<dyn NotifyStore>,
     pub blobs: Option<Arc<dyn BlobStore>>,
+    pub send_limits: Arc<dyn SendLimits>,
     /// Presence transitions, to the batcher (`presence::batcher`).
     pub presence_changes: tokio::sync::mpsc::UnboundedSender<(Uuid, Uuid, PresenceStatus)>,
     pub hub: Arc<Hub>,
@@ -84,6 +87,7 @@ impl AppState {
             presence: ports.presence,
             notify: ports.notify,
             blobs: ports.blobs,
+            send_limits: ports.send_limits,
             presence_changes,
             pending: Mutex::default(),
             next_conn: AtomicU64::new(1),

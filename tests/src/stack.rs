@@ -197,6 +197,9 @@ impl Stack {
             // tests push hundreds of messages through one socket to exercise other behaviour;
             // the rate limit has its own test, which sets it explicitly (later entries win)
             ("CONFAB_GATEWAY__RATE_PER_SEC".into(), "0".into()),
+            ("CONFAB_GATEWAY__USER_SEND_RATE_PER_SEC".into(), "0".into()),
+            ("CONFAB_GATEWAY__WORKSPACE_SEND_RATE_PER_SEC".into(), "0".into()),
+            ("CONFAB_GATEWAY__MAX_CONNECTIONS_PER_USER".into(), "100000".into()),
         ];
         common.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         if mode == Mode::Embedded {

@@ -135,3 +135,97 @@ async fn file_transfers_past_the_cap_get_503_and_a_slow_one_its_deadline() {
         .unwrap();
     assert_eq!(put.status().as_u16(), 200);
 }
+
+confab_tests::conformance!(sends_are_limited_per_user_across_sockets_and_gateways);
+
+/// Answers to every `message:send` in `clients` until `n` arrived: (acks, rate_limited errors).
+async fn answers(clients: &mut [confab_tests::Client], n: usize) -> (usize, usize) {
+    let (mut acks, mut limited) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acks + limited < n && Instant::now() < deadline {
+        for c in clients.iter_mut() {
+            while let Some(f) = c.next(Duration::from_millis(20)).await {
+                match f["type"].as_str() {
+                    Some("message:ack") => acks += 1,
+                    Some("error") if f["code"] == "rate_limited" => limited += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    (acks, limited)
+}
+
+async fn sends_are_limited_per_user_across_sockets_and_gateways(mode: Mode) {
+    let env = [
+        ("CONFAB_GATEWAY__USER_SEND_RATE_PER_SEC", "1"),
+        ("CONFAB_GATEWAY__USER_SEND_BURST", "3"),
+        ("CONFAB_GATEWAY__WORKSPACE_SEND_RATE_PER_SEC", "1"),
+        ("CONFAB_GATEWAY__WORKSPACE_SEND_BURST", "5"),
+    ];
+    let gateways = if mode == Mode::Distributed { 2 } else { 1 };
+    let stack = Stack::start_custom(mode, gateways, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, alice_t) = stack.create_user(&ws, "alice").await;
+    let (bob, bob_t) = stack.create_user(&ws, "bob").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice, &bob]).await;
+    let last = if gateways == 2 { "gw1" } else { "gw0" };
+    let connect = |gw: &'static str, token: String| {
+        let addr = stack.addr(gw);
+        async move { confab_tests::Client::connect(&addr, &token).await.unwrap() }
+    };
+    // one user, two sockets (on two gateways in distributed mode), six sends at once
+    let mut alice_socks = vec![connect("gw0", alice_t.clone()).await, connect(last, alice_t).await];
+    for i in 0..6 {
+        let frame = serde_json::json!({"type": "message:send", "channel_id": ch, "text": "hi", "client_msg_id": format!("a{i}")});
+        alice_socks[i % 2].send(frame).await;
+    }
+    let (acks, limited) = answers(&mut alice_socks, 6).await;
+    assert_eq!(acks + limited, 6);
+    assert!((3..=4).contains(&acks), "the user's burst is 3 (a refill may add one): {acks} acked, {limited} limited");
+    // the workspace's bucket (5) is shared: bob gets what alice left, about 2
+    let mut bob_socks = vec![connect("gw0", bob_t).await];
+    for i in 0..4 {
+        let frame = serde_json::json!({"type": "message:send", "channel_id": ch, "text": "yo", "client_msg_id": format!("b{i}")});
+        bob_socks[0].send(frame).await;
+    }
+    let (acks_b, limited_b) = answers(&mut bob_socks, 4).await;
+    assert_eq!(acks_b + limited_b, 4);
+    assert!(acks + acks_b <= 7 && limited_b >= 1, "the workspace's burst is 5: alice {acks}, bob {acks_b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_cannot_hold_more_sockets_than_the_cap() {
+    let env = [("CONFAB_GATEWAY__MAX_CONNECTIONS_PER_USER", "2")];
+    let stack = Stack::start_custom(Mode::Embedded, 1, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let (_alice, alice_t) = stack.create_user(&ws, "alice").await;
+    let (_bob, bob_t) = stack.create_user(&ws, "bob").await;
+    let addr = stack.addr("gw0");
+    let a1 = confab_tests::Client::connect(&addr, &alice_t).await.unwrap();
+    let _a2 = confab_tests::Client::connect(&addr, &alice_t).await.unwrap();
+    let refused = confab_tests::Client::connect(&addr, &alice_t).await.err().expect("a third socket is refused");
+    assert_eq!((refused.0, refused.1["error"]["code"].as_str()), (429, Some("too_many_connections")), "{refused:?}");
+    let _b = confab_tests::Client::connect(&addr, &bob_t).await.expect("another user is not affected");
+    drop(a1);
+    confab_tests::stack::eventually(Duration::from_secs(10), "a slot for alice again", || async {
+        confab_tests::Client::connect(&addr, &alice_t).await.ok().map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_count_against_the_connection_rate() {
+    let env = [("CONFAB_GATEWAY__RATE_PER_SEC", "1"), ("CONFAB_GATEWAY__RATE_BURST", "3")];
+    let stack = Stack::start_custom(Mode::Embedded, 1, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let (_alice, token) = stack.create_user(&ws, "alice").await;
+    let mut a = confab_tests::Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    for _ in 0..6 {
+        a.send(serde_json::json!({"type": "ping"})).await;
+    }
+    let frames = a.drain(Duration::from_millis(500)).await;
+    let pongs = frames.iter().filter(|f| f["type"] == "pong").count();
+    let limited = frames.iter().filter(|f| f["type"] == "error" && f["code"] == "rate_limited").count();
+    assert!(pongs <= 4 && limited >= 2, "{pongs} pongs, {limited} rate_limited: a ping is not free");
+}

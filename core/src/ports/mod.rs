@@ -16,12 +16,14 @@
 //! | [`NotifyStore`] | notify | notifier, gateway |
 //! | [`SchemaSource`] | schemas | the Avro codec |
 //! | [`BlobStore`] | blobs | gateway, timeline projector |
+//! | [`SendLimits`] | limits | gateway |
 //!
 //! Every call returns a [`PortError`] whose [`PortErrorKind`] says whether to retry.
 
 mod blobs;
 mod error;
 mod fanout;
+mod limits;
 mod log;
 mod notify;
 mod presence;
@@ -32,6 +34,7 @@ mod store;
 pub use blobs::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
 pub use error::{PortError, PortErrorKind, PortResult};
 pub use fanout::{Backlog, Fanout, FanoutEntry, FanoutItem, FanoutStream};
+pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
 pub use log::{CommandRecord, CommandSink, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog};
 pub use notify::{NotifyStore, OutboxItem};
 pub use presence::Presence;

@@ -5,12 +5,15 @@
 //!   idempotent publish script); [`FanoutReader`] is a gateway's blocking reader.
 //! - [`RedisPresence`]: the presence port (Lua scripts over sorted sets and hashes).
 //! - [`RedisNotify`]: the notifier's devices, preferences and outbox.
+//! - [`RedisSendLimits`]: per-user and per-workspace send limits shared by every gateway.
 
 mod error;
 mod fanout;
+mod limits;
 mod notify;
 mod presence;
 
 pub use fanout::{FanoutReader, RedisFanout};
+pub use limits::RedisSendLimits;
 pub use notify::RedisNotify;
 pub use presence::RedisPresence;

@@ -5,6 +5,7 @@
 
 use confab_core::command::{dm_channel_id, Command, CommandBody, ReplyTo};
 use confab_core::event::ChannelKind;
+use confab_core::ports::SendVerdict;
 use confab_core::presence::PresenceStatus;
 use confab_core::protocol::{parse_client_frame, ClientFrame, ServerFrame};
 use confab_core::{Claims, ErrorCode};
@@ -61,6 +62,10 @@ impl Conn {
         match frame {
             ClientFrame::Ping { id } => {
                 self.count("ping");
+                // a ping costs a presence write: it counts against the rate like any frame
+                if !self.limit.allow() {
+                    return Some(self.rate_limited(None));
+                }
                 // the heartbeat keeps this device's presence
                 self.touch_presence().await;
                 Some(ServerFrame::Pong { id })
@@ -133,6 +138,11 @@ impl Conn {
         if !self.limit.allow() {
             return Some(self.rate_limited(req.client_msg_id));
         }
+        if matches!(req.body, CommandBody::SendMessage { .. }) {
+            if let Some(frame) = self.send_limited(&req.client_msg_id).await {
+                return Some(frame);
+            }
+        }
         if let Some(frame) = self.unknown_users(&req.users, &req.client_msg_id).await {
             return Some(frame);
         }
@@ -154,6 +164,29 @@ impl Conn {
                 Some(self.error(ErrorCode::Unavailable, message, cmd.client_msg_id))
             }
         }
+    }
+
+    /// An error frame if the user's or the workspace's send bucket is empty. A limiter that
+    /// cannot answer lets the send through (the log is what must be available), and says so.
+    async fn send_limited(&self, client_msg_id: &Option<String>) -> Option<ServerFrame> {
+        let (ws, user) = (self.claims.workspace_id, self.claims.user_id);
+        let now = chrono::Utc::now().timestamp_millis();
+        let message = match self.st.send_limits.take(ws, user, now).await {
+            Ok(SendVerdict::Allowed) => return None,
+            Ok(SendVerdict::UserLimited) => {
+                let rate = self.st.cfg.gateway.user_send_rate_per_sec;
+                format!("more than {rate} messages a second from you; slow down and retry")
+            }
+            Ok(SendVerdict::WorkspaceLimited) => {
+                let rate = self.st.cfg.gateway.workspace_send_rate_per_sec;
+                format!("more than {rate} messages a second in this workspace; retry shortly")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "send limits unavailable; letting the send through");
+                return None;
+            }
+        };
+        Some(self.error(ErrorCode::RateLimited, &message, client_msg_id.clone()))
     }
 
     /// An error frame if one of `users` is not in the caller's workspace.

@@ -60,6 +60,12 @@ pub async fn upgrade(
         Err(e) => return e.into_response(),
     };
     let resume = matches!(q.resume.as_deref(), Some("1") | Some("true"));
+    let per_user = st.cfg.gateway.max_connections_per_user;
+    if st.hub.user_connections(claims.workspace_id, claims.user_id) >= per_user {
+        let status = axum::http::StatusCode::TOO_MANY_REQUESTS;
+        let message = format!("at most {per_user} connections per user; close one first");
+        return ApiError::new(status, ErrorCode::TooManyConnections, message).into_response();
+    }
     let Ok(permit) = st.conns.clone().try_acquire_owned() else {
         let status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
         return ApiError::new(status, ErrorCode::Unavailable, "connection limit reached").into_response();
