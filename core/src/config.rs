@@ -239,6 +239,12 @@ pub struct GatewayConfig {
     /// WebSockets one user may hold on one gateway; past it the upgrade gets 429
     /// `too_many_connections`.
     pub max_connections_per_user: usize,
+    /// Entries one `resume` replays at most; older missed events are reported as gaps (fetched
+    /// over HTTP history).
+    pub resume_max_entries: usize,
+    /// Entries of other channels one `resume` may pass over while looking for the ones it
+    /// replays: with `resume_max_entries`, the bound on a resume's work.
+    pub resume_extra_scan: usize,
     /// Messages one user may send per second (sustained) and in a burst, across all their
     /// sockets and every gateway (Redis in distributed mode); 0 disables. Past it: `rate_limited`.
     pub user_send_rate_per_sec: u32,
@@ -411,6 +417,8 @@ impl Default for GatewayConfig {
             rate_per_sec: 50,
             rate_burst: 500,
             max_connections_per_user: 20,
+            resume_max_entries: 5_000,
+            resume_extra_scan: 2_000,
             user_send_rate_per_sec: 10,
             user_send_burst: 50,
             workspace_send_rate_per_sec: 500,

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     Unavailable,
+    /// A `resume` cannot be served now (the fanout store is unreachable): fetch what was missed
+    /// over HTTP history instead.
+    ResumeUnavailable,
     Internal,
 }
 
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ResumeUnavailable => "resume_unavailable",
             ErrorCode::Internal => "internal",
         }
     }

@@ -1,10 +1,14 @@
 //! In-process fanout: one stream per workspace (ids `<n>-0`, trimmed to a maximum length) that
 //! gateways in this process read, kept in memory and persisted with each publish (so a client
 //! can resume after a restart), plus the persisted membership index and the last published seq
-//! per channel, so replaying the log publishes nothing twice. Typing is in memory only.
+//! per channel, so replaying the log publishes nothing twice. Ephemeral frames (typing,
+//! presence) share the id space but are kept apart, in memory only and trimmed on their own, so
+//! a burst of them never pushes events out of the resume window.
 
 use async_trait::async_trait;
-use confab_core::ports::{Backlog, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortError, PortResult};
+use confab_core::ports::{
+    Backlog, BacklogLimits, BacklogScan, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortError, PortResult,
+};
 
 use crate::error::{corrupt, port};
 use fjall::{Database, Keyspace};
@@ -26,10 +30,37 @@ fn parse_id(id: &str) -> u64 {
     id.split('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
+/// Ephemeral frames a workspace keeps: enough for a gateway that reads a moment late.
+const EPHEMERAL_MAX_LEN: usize = 1_000;
+
 #[derive(Default)]
 struct Stream {
     next_id: u64,
+    /// Events, persisted, trimmed to `max_len`.
     entries: VecDeque<(u64, FanoutEntry)>,
+    /// Ephemeral frames, in memory, trimmed to [`EPHEMERAL_MAX_LEN`].
+    ephemeral: VecDeque<(u64, FanoutEntry)>,
+}
+
+impl Stream {
+    /// Up to `count` entries after id `after`, from both deques in id order.
+    fn after(&self, after: u64, count: usize) -> Vec<FanoutEntry> {
+        // ids ascend: start by binary search, not by a scan of the whole stream (at 12,000
+        // msg/s the scan was a tenth of the async workers' CPU)
+        let mut events = self.entries.range(self.entries.partition_point(|(id, _)| *id <= after)..).peekable();
+        let mut ephemeral = self.ephemeral.range(self.ephemeral.partition_point(|(id, _)| *id <= after)..).peekable();
+        let mut out = Vec::new();
+        while out.len() < count {
+            let next = match (events.peek(), ephemeral.peek()) {
+                (Some((a, _)), Some((b, _))) if b < a => ephemeral.next(),
+                (Some(_), _) => events.next(),
+                (None, _) => ephemeral.next(),
+            };
+            let Some((_, e)) = next else { break };
+            out.push(e.clone());
+        }
+        out
+    }
 }
 
 /// A persisted stream entry (key: workspace | id, big endian).
@@ -193,10 +224,8 @@ impl Fanout for EmbeddedFanout {
                 let s = streams.entry(ws).or_default();
                 s.entries.push_back((id, entry(ws, id, &stored, None)));
                 while s.entries.len() > inner.max_len {
-                    if let Some((old, e)) = s.entries.pop_front() {
-                        if e.ephemeral_from.is_none() {
-                            inner.stream.remove(stream_key(&ws, old)).map_err(port)?;
-                        }
+                    if let Some((old, _)) = s.entries.pop_front() {
+                        inner.stream.remove(stream_key(&ws, old)).map_err(port)?;
                     }
                 }
             }
@@ -232,7 +261,7 @@ impl Fanout for EmbeddedFanout {
             let s = streams.entry(*ws).or_default();
             s.next_id += 1;
             let id = s.next_id;
-            s.entries.push_back((
+            s.ephemeral.push_back((
                 id,
                 FanoutEntry {
                     workspace_id: *ws,
@@ -247,35 +276,29 @@ impl Fanout for EmbeddedFanout {
                     ephemeral_from: Some(*from),
                 },
             ));
-            while s.entries.len() > self.inner.max_len {
-                s.entries.pop_front();
+            while s.ephemeral.len() > EPHEMERAL_MAX_LEN {
+                s.ephemeral.pop_front();
             }
         }
         self.inner.written.send_modify(|n| *n += 1);
         Ok(())
     }
 
-    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog> {
+    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)], limits: BacklogLimits) -> PortResult<Backlog> {
         let mut now = HashMap::new();
         for (ch, _) in after {
             now.insert(*ch, self.current_seq(ws, ch)?);
         }
+        let mut scan = BacklogScan::new(after, now, limits);
         let streams = self.inner.streams.lock().expect("fanout lock");
-        let Some(s) = streams.get(ws) else { return Ok(Backlog::from_scan(after, &now, vec![])) };
-        let wanted: HashMap<Uuid, i64> = after.iter().copied().collect();
-        let mut lowest: HashMap<Uuid, i64> = HashMap::new();
-        let mut scanned = Vec::new();
-        for (_, e) in s.entries.iter().rev() {
-            if Backlog::covered(after, &now, &lowest) {
-                break;
+        if let Some(s) = streams.get(ws) {
+            for (_, e) in s.entries.iter().rev() {
+                if !scan.offer(e) {
+                    break;
+                }
             }
-            if e.ephemeral_from.is_none() && wanted.contains_key(&e.topic_id) {
-                let l = lowest.entry(e.topic_id).or_insert(e.seq);
-                *l = (*l).min(e.seq);
-            }
-            scanned.push(e.clone());
         }
-        Ok(Backlog::from_scan(after, &now, scanned))
+        Ok(scan.finish())
     }
 
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {
@@ -302,17 +325,10 @@ impl Reader {
         let streams = self.inner.streams.lock().expect("fanout lock");
         let mut out = Vec::new();
         for (ws, after) in from {
-            let after = parse_id(after);
             if let Some(s) = streams.get(ws) {
-                // ids ascend: start after `after` by binary search, not by a scan of the whole
-                // stream (up to `stream_max_len` entries, for every read; at 12,000 msg/s the
-                // scan was a tenth of the async workers' CPU)
-                let start = s.entries.partition_point(|(id, _)| *id <= after);
-                for (_, e) in s.entries.range(start..) {
-                    out.push(e.clone());
-                    if out.len() >= count {
-                        return out;
-                    }
+                out.extend(s.after(parse_id(after), count - out.len()));
+                if out.len() >= count {
+                    break;
                 }
             }
         }
@@ -347,15 +363,28 @@ mod tests {
         r.read(&[(ws, after.to_string())], 0, count).await.unwrap().into_iter().map(|e| e.frame_json).collect()
     }
 
+    fn item(ws: Uuid, topic: Uuid, seq: i64, frame: &str) -> FanoutItem {
+        FanoutItem {
+            workspace_id: ws,
+            topic_id: topic,
+            seq,
+            frame_type: "message:new".into(),
+            frame_json: frame.into(),
+            add_members: vec![],
+            remove_members: vec![],
+            ts: seq,
+        }
+    }
+
     #[tokio::test]
     async fn a_read_starts_right_after_the_id_given_and_stops_at_count() {
         let dir = tempfile::tempdir().unwrap();
         let f = open(dir.path(), 5);
-        let (ws, other, ch, from) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (ws, other, ch) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         for i in 1..=8 {
-            f.publish_ephemeral(&ws, &ch, &from, "typing", &format!("m{i}")).await.unwrap();
+            f.publish(&[item(ws, ch, i, &format!("m{i}"))]).await.unwrap();
         }
-        f.publish_ephemeral(&other, &ch, &from, "typing", "elsewhere").await.unwrap();
+        f.publish(&[item(other, ch, 1, "elsewhere")]).await.unwrap();
         let mut r = f.reader().await.unwrap();
         // the stream keeps the last 5 (ids 4..=8)
         assert_eq!(ids(&mut r, ws, "0", 100).await, ["m4", "m5", "m6", "m7", "m8"]);
@@ -367,5 +396,28 @@ mod tests {
         // several workspaces in one read, in the order given, up to `count` in all
         let both = r.read(&[(ws, "7-0".into()), (other, "0".into())], 0, 100).await.unwrap();
         assert_eq!(both.iter().map(|e| e.frame_json.as_str()).collect::<Vec<_>>(), ["m8", "elsewhere"]);
+    }
+
+    #[tokio::test]
+    async fn ephemeral_frames_interleave_in_reads_but_never_evict_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = open(dir.path(), 5);
+        let (ws, ch, typist) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        f.publish(&[item(ws, ch, 1, "m1")]).await.unwrap();
+        f.publish_ephemeral(&ws, &ch, &typist, "typing", "t1").await.unwrap();
+        f.publish(&[item(ws, ch, 2, "m2")]).await.unwrap();
+        let mut r = f.reader().await.unwrap();
+        assert_eq!(ids(&mut r, ws, "0", 100).await, ["m1", "t1", "m2"], "one id space, read in order");
+        assert_eq!(ids(&mut r, ws, "1-0", 1).await, ["t1"]);
+        // a flood of typing far beyond both caps
+        for i in 0..3 * EPHEMERAL_MAX_LEN {
+            f.publish_ephemeral(&ws, &ch, &typist, "typing", &format!("flood{i}")).await.unwrap();
+        }
+        let backlog = f.backlog(&ws, &[(ch, 0)], BacklogLimits::default()).await.unwrap();
+        let replayed: Vec<_> = backlog.entries.iter().map(|e| e.frame_json.as_str()).collect();
+        assert_eq!(replayed, ["m1", "m2"], "events stay in the resume window, typing is never replayed");
+        assert!(backlog.gaps.is_empty());
+        let all = ids(&mut r, ws, "0", 10_000).await;
+        assert_eq!(all.len(), 2 + EPHEMERAL_MAX_LEN, "typing is trimmed to its own cap");
     }
 }

@@ -3,10 +3,9 @@
 //! (`confab-embedded`) implement it.
 
 use async_trait::async_trait;
-use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::PortResult;
+use super::{Backlog, BacklogLimits, PortResult};
 
 /// One entry to publish: a pre-serialized server frame for `topic_id` at `seq`, plus users that
 /// became members with it.
@@ -43,8 +42,9 @@ pub struct FanoutEntry {
     pub add_members: Vec<Uuid>,
     pub remove_members: Vec<Uuid>,
     pub ts: i64,
-    /// Ephemeral entries (typing) are not events: no seq, never in the log, and never delivered
-    /// to this user's own connections.
+    /// Ephemeral entries (typing, presence) are not events: no seq, never in the log, never
+    /// replayed by a resume, and never delivered to this user's own connections. They live in a
+    /// short stream of their own, so a burst of them cannot push events out of the resume window.
     pub ephemeral_from: Option<Uuid>,
 }
 
@@ -67,62 +67,14 @@ pub trait Fanout: Send + Sync {
         frame_json: &str,
     ) -> PortResult<()>;
     /// Entries of the given topics after the given seqs, oldest first (for a resume), and
-    /// `(topic, from_seq, to_seq)` for missed events the stream no longer holds.
-    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog>;
+    /// `(topic, from_seq, to_seq)` for missed events it does not replay: no longer in the
+    /// stream, beyond `limits`, or older than the retention. Scans through a [`BacklogScan`].
+    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)], limits: BacklogLimits) -> PortResult<Backlog>;
     /// The position of the newest entry of a workspace's stream (`0-0` when empty).
     async fn last_id(&self, ws: &Uuid) -> PortResult<String>;
     async fn ping(&self) -> PortResult<()>;
     /// A reader for a gateway (it may hold a connection of its own).
     async fn reader(&self) -> PortResult<Box<dyn FanoutStream>>;
-}
-
-/// What a resume replays.
-#[derive(Debug, Clone, Default)]
-pub struct Backlog {
-    pub entries: Vec<FanoutEntry>,
-    pub gaps: Vec<(Uuid, i64, i64)>,
-}
-
-impl Backlog {
-    /// Builds a backlog from entries scanned newest first (`newest_first`) and each channel's
-    /// current seq: keeps the channels' entries after their positions, in stream order, and
-    /// reports what is missing at the old end as gaps.
-    pub fn from_scan(after: &[(Uuid, i64)], now: &HashMap<Uuid, i64>, newest_first: Vec<FanoutEntry>) -> Backlog {
-        let from: HashMap<Uuid, i64> = after.iter().copied().collect();
-        let mut lowest: HashMap<Uuid, i64> = HashMap::new();
-        let mut entries = Vec::new();
-        for e in newest_first {
-            if e.ephemeral_from.is_some() {
-                continue;
-            }
-            if let Some(last) = from.get(&e.topic_id) {
-                if e.seq > *last {
-                    lowest.insert(e.topic_id, e.seq);
-                    entries.push(e);
-                }
-            }
-        }
-        entries.reverse();
-        let mut gaps = Vec::new();
-        for (ch, last) in after {
-            let now = now.get(ch).copied().unwrap_or(0);
-            if now <= *last {
-                continue;
-            }
-            let first_held = lowest.get(ch).copied().unwrap_or(now + 1);
-            if first_held > last + 1 {
-                gaps.push((*ch, last + 1, first_held - 1));
-            }
-        }
-        Backlog { entries, gaps }
-    }
-
-    /// Whether a scan newest first can stop: every channel has reached its position.
-    pub fn covered(after: &[(Uuid, i64)], now: &HashMap<Uuid, i64>, lowest_seen: &HashMap<Uuid, i64>) -> bool {
-        after.iter().all(|(ch, last)| {
-            now.get(ch).copied().unwrap_or(0) <= *last || lowest_seen.get(ch).is_some_and(|s| *s <= last + 1)
-        })
-    }
 }
 
 #[async_trait]

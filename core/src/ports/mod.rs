@@ -20,6 +20,7 @@
 //!
 //! Every call returns a [`PortError`] whose [`PortErrorKind`] says whether to retry.
 
+mod backlog;
 mod blobs;
 mod error;
 mod fanout;
@@ -31,9 +32,10 @@ mod schemas;
 mod search;
 mod store;
 
+pub use backlog::{Backlog, BacklogLimits, BacklogScan};
 pub use blobs::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
 pub use error::{PortError, PortErrorKind, PortResult};
-pub use fanout::{Backlog, Fanout, FanoutEntry, FanoutItem, FanoutStream};
+pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream};
 pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
 pub use log::{CommandRecord, CommandSink, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog};
 pub use notify::{NotifyStore, OutboxItem};

@@ -4,6 +4,8 @@
 //! cluster slot):
 //! - `<ns>:{ws}:fanout`: stream of frames to deliver; gateways `XREAD` it, one read per gateway
 //!   however many of its sockets are in the channel
+//! - `<ns>:{ws}:eph`: stream of ephemeral frames (typing, presence), kept short and apart, so a
+//!   burst of them never pushes events out of the window a resume replays from
 //! - `<ns>:{ws}:fanout:seqs`: hash topic -> last published seq: makes publishing idempotent
 //! - `<ns>:{ws}:mem:<channel>`: set of member user ids
 //! - `<ns>:{ws}:uch:<user>`: set of the user's channel ids
@@ -14,7 +16,9 @@ use redis::streams::StreamReadReply;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use confab_core::ports::{Backlog, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortResult};
+use confab_core::ports::{
+    Backlog, BacklogLimits, BacklogScan, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortResult,
+};
 
 use super::error::{connection, port};
 use std::collections::HashMap;
@@ -22,6 +26,35 @@ use std::collections::HashMap;
 /// A workspace's fanout stream.
 fn stream_key(namespace: &str, ws: &Uuid) -> String {
     format!("{namespace}:{{{ws}}}:fanout")
+}
+
+/// A workspace's stream of ephemeral frames.
+fn ephemeral_key(namespace: &str, ws: &Uuid) -> String {
+    format!("{namespace}:{{{ws}}}:eph")
+}
+
+/// Ephemeral frames a workspace's stream keeps: enough for a gateway that reads a moment late.
+const EPHEMERAL_MAX_LEN: usize = 1_000;
+
+/// A reader's position in a workspace: in its event stream, and in its ephemeral stream.
+/// Written `<event id>;<ephemeral id>` (a position without `;` is an event id only).
+#[derive(Debug, Clone, PartialEq)]
+struct Position {
+    events: String,
+    ephemeral: String,
+}
+
+impl Position {
+    fn parse(s: &str) -> Position {
+        match s.split_once(';') {
+            Some((events, ephemeral)) => Position { events: events.into(), ephemeral: ephemeral.into() },
+            None => Position { events: s.into(), ephemeral: "$".into() },
+        }
+    }
+
+    fn render(&self) -> String {
+        format!("{};{}", self.events, self.ephemeral)
+    }
 }
 
 // ARGV: topic, seq, frame, max stream length, key prefix, added (csv), ts, removed (csv),
@@ -128,17 +161,18 @@ impl RedisFanout {
         conn.sismember(format!("{}mem:{ch}", self.prefix(ws)), user.to_string()).await
     }
 
-    /// The id of the newest entry in a workspace's stream, or `0-0`.
+    /// The position after the newest entries of a workspace's two streams.
     pub async fn last_id(&self, ws: &Uuid) -> redis::RedisResult<String> {
+        let events = self.newest(&self.stream_key(ws)).await?;
+        let ephemeral = self.newest(&ephemeral_key(&self.namespace, ws)).await?;
+        Ok(Position { events, ephemeral }.render())
+    }
+
+    /// The id of a stream's newest entry, or `0-0`.
+    async fn newest(&self, key: &str) -> redis::RedisResult<String> {
         let mut conn = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(self.stream_key(ws))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
+        let reply: redis::streams::StreamRangeReply =
+            redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut conn).await?;
         Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".into()))
     }
 
@@ -167,7 +201,8 @@ impl FanoutReader {
         Ok(Self { conn, namespace: namespace.to_string() })
     }
 
-    /// Blocks up to `block_ms` for entries after the given ids.
+    /// Blocks up to `block_ms` for entries after the given positions, in both streams of each
+    /// workspace. Each entry's position covers everything returned before it too.
     pub async fn read(
         &mut self,
         from: &[(Uuid, String)],
@@ -178,13 +213,15 @@ impl FanoutReader {
             tokio::time::sleep(std::time::Duration::from_millis(block_ms as u64)).await;
             return Ok(vec![]);
         }
+        let mut positions: HashMap<Uuid, Position> = from.iter().map(|(ws, p)| (*ws, Position::parse(p))).collect();
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(count).arg("BLOCK").arg(block_ms).arg("STREAMS");
         for (ws, _) in from {
-            cmd.arg(stream_key(&self.namespace, ws));
+            cmd.arg(stream_key(&self.namespace, ws)).arg(ephemeral_key(&self.namespace, ws));
         }
-        for (_, id) in from {
-            cmd.arg(id);
+        for (ws, _) in from {
+            let p = &positions[ws];
+            cmd.arg(&p.events).arg(&p.ephemeral);
         }
         let reply: Option<StreamReadReply> = cmd.query_async(&mut self.conn).await?;
         let mut out = Vec::new();
@@ -193,7 +230,17 @@ impl FanoutReader {
             else {
                 continue;
             };
-            out.extend(key.ids.iter().filter_map(|entry| parse_entry(ws, entry)));
+            let ephemeral = key.key.ends_with(":eph");
+            for entry in &key.ids {
+                let p = positions.entry(ws).or_insert_with(|| Position::parse("0-0"));
+                if ephemeral {
+                    p.ephemeral = entry.id.clone();
+                } else {
+                    p.events = entry.id.clone();
+                }
+                let position = p.render();
+                out.extend(parse_entry(ws, entry).map(|e| FanoutEntry { position, ..e }));
+            }
         }
         Ok(out)
     }
@@ -226,9 +273,15 @@ fn parse_entry(ws: Uuid, entry: &redis::streams::StreamId) -> Option<FanoutEntry
 const BACKLOG_PAGE: usize = 500;
 
 impl RedisFanout {
-    /// Scans the workspace's stream newest first until every channel reaches its position (or
-    /// the stream's start), reading each channel's current seq from the idempotency hash.
-    pub async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> redis::RedisResult<Backlog> {
+    /// Scans the workspace's event stream newest first through a [`BacklogScan`], reading each
+    /// topic's current seq from the idempotency hash. Pages are sized to what the scan may
+    /// still read, so a resume never reads more than its budget.
+    pub async fn backlog(
+        &self,
+        ws: &Uuid,
+        after: &[(Uuid, i64)],
+        limits: BacklogLimits,
+    ) -> redis::RedisResult<Backlog> {
         if after.is_empty() {
             return Ok(Backlog::default());
         }
@@ -240,34 +293,30 @@ impl RedisFanout {
             .query_async(&mut conn)
             .await?;
         let now: HashMap<Uuid, i64> = after.iter().zip(seqs).map(|((c, _), s)| (*c, s.unwrap_or(0))).collect();
-        let wanted: HashMap<Uuid, i64> = after.iter().copied().collect();
-        let mut lowest: HashMap<Uuid, i64> = HashMap::new();
-        let mut scanned = Vec::new();
+        let mut scan = BacklogScan::new(after, now, limits);
         let mut end = "+".to_string();
-        while !Backlog::covered(after, &now, &lowest) {
+        while !scan.done() {
+            let page = scan.remaining().min(BACKLOG_PAGE);
             let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
                 .arg(self.stream_key(ws))
                 .arg(&end)
                 .arg("-")
                 .arg("COUNT")
-                .arg(BACKLOG_PAGE)
+                .arg(page)
                 .query_async(&mut conn)
                 .await?;
             let Some(last) = reply.ids.last() else { break };
             end = format!("({}", last.id);
-            let n = reply.ids.len();
             for e in reply.ids.iter().filter_map(|entry| parse_entry(*ws, entry)) {
-                if e.ephemeral_from.is_none() && wanted.contains_key(&e.topic_id) {
-                    let l = lowest.entry(e.topic_id).or_insert(e.seq);
-                    *l = (*l).min(e.seq);
+                if !scan.offer(&e) {
+                    break;
                 }
-                scanned.push(e);
             }
-            if n < BACKLOG_PAGE {
+            if reply.ids.len() < page {
                 break;
             }
         }
-        Ok(Backlog::from_scan(after, &now, scanned))
+        Ok(scan.finish())
     }
 }
 
@@ -285,8 +334,8 @@ impl Fanout for RedisFanout {
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {
         RedisFanout::last_id(self, ws).await.map_err(port)
     }
-    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)]) -> PortResult<Backlog> {
-        RedisFanout::backlog(self, ws, after).await.map_err(port)
+    async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)], limits: BacklogLimits) -> PortResult<Backlog> {
+        RedisFanout::backlog(self, ws, after, limits).await.map_err(port)
     }
     async fn publish_ephemeral(
         &self,
@@ -298,10 +347,10 @@ impl Fanout for RedisFanout {
     ) -> PortResult<()> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("XADD")
-            .arg(self.stream_key(ws))
+            .arg(ephemeral_key(&self.namespace, ws))
             .arg("MAXLEN")
             .arg("~")
-            .arg(self.max_len)
+            .arg(EPHEMERAL_MAX_LEN)
             .arg("*")
             .arg("ch")
             .arg(ch.to_string())

@@ -85,6 +85,13 @@ impl Conn {
         self.st.hub.is_subscribed(self.id, self.claims.workspace_id, channel_id)
     }
 
+    /// Whether `topic` is a channel (or DM) this socket's user is in: the socket also follows
+    /// the workspace's topic (presence) and the user's own (read markers), which are not
+    /// channels, so nothing may be typed into them or resumed from them.
+    pub(super) fn is_channel_member(&self, topic: Uuid) -> bool {
+        topic != self.claims.workspace_id && topic != self.claims.user_id && self.is_subscribed(topic)
+    }
+
     pub(super) fn count(&self, frame_type: &str) {
         self.st.metrics.frames_in.with_label_values(&[frame_type]).inc();
     }

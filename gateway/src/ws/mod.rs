@@ -13,6 +13,7 @@
 mod connection;
 mod frames;
 mod rate_limit;
+mod redact;
 mod resume;
 mod typing;
 

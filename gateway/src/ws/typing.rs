@@ -1,4 +1,5 @@
-//! Typing indicators are ephemeral: checked against this socket's channels, rate-limited like
+//! Typing indicators are ephemeral: checked against this socket's channels (never the
+//! workspace's or the user's own topic), rate-limited like
 //! a command, coalesced to one per [`TYPING_MIN_INTERVAL_MS`] per channel, and published to the
 //! fanout (never to the log) for the channel's other connected members.
 
@@ -17,7 +18,7 @@ impl Conn {
         if !self.limit.allow() {
             return Some(self.error(ErrorCode::RateLimited, "too many frames on this connection; slow down", None));
         }
-        if !self.is_subscribed(channel_id) {
+        if !self.is_channel_member(channel_id) {
             return Some(self.error(ErrorCode::ChannelNotFound, "no such channel, or you are not a member", None));
         }
         let now = Instant::now();
