@@ -176,6 +176,9 @@ pub struct NotifierConfig {
     pub webpush_subject: String,
     /// Allow `http://` push endpoints (local test servers only).
     pub webpush_allow_http: bool,
+    /// Allow push endpoints on loopback, private and link-local addresses (local test servers
+    /// only: otherwise a client could make the notifier call inside the network).
+    pub webpush_allow_private_networks: bool,
     /// APNs: base URL, team id, key id, the `.p8` PEM, and the app's bundle id (topic).
     pub apns_url: String,
     pub apns_team_id: String,
@@ -374,6 +377,7 @@ impl Default for NotifierConfig {
             webpush_vapid_key: String::new(),
             webpush_subject: "mailto:ops@confab.invalid".into(),
             webpush_allow_http: false,
+            webpush_allow_private_networks: false,
             apns_url: "https://api.push.apple.com".into(),
             apns_team_id: String::new(),
             apns_key_id: String::new(),

@@ -46,7 +46,9 @@ pub fn object_key(workspace_id: &Uuid, file_id: &Uuid) -> String {
 }
 
 /// A file name as users give it: shown and offered as the download's name, never used as a
-/// path. Refused: empty, too long, control characters, path separators, `.` and `..`.
+/// path. Refused: empty, too long, control, invisible and direction characters (a
+/// right-to-left override makes `invoice<U+202E>fdp.exe` show as `invoiceexe.pdf`), path
+/// separators, `.` and `..`.
 pub fn validate_file_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("name must not be empty".into());
@@ -54,8 +56,8 @@ pub fn validate_file_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_FILE_NAME {
         return Err(format!("name must be at most {MAX_FILE_NAME} bytes"));
     }
-    if name.chars().any(|c| c.is_control()) {
-        return Err("name must not contain control characters".into());
+    if name.chars().any(crate::names::is_hidden_or_control) {
+        return Err("name must not contain control, invisible or direction characters".into());
     }
     if name.contains('/') || name.contains('\\') {
         return Err("name must not contain path separators".into());

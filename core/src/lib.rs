@@ -25,8 +25,10 @@
 //! - [`event`]: the canonical events; [`avro`]: their encoding in the log, and [`schemas`]: the
 //!   compatibility rules between versions of it.
 //! - [`files`]: attachments and the rules uploads are checked against; [`push`]: device
-//!   addresses and notification preferences; [`presence`]: presence statuses and their rules.
-//! - [`mentions`], [`search_query`]: parsers of what users type.
+//!   addresses and notification preferences, [`push_endpoint`]: which Web Push endpoints may be
+//!   called; [`presence`]: presence statuses and their rules.
+//! - [`mentions`], [`search_query`]: parsers of what users type; [`names`]: what a name people
+//!   read (channel, user, file, emoji) may contain.
 //! - [`Topics`], ids ([`TimeUuidGen`], [`timeuuid_millis`], [`new_id`]) and tokens
 //!   ([`TokenSigner`], [`Claims`]).
 //!
@@ -48,10 +50,12 @@ pub mod config;
 pub mod event;
 pub mod files;
 pub mod mentions;
+pub mod names;
 pub mod ports;
 pub mod presence;
 pub mod protocol;
 pub mod push;
+pub mod push_endpoint;
 pub mod schemas;
 pub mod search_query;
 pub mod secrets;

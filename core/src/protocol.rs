@@ -189,6 +189,13 @@ pub const MEMBERS_IN_FRAME: usize = 100;
 /// Most people in a group DM, the opener included (Slack's limit).
 pub const MAX_GROUP_DM: usize = 8;
 
+/// Members a client may name in one `channel:create` (more join or are invited later).
+pub const MAX_CREATE_MEMBERS: usize = 1_000;
+
+/// Members one channel creation may carry at all (the admin API's bound, and ingest's): the
+/// command must fit in one log record.
+pub const MAX_CREATE_MEMBERS_ADMIN: usize = 10_000;
+
 /// The frame types a client may send, for the `unknown_type` error.
 pub const CLIENT_TYPES: &[&str] = &[
     "ping",
@@ -483,6 +490,10 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
             validate_message(text, file_ids).map_err(|(c, m)| err(c, m))?;
         }
         ClientFrame::Edit { text, .. } => validate_text(text).map_err(|(c, m)| err(c, m))?,
+        ClientFrame::Create { members, .. } if members.len() > MAX_CREATE_MEMBERS => {
+            let message = format!("a new channel names at most {MAX_CREATE_MEMBERS} members; invite more later");
+            return Err(err(ErrorCode::InvalidField, message));
+        }
         ClientFrame::Create { name, .. } | ClientFrame::Rename { name, .. } => {
             validate_channel_name(name).map_err(|m| err(ErrorCode::InvalidField, m))?
         }
@@ -524,15 +535,17 @@ pub fn validate_client_msg_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A channel name: see [`crate::names`].
 pub fn validate_channel_name(name: &str) -> Result<(), String> {
-    if name.trim().is_empty() || name.chars().count() > MAX_CHANNEL_NAME {
-        return Err(format!("channel name must be 1..={MAX_CHANNEL_NAME} characters"));
-    }
-    Ok(())
+    crate::names::validate_name("channel name", name, MAX_CHANNEL_NAME)
 }
 
 pub fn validate_emoji(emoji: &str) -> Result<(), String> {
-    if emoji.is_empty() || emoji.len() > MAX_EMOJI_LEN || emoji.chars().any(|c| c.is_whitespace() || c == ':') {
+    let hidden = |c: char| crate::names::is_hidden_or_control(c) && c != '\u{200D}'; // ZWJ joins emoji
+    if emoji.is_empty()
+        || emoji.len() > MAX_EMOJI_LEN
+        || emoji.chars().any(|c| c.is_whitespace() || c == ':' || hidden(c))
+    {
         return Err(format!(
             "emoji must be 1..={MAX_EMOJI_LEN} bytes without spaces or colons (`thumbsup`, not `:thumbsup:`)"
         ));
@@ -595,6 +608,23 @@ mod tests {
         assert_eq!(e.client_msg_id.as_deref(), Some("z"));
         let huge = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
         assert_eq!(parse_client_frame(&huge).unwrap_err().code, ErrorCode::FrameTooLarge);
+    }
+
+    #[test]
+    fn channel_creation_is_bounded_and_names_must_be_visible() {
+        let create = |name: &str, members: usize| {
+            let members: Vec<Uuid> = (0..members).map(|_| Uuid::new_v4()).collect();
+            let frame = serde_json::json!({"type": "channel:create", "name": name, "members": members});
+            parse_client_frame(&frame.to_string()).map(|_| ()).map_err(|e| e.code)
+        };
+        assert_eq!(create("team", MAX_CREATE_MEMBERS), Ok(()));
+        assert_eq!(create("team", MAX_CREATE_MEMBERS + 1), Err(ErrorCode::InvalidField));
+        assert_eq!(create("team\u{200B}", 0), Err(ErrorCode::InvalidField), "zero-width space");
+        assert_eq!(create("\u{202E}maet", 0), Err(ErrorCode::InvalidField), "right-to-left override");
+        let rename = serde_json::json!({"type": "channel:rename", "channel_id": Uuid::new_v4(), "name": "a\u{2066}b"});
+        assert_eq!(parse_client_frame(&rename.to_string()).unwrap_err().code, ErrorCode::InvalidField);
+        let react = serde_json::json!({"type": "reaction:add", "channel_id": Uuid::new_v4(), "message_id": Uuid::new_v4(), "emoji": "ok\u{200B}"});
+        assert_eq!(parse_client_frame(&react.to_string()).unwrap_err().code, ErrorCode::InvalidField);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Follows the fanout stream of every workspace that has a socket on this gateway, and
-//! hands each entry to the hub once; the hub fans it out to local sockets.
+//! hands each entry to the hub once; the hub fans it out to local sockets. Its own state is
+//! the `fanout_reader` health check (`fanout` is the periodic probe's: one writer per check).
 
 use axum::extract::ws::Utf8Bytes;
 use confab_core::ports::FanoutStream;
@@ -26,7 +27,7 @@ pub async fn run(st: Arc<AppState>) {
             None => match st.fanout.reader().await {
                 Ok(r) => reader.insert(r),
                 Err(e) => {
-                    st.health.set("fanout", Err(e.to_string()));
+                    st.health.set("fanout_reader", Err(e.to_string()));
                     tokio::select! { _ = shutdown.wait() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
                     continue;
                 }
@@ -44,7 +45,11 @@ pub async fn run(st: Arc<AppState>) {
         let from: Vec<(Uuid, String)> = positions.iter().map(|(k, v)| (*k, v.clone())).collect();
         match r.read(&from, BLOCK_MS, COUNT).await {
             Ok(entries) => {
-                st.health.set("fanout", Ok(()));
+                // only a read that reached the fanout store says it works (with no workspace
+                // to follow, nothing was asked of it)
+                if !from.is_empty() {
+                    st.health.set("fanout_reader", Ok(()));
+                }
                 let now = chrono::Utc::now().timestamp_millis();
                 for e in entries {
                     positions.insert(e.workspace_id, e.position.clone());
@@ -67,7 +72,7 @@ pub async fn run(st: Arc<AppState>) {
                 }
             }
             Err(e) => {
-                st.health.set("fanout", Err(e.to_string()));
+                st.health.set("fanout_reader", Err(e.to_string()));
                 tracing::warn!(error = %e, "fanout read failed, reconnecting");
                 reader = None;
                 tokio::time::sleep(Duration::from_millis(200)).await;

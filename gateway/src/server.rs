@@ -66,6 +66,7 @@ impl Gateway {
         tokio::spawn(crate::presence::sweeper(state.clone()));
         health.set("log", Ok(()));
         health.set("fanout", Ok(()));
+        health.set("fanout_reader", Ok(()));
 
         let gw = &state.cfg.gateway;
         let limits = HttpLimits {

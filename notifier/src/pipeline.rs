@@ -31,7 +31,8 @@ pub fn providers(cfg: &NotifierConfig) -> Result<ProviderSet, PushError> {
     let mut set = ProviderSet::new();
     if !cfg.webpush_vapid_key.is_empty() {
         let c = WebPushConfig::new(cfg.webpush_vapid_key.clone(), cfg.webpush_subject.clone())
-            .allow_http(cfg.webpush_allow_http);
+            .allow_http(cfg.webpush_allow_http)
+            .allow_private_networks(cfg.webpush_allow_private_networks);
         set = set.with(Arc::new(WebPushProvider::new(c)?));
     }
     if !cfg.apns_key_pem.is_empty() {

@@ -327,8 +327,11 @@ fn vapid() -> (String, String) {
     (ec_key_to_b64url(&key), ec_public_b64url(key.verifying_key()))
 }
 
+/// A provider for the fake push service, which listens on loopback over plain http.
 fn web_push(private_key: &str) -> WebPushProvider {
-    WebPushProvider::new(WebPushConfig::new(private_key, "mailto:push@confab.example").allow_http(true)).unwrap()
+    let config =
+        WebPushConfig::new(private_key, "mailto:push@confab.example").allow_http(true).allow_private_networks(true);
+    WebPushProvider::new(config).unwrap()
 }
 
 #[tokio::test]
@@ -426,6 +429,53 @@ async fn web_push_refuses_plain_http_endpoints_unless_allowed() {
     let strict = WebPushProvider::new(WebPushConfig::new(private, "mailto:push@confab.example")).unwrap();
     assert!(matches!(strict.send(&device, &message()).await, SendOutcome::InvalidToken { .. }));
     assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn web_push_never_calls_a_private_address_a_client_registered() {
+    let fake = FakeWebPush::start().await;
+    let (private, public) = vapid();
+    let device = fake.subscribe(&public).unwrap();
+    // http allowed (so only the address decides), private networks not
+    let config = WebPushConfig::new(private, "mailto:push@confab.example").allow_http(true);
+    let provider = WebPushProvider::new(config).unwrap();
+    let outcome = provider.send(&device, &message()).await;
+    assert!(matches!(&outcome, SendOutcome::InvalidToken { reason } if reason.contains("public")), "{outcome:?}");
+    let DeviceAddress::WebPush { p256dh, auth, .. } = device else { unreachable!() };
+    for endpoint in ["https://169.254.169.254/latest/meta-data/", "https://[::1]/push/x", "https://localhost/push/x"] {
+        let device = DeviceAddress::WebPush { endpoint: endpoint.into(), p256dh: p256dh.clone(), auth: auth.clone() };
+        let outcome = provider.send(&device, &message()).await;
+        assert!(matches!(&outcome, SendOutcome::InvalidToken { .. }), "{endpoint}: {outcome:?}");
+    }
+    assert!(fake.requests().is_empty());
+}
+
+/// A server that answers every request with a redirect to `location`.
+async fn redirector(location: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/push/redirect", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 16 * 1024];
+            let _ = socket.read(&mut buf).await;
+            let answer =
+                format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn web_push_follows_no_redirect() {
+    let fake = FakeWebPush::start().await;
+    let (private, public) = vapid();
+    let DeviceAddress::WebPush { endpoint, p256dh, auth } = fake.subscribe(&public).unwrap() else { unreachable!() };
+    let device = DeviceAddress::WebPush { endpoint: redirector(endpoint).await, p256dh, auth };
+    let outcome = web_push(&private).send(&device, &message()).await;
+    assert!(matches!(&outcome, SendOutcome::Rejected { reason } if reason.contains("307")), "{outcome:?}");
+    assert!(fake.requests().is_empty(), "the redirect was followed");
 }
 
 // ---------------------------------------------------------------- all three

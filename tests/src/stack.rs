@@ -380,12 +380,17 @@ impl Stack {
     }
 
     async fn admin(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.admin_post(path, body).await;
+        assert!((200..300).contains(&status), "POST {path} -> {status}: {v}");
+        v
+    }
+
+    /// A `POST` to the admin API of `gw0`; returns (status, body) whatever the status.
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
         let url = format!("http://{}{path}", self.admin_addr("gw0"));
         let resp = self.http.post(&url).bearer_auth(&self.admin_key).json(&body).send().await.expect("admin request");
-        let status = resp.status();
-        let v: Value = resp.json().await.expect("admin json");
-        assert!(status.is_success(), "POST {path} -> {status}: {v}");
-        v
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn create_workspace_with_retention(&self, name: &str, retention_secs: u32) -> String {

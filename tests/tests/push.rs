@@ -12,13 +12,48 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
-conformance!(offline_recipients_get_pushes_and_online_ones_do_not);
+conformance!(
+    offline_recipients_get_pushes_and_online_ones_do_not,
+    a_web_push_endpoint_inside_the_network_cannot_be_registered
+);
 
 async fn post(stack: &Stack, path: &str, token: &str, body: Value, method: reqwest::Method) -> (u16, Value) {
     let url = format!("http://{}{path}", stack.addr("gw0"));
     let resp = reqwest::Client::new().request(method, url).bearer_auth(token).json(&body).send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// With the default configuration, a subscription whose endpoint points inside the network (a
+/// request forgery through the notifier) or whose keys are malformed is refused at
+/// registration; the notifier checks again at every send (`notifier/tests/providers.rs`).
+async fn a_web_push_endpoint_inside_the_network_cannot_be_registered(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let ws = stack.create_workspace("acme").await;
+    let bob = stack.create_user(&ws, "bob").await;
+    let fake = FakeWebPush::start().await;
+    let good =
+        serde_json::to_value(fake.subscribe(&ec_public_b64url(generate_ec_key().verifying_key())).unwrap()).unwrap();
+    let with = |endpoint: &str| json!({"platform": "web_push", "endpoint": endpoint, "p256dh": good["p256dh"], "auth": good["auth"]});
+    for endpoint in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://127.0.0.1:9200/",
+        "https://[::1]/",
+        "https://10.0.0.7/push",
+        "https://localhost/push",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "http://push.example.com/x",
+    ] {
+        let (status, v) = post(&stack, "/api/devices", &bob.1, with(endpoint), reqwest::Method::POST).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "{endpoint}: {v}");
+    }
+    let mut short_key = with("https://push.example.com/x");
+    short_key["p256dh"] = json!("BAAA");
+    let (status, v) = post(&stack, "/api/devices", &bob.1, short_key, reqwest::Method::POST).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) =
+        post(&stack, "/api/devices", &bob.1, with("https://push.example.com/x"), reqwest::Method::POST).await;
+    assert_eq!(status, 201, "a public https endpoint is fine: {v}");
 }
 
 fn plaintexts(fake: &FakeWebPush) -> Vec<Value> {
@@ -32,6 +67,7 @@ async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
     let env = [
         ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private.as_str()),
         ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true"),
+        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_PRIVATE_NETWORKS", "true"),
         ("CONFAB_GATEWAY__PRESENCE_GRACE_MS", "200"),
         ("CONFAB_GATEWAY__PRESENCE_SWEEP_MS", "100"),
     ];

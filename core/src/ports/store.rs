@@ -168,6 +168,16 @@ pub trait Store: Send + Sync {
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
+    /// Those of `users` not in the workspace (adapters answer in batches, not a read each).
+    async fn missing_users(&self, ws: Uuid, users: &[Uuid]) -> PortResult<Vec<Uuid>> {
+        let mut missing = Vec::new();
+        for user in users {
+            if !self.user_exists(ws, *user).await? {
+                missing.push(*user);
+            }
+        }
+        Ok(missing)
+    }
     /// A user's name, if the user is in the workspace.
     async fn user_name(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>>;
     /// Every user of a workspace: (id, name).

@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
 use confab_core::event::ChannelKind;
+use confab_core::names::validate_name;
 use confab_core::ports::{PortError, Workspace};
-use confab_core::protocol::MAX_CHANNEL_NAME;
+use confab_core::protocol::{validate_channel_name, MAX_CREATE_MEMBERS_ADMIN};
 use confab_core::{Claims, ErrorCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,6 +19,9 @@ use uuid::Uuid;
 
 use crate::http::{bearer, command_outcome, ApiError, Body};
 use crate::state::AppState;
+
+/// Characters in a workspace's or user's name.
+const MAX_DIRECTORY_NAME: usize = 100;
 
 /// The admin key, compared in constant time.
 fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -57,9 +61,7 @@ pub async fn create_workspace(
     Body(b): Body<NewWorkspace>,
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
-    if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(ApiError::bad("name must be 1..=100 bytes"));
-    }
+    validate_name("name", &b.name, MAX_DIRECTORY_NAME).map_err(ApiError::bad)?;
     let retention_secs =
         b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32)
             as i32;
@@ -104,9 +106,7 @@ pub async fn create_user(
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let ws = workspace_exists(&st, &ws).await?;
-    if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(ApiError::bad("name must be 1..=100 bytes"));
-    }
+    validate_name("name", &b.name, MAX_DIRECTORY_NAME).map_err(ApiError::bad)?;
     let user = Uuid::new_v4();
     st.store.insert_user(ws, user, &b.name).await.map_err(|e| ApiError::internal("directory", e))?;
     let (token, exp) = mint(&st, ws, user, st.cfg.auth.token_ttl_secs);
@@ -160,15 +160,19 @@ pub async fn create_channel(
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let ws = workspace_exists(&st, &ws).await?;
-    if b.name.trim().is_empty() || b.name.chars().count() > MAX_CHANNEL_NAME {
-        return Err(ApiError::bad(format!("name must be 1..={MAX_CHANNEL_NAME} characters")));
-    }
+    validate_channel_name(&b.name).map_err(ApiError::bad)?;
     let creator =
         b.creator.or(b.members.first().copied()).ok_or_else(|| ApiError::bad("give `members` or a `creator`"))?;
-    for u in b.members.iter().chain(std::iter::once(&creator)) {
-        if !st.store.user_exists(ws, *u).await.map_err(|e| ApiError::internal("directory", e))? {
-            return Err(ApiError::bad(format!("user {u} is not in this workspace")));
-        }
+    let mut members = b.members.clone();
+    members.push(creator);
+    members.sort();
+    members.dedup();
+    if members.len() > MAX_CREATE_MEMBERS_ADMIN {
+        return Err(ApiError::bad(format!("a new channel has at most {MAX_CREATE_MEMBERS_ADMIN} members")));
+    }
+    let missing = st.store.missing_users(ws, &members).await.map_err(|e| ApiError::internal("directory", e))?;
+    if let Some(u) = missing.first() {
+        return Err(ApiError::bad(format!("user {u} is not in this workspace")));
     }
     let cmd = Command {
         command_id: Uuid::new_v4(),

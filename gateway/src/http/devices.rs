@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::push::{DeviceAddress, Prefs};
+use confab_core::push_endpoint::{validate_web_push_subscription, EndpointPolicy};
 use confab_core::ErrorCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -31,10 +32,15 @@ pub async fn register(
     if address.key().is_empty() || address.key().len() > 2048 {
         return Err(ApiError::bad("the device token or endpoint must be 1..=2048 bytes"));
     }
-    if let DeviceAddress::WebPush { endpoint, .. } = &address {
-        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-            return Err(ApiError::bad("a web push endpoint must be an http(s) URL"));
-        }
+    if let DeviceAddress::WebPush { endpoint, p256dh, auth } = &address {
+        // checked again at every send, with the host resolved to public addresses only
+        let notifier = &st.cfg.notifier;
+        let policy = EndpointPolicy {
+            allow_http: notifier.webpush_allow_http,
+            allow_private_networks: notifier.webpush_allow_private_networks,
+        };
+        validate_web_push_subscription(endpoint, p256dh, auth, policy)
+            .map_err(|why| ApiError::bad(format!("web push subscription: {why}")))?;
     }
     let (ws, user) = (claims.workspace_id, claims.user_id);
     let device_id = Uuid::new_v5(&user, address.key().as_bytes());

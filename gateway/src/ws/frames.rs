@@ -198,21 +198,21 @@ impl Conn {
 
     /// An error frame if one of `users` is not in the caller's workspace.
     async fn unknown_users(&self, users: &[Uuid], client_msg_id: &Option<String>) -> Option<ServerFrame> {
-        for u in users {
-            match self.st.store.user_exists(self.claims.workspace_id, *u).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let message = format!("no user {u} in your workspace");
-                    return Some(self.error(ErrorCode::UserNotFound, &message, client_msg_id.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot check users");
-                    let message = "the directory is unavailable; retry";
-                    return Some(self.error(ErrorCode::Unavailable, message, client_msg_id.clone()));
-                }
+        if users.is_empty() {
+            return None;
+        }
+        match self.st.store.missing_users(self.claims.workspace_id, users).await {
+            Ok(missing) if missing.is_empty() => None,
+            Ok(missing) => {
+                let message = format!("no user {} in your workspace", missing[0]);
+                Some(self.error(ErrorCode::UserNotFound, &message, client_msg_id.clone()))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check users");
+                let message = "the directory is unavailable; retry";
+                Some(self.error(ErrorCode::Unavailable, message, client_msg_id.clone()))
             }
         }
-        None
     }
 }
 
@@ -248,8 +248,11 @@ pub(super) fn command_request(frame: ClientFrame, claims: &Claims) -> CommandReq
             let body = CommandBody::React { message_id, emoji, add: false };
             req("reaction:remove", channel_id, body, client_msg_id)
         }
-        ClientFrame::Create { name, is_private, members, client_msg_id } => {
+        ClientFrame::Create { name, is_private, mut members, client_msg_id } => {
             let channel_kind = if is_private { ChannelKind::Private } else { ChannelKind::Public };
+            // each member is looked up once, however often named
+            members.sort();
+            members.dedup();
             let body = CommandBody::CreateChannel { name, channel_kind, members: members.clone() };
             CommandRequest { users: members, ..req("channel:create", Uuid::new_v4(), body, client_msg_id) }
         }

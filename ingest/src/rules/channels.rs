@@ -2,7 +2,7 @@
 
 use confab_core::command::dm_channel_id;
 use confab_core::event::{ChannelKind, Payload};
-use confab_core::protocol::{validate_channel_name, MAX_GROUP_DM};
+use confab_core::protocol::{validate_channel_name, MAX_CREATE_MEMBERS_ADMIN, MAX_GROUP_DM};
 use confab_core::ErrorCode;
 use uuid::Uuid;
 
@@ -29,6 +29,10 @@ pub(super) fn create(
         return Err(reject(ErrorCode::Conflict, "a channel with this id already exists"));
     }
     validate_channel_name(name).map_err(|m| reject(ErrorCode::InvalidField, m))?;
+    if members.len() > MAX_CREATE_MEMBERS_ADMIN {
+        let message = format!("a new channel has at most {MAX_CREATE_MEMBERS_ADMIN} members");
+        return Err(reject(ErrorCode::InvalidField, message));
+    }
     if kind.is_direct() {
         check_direct(req, kind, &members)?;
     }

@@ -3,7 +3,7 @@
 use confab_core::command::{dm_channel_id, Command, CommandBody, Outcome, ReplyTo};
 use confab_core::event::{ChannelKind, Event, Payload, ThreadState};
 use confab_core::files::Attachment;
-use confab_core::protocol::MAX_REACTIONS_PER_MESSAGE;
+use confab_core::protocol::{MAX_CREATE_MEMBERS_ADMIN, MAX_REACTIONS_PER_MESSAGE};
 use confab_core::{ErrorCode, TimeUuidGen};
 use uuid::Uuid;
 
@@ -41,6 +41,14 @@ fn sending(text: &str, client_msg_id: &str, thread_ts: Option<Uuid>, file_ids: V
 
 fn send(text: &str, client_msg_id: &str) -> TestBody {
     sending(text, client_msg_id, None, vec![])
+}
+
+/// The error code of a rejection.
+fn code(o: &Outcome) -> Option<ErrorCode> {
+    match o {
+        Outcome::Rejected { code, .. } => Some(*code),
+        _ => None,
+    }
 }
 
 mod sequencing {
@@ -251,13 +259,6 @@ mod edits {
 mod channels {
     use super::*;
 
-    fn code(o: &Outcome) -> Option<ErrorCode> {
-        match o {
-            Outcome::Rejected { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-
     #[test]
     fn dms_have_derived_ids_and_fixed_members() {
         let (ws, alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -412,5 +413,30 @@ mod read_markers {
             CommandBody::SendMessage { text: "hi".into(), thread_ts: None, also_in_channel: false, file_ids: vec![] };
         let (e, o) = st.decide(&cmd(ws, ch, alice, body), &ids, 2);
         assert!(e.is_none() && matches!(o, Outcome::Rejected { code: ErrorCode::InvalidField, .. }), "{o:?}");
+    }
+
+    #[test]
+    fn channel_names_must_be_visible_and_creations_bounded() {
+        let (ws, alice) = (Uuid::new_v4(), Uuid::new_v4());
+        let ids = TimeUuidGen::new();
+        let mut st = PartitionState::default();
+        let create = |name: &str, members: Vec<Uuid>| {
+            let body = CommandBody::CreateChannel { name: name.into(), channel_kind: ChannelKind::Public, members };
+            cmd(ws, Uuid::new_v4(), alice, body)
+        };
+        // the gateway checks these too; ingest holds for anything that writes the commands topic
+        for name in ["general\u{200B}", "\u{202E}lareneg", "gen\u{2066}eral", "\u{3164}"] {
+            let (e, o) = st.decide(&create(name, vec![]), &ids, 1);
+            assert!(e.is_none() && code(&o) == Some(ErrorCode::InvalidField), "{name:?}: {o:?}");
+        }
+        let too_many = (0..MAX_CREATE_MEMBERS_ADMIN).map(|_| Uuid::new_v4()).collect();
+        let (e, o) = st.decide(&create("big", too_many), &ids, 1);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::InvalidField), "{o:?}");
+        let twice = vec![Uuid::from_u128(1), Uuid::from_u128(1), alice];
+        let (e, _) = st.decide(&create("ok", twice), &ids, 1);
+        match e.unwrap().payload {
+            Payload::ChannelCreated { members, .. } => assert_eq!(members.len(), 2, "deduplicated"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -33,9 +33,16 @@ impl Default for Timeouts {
 /// which APNs requires; otherwise HTTP/1.1 or HTTP/2 as ALPN decides. Connections
 /// are pooled and kept alive, so a send normally costs one round trip.
 pub(crate) fn http_client(http2_only: bool, timeouts: Timeouts) -> Result<reqwest::Client, PushError> {
+    Ok(http_client_builder(http2_only, timeouts).build()?)
+}
+
+/// The builder behind [`http_client`]. No provider follows redirects: a push service answers
+/// where it was asked, and a redirect is how a request is steered somewhere it should not go.
+pub(crate) fn http_client_builder(http2_only: bool, timeouts: Timeouts) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .user_agent(concat!("confab-notifier/", env!("CARGO_PKG_VERSION")));
     if http2_only {
@@ -44,7 +51,7 @@ pub(crate) fn http_client(http2_only: bool, timeouts: Timeouts) -> Result<reqwes
             .http2_keep_alive_interval(Duration::from_secs(60))
             .http2_keep_alive_while_idle(true);
     }
-    Ok(builder.build()?)
+    builder
 }
 
 /// A base URL without its trailing slash, checked to be http(s).

@@ -7,9 +7,14 @@
 //! `Authorization: vapid t=<ES256 JWT>, k=<our public key>`; the JWT's `aud` is the
 //! endpoint's origin, its `exp` 12 hours on, its `sub` our contact URI. One token is
 //! minted per push-service origin and reused for an hour.
+//!
+//! Endpoints come from clients, so every send checks them again
+//! (`confab_core::push_endpoint`), resolves the host through [`PublicOnlyResolver`] (only
+//! public addresses are connected to, whatever DNS says by then) and follows no redirect.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -18,10 +23,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{ece, http_client, retry_after, transport_failure, Timeouts};
+use super::{ece, http_client_builder, retry_after, transport_failure, Timeouts};
 use crate::jwt::{sign_es256, unix_now};
 use crate::keys::{b64url, b64url_decode, ec_key_from_str, ec_public_b64url};
 use crate::{DeviceAddress, Notification, Platform, Priority, PushError, PushProvider, SendOutcome};
+use confab_core::push_endpoint::{is_public_ip, validate_web_push_subscription, EndpointPolicy};
 
 /// How long a VAPID token claims to be valid (`exp`); RFC 8292 allows up to 24 h.
 const VAPID_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -43,6 +49,8 @@ pub struct WebPushConfig {
     /// Allow `http://` endpoints. Real push services are all https; allowing plain
     /// http is for local test servers only.
     pub allow_http: bool,
+    /// Allow endpoints on loopback, private and link-local addresses (local test servers only).
+    pub allow_private_networks: bool,
     pub timeouts: Timeouts,
 }
 
@@ -53,6 +61,7 @@ impl WebPushConfig {
             subject: subject.into(),
             default_ttl: Duration::from_secs(24 * 3600),
             allow_http: false,
+            allow_private_networks: false,
             timeouts: Timeouts::default(),
         }
     }
@@ -60,6 +69,15 @@ impl WebPushConfig {
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
         self
+    }
+
+    pub fn allow_private_networks(mut self, allow: bool) -> Self {
+        self.allow_private_networks = allow;
+        self
+    }
+
+    fn policy(&self) -> EndpointPolicy {
+        EndpointPolicy { allow_http: self.allow_http, allow_private_networks: self.allow_private_networks }
     }
 }
 
@@ -70,6 +88,7 @@ impl std::fmt::Debug for WebPushConfig {
             .field("subject", &self.subject)
             .field("default_ttl", &self.default_ttl)
             .field("allow_http", &self.allow_http)
+            .field("allow_private_networks", &self.allow_private_networks)
             .finish()
     }
 }
@@ -81,7 +100,7 @@ pub struct WebPushProvider {
     public_key: String,
     subject: String,
     default_ttl: Duration,
-    allow_http: bool,
+    policy: EndpointPolicy,
     /// VAPID token per push-service origin, with when it was minted.
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -98,13 +117,19 @@ impl WebPushProvider {
             return Err(PushError::Config("VAPID subject must be a mailto: or https: URI".into()));
         }
         let key = ec_key_from_str(&config.vapid_private_key)?;
+        let policy = config.policy();
+        let resolver = PublicOnlyResolver { allow_private_networks: policy.allow_private_networks };
+        let http = http_client_builder(false, config.timeouts)
+            .dns_resolver(Arc::new(resolver))
+            .build()
+            .map_err(|e| PushError::Config(format!("Web Push HTTP client: {e}")))?;
         Ok(WebPushProvider {
-            http: http_client(false, config.timeouts)?,
+            http,
             public_key: ec_public_b64url(key.verifying_key()),
             key,
             subject: config.subject,
             default_ttl: config.default_ttl,
-            allow_http: config.allow_http,
+            policy,
             tokens: Mutex::new(HashMap::new()),
         })
     }
@@ -167,6 +192,29 @@ impl WebPushProvider {
     }
 }
 
+/// Resolves push service host names and keeps only public addresses, so a name that resolves
+/// (or is re-pointed) to an address inside the network is never connected to.
+struct PublicOnlyResolver {
+    allow_private_networks: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private_networks;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let usable: Vec<SocketAddr> = all.into_iter().filter(|a| allow_private || is_public_ip(a.ip())).collect();
+            if usable.is_empty() {
+                let refused: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{host} resolves to no public address").into();
+                return Err(refused);
+            }
+            Ok(Box::new(usable.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// The JSON the service worker gets in its `push` event.
 pub fn payload(n: &Notification) -> Value {
     let mut p = json!({"title": n.title, "body": n.body, "data": n.data});
@@ -220,12 +268,10 @@ impl PushProvider for WebPushProvider {
         let DeviceAddress::WebPush { endpoint, p256dh, auth } = device else {
             return SendOutcome::rejected(format!("Web Push cannot send to a {} device", device.platform()));
         };
-        let Ok(url) = url::Url::parse(endpoint) else {
-            return SendOutcome::invalid_token("Web Push endpoint is not a URL");
+        let url = match validate_web_push_subscription(endpoint, p256dh, auth, self.policy) {
+            Ok(url) => url,
+            Err(why) => return SendOutcome::invalid_token(format!("Web Push subscription: {why}")),
         };
-        if !(url.scheme() == "https" || (self.allow_http && url.scheme() == "http")) || url.host().is_none() {
-            return SendOutcome::invalid_token(format!("Web Push endpoint scheme {:?} is not allowed", url.scheme()));
-        }
         let origin = url.origin().ascii_serialization();
         let (Ok(p256dh), Ok(auth)) = (b64url_decode(p256dh), b64url_decode(auth)) else {
             return SendOutcome::invalid_token("Web Push subscription keys are not base64url");
@@ -263,6 +309,18 @@ impl PushProvider for WebPushProvider {
 mod tests {
     use super::*;
     use crate::keys::{ec_key_to_b64url, generate_ec_key};
+
+    #[tokio::test]
+    async fn the_resolver_keeps_only_public_addresses() {
+        use reqwest::dns::Resolve;
+        let name = |host: &str| host.parse::<reqwest::dns::Name>().unwrap();
+        let strict = PublicOnlyResolver { allow_private_networks: false };
+        let refused = strict.resolve(name("localhost")).await.err().expect("localhost refused");
+        assert!(refused.to_string().contains("no public address"), "{refused}");
+        let local = PublicOnlyResolver { allow_private_networks: true };
+        let addrs: Vec<SocketAddr> = local.resolve(name("localhost")).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
 
     #[test]
     fn topics_fit_rfc8030() {

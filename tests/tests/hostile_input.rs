@@ -1,0 +1,71 @@
+//! Input built to deceive or to cost (issue 16, items 7 and 17), on both adapter sets: names
+//! that hide or reverse characters are refused wherever people name things, and a channel
+//! creation names a bounded number of members, each looked up once.
+
+use confab_tests::{conformance, Client, Mode, Stack};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+conformance!(
+    names_that_hide_or_reverse_characters_are_refused_everywhere,
+    a_channel_creation_names_a_bounded_set_of_known_members,
+);
+
+/// Names that look like something they are not.
+const DECEPTIVE: [&str; 4] = ["general\u{200B}", "invoice\u{202E}fdp.exe", "a\u{2066}b", "\u{3164}"];
+
+async fn names_that_hide_or_reverse_characters_are_refused_everywhere(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let ws = stack.create_workspace("acme").await;
+    let alice = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice.0]).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    for name in DECEPTIVE {
+        let (status, v) = stack.admin_post("/admin/workspaces", json!({"name": name})).await;
+        assert_eq!(status, 400, "workspace {name:?}: {v}");
+        let (status, v) = stack.admin_post(&format!("/admin/workspaces/{ws}/users"), json!({"name": name})).await;
+        assert_eq!(status, 400, "user {name:?}: {v}");
+        let body = json!({"name": name, "members": [alice.0]});
+        let (status, v) = stack.admin_post(&format!("/admin/workspaces/{ws}/channels"), body).await;
+        assert_eq!(status, 400, "channel {name:?}: {v}");
+        let e = a.command(json!({"type": "channel:create", "name": name}), "c").await;
+        assert_eq!(e["code"], "invalid_field", "channel:create {name:?}: {e}");
+        let e = a.command(json!({"type": "channel:rename", "channel_id": ch, "name": name}), "r").await;
+        assert_eq!(e["code"], "invalid_field", "channel:rename {name:?}: {e}");
+        let file = json!({"channel_id": ch, "name": name, "size": 3, "content_type": "text/plain"});
+        let (status, v) = stack.call(Method::POST, "gw0", "/api/files", &alice.1, Some(file)).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "file {name:?}: {v}");
+    }
+    // ordinary names in any script still pass
+    let ok = a.command(json!({"type": "channel:create", "name": "Équipe 営業 🚀"}), "ok").await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+}
+
+async fn a_channel_creation_names_a_bounded_set_of_known_members(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let ws = stack.create_workspace("acme").await;
+    let alice = stack.create_user(&ws, "alice").await;
+    let bob = stack.create_user(&ws, "bob").await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let many: Vec<String> = (0..1_001).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let e = a.command(json!({"type": "channel:create", "name": "big", "members": many}), "big").await;
+    assert_eq!(e["code"], "invalid_field", "{e}");
+    // an unknown member among known ones is named; a member named thrice is one member
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let members = json!([bob.0, bob.0, stranger]);
+    let e = a.command(json!({"type": "channel:create", "name": "x", "members": members}), "unknown").await;
+    assert_eq!(e["code"], "user_not_found", "{e}");
+    assert!(e["message"].as_str().unwrap().contains(&stranger), "{e}");
+    let members = json!([bob.0, bob.0, bob.0]);
+    let ok = a.command(json!({"type": "channel:create", "name": "pair", "members": members}), "pair").await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let created = a.expect("channel:created", T).await;
+    assert_eq!(created["member_count"], 2, "{created}");
+    let body = json!({"name": "admin-made", "members": [alice.0, stranger]});
+    let (status, v) = stack.admin_post(&format!("/admin/workspaces/{ws}/channels"), body).await;
+    assert_eq!(status, 400, "{v}");
+    let _: Value = v;
+}
