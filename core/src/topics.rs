@@ -9,6 +9,8 @@ pub struct Topics {
     pub commands: String,
     pub events: String,
     pub replies: String,
+    /// Event records no projector could decode, kept for operators (see `EventSource::dead_letter`).
+    pub dead_letter: String,
 }
 
 impl Topics {
@@ -17,6 +19,7 @@ impl Topics {
             commands: format!("{namespace}.commands"),
             events: format!("{namespace}.events"),
             replies: format!("{namespace}.replies"),
+            dead_letter: format!("{namespace}.events.dead-letter"),
         }
     }
 }

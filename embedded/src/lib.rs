@@ -55,8 +55,8 @@ impl Embedded {
         std::fs::create_dir_all(dir).map_err(|e| PortError::transient(format!("creating {}: {e}", dir.display())))?;
         let db = Database::builder(dir.join("db")).open().map_err(port)?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(port);
-        let log =
-            Arc::new(log::Log::open(db.clone(), ks("log_events")?, ks("log_positions")?, options.partitions, codec)?);
+        let (events, positions, dead) = (ks("log_events")?, ks("log_positions")?, ks("log_dead_letters")?);
+        let log = Arc::new(log::Log::open(db.clone(), events, positions, dead, options.partitions, codec)?);
         let store = Arc::new(store::EmbeddedStore {
             messages: ks("messages")?,
             workspaces: ks("workspaces")?,

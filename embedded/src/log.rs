@@ -13,7 +13,7 @@ use confab_core::avro::EventCodec;
 use confab_core::command::{Command, Reply};
 use confab_core::event::Event;
 use confab_core::ports::{
-    CommandRecord, CommandSink, EventRecord, EventSource, PortError, PortResult, ReplySource, SequencerLog,
+    CommandRecord, CommandSink, EventRecord, EventSource, PortError, PortResult, ReplySource, SequencerLog, Undecodable,
 };
 use fjall::{Database, Keyspace, PersistMode};
 use std::collections::{HashMap, VecDeque};
@@ -71,12 +71,25 @@ fn read_position(positions: &Keyspace, key: &str) -> PortResult<i64> {
 /// (ingest is not keeping up, or not running) instead of growing without bound.
 pub const MAX_PENDING_COMMANDS: usize = 200_000;
 
+/// A record no projector could decode, as kept in the dead letters.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct DeadLetter {
+    pub reader: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: String,
+    /// The record's bytes, base64.
+    pub payload: String,
+}
+
 pub struct Log {
     db: Database,
     /// Per partition: (offset, command) of the commands ingest has not committed past.
     commands: Mutex<Vec<VecDeque<(i64, Command)>>>,
     events: Keyspace,
     positions: Keyspace,
+    /// Records no projector could decode: `reader/partition/offset` -> [`DeadLetter`] (JSON).
+    dead_letters: Keyspace,
     partitions: i32,
     next: Mutex<HashMap<(Topic, i32), i64>>,
     commands_written: watch::Sender<u64>,
@@ -90,6 +103,7 @@ impl Log {
         db: Database,
         events: Keyspace,
         positions: Keyspace,
+        dead_letters: Keyspace,
         partitions: i32,
         codec: EventCodec,
     ) -> PortResult<Self> {
@@ -110,6 +124,7 @@ impl Log {
             commands: Mutex::new(vec![VecDeque::new(); partitions as usize]),
             events,
             positions,
+            dead_letters,
             partitions,
             next: Mutex::new(next),
             commands_written: watch::channel(0).0,
@@ -117,6 +132,16 @@ impl Log {
             replies: broadcast::channel(65_536).0,
             codec,
         })
+    }
+
+    /// Every dead letter, oldest first per reader and partition (for operators and tests).
+    pub fn dead_letters(&self) -> PortResult<Vec<DeadLetter>> {
+        let mut out = Vec::new();
+        for g in self.dead_letters.iter() {
+            let v = g.value().map_err(port)?;
+            out.push(serde_json::from_slice(&v).map_err(|e| corrupt(format!("dead letter: {e}")))?);
+        }
+        Ok(out)
     }
 
     fn position_key(group: &str, t: Topic, p: i32) -> String {
@@ -368,6 +393,30 @@ struct EmbeddedEventSource {
     wake: watch::Receiver<u64>,
 }
 
+impl EmbeddedEventSource {
+    /// Decodes what was read. A record that cannot be decoded yet (a transient error) ends the
+    /// batch: the positions go back to it and to what was read after it, so it is read again.
+    async fn records(&mut self, raw: Vec<(i32, i64, fjall::Slice)>) -> PortResult<Vec<EventRecord>> {
+        let mut out = Vec::with_capacity(raw.len());
+        let mut raw = raw.into_iter();
+        while let Some((partition, offset, v)) = raw.next() {
+            let event = match self.log.codec.decode(&v).await.map_err(PortError::from) {
+                Ok(event) => Ok(event),
+                Err(e) if e.is_transient() => {
+                    self.pos[partition as usize] = offset;
+                    for (p, o, _) in raw {
+                        self.pos[p as usize] = self.pos[p as usize].min(o);
+                    }
+                    return if out.is_empty() { Err(e.context("decoding an event")) } else { Ok(out) };
+                }
+                Err(error) => Err(Undecodable { error, payload: v.to_vec() }),
+            };
+            out.push(EventRecord { partition, offset, event });
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl EventSource for EmbeddedEventSource {
     async fn next_batch(&mut self, max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
@@ -376,15 +425,7 @@ impl EventSource for EmbeddedEventSource {
             self.wake.borrow_and_update();
             let raw = self.log.read(Topic::Events, &mut self.pos, max)?;
             if !raw.is_empty() {
-                let mut out = Vec::with_capacity(raw.len());
-                for (partition, offset, v) in raw {
-                    out.push(EventRecord {
-                        partition,
-                        offset,
-                        event: self.log.codec.decode(&v).await.map_err(PortError::from),
-                    });
-                }
-                return Ok(out);
+                return self.records(raw).await;
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 return Ok(vec![]);
@@ -424,6 +465,20 @@ impl EventSource for EmbeddedEventSource {
     async fn lag(&mut self) -> Option<i64> {
         Some((0..self.log.partitions).map(|p| (self.log.end(Topic::Events, p) - self.acked[p as usize]).max(0)).sum())
     }
+
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()> {
+        use base64::Engine;
+        let dead = DeadLetter {
+            reader: self.group.clone(),
+            partition,
+            offset,
+            error: record.error.to_string(),
+            payload: base64::engine::general_purpose::STANDARD.encode(&record.payload),
+        };
+        let key = format!("{}/{partition:010}/{offset:020}", self.group);
+        self.log.dead_letters.insert(key, serde_json::to_vec(&dead).expect("dead letter serializes")).map_err(port)?;
+        self.log.db.persist(PersistMode::SyncAll).map_err(port)
+    }
 }
 
 struct EmbeddedReplySource {
@@ -459,7 +514,7 @@ mod tests {
         let codec = EventCodec::register_with(registry as Arc<dyn SchemaSource>, "t-events").await.unwrap();
         let db = Database::builder(dir).open().unwrap();
         let ks = |n: &str| db.keyspace(n, fjall::KeyspaceCreateOptions::default).unwrap();
-        Arc::new(Log::open(db.clone(), ks("events"), ks("positions"), 4, codec).unwrap())
+        Arc::new(Log::open(db.clone(), ks("events"), ks("positions"), ks("dead"), 4, codec).unwrap())
     }
 
     fn command(ws: Uuid, ch: Uuid, n: i64) -> Command {
@@ -531,5 +586,32 @@ mod tests {
         let mut seq = log.sequencer().unwrap();
         seq.commit(vec![], vec![], vec![(p, 10)]).await.unwrap();
         log.send(&command(ws, ch, -2)).await.unwrap();
+    }
+
+    /// Appends raw bytes to a partition of the events (what a foreign writer could leave).
+    fn append_raw(log: &Log, partition: i32, bytes: &[u8]) {
+        let mut next = log.next.lock().unwrap();
+        let o = next[&(Topic::Events, partition)];
+        log.events.insert(key(partition, o), bytes.to_vec()).unwrap();
+        next.insert((Topic::Events, partition), o + 1);
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_event_is_returned_whole_and_kept_as_a_dead_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path()).await;
+        append_raw(&log, 2, b"\x00\x00\x00\x00\x63not avro");
+        let mut source = log.event_source("timeline").unwrap();
+        let batch = source.next_batch(10, Some(Duration::from_millis(100))).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        let Err(dead) = &batch[0].event else { panic!("decoded garbage") };
+        assert!(!dead.error.is_transient(), "{}", dead.error);
+        source.dead_letter(batch[0].partition, batch[0].offset, dead).await.unwrap();
+        let kept = log.dead_letters().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].reader.as_str(), kept[0].partition, kept[0].offset), ("timeline", 2, 0));
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::STANDARD.decode(&kept[0].payload).unwrap();
+        assert_eq!(payload, b"\x00\x00\x00\x00\x63not avro");
     }
 }

@@ -40,7 +40,7 @@ pub struct Summary {
     pub events: u64,
     /// Offsets between the start position and the end (may include Kafka transaction markers).
     pub offsets: u64,
-    /// Events skipped because they could not be decoded (also logged).
+    /// Records that can never be decoded, written to the dead letters and passed (also logged).
     pub undecodable: u64,
     /// Total offset the replay started from (0 for a fresh replay, more when resuming).
     pub resumed_from: i64,
@@ -76,7 +76,17 @@ pub async fn replay<P: Projection>(
         }
         let batch = tokio::select! {
             _ = shutdown.wait() => { complete = false; break }
-            b = source.next_batch(max_batch, Some(Duration::from_millis(300))) => b?,
+            b = source.next_batch(max_batch, Some(Duration::from_millis(300))) => b,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            // the log or the registry restarting: wait it out, the replay goes on where it was
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "reading events failed, retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         if batch.is_empty() {
             continue;
@@ -89,9 +99,13 @@ pub async fn replay<P: Projection>(
             }
             match rec.event {
                 Ok(e) => events.push(e),
-                Err(e) => {
+                Err(dead) => {
                     undecodable += 1;
-                    tracing::error!(partition = rec.partition, offset = rec.offset, error = %e, "undecodable event skipped");
+                    while let Err(e) = source.dead_letter(rec.partition, rec.offset, &dead).await {
+                        tracing::warn!(error = %e, "cannot write a dead letter, retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    tracing::error!(partition = rec.partition, offset = rec.offset, error = %dead.error, "event can never be decoded: moved to the dead letters");
                 }
             }
         }

@@ -2,10 +2,12 @@
 //! (retrying with backoff, never skipping), and only then acknowledge its offsets. A transient
 //! failure of the log or of the store (a broker or node restarting) is waited out with backoff
 //! and jitter while health reports it; only a fatal or invalid error from the log stops the
-//! projector.
+//! projector. A record that can never be decoded is written to the dead letters (and counted)
+//! before the projector goes past it; one that cannot be decoded yet is never returned (see
+//! `EventRecord`).
 
 use confab_core::event::Event;
-use confab_core::ports::{EventRecord, EventSource, PortError, PortResult};
+use confab_core::ports::{EventRecord, EventSource, PortError, PortResult, Undecodable};
 use confab_core::telemetry::{register, Health};
 use confab_core::{Backoff, Shutdown};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
@@ -21,7 +23,7 @@ static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics:
 
 struct Metrics {
     events: IntCounterVec,
-    undecodable: IntCounterVec,
+    dead_letters: IntCounterVec,
     failures: IntCounterVec,
     log_failures: IntCounterVec,
     lag: IntGaugeVec,
@@ -35,9 +37,9 @@ impl Metrics {
     fn new() -> Self {
         Self {
             events: counter("confab_projector_events_total", "events applied"),
-            undecodable: counter(
-                "confab_projector_undecodable_total",
-                "events skipped because they could not be decoded",
+            dead_letters: counter(
+                "confab_projector_dead_letters_total",
+                "records that can never be decoded, written to the dead letters and passed",
             ),
             failures: counter("confab_projector_apply_failures_total", "failed batch applications (retried)"),
             log_failures: counter(
@@ -107,13 +109,53 @@ impl<P: Projection> Run<'_, P> {
     /// Applies a batch until it succeeds and acknowledges it; false if shutdown came first.
     async fn apply(&mut self, batch: Vec<EventRecord>) -> PortResult<bool> {
         let name = self.projection.name();
-        let events = decoded(name, batch);
+        let Some(events) = self.decoded(batch).await else { return Ok(false) };
         if !self.apply_until_done(&events).await {
             return Ok(false);
         }
         METRICS.events.with_label_values(&[name]).inc_by(events.len() as u64);
         self.source.ack_returned()?;
         Ok(true)
+    }
+
+    /// The batch's events, once every record that can never be decoded is in the dead letters;
+    /// `None` if shutdown came first.
+    async fn decoded(&mut self, batch: Vec<EventRecord>) -> Option<Vec<Event>> {
+        let mut events = Vec::with_capacity(batch.len());
+        for rec in batch {
+            match rec.event {
+                Ok(e) => events.push(e),
+                Err(undecodable) => {
+                    if !self.dead_letter(rec.partition, rec.offset, &undecodable).await {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(events)
+    }
+
+    /// Writes a dead letter, retrying until it is stored; false if shutdown came first.
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> bool {
+        let name = self.projection.name();
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            match self.source.dead_letter(partition, offset, record).await {
+                Ok(()) => {
+                    METRICS.dead_letters.with_label_values(&[name]).inc();
+                    tracing::error!(projector = name, partition, offset, error = %record.error, "event can never be decoded: moved to the dead letters");
+                    return true;
+                }
+                Err(e) => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!(projector = name, partition, offset, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot write a dead letter, retrying");
+                    tokio::select! {
+                        _ = self.shutdown.wait() => return false,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Retries a failing write with backoff, never skipping; false if shutdown came first.
@@ -180,21 +222,6 @@ impl<P: Projection> Run<'_, P> {
     }
 }
 
-/// The batch's events; records that cannot be decoded are counted and skipped.
-fn decoded(name: &str, batch: Vec<EventRecord>) -> Vec<Event> {
-    let mut events = Vec::with_capacity(batch.len());
-    for rec in batch {
-        match rec.event {
-            Ok(e) => events.push(e),
-            Err(e) => {
-                METRICS.undecodable.with_label_values(&[name]).inc();
-                tracing::error!(projector = name, partition = rec.partition, offset = rec.offset, error = %e, "undecodable event skipped");
-            }
-        }
-    }
-    events
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,12 +229,20 @@ mod tests {
     use confab_core::ports::PortErrorKind;
     use std::sync::{Arc, Mutex};
 
-    /// A log whose first reads fail as a broker outage would, then returns one event.
+    /// (partition, offset, payload) of a dead letter written.
+    type DeadLetter = (i32, i64, Vec<u8>);
+
+    /// A log whose first reads fail as a broker outage would, then returns one event (after an
+    /// undecodable record, with `poison`); its dead letters fail `dead_letter_failures` times.
+    #[derive(Default)]
     struct FlakyLog {
         failures_left: usize,
-        kind: PortErrorKind,
+        kind: Option<PortErrorKind>,
         served: bool,
         acked: Arc<Mutex<usize>>,
+        poison: bool,
+        dead_letter_failures: usize,
+        dead_letters: Arc<Mutex<Vec<DeadLetter>>>,
     }
 
     #[async_trait]
@@ -215,15 +250,20 @@ mod tests {
         async fn next_batch(&mut self, _max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
             if self.failures_left > 0 {
                 self.failures_left -= 1;
-                return Err(PortError::new(self.kind, "BrokerTransportFailure"));
+                return Err(PortError::new(self.kind.unwrap_or(PortErrorKind::Transient), "BrokerTransportFailure"));
             }
             if self.served {
                 tokio::time::sleep(wait.unwrap_or_default()).await;
                 return Ok(vec![]);
             }
             self.served = true;
-            let event = sample_event();
-            Ok(vec![EventRecord { partition: 0, offset: 0, event: Ok(event) }])
+            let mut batch = Vec::new();
+            if self.poison {
+                let garbage = Undecodable { error: PortError::invalid("not Avro"), payload: b"garbage".to_vec() };
+                batch.push(EventRecord { partition: 0, offset: 0, event: Err(garbage) });
+            }
+            batch.push(EventRecord { partition: 0, offset: 1, event: Ok(sample_event()) });
+            Ok(batch)
         }
         async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>> {
             Ok(vec![])
@@ -240,6 +280,14 @@ mod tests {
         }
         async fn lag(&mut self) -> Option<i64> {
             None
+        }
+        async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()> {
+            if self.dead_letter_failures > 0 {
+                self.dead_letter_failures -= 1;
+                return Err(PortError::transient("dead-letter topic leader not available"));
+            }
+            self.dead_letters.lock().unwrap().push((partition, offset, record.payload.clone()));
+            Ok(())
         }
     }
 
@@ -275,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn a_log_outage_is_waited_out_and_the_event_after_it_is_applied() {
         let (applied, acked) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
-        let log = FlakyLog { failures_left: 5, kind: PortErrorKind::Transient, served: false, acked: acked.clone() };
+        let log = FlakyLog { failures_left: 5, acked: acked.clone(), ..FlakyLog::default() };
         let (trigger, shutdown) = Shutdown::new();
         let health = Health::default();
         let task = tokio::spawn(run(Box::new(log), Counting(applied.clone()), shutdown, health.clone()));
@@ -292,10 +340,32 @@ mod tests {
 
     #[tokio::test]
     async fn a_fatal_log_error_stops_the_projector() {
-        let log =
-            FlakyLog { failures_left: 1, kind: PortErrorKind::Fatal, served: false, acked: Arc::new(Mutex::new(0)) };
+        let log = FlakyLog { failures_left: 1, kind: Some(PortErrorKind::Fatal), ..FlakyLog::default() };
         let (_trigger, shutdown) = Shutdown::new();
         let result = run(Box::new(log), Counting(Arc::new(Mutex::new(0))), shutdown, Health::default()).await;
         assert_eq!(result.unwrap_err().kind(), PortErrorKind::Fatal);
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_record_goes_to_the_dead_letters_before_the_projector_passes_it() {
+        let (applied, acked) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+        let dead_letters = Arc::new(Mutex::new(Vec::new()));
+        let log = FlakyLog {
+            poison: true,
+            dead_letter_failures: 3,
+            acked: acked.clone(),
+            dead_letters: dead_letters.clone(),
+            ..FlakyLog::default()
+        };
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(run(Box::new(log), Counting(applied.clone()), shutdown, Health::default()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while *acked.lock().unwrap() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(*dead_letters.lock().unwrap(), [(0, 0, b"garbage".to_vec())], "kept once, after 3 failed writes");
+        assert_eq!((*applied.lock().unwrap(), *acked.lock().unwrap()), (1, 1), "the event after it is applied");
+        trigger.trigger();
+        task.await.unwrap().unwrap();
     }
 }

@@ -114,7 +114,8 @@ pub struct Stack {
     procs: HashMap<String, Proc>,
     /// Arguments of processes that were killed or terminated, for `restart`.
     stopped: HashMap<String, Vec<String>>,
-    _registry: Option<Proc>,
+    /// The schema registry process (distributed mode).
+    registry: Option<Proc>,
     dir: tempfile::TempDir,
     http: reqwest::Client,
     pub admin_key: String,
@@ -216,7 +217,7 @@ impl Stack {
                 env,
                 procs: HashMap::new(),
                 stopped: HashMap::new(),
-                _registry: None,
+                registry: None,
                 dir,
                 http: reqwest::Client::new(),
                 admin_key,
@@ -270,7 +271,7 @@ impl Stack {
             env,
             procs: HashMap::new(),
             stopped: HashMap::new(),
-            _registry: Some(registry),
+            registry: Some(registry),
             dir,
             http: reqwest::Client::new(),
             admin_key,
@@ -297,6 +298,22 @@ impl Stack {
             Mode::Embedded => "serve".into(),
             Mode::Distributed => name.into(),
         }
+    }
+
+    /// Stops the schema registry (`kill -9`; distributed mode).
+    pub fn stop_registry(&mut self) {
+        let registry = self.registry.take().expect("a registry process (distributed mode)");
+        drop(registry);
+    }
+
+    /// Starts the schema registry again, on the same address and data directory.
+    pub fn start_registry(&mut self) {
+        assert!(self.registry.is_none(), "the registry is running");
+        let addr = self.registry_url.trim_start_matches("http://").to_string();
+        let data = self.dir.path().join("registry").display().to_string();
+        let args = ["registry".into(), "--listen".into(), addr, "--data-dir".into(), data];
+        let n = self.procs.len();
+        self.registry = Some(spawn(&[], &args, self.dir.path().join(format!("registry-{n}.log")), true));
     }
 
     /// Starts (or restarts) a named process with `confab <args>`.

@@ -94,14 +94,23 @@ impl ReplayFrom {
     }
 }
 
-/// An event read by a projector (`event` is `Err` when it could not be decoded: `Invalid` for a
-/// record that can never be decoded, `Transient` when what decoding needs, such as the writer
-/// schema from the registry, was unavailable).
+/// An event read by a projector. `event` is `Err` only for a record that can never be decoded
+/// (not Avro in the Confluent framing, a schema id the registry does not know, data that does
+/// not match its schema): adapters wait out what may recover by itself (the registry being
+/// unreachable) and return the records before it, so a projector never skips an event that a
+/// later read could decode.
 #[derive(Debug)]
 pub struct EventRecord {
     pub partition: i32,
     pub offset: i64,
-    pub event: Result<Event, PortError>,
+    pub event: Result<Event, Undecodable>,
+}
+
+/// A record that can never be decoded, kept whole for the dead-letter store.
+#[derive(Debug)]
+pub struct Undecodable {
+    pub error: PortError,
+    pub payload: Vec<u8>,
 }
 
 /// A projector's view of the events log, with a consumer position per projector.
@@ -123,4 +132,8 @@ pub trait EventSource: Send {
     async fn commit(&mut self, wait: bool) -> PortResult<()>;
     /// Events not yet applied, summed over this consumer's partitions.
     async fn lag(&mut self) -> Option<i64>;
+    /// Keeps an undecodable record where operators can inspect and replay it (Kafka:
+    /// `<ns>.events.dead-letter`, with the source partition, offset, projector and error in
+    /// headers); the projector goes on once this succeeded.
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()>;
 }

@@ -37,7 +37,9 @@ pub use blobs::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
 pub use error::{PortError, PortErrorKind, PortResult};
 pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream};
 pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
-pub use log::{CommandRecord, CommandSink, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog};
+pub use log::{
+    CommandRecord, CommandSink, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog, Undecodable,
+};
 pub use notify::{NotifyStore, OutboxItem};
 pub use presence::Presence;
 pub use schemas::SchemaSource;

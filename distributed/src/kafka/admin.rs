@@ -11,7 +11,8 @@ use std::time::Duration;
 use super::client::base_config;
 use super::error::port_error;
 
-/// Creates the three topics if they do not exist (idempotent).
+/// Creates the topics if they do not exist (idempotent): commands, events, replies, and the
+/// events' dead letters (kept forever, one partition: it is read by people, in order).
 pub async fn ensure_topics(cfg: &Config) -> PortResult<Topics> {
     let topics = Topics::new(&cfg.namespace);
     let admin: AdminClient<DefaultClientContext> =
@@ -27,6 +28,10 @@ pub async fn ensure_topics(cfg: &Config) -> PortResult<Topics> {
         ),
         replies_retention.iter().fold(
             NewTopic::new(&topics.replies, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
+            |t, (k, v)| t.set(k, v),
+        ),
+        retention_forever.iter().fold(
+            NewTopic::new(&topics.dead_letter, 1, TopicReplication::Fixed(cfg.kafka.replication_factor)),
             |t, (k, v)| t.set(k, v),
         ),
     ];

@@ -1,6 +1,11 @@
 //! A projector's consumer of `<ns>.events`: group `<ns>-projector-<name>`, static membership,
 //! `read_committed`. Offsets are stored only when acknowledged (after the projector's write) and
 //! auto-committed every second, on revoke, and by `commit` on shutdown.
+//!
+//! A record that cannot be decoded *yet* (the registry is unreachable for its writer schema)
+//! ends the batch before it: the consumer seeks back to it and, if it came first, the read
+//! fails as transient, so the runner waits and reads it again. Only a record that can never be
+//! decoded is returned as such, for the dead-letter topic.
 
 use async_trait::async_trait;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -12,8 +17,11 @@ use std::time::Duration;
 
 use confab_core::avro::EventCodec;
 use confab_core::config::Config;
-use confab_core::ports::{EventRecord, EventSource, PortError, PortResult, ReplayFrom};
+use confab_core::ports::{EventRecord, EventSource, PortError, PortResult, ReplayFrom, Undecodable};
 use confab_core::Topics;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
 
 use super::client::{base_config, consumer_config, group};
 use super::error::{port_error, KafkaResultExt};
@@ -22,6 +30,12 @@ pub struct KafkaEventSource {
     consumer: Arc<StreamConsumer>,
     codec: EventCodec,
     topic: String,
+    /// Who reads (the projector, or `replay-<projection>`), for dead letters' headers.
+    reader: String,
+    dead_letter_topic: String,
+    /// Made on the first dead letter.
+    dead_letters: Option<FutureProducer>,
+    cfg: Config,
     lag: Arc<AtomicI64>,
     /// Start offsets of explicitly assigned partitions (replays).
     starts: std::collections::HashMap<i32, i64>,
@@ -49,7 +63,7 @@ impl KafkaEventSource {
         consumer.subscribe(&[&topic]).or_port("subscribing to events")?;
         let lag = Arc::new(AtomicI64::new(0));
         tokio::spawn(measure_lag(Arc::downgrade(&consumer), topic.clone(), lag.clone()));
-        Ok(Self { consumer, codec, topic, lag, starts: Default::default() })
+        Ok(Self::assemble(cfg, projector, consumer, codec, lag, Default::default()))
     }
 
     /// A replay consumer in its own group (`<ns>-replay-<projection>`): every partition
@@ -119,41 +133,81 @@ impl KafkaEventSource {
             .collect();
         consumer.assign(&tpl).or_port("assigning partitions")?;
         let lag = Arc::new(AtomicI64::new(0));
-        Ok(Self { consumer, codec, topic, lag, starts })
+        Ok(Self::assemble(cfg, &format!("replay-{projection}"), consumer, codec, lag, starts))
     }
 
-    async fn record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> EventRecord {
-        let event = match m.payload() {
-            Some(p) => self.codec.decode(p).await.map_err(PortError::from),
-            None => Err(PortError::invalid("event without payload")),
+    fn assemble(
+        cfg: &Config,
+        reader: &str,
+        consumer: Arc<StreamConsumer>,
+        codec: EventCodec,
+        lag: Arc<AtomicI64>,
+        starts: std::collections::HashMap<i32, i64>,
+    ) -> Self {
+        let topics = Topics::new(&cfg.namespace);
+        Self {
+            consumer,
+            codec,
+            topic: topics.events,
+            reader: reader.to_string(),
+            dead_letter_topic: topics.dead_letter,
+            dead_letters: None,
+            cfg: cfg.clone(),
+            lag,
+            starts,
+        }
+    }
+
+    /// The record for `m`, or the transient error that kept it from being decoded.
+    async fn record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Result<EventRecord, PortError> {
+        let payload = m.payload().unwrap_or_default();
+        let event = match self.codec.decode(payload).await.map_err(PortError::from) {
+            Ok(event) => Ok(event),
+            Err(e) if e.is_transient() => return Err(e.context("decoding an event")),
+            Err(error) => Err(Undecodable { error, payload: payload.to_vec() }),
         };
-        EventRecord { partition: m.partition(), offset: m.offset(), event }
+        Ok(EventRecord { partition: m.partition(), offset: m.offset(), event })
+    }
+
+    /// Rewinds a partition to `offset`: the record there is read again by the next batch.
+    async fn rewind(&self, partition: i32, offset: i64) -> PortResult<()> {
+        let (c, t) = (self.consumer.clone(), self.topic.clone());
+        super::blocking("rewinding to an undecoded event", move || {
+            c.seek(&t, partition, Offset::Offset(offset), Duration::from_secs(10))
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl EventSource for KafkaEventSource {
     async fn next_batch(&mut self, max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
-        // only the first receive may time out: nothing has been taken from the consumer yet
-        let first = match wait {
-            None => self.consumer.recv().await.or_port("reading events")?,
-            Some(w) => match tokio::time::timeout(w, self.consumer.recv()).await {
-                Ok(m) => m.or_port("reading events")?,
-                Err(_) => return Ok(vec![]),
-            },
-        };
-        let mut batch = vec![self.record(&first).await];
-        drop(first);
-        // one deadline for the whole batch: a steady trickle must not keep a batch open
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(2);
+        let mut batch = Vec::new();
+        // one deadline for the whole batch: a steady trickle must not keep a batch open; only
+        // the first receive may wait longer (nothing has been taken from the consumer yet)
+        let mut deadline = None;
         while batch.len() < max {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(m) => {
-                    let m = m.or_port("reading events")?;
-                    batch.push(self.record(&m).await);
+            let received = match (deadline, wait) {
+                (Some(d), _) => tokio::time::timeout_at(d, self.consumer.recv()).await,
+                (None, Some(w)) => tokio::time::timeout(w, self.consumer.recv()).await,
+                (None, None) => Ok(self.consumer.recv().await),
+            };
+            let Ok(m) = received else { break };
+            let m = m.or_port("reading events")?;
+            match self.record(&m).await {
+                Ok(record) => batch.push(record),
+                Err(e) => {
+                    let (partition, offset) = (m.partition(), m.offset());
+                    drop(m);
+                    self.rewind(partition, offset).await?;
+                    if batch.is_empty() {
+                        return Err(e);
+                    }
+                    tracing::warn!(partition, offset, error = %e, "an event cannot be decoded yet; the batch ends before it");
+                    break;
                 }
-                Err(_) => break,
             }
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_millis(2));
         }
         Ok(batch)
     }
@@ -225,6 +279,33 @@ impl EventSource for KafkaEventSource {
 
     async fn lag(&mut self) -> Option<i64> {
         Some(self.lag.load(Ordering::Relaxed))
+    }
+
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()> {
+        if self.dead_letters.is_none() {
+            let producer = base_config(&self.cfg)
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .create()
+                .or_port("creating the dead-letter producer")?;
+            self.dead_letters = Some(producer);
+        }
+        let producer = self.dead_letters.as_ref().expect("made above");
+        let (partition_text, offset_text) = (partition.to_string(), offset.to_string());
+        let error_text = record.error.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "source.topic", value: Some(self.topic.as_str()) })
+            .insert(Header { key: "source.partition", value: Some(partition_text.as_str()) })
+            .insert(Header { key: "source.offset", value: Some(offset_text.as_str()) })
+            .insert(Header { key: "reader", value: Some(self.reader.as_str()) })
+            .insert(Header { key: "error", value: Some(error_text.as_str()) });
+        let key = format!("{}:{partition}:{offset}", self.reader);
+        let dead = FutureRecord::to(&self.dead_letter_topic).key(&key).payload(&record.payload).headers(headers);
+        producer
+            .send(dead, Timeout::After(Duration::from_secs(10)))
+            .await
+            .map_err(|(e, _)| port_error("writing a dead letter", e))?;
+        Ok(())
     }
 }
 

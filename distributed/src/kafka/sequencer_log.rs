@@ -129,6 +129,21 @@ impl KafkaSequencerLog {
     }
 }
 
+/// An event of ingest's own history. Nothing may be skipped: a state rebuilt without an event
+/// would hand out its seq again. A registry that cannot be reached is waited out (the session
+/// fails as transient and restarts); a record that can never be decoded stops ingest (fatal),
+/// for an operator to restore the registry or the record.
+async fn decode_for_state(codec: &EventCodec, payload: &[u8], partition: i32, offset: i64) -> PortResult<Event> {
+    match codec.decode(payload).await.map_err(PortError::from) {
+        Ok(event) => Ok(event),
+        Err(e) if e.is_transient() => Err(e.context(format!("loading partition {partition}, offset {offset}"))),
+        Err(e) => Err(PortError::fatal(format!(
+            "partition {partition}, offset {offset} of the events can never be decoded ({e}): ingest cannot rebuild \
+             this partition's state without it"
+        ))),
+    }
+}
+
 #[async_trait]
 impl SequencerLog for KafkaSequencerLog {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
@@ -185,12 +200,7 @@ impl SequencerLog for KafkaSequencerLog {
             match tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await {
                 Ok(Ok(msg)) => {
                     if let Some(payload) = msg.payload() {
-                        match self.codec.decode(payload).await {
-                            Ok(e) => events.push(e),
-                            Err(e) => {
-                                tracing::warn!(partition, offset = msg.offset(), error = %e, "skipping undecodable event while loading")
-                            }
-                        }
+                        events.push(decode_for_state(&self.codec, payload, partition, msg.offset()).await?);
                     }
                     if msg.offset() + 1 >= high {
                         break;
