@@ -13,7 +13,7 @@ use confab_core::avro::EventCodec;
 use confab_core::command::{Command, Reply};
 use confab_core::event::Event;
 use confab_core::ports::{
-    CommandRecord, CommandSink, EventRecord, EventSource, PortError, PortResult, ReplySource, SequencerLog, Undecodable,
+    CommandRecord, CommandSink, DeadRecord, EventRecord, EventSource, PortError, PortResult, ReplySource, SequencerLog,
 };
 use fjall::{Database, Keyspace, PersistMode};
 use std::collections::{HashMap, VecDeque};
@@ -409,7 +409,7 @@ impl EmbeddedEventSource {
                     }
                     return if out.is_empty() { Err(e.context("decoding an event")) } else { Ok(out) };
                 }
-                Err(error) => Err(Undecodable { error, payload: v.to_vec() }),
+                Err(error) => Err(DeadRecord { error, payload: v.to_vec() }),
             };
             out.push(EventRecord { partition, offset, event });
         }
@@ -466,7 +466,7 @@ impl EventSource for EmbeddedEventSource {
         Some((0..self.log.partitions).map(|p| (self.log.end(Topic::Events, p) - self.acked[p as usize]).max(0)).sum())
     }
 
-    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()> {
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &DeadRecord) -> PortResult<()> {
         use base64::Engine;
         let dead = DeadLetter {
             reader: self.group.clone(),

@@ -7,7 +7,7 @@
 //! `EventRecord`).
 
 use confab_core::event::Event;
-use confab_core::ports::{EventRecord, EventSource, PortError, PortResult, Undecodable};
+use confab_core::ports::{DeadRecord, EventRecord, EventSource, PortError, PortResult};
 use confab_core::telemetry::{register, Health};
 use confab_core::{Backoff, Shutdown};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
@@ -109,8 +109,8 @@ impl<P: Projection> Run<'_, P> {
     /// Applies a batch until it succeeds and acknowledges it; false if shutdown came first.
     async fn apply(&mut self, batch: Vec<EventRecord>) -> PortResult<bool> {
         let name = self.projection.name();
-        let Some(events) = self.decoded(batch).await else { return Ok(false) };
-        if !self.apply_until_done(&events).await {
+        let Some((events, sources)) = self.decoded(batch).await else { return Ok(false) };
+        if !self.apply_until_done(&events, &sources).await {
             return Ok(false);
         }
         METRICS.events.with_label_values(&[name]).inc_by(events.len() as u64);
@@ -118,63 +118,111 @@ impl<P: Projection> Run<'_, P> {
         Ok(true)
     }
 
-    /// The batch's events, once every record that can never be decoded is in the dead letters;
-    /// `None` if shutdown came first.
-    async fn decoded(&mut self, batch: Vec<EventRecord>) -> Option<Vec<Event>> {
+    /// The batch's events and where each was read, once every record that can never be decoded
+    /// is in the dead letters; `None` if shutdown came first.
+    async fn decoded(&mut self, batch: Vec<EventRecord>) -> Option<(Vec<Event>, Vec<(i32, i64)>)> {
         let mut events = Vec::with_capacity(batch.len());
+        let mut sources = Vec::with_capacity(batch.len());
         for rec in batch {
             match rec.event {
-                Ok(e) => events.push(e),
-                Err(undecodable) => {
-                    if !self.dead_letter(rec.partition, rec.offset, &undecodable).await {
+                Ok(e) => {
+                    events.push(e);
+                    sources.push((rec.partition, rec.offset));
+                }
+                Err(dead) => {
+                    if !self.dead_letter(rec.partition, rec.offset, &dead).await {
                         return None;
                     }
                 }
             }
         }
-        Some(events)
+        Some((events, sources))
     }
 
     /// Writes a dead letter, retrying until it is stored; false if shutdown came first.
-    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> bool {
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &DeadRecord) -> bool {
         let name = self.projection.name();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             match self.source.dead_letter(partition, offset, record).await {
                 Ok(()) => {
                     METRICS.dead_letters.with_label_values(&[name]).inc();
-                    tracing::error!(projector = name, partition, offset, error = %record.error, "event can never be decoded: moved to the dead letters");
+                    tracing::error!(projector = name, partition, offset, error = %record.error, "moved to the dead letters");
                     return true;
                 }
                 Err(e) => {
                     let wait = backoff.next_wait();
                     tracing::warn!(projector = name, partition, offset, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot write a dead letter, retrying");
-                    tokio::select! {
-                        _ = self.shutdown.wait() => return false,
-                        _ = tokio::time::sleep(wait) => {}
+                    if !self.pause(wait).await {
+                        return false;
                     }
                 }
             }
         }
     }
 
-    /// Retries a failing write with backoff, never skipping; false if shutdown came first.
-    async fn apply_until_done(&mut self, events: &[Event]) -> bool {
+    /// Applies a batch: a transient failure is retried with backoff, never skipping; a batch
+    /// refused for good is applied event by event, so only an event that can never be applied
+    /// goes to the dead letters and the others, of every workspace, are applied. False if
+    /// shutdown came first.
+    async fn apply_until_done(&mut self, events: &[Event], sources: &[(i32, i64)]) -> bool {
+        match self.apply_retrying(events).await {
+            Some(Ok(())) => true,
+            None => false,
+            Some(Err(refused)) if events.len() == 1 => self.dead_event(&events[0], sources[0], refused).await,
+            Some(Err(_)) => {
+                for (event, source) in events.iter().zip(sources) {
+                    match self.apply_retrying(std::slice::from_ref(event)).await {
+                        Some(Ok(())) => {}
+                        None => return false,
+                        Some(Err(refused)) => {
+                            if !self.dead_event(event, *source, refused).await {
+                                return false;
+                            }
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Applies until it succeeds or fails for good (`Some(Err)`); `None` if shutdown came first.
+    async fn apply_retrying(&mut self, events: &[Event]) -> Option<Result<(), PortError>> {
         let name = self.projection.name();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
-            let Err(e) = self.projection.apply(events).await else {
-                self.health.set("store", Ok(()));
-                return true;
+            let e = match self.projection.apply(events).await {
+                Ok(()) => {
+                    self.health.set("store", Ok(()));
+                    return Some(Ok(()));
+                }
+                Err(e) if !e.is_transient() => return Some(Err(e)),
+                Err(e) => e,
             };
             METRICS.failures.with_label_values(&[name]).inc();
             self.health.set("store", Err(e.to_string()));
             let wait = backoff.next_wait();
             tracing::warn!(projector = name, error = %e, kind = %e.kind(), retry_in_ms = wait.as_millis() as u64, "apply failed, retrying");
-            tokio::select! {
-                _ = self.shutdown.wait() => return false,
-                _ = tokio::time::sleep(wait) => {}
+            if !self.pause(wait).await {
+                return None;
             }
+        }
+    }
+
+    /// An event the projection refused for good, to the dead letters (described: the event
+    /// stays in the log at its source).
+    async fn dead_event(&mut self, event: &Event, (partition, offset): (i32, i64), refused: PortError) -> bool {
+        let error = refused.context("applying");
+        let record = DeadRecord { payload: format!("{event:?}").into_bytes(), error };
+        self.dead_letter(partition, offset, &record).await
+    }
+
+    /// Sleeps `wait`; false if shutdown came first.
+    async fn pause(&mut self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.wait() => false,
+            _ = tokio::time::sleep(wait) => true,
         }
     }
 
@@ -241,6 +289,8 @@ mod tests {
         served: bool,
         acked: Arc<Mutex<usize>>,
         poison: bool,
+        /// Events served after the poison (1 when 0).
+        events: usize,
         dead_letter_failures: usize,
         dead_letters: Arc<Mutex<Vec<DeadLetter>>>,
     }
@@ -259,10 +309,14 @@ mod tests {
             self.served = true;
             let mut batch = Vec::new();
             if self.poison {
-                let garbage = Undecodable { error: PortError::invalid("not Avro"), payload: b"garbage".to_vec() };
+                let garbage = DeadRecord { error: PortError::invalid("not Avro"), payload: b"garbage".to_vec() };
                 batch.push(EventRecord { partition: 0, offset: 0, event: Err(garbage) });
             }
-            batch.push(EventRecord { partition: 0, offset: 1, event: Ok(sample_event()) });
+            for offset in 1..=self.events.max(1) as i64 {
+                let mut event = sample_event();
+                event.seq = offset;
+                batch.push(EventRecord { partition: 0, offset, event: Ok(event) });
+            }
             Ok(batch)
         }
         async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>> {
@@ -281,7 +335,7 @@ mod tests {
         async fn lag(&mut self) -> Option<i64> {
             None
         }
-        async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()> {
+        async fn dead_letter(&mut self, partition: i32, offset: i64, record: &DeadRecord) -> PortResult<()> {
             if self.dead_letter_failures > 0 {
                 self.dead_letter_failures -= 1;
                 return Err(PortError::transient("dead-letter topic leader not available"));
@@ -365,6 +419,50 @@ mod tests {
         }
         assert_eq!(*dead_letters.lock().unwrap(), [(0, 0, b"garbage".to_vec())], "kept once, after 3 failed writes");
         assert_eq!((*applied.lock().unwrap(), *acked.lock().unwrap()), (1, 1), "the event after it is applied");
+        trigger.trigger();
+        task.await.unwrap().unwrap();
+    }
+
+    /// Refuses for good any batch holding the event with seq `refused` (an invalid write).
+    struct Refusing {
+        refused: i64,
+        applied: Arc<Mutex<Vec<i64>>>,
+    }
+
+    impl Projection for Refusing {
+        fn name(&self) -> &'static str {
+            "refusing"
+        }
+        async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
+            if events.iter().any(|e| e.seq == self.refused) {
+                return Err(PortError::invalid("TTL must be at most 630720000"));
+            }
+            self.applied.lock().unwrap().extend(events.iter().map(|e| e.seq));
+            Ok(())
+        }
+        async fn check(&self) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_that_can_never_be_applied_goes_to_the_dead_letters_and_the_others_are_applied() {
+        let (applied, acked, dead_letters) =
+            (Arc::default(), Arc::new(Mutex::new(0)), Arc::new(Mutex::new(Vec::new())));
+        let log =
+            FlakyLog { events: 3, acked: acked.clone(), dead_letters: dead_letters.clone(), ..FlakyLog::default() };
+        let projection = Refusing { refused: 2, applied: Arc::clone(&applied) };
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(run(Box::new(log), projection, shutdown, Health::default()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while *acked.lock().unwrap() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(*applied.lock().unwrap(), [1, 3], "the projector did not stall on the refused event");
+        let dead = dead_letters.lock().unwrap();
+        assert_eq!(dead.iter().map(|(p, o, _)| (*p, *o)).collect::<Vec<_>>(), [(0, 2)]);
+        assert!(String::from_utf8_lossy(&dead[0].2).contains("seq: 2"), "the event described");
+        drop(dead);
         trigger.trigger();
         task.await.unwrap().unwrap();
     }

@@ -1,6 +1,7 @@
-//! Input built to deceive or to cost (issue 16, items 7 and 17), on both adapter sets: names
-//! that hide or reverse characters are refused wherever people name things, and a channel
-//! creation names a bounded number of members, each looked up once.
+//! Input built to deceive or to cost (issue 16, items 7, 11 and 17), on both adapter sets: names
+//! that hide or reverse characters are refused wherever people name things, a channel creation
+//! names a bounded number of members, each looked up once, and a workspace's retention is one
+//! the store can keep (Cassandra's TTL is at most 20 years: a longer one stalled the timeline).
 
 use confab_tests::{conformance, Client, Mode, Stack};
 use reqwest::Method;
@@ -12,6 +13,7 @@ const T: Duration = Duration::from_secs(20);
 conformance!(
     names_that_hide_or_reverse_characters_are_refused_everywhere,
     a_channel_creation_names_a_bounded_set_of_known_members,
+    a_retention_the_store_cannot_keep_is_refused_and_the_longest_one_works,
 );
 
 /// Names that look like something they are not.
@@ -68,4 +70,30 @@ async fn a_channel_creation_names_a_bounded_set_of_known_members(mode: Mode) {
     let (status, v) = stack.admin_post(&format!("/admin/workspaces/{ws}/channels"), body).await;
     assert_eq!(status, 400, "{v}");
     let _: Value = v;
+}
+
+async fn a_retention_the_store_cannot_keep_is_refused_and_the_longest_one_works(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    for body in [
+        json!({"name": "forever-and-a-day", "retention_days": 7_301}),
+        json!({"name": "too-long", "retention_secs": 630_720_001u64}),
+        json!({"name": "overflow", "retention_days": u32::MAX}),
+    ] {
+        let (status, v) = stack.admin_post("/admin/workspaces", body.clone()).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "{body}: {v}");
+    }
+    let (status, v) =
+        stack.admin_post("/admin/workspaces", json!({"name": "twenty-years", "retention_days": 7_300})).await;
+    assert_eq!(status, 201, "{v}");
+    let ws = v["workspace_id"].as_str().unwrap().to_string();
+    let alice = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice.0]).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": "kept 20 years"}), "k").await;
+    assert_eq!(ack["type"], "message:ack", "{ack}");
+    confab_tests::stack::eventually(T, "the message stored with the longest TTL", || async {
+        let history = stack.history_all("gw0", &ch, &alice.1, 10).await;
+        history.iter().any(|m| m["text"] == "kept 20 years").then_some(())
+    })
+    .await;
 }

@@ -103,12 +103,14 @@ impl ReplayFrom {
 pub struct EventRecord {
     pub partition: i32,
     pub offset: i64,
-    pub event: Result<Event, Undecodable>,
+    pub event: Result<Event, DeadRecord>,
 }
 
-/// A record that can never be decoded, kept whole for the dead-letter store.
+/// What goes to the dead letters: a record that can never be decoded (its bytes, as read), or
+/// an event a projection refused for good (its description; the event itself stays in the log
+/// at the dead letter's source partition and offset).
 #[derive(Debug)]
-pub struct Undecodable {
+pub struct DeadRecord {
     pub error: PortError,
     pub payload: Vec<u8>,
 }
@@ -132,8 +134,9 @@ pub trait EventSource: Send {
     async fn commit(&mut self, wait: bool) -> PortResult<()>;
     /// Events not yet applied, summed over this consumer's partitions.
     async fn lag(&mut self) -> Option<i64>;
-    /// Keeps an undecodable record where operators can inspect and replay it (Kafka:
+    /// Keeps a record that can never be decoded, or an event that can never be applied, where
+    /// operators can inspect it and replay its source (Kafka:
     /// `<ns>.events.dead-letter`, with the source partition, offset, projector and error in
     /// headers); the projector goes on once this succeeded.
-    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()>;
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &DeadRecord) -> PortResult<()>;
 }

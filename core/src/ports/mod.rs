@@ -38,7 +38,7 @@ pub use error::{PortError, PortErrorKind, PortResult};
 pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream};
 pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
 pub use log::{
-    CommandRecord, CommandSink, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog, Undecodable,
+    CommandRecord, CommandSink, DeadRecord, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog,
 };
 pub use notify::{NotifyStore, OutboxItem};
 pub use presence::Presence;
@@ -46,4 +46,5 @@ pub use schemas::SchemaSource;
 pub use search::{file_name_terms, SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults};
 pub use store::{
     ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, Store, StoredMessage, ThreadSummary, Workspace,
+    MAX_RETENTION_SECS,
 };

@@ -80,11 +80,14 @@ pub enum MessageUpdate {
     Thread(ThreadSummary),
 }
 
+/// The longest retention a workspace may have: 20 years, the most Cassandra stores as a TTL.
+pub const MAX_RETENTION_SECS: i32 = 630_720_000;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Workspace {
     pub workspace_id: Uuid,
     pub name: String,
-    /// Messages expire after this many seconds (0: never).
+    /// Messages expire after this many seconds (0: never; at most [`MAX_RETENTION_SECS`]).
     pub retention_secs: i32,
     /// Largest file its users may upload, in bytes (0: the configured `files.max_bytes`).
     #[serde(default)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use confab_core::avro::EventCodec;
 use confab_core::config::Config;
-use confab_core::ports::{EventRecord, EventSource, PortError, PortResult, ReplayFrom, Undecodable};
+use confab_core::ports::{DeadRecord, EventRecord, EventSource, PortError, PortResult, ReplayFrom};
 use confab_core::Topics;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -164,7 +164,7 @@ impl KafkaEventSource {
         let event = match self.codec.decode(payload).await.map_err(PortError::from) {
             Ok(event) => Ok(event),
             Err(e) if e.is_transient() => return Err(e.context("decoding an event")),
-            Err(error) => Err(Undecodable { error, payload: payload.to_vec() }),
+            Err(error) => Err(DeadRecord { error, payload: payload.to_vec() }),
         };
         Ok(EventRecord { partition: m.partition(), offset: m.offset(), event })
     }
@@ -281,7 +281,7 @@ impl EventSource for KafkaEventSource {
         Some(self.lag.load(Ordering::Relaxed))
     }
 
-    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &Undecodable) -> PortResult<()> {
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &DeadRecord) -> PortResult<()> {
         if self.dead_letters.is_none() {
             let producer = base_config(&self.cfg)
                 .set("acks", "all")

@@ -9,7 +9,7 @@ use axum::Json;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
 use confab_core::event::ChannelKind;
 use confab_core::names::validate_name;
-use confab_core::ports::{PortError, Workspace};
+use confab_core::ports::{PortError, Workspace, MAX_RETENTION_SECS};
 use confab_core::protocol::{validate_channel_name, MAX_CREATE_MEMBERS_ADMIN};
 use confab_core::{Claims, ErrorCode};
 use serde::Deserialize;
@@ -55,6 +55,21 @@ pub struct NewWorkspace {
     file_types: Option<Vec<String>>,
 }
 
+/// The retention asked for, in seconds: at most 20 years (Cassandra's largest TTL).
+fn retention(b: &NewWorkspace) -> Result<i32, ApiError> {
+    let secs = match (b.retention_secs, b.retention_days) {
+        (Some(secs), _) => u64::from(secs),
+        (None, Some(days)) => u64::from(days) * 86_400,
+        (None, None) => 0,
+    };
+    if secs > MAX_RETENTION_SECS as u64 {
+        let message =
+            format!("retention is at most 20 years ({MAX_RETENTION_SECS} s, 7300 days); 0 keeps messages forever");
+        return Err(ApiError::bad(message));
+    }
+    Ok(secs as i32)
+}
+
 pub async fn create_workspace(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -62,9 +77,7 @@ pub async fn create_workspace(
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     validate_name("name", &b.name, MAX_DIRECTORY_NAME).map_err(ApiError::bad)?;
-    let retention_secs =
-        b.retention_secs.unwrap_or_else(|| b.retention_days.unwrap_or(0).saturating_mul(86_400)).min(i32::MAX as u32)
-            as i32;
+    let retention_secs = retention(&b)?;
     let file_types = b.file_types.unwrap_or_default();
     for t in &file_types {
         if t != "*/*" && confab_core::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {

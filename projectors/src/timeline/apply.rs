@@ -1,6 +1,8 @@
 use confab_core::event::{Event, Payload};
 use confab_core::files::{object_key, FileRecord};
-use confab_core::ports::{BlobStore, ChannelChange, ChannelInfo, MessageUpdate, PortError, Store, ThreadSummary};
+use confab_core::ports::{
+    BlobStore, ChannelChange, ChannelInfo, MessageUpdate, PortError, Store, ThreadSummary, MAX_RETENTION_SECS,
+};
 use confab_core::views::posted_row;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
@@ -42,7 +44,8 @@ impl TimelineProjection {
         if let Some(t) = self.retention.lock().expect("retention lock").get(&ws) {
             return Ok(*t);
         }
-        let t = self.store.workspace(ws).await?.map(|w| w.retention_secs).unwrap_or(0);
+        // written before retention was bounded at the API: the most a TTL can be
+        let t = self.store.workspace(ws).await?.map(|w| w.retention_secs).unwrap_or(0).clamp(0, MAX_RETENTION_SECS);
         self.retention.lock().expect("retention lock").insert(ws, t);
         Ok(t)
     }
