@@ -14,7 +14,8 @@ use confab_core::{Backoff, Shutdown, Topics};
 use confab_distributed::cassandra::{self, CassandraStore};
 use confab_distributed::kafka::{self, KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
 use confab_distributed::{
-    HttpSchemaSource, RedisFanout, RedisNotify, RedisPresence, RedisSendLimits, S3Blobs, S3Settings,
+    CassandraDevices, DistributedNotify, HttpSchemaSource, RedisFanout, RedisNotify, RedisPresence, RedisSendLimits,
+    S3Blobs, S3Settings,
 };
 use confab_gateway::{ExtraRoutes, GatewayPorts};
 use futures::FutureExt;
@@ -32,7 +33,7 @@ pub struct DistributedPlatform {
     store: OnceCell<Arc<CassandraStore>>,
     fanout: OnceCell<Arc<RedisFanout>>,
     presence: OnceCell<Arc<RedisPresence>>,
-    notify: OnceCell<Arc<RedisNotify>>,
+    notify: OnceCell<Arc<DistributedNotify>>,
 }
 
 impl DistributedPlatform {
@@ -215,13 +216,20 @@ impl Platform for DistributedPlatform {
         Ok(p.clone())
     }
 
+    /// Push registrations in Cassandra (durable), the outbox in Redis.
     async fn notify(&self) -> anyhow::Result<Arc<dyn NotifyStore>> {
         let (url, ns) = (&self.cfg.redis.url, &self.cfg.namespace);
         let n = self
             .notify
-            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisNotify::connect(url, ns).await?)) })
-            .await
-            .context("connecting to Redis (notifier)")?;
+            .get_or_try_init(|| async {
+                let session = self.cassandra().await?.session().clone();
+                let registrations = CassandraDevices::new(session, &self.cfg.cassandra.keyspace)
+                    .await
+                    .context("preparing the push registration statements")?;
+                let outbox = RedisNotify::connect(url, ns).await.context("connecting to Redis (push outbox)")?;
+                anyhow::Ok(Arc::new(DistributedNotify::new(Arc::new(registrations), outbox)))
+            })
+            .await?;
         Ok(n.clone())
     }
 

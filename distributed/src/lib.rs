@@ -5,8 +5,9 @@
 //! | module | server | ports |
 //! | --- | --- | --- |
 //! | [`kafka`] | Kafka (topics `<ns>.commands`, `<ns>.events`, `<ns>.replies`) | `CommandSink`, `ReplySource`, `SequencerLog`, `EventSource` |
-//! | [`cassandra`] | Cassandra (the seed's tables) | `Store` |
-//! | [`redis`] | Redis (streams, sets, Lua) | `Fanout`, `Presence`, `NotifyStore`, `SendLimits` |
+//! | [`cassandra`] | Cassandra (the seed's tables, push registrations) | `Store`, half of `NotifyStore` |
+//! | [`redis`] | Redis (streams, sets, Lua) | `Fanout`, `Presence`, `SendLimits`, the push outbox |
+//! | [`notify`] | Cassandra and Redis | `NotifyStore` (registrations durable, outbox in Redis) |
 //! | [`registry`] | a Confluent-compatible schema registry | `SchemaSource` |
 //! | [`s3`] | an S3-compatible bucket | `BlobStore` |
 //!
@@ -18,12 +19,14 @@
 
 pub mod cassandra;
 pub mod kafka;
+pub mod notify;
 pub mod redis;
 pub mod registry;
 pub mod s3;
 
-pub use cassandra::CassandraStore;
+pub use cassandra::{CassandraDevices, CassandraStore};
 pub use kafka::{KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
+pub use notify::DistributedNotify;
 pub use redis::{RedisFanout, RedisNotify, RedisPresence, RedisSendLimits};
 pub use registry::HttpSchemaSource;
 pub use s3::{S3Blobs, S3Settings};

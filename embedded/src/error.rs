@@ -65,3 +65,10 @@ pub(crate) fn port<E: IntoPortError>(e: E) -> PortError {
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> PortError {
     PortError::invalid(format!("embedded storage: corrupt {what}"))
 }
+
+/// Makes every write so far durable (journal fsynced) before the caller answers: for the
+/// directory and push registrations, which an API has acknowledged once this returns.
+pub(crate) async fn persist(db: &fjall::Database) -> confab_core::ports::PortResult<()> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || db.persist(fjall::PersistMode::SyncAll)).await?.map_err(port)
+}

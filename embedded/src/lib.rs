@@ -58,6 +58,7 @@ impl Embedded {
         let (events, positions, dead) = (ks("log_events")?, ks("log_positions")?, ks("log_dead_letters")?);
         let log = Arc::new(log::Log::open(db.clone(), events, positions, dead, options.partitions, codec)?);
         let store = Arc::new(store::EmbeddedStore {
+            db: db.clone(),
             messages: ks("messages")?,
             workspaces: ks("workspaces")?,
             users: ks("users")?,
@@ -76,6 +77,7 @@ impl Embedded {
             options.fanout_stream_max_len,
         )?);
         let notify = Arc::new(notify::EmbeddedNotify {
+            db: db.clone(),
             devices: ks("push_devices")?,
             prefs: ks("push_prefs")?,
             outbox: ks("push_outbox")?,

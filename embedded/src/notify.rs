@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use confab_core::ports::{NotifyStore, OutboxItem, PortResult};
 
-use crate::error::port;
+use crate::error::{persist, port};
 use fjall::Keyspace;
 use uuid::Uuid;
 
@@ -14,6 +14,8 @@ fn k(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 pub struct EmbeddedNotify {
+    /// For registrations' durable writes.
+    pub(crate) db: fjall::Database,
     pub(crate) devices: Keyspace,
     pub(crate) prefs: Keyspace,
     pub(crate) outbox: Keyspace,
@@ -24,7 +26,8 @@ impl NotifyStore for EmbeddedNotify {
     async fn put_device(&self, ws: Uuid, user: Uuid, device_id: Uuid, address: &str) -> PortResult<()> {
         self.devices
             .insert(k(&[ws.as_bytes(), user.as_bytes(), device_id.as_bytes()]), address.as_bytes())
-            .map_err(port)
+            .map_err(port)?;
+        persist(&self.db).await
     }
     async fn devices(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, String)>> {
         let mut out = Vec::new();
@@ -38,10 +41,12 @@ impl NotifyStore for EmbeddedNotify {
         let key = k(&[ws.as_bytes(), user.as_bytes(), device_id.as_bytes()]);
         let existed = self.devices.contains_key(&key).map_err(port)?;
         self.devices.remove(key).map_err(port)?;
+        persist(&self.db).await?;
         Ok(existed)
     }
     async fn put_prefs(&self, ws: Uuid, user: Uuid, prefs: &str) -> PortResult<()> {
-        self.prefs.insert(k(&[ws.as_bytes(), user.as_bytes()]), prefs.as_bytes()).map_err(port)
+        self.prefs.insert(k(&[ws.as_bytes(), user.as_bytes()]), prefs.as_bytes()).map_err(port)?;
+        persist(&self.db).await
     }
     async fn prefs(&self, ws: Uuid, user: Uuid) -> PortResult<Option<String>> {
         Ok(self

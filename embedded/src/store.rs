@@ -14,7 +14,7 @@ use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::port;
+use crate::error::{persist, port};
 
 fn ticks(id: &Uuid) -> u64 {
     id.get_timestamp().map(|t| t.to_gregorian().0).unwrap_or(0)
@@ -63,6 +63,8 @@ struct IndexScan<'a> {
 }
 
 pub struct EmbeddedStore {
+    /// For the directory's durable writes.
+    pub(crate) db: fjall::Database,
     pub(crate) messages: Keyspace,
     pub(crate) workspaces: Keyspace,
     pub(crate) users: Keyspace,
@@ -271,7 +273,8 @@ impl Store for EmbeddedStore {
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
         self.workspaces
             .insert(w.workspace_id.as_bytes().to_vec(), serde_json::to_vec(w).expect("workspace serializes"))
-            .map_err(port)
+            .map_err(port)?;
+        persist(&self.db).await
     }
 
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>> {
@@ -282,7 +285,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()> {
-        self.users.insert(pair(&ws, &user), name.as_bytes().to_vec()).map_err(port)
+        self.users.insert(pair(&ws, &user), name.as_bytes().to_vec()).map_err(port)?;
+        persist(&self.db).await
     }
 
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {

@@ -2,12 +2,15 @@
 //! directory) with the design seed's table shape. Every key starts with `workspace_id`.
 //!
 //! - `schema`: the tables `confab setup` creates, and connecting; `store`: the port;
+//!   `devices`: push devices and preferences (half of the notifier's store, see `crate::notify`);
 //!   `rows`: rows to port types; `error`: what a driver error means.
 
+mod devices;
 mod error;
 mod rows;
 mod schema;
 mod store;
 
+pub use devices::CassandraDevices;
 pub use schema::{connect, migrate, schema};
 pub use store::CassandraStore;

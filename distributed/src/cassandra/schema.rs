@@ -1,5 +1,6 @@
 //! The schema `confab setup` creates (the design seed's message table, plus the directory,
-//! channels, threads, pins, files and read markers), and connecting to the cluster.
+//! channels, threads, pins, files, read markers and push registrations), and connecting to the
+//! cluster.
 
 use confab_core::ports::PortResult;
 use scylla::client::session::Session;
@@ -49,6 +50,14 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.read_markers (workspace_id uuid, user_id uuid, channel_id uuid, seq bigint,
                 PRIMARY KEY ((workspace_id, user_id), channel_id))"
+        ),
+        // what users registered for push (see `devices`)
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.push_devices (workspace_id uuid, user_id uuid, device_id uuid, address text,
+                PRIMARY KEY ((workspace_id, user_id), device_id))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.push_prefs (workspace_id uuid, user_id uuid, prefs text, PRIMARY KEY (workspace_id, user_id))"
         ),
     ]
 }
