@@ -459,10 +459,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(*applied.lock().unwrap(), [1, 3], "the projector did not stall on the refused event");
-        let dead = dead_letters.lock().unwrap();
+        let dead = dead_letters.lock().unwrap().clone();
         assert_eq!(dead.iter().map(|(p, o, _)| (*p, *o)).collect::<Vec<_>>(), [(0, 2)]);
         assert!(String::from_utf8_lossy(&dead[0].2).contains("seq: 2"), "the event described");
-        drop(dead);
         trigger.trigger();
         task.await.unwrap().unwrap();
     }
