@@ -28,7 +28,8 @@
 //!   addresses and notification preferences, [`push_endpoint`]: which Web Push endpoints may be
 //!   called; [`presence`]: presence statuses and their rules.
 //! - [`mentions`], [`search_query`]: parsers of what users type; [`names`]: what a name people
-//!   read (channel, user, file, emoji) may contain.
+//!   read (channel, user, file, emoji) may contain; [`unread`]: the per-channel summary unread
+//!   and mention counts come from.
 //! - [`Topics`], ids ([`TimeUuidGen`], [`timeuuid_millis`], [`new_id`]) and tokens
 //!   ([`TokenSigner`], [`Claims`]).
 //!
@@ -60,6 +61,7 @@ pub mod schemas;
 pub mod search_query;
 pub mod secrets;
 pub mod telemetry;
+pub mod unread;
 pub mod views;
 
 mod auth;

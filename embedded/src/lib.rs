@@ -66,6 +66,7 @@ impl Embedded {
             threads: ks("threads")?,
             pins: ks("pins")?,
             markers: ks("read_markers")?,
+            activity: ks("channel_activity")?,
             files: ks("files")?,
         });
         let fanout = Arc::new(fanout::EmbeddedFanout::new(

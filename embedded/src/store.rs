@@ -10,11 +10,12 @@ use confab_core::files::FileRecord;
 use confab_core::ports::{
     ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage, Workspace,
 };
+use confab_core::unread::RecentActivity;
 use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{persist, port};
+use crate::error::{corrupt, persist, port};
 
 fn ticks(id: &Uuid) -> u64 {
     id.get_timestamp().map(|t| t.to_gregorian().0).unwrap_or(0)
@@ -72,6 +73,8 @@ pub struct EmbeddedStore {
     pub(crate) threads: Keyspace,
     pub(crate) pins: Keyspace,
     pub(crate) markers: Keyspace,
+    /// `workspace | channel` -> the channel's [`RecentActivity`] (its own encoding).
+    pub(crate) activity: Keyspace,
     /// `workspace | file_id` -> FileRecord (JSON).
     pub(crate) files: Keyspace,
 }
@@ -270,6 +273,21 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
+    async fn recent_activity(&self, ws: Uuid, channels: &[Uuid]) -> PortResult<Vec<(Uuid, RecentActivity)>> {
+        let mut out = Vec::new();
+        for ch in channels {
+            if let Some(v) = self.activity.get(pair(&ws, ch)).map_err(port)? {
+                let activity = RecentActivity::decode(&v).ok_or_else(|| corrupt("channel summary"))?;
+                out.push((*ch, activity));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_recent_activity(&self, ws: Uuid, ch: Uuid, activity: &RecentActivity) -> PortResult<()> {
+        self.activity.insert(pair(&ws, &ch), activity.encode()).map_err(port)
+    }
+
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
         self.workspaces
             .insert(w.workspace_id.as_bytes().to_vec(), serde_json::to_vec(w).expect("workspace serializes"))
@@ -386,7 +404,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn truncate_timeline(&self) -> PortResult<()> {
-        for ks in [&self.messages, &self.channels, &self.threads, &self.pins, &self.markers, &self.files] {
+        for ks in
+            [&self.messages, &self.channels, &self.threads, &self.pins, &self.markers, &self.activity, &self.files]
+        {
             ks.clear().map_err(port)?;
         }
         Ok(())

@@ -15,6 +15,7 @@ conformance!(
     direct_messages_have_fixed_members_and_one_id_per_set_of_people,
     threads_keep_replies_out_of_the_channel_and_summarize_on_the_parent,
     pins_read_markers_unread_and_mention_counts,
+    a_mention_outlives_a_flood_and_counts_stop_at_the_window,
     history_pages_both_ways_and_around_a_message,
     presence_follows_every_device_and_reaches_the_workspace_only,
     a_dead_gateways_users_go_offline_after_the_heartbeat_ttl,
@@ -379,6 +380,61 @@ async fn pins_read_markers_unread_and_mention_counts(mode: Mode) {
         code(&b.command(json!({"type": "channel:mark", "channel_id": ch, "seq": -1}), "mark3").await),
         "invalid_field"
     );
+}
+
+/// Sends `text`, waiting out the per-user send limit (a flood from one user is over it).
+async fn send_patiently(client: &mut Client, ch: &str, text: &str, cmid: &str) -> Value {
+    for _ in 0..100 {
+        let reply = client.command(json!({"type": "message:send", "channel_id": ch, "text": text}), cmid).await;
+        if reply["code"] != "rate_limited" {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{cmid} still rate limited")
+}
+
+/// Counts come from each channel's summary, not from a page of history: a mention buried
+/// under more messages than a page still counts (a history page of 100 lost it), the unread
+/// count stops at the window, and deleting the mention takes it back.
+async fn a_mention_outlives_a_flood_and_counts_stop_at_the_window(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let (ws, alice, bob, carol) = team(&stack).await;
+    let ch = stack.create_channel(&ws, "busy", false, &[&alice.0, &bob.0, &carol.0]).await;
+    let gw = stack.addr("gw0");
+    let mut a = Client::connect(&gw, &alice.1).await.unwrap();
+    let mut c = Client::connect(&gw, &carol.1).await.unwrap();
+    let acked = |reply: Value| {
+        assert_eq!(reply["type"], "message:ack", "{reply}");
+        reply
+    };
+    let mention = acked(send_patiently(&mut a, &ch, &format!("<@{}> please look", bob.0), "mention").await);
+    for i in 0..60 {
+        acked(send_patiently(&mut a, &ch, &format!("alice {i}"), &format!("a{i}")).await);
+        acked(send_patiently(&mut c, &ch, &format!("carol {i}"), &format!("c{i}")).await);
+    }
+    let counts = |who: &(String, String)| {
+        let (stack, ch, token) = (&stack, ch.clone(), who.1.clone());
+        async move {
+            let (_, body) = stack.get("gw0", "/api/channels", &token).await;
+            let e = body["channels"].as_array()?.iter().find(|e| e["channel_id"] == ch.as_str())?.clone();
+            let more = e["more_unread"].as_bool()?;
+            Some((e["unread_count"].as_u64()?, more, e["mention_count"].as_u64()?, e["last_seq"].as_i64()?))
+        }
+    };
+    let last_seq = mention["seq"].as_i64().unwrap() + 120;
+    eventually(T, "bob's counts after the flood", || async {
+        (counts(&bob).await? == (100, true, 1, last_seq)).then_some(())
+    })
+    .await;
+    // the newest 100 hold 50 of alice's 61: carol is told there are more
+    eventually(T, "carol sees alice's newest and none of her own", || async {
+        (counts(&carol).await? == (50, true, 0, last_seq)).then_some(())
+    })
+    .await;
+    let id = mention["message_id"].as_str().unwrap();
+    ok(&a.command(json!({"type": "message:delete", "channel_id": ch, "message_id": id}), "del").await);
+    eventually(T, "a deleted mention no longer counts", || async { (counts(&bob).await?.2 == 0).then_some(()) }).await;
 }
 
 async fn history_pages_both_ways_and_around_a_message(mode: Mode) {

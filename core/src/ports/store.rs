@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::PortResult;
 use crate::event::ChannelKind;
 use crate::files::{Attachment, FileRecord};
+use crate::unread::RecentActivity;
 
 /// A message as the timeline stores it: one row per `message_id`, rewritten whole by replays.
 /// The gateway turns rows into the wire type (`protocol::MessageView`); the two are separate so
@@ -167,6 +168,11 @@ pub trait Store: Send + Sync {
     /// `user` read `ch` up to `seq` (last write wins: marking unread moves it back).
     async fn set_read_marker(&self, ws: Uuid, user: Uuid, ch: Uuid, seq: i64) -> PortResult<()>;
     async fn read_markers(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, i64)>>;
+    /// The channels' summaries for unread and mention counts (channels without one are left
+    /// out); adapters answer in batches, not a read per channel.
+    async fn recent_activity(&self, ws: Uuid, channels: &[Uuid]) -> PortResult<Vec<(Uuid, RecentActivity)>>;
+    /// Replaces a channel's summary (written by the timeline projector, once per batch).
+    async fn set_recent_activity(&self, ws: Uuid, ch: Uuid, activity: &RecentActivity) -> PortResult<()>;
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()>;
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;

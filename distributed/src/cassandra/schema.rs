@@ -51,6 +51,12 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {ks}.read_markers (workspace_id uuid, user_id uuid, channel_id uuid, seq bigint,
                 PRIMARY KEY ((workspace_id, user_id), channel_id))"
         ),
+        // each channel's summary for unread and mention counts (`confab_core::unread`), read
+        // for a user's channels a hundred partitions at a time
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.channel_activity (workspace_id uuid, channel_id uuid, summary blob,
+                PRIMARY KEY ((workspace_id, channel_id)))"
+        ),
         // what users registered for push (see `devices`)
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.push_devices (workspace_id uuid, user_id uuid, device_id uuid, address text,

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 
 use confab_core::files::{Attachment, FileRecord};
 use confab_core::ports::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortResult, Store, StoredMessage, Workspace,
+    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage, Workspace,
 };
+use confab_core::unread::RecentActivity;
 
 use super::error::CqlResultExt;
 use super::rows::{attachment_map, channel_of, message_of, ChannelRow, MessageRow, CHANNEL_COLUMNS};
@@ -54,6 +55,8 @@ struct Statements {
     channel_seq: PreparedStatement,
     set_marker: PreparedStatement,
     get_markers: PreparedStatement,
+    set_activity: PreparedStatement,
+    activity_among: PreparedStatement,
     edit_message: PreparedStatement,
     delete_message: PreparedStatement,
     set_reaction: PreparedStatement,
@@ -149,6 +152,11 @@ impl CassandraStore {
             remove_member: p(format!("UPDATE {ks}.channels SET members = members - ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             set_marker: p(format!("INSERT INTO {ks}.read_markers (workspace_id, user_id, channel_id, seq) VALUES (?, ?, ?, ?)")).await?,
             get_markers: p(format!("SELECT channel_id, seq FROM {ks}.read_markers WHERE workspace_id = ? AND user_id = ?")).await?,
+            set_activity: p(format!("INSERT INTO {ks}.channel_activity (workspace_id, channel_id, summary) VALUES (?, ?, ?)")).await?,
+            activity_among: p(format!(
+                "SELECT channel_id, summary FROM {ks}.channel_activity WHERE workspace_id = ? AND channel_id IN ?"
+            ))
+            .await?,
         };
         Ok(Self { session, keyspace: ks.to_string(), st: Arc::new(st) })
     }
@@ -384,6 +392,28 @@ impl Store for CassandraStore {
         }
         Ok(out)
     }
+    async fn recent_activity(&self, ws: Uuid, channels: &[Uuid]) -> PortResult<Vec<(Uuid, RecentActivity)>> {
+        let mut out = Vec::new();
+        for chunk in channels.chunks(100) {
+            let rows = self
+                .session
+                .execute_unpaged(&self.st.activity_among, (ws, chunk.to_vec()))
+                .await
+                .or_port("channel activity")?
+                .into_rows_result()
+                .or_port("channel activity")?;
+            for r in rows.rows::<(Uuid, Vec<u8>)>().or_port("channel activity")? {
+                let (ch, bytes) = r.or_port("channel activity")?;
+                let activity = RecentActivity::decode(&bytes)
+                    .ok_or_else(|| PortError::invalid(format!("channel {ch}: a summary that does not decode")))?;
+                out.push((ch, activity));
+            }
+        }
+        Ok(out)
+    }
+    async fn set_recent_activity(&self, ws: Uuid, ch: Uuid, activity: &RecentActivity) -> PortResult<()> {
+        self.exec(&self.st.set_activity, (ws, ch, activity.encode())).await
+    }
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
         CassandraStore::insert_workspace(self, w).await
     }
@@ -559,7 +589,7 @@ impl Store for CassandraStore {
     }
 
     async fn truncate_timeline(&self) -> PortResult<()> {
-        for table in ["messages", "channels", "thread_replies", "pins", "read_markers", "files"] {
+        for table in ["messages", "channels", "thread_replies", "pins", "read_markers", "channel_activity", "files"] {
             self.session
                 .query_unpaged(format!("TRUNCATE {}.{table}", self.keyspace), &[])
                 .await

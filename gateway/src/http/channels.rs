@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use confab_core::ports::{HistoryPage, StoredMessage};
+use confab_core::unread::RecentActivity;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,9 +16,6 @@ use uuid::Uuid;
 
 use crate::http::{authenticate, not_found, readable, uuid, ApiError};
 use crate::state::AppState;
-
-/// Unread counts stop at this many (clients show "99+"): counting reads at most one page.
-pub const UNREAD_CAP: usize = 100;
 
 /// `GET /api/me`: who the token is (id and name, and their workspace's name), and the channels
 /// they belong to.
@@ -36,18 +33,12 @@ pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
     Ok(Json(json!({"workspace_id": claims.workspace_id, "workspace_name": workspace, "user_id": claims.user_id, "name": name, "channels": channels})).into_response())
 }
 
-/// Unread messages (others', not deleted, shown in the channel) after `read_seq`, and how many
-/// of them mention `me`, both capped at [`UNREAD_CAP`].
-fn count_unread(page: &[StoredMessage], read_seq: i64, me: Uuid) -> (usize, usize) {
-    let unread: Vec<&StoredMessage> =
-        page.iter().filter(|m| m.seq > read_seq && m.user_id != me && !m.deleted).collect();
-    let mentions = unread.iter().filter(|m| confab_core::mentions::parse(&m.text).includes(&me)).count();
-    (unread.len(), mentions)
-}
-
 /// `GET /api/channels`: the public channels of the workspace and every channel the caller is a
 /// member of (private ones and DMs included), each with `is_member`, `last_read_seq`,
-/// `unread_count` and `mention_count` (for member channels).
+/// `unread_count`, `more_unread` (there are more than counted) and `mention_count` (for member
+/// channels). The counts come from each
+/// channel's summary ([`RecentActivity`]), read in one batch: no message is read, and each
+/// count stops at [`confab_core::unread::UNREAD_WINDOW`] (clients show "99+").
 pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let (ws, me) = (claims.workspace_id, claims.user_id);
@@ -56,6 +47,15 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
     let markers: HashMap<Uuid, i64> =
         st.store.read_markers(ws, me).await.map_err(|e| ApiError::internal("read markers", e))?.into_iter().collect();
     let all = st.store.channels(ws).await.map_err(|e| ApiError::internal("channels", e))?;
+    let member_channels: Vec<Uuid> = all.iter().map(|c| c.channel_id).filter(|c| mine.contains(c)).collect();
+    let activity: HashMap<Uuid, RecentActivity> = st
+        .store
+        .recent_activity(ws, &member_channels)
+        .await
+        .map_err(|e| ApiError::internal("channel activity", e))?
+        .into_iter()
+        .collect();
+    let since = retention_start(&st, ws).await?;
     let mut out = Vec::new();
     for c in all {
         let member = mine.contains(&c.channel_id);
@@ -69,15 +69,11 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
         });
         if member {
             let read = markers.get(&c.channel_id).copied().unwrap_or(0);
-            let page = st
-                .store
-                .history(ws, c.channel_id, HistoryPage::Latest, UNREAD_CAP as i32)
-                .await
-                .map_err(|e| ApiError::internal("history", e))?;
-            let (unread, mentions) = count_unread(&page, read, me);
+            let counts = activity.get(&c.channel_id).map(|a| a.counts(&me, read, since)).unwrap_or_default();
             v["last_read_seq"] = json!(read);
-            v["unread_count"] = json!(unread);
-            v["mention_count"] = json!(mentions);
+            v["unread_count"] = json!(counts.unread);
+            v["mention_count"] = json!(counts.mentions);
+            v["more_unread"] = json!(counts.more_unread);
             if c.kind.is_direct() {
                 v["members"] = json!(c.members);
             }
@@ -86,6 +82,16 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
     }
     out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     Ok(Json(json!({ "channels": out })).into_response())
+}
+
+/// Unix ms before which messages have expired under the workspace's retention (0: kept forever).
+async fn retention_start(st: &AppState, ws: Uuid) -> Result<i64, ApiError> {
+    let workspace = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    let retention_secs = workspace.map(|w| w.retention_secs).unwrap_or(0);
+    if retention_secs <= 0 {
+        return Ok(0);
+    }
+    Ok(chrono::Utc::now().timestamp_millis() - i64::from(retention_secs) * 1000)
 }
 
 /// `GET /api/channels/{id}`: the channel and its members.

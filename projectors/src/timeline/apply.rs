@@ -3,6 +3,7 @@ use confab_core::files::{object_key, FileRecord};
 use confab_core::ports::{
     BlobStore, ChannelChange, ChannelInfo, MessageUpdate, PortError, Store, ThreadSummary, MAX_RETENTION_SECS,
 };
+use confab_core::unread::RecentActivity;
 use confab_core::views::posted_row;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
@@ -48,6 +49,28 @@ impl TimelineProjection {
         let t = self.store.workspace(ws).await?.map(|w| w.retention_secs).unwrap_or(0).clamp(0, MAX_RETENTION_SECS);
         self.retention.lock().expect("retention lock").insert(ws, t);
         Ok(t)
+    }
+
+    /// Each channel's summary for unread and mention counts, read and written once per batch
+    /// (a channel's events come from one partition, so one projector instance writes it).
+    async fn update_recent_activity(&self, events: &[Event]) -> Result<(), PortError> {
+        let mut by_channel: HashMap<(Uuid, Uuid), Vec<&Event>> = HashMap::new();
+        for e in events.iter().filter(|e| RecentActivity::is_affected_by(e)) {
+            by_channel.entry((e.workspace_id, e.channel_id)).or_default().push(e);
+        }
+        stream::iter(by_channel.into_iter().map(Ok))
+            .try_for_each_concurrent(CONCURRENCY, |((ws, ch), channel_events)| async move {
+                let stored = self.store.recent_activity(ws, &[ch]).await?.pop().map(|(_, a)| a);
+                let mut activity = stored.clone().unwrap_or_default();
+                for e in channel_events {
+                    activity.apply(e);
+                }
+                if stored.as_ref() == Some(&activity) {
+                    return Ok(());
+                }
+                self.store.set_recent_activity(ws, ch, &activity).await
+            })
+            .await
     }
 
     async fn apply_one(&self, e: &Event) -> Result<(), PortError> {
@@ -157,7 +180,8 @@ impl Projection for TimelineProjection {
             .try_for_each_concurrent(CONCURRENCY, |((ws, ch), seq)| async move {
                 self.store.change_channel(ws, ch, &ChannelChange::LastSeq(seq)).await
             })
-            .await
+            .await?;
+        self.update_recent_activity(events).await
     }
 
     async fn check(&self) -> Result<(), PortError> {
