@@ -49,6 +49,9 @@ pub struct EmbeddedConfig {
     pub partitions: i32,
     /// Entries each workspace's fanout stream keeps (what a resume can replay).
     pub fanout_stream_max_len: usize,
+    /// Below this much free space on the data directory's disk, new sends get `unavailable`
+    /// (a full disk would stop the database for good); 0 turns the check off.
+    pub min_free_disk_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,7 +308,7 @@ impl Default for Config {
 }
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        Self { partitions: 8, fanout_stream_max_len: 100_000 }
+        Self { partitions: 8, fanout_stream_max_len: 100_000, min_free_disk_mb: 256 }
     }
 }
 impl Default for KafkaConfig {

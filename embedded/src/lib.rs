@@ -3,7 +3,8 @@
 //! One fjall database under the data directory holds:
 //! - [`log`]: the event log: the `events` keyspace and in-memory command queues, split into
 //!   partitions by the same `workspace:channel` key as Kafka, with per-partition offsets and
-//!   durable consumer positions per group. The sequencer's commit (events + consumed offsets) is one atomic,
+//!   durable consumer positions per group; the command queues are bounded in count and bytes,
+//!   and refuse sends while the disk is nearly full ([`disk`]). The sequencer's commit (events + consumed offsets) is one atomic,
 //!   fsynced write batch, so an acknowledged message survives `kill -9`. Replies to gateways
 //!   travel in process, after that commit.
 //! - [`store`]: the timeline (messages ordered by TIMEUUID time, newest first) and the directory.
@@ -18,6 +19,7 @@
 //! the same conformance suite runs against both. Settings come from the `[embedded]` section
 //! only. May import: `confab-core`. Imported by: the `confab` binary and tests.
 
+mod disk;
 mod error;
 
 pub mod blobs;
@@ -56,7 +58,8 @@ impl Embedded {
         let db = Database::builder(dir.join("db")).open().map_err(port)?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(port);
         let (events, positions, dead) = (ks("log_events")?, ks("log_positions")?, ks("log_dead_letters")?);
-        let log = Arc::new(log::Log::open(db.clone(), events, positions, dead, options.partitions, codec)?);
+        let disk = disk::DiskWatermark::new(dir.to_path_buf(), options.min_free_disk_mb << 20);
+        let log = Arc::new(log::Log::open(db.clone(), events, positions, dead, options.partitions, codec, disk)?);
         let store = Arc::new(store::EmbeddedStore {
             db: db.clone(),
             messages: ks("messages")?,

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
+use crate::disk::DiskWatermark;
 use crate::error::{corrupt, port};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -67,9 +68,37 @@ fn read_position(positions: &Keyspace, key: &str) -> PortResult<i64> {
     })
 }
 
-/// Commands sent but not yet committed past by ingest, in all: beyond this, sends are refused
-/// (ingest is not keeping up, or not running) instead of growing without bound.
+/// Commands sent but not yet committed past by ingest, in all: beyond this many, or this many
+/// bytes (as JSON), sends are refused (ingest is not keeping up, or not running) instead of
+/// growing without bound.
 pub const MAX_PENDING_COMMANDS: usize = 200_000;
+pub const MAX_PENDING_COMMAND_BYTES: usize = 128 << 20;
+
+/// The commands ingest has not committed past: per partition (offset, command, its size), and
+/// the totals the bounds apply to.
+#[derive(Default)]
+struct PendingCommands {
+    queues: Vec<VecDeque<(i64, Command, usize)>>,
+    count: usize,
+    bytes: usize,
+}
+
+/// A command's size as JSON, without building the JSON.
+fn encoded_len(cmd: &Command) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, cmd).expect("a command serializes");
+    counter.0
+}
 
 /// A record no projector could decode, as kept in the dead letters.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -84,8 +113,9 @@ pub struct DeadLetter {
 
 pub struct Log {
     db: Database,
-    /// Per partition: (offset, command) of the commands ingest has not committed past.
-    commands: Mutex<Vec<VecDeque<(i64, Command)>>>,
+    commands: Mutex<PendingCommands>,
+    /// Sends are refused while the data directory's disk is nearly full.
+    disk: DiskWatermark,
     events: Keyspace,
     positions: Keyspace,
     /// Records no projector could decode: `reader/partition/offset` -> [`DeadLetter`] (JSON).
@@ -106,6 +136,7 @@ impl Log {
         dead_letters: Keyspace,
         partitions: i32,
         codec: EventCodec,
+        disk: DiskWatermark,
     ) -> PortResult<Self> {
         let mut next = HashMap::new();
         for p in 0..partitions {
@@ -121,7 +152,11 @@ impl Log {
         }
         Ok(Self {
             db,
-            commands: Mutex::new(vec![VecDeque::new(); partitions as usize]),
+            commands: Mutex::new(PendingCommands {
+                queues: vec![VecDeque::new(); partitions as usize],
+                ..Default::default()
+            }),
+            disk,
             events,
             positions,
             dead_letters,
@@ -160,16 +195,16 @@ impl Log {
     fn read_commands(&self, from: &mut [i64], max: usize) -> Vec<CommandRecord> {
         let pending = self.commands.lock().expect("commands lock");
         let mut out = Vec::new();
-        for (p, queue) in pending.iter().enumerate() {
+        for (p, queue) in pending.queues.iter().enumerate() {
             if out.len() >= max {
                 break;
             }
             // offsets in a queue ascend by one from its front
             let skip = match queue.front() {
-                Some((first, _)) => (from[p] - first).max(0) as usize,
+                Some((first, _, _)) => (from[p] - first).max(0) as usize,
                 None => continue,
             };
-            for (o, cmd) in queue.iter().skip(skip).take(max - out.len()) {
+            for (o, cmd, _) in queue.iter().skip(skip).take(max - out.len()) {
                 out.push(CommandRecord { partition: p as i32, offset: *o, command: Some(cmd.clone()) });
                 from[p] = o + 1;
             }
@@ -180,10 +215,13 @@ impl Log {
     /// Forgets the commands ingest has committed past.
     fn forget_commands(&self, committed: &[(i32, i64)]) {
         let mut pending = self.commands.lock().expect("commands lock");
+        let PendingCommands { queues, count, bytes } = &mut *pending;
         for (p, o) in committed {
-            let queue = &mut pending[*p as usize];
-            while queue.front().is_some_and(|(first, _)| first < o) {
-                queue.pop_front();
+            let queue = &mut queues[*p as usize];
+            while queue.front().is_some_and(|(first, _, _)| first < o) {
+                let (_, _, size) = queue.pop_front().expect("a front");
+                *count -= 1;
+                *bytes -= size;
             }
         }
     }
@@ -281,18 +319,23 @@ impl Log {
 impl CommandSink for Log {
     async fn send(&self, cmd: &Command) -> PortResult<()> {
         let p = partition_for(&cmd.key(), self.partitions);
+        self.disk.check()?;
+        let size = encoded_len(cmd);
         {
             // offsets are handed out and queued under one lock, so each queue stays in order
             let mut next = self.next.lock().expect("log lock");
             let mut pending = self.commands.lock().expect("commands lock");
-            if pending.iter().map(VecDeque::len).sum::<usize>() >= MAX_PENDING_COMMANDS {
+            if pending.count >= MAX_PENDING_COMMANDS || pending.bytes + size > MAX_PENDING_COMMAND_BYTES {
                 return Err(PortError::transient(format!(
-                    "command log full ({MAX_PENDING_COMMANDS} commands not yet sequenced)"
+                    "command log full ({} commands, {} bytes not yet sequenced)",
+                    pending.count, pending.bytes
                 )));
             }
             let o = next[&(Topic::Commands, p)];
             // in memory only: an unacknowledged command may be lost in a crash, and the client retries
-            pending[p as usize].push_back((o, cmd.clone()));
+            pending.queues[p as usize].push_back((o, cmd.clone(), size));
+            pending.count += 1;
+            pending.bytes += size;
             next.insert((Topic::Commands, p), o + 1);
         }
         self.commands_written.send_modify(|n| *n += 1);
@@ -514,7 +557,8 @@ mod tests {
         let codec = EventCodec::register_with(registry as Arc<dyn SchemaSource>, "t-events").await.unwrap();
         let db = Database::builder(dir).open().unwrap();
         let ks = |n: &str| db.keyspace(n, fjall::KeyspaceCreateOptions::default).unwrap();
-        Arc::new(Log::open(db.clone(), ks("events"), ks("positions"), ks("dead"), 4, codec).unwrap())
+        let disk = DiskWatermark::new(std::env::temp_dir(), 0);
+        Arc::new(Log::open(db.clone(), ks("events"), ks("positions"), ks("dead"), 4, codec, disk).unwrap())
     }
 
     fn command(ws: Uuid, ch: Uuid, n: i64) -> Command {
@@ -559,7 +603,7 @@ mod tests {
             let mut again = log.sequencer().unwrap();
             assert_eq!(seqs(&again.next_batch(10).await.unwrap()), [0, 1, 2, 3, 4]);
             seq.commit(vec![], vec![], vec![(p, 3)]).await.unwrap();
-            assert_eq!(log.commands.lock().unwrap()[p as usize].len(), 2, "the committed three are forgotten");
+            assert_eq!(log.commands.lock().unwrap().queues[p as usize].len(), 2, "the committed three are forgotten");
             assert_eq!(seqs(&seq.next_batch(10).await.unwrap()), [3, 4]);
         }
         // after a restart (the uncommitted two were lost with the process: never acknowledged),
@@ -586,6 +630,57 @@ mod tests {
         let mut seq = log.sequencer().unwrap();
         seq.commit(vec![], vec![], vec![(p, 10)]).await.unwrap();
         log.send(&command(ws, ch, -2)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_command_log_is_bounded_in_bytes_not_only_in_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path()).await;
+        let (ws, ch) = (Uuid::new_v4(), Uuid::new_v4());
+        let big = |n: usize| Command {
+            client_msg_id: Some(format!("big-{n:06}")),
+            body: CommandBody::SendMessage {
+                text: "x".repeat(40_000),
+                thread_ts: None,
+                also_in_channel: false,
+                file_ids: vec![],
+            },
+            ..command(ws, ch, 0)
+        };
+        let size = encoded_len(&big(0));
+        let fits = MAX_PENDING_COMMAND_BYTES / size;
+        for n in 0..fits {
+            log.send(&big(n)).await.unwrap();
+        }
+        // far below the count bound (a count-only bound held 200,000 of these: 8 GB)
+        let e = log.send(&big(fits)).await.unwrap_err();
+        assert!(e.to_string().contains("command log full"), "{e}");
+        assert!(log.commands.lock().unwrap().bytes <= MAX_PENDING_COMMAND_BYTES);
+        let p = partition_for(&big(0).key(), 4);
+        log.sequencer().unwrap().commit(vec![], vec![], vec![(p, 10)]).await.unwrap();
+        log.send(&big(fits)).await.unwrap();
+        assert_eq!(log.commands.lock().unwrap().count, fits + 1 - 10, "what was committed past is forgotten");
+    }
+
+    #[tokio::test]
+    async fn sends_are_refused_while_the_disk_is_under_the_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path()).await;
+        let free = fs4::available_space(dir.path()).unwrap();
+        let mut low = Log::open(
+            log.db.clone(),
+            log.events.clone(),
+            log.positions.clone(),
+            log.dead_letters.clone(),
+            4,
+            log.codec.clone(),
+            DiskWatermark::new(dir.path().to_path_buf(), free + (1 << 40)),
+        )
+        .unwrap();
+        let e = low.send(&command(Uuid::new_v4(), Uuid::new_v4(), 1)).await.unwrap_err();
+        assert!(e.to_string().contains("min_free_disk_mb"), "{e}");
+        low.disk = DiskWatermark::new(dir.path().to_path_buf(), 1);
+        low.send(&command(Uuid::new_v4(), Uuid::new_v4(), 1)).await.unwrap();
     }
 
     /// Appends raw bytes to a partition of the events (what a foreign writer could leave).

@@ -6,7 +6,7 @@ use confab_core::command::{Command, Outcome, Reply};
 use confab_core::event::Event;
 use confab_core::ports::{CommandRecord, PortErrorKind, PortResult, SequencerLog};
 use confab_core::telemetry::{register, Health};
-use confab_core::{Shutdown, TimeUuidGen};
+use confab_core::{Backoff, Shutdown, TimeUuidGen};
 use prometheus::{Counter, CounterVec, Histogram, HistogramOpts, IntCounterVec, Opts};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -86,11 +86,15 @@ where
 {
     let metrics: &Metrics = &METRICS;
     let ids = TimeUuidGen::new();
+    // a new session reloads every partition it meets from the log: after a failure it waits
+    // longer each time in a row (a failing disk or broker is not re-read every second), and
+    // a session that commits resets the wait
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let result = match open().await {
             Ok(log) => {
                 health.set("log", Ok(()));
-                session(log, &ids, metrics, shutdown.clone()).await
+                session(log, &ids, metrics, &mut backoff, shutdown.clone()).await
             }
             Err(e) => Err(e),
         };
@@ -100,9 +104,10 @@ where
             tracing::error!(error = %e, "ingest stopped by a fatal error");
             return Err(e);
         }
-        tracing::error!(error = %e, "ingest session failed, restarting from committed offsets");
+        let wait = backoff.next_wait();
+        tracing::error!(error = %e, wait_ms = wait.as_millis() as u64, "ingest session failed, restarting from committed offsets");
         let mut s = shutdown.clone();
-        tokio::select! { _ = s.wait() => return Ok(()), _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+        tokio::select! { _ = s.wait() => return Ok(()), _ = tokio::time::sleep(wait) => {} }
     }
 }
 
@@ -120,6 +125,7 @@ async fn session(
     mut log: Box<dyn SequencerLog>,
     ids: &TimeUuidGen,
     metrics: &Metrics,
+    backoff: &mut Backoff,
     mut shutdown: Shutdown,
 ) -> PortResult<()> {
     tracing::info!("ingest session started");
@@ -144,6 +150,7 @@ async fn session(
         metrics.deciding.inc_by(committing.duration_since(deciding).as_secs_f64());
         log.commit(decided.events, decided.replies, decided.offsets.into_iter().collect()).await?;
         metrics.commit.observe(committing.elapsed().as_secs_f64());
+        backoff.reset();
     }
 }
 

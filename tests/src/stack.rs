@@ -364,6 +364,11 @@ impl Stack {
         self.procs[&self.host(name)].child.id()
     }
 
+    /// The stack's own directory (the embedded data directory is `data` in it).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub fn addr(&self, name: &str) -> String {
         self.procs[&self.host(name)].addr.clone().expect("process has an address")
     }

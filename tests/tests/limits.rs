@@ -1,6 +1,6 @@
 //! Every resource a client can hold has a bound (issue 16): HTTP connections (a cap, and a
 //! header/idle timeout against slowloris), file transfers through the gateway, and search
-//! paging that cannot overflow.
+//! paging that cannot overflow, the embedded log's disk watermark.
 
 use confab_tests::{Mode, Stack};
 use reqwest::Method;
@@ -228,4 +228,56 @@ async fn pings_count_against_the_connection_rate() {
     let pongs = frames.iter().filter(|f| f["type"] == "pong").count();
     let limited = frames.iter().filter(|f| f["type"] == "error" && f["code"] == "rate_limited").count();
     assert!(pongs <= 4 && limited >= 2, "{pongs} pongs, {limited} rate_limited: a ping is not free");
+}
+
+/// Bytes free on the file system holding `path`.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// A nearly full disk refuses new sends with `unavailable` (before fjall would fail a write
+/// and stop the database for good), and sends are taken again by themselves once space returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_refuses_sends_and_recovers_by_itself() {
+    let probe = tempfile::tempdir().unwrap();
+    let free = free_bytes(probe.path());
+    // a filler of up to 2 GiB takes free space from half a filler above the mark to half below
+    let filler_bytes = (2u64 << 30).min(free / 2);
+    let mark_mb = ((free - filler_bytes / 2) >> 20).to_string();
+    let env = [("CONFAB_EMBEDDED__MIN_FREE_DISK_MB", mark_mb.as_str())];
+    let stack = Stack::start_custom(Mode::Embedded, 1, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+    let mut client = confab_tests::Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    let send = |n: u32| serde_json::json!({"type": "message:send", "channel_id": ch, "text": format!("m{n}")});
+    assert_eq!(client.command(send(0), "before").await["type"], "message:ack");
+
+    let filler = stack.dir().join("filler");
+    let status = std::process::Command::new("fallocate").args(["-l", &filler_bytes.to_string()]).arg(&filler).status();
+    assert!(status.unwrap().success(), "fallocate");
+    let mut refused = None;
+    for n in 1..40 {
+        let reply = client.command(send(n), &format!("low-{n}")).await;
+        if reply["type"] == "error" {
+            refused = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = refused.expect("a send is refused while the disk is under the mark");
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut accepted = false;
+    for n in 0..40 {
+        let reply = client.command(send(100 + n), &format!("again-{n}")).await;
+        if reply["type"] == "message:ack" {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "sends are taken again once space returns");
 }
