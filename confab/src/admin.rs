@@ -55,6 +55,14 @@ enum AdminCommand {
         #[arg(long)]
         ttl_secs: Option<i64>,
     },
+    /// Revoke every token of a user issued up to now: their requests fail with
+    /// `token_revoked` and their open sockets close with code 4003 within seconds.
+    RevokeTokens {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long)]
+        user: Uuid,
+    },
     /// Create a channel with members.
     CreateChannel {
         #[arg(long)]
@@ -83,6 +91,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Token { workspace, user, ttl_secs } => {
             (format!("/admin/workspaces/{workspace}/users/{user}/tokens"), json!({"ttl_secs": ttl_secs}))
+        }
+        AdminCommand::RevokeTokens { workspace, user } => {
+            (format!("/admin/workspaces/{workspace}/users/{user}/revoke-tokens"), json!({}))
         }
         AdminCommand::CreateChannel { workspace, name, private, members, creator } => (
             format!("/admin/workspaces/{workspace}/channels"),

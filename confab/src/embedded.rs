@@ -203,7 +203,7 @@ async fn demo(cfg: &Config, dir: &Path, addr: SocketAddr, admin: SocketAddr) -> 
         String::from("Open the web client (one line per demo user; the token stays in the URL's fragment):\n");
     for name in ["alice", "bob"] {
         let user: uuid::Uuid = demo["users"][name].as_str().unwrap_or_default().parse()?;
-        let token = signer.mint(&Claims { workspace_id: ws, user_id: user, exp });
+        let token = signer.mint(&Claims { workspace_id: ws, user_id: user, exp, iat: exp - cfg.auth.token_ttl_secs });
         text += &format!("  {name}: ws://{addr}/ws?token={token}\n");
         web += &format!("  {name}: http://{addr}/#token={token}\n");
     }

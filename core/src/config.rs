@@ -149,6 +149,11 @@ pub struct FilesConfig {
     pub allowed_types: Vec<String>,
     /// How long an upload URL stays valid, in seconds.
     pub upload_url_ttl_secs: u64,
+    /// How long after its URL expired an upload may still be completed; after that, bytes of
+    /// an upload never completed are deleted.
+    pub complete_grace_secs: u64,
+    /// How often each gateway looks for uploads never completed, in seconds.
+    pub incomplete_sweep_secs: u64,
     /// How long a download URL stays valid at most, in seconds (clients may ask for less).
     pub download_url_ttl_secs: u64,
     /// Uploads and downloads the embedded gateway serves at once (`/blobs/`); more get 503.
@@ -209,6 +214,18 @@ pub struct AuthConfig {
     pub admin_key: String,
     /// Lifetime of tokens minted by the admin API, in seconds.
     pub token_ttl_secs: i64,
+    /// No token may live longer than this (`exp - iat`, in seconds), whoever minted it; it also
+    /// bounds how long a revocation must be remembered.
+    pub max_token_lifetime_secs: i64,
+    /// Public keys for RS256 / EdDSA JWTs minted by an app's own backend: a JWKS file path or
+    /// an `https://` URL (re-read every `jwks_refresh_secs`, and early for an unknown `kid`).
+    /// Empty: only HS256 JWTs (signed with `token_secret`) and `cfb1` tokens.
+    pub jwks: String,
+    pub jwks_refresh_secs: u64,
+    /// When set, a JWT's `iss` must be this.
+    pub jwt_issuer: String,
+    /// When set, a JWT's `aud` must include this.
+    pub jwt_audience: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -368,6 +385,8 @@ impl Default for FilesConfig {
             .map(String::from)
             .to_vec(),
             upload_url_ttl_secs: 900,
+            complete_grace_secs: 600,
+            incomplete_sweep_secs: 300,
             download_url_ttl_secs: 300,
             max_concurrent_transfers: 32,
             transfer_timeout_secs: 600,
@@ -395,7 +414,16 @@ impl Default for NotifierConfig {
 }
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { token_secret: String::new(), admin_key: String::new(), token_ttl_secs: 30 * 86_400 }
+        Self {
+            token_secret: String::new(),
+            admin_key: String::new(),
+            token_ttl_secs: 30 * 86_400,
+            max_token_lifetime_secs: 30 * 86_400,
+            jwks: String::new(),
+            jwks_refresh_secs: 300,
+            jwt_issuer: String::new(),
+            jwt_audience: String::new(),
+        }
     }
 }
 impl GatewayConfig {
@@ -495,6 +523,21 @@ impl Config {
         if self.kafka.partitions < 1 {
             return Err("`kafka.partitions` must be at least 1".into());
         }
+        let auth = &self.auth;
+        if auth.max_token_lifetime_secs < 60 || !(1..=auth.max_token_lifetime_secs).contains(&auth.token_ttl_secs) {
+            return Err(
+                "`auth.max_token_lifetime_secs` must be at least 60 and `auth.token_ttl_secs` between 1 and it".into(),
+            );
+        }
+        if auth.jwks.starts_with("http://")
+            && !auth.jwks.starts_with("http://127.0.0.1")
+            && !auth.jwks.starts_with("http://localhost")
+        {
+            return Err("`auth.jwks` must be a file or an https:// URL (http:// only on loopback)".into());
+        }
+        if !auth.jwks.is_empty() && auth.jwks_refresh_secs < 10 {
+            return Err("`auth.jwks_refresh_secs` must be at least 10".into());
+        }
         if self.embedded.partitions < 1 || self.embedded.fanout_stream_max_len < 1 {
             return Err("`embedded.partitions` and `embedded.fanout_stream_max_len` must be at least 1".into());
         }
@@ -565,6 +608,9 @@ impl Config {
             return Err(
                 "`gateway.http_header_timeout_ms` and `gateway.http_request_timeout_ms` must be positive".into()
             );
+        }
+        if self.files.incomplete_sweep_secs == 0 {
+            return Err("`files.incomplete_sweep_secs` must be positive".into());
         }
         if self.files.max_concurrent_transfers == 0 || self.files.transfer_timeout_secs == 0 {
             return Err("`files.max_concurrent_transfers` and `files.transfer_timeout_secs` must be positive".into());

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     TooManyConnections,
     Unauthorized,
     TokenExpired,
+    /// The user's tokens were revoked (`confab admin revoke-tokens`): get a new one.
+    TokenRevoked,
     Forbidden,
     NotFound,
     Unavailable,
@@ -78,6 +80,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::TokenRevoked => "token_revoked",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",

@@ -45,6 +45,16 @@ pub fn object_key(workspace_id: &Uuid, file_id: &Uuid) -> String {
     format!("{workspace_id}/{file_id}")
 }
 
+/// Where an upload's bytes wait until it is completed: outside every workspace's shared files,
+/// so an upload never completed is found (and deleted after `files.complete_grace_secs`) by
+/// listing one prefix, and completion moves it to [`object_key`] in one step.
+pub fn incoming_key(workspace_id: &Uuid, file_id: &Uuid) -> String {
+    format!("{INCOMING_PREFIX}/{workspace_id}/{file_id}")
+}
+
+/// The prefix of every upload not completed yet.
+pub const INCOMING_PREFIX: &str = "incoming";
+
 /// A file name as users give it: shown and offered as the download's name, never used as a
 /// path. Refused: empty, too long, control, invisible and direction characters (a
 /// right-to-left override makes `invoice<U+202E>fdp.exe` show as `invoiceexe.pdf`), path

@@ -31,7 +31,7 @@
 //!   read (channel, user, file, emoji) may contain; [`unread`]: the per-channel summary unread
 //!   and mention counts come from.
 //! - [`Topics`], ids ([`TimeUuidGen`], [`timeuuid_millis`], [`new_id`]) and tokens
-//!   ([`TokenSigner`], [`Claims`]).
+//!   ([`auth`]: `cfb1` tokens and standard JWTs, [`TokenVerifier`], [`Claims`]).
 //!
 //! Ports (traits the adapters implement; may import the vocabulary):
 //! - [`ports`]: one file per family (log, store, fanout, search, presence, notify, schemas,
@@ -64,14 +64,14 @@ pub mod telemetry;
 pub mod unread;
 pub mod views;
 
-mod auth;
+pub mod auth;
 mod backoff;
 mod error_code;
 mod ids;
 mod shutdown;
 mod topics;
 
-pub use auth::{AuthError, Claims, TokenSigner};
+pub use auth::{AuthError, Claims, TokenSigner, TokenVerifier};
 pub use backoff::Backoff;
 pub use error_code::ErrorCode;
 pub use ids::{new_id, timeuuid_millis, TimeUuidGen};

@@ -7,12 +7,13 @@
 use async_trait::async_trait;
 use confab_core::files::disposition;
 use confab_core::ports::{BlobStore, PortError, PortErrorKind, PortResult, UploadUrl};
+use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Where the bucket is and who we are to it.
 #[derive(Debug, Clone)]
@@ -159,5 +160,27 @@ impl BlobStore for S3Blobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(port_error("deleting an object", e)),
         }
+    }
+
+    /// A server-side copy, then the source deleted (S3 has no rename).
+    async fn promote(&self, from: &str, to: &str) -> PortResult<()> {
+        self.s3.copy(&Path::from(from), &Path::from(to)).await.map_err(|e| port_error("copying an upload", e))?;
+        self.delete(from).await
+    }
+
+    async fn written_before(&self, prefix: &str, before: SystemTime, max: usize) -> PortResult<Vec<String>> {
+        let before: chrono::DateTime<chrono::Utc> = before.into();
+        let prefix = Path::from(prefix);
+        let mut listing = self.s3.list(Some(&prefix));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.try_next().await.map_err(|e| port_error("listing objects", e))? {
+            if meta.last_modified < before {
+                found.push(meta.location.to_string());
+                if found.len() >= max {
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 }

@@ -1,19 +1,26 @@
 //! Shared files' bytes in a local directory (`<data_dir>/files`), behind the blob port. Links
 //! point at the gateway (`/blobs/<key>`) and carry an expiry and an HMAC over everything they
 //! allow; the gateway checks them ([`GatewayServedBlobs::verify`]) before it reads or writes a
-//! byte. Writes go to a temporary file that is synced and then renamed, so a reader never sees
-//! half an upload.
+//! byte. Uploads stream to a temporary file that is synced and then renamed only when the body
+//! has exactly the granted size, so a reader never sees half an upload; downloads stream from
+//! the file. Neither holds more than one chunk in memory.
 
 use async_trait::async_trait;
 use base64::Engine;
 use confab_core::files::percent_encode;
-use confab_core::ports::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, PortError, PortResult, UploadUrl};
+use confab_core::ports::{
+    BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, PortError, PortResult, UploadUrl,
+};
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Bytes read from a file per chunk of a download.
+const READ_CHUNK: usize = 64 * 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -68,15 +75,85 @@ fn expiry(ttl: Duration) -> i64 {
     chrono::Utc::now().timestamp() + ttl.as_secs().max(1) as i64
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `body` to `path` through a synced temporary file beside it, renamed into place only
+/// when the body is exactly `size` bytes. Returns the bytes read (at most `size + 1`).
+async fn write_stream(path: &Path, size: u64, mut body: ByteStream) -> std::io::Result<u64> {
     let dir = path.parent().expect("object paths have a parent");
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    tokio::fs::create_dir_all(dir).await?;
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let written = async {
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        let mut read = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            let room = (size + 1).saturating_sub(read) as usize;
+            let take = chunk.len().min(room);
+            file.write_all(&chunk[..take]).await?;
+            read += take as u64;
+            if read > size {
+                break;
+            }
+        }
+        if read == size {
+            file.sync_all().await?;
+            tokio::fs::rename(&tmp, path).await?;
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || sync_dir(&dir)).await.map_err(std::io::Error::other)??;
+        }
+        Ok::<u64, std::io::Error>(read)
+    }
+    .await;
+    if !matches!(written, Ok(n) if n == size) {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    written
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A file's bytes as a stream of chunks.
+fn read_stream(file: tokio::fs::File) -> ByteStream {
+    futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = bytes::BytesMut::with_capacity(READ_CHUNK);
+        match file.read_buf(&mut buf).await {
+            Ok(0) => None,
+            Ok(_) => Some((Ok(buf.freeze()), Some(file))),
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed()
+}
+
+/// Files under `dir` (recursively) last modified before `before`, at most `max`, as paths
+/// relative to `root`.
+fn files_written_before(root: &Path, dir: &Path, before: SystemTime, max: usize) -> std::io::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if meta.modified()? < before {
+                let relative = entry.path().strip_prefix(root).expect("under the root").to_path_buf();
+                found.push(relative.to_string_lossy().into_owned());
+                if found.len() >= max {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    Ok(found)
 }
 
 #[async_trait]
@@ -133,6 +210,28 @@ impl BlobStore for LocalBlobs {
         }
     }
 
+    async fn promote(&self, from: &str, to: &str) -> PortResult<()> {
+        let (from_path, to_path) = (self.path_of(from)?, self.path_of(to)?);
+        let dir = to_path.parent().expect("object paths have a parent").to_path_buf();
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| io_error("creating the directory of", to, e))?;
+        match tokio::fs::rename(&from_path, &to_path).await {
+            Ok(()) => tokio::task::spawn_blocking(move || sync_dir(&dir))
+                .await?
+                .map_err(|e| io_error("syncing the directory of", to, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(PortError::not_found(format!("no object {from}")))
+            }
+            Err(e) => Err(io_error("moving", from, e)),
+        }
+    }
+
+    async fn written_before(&self, prefix: &str, before: SystemTime, max: usize) -> PortResult<Vec<String>> {
+        let (root, dir) = (self.dir.clone(), self.path_of(prefix)?);
+        tokio::task::spawn_blocking(move || files_written_before(&root, &dir, before, max))
+            .await?
+            .map_err(|e| io_error("listing", prefix, e))
+    }
+
     fn gateway_served(&self) -> Option<&dyn GatewayServedBlobs> {
         Some(self)
     }
@@ -158,19 +257,18 @@ impl GatewayServedBlobs for LocalBlobs {
         }
     }
 
-    async fn put(&self, key: &str, bytes: bytes::Bytes) -> PortResult<()> {
-        let path = self.path_of(key)?;
-        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-            .await?
-            .map_err(|e| io_error("writing", key, e))
+    async fn put_stream(&self, key: &str, size: u64, body: ByteStream) -> PortResult<u64> {
+        write_stream(&self.path_of(key)?, size, body).await.map_err(|e| io_error("writing", key, e))
     }
 
-    async fn get(&self, key: &str) -> PortResult<Option<bytes::Bytes>> {
-        match tokio::fs::read(self.path_of(key)?).await {
-            Ok(b) => Ok(Some(b.into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("reading", key, e)),
-        }
+    async fn open(&self, key: &str) -> PortResult<Option<(u64, ByteStream)>> {
+        let file = match tokio::fs::File::open(self.path_of(key)?).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("opening", key, e)),
+        };
+        let len = file.metadata().await.map_err(|e| io_error("reading the size of", key, e))?.len();
+        Ok(Some((len, read_stream(file))))
     }
 }
 
@@ -212,17 +310,60 @@ mod tests {
         );
     }
 
+    fn body(chunks: &[&'static [u8]]) -> ByteStream {
+        futures::stream::iter(chunks.iter().map(|c| Ok(bytes::Bytes::from_static(c))).collect::<Vec<_>>()).boxed()
+    }
+
+    async fn read_all(blobs: &LocalBlobs, key: &str) -> Option<Vec<u8>> {
+        let (len, mut stream) = blobs.open(key).await.unwrap()?;
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(len, out.len() as u64);
+        Some(out)
+    }
+
     #[tokio::test]
-    async fn objects_round_trip_and_delete_twice() {
+    async fn objects_stream_in_and_out_and_delete_twice() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = LocalBlobs::open(dir.path(), "secret").unwrap();
         assert_eq!(blobs.size("w/f").await.unwrap(), None);
-        blobs.put("w/f", bytes::Bytes::from_static(b"hello")).await.unwrap();
+        assert_eq!(blobs.put_stream("w/f", 5, body(&[b"he", b"llo"])).await.unwrap(), 5);
         assert_eq!(blobs.size("w/f").await.unwrap(), Some(5));
-        assert_eq!(blobs.get("w/f").await.unwrap().unwrap(), bytes::Bytes::from_static(b"hello"));
+        assert_eq!(read_all(&blobs, "w/f").await.unwrap(), b"hello");
         blobs.delete("w/f").await.unwrap();
         blobs.delete("w/f").await.unwrap();
-        assert_eq!(blobs.get("w/f").await.unwrap(), None);
+        assert!(blobs.open("w/f").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_of_another_size_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path(), "secret").unwrap();
+        // longer: reading stops one byte past the size, whatever follows
+        let endless = futures::stream::repeat_with(|| Ok(bytes::Bytes::from_static(&[7u8; 1000]))).boxed();
+        assert_eq!(blobs.put_stream("w/f", 4096, endless).await.unwrap(), 4097);
+        assert_eq!(blobs.put_stream("w/g", 5, body(&[b"hel"])).await.unwrap(), 3, "shorter");
+        assert_eq!(blobs.size("w/f").await.unwrap(), None);
+        assert_eq!(blobs.size("w/g").await.unwrap(), None);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("w")).unwrap().collect();
+        assert!(left.is_empty(), "no temporary file is left behind: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn promoted_uploads_move_and_old_ones_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path(), "secret").unwrap();
+        blobs.put_stream("incoming/w/f", 2, body(&[b"ok"])).await.unwrap();
+        blobs.put_stream("incoming/w/g", 2, body(&[b"no"])).await.unwrap();
+        let later = SystemTime::now() + Duration::from_secs(1);
+        assert!(blobs.written_before("incoming", SystemTime::UNIX_EPOCH, 10).await.unwrap().is_empty());
+        blobs.promote("incoming/w/f", "w/f").await.unwrap();
+        assert_eq!(blobs.written_before("incoming", later, 10).await.unwrap(), ["incoming/w/g"]);
+        assert_eq!(read_all(&blobs, "w/f").await.unwrap(), b"ok");
+        let again = blobs.promote("incoming/w/f", "w/f").await.unwrap_err();
+        assert_eq!(again.kind(), confab_core::ports::PortErrorKind::NotFound);
     }
 
     #[tokio::test]
@@ -230,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = LocalBlobs::open(&dir.path().join("files"), "secret").unwrap();
         for key in ["../escape", "w/../../x", "/abs", "w//f", "w/f g", ""] {
-            let e = blobs.put(key, bytes::Bytes::from_static(b"x")).await.unwrap_err();
+            let e = blobs.put_stream(key, 1, body(&[b"x"])).await.unwrap_err();
             assert_eq!(e.kind(), confab_core::ports::PortErrorKind::Invalid, "{key}");
         }
         assert!(!dir.path().join("escape").exists());

@@ -70,6 +70,7 @@ impl Embedded {
             pins: ks("pins")?,
             markers: ks("read_markers")?,
             activity: ks("channel_activity")?,
+            revocations: ks("token_revocations")?,
             files: ks("files")?,
         });
         let fanout = Arc::new(fanout::EmbeddedFanout::new(

@@ -205,7 +205,7 @@ impl Log {
                 None => continue,
             };
             for (o, cmd, _) in queue.iter().skip(skip).take(max - out.len()) {
-                out.push(CommandRecord { partition: p as i32, offset: *o, command: Some(cmd.clone()) });
+                out.push(CommandRecord { partition: p as i32, offset: *o, command: Ok(cmd.clone()) });
                 from[p] = o + 1;
             }
         }

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 use confab_core::files::FileRecord;
 use confab_core::ports::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage, Workspace,
+    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage,
+    TokenRevocation, Workspace,
 };
 use confab_core::unread::RecentActivity;
 use fjall::Keyspace;
@@ -75,6 +76,8 @@ pub struct EmbeddedStore {
     pub(crate) markers: Keyspace,
     /// `workspace | channel` -> the channel's [`RecentActivity`] (its own encoding).
     pub(crate) activity: Keyspace,
+    /// `at_ms (big-endian) | workspace | user` -> revoked_before (big-endian seconds).
+    pub(crate) revocations: Keyspace,
     /// `workspace | file_id` -> FileRecord (JSON).
     pub(crate) files: Keyspace,
 }
@@ -286,6 +289,39 @@ impl Store for EmbeddedStore {
 
     async fn set_recent_activity(&self, ws: Uuid, ch: Uuid, activity: &RecentActivity) -> PortResult<()> {
         self.activity.insert(pair(&ws, &ch), activity.encode()).map_err(port)
+    }
+
+    async fn revoke_tokens(&self, r: &TokenRevocation, keep_secs: i64) -> PortResult<()> {
+        // what no token can outlive any more goes first
+        let horizon = (r.at_ms - keep_secs * 1000).max(0);
+        let stale: Vec<_> = self
+            .revocations
+            .range(..horizon.to_be_bytes().to_vec())
+            .map(|g| g.key().map_err(port))
+            .collect::<PortResult<_>>()?;
+        for k in stale {
+            self.revocations.remove(k).map_err(port)?;
+        }
+        let k = key(&[&r.at_ms.to_be_bytes(), r.workspace_id.as_bytes(), r.user_id.as_bytes()]);
+        self.revocations.insert(k, r.revoked_before.to_be_bytes()).map_err(port)?;
+        persist(&self.db).await
+    }
+
+    async fn token_revocations_since(&self, since_ms: i64) -> PortResult<Vec<TokenRevocation>> {
+        let mut out = Vec::new();
+        for g in self.revocations.range(since_ms.max(0).to_be_bytes().to_vec()..) {
+            let (k, v) = g.into_inner().map_err(port)?;
+            if k.len() != 40 || v.len() != 8 {
+                return Err(corrupt("token revocation"));
+            }
+            out.push(TokenRevocation {
+                at_ms: i64::from_be_bytes(k[..8].try_into().map_err(port)?),
+                workspace_id: Uuid::from_slice(&k[8..24]).map_err(port)?,
+                user_id: Uuid::from_slice(&k[24..40]).map_err(port)?,
+                revoked_before: i64::from_be_bytes(v.as_ref().try_into().map_err(port)?),
+            });
+        }
+        Ok(out)
     }
 
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {

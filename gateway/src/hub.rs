@@ -13,12 +13,19 @@ use crate::writer::Out;
 
 pub type ConnId = u64;
 
+/// Close codes of sockets whose token stopped working (the client gets a new token and
+/// reconnects; see docs/asyncapi.yaml).
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+pub const CLOSE_TOKEN_REVOKED: u16 = 4003;
+
 pub struct ConnHandle {
     pub workspace_id: Uuid,
     pub user_id: Uuid,
     pub tx: mpsc::Sender<Out>,
     /// Notified when the hub wants the socket closed (slow consumer).
     pub kill: Arc<Notify>,
+    /// When the socket's token was issued (Unix seconds): a revocation covering it closes it.
+    pub token_issued_at: i64,
 }
 
 #[derive(Default)]
@@ -46,6 +53,22 @@ impl Hub {
     /// Open connections of one user on this gateway.
     pub fn user_connections(&self, ws: Uuid, user: Uuid) -> usize {
         self.index.read().expect("hub lock").by_user.get(&(ws, user)).map_or(0, |s| s.len())
+    }
+
+    /// Closes (4003) the sockets of `user` whose tokens were issued at or before
+    /// `revoked_before`; returns how many.
+    pub fn close_revoked(&self, ws: Uuid, user: Uuid, revoked_before: i64) -> usize {
+        let ix = self.index.read().expect("hub lock");
+        let Some(ids) = ix.by_user.get(&(ws, user)) else { return 0 };
+        let mut closed = 0;
+        for h in ids.iter().filter_map(|id| ix.conns.get(id)).filter(|h| h.token_issued_at <= revoked_before) {
+            // a full queue cannot take the close frame: the socket is cut instead
+            if h.tx.try_send(Out::Close(CLOSE_TOKEN_REVOKED, "token revoked")).is_err() {
+                h.kill.notify_one();
+            }
+            closed += 1;
+        }
+        closed
     }
 
     /// Open connections.

@@ -21,7 +21,10 @@
 //!   `presence:change`; a sweeper for expired devices.
 //! - [`http`]: the user API over HTTP (channels, history, search, files, devices, presence)
 //!   and its plumbing (typed errors, authentication).
-//! - [`admin`]: the admin API that bootstraps workspaces, users, tokens and channels.
+//! - [`admin`]: the admin API that bootstraps workspaces, users, tokens and channels, and
+//!   revokes a user's tokens.
+//! - [`jwks`]: the public keys of RS256 / EdDSA JWTs, read at start and refreshed;
+//!   [`revocations`]: revoked tokens, followed from the store, refused, their sockets closed.
 //! - [`web`]: the web client's static bundle, embedded, served at `/`.
 //! - [`metrics`]: the gateway's Prometheus metrics.
 //!
@@ -32,10 +35,12 @@ pub mod fanout_reader;
 pub mod hosts;
 pub mod http;
 pub mod hub;
+pub mod jwks;
 pub mod listener;
 pub mod metrics;
 pub mod presence;
 pub mod replies;
+pub mod revocations;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -43,7 +43,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "confab_gateway_files_total",
-                        "file sharing steps (upload_granted, shared, size_mismatch, download_granted)",
+                        "file sharing steps (upload_granted, shared, size_mismatch, download_granted, incomplete_deleted)",
                     ),
                     &["step"],
                 )

@@ -2,7 +2,7 @@
 //! mode's `/blobs/`, the web client) and, separately, the admin API.
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,8 @@ pub fn public(state: Arc<AppState>) -> Router {
     let request_timeout = Duration::from_millis(state.cfg.gateway.http_request_timeout_ms);
     let transfer_timeout = Duration::from_secs(state.cfg.files.transfer_timeout_secs);
     let transfers = Router::new()
-        .route("/blobs/{ws}/{file}", get(files::blob_get).put(files::blob_put))
+        .route("/blobs/{ws}/{file}", get(files::blob_get))
+        .route("/blobs/incoming/{ws}/{file}", put(files::blob_put))
         .route_layer(from_fn_with_state(transfer_timeout, listener::deadline));
     Router::new()
         .route("/ws", get(crate::ws::upgrade))

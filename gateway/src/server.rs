@@ -25,6 +25,8 @@ pub enum GatewayError {
     Bind { addr: String, source: std::io::Error },
     #[error("task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("auth.jwks: {0}")]
+    Jwks(String),
 }
 
 /// How long shutdown waits for sockets to flush and close.
@@ -58,7 +60,19 @@ impl Gateway {
         shutdown: Shutdown,
         health: Health,
     ) -> Result<Self, GatewayError> {
+        // a JWKS that cannot be read at start is a configuration error: refuse to start
+        let jwks = match cfg.auth.jwks.as_str() {
+            "" => None,
+            source => Some(crate::jwks::load(source).await.map_err(GatewayError::Jwks)?),
+        };
         let (state, presence_rx, replies) = AppState::new(cfg, gateway_id, ports, shutdown.clone(), health.clone());
+        if let Some(keys) = jwks {
+            tracing::info!(keys = keys.len(), source = %state.cfg.auth.jwks, "jwks loaded");
+            state.verifier.jwt().set_keys(keys);
+            tokio::spawn(crate::jwks::refresh(state.clone()));
+        }
+        tokio::spawn(crate::revocations::follow(state.clone()));
+        tokio::spawn(crate::http::files::sweep_incomplete_uploads(state.clone()));
         tokio::spawn(crate::replies::route(state.clone(), replies));
         tokio::spawn(crate::fanout_reader::run(state.clone()));
         tokio::spawn(probe(state.clone()));

@@ -1,6 +1,7 @@
 //! What every handler and task of a gateway shares: its configuration, its ports, the local
 //! connections (the hub), pending admin answers, metrics and health.
 
+use confab_core::auth::{JwtKeys, JwtRules};
 use confab_core::command::{Command, Reply};
 use confab_core::config::Config;
 use confab_core::ports::{
@@ -8,7 +9,7 @@ use confab_core::ports::{
 };
 use confab_core::presence::PresenceStatus;
 use confab_core::telemetry::Health;
-use confab_core::{Shutdown, TokenSigner};
+use confab_core::{Shutdown, TokenSigner, TokenVerifier};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,13 @@ pub struct GatewayPorts {
 pub struct AppState {
     pub cfg: Config,
     pub gateway_id: String,
+    /// Mints `cfb1` tokens (admin API).
     pub signer: TokenSigner,
+    /// Verifies every token (`cfb1` and JWTs).
+    pub verifier: TokenVerifier,
+    pub revocations: crate::revocations::Revocations,
+    /// Wakes the JWKS refresher early (`jwks::refresh`): a token named a key it lacks.
+    pub jwks_refresh: tokio::sync::Notify,
     pub commands: Arc<dyn CommandSink>,
     pub store: Arc<dyn Store>,
     pub fanout: Arc<dyn Fanout>,
@@ -75,6 +82,9 @@ impl AppState {
         let (presence_changes, presence_rx) = tokio::sync::mpsc::unbounded_channel();
         let state = Arc::new(AppState {
             signer: TokenSigner::new(&cfg.auth.token_secret),
+            verifier: verifier(&cfg),
+            revocations: Default::default(),
+            jwks_refresh: tokio::sync::Notify::new(),
             conns: Arc::new(Semaphore::new(cfg.gateway.max_connections)),
             transfers: Arc::new(Semaphore::new(cfg.files.max_concurrent_transfers)),
             hub: Hub::new(metrics.clone()),
@@ -104,6 +114,14 @@ impl AppState {
         self.metrics.commands.inc();
         Ok(())
     }
+}
+
+/// The token rules of `cfg` (JWKS keys are loaded apart, at start).
+fn verifier(cfg: &Config) -> TokenVerifier {
+    let a = &cfg.auth;
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let jwt = JwtRules::new(&a.token_secret, JwtKeys::default(), non_empty(&a.jwt_issuer), non_empty(&a.jwt_audience));
+    TokenVerifier::new(&a.token_secret, jwt, a.max_token_lifetime_secs)
 }
 
 /// A new gateway id (the key its replies carry).

@@ -27,6 +27,8 @@ pub enum Out {
     Replay(Box<Replay>),
     /// Stop holding (a resume that never came).
     Release,
+    /// Close the socket with this code and reason (the token expired or was revoked).
+    Close(u16, &'static str),
 }
 
 // Every queue slot is the size of the largest variant, and each socket's queue starts with a
@@ -121,6 +123,8 @@ impl Sequencer {
                 self.release(&mut out);
             }
             Out::Release => self.release(&mut out),
+            // the write loop closes the socket itself; while draining at shutdown, 1001 wins
+            Out::Close(..) => {}
         }
         Step::Send(out)
     }
@@ -164,6 +168,10 @@ pub async fn write_loop(
                 }
             }
         };
+        if let Out::Close(code, reason) = item {
+            let _ = sink.send(close(code, reason)).await;
+            return;
+        }
         let before = seq.duplicates;
         match seq.step(item) {
             Step::Send(frames) => {

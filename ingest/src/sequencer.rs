@@ -171,10 +171,18 @@ async fn decide_batch(
             Entry::Occupied(loaded) => loaded.into_mut(),
             Entry::Vacant(new) => new.insert(load_partition(log, rec.partition).await?),
         };
-        let Some(cmd) = rec.command else {
-            metrics.commands.with_label_values(&["undecodable"]).inc();
-            tracing::warn!(partition = rec.partition, offset = rec.offset, "skipping undecodable command");
-            continue;
+        let cmd = match rec.command {
+            Ok(cmd) => cmd,
+            Err(unaccepted) => {
+                metrics.commands.with_label_values(&[unaccepted.label()]).inc();
+                tracing::warn!(
+                    partition = rec.partition,
+                    offset = rec.offset,
+                    reason = unaccepted.label(),
+                    "skipping a command"
+                );
+                continue;
+            }
         };
         let (event, outcome) = state.decide(&cmd, ids, now_ms);
         metrics.commands.with_label_values(&[outcome_label(&outcome)]).inc();

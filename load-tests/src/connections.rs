@@ -124,11 +124,7 @@ pub async fn run(systems: &[String], p: &Params) -> anyhow::Result<()> {
             let user = uuid::Uuid::new_v4();
             let url = match &proto {
                 Proto::Confab => {
-                    let token = signer.mint(&Claims {
-                        workspace_id: workspace,
-                        user_id: user,
-                        exp: chrono::Utc::now().timestamp() + 86_400,
-                    });
+                    let token = signer.mint(&Claims::issued(workspace, user, chrono::Utc::now().timestamp(), 86_400));
                     format!("{url}?token={token}")
                 }
                 Proto::Centrifugo { .. } => url.clone(),

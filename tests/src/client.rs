@@ -17,6 +17,8 @@ pub struct Client {
     pub closed: Option<(u16, String)>,
     /// When [`keep_alive`](Self::keep_alive) last sent the heartbeat (or the socket opened).
     pinged: std::time::Instant,
+    /// The subprotocol the server selected (`Sec-WebSocket-Protocol` of its answer).
+    pub protocol: Option<String>,
 }
 
 impl Client {
@@ -39,10 +41,19 @@ impl Client {
         Self::connect_request(format!("ws://{addr}/ws?token={token}").into_client_request().unwrap()).await
     }
 
+    /// Connects with the token in `Sec-WebSocket-Protocol` (`confab, bearer.<token>`), as
+    /// browsers should: it stays out of URLs and logs.
+    pub async fn connect_subprotocol(addr: &str, token: &str) -> Result<Client, (u16, Value)> {
+        let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+        let offered = format!("confab, bearer.{token}");
+        req.headers_mut().insert("sec-websocket-protocol", offered.parse().unwrap());
+        Self::connect_request(req).await
+    }
+
     async fn connect_request(
         req: tokio_tungstenite::tungstenite::handshake::client::Request,
     ) -> Result<Client, (u16, Value)> {
-        let (ws, _) = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
+        let (ws, response) = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
             Ok(ok) => ok,
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();
@@ -57,6 +68,11 @@ impl Client {
             buffered: VecDeque::new(),
             closed: None,
             pinged: std::time::Instant::now(),
+            protocol: response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         };
         let hello = c.next(Duration::from_secs(10)).await.expect("hello frame");
         assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");

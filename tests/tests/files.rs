@@ -10,7 +10,11 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
 
-conformance!(files_are_uploaded_attached_found_downloaded_and_revoked, bad_uploads_are_refused_and_nothing_is_kept,);
+conformance!(
+    files_are_uploaded_attached_found_downloaded_and_revoked,
+    bad_uploads_are_refused_and_nothing_is_kept,
+    an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed,
+);
 
 /// Asks for an upload; returns the answer (status 201 asserted). The membership index that
 /// authorizes it is a projection: right after a channel is created it may lag for a moment, so
@@ -357,4 +361,79 @@ async fn bad_uploads_are_refused_and_nothing_is_kept(mode: Mode) {
     assert_eq!(err["code"], "empty_text", "no text and no files: {err}");
     let ack = a.command(send(&ch, json!([file])), "ok1").await;
     assert_eq!(ack["type"], "message:ack", "{ack}");
+}
+
+/// One counter of a gateway's `/metrics` (0 when absent).
+async fn gateway_counter(stack: &Stack, line_prefix: &str) -> u64 {
+    let url = format!("http://{}/metrics", stack.admin_addr("gw0"));
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(line_prefix)).map(|v| v.trim().parse::<f64>().unwrap() as u64).unwrap_or(0)
+}
+
+async fn an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed(mode: Mode) {
+    let env = [
+        ("CONFAB_FILES__UPLOAD_URL_TTL_SECS", "2"),
+        ("CONFAB_FILES__COMPLETE_GRACE_SECS", "1"),
+        ("CONFAB_FILES__INCOMPLETE_SWEEP_SECS", "1"),
+    ];
+    let stack = Stack::start_custom(mode, 1, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+    let kept = share(&stack, &token, &ch, "kept.txt", b"shared in time", "text/plain").await;
+    let abandoned = grant(&stack, &token, &ch, "abandoned.txt", 9, "text/plain").await;
+    assert_eq!(put(&abandoned, b"never got".to_vec()).await, 200);
+    let abandoned_id = abandoned["file_id"].as_str().unwrap();
+    let on_disk = stack.dir().join(format!("data/files/incoming/{ws}/{abandoned_id}"));
+    if mode == Mode::Embedded {
+        assert!(on_disk.exists(), "the upload waits under incoming/: {}", on_disk.display());
+    }
+
+    let deleted = "confab_gateway_files_total{step=\"incomplete_deleted\"} ";
+    eventually(T, "the sweeper to delete the abandoned upload", || async {
+        (gateway_counter(&stack, deleted).await >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(gateway_counter(&stack, deleted).await, 1, "only the abandoned upload");
+    if mode == Mode::Embedded {
+        assert!(!on_disk.exists(), "its bytes are gone");
+    }
+    let (status, v) = complete(&stack, &token, &abandoned).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("link_expired")), "{v}");
+    // the file shared in time is untouched by every sweep
+    let (status, info) = file_info(&stack, &token, &kept, "").await;
+    assert_eq!(status, 200, "{info}");
+    let (status, _, body) = fetch(info["url"].as_str().unwrap()).await;
+    assert_eq!((status, body.as_slice()), (200, &b"shared in time"[..]));
+}
+
+/// The peak resident memory of a process (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The embedded gateway streams files through `/blobs/`: a 96 MiB upload and its download
+/// raise its peak memory by far less than the file (both were buffered whole before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_stream_through_the_embedded_gateway_without_being_buffered() {
+    const SIZE: usize = 96 << 20;
+    let stack = Stack::start_custom(Mode::Embedded, 1, None, &[("CONFAB_FILES__MAX_BYTES", "209715200")]).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+    let pid = stack.pid("gw0");
+    let bytes: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let before = peak_rss_kib(pid);
+    let file = share(&stack, &token, &ch, "big.zip", &bytes, "application/zip").await;
+    let (status, info) = file_info(&stack, &token, &file, "").await;
+    assert_eq!(status, 200, "{info}");
+    let resp = reqwest::get(info["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(SIZE as u64));
+    let body = resp.bytes().await.unwrap();
+    assert!(body == bytes, "the download is the upload, byte for byte");
+    let grown_mib = (peak_rss_kib(pid).saturating_sub(before)) / 1024;
+    assert!(grown_mib < 40, "peak memory grew by {grown_mib} MiB for a 96 MiB file");
 }

@@ -15,12 +15,15 @@ export interface SocketHandlers {
   onStatus(status: SocketStatus): void;
   /** After `resume:done` (reconnect) or `hello` (first connect): the socket is caught up. */
   onSynced(info: { resumed: boolean; gaps: ResumeGap[]; notMembers: Uuid[]; failed: boolean }): void;
-  /** The socket closed before opening: is the token still good? (false: stop trying) */
+  /** The socket was refused, or closed for its token: is the token still good? (false: stop) */
   checkAuth(): Promise<boolean>;
 }
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 3000, 5000];
 const PONG_TIMEOUT_MS = 10_000;
+/** Close codes the server uses when the token stops being good (docs/asyncapi.yaml). */
+const CLOSE_TOKEN_EXPIRED = 4001;
+const CLOSE_TOKEN_REVOKED = 4003;
 
 /** Channel and seq of an event, if it has them. */
 function seqOf(f: ServerFrame): [Uuid, number] | null {
@@ -92,9 +95,9 @@ export class Socket {
   private connect(): void {
     if (this.stopped) return;
     const resume = this.everConnected && this.positions.size > 0;
-    const q = new URLSearchParams({ token: this.token });
-    if (resume) q.set("resume", "1");
-    const ws = new WebSocket(`${this.url}?${q}`);
+    // the token rides in Sec-WebSocket-Protocol, so it stays out of URLs and access logs
+    const url = resume ? `${this.url}?resume=1` : this.url;
+    const ws = new WebSocket(url, ["confab", `bearer.${this.token}`]);
     this.ws = ws;
     let opened = false;
     ws.onopen = () => {
@@ -110,14 +113,15 @@ export class Socket {
       }
       this.receive(frame, resume);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.clearHeartbeat();
       if (this.stopped) return;
       this.resuming = false;
-      if (!opened) {
-        // refused before the upgrade: a bad token gets 401, which the browser does not show us
+      if (!opened || ev.code === CLOSE_TOKEN_EXPIRED || ev.code === CLOSE_TOKEN_REVOKED) {
+        // refused before the upgrade (a bad token gets 401, which the browser does not show us),
+        // or closed because the token expired or was revoked
         this.h.checkAuth().then((ok) => (ok ? this.retry() : this.setStatus("unauthorized")), () => this.retry());
       } else {
         this.retry();

@@ -4,11 +4,15 @@
 //! checks them through [`GatewayServedBlobs`] before it reads or writes a byte).
 //!
 //! Keys are `<workspace_id>/<file_id>` (`crate::files::object_key`): a link is scoped to one
-//! object, and a link of workspace A can never name a file of workspace B.
+//! object, and a link of workspace A can never name a file of workspace B. Uploads land under
+//! `incoming/<workspace_id>/<file_id>` (`crate::files::incoming_key`) and completion
+//! [promotes](BlobStore::promote) them; what stays under `incoming/` past its grace was never
+//! completed and is deleted.
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::PortResult;
 
@@ -48,6 +52,10 @@ pub trait BlobStore: Send + Sync {
     async fn size(&self, key: &str) -> PortResult<Option<u64>>;
     /// Deletes the object; deleting a missing one is fine (projections replay).
     async fn delete(&self, key: &str) -> PortResult<()>;
+    /// Moves an object to another key (an upload to its shared place); the source is gone after.
+    async fn promote(&self, from: &str, to: &str) -> PortResult<()>;
+    /// Up to `max` keys under `prefix` last written before `before` (oldest first not promised).
+    async fn written_before(&self, prefix: &str, before: SystemTime, max: usize) -> PortResult<Vec<String>>;
     /// The gateway-served side of a store whose links point at the gateway (`/blobs/`); `None`
     /// when clients talk to the store directly.
     fn gateway_served(&self) -> Option<&dyn GatewayServedBlobs> {
@@ -76,8 +84,13 @@ pub enum LinkError {
 pub trait GatewayServedBlobs: Send + Sync {
     /// Checks a link's query (`op`, `exp`, `size`, `ct`, `name`, `sig`) for `key`.
     fn verify(&self, key: &str, query: &HashMap<String, String>, now_secs: i64) -> Result<LinkGrant, LinkError>;
-    /// Stores an upload's bytes.
-    async fn put(&self, key: &str, bytes: bytes::Bytes) -> PortResult<()>;
-    /// Reads an object whole, `None` if missing.
-    async fn get(&self, key: &str) -> PortResult<Option<bytes::Bytes>>;
+    /// Stores an upload's bytes as they arrive, never holding more than a chunk in memory. The
+    /// object is written only when the body is exactly `size` bytes; reading stops one byte
+    /// past it. Returns how many bytes were read (`size` when stored).
+    async fn put_stream(&self, key: &str, size: u64, body: ByteStream) -> PortResult<u64>;
+    /// An object's length and its bytes as a stream, `None` if missing.
+    async fn open(&self, key: &str) -> PortResult<Option<(u64, ByteStream)>>;
 }
+
+/// Bytes as they arrive or leave, chunk by chunk.
+pub type ByteStream = BoxStream<'static, std::io::Result<bytes::Bytes>>;

@@ -23,12 +23,31 @@ pub trait ReplySource: Send {
     async fn next(&mut self) -> PortResult<Reply>;
 }
 
-/// A command read by the sequencer (`command` is `None` when it could not be decoded).
+/// A command read by the sequencer, or why it is not one the sequencer may act on.
 #[derive(Debug)]
 pub struct CommandRecord {
     pub partition: i32,
     pub offset: i64,
-    pub command: Option<Command>,
+    pub command: Result<Command, UnacceptedCommand>,
+}
+
+/// Why a record of the commands log is skipped (each is counted under its own label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnacceptedCommand {
+    /// Not a command this version can decode.
+    Undecodable,
+    /// No gateway signature, or one that does not verify: not written by a gateway.
+    Forged,
+}
+
+impl UnacceptedCommand {
+    /// The metric label and log word.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Undecodable => "undecodable",
+            Self::Forged => "forged",
+        }
+    }
 }
 
 /// The sequencer's view of the log: read commands, read a partition's events, and commit

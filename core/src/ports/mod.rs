@@ -33,18 +33,19 @@ mod search;
 mod store;
 
 pub use backlog::{Backlog, BacklogLimits, BacklogScan};
-pub use blobs::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
+pub use blobs::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
 pub use error::{PortError, PortErrorKind, PortResult};
 pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream};
 pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
 pub use log::{
     CommandRecord, CommandSink, DeadRecord, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog,
+    UnacceptedCommand,
 };
 pub use notify::{NotifyStore, OutboxItem};
 pub use presence::Presence;
 pub use schemas::SchemaSource;
 pub use search::{file_name_terms, SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults};
 pub use store::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, Store, StoredMessage, ThreadSummary, Workspace,
-    MAX_RETENTION_SECS,
+    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, Store, StoredMessage, ThreadSummary, TokenRevocation,
+    Workspace, MAX_RETENTION_SECS,
 };

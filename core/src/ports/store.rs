@@ -116,6 +116,16 @@ pub struct ChannelInfo {
     pub last_seq: i64,
 }
 
+/// Every token of a user issued at or before `revoked_before` (Unix seconds) stops working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRevocation {
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub revoked_before: i64,
+    /// When it was recorded (Unix ms): gateways follow revocations by this.
+    pub at_ms: i64,
+}
+
 /// A change to a channel's record; each is idempotent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChannelChange {
@@ -173,6 +183,11 @@ pub trait Store: Send + Sync {
     async fn recent_activity(&self, ws: Uuid, channels: &[Uuid]) -> PortResult<Vec<(Uuid, RecentActivity)>>;
     /// Replaces a channel's summary (written by the timeline projector, once per batch).
     async fn set_recent_activity(&self, ws: Uuid, ch: Uuid, activity: &RecentActivity) -> PortResult<()>;
+    /// Records a revocation durably before returning; kept `keep_secs` (the longest a token
+    /// may live: after that, every token it covers has expired anyway).
+    async fn revoke_tokens(&self, revocation: &TokenRevocation, keep_secs: i64) -> PortResult<()>;
+    /// Revocations recorded at or after `since_ms`, oldest first.
+    async fn token_revocations_since(&self, since_ms: i64) -> PortResult<Vec<TokenRevocation>>;
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()>;
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;

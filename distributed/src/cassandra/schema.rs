@@ -57,6 +57,12 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {ks}.channel_activity (workspace_id uuid, channel_id uuid, summary blob,
                 PRIMARY KEY ((workspace_id, channel_id)))"
         ),
+        // token revocations by day, read by every gateway since its last look; each row lives
+        // as long as the longest token (a TTL set on write)
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.token_revocations (day int, at_ms bigint, workspace_id uuid, user_id uuid,
+                revoked_before bigint, PRIMARY KEY (day, at_ms, workspace_id, user_id))"
+        ),
         // what users registered for push (see `devices`)
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.push_devices (workspace_id uuid, user_id uuid, device_id uuid, address text,

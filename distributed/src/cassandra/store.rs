@@ -11,7 +11,8 @@ use async_trait::async_trait;
 
 use confab_core::files::{Attachment, FileRecord};
 use confab_core::ports::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage, Workspace,
+    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage,
+    TokenRevocation, Workspace, MAX_RETENTION_SECS,
 };
 use confab_core::unread::RecentActivity;
 
@@ -56,6 +57,8 @@ struct Statements {
     set_marker: PreparedStatement,
     get_markers: PreparedStatement,
     set_activity: PreparedStatement,
+    revoke: PreparedStatement,
+    revocations_since: PreparedStatement,
     activity_among: PreparedStatement,
     edit_message: PreparedStatement,
     delete_message: PreparedStatement,
@@ -152,6 +155,15 @@ impl CassandraStore {
             remove_member: p(format!("UPDATE {ks}.channels SET members = members - ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             set_marker: p(format!("INSERT INTO {ks}.read_markers (workspace_id, user_id, channel_id, seq) VALUES (?, ?, ?, ?)")).await?,
             get_markers: p(format!("SELECT channel_id, seq FROM {ks}.read_markers WHERE workspace_id = ? AND user_id = ?")).await?,
+            revoke: p(format!(
+                "INSERT INTO {ks}.token_revocations (day, at_ms, workspace_id, user_id, revoked_before)
+                 VALUES (?, ?, ?, ?, ?) USING TTL ?"
+            ))
+            .await?,
+            revocations_since: p(format!(
+                "SELECT at_ms, workspace_id, user_id, revoked_before FROM {ks}.token_revocations WHERE day = ? AND at_ms >= ?"
+            ))
+            .await?,
             set_activity: p(format!("INSERT INTO {ks}.channel_activity (workspace_id, channel_id, summary) VALUES (?, ?, ?)")).await?,
             activity_among: p(format!(
                 "SELECT channel_id, summary FROM {ks}.channel_activity WHERE workspace_id = ? AND channel_id IN ?"
@@ -411,6 +423,31 @@ impl Store for CassandraStore {
         }
         Ok(out)
     }
+    async fn revoke_tokens(&self, r: &TokenRevocation, keep_secs: i64) -> PortResult<()> {
+        let day = day_of(r.at_ms);
+        let ttl = keep_secs.clamp(1, MAX_RETENTION_SECS as i64) as i32;
+        self.exec(&self.st.revoke, (day, r.at_ms, r.workspace_id, r.user_id, r.revoked_before, ttl)).await
+    }
+    async fn token_revocations_since(&self, since_ms: i64) -> PortResult<Vec<TokenRevocation>> {
+        let today = day_of(chrono::Utc::now().timestamp_millis());
+        // a gateway looks back at most the longest token lifetime; the admin API bounds that
+        let first = day_of(since_ms).max(today - 400);
+        let mut out = Vec::new();
+        for day in first..=today {
+            let rows = self
+                .session
+                .execute_unpaged(&self.st.revocations_since, (day, since_ms))
+                .await
+                .or_port("token revocations")?
+                .into_rows_result()
+                .or_port("token revocations")?;
+            for r in rows.rows::<(i64, Uuid, Uuid, i64)>().or_port("token revocations")? {
+                let (at_ms, workspace_id, user_id, revoked_before) = r.or_port("token revocations")?;
+                out.push(TokenRevocation { workspace_id, user_id, revoked_before, at_ms });
+            }
+        }
+        Ok(out)
+    }
     async fn set_recent_activity(&self, ws: Uuid, ch: Uuid, activity: &RecentActivity) -> PortResult<()> {
         self.exec(&self.st.set_activity, (ws, ch, activity.encode())).await
     }
@@ -597,4 +634,9 @@ impl Store for CassandraStore {
         }
         Ok(())
     }
+}
+
+/// The day (since the Unix epoch) of a Unix ms time: the partition of token revocations.
+fn day_of(ms: i64) -> i32 {
+    (ms.div_euclid(86_400_000)) as i32
 }

@@ -1,10 +1,13 @@
-//! Commands into `<ns>.commands` (idempotent producer, acks=all).
+//! Commands into `<ns>.commands` (idempotent producer, acks=all), each signed for ingest
+//! (`confab_core::auth::command_signing`).
 
 use async_trait::async_trait;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::time::Duration;
 
+use confab_core::auth::command_signing::{CommandSigner, SIGNATURE_HEADER};
 use confab_core::command::Command;
 use confab_core::config::Config;
 use confab_core::ports::{CommandSink, PortResult};
@@ -16,6 +19,7 @@ use super::error::port_error;
 pub struct KafkaCommandSink {
     producer: FutureProducer,
     topic: String,
+    signer: CommandSigner,
 }
 
 impl KafkaCommandSink {
@@ -26,7 +30,8 @@ impl KafkaCommandSink {
             .set("linger.ms", "0")
             .create()
             .map_err(|e| port_error("creating the commands producer", e))?;
-        Ok(Self { producer, topic: Topics::new(&cfg.namespace).commands })
+        let signer = CommandSigner::from_token_secret(&cfg.auth.token_secret);
+        Ok(Self { producer, topic: Topics::new(&cfg.namespace).commands, signer })
     }
 }
 
@@ -35,8 +40,11 @@ impl CommandSink for KafkaCommandSink {
     async fn send(&self, cmd: &Command) -> PortResult<()> {
         let payload = serde_json::to_vec(cmd).expect("command serializes");
         let key = cmd.key();
+        let signature = self.signer.sign(key.as_bytes(), &payload);
+        let headers = OwnedHeaders::new().insert(Header { key: SIGNATURE_HEADER, value: Some(&signature[..]) });
+        let record = FutureRecord::to(&self.topic).key(&key).payload(&payload).headers(headers);
         self.producer
-            .send(FutureRecord::to(&self.topic).key(&key).payload(&payload), Timeout::After(Duration::from_secs(10)))
+            .send(record, Timeout::After(Duration::from_secs(10)))
             .await
             .map_err(|(e, _)| port_error("writing a command", e))?;
         Ok(())

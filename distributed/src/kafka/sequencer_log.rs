@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use futures::future::try_join_all;
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -15,11 +16,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use confab_core::auth::command_signing::{CommandSigner, SIGNATURE_HEADER};
 use confab_core::avro::EventCodec;
 use confab_core::command::{Command, Reply};
 use confab_core::config::Config;
 use confab_core::event::Event;
-use confab_core::ports::{CommandRecord, PortError, PortResult, SequencerLog};
+use confab_core::ports::{CommandRecord, PortError, PortResult, SequencerLog, UnacceptedCommand};
 use confab_core::Topics;
 
 use super::client::{base_config, consumer_config, group};
@@ -51,6 +53,7 @@ pub struct KafkaSequencerLog {
     producer: FutureProducer,
     consumer: StreamConsumer<RevokeTracker>,
     tracker: RevokeTracker,
+    signer: CommandSigner,
 }
 
 impl KafkaSequencerLog {
@@ -77,7 +80,8 @@ impl KafkaSequencerLog {
             .create_with_context(tracker.clone())
             .or_port("creating a Kafka client")?;
         consumer.subscribe(&[&topics.commands]).or_port("subscribing to commands")?;
-        Ok(Self { cfg: cfg.clone(), topics, codec, producer, consumer, tracker })
+        let signer = CommandSigner::from_token_secret(&cfg.auth.token_secret);
+        Ok(Self { cfg: cfg.clone(), topics, codec, producer, consumer, tracker, signer })
     }
 
     async fn abort(&self) {
@@ -129,6 +133,24 @@ impl KafkaSequencerLog {
     }
 }
 
+/// A command record as the sequencer may act on it: signed by a gateway and decodable.
+fn command_record(signer: &CommandSigner, m: &BorrowedMessage<'_>) -> CommandRecord {
+    CommandRecord { partition: m.partition(), offset: m.offset(), command: verified_command(signer, m) }
+}
+
+fn verified_command(signer: &CommandSigner, m: &BorrowedMessage<'_>) -> Result<Command, UnacceptedCommand> {
+    let payload = m.payload().unwrap_or_default();
+    let signature = m
+        .headers()
+        .and_then(|headers| headers.iter().find(|h| h.key == SIGNATURE_HEADER))
+        .and_then(|header| header.value);
+    let signed = signature.is_some_and(|s| signer.verifies(m.key().unwrap_or_default(), payload, s));
+    if !signed {
+        return Err(UnacceptedCommand::Forged);
+    }
+    serde_json::from_slice::<Command>(payload).map_err(|_| UnacceptedCommand::Undecodable)
+}
+
 /// An event of ingest's own history. Nothing may be skipped: a state rebuilt without an event
 /// would hand out its seq again. A registry that cannot be reached is waited out (the session
 /// fails as transient and restarts); a record that can never be decoded stops ingest (fatal),
@@ -147,11 +169,7 @@ async fn decode_for_state(codec: &EventCodec, payload: &[u8], partition: i32, of
 #[async_trait]
 impl SequencerLog for KafkaSequencerLog {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
-        let record = |m: &rdkafka::message::BorrowedMessage<'_>| CommandRecord {
-            partition: m.partition(),
-            offset: m.offset(),
-            command: m.payload().and_then(|p| serde_json::from_slice::<Command>(p).ok()),
-        };
+        let record = |m: &BorrowedMessage<'_>| command_record(&self.signer, m);
         let first = self.consumer.recv().await.or_port("reading commands")?;
         let mut batch = vec![record(&first)];
         drop(first);

@@ -9,7 +9,7 @@ use axum::Json;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
 use confab_core::event::ChannelKind;
 use confab_core::names::validate_name;
-use confab_core::ports::{PortError, Workspace, MAX_RETENTION_SECS};
+use confab_core::ports::{PortError, TokenRevocation, Workspace, MAX_RETENTION_SECS};
 use confab_core::protocol::{validate_channel_name, MAX_CREATE_MEMBERS_ADMIN};
 use confab_core::{Claims, ErrorCode};
 use serde::Deserialize;
@@ -101,8 +101,8 @@ async fn workspace_exists(st: &AppState, ws: &str) -> Result<Uuid, ApiError> {
 }
 
 fn mint(st: &AppState, ws: Uuid, user: Uuid, ttl: i64) -> (String, i64) {
-    let exp = chrono::Utc::now().timestamp() + ttl;
-    (st.signer.mint(&Claims { workspace_id: ws, user_id: user, exp }), exp)
+    let claims = Claims::issued(ws, user, chrono::Utc::now().timestamp(), ttl);
+    (st.signer.mint(&claims), claims.exp)
 }
 
 #[derive(Deserialize)]
@@ -144,13 +144,49 @@ pub async fn mint_token(
     Body(b): Body<NewToken>,
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
-    let ws = workspace_exists(&st, &ws).await?;
+    let (ws, user) = existing_user(&st, &ws, &user).await?;
+    let ttl = b.ttl_secs.unwrap_or(st.cfg.auth.token_ttl_secs);
+    if ttl > st.cfg.auth.max_token_lifetime_secs {
+        let max = st.cfg.auth.max_token_lifetime_secs;
+        return Err(ApiError::bad(format!("ttl_secs must be at most {max} (auth.max_token_lifetime_secs)")));
+    }
+    let (token, exp) = mint(&st, ws, user, ttl);
+    Ok((StatusCode::CREATED, Json(json!({"token": token, "expires_at": exp}))).into_response())
+}
+
+/// The workspace and user named in a path, both existing.
+async fn existing_user(st: &AppState, ws: &str, user: &str) -> Result<(Uuid, Uuid), ApiError> {
+    let ws = workspace_exists(st, ws).await?;
     let user: Uuid = user.parse().map_err(|_| ApiError::bad("user id must be a UUID"))?;
     if !st.store.user_exists(ws, user).await.map_err(|e| ApiError::internal("directory", e))? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such user in this workspace"));
     }
-    let (token, exp) = mint(&st, ws, user, b.ttl_secs.unwrap_or(st.cfg.auth.token_ttl_secs));
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "expires_at": exp}))).into_response())
+    Ok((ws, user))
+}
+
+/// `POST /admin/workspaces/{ws}/users/{user}/revoke-tokens`: every token of the user issued
+/// until now (this second included) stops working: refused by every gateway within
+/// `revocations::POLL_INTERVAL`, this one at once, and open sockets closed with 4003.
+pub async fn revoke_tokens(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((ws, user)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let (ws, user) = existing_user(&st, &ws, &user).await?;
+    let now = chrono::Utc::now();
+    let revocation = TokenRevocation {
+        workspace_id: ws,
+        user_id: user,
+        revoked_before: now.timestamp(),
+        at_ms: now.timestamp_millis(),
+    };
+    st.store
+        .revoke_tokens(&revocation, st.cfg.auth.max_token_lifetime_secs)
+        .await
+        .map_err(|e| ApiError::internal("revocations", e))?;
+    crate::revocations::enforce(&st, &revocation);
+    Ok(Json(json!({"workspace_id": ws, "user_id": user, "revoked_before": revocation.revoked_before})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -219,6 +255,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/admin/workspaces", post(create_workspace))
         .route("/admin/workspaces/{ws}/users", post(create_user))
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(mint_token))
+        .route("/admin/workspaces/{ws}/users/{user}/revoke-tokens", post(revoke_tokens))
         .route("/admin/workspaces/{ws}/channels", post(create_channel))
         .with_state(state)
 }

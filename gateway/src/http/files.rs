@@ -4,10 +4,13 @@
 //!    checked, and the answer holds a pre-signed upload URL (one object, this size and type,
 //!    expiring) and an `upload_token` that remembers what was asked for.
 //! 2. The client `PUT`s the bytes to that URL: the object store (S3), or this gateway's
-//!    `/blobs/` in embedded mode.
+//!    `/blobs/` in embedded mode (streamed to disk, never buffered). The bytes land under
+//!    `incoming/`; an upload not completed within `files.complete_grace_secs` after its URL
+//!    expired is deleted by [`sweep_incomplete_uploads`].
 //! 3. `POST /api/files/{id}/complete` `{upload_token}`: the object must be there with the
-//!    declared size (otherwise it is discarded); then a `ShareFile` command puts `file:shared`
-//!    in the channel's log. Messages attach shared files by id (`message:send` `file_ids`).
+//!    declared size (otherwise it is discarded); it moves to its shared place, then a
+//!    `ShareFile` command puts `file:shared` in the channel's log. Messages attach shared files
+//!    by id (`message:send` `file_ids`).
 //! 4. `GET /api/files/{id}`: the file and a short-lived download URL, for members of the
 //!    channel it was shared in only. `DELETE /api/files/{id}` (the uploader) revokes it, as
 //!    does deleting the message carrying it: no more URLs, and the bytes are removed.
@@ -19,10 +22,12 @@ use axum::Json;
 use base64::Engine;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
 use confab_core::files::{
-    normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
+    incoming_key, normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
+    INCOMING_PREFIX,
 };
-use confab_core::ports::{BlobStore, GatewayServedBlobs, LinkError, LinkGrant, PortError};
+use confab_core::ports::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, PortError, PortErrorKind};
 use confab_core::{Claims, ErrorCode};
+use futures::{StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -35,9 +40,8 @@ use uuid::Uuid;
 use crate::http::{authenticate, command_outcome, ApiError, Body};
 use crate::state::AppState;
 
-/// An upload token stays valid this long after its upload URL expired (to complete a
-/// transfer that finished just in time).
-const COMPLETE_GRACE_SECS: i64 = 600;
+/// Uploads never completed deleted per sweep, at most (the next sweep takes the rest).
+const SWEEP_BATCH: usize = 1000;
 
 fn blobs(st: &AppState) -> Result<&Arc<dyn BlobStore>, ApiError> {
     st.blobs.as_ref().ok_or_else(|| {
@@ -139,14 +143,16 @@ pub async fn create(
     let file =
         Attachment { file_id: Uuid::new_v4(), name: b.name, size: b.size as i64, content_type: content_type.clone() };
     let ttl = Duration::from_secs(st.cfg.files.upload_url_ttl_secs);
-    let key = object_key(&claims.workspace_id, &file.file_id);
+    let key = incoming_key(&claims.workspace_id, &file.file_id);
     let upload = blobs.upload_url(&key, b.size, &content_type, ttl, &base_url(&headers)).await.map_err(blob_error)?;
     let expires = chrono::Utc::now().timestamp() + ttl.as_secs() as i64;
     let ticket = Ticket {
         ws: claims.workspace_id,
         user: claims.user_id,
         channel: b.channel_id,
-        exp: expires + COMPLETE_GRACE_SECS,
+        // an upload token stays valid a little after its URL expired, to complete a transfer
+        // that finished just in time
+        exp: expires + st.cfg.files.complete_grace_secs as i64,
         file: file.clone(),
     };
     let token = sign_ticket(&st.cfg.auth.token_secret, &ticket);
@@ -228,23 +234,11 @@ pub async fn complete(
             "this upload_token belongs to another upload",
         ));
     }
-    let key = object_key(&t.ws, &file_id);
-    match blobs.size(&key).await.map_err(blob_error)? {
-        None => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorCode::UploadIncomplete,
-                "nothing was uploaded for this file yet",
-            ))
-        }
-        Some(n) if n != t.file.size as u64 => {
-            blobs.delete(&key).await.map_err(blob_error)?;
-            st.metrics.files.with_label_values(&["size_mismatch"]).inc();
-            let m = format!("{n} bytes were uploaded but {} were declared; the upload was discarded", t.file.size);
-            return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::UploadIncomplete, m));
-        }
-        Some(_) => {}
+    if st.store.file(t.ws, file_id).await.map_err(|e| ApiError::internal("files", e))?.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "this file is already shared"));
     }
+    let key = object_key(&t.ws, &file_id);
+    move_upload_in_place(&st, blobs.as_ref(), &t, &key).await?;
     let cmd = Command {
         command_id: Uuid::new_v4(),
         workspace_id: t.ws,
@@ -269,6 +263,72 @@ pub async fn complete(
         }
         Outcome::Posted { .. } => {
             Err(ApiError::internal("message log", PortError::invalid("a message reply to a file share")))
+        }
+    }
+}
+
+/// Moves a completed upload from `incoming/` to `key` once it has its declared size (a wrong
+/// size discards it). An earlier try may have moved it already and failed after.
+async fn move_upload_in_place(st: &AppState, blobs: &dyn BlobStore, t: &Ticket, key: &str) -> Result<(), ApiError> {
+    let incoming = incoming_key(&t.ws, &t.file.file_id);
+    let (from, uploaded) = match blobs.size(&incoming).await.map_err(blob_error)? {
+        Some(n) => (incoming.as_str(), Some(n)),
+        None => (key, blobs.size(key).await.map_err(blob_error)?),
+    };
+    match uploaded {
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::UploadIncomplete,
+            "nothing was uploaded for this file yet",
+        )),
+        Some(n) if n != t.file.size as u64 => {
+            blobs.delete(from).await.map_err(blob_error)?;
+            st.metrics.files.with_label_values(&["size_mismatch"]).inc();
+            let m = format!("{n} bytes were uploaded but {} were declared; the upload was discarded", t.file.size);
+            Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::UploadIncomplete, m))
+        }
+        Some(_) if from == key => Ok(()),
+        Some(_) => blobs.promote(&incoming, key).await.map_err(|e| match e.kind() {
+            // another completion of the same upload moved it first
+            PortErrorKind::NotFound => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "completed twice at once")
+            }
+            _ => blob_error(e),
+        }),
+    }
+}
+
+/// Deletes the bytes of uploads never completed, every `files.incomplete_sweep_secs`, until
+/// shutdown. An upload is abandoned once its token expired: its URL's lifetime and
+/// `files.complete_grace_secs` after it was granted, so only bytes written before that long ago
+/// go. Every gateway sweeps (deleting twice is harmless).
+pub async fn sweep_incomplete_uploads(st: Arc<AppState>) {
+    let Some(blobs) = st.blobs.clone() else { return };
+    let files = &st.cfg.files;
+    let abandoned_after = Duration::from_secs(files.upload_url_ttl_secs + files.complete_grace_secs);
+    let every = Duration::from_secs(files.incomplete_sweep_secs);
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let before = std::time::SystemTime::now() - abandoned_after;
+        let keys = match blobs.written_before(INCOMING_PREFIX, before, SWEEP_BATCH).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list uploads never completed; trying again later");
+                continue;
+            }
+        };
+        for key in keys {
+            match blobs.delete(&key).await {
+                Ok(()) => {
+                    st.metrics.files.with_label_values(&["incomplete_deleted"]).inc();
+                    tracing::info!(key, "deleted an upload never completed");
+                }
+                Err(e) => tracing::warn!(key, error = %e, "cannot delete an upload never completed"),
+            }
         }
     }
 }
@@ -378,8 +438,9 @@ pub async fn delete(
     }
 }
 
-/// `PUT /blobs/{ws}/{file}` (embedded mode): an upload through a URL this gateway signed.
-/// The body must be exactly the granted size and type; a recorded file is never overwritten.
+/// `PUT /blobs/incoming/{ws}/{file}` (embedded mode): an upload through a URL this gateway
+/// signed, streamed to disk. The body must be exactly the granted size and type; a recorded
+/// file is never overwritten.
 pub async fn blob_put(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -389,7 +450,7 @@ pub async fn blob_put(
 ) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
     let _slot = transfer_slot(&st)?;
-    let key = object_key(&ws, &file);
+    let key = incoming_key(&ws, &file);
     let LinkGrant::Put { size, content_type } =
         blobs.verify(&key, &q, chrono::Utc::now().timestamp()).map_err(link_error)?
     else {
@@ -407,18 +468,16 @@ pub async fn blob_put(
             "this file is already shared; upload a new one",
         ));
     }
-    let bytes = axum::body::to_bytes(body, size as usize + 1).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UploadIncomplete,
-            format!("the body is larger than the {size} bytes this link allows"),
-        )
-    })?;
-    if bytes.len() as u64 != size {
-        let m = format!("the body is {} bytes; this link allows exactly {size}", bytes.len());
+    let body: ByteStream = body.into_data_stream().map_err(std::io::Error::other).boxed();
+    let read = blobs.put_stream(&key, size, body).await.map_err(blob_error)?;
+    if read > size {
+        let m = format!("the body is larger than the {size} bytes this link allows");
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::UploadIncomplete, m));
+    }
+    if read < size {
+        let m = format!("the body is {read} bytes; this link allows exactly {size}");
         return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UploadIncomplete, m));
     }
-    blobs.put(&key, bytes).await.map_err(blob_error)?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -429,18 +488,26 @@ pub async fn blob_get(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let blobs = local(&st)?;
-    let _slot = transfer_slot(&st)?;
+    let slot = transfer_slot(&st)?;
     let key = object_key(&ws, &file);
     let LinkGrant::Get { name, content_type } =
         blobs.verify(&key, &q, chrono::Utc::now().timestamp()).map_err(link_error)?
     else {
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidSignature, "this link is for uploading"));
     };
-    let Some(bytes) = blobs.get(&key).await.map_err(blob_error)? else {
+    let Some((len, bytes)) = blobs.open(&key).await.map_err(blob_error)? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::FileNotFound, "the file is gone"));
     };
-    let mut r = bytes.into_response();
+    // the transfer slot is held until the last byte is sent, the client goes away, or the
+    // transfer's time is up (a client that reads too slowly gets a cut-off body)
+    let deadline = tokio::time::sleep(Duration::from_secs(st.cfg.files.transfer_timeout_secs));
+    let bytes = bytes.take_until(deadline).map(move |chunk| {
+        let _held = &slot;
+        chunk
+    });
+    let mut r = axum::body::Body::from_stream(bytes).into_response();
     let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     let value = |v: &str| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, value(&content_type));
     h.insert(header::CONTENT_DISPOSITION, value(&confab_core::files::disposition(&name, &content_type)));

@@ -112,17 +112,35 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// Verifies a user token from the `Authorization` header or, for browsers' WebSockets, `?token=`.
+/// The token a browser's WebSocket offers as a subprotocol: `Sec-WebSocket-Protocol: confab,
+/// bearer.<token>` (the server answers with `confab`), which keeps it out of URLs and logs.
+pub(crate) fn subprotocol_token(headers: &HeaderMap) -> Option<&str> {
+    let offered = headers.get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+    offered.split(',').map(str::trim).find_map(|p| p.strip_prefix("bearer."))
+}
+
+/// Verifies a user token from the `Authorization` header, a WebSocket subprotocol, or (for
+/// compatibility, discouraged: URLs end up in logs) `?token=`; a revoked token is refused.
 pub fn authenticate(st: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Claims, ApiError> {
-    let token = bearer(headers).or(query_token).ok_or_else(|| {
+    let token = bearer(headers).or_else(|| subprotocol_token(headers)).or(query_token).ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, AuthError::Missing.to_string())
     })?;
-    st.signer.verify(token, chrono::Utc::now().timestamp()).map_err(|e| match e {
+    let claims = st.verifier.verify(token, chrono::Utc::now().timestamp()).map_err(|e| match e {
         AuthError::Expired => {
             ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired, "token expired; get a new one")
         }
+        AuthError::UnknownKey => {
+            // perhaps a key the app's backend rotated in since the JWKS was read
+            st.jwks_refresh.notify_one();
+            ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, AuthError::UnknownKey.to_string())
+        }
         other => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, other.to_string()),
-    })
+    })?;
+    if st.revocations.is_revoked(&claims) {
+        let message = "token revoked; get a new one";
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenRevoked, message));
+    }
+    Ok(claims)
 }
 
 /// A query string, or why it could not be read.

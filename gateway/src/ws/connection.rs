@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::frames::Conn;
 use super::rate_limit::RateLimit;
 use super::{encode, error_frame, IDLE_TIMEOUT, RESUME_WAIT};
-use crate::hub::ConnHandle;
+use crate::hub::{ConnHandle, CLOSE_TOKEN_EXPIRED};
 use crate::state::AppState;
 use crate::writer::Out;
 
@@ -54,7 +54,8 @@ async fn open(st: Arc<AppState>, claims: Claims, tx: mpsc::Sender<Out>, kill: Ar
     if resume {
         hold_until_resume(&tx);
     }
-    let first = st.hub.register(id, ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill });
+    let handle = ConnHandle { workspace_id: ws, user_id: user, tx: tx.clone(), kill, token_issued_at: claims.iat };
+    let first = st.hub.register(id, handle);
     if first {
         if let Some(last) = fanout_position(&st, &ws).await {
             st.hub.follow(ws, last);
@@ -104,15 +105,24 @@ async fn subscriptions(st: &AppState, ws: Uuid, user: Uuid) -> Vec<Uuid> {
     topics
 }
 
-/// Reads frames until the client leaves, goes idle, the writer stops or the gateway shuts down.
+/// Reads frames until the client leaves, goes idle, its token expires, the writer stops or
+/// the gateway shuts down.
 async fn read_frames(conn: &mut Conn, mut stream: SplitStream<WebSocket>, writer: &JoinHandle<()>) {
     let mut shutdown = conn.st.shutdown.clone();
+    let expires = token_deadline(conn.claims.exp);
     loop {
+        // one timer for both: idle, or the token's expiry if sooner
+        let deadline = (tokio::time::Instant::now() + IDLE_TIMEOUT).min(expires);
         let next = tokio::select! {
             _ = shutdown.wait() => return,
-            n = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => n,
+            n = tokio::time::timeout_at(deadline, stream.next()) => n,
         };
         let msg = match next {
+            Err(_) if tokio::time::Instant::now() >= expires => {
+                tracing::debug!(conn = conn.id, "token expired");
+                let _ = conn.tx.try_send(Out::Close(CLOSE_TOKEN_EXPIRED, "token expired"));
+                return;
+            }
             Err(_) => {
                 tracing::debug!(conn = conn.id, "idle timeout");
                 return;
@@ -138,6 +148,12 @@ async fn read_frames(conn: &mut Conn, mut stream: SplitStream<WebSocket>, writer
             return;
         }
     }
+}
+
+/// The instant a token expiring at `exp` (Unix seconds) stops working.
+fn token_deadline(exp: i64) -> tokio::time::Instant {
+    let left_ms = (exp * 1000 - chrono::Utc::now().timestamp_millis()).max(0) as u64;
+    tokio::time::Instant::now() + std::time::Duration::from_millis(left_ms)
 }
 
 /// Leaves presence and the hub; on shutdown, lets the writer flush its queue and send close

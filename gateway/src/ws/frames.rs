@@ -304,7 +304,7 @@ mod tests {
     use super::*;
 
     fn claims() -> Claims {
-        Claims { workspace_id: Uuid::new_v4(), user_id: Uuid::new_v4(), exp: 0 }
+        Claims { workspace_id: Uuid::new_v4(), user_id: Uuid::new_v4(), exp: 0, iat: 0 }
     }
 
     #[test]

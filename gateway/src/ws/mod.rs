@@ -73,7 +73,9 @@ pub async fn upgrade(
     };
     // small buffers: tungstenite's default 128 KiB read and write buffers per socket would be
     // most of an idle connection's memory (frames are small; the writer batches on its own)
-    ws.max_message_size(HARD_FRAME_LIMIT)
+    // a client that offers `confab, bearer.<token>` as subprotocols gets `confab` back
+    ws.protocols(["confab"])
+        .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)

@@ -1,36 +1,12 @@
-//! Workspace-bound bearer tokens: `cfb1.<base64url(json claims)>.<base64url(hmac-sha256)>`.
-//!
-//! A token names exactly one workspace and user and expires. Every API takes the workspace from
-//! the verified token, never from the request.
+//! Confab's own tokens: `cfb1.<base64url(json claims)>.<base64url(hmac-sha256)>`, minted by
+//! the admin API and verified with the same secret.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Claims {
-    #[serde(rename = "ws")]
-    pub workspace_id: Uuid,
-    #[serde(rename = "sub")]
-    pub user_id: Uuid,
-    /// Unix seconds.
-    pub exp: i64,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum AuthError {
-    #[error("no bearer token given")]
-    Missing,
-    #[error("token is malformed")]
-    Malformed,
-    #[error("token signature does not verify")]
-    BadSignature,
-    #[error("token expired")]
-    Expired,
-}
+use super::{AuthError, Claims};
 
 #[derive(Clone)]
 pub struct TokenSigner {
@@ -71,11 +47,12 @@ impl TokenSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn tokens_verify_expire_and_resist_tampering() {
         let s = TokenSigner::new("secret");
-        let c = Claims { workspace_id: Uuid::new_v4(), user_id: Uuid::new_v4(), exp: 1000 };
+        let c = Claims { workspace_id: Uuid::new_v4(), user_id: Uuid::new_v4(), exp: 1000, iat: 10 };
         let t = s.mint(&c);
         assert_eq!(s.verify(&t, 999).unwrap(), c);
         assert_eq!(s.verify(&t, 1000).unwrap_err(), AuthError::Expired);
@@ -85,5 +62,20 @@ mod tests {
         let sig = t.rsplit_once('.').unwrap().1;
         assert_eq!(s.verify(&format!("cfb1.{forged_body}.{sig}"), 0).unwrap_err(), AuthError::BadSignature);
         assert_eq!(s.verify("garbage", 0).unwrap_err(), AuthError::Malformed);
+    }
+}
+
+#[cfg(test)]
+mod compatibility {
+    use super::*;
+
+    #[test]
+    fn a_token_minted_before_iat_still_verifies() {
+        let s = TokenSigner::new("secret");
+        let (ws, user) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let body = format!("cfb1.{}", B64.encode(format!(r#"{{"ws":"{ws}","sub":"{user}","exp":1000}}"#)));
+        let sig = B64.encode(s.mac(&body).finalize().into_bytes());
+        let c = s.verify(&format!("{body}.{sig}"), 10).unwrap();
+        assert_eq!((c.workspace_id, c.user_id, c.exp, c.iat), (ws, user, 1000, 0));
     }
 }
