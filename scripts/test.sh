@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine or this one:
 #   1. installs what the build and the servers need (Debian packages, Maven jars) if missing,
 #   2. checks the habits (cargo fmt, clippy with warnings as errors, cargo deny on bans, licenses
-#      and sources) and builds the workspace,
+#      and sources), runs each fuzz target for a few seconds (scripts/fuzz.sh) and builds the
+#      workspace,
 #   3. starts real Kafka, Cassandra, Redis, OpenSearch and MinIO on free 127.0.0.1 ports
 #      (scripts/services/all.sh),
 #   4. runs every unit and end-to-end test against them,
@@ -47,6 +48,10 @@ if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
   cargo install cargo-deny --version "$deny_version" --locked --quiet
 fi
 cargo deny --log-level error check bans licenses sources
+
+# smoke fuzzing: every cargo-fuzz target in fuzz/ for a few seconds over its checked-in corpus
+# (installs the nightly toolchain and cargo-fuzz if missing; a crash fails the run)
+CONFAB_FUZZ_SECONDS_PER_TARGET="${CONFAB_FUZZ_SECONDS_PER_TARGET:-8}" scripts/fuzz.sh
 
 cargo build --workspace --tests --bins
 

@@ -38,6 +38,9 @@ enum AdminCommand {
         /// default: `files.allowed_types`).
         #[arg(long, value_delimiter = ',')]
         file_types: Option<Vec<String>>,
+        /// Bytes of shared files it may hold at once (default: `files.workspace_quota_bytes`).
+        #[arg(long)]
+        storage_quota_bytes: Option<u64>,
     },
     /// Create a user and print a token for them.
     CreateUser {
@@ -82,9 +85,12 @@ enum AdminCommand {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let base = args.url.trim_end_matches('/');
     let (path, body) = match args.command {
-        AdminCommand::CreateWorkspace { name, retention_days, max_file_bytes, file_types } => (
+        AdminCommand::CreateWorkspace { name, retention_days, max_file_bytes, file_types, storage_quota_bytes } => (
             "/admin/workspaces".to_string(),
-            json!({"name": name, "retention_days": retention_days, "max_file_bytes": max_file_bytes, "file_types": file_types}),
+            json!({
+                "name": name, "retention_days": retention_days, "max_file_bytes": max_file_bytes,
+                "file_types": file_types, "storage_quota_bytes": storage_quota_bytes,
+            }),
         ),
         AdminCommand::CreateUser { workspace, name } => {
             (format!("/admin/workspaces/{workspace}/users"), json!({"name": name}))

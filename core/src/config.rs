@@ -143,6 +143,8 @@ pub struct FilesConfig {
     pub secret_key: String,
     /// Largest file a workspace may upload unless the workspace sets its own limit.
     pub max_bytes: u64,
+    /// Bytes of shared files a workspace may hold at once unless it sets its own quota.
+    pub workspace_quota_bytes: u64,
     /// Content types a workspace may upload unless it sets its own list: `type/subtype`,
     /// `type/*` or `*/*` (a list, or one comma-separated string in the environment).
     #[serde(deserialize_with = "list_or_csv")]
@@ -371,6 +373,7 @@ impl Default for FilesConfig {
             access_key: String::new(),
             secret_key: String::new(),
             max_bytes: 100 * 1024 * 1024,
+            workspace_quota_bytes: 10 << 30,
             allowed_types: [
                 "image/*",
                 "video/*",
@@ -589,8 +592,15 @@ impl Config {
         if self.auth.token_secret == self.auth.admin_key && !self.auth.admin_key.is_empty() {
             return Err("`auth.admin_key` must differ from `auth.token_secret`".into());
         }
-        if self.files.max_bytes == 0 || self.files.upload_url_ttl_secs == 0 || self.files.download_url_ttl_secs == 0 {
-            return Err("`files.max_bytes` and the `files.*_url_ttl_secs` must be positive".into());
+        if self.files.max_bytes == 0
+            || self.files.workspace_quota_bytes == 0
+            || self.files.upload_url_ttl_secs == 0
+            || self.files.download_url_ttl_secs == 0
+        {
+            return Err(
+                "`files.max_bytes`, `files.workspace_quota_bytes` and the `files.*_url_ttl_secs` must be positive"
+                    .into(),
+            );
         }
         for t in &self.files.allowed_types {
             if t != "*/*" && crate::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     FileDeleted,
     /// Over the workspace's size limit.
     FileTooLarge,
+    /// The workspace's shared files would take more than its storage quota.
+    StorageQuotaExceeded,
     /// A content type the workspace does not accept.
     FileTypeNotAllowed,
     /// The upload is missing or its size differs from the declared one.
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::FileNotFound => "file_not_found",
             ErrorCode::FileDeleted => "file_deleted",
             ErrorCode::FileTooLarge => "file_too_large",
+            ErrorCode::StorageQuotaExceeded => "storage_quota_exceeded",
             ErrorCode::FileTypeNotAllowed => "file_type_not_allowed",
             ErrorCode::UploadIncomplete => "upload_incomplete",
             ErrorCode::InvalidSignature => "invalid_signature",

@@ -72,6 +72,8 @@ impl Embedded {
             activity: ks("channel_activity")?,
             revocations: ks("token_revocations")?,
             files: ks("files")?,
+            storage: ks("storage_ledger")?,
+            storage_lock: tokio::sync::Mutex::new(()),
         });
         let fanout = Arc::new(fanout::EmbeddedFanout::new(
             db.clone(),

@@ -80,9 +80,22 @@ pub struct EmbeddedStore {
     pub(crate) revocations: Keyspace,
     /// `workspace | file_id` -> FileRecord (JSON).
     pub(crate) files: Keyspace,
+    /// The storage ledger: `workspace` -> bytes used, `workspace | file_id` -> the file's bytes
+    /// (both big-endian i64), written together in one batch.
+    pub(crate) storage: Keyspace,
+    /// Serializes the ledger's read-check-write.
+    pub(crate) storage_lock: tokio::sync::Mutex<()>,
 }
 
 impl EmbeddedStore {
+    /// One big-endian i64 of the storage ledger.
+    fn ledger_value(&self, k: &[u8]) -> PortResult<Option<i64>> {
+        match self.storage.get(k).map_err(port)? {
+            Some(v) => Ok(Some(i64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("storage ledger"))?))),
+            None => Ok(None),
+        }
+    }
+
     /// Every workspace (for the first-run check).
     pub fn workspace_count(&self) -> usize {
         self.workspaces.iter().count()
@@ -439,6 +452,38 @@ impl Store for EmbeddedStore {
         self.files.insert(k, serde_json::to_vec(&f).expect("file serializes")).map_err(port)
     }
 
+    async fn reserve_storage(&self, ws: Uuid, file_id: Uuid, bytes: i64, quota: i64) -> PortResult<bool> {
+        let _guard = self.storage_lock.lock().await;
+        if self.storage.contains_key(pair(&ws, &file_id)).map_err(port)? {
+            return Ok(true);
+        }
+        let used = self.ledger_value(ws.as_bytes())?.unwrap_or(0);
+        if used.saturating_add(bytes) > quota {
+            return Ok(false);
+        }
+        let mut batch = self.db.batch();
+        batch.insert(&self.storage, ws.as_bytes().to_vec(), (used + bytes).to_be_bytes().to_vec());
+        batch.insert(&self.storage, pair(&ws, &file_id), bytes.to_be_bytes().to_vec());
+        batch.commit().map_err(port)?;
+        persist(&self.db).await?;
+        Ok(true)
+    }
+
+    async fn release_storage(&self, ws: Uuid, file_id: Uuid) -> PortResult<()> {
+        let _guard = self.storage_lock.lock().await;
+        let Some(bytes) = self.ledger_value(&pair(&ws, &file_id))? else { return Ok(()) };
+        let used = self.ledger_value(ws.as_bytes())?.unwrap_or(0);
+        let mut batch = self.db.batch();
+        batch.insert(&self.storage, ws.as_bytes().to_vec(), (used - bytes).max(0).to_be_bytes().to_vec());
+        batch.remove(&self.storage, pair(&ws, &file_id));
+        batch.commit().map_err(port)?;
+        persist(&self.db).await
+    }
+
+    async fn storage_used(&self, ws: Uuid) -> PortResult<i64> {
+        Ok(self.ledger_value(ws.as_bytes())?.unwrap_or(0))
+    }
+
     async fn truncate_timeline(&self) -> PortResult<()> {
         for ks in
             [&self.messages, &self.channels, &self.threads, &self.pins, &self.markers, &self.activity, &self.files]
@@ -446,5 +491,57 @@ impl Store for EmbeddedStore {
             ks.clear().map_err(port)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn open(dir: &std::path::Path) -> EmbeddedStore {
+        let db = fjall::Database::builder(dir).open().unwrap();
+        let ks = |n: &str| db.keyspace(n, fjall::KeyspaceCreateOptions::default).unwrap();
+        EmbeddedStore {
+            messages: ks("messages"),
+            workspaces: ks("workspaces"),
+            users: ks("users"),
+            channels: ks("channels"),
+            threads: ks("threads"),
+            pins: ks("pins"),
+            markers: ks("markers"),
+            activity: ks("activity"),
+            revocations: ks("revocations"),
+            files: ks("files"),
+            storage: ks("storage"),
+            storage_lock: tokio::sync::Mutex::new(()),
+            db,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reservations_never_pass_the_quota_and_count_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path()));
+        let ws = Uuid::new_v4();
+        let files: Vec<Uuid> = (0..25).map(|_| Uuid::new_v4()).collect();
+        let tries = files.iter().map(|f| {
+            let (store, f) = (store.clone(), *f);
+            tokio::spawn(async move { store.reserve_storage(ws, f, 100, 1000).await.unwrap() })
+        });
+        let granted = futures::future::join_all(tries).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+        assert_eq!(granted, 10);
+        assert_eq!(store.storage_used(ws).await.unwrap(), 1000);
+        let counted: Vec<Uuid> =
+            files.iter().copied().filter(|f| store.storage.contains_key(pair(&ws, f)).unwrap()).collect();
+        assert_eq!(counted.len(), 10);
+        // a counted file is not counted again; releasing twice gives its room back once
+        assert!(store.reserve_storage(ws, counted[0], 100, 1000).await.unwrap());
+        assert_eq!(store.storage_used(ws).await.unwrap(), 1000);
+        store.release_storage(ws, counted[0]).await.unwrap();
+        store.release_storage(ws, counted[0]).await.unwrap();
+        assert_eq!(store.storage_used(ws).await.unwrap(), 900);
+        // another workspace has its own ledger
+        assert_eq!(store.storage_used(Uuid::new_v4()).await.unwrap(), 0);
     }
 }

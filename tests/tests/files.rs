@@ -14,6 +14,7 @@ conformance!(
     files_are_uploaded_attached_found_downloaded_and_revoked,
     bad_uploads_are_refused_and_nothing_is_kept,
     an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed,
+    a_workspace_holds_no_more_files_than_its_storage_quota,
 );
 
 /// Asks for an upload; returns the answer (status 201 asserted). The membership index that
@@ -405,6 +406,66 @@ async fn an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed
     assert_eq!(status, 200, "{info}");
     let (status, _, body) = fetch(info["url"].as_str().unwrap()).await;
     assert_eq!((status, body.as_slice()), (200, &b"shared in time"[..]));
+}
+
+/// Item 10's quota: uploads that cannot fit are refused up front, completions that no longer
+/// fit (others completed first) are refused and their bytes discarded, a retried completion is
+/// not counted twice, and deleting a file gives its room back.
+async fn a_workspace_holds_no_more_files_than_its_storage_quota(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let ws = stack.create_workspace_with(json!({"name": "small", "storage_quota_bytes": 1000})).await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+    let over_quota = |status: u16, v: &Value| {
+        assert_eq!((status, v["error"]["code"].as_str()), (413, Some("storage_quota_exceeded")), "{v}");
+    };
+    let first = share(&stack, &token, &ch, "first.txt", &[b'a'; 600], "text/plain").await;
+
+    // 600 + 500 > 1000: refused before any URL is handed out
+    let body = json!({"channel_id": ch, "name": "big.txt", "size": 500, "content_type": "text/plain"});
+    let (status, v) = stack.call(Method::POST, "gw0", "/api/files", &token, Some(body)).await;
+    over_quota(status, &v);
+
+    // four uploads of 150 each fit one at a time, only two together: completed at once, two
+    // are counted and two refused with their bytes discarded
+    let mut grants = Vec::new();
+    for n in 0..4 {
+        let g = grant(&stack, &token, &ch, &format!("{n}.txt"), 150, "text/plain").await;
+        assert_eq!(put(&g, vec![b'x'; 150]).await, 200);
+        grants.push(g);
+    }
+    let answers = futures::future::join_all(grants.iter().map(|g| complete(&stack, &token, g))).await;
+    let (counted, refused): (Vec<_>, Vec<_>) = grants.iter().zip(answers).partition(|(_, (status, _))| *status == 201);
+    assert_eq!((counted.len(), refused.len()), (2, 2), "{:?}", refused.iter().map(|(_, a)| a).collect::<Vec<_>>());
+    for (g, (status, v)) in &refused {
+        over_quota(*status, v);
+        if mode == Mode::Embedded {
+            let id = g["file_id"].as_str().unwrap();
+            assert!(!stack.dir().join(format!("data/files/{ws}/{id}")).exists(), "refused bytes are discarded");
+            assert!(
+                !stack.dir().join(format!("data/files/incoming/{ws}/{id}")).exists(),
+                "refused bytes are discarded"
+            );
+        }
+    }
+    // completing a counted file again counts nothing: 100 bytes are still free
+    let (status, _) = complete(&stack, &token, counted[0].0).await;
+    assert_eq!(status, 409, "a second completion");
+    share(&stack, &token, &ch, "fits.txt", &[b'c'; 100], "text/plain").await;
+    let body = json!({"channel_id": ch, "name": "one.txt", "size": 1, "content_type": "text/plain"});
+    let (status, v) = stack.call(Method::POST, "gw0", "/api/files", &token, Some(body)).await;
+    over_quota(status, &v);
+
+    // deleting the first file gives its 600 bytes back (once the timeline applied the delete)
+    let (status, v) = stack.call(Method::DELETE, "gw0", &format!("/api/files/{first}"), &token, None).await;
+    assert_eq!(status, 200, "{v}");
+    let body = json!({"channel_id": ch, "name": "after.txt", "size": 600, "content_type": "text/plain"});
+    eventually(T, "the deleted file's room to come back", || async {
+        let (status, _) = stack.call(Method::POST, "gw0", "/api/files", &token, Some(body.clone())).await;
+        (status == 201).then_some(())
+    })
+    .await;
+    share(&stack, &token, &ch, "after.txt", &[b'd'; 600], "text/plain").await;
 }
 
 /// The peak resident memory of a process (`VmHWM`), in KiB.

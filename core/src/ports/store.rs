@@ -96,6 +96,10 @@ pub struct Workspace {
     /// Content types its users may upload (empty: the configured `files.allowed_types`).
     #[serde(default)]
     pub file_types: Vec<String>,
+    /// Bytes of shared files it may hold at once (0: the configured
+    /// `files.workspace_quota_bytes`).
+    #[serde(default)]
+    pub storage_quota_bytes: i64,
 }
 
 /// A channel as the timeline knows it.
@@ -222,6 +226,16 @@ pub trait Store: Send + Sync {
     /// Marks a file deleted: no URL is issued for it any more.
     async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> PortResult<()>;
     /// Deletes every message, thread index, pin, channel, read marker and file record (the
-    /// timeline projection), for a rebuild from the log.
+    /// timeline projection), for a rebuild from the log. The storage ledger is not a
+    /// projection and stays.
     async fn truncate_timeline(&self) -> PortResult<()>;
+    /// Counts file `file_id` (`bytes` long) against its workspace's storage when the total stays
+    /// within `quota`; returns whether it is counted. A file counted already is not counted
+    /// twice (a retried completion): it returns true. Atomic against concurrent calls.
+    async fn reserve_storage(&self, ws: Uuid, file_id: Uuid, bytes: i64, quota: i64) -> PortResult<bool>;
+    /// Stops counting file `file_id` (deleted, or refused after its reservation); a file not
+    /// counted is left alone, so replays and retries are harmless.
+    async fn release_storage(&self, ws: Uuid, file_id: Uuid) -> PortResult<()>;
+    /// The bytes a workspace's shared files take now.
+    async fn storage_used(&self, ws: Uuid) -> PortResult<i64>;
 }

@@ -3,12 +3,14 @@
 //!
 //! - `schema`: the tables `confab setup` creates, and connecting; `store`: the port;
 //!   `devices`: push devices and preferences (half of the notifier's store, see `crate::notify`);
-//!   `rows`: rows to port types; `error`: what a driver error means.
+//!   `rows`: rows to port types; `error`: what a driver error means; `storage_ledger`: the
+//!   bytes each workspace's files take, kept with lightweight transactions.
 
 mod devices;
 mod error;
 mod rows;
 mod schema;
+mod storage_ledger;
 mod store;
 
 pub use devices::CassandraDevices;

@@ -26,7 +26,7 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.workspaces (workspace_id uuid PRIMARY KEY, name text, retention_secs int, created_at timestamp,
-                max_file_bytes bigint, file_types list<text>)"
+                max_file_bytes bigint, file_types list<text>, storage_quota_bytes bigint)"
         ),
         format!("CREATE TABLE IF NOT EXISTS {ks}.users (workspace_id uuid, user_id uuid, name text, created_at timestamp, PRIMARY KEY (workspace_id, user_id))"),
         format!(
@@ -68,6 +68,11 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {ks}.push_devices (workspace_id uuid, user_id uuid, device_id uuid, address text,
                 PRIMARY KEY ((workspace_id, user_id), device_id))"
         ),
+        // the storage ledger (see `storage_ledger`): a workspace's files and their total
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.storage_ledger (workspace_id uuid, file_id uuid, bytes bigint, used bigint static,
+                PRIMARY KEY (workspace_id, file_id))"
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.push_prefs (workspace_id uuid, user_id uuid, prefs text, PRIMARY KEY (workspace_id, user_id))"
         ),
@@ -90,6 +95,7 @@ fn additions(ks: &str) -> Vec<String> {
         "channels ADD last_seq bigint",
         "workspaces ADD max_file_bytes bigint",
         "workspaces ADD file_types list<text>",
+        "workspaces ADD storage_quota_bytes bigint",
     ]
     .iter()
     .map(|a| format!("ALTER TABLE {ks}.{a}"))

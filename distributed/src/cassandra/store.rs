@@ -18,6 +18,7 @@ use confab_core::unread::RecentActivity;
 
 use super::error::CqlResultExt;
 use super::rows::{attachment_map, channel_of, message_of, ChannelRow, MessageRow, CHANNEL_COLUMNS};
+use super::storage_ledger::StorageLedger;
 
 /// Prepared statements over one keyspace.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ pub struct CassandraStore {
     session: Arc<Session>,
     keyspace: String,
     st: Arc<Statements>,
+    ledger: StorageLedger,
 }
 
 struct Statements {
@@ -70,6 +72,9 @@ struct Statements {
     get_file: PreparedStatement,
     delete_file: PreparedStatement,
 }
+
+/// A `workspaces` row as read (every column but the key may be null).
+type WorkspaceRow = (Uuid, Option<String>, Option<i32>, Option<i64>, Option<Vec<String>>, Option<i64>);
 
 const MESSAGE_COLUMNS: &str =
     "message_id, seq, user_id, text, client_msg_id, thread_ts, edited_at, deleted, reactions, also_in_channel, pinned, reply_count, reply_users, last_reply_at, attachments";
@@ -122,10 +127,10 @@ impl CassandraStore {
             ))
             .await?,
             insert_workspace: p(format!(
-                "INSERT INTO {ks}.workspaces (workspace_id, name, retention_secs, created_at, max_file_bytes, file_types) VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.workspaces (workspace_id, name, retention_secs, created_at, max_file_bytes, file_types, storage_quota_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
-            get_workspace: p(format!("SELECT workspace_id, name, retention_secs, max_file_bytes, file_types FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
+            get_workspace: p(format!("SELECT workspace_id, name, retention_secs, max_file_bytes, file_types, storage_quota_bytes FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
             // IF NOT EXISTS: a replayed share keeps a later deletion
             insert_file: p(format!(
                 "INSERT INTO {ks}.files (workspace_id, file_id, channel_id, uploader, name, size, content_type, created_at, deleted)
@@ -170,7 +175,8 @@ impl CassandraStore {
             ))
             .await?,
         };
-        Ok(Self { session, keyspace: ks.to_string(), st: Arc::new(st) })
+        let ledger = StorageLedger::new(session.clone(), ks).await?;
+        Ok(Self { session, keyspace: ks.to_string(), st: Arc::new(st), ledger })
     }
 
     pub fn session(&self) -> &Arc<Session> {
@@ -275,7 +281,7 @@ impl CassandraStore {
         let now = CqlTimestamp(chrono::Utc::now().timestamp_millis());
         self.exec(
             &self.st.insert_workspace,
-            (w.workspace_id, &w.name, w.retention_secs, now, w.max_file_bytes, &w.file_types),
+            (w.workspace_id, &w.name, w.retention_secs, now, w.max_file_bytes, &w.file_types, w.storage_quota_bytes),
         )
         .await
     }
@@ -462,15 +468,14 @@ impl Store for CassandraStore {
             .or_port("workspace")?
             .into_rows_result()
             .or_port("workspace")?;
-        let row = rows
-            .maybe_first_row::<(Uuid, Option<String>, Option<i32>, Option<i64>, Option<Vec<String>>)>()
-            .or_port("workspace")?;
-        Ok(row.map(|(workspace_id, name, retention, max_file_bytes, file_types)| Workspace {
+        let row = rows.maybe_first_row::<WorkspaceRow>().or_port("workspace")?;
+        Ok(row.map(|(workspace_id, name, retention, max_file_bytes, file_types, quota)| Workspace {
             workspace_id,
             name: name.unwrap_or_default(),
             retention_secs: retention.unwrap_or(0),
             max_file_bytes: max_file_bytes.unwrap_or(0),
             file_types: file_types.unwrap_or_default(),
+            storage_quota_bytes: quota.unwrap_or(0),
         }))
     }
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()> {
@@ -625,6 +630,15 @@ impl Store for CassandraStore {
         self.exec(&self.st.delete_file, (ws, file_id)).await
     }
 
+    async fn reserve_storage(&self, ws: Uuid, file_id: Uuid, bytes: i64, quota: i64) -> PortResult<bool> {
+        self.ledger.reserve(ws, file_id, bytes, quota).await
+    }
+    async fn release_storage(&self, ws: Uuid, file_id: Uuid) -> PortResult<()> {
+        self.ledger.release(ws, file_id).await
+    }
+    async fn storage_used(&self, ws: Uuid) -> PortResult<i64> {
+        Ok(self.ledger.used(ws).await?.unwrap_or(0))
+    }
     async fn truncate_timeline(&self) -> PortResult<()> {
         for table in ["messages", "channels", "thread_replies", "pins", "read_markers", "channel_activity", "files"] {
             self.session

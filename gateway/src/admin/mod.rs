@@ -53,6 +53,10 @@ pub struct NewWorkspace {
     /// configured `files.allowed_types`).
     #[serde(default)]
     file_types: Option<Vec<String>>,
+    /// Bytes of shared files the workspace may hold (absent: the configured
+    /// `files.workspace_quota_bytes`).
+    #[serde(default)]
+    storage_quota_bytes: Option<u64>,
 }
 
 /// The retention asked for, in seconds: at most 20 years (Cassandra's largest TTL).
@@ -85,10 +89,18 @@ pub async fn create_workspace(
         }
     }
     let max_file_bytes = b.max_file_bytes.unwrap_or(0).min(i64::MAX as u64) as i64;
-    let w = Workspace { workspace_id: Uuid::new_v4(), name: b.name, retention_secs, max_file_bytes, file_types };
+    let storage_quota_bytes = b.storage_quota_bytes.unwrap_or(0).min(i64::MAX as u64) as i64;
+    let w = Workspace {
+        workspace_id: Uuid::new_v4(),
+        name: b.name,
+        retention_secs,
+        max_file_bytes,
+        file_types,
+        storage_quota_bytes,
+    };
     st.store.insert_workspace(&w).await.map_err(|e| ApiError::internal("directory", e))?;
     tracing::info!(workspace_id = %w.workspace_id, "workspace created");
-    let body = json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs, "max_file_bytes": w.max_file_bytes, "file_types": w.file_types});
+    let body = json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs, "max_file_bytes": w.max_file_bytes, "file_types": w.file_types, "storage_quota_bytes": w.storage_quota_bytes});
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

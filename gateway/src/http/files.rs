@@ -8,8 +8,9 @@
 //!    `incoming/`; an upload not completed within `files.complete_grace_secs` after its URL
 //!    expired is deleted by [`sweep_incomplete_uploads`].
 //! 3. `POST /api/files/{id}/complete` `{upload_token}`: the object must be there with the
-//!    declared size (otherwise it is discarded); it moves to its shared place, then a
-//!    `ShareFile` command puts `file:shared` in the channel's log. Messages attach shared files
+//!    declared size (otherwise it is discarded); it moves to its shared place and counts
+//!    against the workspace's storage quota (over it, it is discarded), then a `ShareFile`
+//!    command puts `file:shared` in the channel's log. Messages attach shared files
 //!    by id (`message:send` `file_ids`).
 //! 4. `GET /api/files/{id}`: the file and a short-lived download URL, for members of the
 //!    channel it was shared in only. `DELETE /api/files/{id}` (the uploader) revokes it, as
@@ -25,6 +26,7 @@ use confab_core::files::{
     incoming_key, normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
     INCOMING_PREFIX,
 };
+use confab_core::ports::Workspace;
 use confab_core::ports::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, PortError, PortErrorKind};
 use confab_core::{Claims, ErrorCode};
 use futures::{StreamExt, TryStreamExt};
@@ -138,7 +140,8 @@ pub async fn create(
     let blobs = blobs(&st)?;
     validate_file_name(&b.name).map_err(ApiError::bad)?;
     let content_type = normalize_content_type(&b.content_type).map_err(ApiError::bad)?;
-    check_workspace_limits(&st, claims.workspace_id, b.size, &content_type).await?;
+    let workspace = check_workspace_limits(&st, claims.workspace_id, b.size, &content_type).await?;
+    check_storage_left(&st, claims.workspace_id, quota_of(&st, workspace.as_ref()), b.size).await?;
     check_channel_takes_files(&st, &claims, b.channel_id).await?;
     let file =
         Attachment { file_id: Uuid::new_v4(), name: b.name, size: b.size as i64, content_type: content_type.clone() };
@@ -163,8 +166,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// The workspace's size and type limits (its own, or the configured defaults).
-async fn check_workspace_limits(st: &AppState, ws: Uuid, size: u64, content_type: &str) -> Result<(), ApiError> {
+/// The workspace's size and type limits (its own, or the configured defaults); returns the
+/// workspace for its other limits.
+async fn check_workspace_limits(
+    st: &AppState,
+    ws: Uuid,
+    size: u64,
+    content_type: &str,
+) -> Result<Option<Workspace>, ApiError> {
     let workspace = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?;
     let (max, types) = match &workspace {
         Some(w) => (
@@ -184,7 +193,47 @@ async fn check_workspace_limits(st: &AppState, ws: Uuid, size: u64, content_type
         let message = format!("{content_type} files are not accepted here; allowed: {}", types.join(", "));
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::FileTypeNotAllowed, message));
     }
+    Ok(workspace)
+}
+
+/// The bytes of shared files a workspace may hold: its own quota, or the configured one.
+fn quota_of(st: &AppState, workspace: Option<&Workspace>) -> i64 {
+    match workspace {
+        Some(w) if w.storage_quota_bytes > 0 => w.storage_quota_bytes,
+        _ => st.cfg.files.workspace_quota_bytes.min(i64::MAX as u64) as i64,
+    }
+}
+
+fn quota_exceeded(used: i64, size: u64, quota: i64) -> ApiError {
+    let message = format!(
+        "this workspace's files take {used} of its {quota} bytes; {size} more do not fit (delete files to make room)"
+    );
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::StorageQuotaExceeded, message)
+}
+
+/// Refuses an upload early when it cannot fit in what is left of the workspace's quota (the
+/// binding check is the reservation at completion: uploads in flight are not counted yet).
+async fn check_storage_left(st: &AppState, ws: Uuid, quota: i64, size: u64) -> Result<(), ApiError> {
+    let used = st.store.storage_used(ws).await.map_err(|e| ApiError::internal("storage ledger", e))?;
+    if used.saturating_add(size.min(i64::MAX as u64) as i64) > quota {
+        return Err(quota_exceeded(used, size, quota));
+    }
     Ok(())
+}
+
+/// Counts a completed upload against the workspace's quota, or discards it when it does not
+/// fit any more (files completed meanwhile took the room).
+async fn reserve_storage(st: &AppState, blobs: &dyn BlobStore, t: &Ticket, key: &str) -> Result<(), ApiError> {
+    let workspace = st.store.workspace(t.ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    let quota = quota_of(st, workspace.as_ref());
+    let ledger = |e| ApiError::internal("storage ledger", e);
+    if st.store.reserve_storage(t.ws, t.file.file_id, t.file.size, quota).await.map_err(ledger)? {
+        return Ok(());
+    }
+    blobs.delete(key).await.map_err(blob_error)?;
+    st.metrics.files.with_label_values(&["over_quota"]).inc();
+    let used = st.store.storage_used(t.ws).await.map_err(ledger)?;
+    Err(quota_exceeded(used, t.file.size as u64, quota))
 }
 
 /// The channel must take files from this user now (ingest checks again at completion); a
@@ -239,6 +288,7 @@ pub async fn complete(
     }
     let key = object_key(&t.ws, &file_id);
     move_upload_in_place(&st, blobs.as_ref(), &t, &key).await?;
+    reserve_storage(&st, blobs.as_ref(), &t, &key).await?;
     let cmd = Command {
         command_id: Uuid::new_v4(),
         workspace_id: t.ws,
@@ -259,6 +309,7 @@ pub async fn complete(
         Outcome::Rejected { code, message } => {
             // refused (no longer a member, archived channel): keep nothing
             blobs.delete(&key).await.map_err(blob_error)?;
+            st.store.release_storage(t.ws, file_id).await.map_err(|e| ApiError::internal("storage ledger", e))?;
             Err(rejected(code, message))
         }
         Outcome::Posted { .. } => {

@@ -32,13 +32,14 @@ impl TimelineProjection {
         self
     }
 
-    /// Revokes a file: its record is marked deleted (no more links), then its bytes go.
+    /// Revokes a file: its record is marked deleted (no more links), then its bytes go and
+    /// stop counting against the workspace's storage quota.
     async fn delete_file(&self, ws: Uuid, file_id: Uuid) -> Result<(), PortError> {
         self.store.delete_file(ws, file_id).await?;
         if let Some(b) = &self.blobs {
             b.delete(&object_key(&ws, &file_id)).await?;
         }
-        Ok(())
+        self.store.release_storage(ws, file_id).await
     }
 
     async fn ttl(&self, ws: Uuid) -> Result<i32, PortError> {
