@@ -23,6 +23,14 @@
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The longest query, in characters (Slack-like queries are a few words; this leaves room for
+/// long quoted phrases).
+pub const MAX_QUERY_CHARS: usize = 1000;
+/// Words and phrases in one query at most (each is a fuzzy clause for the index).
+pub const MAX_QUERY_TERMS: usize = 32;
+/// `in:` and `from:` names in one query at most (each is resolved against the directory).
+pub const MAX_QUERY_NAMES: usize = 10;
+
 /// A parsed query, before names are resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedQuery {
@@ -66,6 +74,10 @@ impl ParsedQuery {
 /// Errors are short sentences to show the user: an empty query, or a known operator with a
 /// malformed value.
 pub fn parse(q: &str, now_ms: i64, tz_offset_minutes: i32) -> Result<ParsedQuery, String> {
+    // bytes first: a huge query is refused without walking its characters
+    if q.len() > 4 * MAX_QUERY_CHARS || q.chars().count() > MAX_QUERY_CHARS {
+        return Err(format!("A search is at most {MAX_QUERY_CHARS} characters."));
+    }
     let mut out = ParsedQuery::default();
     let tz_ms = tz_offset_minutes as i64 * 60_000;
     for tok in lex(q) {
@@ -86,6 +98,12 @@ pub fn parse(q: &str, now_ms: i64, tz_offset_minutes: i32) -> Result<ParsedQuery
     }
     if out.is_empty() {
         return Err("Type some words or a filter (in:, from:, before:, after:, on:, has:, is:) to search.".into());
+    }
+    if out.words.len() + out.phrases.len() > MAX_QUERY_TERMS {
+        return Err(format!("A search has at most {MAX_QUERY_TERMS} words and phrases."));
+    }
+    if out.in_channels.len() + out.from_users.len() > MAX_QUERY_NAMES {
+        return Err(format!("A search names at most {MAX_QUERY_NAMES} channels and people (in:, from:)."));
     }
     Ok(out)
 }
@@ -279,6 +297,23 @@ mod tests {
 
     fn p(q: &str) -> ParsedQuery {
         parse(q, NOW, 0).unwrap_or_else(|e| panic!("{q}: {e}"))
+    }
+
+    #[test]
+    fn queries_are_bounded_in_length_terms_and_names() {
+        let words = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        assert_eq!(p(&words(MAX_QUERY_TERMS)).words.len(), MAX_QUERY_TERMS);
+        assert!(parse(&words(MAX_QUERY_TERMS + 1), NOW, 0).unwrap_err().contains("at most 32 words"));
+        let phrases = (0..=MAX_QUERY_TERMS).map(|i| format!("\"p{i}\"")).collect::<Vec<_>>().join(" ");
+        assert!(parse(&phrases, NOW, 0).is_err());
+        let names = |n: usize| (0..n).map(|i| format!("in:#c{i} from:@u{i}")).collect::<Vec<_>>().join(" ");
+        assert_eq!(p(&names(MAX_QUERY_NAMES / 2)).in_channels.len(), MAX_QUERY_NAMES / 2);
+        assert!(parse(&names(MAX_QUERY_NAMES / 2 + 1), NOW, 0).unwrap_err().contains("at most 10 channels"));
+        assert!(p(&"a".repeat(MAX_QUERY_CHARS)).words.len() == 1);
+        assert!(parse(&"a".repeat(MAX_QUERY_CHARS + 1), NOW, 0).unwrap_err().contains("at most 1000 characters"));
+        // counted in characters, not bytes: 1000 three-byte characters pass
+        assert!(parse(&"é".repeat(MAX_QUERY_CHARS), NOW, 0).is_ok());
+        assert!(parse(&"x".repeat(1 << 20), NOW, 0).is_err());
     }
 
     #[test]

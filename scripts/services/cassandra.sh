@@ -218,6 +218,10 @@ compaction_throughput: 0MiB/s
 key_cache_size: 16MiB
 counter_cache_size: 4MiB
 column_index_cache_size: 2MiB
+# every test stack prepares its statements in a keyspace of its own, several stacks at once: with
+# the default (10 MiB) the cache evicted statements between the driver's re-prepare and its retry,
+# and requests failed with "prepared statement not found" late in a full suite
+prepared_statements_cache_size: 128MiB
 snapshot_before_compaction: false
 auto_snapshot: false
 incremental_backups: false

@@ -232,11 +232,24 @@ struct Inner {
 }
 
 /// The tantivy adapter. Not `Clone`: share it in an `Arc`. Dropping it stops the background
-/// committer and commits what is pending.
+/// committer, waits for it, and commits what is pending, so the directory's writer lock is free
+/// once the drop returns.
 pub struct TantivyIndex {
     inner: Arc<Inner>,
-    /// Dropped with the index: wakes the committer, which then exits.
-    _stop: mpsc::Sender<()>,
+    /// Taken on drop: wakes the committer, which then exits.
+    stop: Option<mpsc::Sender<()>>,
+    committer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TantivyIndex {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        // a commit in progress holds the index: wait for it, or the last reference (and the
+        // writer lock with it) would go away on the committer's thread, after this returns
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -312,7 +325,7 @@ impl TantivyIndex {
         let (stop, stopped) = mpsc::channel::<()>();
         let weak = Arc::downgrade(&inner);
         let interval = opts.commit_interval;
-        std::thread::Builder::new()
+        let committer = std::thread::Builder::new()
             .name("tantivy-commit".into())
             .spawn(move || {
                 lower_this_thread(nice);
@@ -336,7 +349,7 @@ impl TantivyIndex {
                 }
             })
             .map_err(|e| ctx(&e))?;
-        Ok(TantivyIndex { inner, _stop: stop })
+        Ok(TantivyIndex { inner, stop: Some(stop), committer: Some(committer) })
     }
 
     pub fn path(&self) -> &Path {

@@ -657,6 +657,24 @@ mod tantivy_only {
         assert_eq!(texts(&idx, &w.q("words")).await, ["pending words", "durable words"]);
     }
 
+    /// With a committer busy all the time, a reopen right after the drop used to find the
+    /// writer lock still held (the committer's thread held the last reference).
+    #[tokio::test]
+    async fn reopening_right_after_a_drop_never_finds_the_writer_lock_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = W::new();
+        let opts = confab_search::tantivy::TantivyOptions {
+            commit_interval: std::time::Duration::from_millis(1),
+            ..Default::default()
+        };
+        for n in 0..40 {
+            let idx = TantivyIndex::open_with(dir.path(), opts.clone()).unwrap_or_else(|e| panic!("open {n}: {e}"));
+            idx.upsert(&[w.doc(&format!("words {n}"), T0 + n)]).await.unwrap();
+            // drop while the committer is (likely) in the middle of committing that
+            tokio::time::sleep(std::time::Duration::from_millis(1 + n as u64 % 4)).await;
+        }
+    }
+
     #[tokio::test]
     async fn one_writer_per_directory() {
         let dir = tempfile::tempdir().unwrap();

@@ -70,13 +70,20 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_paging_that_would_overflow_is_a_typed_error() {
+async fn search_paging_and_queries_past_their_bounds_are_typed_errors() {
     let stack = Stack::start(Mode::Embedded, 1).await;
     let ws = stack.create_workspace("acme").await;
     let (_alice, token) = stack.create_user(&ws, "alice").await;
     let path = format!("/api/search?q=hello&limit=10&offset={}", usize::MAX);
     let (status, v) = stack.call(Method::GET, "gw0", &path, &token, None).await;
     assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "{v}");
+    // the query itself is bounded: length, words, names to resolve
+    let many_words = (0..33).map(|i| format!("w{i}")).collect::<Vec<_>>().join("+");
+    let many_names = (0..11).map(|i| format!("from:u{i}")).collect::<Vec<_>>().join("+");
+    for q in ["a".repeat(1001), many_words, many_names] {
+        let (status, v) = stack.call(Method::GET, "gw0", &format!("/api/search?q={q}"), &token, None).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_field")), "{v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
