@@ -74,7 +74,10 @@ impl ParsedQuery {
 /// Errors are short sentences to show the user: an empty query, or a known operator with a
 /// malformed value.
 pub fn parse(q: &str, now_ms: i64, tz_offset_minutes: i32) -> Result<ParsedQuery, String> {
-    // bytes first: a huge query is refused without walking its characters
+    // whitespace around the query is not part of it (found by fuzzing: a query of exactly the
+    // longest length was refused once a newline followed it); bytes first, so a huge query is
+    // refused without walking its characters
+    let q = q.trim();
     if q.len() > 4 * MAX_QUERY_CHARS || q.chars().count() > MAX_QUERY_CHARS {
         return Err(format!("A search is at most {MAX_QUERY_CHARS} characters."));
     }
@@ -314,6 +317,11 @@ mod tests {
         // counted in characters, not bytes: 1000 three-byte characters pass
         assert!(parse(&"é".repeat(MAX_QUERY_CHARS), NOW, 0).is_ok());
         assert!(parse(&"x".repeat(1 << 20), NOW, 0).is_err());
+        // whitespace around a query of the longest length does not count (fuzzing found it)
+        let longest = words(MAX_QUERY_TERMS) + &" ".repeat(MAX_QUERY_CHARS - words(MAX_QUERY_TERMS).len());
+        assert_eq!(parse(&format!(" \t{longest} \n"), NOW, 0), parse(&longest, NOW, 0));
+        let longest = "a".repeat(MAX_QUERY_CHARS);
+        assert_eq!(parse(&format!(" \t{longest} \n"), NOW, 0), parse(&longest, NOW, 0));
     }
 
     #[test]

@@ -1,6 +1,10 @@
-//! Logging (tracing, lowercase structured events), Prometheus metrics and `/healthz`. The
-//! public `/healthz` says which checks fail, never why (error texts name servers and addresses);
-//! the detailed one and `/metrics` are served on private listeners only.
+//! Logging (tracing, lowercase structured events), Prometheus metrics, liveness and readiness.
+//! `/livez` is 200 whenever the process answers at all: a server being away never makes it
+//! fail, so an orchestrator does not restart every process during a Kafka outage they would
+//! ride out by themselves. `/readyz` (and its older name `/healthz`) is 200 only while every
+//! dependency check passes, to take the process out of load balancing meanwhile. The public
+//! readiness says which checks fail, never why (error texts name servers and addresses); the
+//! detailed one and `/metrics` are served on private listeners only.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use prometheus::{Encoder, TextEncoder};
@@ -57,20 +61,34 @@ async fn detailed_healthz(State(health): State<Health>) -> impl IntoResponse {
     health_response(&health, true)
 }
 
+async fn livez() -> impl IntoResponse {
+    (StatusCode::OK, axum::Json(serde_json::json!({"status": "alive"})))
+}
+
 async fn metrics() -> impl IntoResponse {
     let mut buf = Vec::new();
     let _ = TextEncoder::new().encode(&prometheus::gather(), &mut buf);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf)
 }
 
-/// The public `/healthz` (which checks fail, not why), for a user-facing listener.
+/// The public `/livez`, `/readyz` and `/healthz` (which checks fail, not why), for a
+/// user-facing listener.
 pub fn public_router(health: Health) -> Router {
-    Router::new().route("/healthz", get(public_healthz)).with_state(health)
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(public_healthz))
+        .route("/healthz", get(public_healthz))
+        .with_state(health)
 }
 
-/// The detailed `/healthz` and `/metrics`, for a private listener.
+/// `/livez`, the detailed `/readyz` and `/healthz`, and `/metrics`, for a private listener.
 pub fn router(health: Health) -> Router {
-    Router::new().route("/healthz", get(detailed_healthz)).route("/metrics", get(metrics)).with_state(health)
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(detailed_healthz))
+        .route("/healthz", get(detailed_healthz))
+        .route("/metrics", get(metrics))
+        .with_state(health)
 }
 
 /// Serves [`router`] on `listen` until shutdown (for processes without an HTTP API).

@@ -17,6 +17,8 @@ use crate::Projection;
 
 const MAX_BATCH: usize = 500;
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// An apply attempt running longer than this makes the projector report not ready.
+const STALLED_AFTER: Duration = Duration::from_secs(5);
 
 /// One set per process: several projectors (or sequencers) in one process share it, labelled.
 static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics::new);
@@ -91,7 +93,9 @@ pub async fn run<P: Projection>(
                 continue;
             }
         };
-        run.health.set("log", Ok(()));
+        // an empty batch says nothing about the log: a consumer waits quietly for a broker that
+        // is away, so readiness follows the adapter's own look at the log
+        run.health.set("log", if batch.is_empty() { run.source.reachable() } else { Ok(()) });
         run.log_backoff.reset();
         if !batch.is_empty() && !run.apply(batch).await? {
             break;
@@ -192,7 +196,7 @@ impl<P: Projection> Run<'_, P> {
         let name = self.projection.name();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
-            let e = match self.projection.apply(events).await {
+            let e = match Self::apply_watched(self.projection, &self.health, events).await {
                 Ok(()) => {
                     self.health.set("store", Ok(()));
                     return Some(Ok(()));
@@ -206,6 +210,23 @@ impl<P: Projection> Run<'_, P> {
             tracing::warn!(projector = name, error = %e, kind = %e.kind(), retry_in_ms = wait.as_millis() as u64, "apply failed, retrying");
             if !self.pause(wait).await {
                 return None;
+            }
+        }
+    }
+
+    /// One apply attempt; past [`STALLED_AFTER`] the projector reports not ready (a store that
+    /// stopped answering hangs a write until the driver's timeout, without an error) and goes
+    /// on waiting: the write may still land, and abandoning it would only redo it.
+    async fn apply_watched(projection: &P, health: &Health, events: &[Event]) -> PortResult<()> {
+        let attempt = projection.apply(events);
+        tokio::pin!(attempt);
+        tokio::select! {
+            result = &mut attempt => result,
+            _ = tokio::time::sleep(STALLED_AFTER) => {
+                let secs = STALLED_AFTER.as_secs();
+                tracing::warn!(projector = projection.name(), events = events.len(), secs, "apply stalled; not ready until it ends");
+                health.set("store", Err(format!("applying a batch has taken over {secs} s")));
+                attempt.await
             }
         }
     }

@@ -187,7 +187,7 @@ impl Stack {
         // secrets of their own per stack, as a deployment has
         let admin_key = format!("admin-{}", uuid::Uuid::new_v4().simple());
         let token_secret = format!("token-{}", uuid::Uuid::new_v4().simple());
-        let mut common: Vec<(String, String)> = vec![
+        let common: Vec<(String, String)> = vec![
             ("CONFAB_NAMESPACE".into(), namespace.clone()),
             ("CONFAB_GATEWAY__LISTEN".into(), "127.0.0.1:0".into()),
             ("CONFAB_GATEWAY__ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
@@ -202,9 +202,12 @@ impl Stack {
             ("CONFAB_GATEWAY__WORKSPACE_SEND_RATE_PER_SEC".into(), "0".into()),
             ("CONFAB_GATEWAY__MAX_CONNECTIONS_PER_USER".into(), "100000".into()),
         ];
-        common.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // the test's own settings come last, so they win over the defaults and the servers'
+        // addresses alike (a test may bring a server of its own)
+        let extra: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if mode == Mode::Embedded {
             let mut env = common;
+            env.extend(extra);
             env.push(("CONFAB_MODE".into(), "embedded".into()));
             env.push(("CONFAB_DATA_DIR".into(), dir.path().join("data").display().to_string()));
             env.push(("CONFAB_NO_DEMO".into(), "1".into()));
@@ -259,6 +262,7 @@ impl Stack {
             ("CONFAB_FILES__SECRET_KEY".into(), services.s3.2.clone()),
             ("CONFAB_FILES__REGION".into(), services.s3.3.clone()),
         ]);
+        env.extend(extra);
         let setup =
             Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
         assert!(setup.status.success(), "confab setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
@@ -349,6 +353,12 @@ impl Stack {
         };
         self.stopped.insert(name.clone(), std::mem::take(&mut p.args));
         status
+    }
+
+    /// Whether a process is still running (it has not exited, by itself or killed).
+    pub fn running(&mut self, name: &str) -> bool {
+        let name = self.host(name);
+        self.procs.get_mut(&name).is_some_and(|p| p.child.try_wait().expect("wait").is_none())
     }
 
     /// Starts a killed process again, with the same arguments.

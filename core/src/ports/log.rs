@@ -153,6 +153,12 @@ pub trait EventSource: Send {
     async fn commit(&mut self, wait: bool) -> PortResult<()>;
     /// Events not yet applied, summed over this consumer's partitions.
     async fn lag(&mut self) -> Option<i64>;
+    /// Whether the log answered at the adapter's last look, for readiness while no events come
+    /// (a consumer waiting on a broker that is away sees no error: librdkafka reconnects
+    /// quietly). An embedded log is always there.
+    fn reachable(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Keeps a record that can never be decoded, or an event that can never be applied, where
     /// operators can inspect it and replay its source (Kafka:
     /// `<ns>.events.dead-letter`, with the source partition, offset, projector and error in

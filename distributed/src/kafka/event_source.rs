@@ -37,6 +37,8 @@ pub struct KafkaEventSource {
     dead_letters: Option<FutureProducer>,
     cfg: Config,
     lag: Arc<AtomicI64>,
+    /// The outcome of the lag probe's last look at the brokers.
+    reachable: Arc<std::sync::Mutex<Result<(), String>>>,
     /// Start offsets of explicitly assigned partitions (replays).
     starts: std::collections::HashMap<i32, i64>,
 }
@@ -61,9 +63,10 @@ impl KafkaEventSource {
                 .or_port("creating the events consumer")?,
         );
         consumer.subscribe(&[&topic]).or_port("subscribing to events")?;
-        let lag = Arc::new(AtomicI64::new(0));
-        tokio::spawn(measure_lag(Arc::downgrade(&consumer), topic.clone(), lag.clone()));
-        Ok(Self::assemble(cfg, projector, consumer, codec, lag, Default::default()))
+        let source = Self::assemble(cfg, projector, consumer, codec, Default::default());
+        let probe = LagProbe { lag: source.lag.clone(), reachable: source.reachable.clone() };
+        tokio::spawn(measure_lag(Arc::downgrade(&source.consumer), topic, probe));
+        Ok(source)
     }
 
     /// A replay consumer in its own group (`<ns>-replay-<projection>`): every partition
@@ -132,8 +135,7 @@ impl KafkaEventSource {
             })
             .collect();
         consumer.assign(&tpl).or_port("assigning partitions")?;
-        let lag = Arc::new(AtomicI64::new(0));
-        Ok(Self::assemble(cfg, &format!("replay-{projection}"), consumer, codec, lag, starts))
+        Ok(Self::assemble(cfg, &format!("replay-{projection}"), consumer, codec, starts))
     }
 
     fn assemble(
@@ -141,7 +143,6 @@ impl KafkaEventSource {
         reader: &str,
         consumer: Arc<StreamConsumer>,
         codec: EventCodec,
-        lag: Arc<AtomicI64>,
         starts: std::collections::HashMap<i32, i64>,
     ) -> Self {
         let topics = Topics::new(&cfg.namespace);
@@ -153,7 +154,8 @@ impl KafkaEventSource {
             dead_letter_topic: topics.dead_letter,
             dead_letters: None,
             cfg: cfg.clone(),
-            lag,
+            lag: Arc::new(AtomicI64::new(0)),
+            reachable: Arc::new(std::sync::Mutex::new(Ok(()))),
             starts,
         }
     }
@@ -281,6 +283,10 @@ impl EventSource for KafkaEventSource {
         Some(self.lag.load(Ordering::Relaxed))
     }
 
+    fn reachable(&self) -> Result<(), String> {
+        self.reachable.lock().expect("reachable lock").clone()
+    }
+
     async fn dead_letter(&mut self, partition: i32, offset: i64, record: &DeadRecord) -> PortResult<()> {
         if self.dead_letters.is_none() {
             let producer = base_config(&self.cfg)
@@ -311,15 +317,22 @@ impl EventSource for KafkaEventSource {
 
 /// Every 5 s, off the projector's path: high watermark minus position, summed over the assigned
 /// partitions. Stops when the consumer is dropped.
-async fn measure_lag(consumer: std::sync::Weak<StreamConsumer>, topic: String, out: Arc<AtomicI64>) {
+/// Where the lag probe reports.
+struct LagProbe {
+    lag: Arc<AtomicI64>,
+    reachable: Arc<std::sync::Mutex<Result<(), String>>>,
+}
+
+/// Every 2 s: the lag (high watermarks minus positions), and whether the brokers answered.
+async fn measure_lag(consumer: std::sync::Weak<StreamConsumer>, topic: String, out: LagProbe) {
     loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let Some(c) = consumer.upgrade() else { return };
         let t = topic.clone();
         let lag = super::blocking("measuring lag", move || {
             let mut total = 0;
             for p in c.position()?.elements() {
-                let (_, high) = c.fetch_watermarks(&t, p.partition(), Duration::from_secs(5))?;
+                let (_, high) = c.fetch_watermarks(&t, p.partition(), Duration::from_secs(2))?;
                 if let Offset::Offset(pos) = p.offset() {
                     total += (high - pos).max(0);
                 }
@@ -327,8 +340,13 @@ async fn measure_lag(consumer: std::sync::Weak<StreamConsumer>, topic: String, o
             Ok(total)
         })
         .await;
-        if let Ok(lag) = lag {
-            out.store(lag, Ordering::Relaxed);
-        }
+        let reachable = match lag {
+            Ok(lag) => {
+                out.lag.store(lag, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        *out.reachable.lock().expect("reachable lock") = reachable;
     }
 }
