@@ -517,15 +517,23 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Every setting within its bounds; the error names the first one that is not.
     pub fn validate(&self) -> Result<(), String> {
         if self.namespace.is_empty()
             || !self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err("`namespace` must be non-empty and use only [A-Za-z0-9_-]".into());
         }
-        if self.kafka.partitions < 1 {
-            return Err("`kafka.partitions` must be at least 1".into());
+        if self.embedded.partitions < 1 || self.embedded.fanout_stream_max_len < 1 {
+            return Err("`embedded.partitions` and `embedded.fanout_stream_max_len` must be at least 1".into());
         }
+        self.validate_auth()?;
+        self.validate_servers()?;
+        self.validate_gateway()?;
+        self.validate_files()
+    }
+
+    fn validate_auth(&self) -> Result<(), String> {
         let auth = &self.auth;
         if auth.max_token_lifetime_secs < 60 || !(1..=auth.max_token_lifetime_secs).contains(&auth.token_ttl_secs) {
             return Err(
@@ -541,18 +549,32 @@ impl Config {
         if !auth.jwks.is_empty() && auth.jwks_refresh_secs < 10 {
             return Err("`auth.jwks_refresh_secs` must be at least 10".into());
         }
-        if self.embedded.partitions < 1 || self.embedded.fanout_stream_max_len < 1 {
-            return Err("`embedded.partitions` and `embedded.fanout_stream_max_len` must be at least 1".into());
+        for (name, secret) in [("auth.token_secret", &auth.token_secret), ("auth.admin_key", &auth.admin_key)] {
+            if !secret.is_empty() && secret.len() < crate::secrets::MIN_SECRET_LEN {
+                return Err(format!("`{name}` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
+            }
         }
-        if self.kafka.instance_id.is_empty()
-            || !self.kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        if auth.token_secret == auth.admin_key && !auth.admin_key.is_empty() {
+            return Err("`auth.admin_key` must differ from `auth.token_secret`".into());
+        }
+        Ok(())
+    }
+
+    /// Kafka, Cassandra, Redis, the registry and the search index.
+    fn validate_servers(&self) -> Result<(), String> {
+        let kafka = &self.kafka;
+        if kafka.partitions < 1 {
+            return Err("`kafka.partitions` must be at least 1".into());
+        }
+        if kafka.instance_id.is_empty()
+            || !kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err("`kafka.instance_id` must be non-empty and use only [A-Za-z0-9_-]".into());
         }
-        if !(1..=5_000).contains(&self.kafka.projector_fetch_wait_ms) {
+        if !(1..=5_000).contains(&kafka.projector_fetch_wait_ms) {
             return Err("`kafka.projector_fetch_wait_ms` must be between 1 and 5000".into());
         }
-        if self.kafka.brokers.trim().is_empty() {
+        if kafka.brokers.trim().is_empty() {
             return Err("`kafka.brokers` must name at least one broker".into());
         }
         if !self.cassandra.keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -575,54 +597,55 @@ impl Config {
         {
             return Err("`search.index` must use only [a-z0-9_-] and not start with _, - or +".into());
         }
+        Ok(())
+    }
+
+    /// Listeners, connection and request bounds.
+    fn validate_gateway(&self) -> Result<(), String> {
+        let gw = &self.gateway;
         let listeners = [
-            ("gateway.listen", &self.gateway.listen),
-            ("gateway.admin_listen", &self.gateway.admin_listen),
+            ("gateway.listen", &gw.listen),
+            ("gateway.admin_listen", &gw.admin_listen),
             ("telemetry.listen", &self.telemetry.listen),
         ];
         for (name, v) in listeners {
             v.parse::<SocketAddr>().map_err(|_| format!("`{name}` must be host:port, got `{v}`"))?;
         }
-        for (name, secret) in [("auth.token_secret", &self.auth.token_secret), ("auth.admin_key", &self.auth.admin_key)]
-        {
-            if !secret.is_empty() && secret.len() < crate::secrets::MIN_SECRET_LEN {
-                return Err(format!("`{name}` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
-            }
+        if gw.max_connections == 0 || gw.send_buffer == 0 || gw.max_http_connections == 0 {
+            return Err(
+                "`gateway.max_connections`, `gateway.max_http_connections` and `gateway.send_buffer` must be positive"
+                    .into(),
+            );
         }
-        if self.auth.token_secret == self.auth.admin_key && !self.auth.admin_key.is_empty() {
-            return Err("`auth.admin_key` must differ from `auth.token_secret`".into());
+        if gw.http_header_timeout_ms == 0 || gw.http_request_timeout_ms == 0 {
+            return Err(
+                "`gateway.http_header_timeout_ms` and `gateway.http_request_timeout_ms` must be positive".into()
+            );
         }
-        if self.files.max_bytes == 0
-            || self.files.workspace_quota_bytes == 0
-            || self.files.upload_url_ttl_secs == 0
-            || self.files.download_url_ttl_secs == 0
+        Ok(())
+    }
+
+    fn validate_files(&self) -> Result<(), String> {
+        let files = &self.files;
+        if files.max_bytes == 0
+            || files.workspace_quota_bytes == 0
+            || files.upload_url_ttl_secs == 0
+            || files.download_url_ttl_secs == 0
         {
             return Err(
                 "`files.max_bytes`, `files.workspace_quota_bytes` and the `files.*_url_ttl_secs` must be positive"
                     .into(),
             );
         }
-        for t in &self.files.allowed_types {
+        for t in &files.allowed_types {
             if t != "*/*" && crate::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {
                 return Err(format!("`files.allowed_types`: `{t}` is not `type/subtype`, `type/*` or `*/*`"));
             }
         }
-        if self.gateway.max_connections == 0 || self.gateway.send_buffer == 0 || self.gateway.max_http_connections == 0
-        {
-            return Err(
-                "`gateway.max_connections`, `gateway.max_http_connections` and `gateway.send_buffer` must be positive"
-                    .into(),
-            );
-        }
-        if self.gateway.http_header_timeout_ms == 0 || self.gateway.http_request_timeout_ms == 0 {
-            return Err(
-                "`gateway.http_header_timeout_ms` and `gateway.http_request_timeout_ms` must be positive".into()
-            );
-        }
-        if self.files.incomplete_sweep_secs == 0 {
+        if files.incomplete_sweep_secs == 0 {
             return Err("`files.incomplete_sweep_secs` must be positive".into());
         }
-        if self.files.max_concurrent_transfers == 0 || self.files.transfer_timeout_secs == 0 {
+        if files.max_concurrent_transfers == 0 || files.transfer_timeout_secs == 0 {
             return Err("`files.max_concurrent_transfers` and `files.transfer_timeout_secs` must be positive".into());
         }
         Ok(())
@@ -726,5 +749,20 @@ mod tests {
     fn invalid_values_are_explained() {
         let e = Config::load(None, env(&[("CONFAB_GATEWAY__LISTEN", "nowhere")])).unwrap_err().to_string();
         assert!(e.contains("gateway.listen"), "{e}");
+        // one setting of each section's checks
+        for (key, value, named) in [
+            ("CONFAB_KAFKA__BROKERS", " ", "kafka.brokers"),
+            ("CONFAB_AUTH__JWKS_REFRESH_SECS", "1", "auth.jwks_refresh_secs"),
+            ("CONFAB_FILES__WORKSPACE_QUOTA_BYTES", "0", "files.workspace_quota_bytes"),
+            ("CONFAB_FILES__INCOMPLETE_SWEEP_SECS", "0", "files.incomplete_sweep_secs"),
+            ("CONFAB_GATEWAY__HTTP_HEADER_TIMEOUT_MS", "0", "gateway.http_header_timeout_ms"),
+        ] {
+            let mut vars = vec![(key, value)];
+            if key == "CONFAB_AUTH__JWKS_REFRESH_SECS" {
+                vars.push(("CONFAB_AUTH__JWKS", "/etc/jwks.json"));
+            }
+            let e = Config::load(None, env(&vars)).unwrap_err().to_string();
+            assert!(e.contains(named), "{key}={value}: {e}");
+        }
     }
 }
