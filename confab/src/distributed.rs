@@ -127,6 +127,7 @@ fn s3(cfg: &Config) -> anyhow::Result<Option<S3Blobs>> {
     }
     let settings = S3Settings {
         endpoint: f.s3_endpoint.clone(),
+        public_endpoint: f.s3_public_endpoint.clone(),
         bucket: f.bucket_name(&cfg.namespace),
         region: f.region.clone(),
         access_key: f.access_key.clone(),

@@ -133,9 +133,13 @@ impl SearchConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesConfig {
-    /// S3 endpoint, such as `http://127.0.0.1:9000` for MinIO; empty means AWS's own. Clients
-    /// upload to and download from this address directly, so it must be reachable by them.
+    /// S3 endpoint the servers use, such as `http://127.0.0.1:9000` for MinIO; empty means
+    /// AWS's own.
     pub s3_endpoint: String,
+    /// S3 endpoint in the URLs clients receive (they upload and download there directly), when
+    /// it differs from `s3_endpoint` (a private address or an internal name for the servers, a
+    /// public name or a CDN for clients); empty means `s3_endpoint`.
+    pub s3_public_endpoint: String,
     /// Bucket name; empty means `<namespace>-files`. `confab setup` creates it.
     pub bucket: String,
     pub region: String,
@@ -368,6 +372,7 @@ impl Default for FilesConfig {
     fn default() -> Self {
         Self {
             s3_endpoint: String::new(),
+            s3_public_endpoint: String::new(),
             bucket: String::new(),
             region: "us-east-1".into(),
             access_key: String::new(),
@@ -642,6 +647,13 @@ impl Config {
                 return Err(format!("`files.allowed_types`: `{t}` is not `type/subtype`, `type/*` or `*/*`"));
             }
         }
+        for (name, url) in
+            [("files.s3_endpoint", &files.s3_endpoint), ("files.s3_public_endpoint", &files.s3_public_endpoint)]
+        {
+            if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(format!("`{name}` must be an http(s) URL, got `{url}`"));
+            }
+        }
         if files.incomplete_sweep_secs == 0 {
             return Err("`files.incomplete_sweep_secs` must be positive".into());
         }
@@ -754,6 +766,7 @@ mod tests {
             ("CONFAB_KAFKA__BROKERS", " ", "kafka.brokers"),
             ("CONFAB_AUTH__JWKS_REFRESH_SECS", "1", "auth.jwks_refresh_secs"),
             ("CONFAB_FILES__WORKSPACE_QUOTA_BYTES", "0", "files.workspace_quota_bytes"),
+            ("CONFAB_FILES__S3_PUBLIC_ENDPOINT", "minio:9000", "files.s3_public_endpoint"),
             ("CONFAB_FILES__INCOMPLETE_SWEEP_SECS", "0", "files.incomplete_sweep_secs"),
             ("CONFAB_GATEWAY__HTTP_HEADER_TIMEOUT_MS", "0", "gateway.http_header_timeout_ms"),
         ] {

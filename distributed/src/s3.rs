@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime};
 pub struct S3Settings {
     /// `http://127.0.0.1:9000` for MinIO; empty for AWS itself.
     pub endpoint: String,
+    /// Where clients reach the bucket, for the links they get; empty: `endpoint`.
+    pub public_endpoint: String,
     pub bucket: String,
     pub region: String,
     pub access_key: String,
@@ -28,6 +30,9 @@ pub struct S3Settings {
 
 pub struct S3Blobs {
     s3: AmazonS3,
+    /// Signs the links clients get: SigV4 signs the host, so links for another endpoint need a
+    /// client of their own (signing is local: it never connects).
+    signer: AmazonS3,
     settings: S3Settings,
 }
 
@@ -51,19 +56,12 @@ fn port_error(what: &str, e: object_store::Error) -> PortError {
 impl S3Blobs {
     /// A client for the bucket (created by [`BlobStore::ensure_bucket`]).
     pub fn new(settings: S3Settings) -> PortResult<Self> {
-        let mut b = AmazonS3Builder::new()
-            .with_bucket_name(&settings.bucket)
-            .with_region(&settings.region)
-            .with_access_key_id(&settings.access_key)
-            .with_secret_access_key(&settings.secret_key);
-        if !settings.endpoint.is_empty() {
-            b = b
-                .with_endpoint(&settings.endpoint)
-                .with_allow_http(settings.endpoint.starts_with("http://"))
-                .with_virtual_hosted_style_request(false);
-        }
-        let s3 = b.build().map_err(|e| PortError::fatal(format!("object store configuration: {e}")))?;
-        Ok(Self { s3, settings })
+        let s3 = client(&settings, &settings.endpoint)?;
+        let signer = match settings.public_endpoint.as_str() {
+            "" => s3.clone(),
+            public => client(&settings, public)?,
+        };
+        Ok(Self { s3, signer, settings })
     }
 
     /// The body of a CreateBucket request (empty in the default region).
@@ -77,6 +75,22 @@ impl S3Blobs {
             self.settings.region
         )
     }
+}
+
+/// A client of the bucket at `endpoint` (empty: AWS's own).
+fn client(settings: &S3Settings, endpoint: &str) -> PortResult<AmazonS3> {
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(&settings.bucket)
+        .with_region(&settings.region)
+        .with_access_key_id(&settings.access_key)
+        .with_secret_access_key(&settings.secret_key);
+    if !endpoint.is_empty() {
+        b = b
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false);
+    }
+    b.build().map_err(|e| PortError::fatal(format!("object store configuration for {endpoint:?}: {e}")))
 }
 
 fn header(v: &str) -> PortResult<http::HeaderValue> {
@@ -119,7 +133,7 @@ impl BlobStore for S3Blobs {
     ) -> PortResult<UploadUrl> {
         let opts = SignedUrlOptions::new().with_signed_header(http::header::CONTENT_TYPE, header(content_type)?);
         let url = self
-            .s3
+            .signer
             .signed_url_opts(http::Method::PUT, &Path::from(key), ttl, &opts)
             .await
             .map_err(|e| port_error("signing an upload", e))?;
@@ -140,7 +154,7 @@ impl BlobStore for S3Blobs {
             ("response-content-disposition", disposition(name, content_type)),
         ]);
         let url = self
-            .s3
+            .signer
             .signed_url_opts(http::Method::GET, &Path::from(key), ttl, &opts)
             .await
             .map_err(|e| port_error("signing a download", e))?;

@@ -468,6 +468,35 @@ async fn a_workspace_holds_no_more_files_than_its_storage_quota(mode: Mode) {
     share(&stack, &token, &ch, "after.txt", &[b'd'; 600], "text/plain").await;
 }
 
+/// Clients get links on `files.s3_public_endpoint` (here `localhost` for the servers'
+/// `127.0.0.1`), signed for that host, and they work; the servers' own endpoint never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_name_the_public_s3_endpoint_when_one_is_set() {
+    if !confab_tests::servers_available(Mode::Distributed) {
+        return;
+    }
+    let private = confab_tests::Services::required().s3.0;
+    let public = private.replace("127.0.0.1", "localhost");
+    assert_ne!(public, private, "the test's S3 endpoint is on 127.0.0.1: {private}");
+    let env = [("CONFAB_FILES__S3_PUBLIC_ENDPOINT", public.as_str())];
+    let stack = Stack::start_custom(Mode::Distributed, 1, None, &env).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+    let g = grant(&stack, &token, &ch, "notes.txt", 5, "text/plain").await;
+    let upload = g["upload"]["url"].as_str().unwrap();
+    assert!(upload.starts_with(&format!("{public}/")), "upload link on the public endpoint: {upload}");
+    assert_eq!(put(&g, b"hello".to_vec()).await, 200, "the link is signed for the public host");
+    let (status, v) = complete(&stack, &token, &g).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, info) = file_info(&stack, &token, g["file_id"].as_str().unwrap(), "").await;
+    assert_eq!(status, 200, "{info}");
+    let url = info["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{public}/")) && !url.contains(&private), "download link: {url}");
+    let (status, _, body) = fetch(url).await;
+    assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
+}
+
 /// The peak resident memory of a process (`VmHWM`), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
