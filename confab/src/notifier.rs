@@ -6,7 +6,7 @@ use confab_core::config::Config;
 use confab_core::ports::{EventSource, NotifyStore, Presence, Store};
 use confab_core::telemetry::Health;
 use confab_core::Shutdown;
-use confab_notifier::pipeline::{providers, sender, NotifyProjection};
+use confab_notifier::pipeline::{providers, sender, NotifyProjection, SenderLimits};
 use std::sync::Arc;
 
 static PUSH_LATENCY: std::sync::LazyLock<prometheus::Histogram> = std::sync::LazyLock::new(|| {
@@ -32,7 +32,11 @@ pub async fn run(
     health: Health,
 ) -> anyhow::Result<()> {
     let set = Arc::new(providers(&cfg.notifier).context("configuring push providers")?);
-    let send = tokio::spawn(sender(notify.clone(), set, cfg.notifier.max_attempts.max(1), shutdown.clone(), |ms| {
+    let limits = SenderLimits {
+        max_attempts: cfg.notifier.max_attempts.max(1),
+        lease_ms: cfg.notifier.outbox_lease_ms.min(i64::MAX as u64) as i64,
+    };
+    let send = tokio::spawn(sender(notify.clone(), set, limits, shutdown.clone(), |ms| {
         PUSH_LATENCY.observe(ms.max(0) as f64 / 1000.0)
     }));
     confab_projectors::runner::run(source, NotifyProjection::new(store, presence, notify), shutdown, health).await?;

@@ -206,6 +206,10 @@ pub struct NotifierConfig {
     pub fcm_token_url: String,
     /// Attempts before a push is given up (with exponential backoff between them).
     pub max_attempts: u32,
+    /// How long a notifier's claim on an outbox item hides it from the other notifiers, in ms:
+    /// longer than one send can take (a provider's connect and request timeouts, 15 s), since
+    /// an item still unsent when its lease ends is claimed and sent again.
+    pub outbox_lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -417,6 +421,7 @@ impl Default for NotifierConfig {
             fcm_service_account: String::new(),
             fcm_token_url: String::new(),
             max_attempts: 12,
+            outbox_lease_ms: 60_000,
         }
     }
 }
@@ -502,12 +507,16 @@ impl Config {
         let origin = path.unwrap_or("defaults").to_string();
         let mut env: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with("CONFAB_")).collect();
         env.sort();
+        let defaults = match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        };
         for (key, value) in env {
             if RESERVED_ENV.contains(&key.as_str()) || !(key.contains("__") || TOP_LEVEL_ENV.contains(&key.as_str())) {
                 continue;
             }
             let path: Vec<String> = key["CONFAB_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
-            let parsed = parse_env_value(&value);
+            let parsed = env_value(&defaults, &path, &value);
             set_path(&mut root, &path, parsed)
                 .map_err(|message| ConfigError::Invalid { origin: key.clone(), message })?;
         }
@@ -531,6 +540,9 @@ impl Config {
         }
         if self.embedded.partitions < 1 || self.embedded.fanout_stream_max_len < 1 {
             return Err("`embedded.partitions` and `embedded.fanout_stream_max_len` must be at least 1".into());
+        }
+        if self.notifier.outbox_lease_ms < 1_000 {
+            return Err("`notifier.outbox_lease_ms` must be at least 1000".into());
         }
         self.validate_auth()?;
         self.validate_servers()?;
@@ -681,6 +693,23 @@ fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
+/// An environment value as the setting's type: text for a text setting whatever it looks like
+/// (`CONFAB_KAFKA__INSTANCE_ID=1`, an all-digit password), otherwise a number or a boolean
+/// when it reads as one.
+fn env_value(defaults: &toml::Table, path: &[String], v: &str) -> toml::Value {
+    let mut at = defaults;
+    for (i, p) in path.iter().enumerate() {
+        match at.get(p) {
+            Some(toml::Value::Table(t)) if i + 1 < path.len() => at = t,
+            Some(toml::Value::String(_)) | Some(toml::Value::Array(_)) if i + 1 == path.len() => {
+                return toml::Value::String(v.to_string());
+            }
+            _ => break,
+        }
+    }
+    parse_env_value(v)
+}
+
 fn parse_env_value(v: &str) -> toml::Value {
     if let Ok(i) = v.parse::<i64>() {
         return toml::Value::Integer(i);
@@ -711,6 +740,17 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn text_settings_stay_text_whatever_they_look_like() {
+        let cfg = Config::load(
+            None,
+            env(&[("CONFAB_KAFKA__INSTANCE_ID", "1"), ("CONFAB_NAMESPACE", "2026"), ("CONFAB_FILES__BUCKET", "true")]),
+        )
+        .unwrap();
+        assert_eq!((cfg.kafka.instance_id.as_str(), cfg.namespace.as_str()), ("1", "2026"));
+        assert_eq!(cfg.files.bucket, "true");
     }
 
     #[test]

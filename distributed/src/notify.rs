@@ -46,8 +46,8 @@ impl NotifyStore for DistributedNotify {
     async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()> {
         self.outbox.enqueue(items).await
     }
-    async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
-        self.outbox.due(now_ms, limit).await
+    async fn claim(&self, now_ms: i64, lease_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
+        self.outbox.claim(now_ms, lease_ms, limit).await
     }
     async fn reschedule(&self, item: &OutboxItem) -> PortResult<()> {
         self.outbox.reschedule(item).await

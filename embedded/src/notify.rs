@@ -70,17 +70,25 @@ impl NotifyStore for EmbeddedNotify {
         }
         Ok(())
     }
-    async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
-        let mut out: Vec<OutboxItem> = Vec::new();
+    async fn claim(&self, now_ms: i64, lease_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
+        // one process, one sender: the lease only matters if it died holding items (a restart
+        // sends them again once the lease ends)
+        let mut due: Vec<OutboxItem> = Vec::new();
         for g in self.outbox.iter() {
             let it: OutboxItem = serde_json::from_slice(&g.value().map_err(port)?).map_err(port)?;
             if it.due_ms <= now_ms {
-                out.push(it);
+                due.push(it);
             }
         }
-        out.sort_by_key(|i| i.due_ms);
-        out.truncate(limit);
-        Ok(out)
+        due.sort_by_key(|i| i.due_ms);
+        due.truncate(limit);
+        for it in &due {
+            let leased = OutboxItem { due_ms: now_ms.saturating_add(lease_ms), ..it.clone() };
+            self.outbox
+                .insert(it.id.as_bytes(), serde_json::to_vec(&leased).expect("item serializes"))
+                .map_err(port)?;
+        }
+        Ok(due)
     }
     async fn reschedule(&self, item: &OutboxItem) -> PortResult<()> {
         self.outbox.insert(item.id.as_bytes(), serde_json::to_vec(item).expect("item serializes")).map_err(port)

@@ -158,18 +158,26 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(10)).min(Duration::from_secs(600))
 }
 
-/// Sends due outbox items until shutdown; `on_delivered` gets each delivery's latency from
-/// the event (ms).
+/// How the sender treats an item: attempts before giving up, and how long a claim hides it
+/// from other notifiers (longer than a send can take: connect and request timeouts).
+#[derive(Debug, Clone, Copy)]
+pub struct SenderLimits {
+    pub max_attempts: u32,
+    pub lease_ms: i64,
+}
+
+/// Sends due outbox items until shutdown, claiming them so that any number of notifiers can
+/// share the outbox; `on_delivered` gets each delivery's latency from the event (ms).
 pub async fn sender(
     notify: Arc<dyn NotifyStore>,
     providers: Arc<ProviderSet>,
-    max_attempts: u32,
+    limits: SenderLimits,
     mut shutdown: confab_core::Shutdown,
     on_delivered: impl Fn(i64) + Send + Sync + 'static,
 ) {
     loop {
         let now = chrono::Utc::now().timestamp_millis();
-        let due = match notify.due(now, 64).await {
+        let due = match notify.claim(now, limits.lease_ms, 64).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox unavailable");
@@ -205,7 +213,7 @@ pub async fn sender(
                     SendOutcome::Retry { after, reason } => {
                         let mut next = item.clone();
                         next.attempts += 1;
-                        if next.attempts >= max_attempts {
+                        if next.attempts >= limits.max_attempts {
                             tracing::warn!(id = %item.id, reason = %reason, attempts = next.attempts, "push given up");
                             notify.remove(&item.id).await.map(|_| None)
                         } else {

@@ -328,6 +328,17 @@ impl Stack {
         self.procs.insert(name.to_string(), p);
     }
 
+    /// Starts another process with `confab <args>` and settings of its own (a second replica
+    /// needs its own `CONFAB_KAFKA__INSTANCE_ID`, say).
+    pub fn spawn_with_env(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut all = self.env.clone();
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let n = self.procs.len();
+        let p = spawn(&all, &args, self.dir.path().join(format!("{name}-{n}.log")), true);
+        self.procs.insert(name.to_string(), p);
+    }
+
     /// `kill -9` a process.
     pub fn kill(&mut self, name: &str) {
         let name = &self.host(name);

@@ -156,3 +156,87 @@ async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
     .await;
     assert_eq!(fake.requests().last().unwrap().status, 410);
 }
+
+/// Three notifiers share the outbox (issue 17: "two notifiers would double-send"): bob,
+/// offline, gets each of 30 DMs exactly once on his device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifiers_sharing_the_outbox_send_each_push_once() {
+    if !confab_tests::servers_available(Mode::Distributed) {
+        return;
+    }
+    const N: usize = 30;
+    let fake = FakeWebPush::start().await;
+    let vapid = generate_ec_key();
+    let (private, public) = (ec_key_to_b64url(&vapid), ec_public_b64url(vapid.verifying_key()));
+    let env = [
+        ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private.as_str()),
+        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true"),
+        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_PRIVATE_NETWORKS", "true"),
+    ];
+    let mut stack = Stack::start_custom(Mode::Distributed, 1, None, &env).await;
+    for n in 1..3 {
+        let id = n.to_string();
+        stack.spawn_with_env(&format!("notifier{n}"), &["notifier"], &[("CONFAB_KAFKA__INSTANCE_ID", id.as_str())]);
+    }
+    let ws = stack.create_workspace("acme").await;
+    let alice = stack.create_user(&ws, "alice").await;
+    let bob = stack.create_user(&ws, "bob").await;
+    let subscription = serde_json::to_value(fake.subscribe(&public).unwrap()).unwrap();
+    let (status, reg) = post(&stack, "/api/devices", &bob.1, subscription, reqwest::Method::POST).await;
+    assert_eq!(status, 201, "{reg}");
+    let mut a = Client::connect(&stack.addr("gw0"), &alice.1).await.unwrap();
+    let dm = a.command(json!({"type": "dm:open", "user_ids": [bob.0]}), "d1").await["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..N {
+        let ack = a
+            .command(json!({"type": "message:send", "channel_id": dm, "text": format!("ping {i}")}), &format!("m{i}"))
+            .await;
+        assert_eq!(ack["type"], "message:ack", "{ack}");
+    }
+    fake.wait_for(N, T).await;
+    // anything doubled would arrive within the polling interval; give it a second more
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut bodies: Vec<String> = plaintexts(&fake).iter().map(|p| p["body"].as_str().unwrap().to_string()).collect();
+    let sent = bodies.len();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!((bodies.len(), sent), (N, N), "each DM pushed once by three notifiers");
+}
+
+/// The Redis outbox's claims: concurrent claims split the items, a claimed item is hidden until
+/// its lease ends, then another notifier claims it (its claimer died); a removed one is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_claims_hide_items_until_their_lease_ends() {
+    if !confab_tests::servers_available(Mode::Distributed) {
+        return;
+    }
+    use confab_core::ports::{NotifyStore, OutboxItem};
+    let url = confab_tests::Services::required().redis;
+    let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let outbox = confab_distributed::RedisNotify::connect(&url, &namespace).await.unwrap();
+    let item = |n: u32| OutboxItem {
+        id: format!("e{n}:d"),
+        workspace_id: uuid::Uuid::new_v4(),
+        user_id: uuid::Uuid::new_v4(),
+        device_id: uuid::Uuid::new_v4(),
+        address: "{}".into(),
+        payload: "{}".into(),
+        attempts: 0,
+        due_ms: 1_000 + n as i64,
+        event_ms: 0,
+    };
+    outbox.enqueue(&(0..10).map(item).collect::<Vec<_>>()).await.unwrap();
+    let (first, second) = tokio::join!(outbox.claim(2_000, 60_000, 6), outbox.claim(2_000, 60_000, 6));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let mut ids: Vec<String> = first.iter().chain(&second).map(|i| i.id.clone()).collect();
+    assert_eq!(ids.len(), 10, "two claims at once took {} and {}", first.len(), second.len());
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "no item claimed twice");
+    assert!(outbox.claim(61_999, 60_000, 100).await.unwrap().is_empty(), "hidden until the lease ends");
+    outbox.remove("e3:d").await.unwrap();
+    let again = outbox.claim(62_000, 60_000, 100).await.unwrap();
+    assert_eq!(again.len(), 9, "claimed again once the lease ended, but not the removed one");
+}

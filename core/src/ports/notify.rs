@@ -6,7 +6,7 @@
 //! The outbox is what makes sends durable: the notifier enqueues before it acknowledges the
 //! event, and an item leaves only when the provider accepted it (or said the device is gone).
 //! Enqueueing is idempotent by item id (`<event_id>:<device_id>`), so a replayed event adds
-//! nothing.
+//! nothing. Items are claimed with a lease, so any number of notifiers share one outbox.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -43,8 +43,11 @@ pub trait NotifyStore: Send + Sync {
     async fn prefs_many(&self, ws: Uuid, users: &[Uuid]) -> PortResult<Vec<Option<String>>>;
     /// Adds items not already in the outbox.
     async fn enqueue(&self, items: &[OutboxItem]) -> PortResult<()>;
-    /// Items due by `now_ms`, oldest first.
-    async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>>;
+    /// Claims up to `limit` items due by `now_ms`, oldest first: each is due again only at
+    /// `now_ms + lease_ms`, atomically with the claim, so notifiers sharing the outbox never
+    /// send one item at once, and an item whose claimer died is claimed again once its lease
+    /// ends. The claimer then removes the item or reschedules it.
+    async fn claim(&self, now_ms: i64, lease_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>>;
     /// Stores a changed item (next due time, attempts).
     async fn reschedule(&self, item: &OutboxItem) -> PortResult<()>;
     async fn remove(&self, id: &str) -> PortResult<()>;

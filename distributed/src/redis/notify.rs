@@ -1,6 +1,7 @@
 //! Redis storage for the notifier. Per workspace: `<ns>:{ws}:dev:<user>` (hash device ->
 //! address) and `<ns>:{ws}:prefs` (hash user -> preferences). The outbox: `<ns>:outbox` (sorted
-//! set id -> due ms) and `<ns>:outbox:items` (hash id -> item). Durable as far as Redis is
+//! set id -> due ms) and `<ns>:outbox:items` (hash id -> item), claimed by one script that moves
+//! each claimed id's due time to its lease's end. Durable as far as Redis is
 //! (run it with AOF for the notifier).
 
 use async_trait::async_trait;
@@ -12,15 +13,34 @@ use confab_core::ports::{NotifyStore, OutboxItem, PortResult};
 
 use super::error::{connection, port};
 
+/// Claims due outbox items: KEYS = the due set and the items hash; ARGV = now, the lease's
+/// end, the most to claim. Each claimed id is due again at the lease's end; an id without an
+/// item (removed meanwhile) leaves the due set. Returns the items' JSON.
+const CLAIM: &str = r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local item = redis.call('HGET', KEYS[2], id)
+  if item then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    table.insert(out, item)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"#;
+
 #[derive(Clone)]
 pub struct RedisNotify {
     conn: ConnectionManager,
     namespace: String,
+    claim: redis::Script,
 }
 
 impl RedisNotify {
     pub async fn connect(url: &str, namespace: &str) -> PortResult<Self> {
-        Ok(Self { conn: connection(url).await?, namespace: namespace.to_string() })
+        Ok(Self { conn: connection(url).await?, namespace: namespace.to_string(), claim: redis::Script::new(CLAIM) })
     }
     fn ws(&self, ws: &Uuid) -> String {
         format!("{}:{{{ws}}}:", self.namespace)
@@ -76,25 +96,20 @@ impl NotifyStore for RedisNotify {
         let mut c = self.conn.clone();
         pipe.query_async::<()>(&mut c).await.map_err(port)
     }
-    async fn due(&self, now_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
+    async fn claim(&self, now_ms: i64, lease_ms: i64, limit: usize) -> PortResult<Vec<OutboxItem>> {
         let (zset, hash) = self.outbox();
         let mut c = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(&zset)
-            .arg("-inf")
+        let raw: Vec<String> = self
+            .claim
+            .key(zset)
+            .key(hash)
             .arg(now_ms)
-            .arg("LIMIT")
-            .arg(0)
+            .arg(now_ms.saturating_add(lease_ms))
             .arg(limit)
-            .query_async(&mut c)
+            .invoke_async(&mut c)
             .await
             .map_err(port)?;
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let raw: Vec<Option<String>> =
-            redis::cmd("HMGET").arg(&hash).arg(&ids).query_async(&mut c).await.map_err(port)?;
-        Ok(raw.into_iter().flatten().filter_map(|s| serde_json::from_str(&s).ok()).collect())
+        Ok(raw.into_iter().filter_map(|s| serde_json::from_str(&s).ok()).collect())
     }
     async fn reschedule(&self, item: &OutboxItem) -> PortResult<()> {
         let (zset, hash) = self.outbox();
