@@ -60,9 +60,13 @@ enum Command {
     Registry {
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: String,
-        /// Where registered schemas are kept (a JSON file inside).
+        /// Where registered schemas are kept (a JSON file inside), for a single instance.
         #[arg(long, default_value = "./confab-data/registry")]
         data_dir: PathBuf,
+        /// Keep schemas in Kafka (`<namespace>._schemas`, from the configuration's `kafka.*`)
+        /// instead, so any number of instances serve the same state.
+        #[arg(long)]
+        shared: bool,
     },
     /// Rebuild a projection from the events log (progress on stderr, JSON summary on stdout).
     /// Resumes an interrupted replay unless `--from earliest`.
@@ -138,8 +142,16 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Admin(args) = cli.command {
         return admin::run(args).await;
     }
-    if let Command::Registry { listen, data_dir } = cli.command {
-        return run_registry(&listen, data_dir).await;
+    if let Command::Registry { listen, data_dir, shared } = cli.command {
+        let store = if shared {
+            let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
+            let log = confab_distributed::KafkaSchemaLog::open(&cfg).await.context("opening the schema log")?;
+            confab_registry::SchemaStore::shared(Arc::new(log))
+        } else {
+            confab_registry::SchemaStore::open(Some(data_dir.join("registry.json")))
+                .context("opening registry state")?
+        };
+        return run_registry(&listen, store).await;
     }
     let mut cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
     let runs_gateway = matches!(cli.command, Command::Gateway)
@@ -221,9 +233,7 @@ async fn run_process(cfg: Config, component: Component, shutdown: Shutdown, heal
     run_distributed(cfg, &[component], shutdown, health).await
 }
 
-async fn run_registry(listen: &str, data_dir: PathBuf) -> anyhow::Result<()> {
-    let store =
-        confab_registry::SchemaStore::open(Some(data_dir.join("registry.json"))).context("opening registry state")?;
+async fn run_registry(listen: &str, store: confab_registry::SchemaStore) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     announce("listening", addr);

@@ -25,7 +25,7 @@ pub mod registry;
 pub mod s3;
 
 pub use cassandra::{CassandraDevices, CassandraStore};
-pub use kafka::{KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
+pub use kafka::{KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSchemaLog, KafkaSequencerLog};
 pub use notify::DistributedNotify;
 pub use redis::{RedisFanout, RedisNotify, RedisPresence, RedisSendLimits};
 pub use registry::HttpSchemaSource;

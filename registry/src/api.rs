@@ -76,7 +76,7 @@ async fn register(
     Path(subject): Path<String>,
     Body(b): Body<SchemaBody>,
 ) -> Result<Response, RegistryError> {
-    let r = s.register(&subject, b.avro()?)?;
+    let r = s.register(&subject, b.avro()?).await?;
     tracing::info!(subject = %subject, id = r.id, version = r.version, "schema registered");
     Ok(ok(json!({"id": r.id})))
 }
@@ -86,19 +86,23 @@ async fn lookup(
     Path(subject): Path<String>,
     Body(b): Body<SchemaBody>,
 ) -> Result<Response, RegistryError> {
+    s.refresh().await?;
     let r = s.lookup(&subject, b.avro()?)?;
     Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
 }
 
 async fn schema_by_id(State(s): State<Store>, Path(id): Path<u32>) -> Result<Response, RegistryError> {
+    s.refresh().await?;
     Ok(ok(json!({"schema": s.schema(id)?})))
 }
 
-async fn subjects(State(s): State<Store>) -> Response {
-    ok(json!(s.subjects()))
+async fn subjects(State(s): State<Store>) -> Result<Response, RegistryError> {
+    s.refresh().await?;
+    Ok(ok(json!(s.subjects())))
 }
 
 async fn versions(State(s): State<Store>, Path(subject): Path<String>) -> Result<Response, RegistryError> {
+    s.refresh().await?;
     Ok(ok(json!(s.versions(&subject)?)))
 }
 
@@ -106,6 +110,7 @@ async fn version(
     State(s): State<Store>,
     Path((subject, v)): Path<(String, String)>,
 ) -> Result<Response, RegistryError> {
+    s.refresh().await?;
     let r = s.version(&subject, &v)?;
     Ok(ok(json!({"subject": r.subject, "id": r.id, "version": r.version, "schema": r.schema})))
 }
@@ -115,6 +120,7 @@ async fn compatibility(
     Path((subject, v)): Path<(String, String)>,
     Body(b): Body<SchemaBody>,
 ) -> Result<Response, RegistryError> {
+    s.refresh().await?;
     let problems = s.check(&subject, b.avro()?, &v)?;
     Ok(ok(json!({"is_compatible": problems.is_empty(), "messages": problems})))
 }
@@ -124,17 +130,19 @@ struct LevelBody {
     compatibility: Level,
 }
 
-async fn get_config(State(s): State<Store>) -> Response {
-    ok(json!({"compatibilityLevel": s.level(None)}))
+async fn get_config(State(s): State<Store>) -> Result<Response, RegistryError> {
+    s.refresh().await?;
+    Ok(ok(json!({"compatibilityLevel": s.level(None)})))
 }
 
 async fn put_config(State(s): State<Store>, Body(b): Body<LevelBody>) -> Result<Response, RegistryError> {
-    s.set_level(None, b.compatibility)?;
+    s.set_level(None, b.compatibility).await?;
     Ok(ok(json!({"compatibility": b.compatibility})))
 }
 
-async fn get_subject_config(State(s): State<Store>, Path(subject): Path<String>) -> Response {
-    ok(json!({"compatibilityLevel": s.level(Some(&subject))}))
+async fn get_subject_config(State(s): State<Store>, Path(subject): Path<String>) -> Result<Response, RegistryError> {
+    s.refresh().await?;
+    Ok(ok(json!({"compatibilityLevel": s.level(Some(&subject))})))
 }
 
 async fn put_subject_config(
@@ -142,7 +150,7 @@ async fn put_subject_config(
     Path(subject): Path<String>,
     Body(b): Body<LevelBody>,
 ) -> Result<Response, RegistryError> {
-    s.set_level(Some(&subject), b.compatibility)?;
+    s.set_level(Some(&subject), b.compatibility).await?;
     Ok(ok(json!({"compatibility": b.compatibility})))
 }
 

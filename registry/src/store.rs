@@ -1,5 +1,7 @@
 //! Subjects, versions and schema ids. A schema (by canonical form) keeps one global id across
-//! subjects. State is written through to a JSON file with an atomic rename.
+//! subjects. State is written through to a JSON file with an atomic rename (one instance), or
+//! kept as a log of changes that any number of instances share and apply in the same order
+//! ([`SchemaLog`]; Kafka in distributed mode).
 
 use apache_avro::Schema;
 use serde::{Deserialize, Serialize};
@@ -51,6 +53,8 @@ struct State {
 pub struct SchemaStore {
     state: Mutex<State>,
     path: Option<PathBuf>,
+    /// The log every instance shares, when there are several (distributed mode).
+    shared: Option<Shared>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +69,145 @@ fn parse(text: &str) -> Result<Schema, RegistryError> {
     Schema::parse_str(text).map_err(|e| RegistryError::InvalidSchema(e.to_string()))
 }
 
+impl State {
+    fn level(&self, subject: Option<&str>) -> Level {
+        subject.and_then(|sub| self.subject_levels.get(sub).copied()).or(self.global_level).unwrap_or(Level::Backward)
+    }
+
+    /// Applies one change; a registration answers with what it registered (or found).
+    fn apply(&mut self, change: &Change) -> Result<Option<Registered>, RegistryError> {
+        match change {
+            Change::Register { subject, schema } => self.register(subject, schema).map(Some),
+            Change::SetLevel { subject: Some(sub), level } => {
+                self.subject_levels.insert(sub.clone(), *level);
+                Ok(None)
+            }
+            Change::SetLevel { subject: None, level } => {
+                self.global_level = Some(*level);
+                Ok(None)
+            }
+        }
+    }
+
+    fn register(&mut self, subject: &str, text: &str) -> Result<Registered, RegistryError> {
+        let schema = parse(text)?;
+        let canonical = schema.canonical_form();
+        let level = self.level(Some(subject));
+        let existing_id = self
+            .schemas
+            .iter()
+            .find(|(_, t)| parse(t).map(|p| p.canonical_form() == canonical).unwrap_or(false))
+            .map(|(id, _)| *id);
+        if let Some(id) = existing_id {
+            if let Some(v) = self.subjects.get(subject).and_then(|vs| vs.iter().find(|v| v.id == id)) {
+                let schema = self.schemas[&id].clone();
+                return Ok(Registered { subject: subject.into(), version: v.version, id, schema });
+            }
+        }
+        let earlier: Vec<Schema> = self
+            .subjects
+            .get(subject)
+            .map(|vs| vs.iter().filter_map(|v| parse(&self.schemas[&v.id]).ok()).collect())
+            .unwrap_or_default();
+        let problems = compat::check(level, &schema, &earlier);
+        if !problems.is_empty() {
+            return Err(RegistryError::Incompatible { subject: subject.into(), details: problems.join("; ") });
+        }
+        let id = existing_id.unwrap_or_else(|| self.schemas.keys().next_back().copied().unwrap_or(0) + 1);
+        self.schemas.entry(id).or_insert_with(|| text.to_string());
+        let versions = self.subjects.entry(subject.to_string()).or_default();
+        let version = versions.last().map(|v| v.version + 1).unwrap_or(1);
+        versions.push(Version { version, id });
+        Ok(Registered { subject: subject.into(), version, id, schema: text.to_string() })
+    }
+}
+
+/// A change to the registry's state, as a shared log keeps it (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    Register { subject: String, schema: String },
+    SetLevel { subject: Option<String>, level: Level },
+}
+
+/// An ordered log of changes every registry instance reads in the same order (Kafka:
+/// `<ns>._schemas`, one partition). Every instance applies every change in log order with the
+/// same rules, so ids, versions and refusals come out the same everywhere, whichever instance
+/// took the request.
+#[async_trait::async_trait]
+pub trait SchemaLog: Send + Sync {
+    /// Appends a change; returns its offset.
+    async fn append(&self, change: Vec<u8>) -> PortResult<i64>;
+    /// The offset the next append will get.
+    async fn end(&self) -> PortResult<i64>;
+    /// Changes from offset `from` on (at most `max`, possibly none yet), with their offsets.
+    async fn read(&self, from: i64, max: usize) -> PortResult<Vec<(i64, Vec<u8>)>>;
+}
+
+/// The shared log and how far this instance has applied it.
+struct Shared {
+    log: std::sync::Arc<dyn SchemaLog>,
+    /// The next offset to apply; held while catching up, so changes apply once, in order.
+    next: tokio::sync::Mutex<i64>,
+}
+
+/// How long catching up may wait for a change the log said it holds.
+const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl SchemaStore {
+    /// A store whose state is the shared `log` (it starts empty and catches up on first use).
+    pub fn shared(log: std::sync::Arc<dyn SchemaLog>) -> Self {
+        let shared = Shared { log, next: tokio::sync::Mutex::new(0) };
+        Self { state: Mutex::new(State::default()), path: None, shared: Some(shared) }
+    }
+
+    /// Applies what other instances appended up to now (nothing to do without a shared log);
+    /// reads call it first, so a read sees every change made before it, on any instance.
+    pub async fn refresh(&self) -> Result<(), RegistryError> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let end = shared.log.end().await.map_err(|e| RegistryError::Io(e.to_string()))?;
+        self.catch_up(shared, end, None).await.map(|_| ())
+    }
+
+    async fn append_and_apply(&self, shared: &Shared, change: &Change) -> Result<Option<Registered>, RegistryError> {
+        let bytes = serde_json::to_vec(change).expect("change serializes");
+        let offset = shared.log.append(bytes).await.map_err(|e| RegistryError::Io(e.to_string()))?;
+        self.catch_up(shared, offset + 1, Some(offset)).await?.expect("the appended change was applied")
+    }
+
+    /// Applies the log up to (not including) `end`; returns the outcome of the change at
+    /// `watch` if it was applied by this call.
+    async fn catch_up(
+        &self,
+        shared: &Shared,
+        end: i64,
+        watch: Option<i64>,
+    ) -> Result<Option<Result<Option<Registered>, RegistryError>>, RegistryError> {
+        let mut next = shared.next.lock().await;
+        let mut watched = None;
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WITHIN;
+        while *next < end {
+            let changes = shared.log.read(*next, 500).await.map_err(|e| RegistryError::Io(e.to_string()))?;
+            if changes.is_empty() && tokio::time::Instant::now() > deadline {
+                return Err(RegistryError::Io(format!("the schema log did not deliver offset {} in time", *next)));
+            }
+            for (offset, bytes) in changes {
+                let outcome = match serde_json::from_slice::<Change>(&bytes) {
+                    Ok(change) => self.state.lock().expect("registry lock").apply(&change),
+                    Err(e) => Err(RegistryError::BadRequest(format!("unreadable change at offset {offset}: {e}"))),
+                };
+                if let Err(e) = &outcome {
+                    tracing::debug!(offset, error = %e, "schema log change refused");
+                }
+                if Some(offset) == watch {
+                    watched = Some(outcome);
+                }
+                *next = offset + 1;
+            }
+        }
+        Ok(watched)
+    }
+
     /// Opens the store at `path` (created on first write), or in memory when `None`.
     pub fn open(path: Option<PathBuf>) -> Result<Self, RegistryError> {
         let state = match &path {
@@ -75,7 +217,7 @@ impl SchemaStore {
             }
             _ => State::default(),
         };
-        Ok(Self { state: Mutex::new(state), path })
+        Ok(Self { state: Mutex::new(state), path, shared: None })
     }
 
     fn persist(&self, state: &State) -> Result<(), RegistryError> {
@@ -90,59 +232,37 @@ impl SchemaStore {
     }
 
     pub fn level(&self, subject: Option<&str>) -> Level {
-        let s = self.state.lock().expect("registry lock");
-        subject.and_then(|sub| s.subject_levels.get(sub).copied()).or(s.global_level).unwrap_or(Level::Backward)
+        self.state.lock().expect("registry lock").level(subject)
     }
 
-    pub fn set_level(&self, subject: Option<&str>, level: Level) -> Result<(), RegistryError> {
-        let mut s = self.state.lock().expect("registry lock");
-        match subject {
-            Some(sub) => {
-                s.subject_levels.insert(sub.to_string(), level);
-            }
-            None => s.global_level = Some(level),
+    pub async fn set_level(&self, subject: Option<&str>, level: Level) -> Result<(), RegistryError> {
+        let change = Change::SetLevel { subject: subject.map(String::from), level };
+        if let Some(shared) = &self.shared {
+            return self.append_and_apply(shared, &change).await.map(|_| ());
         }
+        let mut s = self.state.lock().expect("registry lock");
+        s.apply(&change)?;
         self.persist(&s)
     }
 
     /// Registers `text` under `subject` after the compatibility check; an already registered
-    /// schema returns its existing id and version.
-    pub fn register(&self, subject: &str, text: &str) -> Result<Registered, RegistryError> {
-        let schema = parse(text)?;
-        let canonical = schema.canonical_form();
-        let level = self.level(Some(subject));
-        let mut s = self.state.lock().expect("registry lock");
-        let existing_id = s
-            .schemas
-            .iter()
-            .find(|(_, t)| parse(t).map(|p| p.canonical_form() == canonical).unwrap_or(false))
-            .map(|(id, _)| *id);
-        if let Some(id) = existing_id {
-            if let Some(v) = s.subjects.get(subject).and_then(|vs| vs.iter().find(|v| v.id == id)) {
-                return Ok(Registered {
-                    subject: subject.into(),
-                    version: v.version,
-                    id,
-                    schema: s.schemas[&id].clone(),
-                });
+    /// schema returns its existing id and version. With a shared log, the registration is
+    /// appended to it and takes effect where it lands, for every instance alike.
+    pub async fn register(&self, subject: &str, text: &str) -> Result<Registered, RegistryError> {
+        parse(text)?;
+        let change = Change::Register { subject: subject.to_string(), schema: text.to_string() };
+        match &self.shared {
+            Some(shared) => self
+                .append_and_apply(shared, &change)
+                .await?
+                .ok_or_else(|| RegistryError::Io("a registration applied as something else".into())),
+            None => {
+                let mut s = self.state.lock().expect("registry lock");
+                let r = s.register(subject, text)?;
+                self.persist(&s)?;
+                Ok(r)
             }
         }
-        let earlier: Vec<Schema> = s
-            .subjects
-            .get(subject)
-            .map(|vs| vs.iter().filter_map(|v| parse(&s.schemas[&v.id]).ok()).collect())
-            .unwrap_or_default();
-        let problems = compat::check(level, &schema, &earlier);
-        if !problems.is_empty() {
-            return Err(RegistryError::Incompatible { subject: subject.into(), details: problems.join("; ") });
-        }
-        let id = existing_id.unwrap_or_else(|| s.schemas.keys().next_back().copied().unwrap_or(0) + 1);
-        s.schemas.entry(id).or_insert_with(|| text.to_string());
-        let versions = s.subjects.entry(subject.to_string()).or_default();
-        let version = versions.last().map(|v| v.version + 1).unwrap_or(1);
-        versions.push(Version { version, id });
-        self.persist(&s)?;
-        Ok(Registered { subject: subject.into(), version, id, schema: text.to_string() })
     }
 
     /// Checks `text` against a subject without registering it.
@@ -224,9 +344,13 @@ impl From<RegistryError> for PortError {
 #[async_trait::async_trait]
 impl SchemaSource for SchemaStore {
     async fn register(&self, subject: &str, schema: &str) -> PortResult<u32> {
-        Ok(SchemaStore::register(self, subject, schema)?.id)
+        Ok(SchemaStore::register(self, subject, schema).await?.id)
     }
     async fn schema(&self, id: u32) -> PortResult<String> {
+        if let Ok(text) = SchemaStore::schema(self, id) {
+            return Ok(text);
+        }
+        self.refresh().await?;
         Ok(SchemaStore::schema(self, id)?)
     }
 }
@@ -241,25 +365,76 @@ mod tests {
     const BAD: &str =
         r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"c","type":"int"}]}"#;
 
-    #[test]
-    fn registers_versions_dedups_and_refuses_incompatible() {
+    #[tokio::test]
+    async fn registers_versions_dedups_and_refuses_incompatible() {
         let dir = std::env::temp_dir().join(format!("confab-registry-{}", uuid_like()));
         let path = dir.join("registry.json");
         let store = SchemaStore::open(Some(path.clone())).unwrap();
-        let r1 = store.register("t-value", V1).unwrap();
+        let r1 = store.register("t-value", V1).await.unwrap();
         assert_eq!((r1.id, r1.version), (1, 1));
-        assert_eq!(store.register("t-value", V1).unwrap().id, 1);
-        let r2 = store.register("t-value", V2).unwrap();
+        assert_eq!(store.register("t-value", V1).await.unwrap().id, 1);
+        let r2 = store.register("t-value", V2).await.unwrap();
         assert_eq!((r2.id, r2.version), (2, 2));
         // same schema under another subject keeps its id
-        assert_eq!(store.register("u-value", V1).unwrap().id, 1);
-        let err = store.register("t-value", BAD).unwrap_err().to_string();
+        assert_eq!(store.register("u-value", V1).await.unwrap().id, 1);
+        let err = store.register("t-value", BAD).await.unwrap_err().to_string();
         assert!(err.contains("incompatible") && err.contains('c'), "{err}");
         // survives a restart
         let reopened = SchemaStore::open(Some(path)).unwrap();
         assert_eq!(reopened.versions("t-value").unwrap(), vec![1, 2]);
         assert_eq!(reopened.version("t-value", "latest").unwrap().id, 2);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A shared log in memory, as every instance of a Kafka-backed registry sees `_schemas`.
+    #[derive(Default)]
+    struct MemLog(std::sync::Mutex<Vec<Vec<u8>>>);
+
+    #[async_trait::async_trait]
+    impl SchemaLog for MemLog {
+        async fn append(&self, change: Vec<u8>) -> PortResult<i64> {
+            let mut log = self.0.lock().unwrap();
+            log.push(change);
+            Ok(log.len() as i64 - 1)
+        }
+        async fn end(&self) -> PortResult<i64> {
+            Ok(self.0.lock().unwrap().len() as i64)
+        }
+        async fn read(&self, from: i64, max: usize) -> PortResult<Vec<(i64, Vec<u8>)>> {
+            let log = self.0.lock().unwrap();
+            Ok(log.iter().enumerate().skip(from as usize).take(max).map(|(i, c)| (i as i64, c.clone())).collect())
+        }
+    }
+
+    const X: &str =
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":1}]}"#;
+    const Y: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"string","default":"x"}]}"#;
+
+    #[tokio::test]
+    async fn instances_sharing_a_log_agree_on_ids_versions_and_refusals() {
+        let log = std::sync::Arc::new(MemLog::default());
+        let (a, b) = (SchemaStore::shared(log.clone()), SchemaStore::shared(log.clone()));
+        assert_eq!(a.register("t-value", V1).await.unwrap().id, 1);
+        // X and Y each fit V1, not each other: whichever lands first wins, on both instances
+        let (x, y) = tokio::join!(a.register("t-value", X), b.register("t-value", Y));
+        assert!(x.is_ok() != y.is_ok(), "exactly one of two incompatible versions: {x:?} {y:?}");
+        let winner = x.as_ref().or(y.as_ref()).unwrap().clone();
+        assert_eq!((winner.id, winner.version), (2, 2));
+        for store in [&a, &b] {
+            store.refresh().await.unwrap();
+            assert_eq!(store.versions("t-value").unwrap(), vec![1, 2]);
+            assert_eq!(store.version("t-value", "latest").unwrap().schema, winner.schema);
+        }
+        // an id registered on one instance is served by the other; so is a level change
+        let other = b.register("u-value", V2).await.unwrap();
+        assert_eq!(SchemaSource::schema(&a, other.id).await.unwrap(), V2);
+        a.set_level(Some("u-value"), Level::None).await.unwrap();
+        b.refresh().await.unwrap();
+        assert_eq!(b.level(Some("u-value")), Level::None);
+        // a fresh instance rebuilds the same state from the log
+        let c = SchemaStore::shared(log);
+        c.refresh().await.unwrap();
+        assert_eq!((c.subjects(), c.schema(other.id).unwrap()), (a.subjects(), V2.to_string()));
     }
 
     fn uuid_like() -> String {

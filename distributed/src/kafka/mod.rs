@@ -6,6 +6,7 @@
 //! - [`KafkaReplySource`]: the gateway's read_committed reader of its replies.
 //! - [`KafkaSequencerLog`]: ingest's consumer group and transactional producer.
 //! - [`KafkaEventSource`]: a projector's consumer group with stored offsets, or a replay.
+//! - [`KafkaSchemaLog`]: the schema registry's shared log (`<ns>._schemas`).
 //! - `client`: settings every client shares; `admin`: topic creation; `error`: what an error means.
 
 mod admin;
@@ -14,6 +15,7 @@ mod command_sink;
 mod error;
 mod event_source;
 mod replies;
+mod schema_log;
 mod sequencer_log;
 
 pub use admin::ensure_topics;
@@ -21,6 +23,7 @@ pub use client::{base_config, committed_lag, consumer_config, group};
 pub use command_sink::KafkaCommandSink;
 pub use event_source::KafkaEventSource;
 pub use replies::KafkaReplySource;
+pub use schema_log::{schemas_topic, KafkaSchemaLog};
 pub use sequencer_log::KafkaSequencerLog;
 
 use confab_core::ports::PortResult;
