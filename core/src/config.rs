@@ -80,6 +80,13 @@ pub struct KafkaConfig {
     pub projector_fetch_wait_ms: u32,
     /// Bytes a fetch of those projectors waits for (up to `projector_fetch_wait_ms`).
     pub projector_fetch_min_bytes: u32,
+    /// Any librdkafka setting, passed to every Kafka client as is (security, TLS, SASL, tuning):
+    /// `[kafka.properties]` `"security.protocol" = "SASL_SSL"`. In the environment, underscores
+    /// stand for dots (librdkafka names have none): `CONFAB_KAFKA__PROPERTIES__SASL_MECHANISMS`.
+    /// A setting librdkafka does not know, or one this build cannot do, stops the process
+    /// with an error naming it.
+    #[serde(deserialize_with = "string_map")]
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -349,6 +356,7 @@ impl Default for KafkaConfig {
             fetch_wait_max_ms: 10,
             projector_fetch_wait_ms: 100,
             projector_fetch_min_bytes: 16_384,
+            properties: Default::default(),
         }
     }
 }
@@ -710,6 +718,23 @@ fn env_value(defaults: &toml::Table, path: &[String], v: &str) -> toml::Value {
     parse_env_value(v)
 }
 
+/// A table of settings whose values may be written as text, numbers or booleans; all kept as
+/// text, with underscores in names read as dots (see [`KafkaConfig::properties`]).
+fn string_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    let table = toml::Table::deserialize(d)?;
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => v.to_string(),
+                other => return Err(serde::de::Error::custom(format!("`{k}`: {other} is not a single value"))),
+            };
+            Ok((k.replace('_', "."), v))
+        })
+        .collect()
+}
+
 fn parse_env_value(v: &str) -> toml::Value {
     if let Ok(i) = v.parse::<i64>() {
         return toml::Value::Integer(i);
@@ -740,6 +765,24 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn kafka_properties_pass_through_as_text_with_dotted_names() {
+        let file = std::env::temp_dir().join(format!("confab-props-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"message.max.bytes\" = 2000000\n",
+        )
+        .unwrap();
+        let cfg = Config::load(file.to_str(), env(&[("CONFAB_KAFKA__PROPERTIES__SASL_MECHANISMS", "SCRAM-SHA-512")]))
+            .unwrap();
+        let _ = std::fs::remove_file(&file);
+        let props: Vec<(&str, &str)> = cfg.kafka.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            props,
+            [("message.max.bytes", "2000000"), ("sasl.mechanisms", "SCRAM-SHA-512"), ("security.protocol", "SASL_SSL")]
+        );
     }
 
     #[test]

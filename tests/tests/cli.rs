@@ -64,3 +64,12 @@ fn schemas_check_refuses_an_incompatible_change_naming_the_field() {
     let (ok, out) = confab(&[], &["schemas", "check", "--file", file.to_str().unwrap()]);
     assert!(ok, "{out}");
 }
+
+/// `kafka.properties` reach every Kafka client as is: a setting librdkafka does not know stops
+/// the process with an error naming it (no broker is needed to find out).
+#[test]
+fn a_kafka_property_librdkafka_refuses_is_named_at_start() {
+    let (ok, out) = confab(&[("CONFAB_KAFKA__PROPERTIES__NO_SUCH_THING", "1")], &["lag"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("no.such.thing"), "{out}");
+}

@@ -270,7 +270,12 @@ async fn a_command_not_signed_by_a_gateway_is_never_sequenced() {
     let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": "after them"}), "s2").await;
     assert_eq!(ack["type"], "message:ack", "{ack}");
 
-    let history = stack.history_all("gw0", &ch, &bob_token, 100).await;
+    // the ack comes from ingest; the timeline projector writes history a moment later
+    let history = eventually(T, "history to hold both real messages", || async {
+        let h = stack.history_all("gw0", &ch, &bob_token, 100).await;
+        (h.len() >= 2).then_some(h)
+    })
+    .await;
     let texts: Vec<(&str, &str)> =
         history.iter().map(|m| (m["user_id"].as_str().unwrap(), m["text"].as_str().unwrap())).collect();
     assert_eq!(texts, [(alice.as_str(), "signed by a gateway"), (alice.as_str(), "after them")]);

@@ -4,13 +4,16 @@ use confab_core::config::Config;
 use rdkafka::config::ClientConfig;
 use std::time::Duration;
 
-/// Settings every Confab client shares.
+/// Settings every Confab client shares, then the operator's `kafka.properties` (which win).
 pub fn base_config(cfg: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.kafka.brokers)
         .set("client.id", format!("confab-{}", std::process::id()))
         .set("socket.keepalive.enable", "true")
         .set("log_level", "4");
+    for (name, value) in &cfg.kafka.properties {
+        c.set(name, value);
+    }
     c
 }
 
