@@ -144,20 +144,29 @@ pub trait SchemaLog: Send + Sync {
     async fn read(&self, from: i64, max: usize) -> PortResult<Vec<(i64, Vec<u8>)>>;
 }
 
+/// The outcome of applying one change of the log.
+type Outcome = Result<Option<Registered>, RegistryError>;
+
 /// The shared log and how far this instance has applied it.
 struct Shared {
     log: std::sync::Arc<dyn SchemaLog>,
     /// The next offset to apply; held while catching up, so changes apply once, in order.
     next: tokio::sync::Mutex<i64>,
+    /// Outcomes of the latest changes applied (at most [`OUTCOMES_KEPT`]): a request that
+    /// appended a change takes its own from here, whichever catch-up applied it (a read may
+    /// have caught up past it between the append and the request's own catch-up).
+    outcomes: Mutex<BTreeMap<i64, Outcome>>,
 }
 
 /// How long catching up may wait for a change the log said it holds.
 const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// Outcomes kept for the requests that appended them.
+const OUTCOMES_KEPT: i64 = 1024;
 
 impl SchemaStore {
     /// A store whose state is the shared `log` (it starts empty and catches up on first use).
     pub fn shared(log: std::sync::Arc<dyn SchemaLog>) -> Self {
-        let shared = Shared { log, next: tokio::sync::Mutex::new(0) };
+        let shared = Shared { log, next: tokio::sync::Mutex::new(0), outcomes: Mutex::default() };
         Self { state: Mutex::new(State::default()), path: None, shared: Some(shared) }
     }
 
@@ -166,25 +175,24 @@ impl SchemaStore {
     pub async fn refresh(&self) -> Result<(), RegistryError> {
         let Some(shared) = &self.shared else { return Ok(()) };
         let end = shared.log.end().await.map_err(|e| RegistryError::Io(e.to_string()))?;
-        self.catch_up(shared, end, None).await.map(|_| ())
+        self.catch_up(shared, end).await
     }
 
-    async fn append_and_apply(&self, shared: &Shared, change: &Change) -> Result<Option<Registered>, RegistryError> {
+    async fn append_and_apply(&self, shared: &Shared, change: &Change) -> Outcome {
         let bytes = serde_json::to_vec(change).expect("change serializes");
         let offset = shared.log.append(bytes).await.map_err(|e| RegistryError::Io(e.to_string()))?;
-        self.catch_up(shared, offset + 1, Some(offset)).await?.expect("the appended change was applied")
+        self.catch_up(shared, offset + 1).await?;
+        let outcome = shared.outcomes.lock().expect("outcomes lock").remove(&offset);
+        // only gone if over a thousand changes landed meanwhile: the change was applied, its
+        // answer is lost; the client may ask again (a registration answers the same)
+        outcome.unwrap_or_else(|| {
+            Err(RegistryError::Io(format!("the outcome of change {offset} was not kept; ask again")))
+        })
     }
 
-    /// Applies the log up to (not including) `end`; returns the outcome of the change at
-    /// `watch` if it was applied by this call.
-    async fn catch_up(
-        &self,
-        shared: &Shared,
-        end: i64,
-        watch: Option<i64>,
-    ) -> Result<Option<Result<Option<Registered>, RegistryError>>, RegistryError> {
+    /// Applies the log up to (not including) `end`, keeping each change's outcome.
+    async fn catch_up(&self, shared: &Shared, end: i64) -> Result<(), RegistryError> {
         let mut next = shared.next.lock().await;
-        let mut watched = None;
         let deadline = tokio::time::Instant::now() + CATCH_UP_WITHIN;
         while *next < end {
             let changes = shared.log.read(*next, 500).await.map_err(|e| RegistryError::Io(e.to_string()))?;
@@ -199,13 +207,13 @@ impl SchemaStore {
                 if let Err(e) = &outcome {
                     tracing::debug!(offset, error = %e, "schema log change refused");
                 }
-                if Some(offset) == watch {
-                    watched = Some(outcome);
-                }
+                let mut outcomes = shared.outcomes.lock().expect("outcomes lock");
+                outcomes.insert(offset, outcome);
+                outcomes.retain(|o, _| *o > offset - OUTCOMES_KEPT);
                 *next = offset + 1;
             }
         }
-        Ok(watched)
+        Ok(())
     }
 
     /// Opens the store at `path` (created on first write), or in memory when `None`.
@@ -435,6 +443,47 @@ mod tests {
         let c = SchemaStore::shared(log);
         c.refresh().await.unwrap();
         assert_eq!((c.subjects(), c.schema(other.id).unwrap()), (a.subjects(), V2.to_string()));
+    }
+
+    /// A log whose appends return only when the test says so, after the change is in the log.
+    #[derive(Default)]
+    struct GatedLog {
+        log: MemLog,
+        gate: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl SchemaLog for GatedLog {
+        async fn append(&self, change: Vec<u8>) -> PortResult<i64> {
+            let offset = self.log.append(change).await?;
+            self.gate.notified().await;
+            Ok(offset)
+        }
+        async fn end(&self) -> PortResult<i64> {
+            self.log.end().await
+        }
+        async fn read(&self, from: i64, max: usize) -> PortResult<Vec<(i64, Vec<u8>)>> {
+            self.log.read(from, max).await
+        }
+    }
+
+    /// A read may apply a registration between its append and the registering request's own
+    /// catch-up: the request still gets its answer (it used to panic).
+    #[tokio::test]
+    async fn a_registration_applied_by_a_read_first_still_gets_its_answer() {
+        let log = std::sync::Arc::new(GatedLog::default());
+        let store = std::sync::Arc::new(SchemaStore::shared(log.clone()));
+        let registering = tokio::spawn({
+            let store = store.clone();
+            async move { store.register("t-value", V1).await }
+        });
+        while log.log.end().await.unwrap() == 0 {
+            tokio::task::yield_now().await;
+        }
+        store.refresh().await.unwrap();
+        assert_eq!(store.versions("t-value").unwrap(), vec![1], "the read applied it");
+        log.gate.notify_one();
+        assert_eq!(registering.await.unwrap().unwrap().id, 1);
     }
 
     fn uuid_like() -> String {

@@ -56,21 +56,29 @@ async fn a_web_push_endpoint_inside_the_network_cannot_be_registered(mode: Mode)
     assert_eq!(status, 201, "a public https endpoint is fine: {v}");
 }
 
+/// A local Web Push service and a VAPID key pair: (service, public key, private key).
+async fn web_push_service() -> (FakeWebPush, String, String) {
+    let vapid = generate_ec_key();
+    (FakeWebPush::start().await, ec_public_b64url(vapid.verifying_key()), ec_key_to_b64url(&vapid))
+}
+
+/// Settings for a notifier that pushes to a local Web Push service with `private` as VAPID key.
+fn web_push_env(private: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private),
+        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true"),
+        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_PRIVATE_NETWORKS", "true"),
+    ]
+}
+
 fn plaintexts(fake: &FakeWebPush) -> Vec<Value> {
     fake.requests().iter().filter_map(|r| r.plaintext.as_ref().and_then(|p| serde_json::from_slice(p).ok())).collect()
 }
 
 async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
-    let fake = FakeWebPush::start().await;
-    let vapid = generate_ec_key();
-    let (private, public) = (ec_key_to_b64url(&vapid), ec_public_b64url(vapid.verifying_key()));
-    let env = [
-        ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private.as_str()),
-        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true"),
-        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_PRIVATE_NETWORKS", "true"),
-        ("CONFAB_GATEWAY__PRESENCE_GRACE_MS", "200"),
-        ("CONFAB_GATEWAY__PRESENCE_SWEEP_MS", "100"),
-    ];
+    let (fake, public, private) = web_push_service().await;
+    let mut env = web_push_env(&private);
+    env.extend([("CONFAB_GATEWAY__PRESENCE_GRACE_MS", "200"), ("CONFAB_GATEWAY__PRESENCE_SWEEP_MS", "100")]);
     let stack = Stack::start_custom(mode, 1, None, &env).await;
     let ws = stack.create_workspace("acme").await;
     let alice = stack.create_user(&ws, "alice").await;
@@ -165,14 +173,8 @@ async fn notifiers_sharing_the_outbox_send_each_push_once() {
         return;
     }
     const N: usize = 30;
-    let fake = FakeWebPush::start().await;
-    let vapid = generate_ec_key();
-    let (private, public) = (ec_key_to_b64url(&vapid), ec_public_b64url(vapid.verifying_key()));
-    let env = [
-        ("CONFAB_NOTIFIER__WEBPUSH_VAPID_KEY", private.as_str()),
-        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_HTTP", "true"),
-        ("CONFAB_NOTIFIER__WEBPUSH_ALLOW_PRIVATE_NETWORKS", "true"),
-    ];
+    let (fake, public, private) = web_push_service().await;
+    let env = web_push_env(&private);
     let mut stack = Stack::start_custom(Mode::Distributed, 1, None, &env).await;
     for n in 1..3 {
         let id = n.to_string();

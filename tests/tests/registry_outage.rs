@@ -15,7 +15,7 @@ use confab_tests::{servers_available, Client, Mode, Stack};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde_json::{json, Value};
 use std::time::Duration;
 use uuid::Uuid;
@@ -56,28 +56,8 @@ fn kafka(stack: &Stack) -> String {
 
 /// The partition of the events topic that holds `key`'s events (ingest wrote its creation).
 fn partition_of(stack: &Stack, key: &str) -> i32 {
-    let topic = format!("{}.events", stack.namespace);
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka(stack))
-        .set("group.id", format!("{}-probe", stack.namespace))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(&topic, p.id(), Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let deadline = std::time::Instant::now() + T;
-    while std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            if m.key() == Some(key.as_bytes()) {
-                return m.partition();
-            }
-        }
-    }
-    panic!("no event with key {key}");
+    let m = confab_tests::kafka::first_record(stack, "events", T, key, |m| m.key() == Some(key.as_bytes()));
+    m.partition()
 }
 
 async fn produce(stack: &Stack, topic: &str, partition: i32, key: &str, payload: &[u8]) {

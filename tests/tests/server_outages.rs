@@ -291,8 +291,9 @@ async fn a_kafka_broker_killed_for_ten_seconds_loses_and_doubles_nothing() {
     eprintln!("kafka broker killed for 10 s: {report:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cassandra_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
+/// A shared server frozen (`SIGSTOP`) for 10 s under the steady sender, then thawed; `needed`
+/// are the processes that must turn unready meanwhile.
+async fn a_frozen_server_loses_and_doubles_nothing(server: &str, needed: &[&str]) {
     if !servers_available(Mode::Distributed) {
         return;
     }
@@ -301,46 +302,25 @@ async fn cassandra_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
     let frozen = RefCell::new(None);
     let report = through_an_outage(
         &mut stack,
-        || *frozen.borrow_mut() = Some(Frozen::freeze("cassandra")),
+        || *frozen.borrow_mut() = Some(Frozen::freeze(server)),
         || *frozen.borrow_mut() = None,
-        &["timeline", "gw0", "gw1"],
+        needed,
     )
     .await;
-    eprintln!("cassandra stopped for 10 s: {report:?}");
+    eprintln!("{server} stopped for 10 s: {report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
+    a_frozen_server_loses_and_doubles_nothing("cassandra", &["timeline", "gw0", "gw1"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
-    if !servers_available(Mode::Distributed) {
-        return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let mut stack = Stack::start(Mode::Distributed, 2).await;
-    let frozen = RefCell::new(None);
-    let report = through_an_outage(
-        &mut stack,
-        || *frozen.borrow_mut() = Some(Frozen::freeze("opensearch")),
-        || *frozen.borrow_mut() = None,
-        &["search"],
-    )
-    .await;
-    eprintln!("opensearch stopped for 10 s: {report:?}");
+    a_frozen_server_loses_and_doubles_nothing("opensearch", &["search"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
-    if !servers_available(Mode::Distributed) {
-        return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let mut stack = Stack::start(Mode::Distributed, 2).await;
-    let frozen = RefCell::new(None);
-    let report = through_an_outage(
-        &mut stack,
-        || *frozen.borrow_mut() = Some(Frozen::freeze("redis")),
-        || *frozen.borrow_mut() = None,
-        &["fanout", "gw0", "gw1"],
-    )
-    .await;
-    eprintln!("redis stopped for 10 s: {report:?}");
+    a_frozen_server_loses_and_doubles_nothing("redis", &["fanout", "gw0", "gw1"]).await;
 }

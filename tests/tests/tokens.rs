@@ -6,10 +6,9 @@
 use confab_tests::stack::eventually;
 use confab_tests::{conformance, servers_available, Client, Mode, Stack};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header as KafkaHeader, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -202,30 +201,11 @@ fn kafka(stack: &Stack) -> String {
 /// The record of `<ns>.commands` whose payload contains `marker`: (partition, key, payload,
 /// headers).
 fn command_record(stack: &Stack, marker: &str) -> (i32, Vec<u8>, Vec<u8>, OwnedHeaders) {
-    let topic = format!("{}.commands", stack.namespace);
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka(stack))
-        .set("group.id", format!("{}-probe", stack.namespace))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(&topic, p.id(), Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let payload = m.payload().unwrap_or_default();
-            if String::from_utf8_lossy(payload).contains(marker) {
-                let headers = m.headers().map(|h| h.detach()).unwrap_or_else(OwnedHeaders::new);
-                return (m.partition(), m.key().unwrap().to_vec(), payload.to_vec(), headers);
-            }
-        }
-    }
-    panic!("no command containing {marker}");
+    let m = confab_tests::kafka::first_record(stack, "commands", T, marker, |m| {
+        String::from_utf8_lossy(m.payload().unwrap_or_default()).contains(marker)
+    });
+    let headers = m.headers().cloned().unwrap_or_else(OwnedHeaders::new);
+    (m.partition(), m.key().unwrap().to_vec(), m.payload().unwrap_or_default().to_vec(), headers)
 }
 
 async fn ingest_metric(stack: &Stack, outcome: &str) -> u64 {
