@@ -19,13 +19,14 @@ conformance!(
 
 /// Asks for an upload; returns the answer (status 201 asserted). The membership index that
 /// authorizes it is a projection: right after a channel is created it may lag for a moment, so
-/// `channel_not_found` is retried briefly.
+/// `channel_not_found` (private channel) and `not_a_member` (public one) are retried briefly.
 async fn grant(stack: &Stack, token: &str, channel: &str, name: &str, size: usize, content_type: &str) -> Value {
     let body = json!({"channel_id": channel, "name": name, "size": size, "content_type": content_type});
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (status, v) = stack.call(Method::POST, "gw0", "/api/files", token, Some(body.clone())).await;
-        if status == 404 && v["error"]["code"] == "channel_not_found" && std::time::Instant::now() < deadline {
+        let lagging = matches!(v["error"]["code"].as_str(), Some("channel_not_found" | "not_a_member"));
+        if lagging && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
