@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
-command -v redis-server >/dev/null && command -v cmake >/dev/null && { [ -f /usr/include/curl/curl.h ] || [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ]; } || {
-  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq cmake libcurl4-openssl-dev redis-server >/dev/null; }
+command -v redis-server >/dev/null && command -v cmake >/dev/null && { [ -f /usr/include/curl/curl.h ] || [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ]; } && [ -f /usr/include/openssl/ssl.h ] || {
+  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq cmake libcurl4-openssl-dev libssl-dev pkg-config redis-server >/dev/null; }
 cargo build --release -p confab
 bin="$CARGO_TARGET_DIR/release/confab"
 data="$PWD/confab-data"; run="$data/services"; mkdir -p "$run"

@@ -21,6 +21,10 @@ command -v mvn >/dev/null || need_apt+=(maven)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 [ -f /usr/include/curl/curl.h ] || [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || need_apt+=(libcurl4-openssl-dev)
 command -v python3 >/dev/null || need_apt+=(python3)
+# librdkafka is built with TLS (SASL_SSL, SCRAM) against the system's OpenSSL
+[ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v openssl >/dev/null || need_apt+=(openssl)   # the secured test broker's CA
 command -v strace >/dev/null || need_apt+=(strace)   # tests/tests/durability.rs watches fsyncs
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

@@ -80,11 +80,16 @@ impl DistributedPlatform {
         Ok(store.clone())
     }
 
+    /// The Redis client every Redis adapter is made from (TLS and credentials included).
+    fn redis(&self) -> anyhow::Result<redis::Client> {
+        confab_distributed::redis::client(&self.cfg.redis).context("configuring the Redis client")
+    }
+
     async fn redis_fanout(&self) -> anyhow::Result<Arc<RedisFanout>> {
-        let (url, ns, len) = (&self.cfg.redis.url, &self.cfg.namespace, self.cfg.redis.stream_max_len);
+        let (client, ns, len) = (self.redis()?, &self.cfg.namespace, self.cfg.redis.stream_max_len);
         let f = self
             .fanout
-            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisFanout::connect(url, ns, len).await?)) })
+            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisFanout::connect(&client, ns, len).await?)) })
             .await
             .context("connecting to Redis (fanout)")?;
         Ok(f.clone())
@@ -155,7 +160,7 @@ impl Platform for DistributedPlatform {
             blobs: self.blobs()?,
             send_limits: Arc::new(
                 RedisSendLimits::connect(
-                    &cfg.redis.url,
+                    &self.redis()?,
                     &cfg.namespace,
                     cfg.gateway.user_send_bucket(),
                     cfg.gateway.workspace_send_bucket(),
@@ -208,10 +213,10 @@ impl Platform for DistributedPlatform {
     }
 
     async fn presence(&self) -> anyhow::Result<Arc<dyn Presence>> {
-        let (url, ns) = (&self.cfg.redis.url, &self.cfg.namespace);
+        let (client, ns) = (self.redis()?, &self.cfg.namespace);
         let p = self
             .presence
-            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisPresence::connect(url, ns).await?)) })
+            .get_or_try_init(|| async { anyhow::Ok(Arc::new(RedisPresence::connect(&client, ns).await?)) })
             .await
             .context("connecting to Redis (presence)")?;
         Ok(p.clone())
@@ -219,7 +224,7 @@ impl Platform for DistributedPlatform {
 
     /// Push registrations in Cassandra (durable), the outbox in Redis.
     async fn notify(&self) -> anyhow::Result<Arc<dyn NotifyStore>> {
-        let (url, ns) = (&self.cfg.redis.url, &self.cfg.namespace);
+        let (client, ns) = (self.redis()?, &self.cfg.namespace);
         let n = self
             .notify
             .get_or_try_init(|| async {
@@ -227,7 +232,7 @@ impl Platform for DistributedPlatform {
                 let registrations = CassandraDevices::new(session, &self.cfg.cassandra.keyspace)
                     .await
                     .context("preparing the push registration statements")?;
-                let outbox = RedisNotify::connect(url, ns).await.context("connecting to Redis (push outbox)")?;
+                let outbox = RedisNotify::connect(&client, ns).await.context("connecting to Redis (push outbox)")?;
                 anyhow::Ok(Arc::new(DistributedNotify::new(Arc::new(registrations), outbox)))
             })
             .await?;

@@ -102,9 +102,14 @@ pub struct CassandraConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
+    /// `redis://host:port/` or, over TLS, `rediss://host:port/`; an ACL user and its password
+    /// go in the URL (`rediss://confab:secret@host:6380/`).
     pub url: String,
     /// Approximate length each workspace's fanout stream is trimmed to.
     pub stream_max_len: usize,
+    /// A PEM file of the CA that signed the server's certificate, for a server whose CA is not
+    /// among the system's (`rediss://` only). Empty: the system's roots.
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -367,7 +372,7 @@ impl Default for CassandraConfig {
 }
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: "redis://127.0.0.1:6379/".into(), stream_max_len: 100_000 }
+        Self { url: "redis://127.0.0.1:6379/".into(), stream_max_len: 100_000, ca_file: String::new() }
     }
 }
 impl Default for RegistryConfig {
@@ -609,6 +614,9 @@ impl Config {
         }
         if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
             return Err("`redis.url` must start with redis:// or rediss://".into());
+        }
+        if !self.redis.ca_file.is_empty() && !self.redis.url.starts_with("rediss://") {
+            return Err("`redis.ca_file` is for TLS: `redis.url` must start with rediss://".into());
         }
         if !self.registry.url.starts_with("http://") && !self.registry.url.starts_with("https://") {
             return Err("`registry.url` must be an http(s) URL".into());
@@ -852,6 +860,8 @@ mod tests {
             ("CONFAB_FILES__S3_PUBLIC_ENDPOINT", "minio:9000", "files.s3_public_endpoint"),
             ("CONFAB_FILES__INCOMPLETE_SWEEP_SECS", "0", "files.incomplete_sweep_secs"),
             ("CONFAB_GATEWAY__HTTP_HEADER_TIMEOUT_MS", "0", "gateway.http_header_timeout_ms"),
+            // a CA for a plaintext URL: the operator meant TLS and would not get it
+            ("CONFAB_REDIS__CA_FILE", "/etc/confab/redis-ca.pem", "redis.ca_file"),
         ] {
             let mut vars = vec![(key, value)];
             if key == "CONFAB_AUTH__JWKS_REFRESH_SECS" {

@@ -2,7 +2,12 @@
 # Redis 7 for tests: Debian's redis-server, on a free 127.0.0.1 port, no persistence.
 #   redis.sh install | start RUN_DIR | stop RUN_DIR
 # start appends CONFAB_REDIS_URL=redis://127.0.0.1:P/ to RUN_DIR/env.
-# Env knobs: REDIS_PORT (default random).
+# Env knobs: REDIS_PORT (default random);
+#   REDIS_SECURITY=tls: TLS only (no plaintext port), a CA of its own (RUN_DIR/redis/tls/ca.pem),
+#     the default user off and one ACL user `confab` with a random password, allowed every
+#     command but only the keys `NS:*` when REDIS_ACL_NAMESPACE=NS is given (all keys otherwise).
+#     start then appends CONFAB_REDIS_URL=rediss://confab:PASSWORD@127.0.0.1:P/ and
+#     CONFAB_REDIS_CA=<ca.pem>.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,13 +34,42 @@ setup_paths() { # RUN_DIR [create]
   LOG_FILE="$RDIR/redis.log"
 }
 
+secured() { [[ "${REDIS_SECURITY:-}" == tls ]]; }
+
+# A CA and a server certificate for 127.0.0.1/localhost signed by it, made once per RUN_DIR;
+# the ACL user's password likewise.
+make_tls() {
+  TLS_DIR="$RDIR/tls"
+  [[ -s "$TLS_DIR/server.pem" && -s "$TLS_DIR/password" ]] && return 0
+  mkdir -p "$TLS_DIR" && chmod 700 "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=confab-test-redis-ca" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile san.ext -out server.pem 2>/dev/null
+    openssl rand -hex 16 >password
+    chmod 600 ca.key server.key password
+  ) || die "could not make the test CA"
+}
+
 # launch ATTEMPT: redis-server daemonizes; it writes its pid file once it listens. The process
 # title is left alone so that its command line still names PID_FILE (for pid_matches).
 launch() {
   port="${REDIS_PORT:-$(free_port)}"
   log_from=$(( $(stat -c %s "$LOG_FILE" 2>/dev/null || echo 0) + 1 ))
   rm -f "$PID_FILE"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+  local listen=(--port "$port")
+  if secured; then
+    local keys="~*"
+    [[ -z "${REDIS_ACL_NAMESPACE:-}" ]] || keys="~${REDIS_ACL_NAMESPACE}:*"
+    listen=(--port 0 --tls-port "$port" --tls-cert-file "$TLS_DIR/server.pem"
+      --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no
+      --user default off --user confab on ">$(cat "$TLS_DIR/password")" "$keys" '&*' +@all)
+  fi
+  redis-server "${listen[@]}" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --set-proc-title no --pidfile "$PID_FILE" --logfile "$LOG_FILE" --dir "$RDIR"
 }
 
@@ -45,7 +79,9 @@ bind_failed() { tail -c "+$log_from" "$LOG_FILE" 2>/dev/null | grep -q 'Failed l
 # Does it answer PING? (bounded: whoever took the port may accept and never answer)
 redis_up() {
   if bind_failed; then return 99; fi
-  timeout 2 redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && [[ -s "$PID_FILE" ]]
+  local cli=(-p "$port")
+  secured && cli+=(--tls --cacert "$TLS_DIR/ca.pem" --user confab --pass "$(cat "$TLS_DIR/password")" --no-auth-warning)
+  timeout 2 redis-cli "${cli[@]}" ping 2>/dev/null | grep -q PONG && [[ -s "$PID_FILE" ]]
 }
 
 ready() { # for start_with_retries
@@ -62,9 +98,15 @@ start() {
   local port log_from t0 tries=3 pid
   [[ -z "${REDIS_PORT:-}" ]] || tries=1
   t0=$(now)
+  secured && make_tls
   start_with_retries "$tries" launch ready fail "$LOG_FILE"
   pid=$(cat "$PID_FILE")
-  set_env "$RUN_DIR/env" "CONFAB_REDIS_URL=redis://127.0.0.1:$port/"
+  if secured; then
+    set_env "$RUN_DIR/env" "CONFAB_REDIS_URL=rediss://confab:$(cat "$TLS_DIR/password")@127.0.0.1:$port/"
+    set_env "$RUN_DIR/env" "CONFAB_REDIS_CA=$TLS_DIR/ca.pem"
+  else
+    set_env "$RUN_DIR/env" "CONFAB_REDIS_URL=redis://127.0.0.1:$port/"
+  fi
   echo "redis ready on 127.0.0.1:$port in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
 }
 

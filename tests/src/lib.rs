@@ -8,9 +8,11 @@
 
 pub mod client;
 pub mod kafka;
+pub mod own_server;
 pub mod stack;
 
 pub use client::Client;
+pub use own_server::OwnServer;
 pub use stack::{servers_available, Mode, Services, Stack};
 
 /// Generates `embedded::<name>` and `distributed::<name>` tests from `async fn <name>(Mode)`

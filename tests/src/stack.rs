@@ -111,6 +111,10 @@ pub struct Stack {
     /// in distributed mode).
     pub registry_admin_url: String,
     env: Vec<(String, String)>,
+    /// Settings for one role only, `(role, key, value)`: the role is the first argument of
+    /// `confab` (`setup`, `gateway`, `ingest`, `projector`, `notifier`), as a deployment gives
+    /// each kind of process credentials of its own.
+    role_env: Vec<(String, String, String)>,
     procs: HashMap<String, Proc>,
     /// Arguments of processes that were killed or terminated, for `restart`.
     stopped: HashMap<String, Vec<String>>,
@@ -119,6 +123,12 @@ pub struct Stack {
     dir: tempfile::TempDir,
     http: reqwest::Client,
     pub admin_key: String,
+}
+
+/// The settings of every process, then those of `role` (which win).
+fn with_role(env: &[(String, String)], role_env: &[(String, String, String)], role: &str) -> Vec<(String, String)> {
+    let own = role_env.iter().filter(|(r, _, _)| r == role).map(|(_, k, v)| (k.clone(), v.clone()));
+    env.iter().cloned().chain(own).collect()
 }
 
 fn spawn(env: &[(String, String)], args: &[String], log: PathBuf, wait_addr: bool) -> Proc {
@@ -177,7 +187,30 @@ impl Stack {
         redis_url: Option<String>,
         extra_env: &[(&str, &str)],
     ) -> Stack {
-        let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        Self::start_with_roles(mode, gateways, redis_url, extra_env, &[]).await
+    }
+
+    /// A fresh namespace for one stack (topics, keyspace, index and bucket names derive from it).
+    pub fn new_namespace() -> String {
+        format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    }
+
+    /// Like [`start_custom`](Self::start_custom), with settings per role as well, `(role, key,
+    /// value)` (see `role_env`). A `CONFAB_NAMESPACE` among `extra_env` names the stack's
+    /// namespace (a server prepared for it in advance, say); otherwise it is fresh.
+    pub async fn start_with_roles(
+        mode: Mode,
+        gateways: usize,
+        redis_url: Option<String>,
+        extra_env: &[(&str, &str)],
+        role_env: &[(&str, &str, &str)],
+    ) -> Stack {
+        let namespace = match extra_env.iter().find(|(k, _)| *k == "CONFAB_NAMESPACE") {
+            Some((_, ns)) => ns.to_string(),
+            None => Self::new_namespace(),
+        };
+        let role_env: Vec<(String, String, String)> =
+            role_env.iter().map(|(r, k, v)| (r.to_string(), k.to_string(), v.to_string())).collect();
         let mut dir = tempfile::tempdir().expect("tempdir");
         if std::env::var("CONFAB_TEST_KEEP").is_ok() {
             // keep the processes' logs for a post mortem
@@ -218,6 +251,7 @@ impl Stack {
                 registry_url: String::new(),
                 registry_admin_url: String::new(),
                 env,
+                role_env,
                 procs: HashMap::new(),
                 stopped: HashMap::new(),
                 registry: None,
@@ -263,8 +297,8 @@ impl Stack {
             ("CONFAB_FILES__REGION".into(), services.s3.3.clone()),
         ]);
         env.extend(extra);
-        let setup =
-            Command::new(confab_bin()).arg("setup").envs(env.iter().cloned()).output().expect("run confab setup");
+        let setup_env = with_role(&env, &role_env, "setup");
+        let setup = Command::new(confab_bin()).arg("setup").envs(setup_env).output().expect("run confab setup");
         assert!(setup.status.success(), "confab setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
         let mut stack = Stack {
             mode,
@@ -273,6 +307,7 @@ impl Stack {
             registry_admin_url: registry_url.clone(),
             registry_url,
             env,
+            role_env,
             procs: HashMap::new(),
             stopped: HashMap::new(),
             registry: Some(registry),
@@ -324,7 +359,8 @@ impl Stack {
     pub fn spawn(&mut self, name: &str, args: &[&str]) {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let n = self.procs.len();
-        let p = spawn(&self.env, &args, self.dir.path().join(format!("{name}-{n}.log")), true);
+        let env = with_role(&self.env, &self.role_env, &args[0]);
+        let p = spawn(&env, &args, self.dir.path().join(format!("{name}-{n}.log")), true);
         self.procs.insert(name.to_string(), p);
     }
 
@@ -332,7 +368,7 @@ impl Stack {
     /// needs its own `CONFAB_KAFKA__INSTANCE_ID`, say).
     pub fn spawn_with_env(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let mut all = self.env.clone();
+        let mut all = with_role(&self.env, &self.role_env, args[0].as_str());
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let n = self.procs.len();
         let p = spawn(&all, &args, self.dir.path().join(format!("{name}-{n}.log")), true);

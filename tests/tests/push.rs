@@ -217,7 +217,8 @@ async fn outbox_claims_hide_items_until_their_lease_ends() {
     use confab_core::ports::{NotifyStore, OutboxItem};
     let url = confab_tests::Services::required().redis;
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let outbox = confab_distributed::RedisNotify::connect(&url, &namespace).await.unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let outbox = confab_distributed::RedisNotify::connect(&client, &namespace).await.unwrap();
     let item = |n: u32| OutboxItem {
         id: format!("e{n}:d"),
         workspace_id: uuid::Uuid::new_v4(),

@@ -15,11 +15,10 @@
 //! at once would blur what each shows.
 
 use confab_tests::stack::eventually;
-use confab_tests::{servers_available, Client, Mode, Stack};
+use confab_tests::{servers_available, Client, Mode, OwnServer, Stack};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -29,47 +28,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const OUTAGE: Duration = Duration::from_secs(10);
 const MESSAGES: usize = 150;
-
-/// A single-node Kafka in a directory of its own, stopped when dropped.
-struct OwnKafka {
-    run_dir: tempfile::TempDir,
-}
-
-impl OwnKafka {
-    fn script() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services/kafka.sh")
-    }
-
-    fn start() -> OwnKafka {
-        let kafka = OwnKafka { run_dir: tempfile::tempdir().unwrap() };
-        kafka.start_again();
-        kafka
-    }
-
-    /// Starts the broker (again: on the ports and data of the previous start).
-    fn start_again(&self) {
-        let out = Command::new("bash").arg(Self::script()).arg("start").arg(self.run_dir.path()).output().unwrap();
-        assert!(out.status.success(), "kafka.sh start: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn brokers(&self) -> String {
-        let env = std::fs::read_to_string(self.run_dir.path().join("env")).unwrap();
-        env.lines().find_map(|l| l.strip_prefix("CONFAB_KAFKA_BROKERS=")).unwrap().to_string()
-    }
-
-    fn kill(&self) {
-        let pid = std::fs::read_to_string(self.run_dir.path().join("kafka/pid")).unwrap();
-        let status = Command::new("kill").args(["-KILL", pid.trim()]).status().unwrap();
-        assert!(status.success(), "kill -9 the broker");
-        // gone once its listening port is closed
-        let port: u16 = self.brokers().rsplit(':').next().unwrap().parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            assert!(Instant::now() < deadline, "the broker still listens after kill -9");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 /// A shared server's process, frozen (`SIGSTOP`) and thawed (`SIGCONT`); thawed when dropped.
 struct Frozen {
@@ -91,12 +49,6 @@ impl Frozen {
 impl Drop for Frozen {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
-    }
-}
-
-impl Drop for OwnKafka {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(Self::script()).arg("stop").arg(self.run_dir.path()).output();
     }
 }
 
@@ -283,11 +235,11 @@ async fn a_kafka_broker_killed_for_ten_seconds_loses_and_doubles_nothing() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    let kafka = OwnKafka::start();
+    let kafka = OwnServer::kafka();
     let brokers = kafka.brokers();
     let mut stack =
         Stack::start_custom(Mode::Distributed, 2, None, &[("CONFAB_KAFKA__BROKERS", brokers.as_str())]).await;
-    let report = through_an_outage(&mut stack, || kafka.kill(), || kafka.start_again(), &PROCESSES).await;
+    let report = through_an_outage(&mut stack, || kafka.kill_kafka(), || kafka.start_again(), &PROCESSES).await;
     eprintln!("kafka broker killed for 10 s: {report:?}");
 }
 

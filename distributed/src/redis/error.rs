@@ -23,8 +23,7 @@ pub(crate) fn port(e: RedisError) -> PortError {
     PortError::new(kind_of(&e), format!("redis: {e}"))
 }
 
-/// A connection manager for `url` (it reconnects by itself after a failure).
-pub(crate) async fn connection(url: &str) -> Result<redis::aio::ConnectionManager, PortError> {
-    let client = redis::Client::open(url).map_err(port)?;
-    redis::aio::ConnectionManager::new(client).await.map_err(port)
+/// A connection manager of `client` (it reconnects by itself after a failure).
+pub(crate) async fn connection(client: &redis::Client) -> Result<redis::aio::ConnectionManager, PortError> {
+    redis::aio::ConnectionManager::new(client.clone()).await.map_err(port)
 }

@@ -78,7 +78,7 @@ return 1
 
 #[derive(Clone)]
 pub struct RedisFanout {
-    url: String,
+    client: redis::Client,
     conn: ConnectionManager,
     namespace: String,
     max_len: usize,
@@ -86,10 +86,10 @@ pub struct RedisFanout {
 }
 
 impl RedisFanout {
-    pub async fn connect(url: &str, namespace: &str, max_len: usize) -> PortResult<Self> {
-        let conn = connection(url).await?;
+    pub async fn connect(client: &redis::Client, namespace: &str, max_len: usize) -> PortResult<Self> {
+        let conn = connection(client).await?;
         Ok(Self {
-            url: url.to_string(),
+            client: client.clone(),
             conn,
             namespace: namespace.to_string(),
             max_len,
@@ -191,8 +191,7 @@ pub struct FanoutReader {
 }
 
 impl FanoutReader {
-    pub async fn connect(url: &str, namespace: &str) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(url)?;
+    pub async fn connect(client: &redis::Client, namespace: &str) -> redis::RedisResult<Self> {
         let conn = client
             .get_multiplexed_async_connection_with_config(
                 &redis::AsyncConnectionConfig::new().set_response_timeout(None),
@@ -371,7 +370,7 @@ impl Fanout for RedisFanout {
         RedisFanout::ping(self).await.map_err(port)
     }
     async fn reader(&self) -> PortResult<Box<dyn FanoutStream>> {
-        Ok(Box::new(FanoutReader::connect(&self.url, &self.namespace).await.map_err(port)?))
+        Ok(Box::new(FanoutReader::connect(&self.client, &self.namespace).await.map_err(port)?))
     }
 }
 

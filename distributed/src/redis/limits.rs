@@ -45,9 +45,9 @@ pub struct RedisSendLimits {
 }
 
 impl RedisSendLimits {
-    pub async fn connect(url: &str, namespace: &str, user: Bucket, workspace: Bucket) -> PortResult<Self> {
+    pub async fn connect(client: &redis::Client, namespace: &str, user: Bucket, workspace: Bucket) -> PortResult<Self> {
         Ok(Self {
-            conn: connection(url).await?,
+            conn: connection(client).await?,
             namespace: namespace.to_string(),
             user,
             workspace,

@@ -39,8 +39,8 @@ pub struct RedisNotify {
 }
 
 impl RedisNotify {
-    pub async fn connect(url: &str, namespace: &str) -> PortResult<Self> {
-        Ok(Self { conn: connection(url).await?, namespace: namespace.to_string(), claim: redis::Script::new(CLAIM) })
+    pub async fn connect(client: &redis::Client, namespace: &str) -> PortResult<Self> {
+        Ok(Self { conn: connection(client).await?, namespace: namespace.to_string(), claim: redis::Script::new(CLAIM) })
     }
     fn ws(&self, ws: &Uuid) -> String {
         format!("{}:{{{ws}}}:", self.namespace)

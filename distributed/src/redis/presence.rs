@@ -96,8 +96,8 @@ pub struct RedisPresence {
 }
 
 impl RedisPresence {
-    pub async fn connect(url: &str, namespace: &str) -> PortResult<Self> {
-        let conn = connection(url).await?;
+    pub async fn connect(client: &redis::Client, namespace: &str) -> PortResult<Self> {
+        let conn = connection(client).await?;
         Ok(Self {
             conn,
             namespace: namespace.to_string(),
