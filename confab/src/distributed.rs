@@ -121,7 +121,11 @@ async fn connect_cassandra(cfg: &Config) -> anyhow::Result<Arc<CassandraStore>> 
 /// The search index: an alias over a concrete OpenSearch index.
 fn opensearch(cfg: &Config) -> anyhow::Result<confab_search::OpenSearchIndex> {
     let index = cfg.search.index_name(&cfg.namespace);
-    confab_search::OpenSearchIndex::new(&cfg.search.url, &index).context("configuring OpenSearch")
+    let ca = match cfg.search.ca_file.as_str() {
+        "" => None,
+        path => Some(std::fs::read(path).with_context(|| format!("reading search.ca_file {path}"))?),
+    };
+    confab_search::OpenSearchIndex::with_ca(&cfg.search.url, &index, ca.as_deref()).context("configuring OpenSearch")
 }
 
 /// The S3 bucket for shared files, if configured (`files.access_key`).

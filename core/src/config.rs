@@ -127,6 +127,10 @@ pub struct SearchConfig {
     pub url: String,
     /// Index name; empty means `<namespace>-messages`.
     pub index: String,
+    /// A PEM file of the CA that signed the server's certificate, for an `https://` server whose
+    /// CA is not a public one. Empty: the public roots. Basic auth goes in the URL
+    /// (`https://confab:secret@search.internal:9200`).
+    pub ca_file: String,
 }
 
 impl SearchConfig {
@@ -382,7 +386,7 @@ impl Default for RegistryConfig {
 }
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { url: "http://127.0.0.1:9200".into(), index: String::new() }
+        Self { url: "http://127.0.0.1:9200".into(), index: String::new(), ca_file: String::new() }
     }
 }
 impl Default for FilesConfig {
@@ -624,6 +628,9 @@ impl Config {
         if !self.search.url.starts_with("http://") && !self.search.url.starts_with("https://") {
             return Err("`search.url` must be an http(s) URL".into());
         }
+        if !self.search.ca_file.is_empty() && !self.search.url.starts_with("https://") {
+            return Err("`search.ca_file` is for TLS: `search.url` must start with https://".into());
+        }
         let index = self.search.index_name(&self.namespace);
         if index.starts_with(['_', '-', '+'])
             || !index.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
@@ -862,6 +869,7 @@ mod tests {
             ("CONFAB_GATEWAY__HTTP_HEADER_TIMEOUT_MS", "0", "gateway.http_header_timeout_ms"),
             // a CA for a plaintext URL: the operator meant TLS and would not get it
             ("CONFAB_REDIS__CA_FILE", "/etc/confab/redis-ca.pem", "redis.ca_file"),
+            ("CONFAB_SEARCH__CA_FILE", "/etc/confab/search-ca.pem", "search.ca_file"),
         ] {
             let mut vars = vec![(key, value)];
             if key == "CONFAB_AUTH__JWKS_REFRESH_SECS" {

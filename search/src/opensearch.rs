@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use confab_core::ports::{
     PortError, PortErrorKind, PortResult, SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults,
 };
+use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, Url};
@@ -113,6 +114,12 @@ impl OpenSearchIndex {
     /// (`http://127.0.0.1:9200`; credentials in the URL are used as basic auth). Connects lazily:
     /// call [`SearchIndex::ensure`] to create the index.
     pub fn new(base_url: &str, index: &str) -> PortResult<OpenSearchIndex> {
+        Self::with_ca(base_url, index, None)
+    }
+
+    /// Like [`new`](Self::new), trusting the CA certificates in `ca_pem` (PEM) for an `https://`
+    /// server whose certificate no public CA signed; `None`: the bundled public roots.
+    pub fn with_ca(base_url: &str, index: &str, ca_pem: Option<&[u8]>) -> PortResult<OpenSearchIndex> {
         let url = Url::parse(base_url).map_err(|e| PortError::fatal(format!("opensearch url {base_url:?}: {e}")))?;
         if index.is_empty()
             || index != index.to_lowercase()
@@ -123,18 +130,17 @@ impl OpenSearchIndex {
                 "opensearch index name {index:?}: must be lowercase, not start with _ - +, and have no spaces or /\\*?\"<>|,#"
             )));
         }
-        let mut builder =
-            TransportBuilder::new(SingleNodeConnectionPool::new(url.clone())).disable_proxy().timeout(TIMEOUT);
+        let mut bare = url.clone();
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(bare)).disable_proxy().timeout(TIMEOUT);
         if !url.username().is_empty() {
-            let mut bare = url.clone();
-            let _ = bare.set_username("");
-            let _ = bare.set_password(None);
-            builder = TransportBuilder::new(SingleNodeConnectionPool::new(bare)).disable_proxy().timeout(TIMEOUT).auth(
-                elasticsearch::auth::Credentials::Basic(
-                    url.username().to_string(),
-                    url.password().unwrap_or_default().to_string(),
-                ),
-            );
+            let (user, password) = (url.username().to_string(), url.password().unwrap_or_default().to_string());
+            builder = builder.auth(elasticsearch::auth::Credentials::Basic(user, password));
+        }
+        if let Some(pem) = ca_pem {
+            let ca = Certificate::from_pem(pem).map_err(|e| PortError::fatal(format!("opensearch CA: {e}")))?;
+            builder = builder.cert_validation(CertificateValidation::Full(ca));
         }
         let transport = builder.build().map_err(|e| PortError::fatal(format!("opensearch client: {e}")))?;
         let mut shown = url;

@@ -12,6 +12,7 @@ use super::error::port;
 
 /// The client for `cfg` (no connection is made yet).
 pub fn client(cfg: &RedisConfig) -> PortResult<Client> {
+    choose_tls_provider();
     if cfg.ca_file.is_empty() {
         return Client::open(cfg.url.as_str()).map_err(port);
     }
@@ -19,4 +20,11 @@ pub fn client(cfg: &RedisConfig) -> PortResult<Client> {
         .map_err(|e| PortError::new(PortErrorKind::Fatal, format!("reading redis.ca_file {}: {e}", cfg.ca_file)))?;
     let certificates = TlsCertificates { client_tls: None, root_cert: Some(ca) };
     Client::build_with_tls(cfg.url.as_str(), certificates).map_err(port)
+}
+
+/// Makes aws-lc-rs the process's TLS provider unless one was chosen already: redis asks rustls
+/// for the process default, which rustls cannot pick by itself when two providers are built in
+/// (and then `rediss://` connections fail).
+fn choose_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
