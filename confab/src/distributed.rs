@@ -103,7 +103,7 @@ async fn connect_cassandra(cfg: &Config) -> anyhow::Result<Arc<CassandraStore>> 
     loop {
         attempt += 1;
         let connected = async {
-            let session = Arc::new(cassandra::connect(&cfg.cassandra_nodes()).await?);
+            let session = Arc::new(cassandra::connect(&cfg.cassandra).await?);
             CassandraStore::new(session, &cfg.cassandra.keyspace).await
         }
         .await;
@@ -251,7 +251,7 @@ impl Platform for DistributedPlatform {
 /// `confab setup`: topics, Cassandra schema, event schema registration, search index, bucket.
 pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
     let topics = kafka::ensure_topics(cfg).await.context("creating Kafka topics")?;
-    let session = cassandra::connect(&cfg.cassandra_nodes()).await.context("connecting to Cassandra")?;
+    let session = cassandra::connect(&cfg.cassandra).await.context("connecting to Cassandra")?;
     cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor)
         .await
         .context("creating the Cassandra schema")?;

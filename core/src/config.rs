@@ -97,6 +97,13 @@ pub struct CassandraConfig {
     pub keyspace: String,
     /// Replication factor used when `confab setup` creates the keyspace (SimpleStrategy).
     pub replication_factor: u32,
+    /// Credentials for `PasswordAuthenticator`; empty: no authentication.
+    pub username: String,
+    pub password: String,
+    /// Client-to-node TLS (rustls): the node's certificate is checked against the system's
+    /// roots, or against `ca_file` (a PEM file) for a CA of the operator's own.
+    pub tls: bool,
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,7 +378,15 @@ impl Default for KafkaConfig {
 }
 impl Default for CassandraConfig {
     fn default() -> Self {
-        Self { nodes: "127.0.0.1:9042".into(), keyspace: "confab".into(), replication_factor: 1 }
+        Self {
+            nodes: "127.0.0.1:9042".into(),
+            keyspace: "confab".into(),
+            replication_factor: 1,
+            username: String::new(),
+            password: String::new(),
+            tls: false,
+            ca_file: String::new(),
+        }
     }
 }
 impl Default for RedisConfig {
@@ -616,6 +631,12 @@ impl Config {
         {
             return Err("`cassandra.keyspace` must use only [A-Za-z0-9_]".into());
         }
+        if !self.cassandra.ca_file.is_empty() && !self.cassandra.tls {
+            return Err("`cassandra.ca_file` is for TLS: set `cassandra.tls = true`".into());
+        }
+        if self.cassandra.username.is_empty() != self.cassandra.password.is_empty() {
+            return Err("`cassandra.username` and `cassandra.password` go together".into());
+        }
         if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
             return Err("`redis.url` must start with redis:// or rediss://".into());
         }
@@ -697,9 +718,12 @@ impl Config {
         }
         Ok(())
     }
+}
 
-    pub fn cassandra_nodes(&self) -> Vec<String> {
-        self.cassandra.nodes.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+impl CassandraConfig {
+    /// The contact points.
+    pub fn nodes(&self) -> Vec<String> {
+        self.nodes.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     }
 }
 
@@ -870,6 +894,8 @@ mod tests {
             // a CA for a plaintext URL: the operator meant TLS and would not get it
             ("CONFAB_REDIS__CA_FILE", "/etc/confab/redis-ca.pem", "redis.ca_file"),
             ("CONFAB_SEARCH__CA_FILE", "/etc/confab/search-ca.pem", "search.ca_file"),
+            ("CONFAB_CASSANDRA__CA_FILE", "/etc/confab/cassandra-ca.pem", "cassandra.ca_file"),
+            ("CONFAB_CASSANDRA__USERNAME", "confab", "cassandra.password"),
         ] {
             let mut vars = vec![(key, value)];
             if key == "CONFAB_AUTH__JWKS_REFRESH_SECS" {

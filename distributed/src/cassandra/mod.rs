@@ -4,7 +4,8 @@
 //! - `schema`: the tables `confab setup` creates, and connecting; `store`: the port;
 //!   `devices`: push devices and preferences (half of the notifier's store, see `crate::notify`);
 //!   `rows`: rows to port types; `error`: what a driver error means; `storage_ledger`: the
-//!   bytes each workspace's files take, kept with lightweight transactions.
+//!   bytes each workspace's files take, kept with lightweight transactions; `tls`: client-to-node
+//!   TLS.
 
 mod devices;
 mod error;
@@ -12,6 +13,7 @@ mod rows;
 mod schema;
 mod storage_ledger;
 mod store;
+mod tls;
 
 pub use devices::CassandraDevices;
 pub use schema::{connect, migrate, schema};

@@ -2,6 +2,7 @@
 //! channels, threads, pins, files, read markers and push registrations), and connecting to the
 //! cluster.
 
+use confab_core::config::CassandraConfig;
 use confab_core::ports::PortResult;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -102,8 +103,16 @@ fn additions(ks: &str) -> Vec<String> {
     .collect()
 }
 
-pub async fn connect(nodes: &[String]) -> PortResult<Session> {
-    SessionBuilder::new().known_nodes(nodes).build().await.or_port("connecting")
+/// A session on the nodes of `cfg`, with its credentials and TLS settings.
+pub async fn connect(cfg: &CassandraConfig) -> PortResult<Session> {
+    let mut builder = SessionBuilder::new().known_nodes(cfg.nodes());
+    if !cfg.username.is_empty() {
+        builder = builder.user(&cfg.username, &cfg.password);
+    }
+    if cfg.tls {
+        builder = builder.tls_context(Some(super::tls::client_config(&cfg.ca_file)?));
+    }
+    builder.build().await.or_port("connecting")
 }
 
 /// Creates the keyspace and tables (idempotent; run once per deployment by `confab setup`).
