@@ -13,6 +13,15 @@
 #   CASSANDRA_HEAP      heap size (default 1G)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for CQL (default 180)
 #   CASSANDRA_JVM_OPTS  extra JVM options (whitespace-separated)
+#   CASSANDRA_SECURITY  unset/empty/"none" (default): no TLS, no auth (AllowAllAuthenticator);
+#                       "tls": client TLS only on the native port (certificate of a CA of the run's
+#                       own) and PasswordAuthenticator + CassandraAuthorizer, with a login "confab"
+#                       that is no superuser (it may create keyspaces and owns those it creates); the
+#                       default superuser cassandra gets a random password. start then also appends
+#                       CONFAB_CASSANDRA_USER, CONFAB_CASSANDRA_PASSWORD and CONFAB_CASSANDRA_CA (the
+#                       CA, PEM) to RUN_DIR/env. The CA and the node's keystore are made once under
+#                       RUN_DIR/cassandra-tls/ and kept across starts; the superuser's password is in
+#                       RUN_DIR/cassandra/superuser.pass.
 #
 # Every start wipes the node's data under RUN_DIR/cassandra: each start is a fresh, empty node.
 # start tries up to three times, on other ports, when the node exits at start (a port it was given
@@ -30,6 +39,12 @@ CACHE_ROOT="${CONFAB_CACHE:-$HOME/.cache/confab}"
 HOME_DIR="$CACHE_ROOT/cassandra-$CASSANDRA_VERSION"
 LIB_DIR="$HOME_DIR/lib"
 MARKER="$HOME_DIR/.installed"
+
+case "${CASSANDRA_SECURITY:-none}" in
+    none | "") SECURED=0 ;;
+    tls) SECURED=1 ;;
+    *) die "CASSANDRA_SECURITY must be empty, none or tls (got '${CASSANDRA_SECURITY}')" ;;
+esac
 
 install() {
     if [[ -f "$MARKER" ]] && [[ "$(cat "$MARKER")" == "$CASSANDRA_VERSION" ]]; then
@@ -71,6 +86,39 @@ EOF
     log "installed ($(ls "$LIB_DIR" | wc -l) jars)"
 }
 
+# tls_material TLS_DIR: a CA of the run's own and the node's certificate (SAN IP:127.0.0.1,
+# DNS:localhost) in a PKCS12 keystore, made once and kept across starts (also when the node's data is
+# wiped). Writes TLS_DIR/ca.pem, TLS_DIR/node.p12 and TLS_DIR/keystore.pass.
+tls_material() {
+    local tls="$1"
+    if [[ -s "$tls/ca.pem" && -s "$tls/node.p12" && -s "$tls/keystore.pass" ]]; then return 0; fi
+    command -v openssl >/dev/null || die "openssl not found (needed for CASSANDRA_SECURITY=tls)"
+    rm -rf "$tls"
+    mkdir -p "$tls"
+    local work
+    work="$(mktemp -d "$tls/.make.XXXXXX")"
+    (
+        set -e
+        cd "$work"
+        openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout ca.key -out ca.pem \
+            -subj "/CN=confab-test-cassandra-ca" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey rsa:2048 -nodes -sha256 -keyout node.key -out node.csr -subj "/CN=localhost"
+        printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+            "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >node.ext
+        openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -sha256 \
+            -extfile node.ext -out node.pem
+        rand_hex 16 >keystore.pass
+        openssl pkcs12 -export -in node.pem -inkey node.key -certfile ca.pem -name node \
+            -out node.p12 -passout "file:keystore.pass"
+    ) >"$work/openssl.log" 2>&1 || { cat "$work/openssl.log" >&2; rm -rf "$work"; die "could not make the TLS material"; }
+    chmod 600 "$work"/*.key "$work/keystore.pass" "$work/node.p12"
+    mv "$work/ca.key" "$work/node.key" "$work/node.pem" "$work/node.p12" "$work/keystore.pass" "$tls/"
+    mv "$work/ca.pem" "$tls/ca.pem" # last: its presence (with the others) marks the material complete
+    rm -rf "$work"
+    log "made a CA and the node's keystore in $tls"
+}
+
 # stop RUN_DIR: stop the node of RUN_DIR (its command line names RUN_DIR/cassandra).
 stop() {
     local run_dir="$1"
@@ -78,12 +126,24 @@ stop() {
     stop_pidfile "$run_dir/cassandra/pid" "-Dcassandra.storagedir=$run_dir/cassandra" 15
 }
 
-# Waits until the node answers a real CQL v4 query (STARTUP + QUERY system.local). Prints release_version.
+# wait_cql HOST PORT PID TIMEOUT_S: waits until the node answers a real CQL v4 query (STARTUP + QUERY
+# system.local). Prints release_version. Exits 2 when PID exits first, 1 on timeout, 3 when a setup
+# statement fails. Secured mode, from the environment (secrets stay out of the command line):
+#   CQL_CA                 connect with TLS, verifying the node against this CA (PEM) and HOST
+#   CQL_USER, CQL_PASSWORD log in with these (SASL PLAIN, as PasswordAuthenticator asks)
+#   CQL_SETUP              statements, one a line, run once over that connection when it answers
+#   CQL_CHECK_USER, CQL_CHECK_PASSWORD  then wait until this login answers the query too
+#   CQL_REJECT_USER, CQL_REJECT_PASSWORD  and fail (exit 3) if this login is not refused
 wait_cql() {
     python3 - "$@" <<'EOF'
-import os, socket, struct, sys, time
+import os, socket, ssl, struct, sys, time
 
 host, port, pid, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+ca = os.environ.get("CQL_CA") or None
+user, password = os.environ.get("CQL_USER") or None, os.environ.get("CQL_PASSWORD") or ""
+setup = [l.strip() for l in os.environ.get("CQL_SETUP", "").splitlines() if l.strip()]
+check_user, check_password = os.environ.get("CQL_CHECK_USER") or None, os.environ.get("CQL_CHECK_PASSWORD") or ""
+reject_user, reject_password = os.environ.get("CQL_REJECT_USER") or None, os.environ.get("CQL_REJECT_PASSWORD") or ""
 
 def frame(opcode, body, stream=0):
     return struct.pack(">BBhBi", 0x04, 0, stream, opcode, len(body)) + body
@@ -106,18 +166,49 @@ def string(s):
     b = s.encode()
     return struct.pack(">H", len(b)) + b
 
-def probe():
-    with socket.create_connection((host, port), timeout=5) as s:
+def error_text(op, body):
+    if op == 0x00 and len(body) >= 6:  # ERROR: [int] code, [string] message
+        code, n = struct.unpack_from(">iH", body, 0)
+        return "error 0x%04x: %s" % (code, body[6:6 + n].decode(errors="replace"))
+    return "opcode %d: %r" % (op, body[:200])
+
+def connect(login, secret):
+    """A ready connection: TCP (+ TLS) + STARTUP (+ SASL PLAIN login)."""
+    s = socket.create_connection((host, port), timeout=5)
+    try:
+        if ca:
+            ctx = ssl.create_default_context(cafile=ca)  # verifies the chain and HOST against the SAN
+            s = ctx.wrap_socket(s, server_hostname=host)
         s.settimeout(10)
         s.sendall(frame(0x01, struct.pack(">H", 1) + string("CQL_VERSION") + string("3.0.0")))
         op, body = read_frame(s)
-        if op != 0x02:
-            raise RuntimeError("STARTUP answered opcode %d: %r" % (op, body[:200]))
-        q = "SELECT release_version FROM system.local".encode()
-        s.sendall(frame(0x07, struct.pack(">i", len(q)) + q + struct.pack(">HB", 0x0001, 0), stream=1))
-        op, body = read_frame(s)
-        if op != 0x08:
-            raise RuntimeError("QUERY answered opcode %d: %r" % (op, body[:200]))
+        if op == 0x03:  # AUTHENTICATE
+            if login is None:
+                raise RuntimeError("the node asks for a login and none was given")
+            token = b"\0" + login.encode() + b"\0" + secret.encode()
+            s.sendall(frame(0x0F, struct.pack(">i", len(token)) + token))
+            op, body = read_frame(s)
+            if op != 0x10:  # AUTH_SUCCESS
+                raise RuntimeError("login as %s: %s" % (login, error_text(op, body)))
+        elif op != 0x02:  # READY
+            raise RuntimeError("STARTUP answered " + error_text(op, body))
+        return s
+    except BaseException:
+        s.close()
+        raise
+
+def query(s, text):
+    q = text.encode()
+    s.sendall(frame(0x07, struct.pack(">i", len(q)) + q + struct.pack(">HB", 0x0001, 0), stream=1))
+    op, body = read_frame(s)
+    if op != 0x08:
+        raise RuntimeError("QUERY answered " + error_text(op, body))
+    return body
+
+def probe(login, secret, keep=False):
+    s = connect(login, secret)
+    try:
+        body = query(s, "SELECT release_version FROM system.local")
         # Rows result: kind, flags, column count, [global table spec], column specs, row count, values.
         kind, flags, ncols = struct.unpack_from(">iii", body, 0)
         off = 12
@@ -137,24 +228,55 @@ def probe():
         (nrows,) = struct.unpack_from(">i", body, off)
         off += 4
         (n,) = struct.unpack_from(">i", body, off)
-        return body[off + 4: off + 4 + n].decode() if nrows and n >= 0 else "?"
+        version = body[off + 4: off + 4 + n].decode() if nrows and n >= 0 else "?"
+    except BaseException:
+        s.close()
+        raise
+    if keep:
+        return version, s
+    s.close()
+    return version, None
 
 deadline = time.monotonic() + timeout
-last = None
-while time.monotonic() < deadline:
+
+def wait(login, secret, keep=False):
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print("process %d exited" % pid, file=sys.stderr)
+            sys.exit(2)
+        try:
+            return probe(login, secret, keep)
+        except Exception as e:  # not ready yet
+            last = e
+        time.sleep(0.25)
+    print("timed out after %.0fs; last error: %s" % (timeout, last), file=sys.stderr)
+    sys.exit(1)
+
+version, conn = wait(user, password, keep=bool(setup))
+if conn is not None:
+    with conn:
+        for stmt in setup:
+            try:
+                query(conn, stmt)
+            except Exception as e:
+                print("setup statement failed (%s): %s" % (stmt.split(" WITH ")[0], e), file=sys.stderr)
+                sys.exit(3)
+if check_user is not None:
+    wait(check_user, check_password)
+if reject_user is not None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        print("process %d exited" % pid, file=sys.stderr)
-        sys.exit(2)
-    try:
-        print(probe())
-        sys.exit(0)
-    except Exception as e:  # not ready yet
-        last = e
-    time.sleep(0.25)
-print("timed out after %.0fs; last error: %r" % (timeout, last), file=sys.stderr)
-sys.exit(1)
+        connect(reject_user, reject_password).close()
+    except Exception as e:
+        if "login as" not in str(e):
+            print("checking that %s is refused: %s" % (reject_user, e), file=sys.stderr)
+            sys.exit(3)
+    else:
+        print("the node still takes the login %s with its old password" % reject_user, file=sys.stderr)
+        sys.exit(3)
+print(version)
 EOF
 }
 
@@ -168,6 +290,30 @@ launch() {
     ports="$(pick_free_ports 3)"
     read -r native_port storage_port jmx_port <<<"$ports"
     native_port="${CASSANDRA_PORT:-$native_port}"
+
+    local security
+    if (( SECURED )); then
+        security="authenticator: PasswordAuthenticator
+authorizer: CassandraAuthorizer
+role_manager: CassandraRoleManager
+network_authorizer: AllowAllNetworkAuthorizer
+# no cache of logins: with the default (2s) cassandra/cassandra, used at start, went on working for up
+# to 2 s after its password was changed
+credentials_validity: 0ms
+# the native port takes TLS only (optional: false); no client certificates
+client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: $tls_dir/node.p12
+  keystore_password: $(cat "$tls_dir/keystore.pass")
+  store_type: PKCS12
+  require_client_auth: false"
+    else
+        security="authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+role_manager: CassandraRoleManager
+network_authorizer: AllowAllNetworkAuthorizer"
+    fi
 
     cat >"$dir/cassandra.yaml" <<EOF
 # Generated by scripts/services/cassandra.sh: single-node test instance.
@@ -202,10 +348,7 @@ commitlog_sync_period: 10000ms
 commitlog_segment_size: 32MiB
 storage_compatibility_mode: NONE
 
-authenticator: AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
-role_manager: CassandraRoleManager
-network_authorizer: AllowAllNetworkAuthorizer
+$security
 
 hinted_handoff_enabled: false
 concurrent_reads: 8
@@ -346,10 +489,24 @@ EOF
 have_pid() { [[ -s "$dir/pid" ]]; }
 
 # ready: for start_with_retries (75: the node exited before CQL answered, as when a port was taken).
+# Secured: waits over TLS as the default superuser (cassandra/cassandra, made at start), then creates
+# the login confab, gives the superuser a random password, and waits until confab answers too.
 ready() {
-    local rc=0
-    version="$(wait_cql 127.0.0.1 "$native_port" "$pid" "${CASSANDRA_START_TIMEOUT:-180}")" || rc=$?
+    local rc=0 timeout="${CASSANDRA_START_TIMEOUT:-180}"
+    if (( SECURED )); then
+        version="$(CQL_CA="$tls_dir/ca.pem" CQL_USER=cassandra CQL_PASSWORD=cassandra \
+            CQL_SETUP="CREATE ROLE confab WITH PASSWORD = '$confab_password' AND LOGIN = true AND SUPERUSER = false
+GRANT CREATE ON ALL KEYSPACES TO confab
+ALTER ROLE cassandra WITH PASSWORD = '$superuser_password'" \
+            CQL_CHECK_USER=confab CQL_CHECK_PASSWORD="$confab_password" \
+            CQL_REJECT_USER=cassandra CQL_REJECT_PASSWORD=cassandra \
+            wait_cql 127.0.0.1 "$native_port" "$pid" "$timeout")" || rc=$?
+    else
+        version="$(CQL_CA='' CQL_USER='' CQL_SETUP='' CQL_CHECK_USER='' CQL_REJECT_USER='' \
+            wait_cql 127.0.0.1 "$native_port" "$pid" "$timeout")" || rc=$?
+    fi
     (( rc != 2 )) || return 75
+    (( rc != 3 )) || fail "setting up the roles failed"
     (( rc == 0 )) || fail "no CQL answer"
 }
 
@@ -368,13 +525,36 @@ start() {
     if [[ -f "$run_dir/cassandra/pid" ]]; then stop "$run_dir"; fi
 
     local dir="$run_dir/cassandra" native_port storage_port jmx_port pid version t0
+    local tls_dir="$run_dir/cassandra-tls" confab_password="" superuser_password=""
     mkdir -p "$dir"
     t0="$(now)"
+    if (( SECURED )); then
+        tls_material "$tls_dir"
+        confab_password="$(openssl rand -hex 16)"
+        superuser_password="$(openssl rand -hex 16)"
+        rm -f "$dir/superuser.pass"
+    fi
     start_with_retries 3 launch ready fail "$dir/system.log"
     trap - EXIT INT TERM HUP
 
-    set_env "$run_dir/env" "CONFAB_CASSANDRA_NODES=127.0.0.1:$native_port"
-    echo "cassandra: ready: Cassandra $version on 127.0.0.1:$native_port in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
+    if (( SECURED )); then
+        (umask 077 && echo "$superuser_password" >"$dir/superuser.pass")
+        set_env "$run_dir/env" "CONFAB_CASSANDRA_NODES=127.0.0.1:$native_port" \
+            "CONFAB_CASSANDRA_USER=confab" "CONFAB_CASSANDRA_PASSWORD=$confab_password" \
+            "CONFAB_CASSANDRA_CA=$tls_dir/ca.pem"
+        echo "cassandra: ready: Cassandra $version on 127.0.0.1:$native_port (TLS, login confab) in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
+    else
+        # a secured start of this RUN_DIR before left a login and a CA that would not fit this node
+        if grep -qE '^CONFAB_CASSANDRA_(USER|PASSWORD|CA)=' "$run_dir/env" 2>/dev/null; then
+            local tmp
+            tmp="$(mktemp "$run_dir/env.XXXXXX")"
+            grep -vE '^CONFAB_CASSANDRA_(USER|PASSWORD|CA)=' "$run_dir/env" >"$tmp" || true
+            cat "$tmp" >"$run_dir/env"
+            rm -f "$tmp"
+        fi
+        set_env "$run_dir/env" "CONFAB_CASSANDRA_NODES=127.0.0.1:$native_port"
+        echo "cassandra: ready: Cassandra $version on 127.0.0.1:$native_port in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
+    fi
 }
 
 usage() {
