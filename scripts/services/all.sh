@@ -17,6 +17,7 @@ case "$cmd" in
     "$here/kafka.sh" install
     "$here/cassandra.sh" install
     "$here/opensearch.sh" install
+    OPENSEARCH_SECURITY=tls "$here/opensearch.sh" install   # tests/tests/secured_servers.rs
     "$here/minio.sh" install ;;
   start)
     mkdir -p "$run"; : > "$run/env"
@@ -25,6 +26,7 @@ case "$cmd" in
     "$here/kafka.sh" install
     "$here/cassandra.sh" install
     "$here/opensearch.sh" install
+    OPENSEARCH_SECURITY=tls "$here/opensearch.sh" install   # tests/tests/secured_servers.rs
     "$here/minio.sh" install
     "$here/redis.sh" start "$run"
     "$here/kafka.sh" start "$run" > "$run/kafka-start.out" 2>&1 & kpid=$!

@@ -21,6 +21,28 @@
 # Java: the `java` on PATH (17; 2.19 needs the security manager, so not 24+).
 # start tries up to three times, on other ports, when the node exits at start (a port it was given
 # was taken meanwhile); ports given by PORT/OPENSEARCH_PORT/OPENSEARCH_TRANSPORT_PORT are kept.
+#
+# Secured mode, OPENSEARCH_SECURITY=tls (default: empty, the plain node above; `install`, `start` and
+# `stop` all honour it): the node runs the security plugin, serves HTTPS (and TLS on transport) with
+# certificates of a CA the script generates, and takes HTTP basic auth against its internal user
+# database; anonymous and wrong-password requests get 401. Maven Central has no security plugin for
+# 2.19.6, so this node is OpenSearch 2.19.4 with opensearch-security 2.19.4.0 (a matching pair: no
+# patched descriptors). There is no 2.19.4 distribution zip on Maven Central, so that node is put
+# together, in $CONFAB_CACHE/opensearch-secure-2.19.4, from the same artifacts the distribution is
+# built from: org.opensearch:opensearch (its runtime closure = the distribution's lib/),
+# transport-netty4-client (modules/transport-netty4), lang-painless + analysis-common (as above) and
+# the opensearch-security plugin zip (plugins/opensearch-security), plus one jar Maven Central lacks,
+# lib/opensearch-plugin-classloader, taken from the 2.19.6 distribution zip (its one class is
+# byte-identical in 2.19.0, 2.19.1 and 2.19.6).
+# Under RUN_DIR/opensearch/tls/ (made once, kept across restarts): ca.pem (+ ca-key.pem), node.pem +
+# node-key.pem (SAN IP:127.0.0.1, DNS:localhost; PKCS#8 key) and admin.pem + admin-key.pem (the
+# plugin's admin DN). The user `confab` has a random password (RUN_DIR/opensearch/confab-password,
+# kept) and is mapped to all_access. start appends to RUN_DIR/env
+#   CONFAB_OPENSEARCH_URL=https://confab:PASSWORD@127.0.0.1:PORT
+#   CONFAB_OPENSEARCH_CA=RUN_DIR/opensearch/tls/ca.pem
+# and writes RUN_DIR/opensearch/curl.conf (curl -K curl.conf https://127.0.0.1:PORT/...).
+# The secured node keeps its data in RUN_DIR/opensearch/data-tls (a 2.19.6 data dir cannot be opened
+# by 2.19.4). The bcrypt hash of the password is made by the plugin's own Hasher (Java).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,12 +55,101 @@ OPENSEARCH_VERSION=2.19.6
 DEP_PLUGIN_VERSION=3.8.1
 
 CACHE_DIR="${CONFAB_CACHE:-$HOME/.cache/confab}"
-OS_HOME="$CACHE_DIR/opensearch-$OPENSEARCH_VERSION"
+
+SECURITY="${OPENSEARCH_SECURITY:-}"
+case "$SECURITY" in
+  "") OS_NAME="opensearch-$OPENSEARCH_VERSION" ;;
+  tls)
+    # the plain node's distribution zip, for its one jar that Maven Central lacks
+    # (opensearch-plugin-classloader: one class, byte-identical in 2.19.0, 2.19.1 and 2.19.6)
+    CLASSLOADER_ZIP_VERSION="$OPENSEARCH_VERSION"
+    # the newest OpenSearch with a security plugin of the same version on Maven Central
+    OPENSEARCH_VERSION=2.19.4
+    SECURITY_PLUGIN_VERSION=2.19.4.0
+    # optional deps of org.opensearch:opensearch that the distribution ships in lib/ (versions from
+    # its pom)
+    LOG4J_VERSION=2.21.0 JTS_VERSION=1.15.0 SPATIAL4J_VERSION=0.7
+    OS_NAME="opensearch-secure-$OPENSEARCH_VERSION"
+    ;;
+  *) die "OPENSEARCH_SECURITY must be empty or 'tls', not '$SECURITY'" ;;
+esac
+OS_HOME="$CACHE_DIR/$OS_NAME"
 MARKER="$OS_HOME/.installed"
 
 is_installed() {
   [[ -f "$MARKER" ]] && [[ -f "$OS_HOME/lib/opensearch-$OPENSEARCH_VERSION.jar" ]] &&
-    [[ -f "$OS_HOME/modules/analysis-common/analysis-common-$OPENSEARCH_VERSION.jar" ]]
+    [[ -f "$OS_HOME/modules/analysis-common/analysis-common-$OPENSEARCH_VERSION.jar" ]] &&
+    { [[ -z "$SECURITY" ]] ||
+      [[ -f "$OS_HOME/plugins/opensearch-security/opensearch-security-$SECURITY_PLUGIN_VERSION.jar" ]]; }
+}
+
+dist_deps() { # the <dependency> elements of the server part, per mode
+  if [[ -z "$SECURITY" ]]; then
+    cat <<DIST
+    <!-- server distribution: bin/, lib/, config/, modules/transport-netty4 -->
+    <dependency>
+      <groupId>org.opensearch.distribution.integ-test-zip</groupId>
+      <artifactId>opensearch</artifactId>
+      <version>${OPENSEARCH_VERSION}</version>
+      <type>zip</type>
+    </dependency>
+DIST
+  else
+    cat <<SECURE
+    <!-- lib/: the server, its runtime closure, and what the distribution adds to it -->
+    <dependency>
+      <groupId>org.opensearch</groupId>
+      <artifactId>opensearch</artifactId>
+      <version>${OPENSEARCH_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.opensearch</groupId>
+      <artifactId>opensearch-cli</artifactId>
+      <version>${OPENSEARCH_VERSION}</version>
+    </dependency>
+    <!-- for lib/opensearch-plugin-classloader-*.jar (not published on its own) -->
+    <dependency>
+      <groupId>org.opensearch.distribution.integ-test-zip</groupId>
+      <artifactId>opensearch</artifactId>
+      <version>${CLASSLOADER_ZIP_VERSION}</version>
+      <type>zip</type>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>${LOG4J_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.locationtech.jts</groupId>
+      <artifactId>jts-core</artifactId>
+      <version>${JTS_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.locationtech.spatial4j</groupId>
+      <artifactId>spatial4j</artifactId>
+      <version>${SPATIAL4J_VERSION}</version>
+    </dependency>
+    <!-- modules/transport-netty4 -->
+    <dependency>
+      <groupId>org.opensearch.plugin</groupId>
+      <artifactId>transport-netty4-client</artifactId>
+      <version>${OPENSEARCH_VERSION}</version>
+      <exclusions>
+        <exclusion><groupId>org.opensearch</groupId><artifactId>opensearch</artifactId></exclusion>
+      </exclusions>
+    </dependency>
+    <!-- plugins/opensearch-security (the plugin zip carries its own deps) -->
+    <dependency>
+      <groupId>org.opensearch.plugin</groupId>
+      <artifactId>opensearch-security</artifactId>
+      <version>${SECURITY_PLUGIN_VERSION}</version>
+      <type>zip</type>
+      <exclusions>
+        <exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>
+      </exclusions>
+    </dependency>
+SECURE
+  fi
 }
 
 write_pom() {
@@ -51,13 +162,7 @@ write_pom() {
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <!-- server distribution: bin/, lib/, config/, modules/transport-netty4 -->
-    <dependency>
-      <groupId>org.opensearch.distribution.integ-test-zip</groupId>
-      <artifactId>opensearch</artifactId>
-      <version>${OPENSEARCH_VERSION}</version>
-      <type>zip</type>
-    </dependency>
+$(dist_deps)
     <dependency>
       <groupId>org.opensearch.plugin</groupId>
       <artifactId>lang-painless</artifactId>
@@ -113,7 +218,7 @@ do_install() {
   is_installed && return 0
   mkdir -p "$CACHE_DIR"
   # Serialize concurrent installs.
-  exec 9>"$CACHE_DIR/.opensearch-$OPENSEARCH_VERSION.lock"
+  exec 9>"$CACHE_DIR/.$OS_NAME.lock"
   flock 9
   if is_installed; then exec 9>&-; return 0; fi
   command -v mvn >/dev/null || die "mvn not found"
@@ -122,7 +227,12 @@ do_install() {
   t0=$(now)
   build=$(mktemp -d "$CACHE_DIR/.opensearch-build.XXXXXX")
   write_pom "$build/pom.xml"
-  log "resolving OpenSearch ${OPENSEARCH_VERSION} (integ-test-zip + lang-painless + analysis-common) from Maven Central ..."
+  if [[ -z "$SECURITY" ]]; then
+    log "resolving OpenSearch ${OPENSEARCH_VERSION} (integ-test-zip + lang-painless + analysis-common) from Maven Central ..."
+  else
+    log "resolving OpenSearch ${OPENSEARCH_VERSION} (server + transport-netty4 + lang-painless + analysis-common" \
+        "+ opensearch-security ${SECURITY_PLUGIN_VERSION}) from Maven Central ..."
+  fi
   if ! mvn -q -B -f "$build/pom.xml" \
       "org.apache.maven.plugins:maven-dependency-plugin:${DEP_PLUGIN_VERSION}:copy-dependencies" \
       -DincludeScope=runtime -DoutputDirectory="$build/dl" >"$build/mvn.log" 2>&1; then
@@ -132,9 +242,30 @@ do_install() {
     die "maven dependency resolution failed"
   fi
   local dl="$build/dl" dist="$build/dist"
-  unzip -q "$dl/opensearch-${OPENSEARCH_VERSION}.zip" -d "$build/unz"
-  mv "$build/unz/opensearch-${OPENSEARCH_VERSION}" "$dist"
-  rm -f "$dist"/bin/*.bat "$dist"/bin/*.exe
+  if [[ -z "$SECURITY" ]]; then
+    unzip -q "$dl/opensearch-${OPENSEARCH_VERSION}.zip" -d "$build/unz"
+    mv "$build/unz/opensearch-${OPENSEARCH_VERSION}" "$dist"
+    rm -f "$dist"/bin/*.bat "$dist"/bin/*.exe
+  else
+    # No bin/ nor config/ needed: start runs the JVM itself, with its own config dir.
+    mkdir -p "$dist/lib" "$dist/modules" "$dist/plugins/opensearch-security" "$dist/bin" "$dist/config" "$dist/logs"
+    unzip -q "$dl/opensearch-security-${SECURITY_PLUGIN_VERSION}.zip" -d "$dist/plugins/opensearch-security"
+    rm -f "$dl/opensearch-security-${SECURITY_PLUGIN_VERSION}.zip" "$dist"/plugins/opensearch-security/tools/*.bat
+    unzip -q -j "$dl/opensearch-${CLASSLOADER_ZIP_VERSION}.zip" \
+      "opensearch-${CLASSLOADER_ZIP_VERSION}/lib/opensearch-plugin-classloader-${CLASSLOADER_ZIP_VERSION}.jar" -d "$dist/lib"
+    rm -f "$dl/opensearch-${CLASSLOADER_ZIP_VERSION}.zip"
+    chmod +x "$dist"/plugins/opensearch-security/tools/*.sh
+    # modules/transport-netty4, as the distribution has it
+    local n="$dist/modules/transport-netty4"
+    write_module "$n" transport-netty4 org.opensearch.transport.Netty4Plugin \
+      "Netty 4 based transport implementation" "" \
+      '  permission java.io.FilePermission "/proc/sys/net/core/somaxconn", "read";
+  permission java.net.SocketPermission "*", "accept,connect";
+  permission java.lang.RuntimePermission "*", "setContextClassLoader";
+  permission java.lang.RuntimePermission "getClassLoader";
+  permission java.util.PropertyPermission "sun.nio.ch.bugLevel", "write";'
+    mv "$dl"/transport-netty4-client-*.jar "$dl"/netty-*.jar "$n"/
+  fi
 
   # lang-painless module: the plugin, its SPI (the parent loader of the plugins that extend it) and deps.
   local m="$dist/modules/lang-painless"
@@ -149,6 +280,12 @@ do_install() {
   write_module "$m" analysis-common org.opensearch.analysis.common.CommonAnalysisPlugin \
     'Adds "built in" analyzers to OpenSearch.' lang-painless ""
   mv "$dl"/analysis-common-*.jar "$m"/
+  if [[ -n "$SECURITY" ]]; then
+    # the rest is the server's runtime closure: lib/ (minus two compile-time annotation jars the
+    # distribution leaves out)
+    rm -f "$dl"/error_prone_annotations-*.jar "$dl"/jspecify-*.jar
+    mv "$dl"/*.jar "$dist/lib/"
+  fi
   local left
   left=$(find "$dl" -type f ! -name "opensearch-${OPENSEARCH_VERSION}.zip" -printf '%f\n')
   [[ -z "$left" ]] || log "note: unused artifacts: $(echo $left)"
@@ -156,7 +293,7 @@ do_install() {
   rm -rf "$OS_HOME"
   mv "$dist" "$OS_HOME"
   rm -rf "$build"
-  echo "opensearch ${OPENSEARCH_VERSION} installed $(date -u +%FT%TZ)" >"$MARKER"
+  echo "opensearch ${OPENSEARCH_VERSION}${SECURITY:+ + opensearch-security ${SECURITY_PLUGIN_VERSION}} installed $(date -u +%FT%TZ)" >"$MARKER"
   exec 9>&-
   log "installed into $OS_HOME in $(elapsed "$t0")s"
 }
@@ -204,16 +341,244 @@ setup_paths() { # RUN_DIR [create]
   ODIR="$RUN_DIR/opensearch"
   PID_FILE="$ODIR/pid"
   CONF_DIR="$ODIR/config"
-  DATA_DIR="$ODIR/data"
+  DATA_DIR="$ODIR/data${SECURITY:+-$SECURITY}"
+  TLS_DIR="$ODIR/tls"
+  PASS_FILE="$ODIR/confab-password"
   LOGS_DIR="$ODIR/logs"
   LOG_FILE="$ODIR/opensearch.log"
   MATCH="-Dconfab.opensearch.dir=$ODIR" # the node's own argument, for pid_matches
 }
 
+# Secured mode: the DNs of the certificates below (RFC 2253 order)
+NODE_DN="CN=confab-opensearch-node,O=Confab"
+ADMIN_DN="CN=confab-opensearch-admin,O=Confab"
+
+# ensure_tls: a CA, the node's certificate and an admin certificate under TLS_DIR, made once (kept
+# across restarts, as clients may hold the CA). Keys are PKCS#8 PEM, as the security plugin wants.
+ensure_tls() {
+  local f ok=1
+  for f in ca.pem ca-key.pem node.pem node-key.pem admin.pem admin-key.pem; do
+    [[ -s "$TLS_DIR/$f" ]] || ok=0
+  done
+  (( ok )) && return 0
+  command -v openssl >/dev/null || die "openssl not found"
+  local t; t=$(mktemp -d "$ODIR/.tls.XXXXXX")
+  (
+    set -e
+    cd "$t"
+    umask 077
+    key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
+    key ca-key.pem
+    cat >ca.ext <<EXT
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EXT
+    openssl req -new -key ca-key.pem -subj "/O=Confab/CN=Confab test CA $(date -u +%FT%TZ)" -out ca.csr
+    openssl x509 -req -in ca.csr -signkey ca-key.pem -days 3650 -sha256 -extfile ca.ext -out ca.pem 2>/dev/null
+    cat >node.ext <<EXT
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EXT
+    cat >admin.ext <<EXT
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EXT
+    local name subj
+    for name in node admin; do
+      if [[ "$name" == node ]]; then subj="/O=Confab/CN=confab-opensearch-node"; else subj="/O=Confab/CN=confab-opensearch-admin"; fi
+      key "$name-key.pem"
+      openssl req -new -key "$name-key.pem" -subj "$subj" -out "$name.csr"
+      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 -sha256 \
+        -extfile "$name.ext" -out "$name.pem" 2>/dev/null
+    done
+    rm -f ./*.csr ./*.ext ./*.srl
+    chmod 644 ca.pem node.pem admin.pem
+  ) || true
+  # (set -e does not hold in a subshell run under ||: check the result instead)
+  local bad=0
+  for f in ca.pem ca-key.pem node.pem node-key.pem admin.pem admin-key.pem; do
+    [[ -s "$t/$f" ]] || bad=1
+  done
+  if (( bad )) || ! openssl verify -CAfile "$t/ca.pem" "$t/node.pem" "$t/admin.pem" >/dev/null 2>&1; then
+    rm -rf "$t"; die "certificate generation failed"
+  fi
+  rm -rf "$TLS_DIR"
+  mv "$t" "$TLS_DIR"
+  chmod 755 "$TLS_DIR"
+  log "generated a CA and certificates in $TLS_DIR"
+}
+
+# ensure_password: the user confab's password (kept across restarts: the security index keeps its
+# hash) and the bcrypt hash of it, made by the plugin's own Hasher.
+ensure_password() {
+  if [[ ! -s "$PASS_FILE" ]]; then
+    (umask 077; rand_secret 24 >"$PASS_FILE.tmp") && mv "$PASS_FILE.tmp" "$PASS_FILE"
+    rm -f "$PASS_FILE.bcrypt"
+  fi
+  PASSWORD=$(cat "$PASS_FILE")
+  if [[ ! -s "$PASS_FILE.bcrypt" ]]; then
+    local hash
+    # shellcheck disable=SC2016  # a literal $ in the regex
+    hash=$(CONFAB_OS_PASSWORD="$PASSWORD" java -cp "$OS_HOME/plugins/opensearch-security/*:$OS_HOME/lib/*" \
+             org.opensearch.security.tools.Hasher -env CONFAB_OS_PASSWORD 2>/dev/null | grep -E '^\$2[aby]\$' | tail -n 1) ||
+      true
+    [[ -n "$hash" ]] || die "could not hash the password with the security plugin's Hasher"
+    (umask 077; echo "$hash" >"$PASS_FILE.bcrypt")
+  fi
+  PASSWORD_HASH=$(cat "$PASS_FILE.bcrypt")
+  # for people: curl -K RUN_DIR/opensearch/curl.conf https://127.0.0.1:PORT/...
+  (umask 077; printf 'user = "confab:%s"\ncacert = "%s"\n' "$PASSWORD" "$TLS_DIR/ca.pem" >"$ODIR/curl.conf")
+}
+
+# The security plugin's settings (appended to opensearch.yml) and its configuration, which
+# allow_default_init_securityindex loads into the security index when that index does not exist yet
+# (the first start on a data dir); later starts use the index, which keeps the same user and password.
+security_yml() {
+  # The plugin may only read files under the config dir (security manager): it gets copies of the
+  # node's certificate, key and CA there; paths are relative to the config dir.
+  cat <<YML
+# ---- security plugin (OPENSEARCH_SECURITY=tls) ----
+plugins.security.ssl.transport.pemcert_filepath: tls/node.pem
+plugins.security.ssl.transport.pemkey_filepath: tls/node-key.pem
+plugins.security.ssl.transport.pemtrustedcas_filepath: tls/ca.pem
+plugins.security.ssl.transport.enforce_hostname_verification: false
+plugins.security.ssl.http.enabled: true
+plugins.security.ssl.http.pemcert_filepath: tls/node.pem
+plugins.security.ssl.http.pemkey_filepath: tls/node-key.pem
+plugins.security.ssl.http.pemtrustedcas_filepath: tls/ca.pem
+plugins.security.allow_default_init_securityindex: true
+plugins.security.allow_unsafe_democertificates: false
+plugins.security.authcz.admin_dn:
+  - "$ADMIN_DN"
+plugins.security.nodes_dn:
+  - "$NODE_DN"
+plugins.security.restapi.roles_enabled: ["all_access"]
+plugins.security.enable_snapshot_restore_privilege: true
+plugins.security.check_snapshot_restore_write_privileges: true
+# no audit log sink (audit.yml disables auditing too)
+plugins.security.audit.type: noop
+# only for field masking, which tests do not use (set to silence a warning)
+plugins.security.compliance.salt: confab-test-salt
+YML
+}
+
+write_security_config() {
+  local d="$CONF_DIR/opensearch-security"
+  rm -rf "$d"
+  mkdir -p "$d"
+  (
+    umask 077
+    cat >"$d/internal_users.yml" <<YML
+---
+_meta:
+  type: "internalusers"
+  config_version: 2
+confab:
+  hash: "$PASSWORD_HASH"
+  reserved: false
+  backend_roles: []
+  description: "Confab test user (scripts/services/opensearch.sh)"
+YML
+  )
+  cat >"$d/roles.yml" <<'YML'
+---
+_meta:
+  type: "roles"
+  config_version: 2
+YML
+  cat >"$d/roles_mapping.yml" <<'YML'
+---
+_meta:
+  type: "rolesmapping"
+  config_version: 2
+all_access:
+  reserved: false
+  users:
+    - "confab"
+  description: "confab may do anything"
+YML
+  cat >"$d/config.yml" <<'YML'
+---
+_meta:
+  type: "config"
+  config_version: 2
+config:
+  dynamic:
+    kibana:
+      multitenancy_enabled: false
+    http:
+      anonymous_auth_enabled: false
+      xff:
+        enabled: false
+    authc:
+      basic_internal_auth_domain:
+        description: "HTTP basic auth against the internal user database"
+        http_enabled: true
+        transport_enabled: true
+        order: 0
+        http_authenticator:
+          type: basic
+          challenge: true
+        authentication_backend:
+          type: intern
+YML
+  cat >"$d/action_groups.yml" <<'YML'
+---
+_meta:
+  type: "actiongroups"
+  config_version: 2
+YML
+  cat >"$d/tenants.yml" <<'YML'
+---
+_meta:
+  type: "tenants"
+  config_version: 2
+YML
+  cat >"$d/nodes_dn.yml" <<'YML'
+---
+_meta:
+  type: "nodesdn"
+  config_version: 2
+YML
+  local n
+  for n in allowlist whitelist; do
+    cat >"$d/$n.yml" <<YML
+---
+_meta:
+  type: "$n"
+  config_version: 2
+config:
+  enabled: false
+YML
+  done
+  cat >"$d/audit.yml" <<'YML'
+---
+_meta:
+  type: "audit"
+  config_version: 2
+config:
+  enabled: false
+  audit:
+    enable_rest: false
+    enable_transport: false
+  compliance:
+    enabled: false
+YML
+}
+
 write_config() { # http_port transport_port
   mkdir -p "$CONF_DIR" "$DATA_DIR" "$LOGS_DIR" "$ODIR/tmp"
   cat >"$CONF_DIR/opensearch.yml" <<YML
-# Generated by scripts/services/opensearch.sh -- single-node test instance, no security plugin.
+# Generated by scripts/services/opensearch.sh -- single-node test instance, $(
+  if [[ -n "$SECURITY" ]]; then echo "security plugin (OPENSEARCH_SECURITY=tls)."; else echo "no security plugin."; fi)
 cluster.name: confab-test
 node.name: confab-opensearch
 network.host: 127.0.0.1
@@ -228,6 +593,17 @@ cluster.routing.allocation.disk.threshold_enabled: false
 action.auto_create_index: true
 action.destructive_requires_name: false
 YML
+  if [[ -n "$SECURITY" ]]; then
+    security_yml >>"$CONF_DIR/opensearch.yml"
+    rm -rf "$CONF_DIR/tls"
+    mkdir -p "$CONF_DIR/tls"
+    cp -p "$TLS_DIR/node.pem" "$TLS_DIR/node-key.pem" "$TLS_DIR/ca.pem" "$CONF_DIR/tls/"
+    write_security_config
+    # the plugin warns about any config file others may read
+    chmod -R go= "$CONF_DIR"
+  else
+    rm -rf "$CONF_DIR/opensearch-security" "$CONF_DIR/tls"
+  fi
   local level="${OPENSEARCH_LOG_LEVEL:-INFO}"
   cat >"$CONF_DIR/log4j2.properties" <<L4J
 status = error
@@ -257,8 +633,8 @@ node_started() {
 
 # Does HTTP answer, with a usable (yellow or green) cluster?
 cluster_usable() {
-  health=$(curl -sf --max-time 10 \
-      "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null) &&
+  health=$(curl -sf --max-time 10 "${CURL_OPTS[@]}" \
+      "$SCHEME://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null) &&
     [[ "$health" == *'"status":"green"'* || "$health" == *'"status":"yellow"'* ]] && return 0
   pid_matches "$pid" "$MATCH" || return 99
   return 1
@@ -383,6 +759,23 @@ ready() {
   fi
 }
 
+# env_lines PORT: what start appends to RUN_DIR/env
+env_lines() {
+  ENV_LINES=()
+  if [[ -n "$SECURITY" ]]; then
+    ENV_LINES=("CONFAB_OPENSEARCH_URL=https://confab:$PASSWORD@127.0.0.1:$1" "CONFAB_OPENSEARCH_CA=$TLS_DIR/ca.pem")
+  else
+    ENV_LINES=("CONFAB_OPENSEARCH_URL=http://127.0.0.1:$1")
+    # a CA line left by a secured node that ran on this RUN_DIR before does not apply any more
+    local envf="$RUN_DIR/env"
+    if [[ -f "$envf" ]] && grep -q '^CONFAB_OPENSEARCH_CA=' "$envf"; then
+      local tmp; tmp=$(mktemp "$envf.XXXXXX")
+      grep -v '^CONFAB_OPENSEARCH_CA=' "$envf" >"$tmp" || true
+      cat "$tmp" >"$envf"; rm -f "$tmp"
+    fi
+  fi
+}
+
 do_start() {
   setup_paths "${1:-}" create
   is_installed || do_install
@@ -390,10 +783,21 @@ do_start() {
   command -v java >/dev/null || die "java not found"
   mkdir -p "$ODIR"
 
+  SCHEME=http CURL_OPTS=()
+  if [[ -n "$SECURITY" ]]; then
+    ensure_tls
+    ensure_password
+    SCHEME=https CURL_OPTS=(-K "$ODIR/curl.conf")
+  fi
+
   if [[ -f "$PID_FILE" ]] && pid_matches "$(cat "$PID_FILE")" "$MATCH"; then
-    local port; port=$(yml_get http.port)
+    local port running=""; port=$(yml_get http.port)
+    [[ -n "$(yml_get plugins.security.ssl.http.enabled)" ]] && running=tls
+    [[ "$running" == "$SECURITY" ]] ||
+      die "already running (pid $(cat "$PID_FILE")) with OPENSEARCH_SECURITY='$running': stop it first"
     log "already running (pid $(cat "$PID_FILE")) on 127.0.0.1:$port"
-    set_env "$RUN_DIR/env" "CONFAB_OPENSEARCH_URL=http://127.0.0.1:$port"
+    env_lines "$port"
+    set_env "$RUN_DIR/env" "${ENV_LINES[@]}"
     return 0
   fi
 
@@ -402,11 +806,13 @@ do_start() {
   if [[ -n "$want_port" && -n "${OPENSEARCH_TRANSPORT_PORT:-}" ]]; then tries=1; fi
   start_with_retries "$tries" launch ready fail "$LOG_FILE"
 
-  set_env "$RUN_DIR/env" "CONFAB_OPENSEARCH_URL=http://127.0.0.1:$port"
+  env_lines "$port"
+  set_env "$RUN_DIR/env" "${ENV_LINES[@]}"
   local version
-  version=$(curl -sf --max-time 5 "http://127.0.0.1:$port/" | sed -n 's/.*"number" *: *"\([^"]*\)".*/\1/p' | head -n 1)
-  echo "opensearch ${version:-$OPENSEARCH_VERSION} ready on http://127.0.0.1:${port} (transport ${tport}) pid ${pid}" \
-       "in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
+  version=$(curl -sf --max-time 5 "${CURL_OPTS[@]}" "$SCHEME://127.0.0.1:$port/" |
+              sed -n 's/.*"number" *: *"\([^"]*\)".*/\1/p' | head -n 1)
+  echo "opensearch ${version:-$OPENSEARCH_VERSION} ready on $SCHEME://127.0.0.1:${port} (transport ${tport}) pid ${pid}" \
+       "in $(elapsed "$t0")s, RSS $(rss_of "$pid")${SECURITY:+, security plugin (user confab, CA $TLS_DIR/ca.pem)}"
 }
 
 do_stop() {
