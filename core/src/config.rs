@@ -61,7 +61,12 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Partitions of the commands, events and replies topics (all three the same).
     pub partitions: i32,
+    /// Replicas of each topic `confab setup` creates (3 in production).
     pub replication_factor: i32,
+    /// Replicas that must have a write before it is acknowledged (`min.insync.replicas` of
+    /// the topics `confab setup` creates; producers use `acks=all`). With 3 replicas, 2: one
+    /// broker may be lost without losing or refusing a write.
+    pub min_insync_replicas: i32,
     /// This process's static consumer-group member id (`group.instance.id`) and, for ingest,
     /// part of its `transactional.id`. A restarted process with the same id takes its
     /// partitions back at once instead of waiting for a session timeout. Give each replica of
@@ -367,6 +372,7 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             partitions: 8,
             replication_factor: 1,
+            min_insync_replicas: 1,
             instance_id: "0".into(),
             session_timeout_ms: 10_000,
             fetch_wait_max_ms: 10,
@@ -614,6 +620,9 @@ impl Config {
         let kafka = &self.kafka;
         if kafka.partitions < 1 {
             return Err("`kafka.partitions` must be at least 1".into());
+        }
+        if kafka.min_insync_replicas < 1 || kafka.min_insync_replicas > kafka.replication_factor {
+            return Err("`kafka.min_insync_replicas` must be between 1 and `kafka.replication_factor`".into());
         }
         if kafka.instance_id.is_empty()
             || !kafka.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -894,6 +903,7 @@ mod tests {
             // a CA for a plaintext URL: the operator meant TLS and would not get it
             ("CONFAB_REDIS__CA_FILE", "/etc/confab/redis-ca.pem", "redis.ca_file"),
             ("CONFAB_SEARCH__CA_FILE", "/etc/confab/search-ca.pem", "search.ca_file"),
+            ("CONFAB_KAFKA__MIN_INSYNC_REPLICAS", "2", "kafka.min_insync_replicas"),
             ("CONFAB_CASSANDRA__CA_FILE", "/etc/confab/cassandra-ca.pem", "cassandra.ca_file"),
             ("CONFAB_CASSANDRA__USERNAME", "confab", "cassandra.password"),
         ] {

@@ -17,23 +17,13 @@ pub async fn ensure_topics(cfg: &Config) -> PortResult<Topics> {
     let topics = Topics::new(&cfg.namespace);
     let admin: AdminClient<DefaultClientContext> =
         base_config(cfg).create().map_err(|e| port_error("creating the admin client", e))?;
-    let retention_forever = [("retention.ms", "-1"), ("min.insync.replicas", "1")];
-    let replies_retention = [("retention.ms", "86400000")];
+    let min_insync = cfg.kafka.min_insync_replicas.to_string();
+    let (week, day, forever) = ("604800000", "86400000", "-1");
     let new = [
-        NewTopic::new(&topics.commands, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor))
-            .set("retention.ms", "604800000"),
-        retention_forever.iter().fold(
-            NewTopic::new(&topics.events, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
-            |t, (k, v)| t.set(k, v),
-        ),
-        replies_retention.iter().fold(
-            NewTopic::new(&topics.replies, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
-            |t, (k, v)| t.set(k, v),
-        ),
-        retention_forever.iter().fold(
-            NewTopic::new(&topics.dead_letter, 1, TopicReplication::Fixed(cfg.kafka.replication_factor)),
-            |t, (k, v)| t.set(k, v),
-        ),
+        new_topic(cfg, &topics.commands, cfg.kafka.partitions, week, &min_insync),
+        new_topic(cfg, &topics.events, cfg.kafka.partitions, forever, &min_insync),
+        new_topic(cfg, &topics.replies, cfg.kafka.partitions, day, &min_insync),
+        new_topic(cfg, &topics.dead_letter, 1, forever, &min_insync),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let created = admin.create_topics(new.iter(), &opts).await.map_err(|e| port_error("creating topics", e))?;
@@ -48,4 +38,19 @@ pub async fn ensure_topics(cfg: &Config) -> PortResult<Topics> {
         }
     }
     Ok(topics)
+}
+
+/// A topic with the configured replication: a write is acknowledged once `min_insync` replicas
+/// have it, and a replica that missed writes never becomes leader.
+fn new_topic<'a>(
+    cfg: &Config,
+    name: &'a str,
+    partitions: i32,
+    retention_ms: &'a str,
+    min_insync: &'a str,
+) -> NewTopic<'a> {
+    NewTopic::new(name, partitions, TopicReplication::Fixed(cfg.kafka.replication_factor))
+        .set("retention.ms", retention_ms)
+        .set("min.insync.replicas", min_insync)
+        .set("unclean.leader.election.enable", "false")
 }

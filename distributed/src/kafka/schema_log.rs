@@ -56,9 +56,12 @@ impl KafkaSchemaLog {
 
 async fn ensure_topic(cfg: &Config, topic: &str) -> PortResult<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(cfg).create().or_port("creating the admin client")?;
+    let min_insync = cfg.kafka.min_insync_replicas.to_string();
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.kafka.replication_factor))
         .set("cleanup.policy", "compact")
-        .set("retention.ms", "-1");
+        .set("retention.ms", "-1")
+        .set("min.insync.replicas", &min_insync)
+        .set("unclean.leader.election.enable", "false");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let created = admin.create_topics([&new], &opts).await.or_port("creating the schema log")?;
     for result in created {
