@@ -282,3 +282,54 @@ async fn a_replay_starts_from_a_timestamp_or_given_offsets(mode: Mode) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--from"), "{}", String::from_utf8_lossy(&out.stderr));
     start_serve_if_embedded(&mut stack);
 }
+
+/// The fanout state lost (every Redis key of the namespace deleted, as a Redis that lost its
+/// data): a resume then has nothing to replay and says where it stands; `confab replay
+/// --projection fanout --from earliest` rebuilds the streams and the membership index, and a
+/// resume from the start replays every message once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_fanout_state_is_rebuilt_from_the_log() {
+    if !confab_tests::servers_available(Mode::Distributed) {
+        return;
+    }
+    let stack = Stack::start(Mode::Distributed, 1).await;
+    let n = 30;
+    let (token, chans) = populate(&stack, n).await;
+    let ch = &chans[0];
+    let resume_from_start = || async {
+        let mut c = Client::connect_resuming(&stack.addr("gw0"), &token).await.unwrap();
+        c.send(serde_json::json!({"type": "resume", "channels": {ch: 0}})).await;
+        let mut texts = Vec::new();
+        loop {
+            let f = c.next(T).await.expect("resume:done within the timeout");
+            match f["type"].as_str() {
+                Some("resume:done") => return (texts, f),
+                Some("message:new") => texts.push(f["message"]["text"].as_str().unwrap().to_string()),
+                _ => {}
+            }
+        }
+    };
+    let expected: Vec<String> = (0..n).map(|i| format!("message {i} in 0")).collect();
+    let before = eventually(T, "the stream to hold every message", || async {
+        let (texts, _) = resume_from_start().await;
+        (texts == expected).then_some(texts)
+    })
+    .await;
+    assert_eq!(before.len(), n);
+
+    // the loss: every key of the namespace, gone
+    let redis_url = stack.services.as_ref().unwrap().redis.clone();
+    let mut conn = redis::Client::open(redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:*", stack.namespace)).query_async(&mut conn).await.unwrap();
+    assert!(!keys.is_empty(), "the namespace has keys");
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    let (lost, _) = resume_from_start().await;
+    assert!(lost.is_empty(), "nothing to replay once the stream is gone: {lost:?}");
+
+    let out =
+        stack.confab(&["replay", "--projection", "fanout", "--from", "earliest"]).output().expect("run confab replay");
+    assert!(out.status.success(), "confab replay failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let (after, done) = resume_from_start().await;
+    assert_eq!(after, expected, "every message once, in order, after the rebuild: {done}");
+}
