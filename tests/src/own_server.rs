@@ -38,16 +38,40 @@ impl OwnServer {
         Self::start("redis", &[("REDIS_SECURITY", "tls"), ("REDIS_ACL_NAMESPACE", namespace)])
     }
 
+    /// A cluster of three replicated nodes of `service` (`kafka` or `cassandra`), as production
+    /// runs it: one node can be lost (`kill_node`) and brought back (`start_node`).
+    pub fn replicated(service: &str) -> OwnServer {
+        let knob = format!("{}_NODES", service.to_uppercase());
+        Self::start(service, &[(knob.as_str(), "3")])
+    }
+
     /// Starts the server (again: on the ports and data of the previous start).
     pub fn start_again(&self) {
+        self.script_command(&["start"]);
+    }
+
+    /// `kill -9` node `n` (1 to 3) of a replicated cluster; returns once its port is closed.
+    pub fn kill_node(&self, n: u32) {
+        self.script_command(&["kill", &n.to_string()]);
+    }
+
+    /// Starts node `n` of a replicated cluster again, on its ports and data.
+    pub fn start_node(&self, n: u32) {
+        self.script_command(&["start-node", &n.to_string()]);
+    }
+
+    /// Runs `<script> <command> RUN_DIR [args]`; panics with its output if it fails.
+    fn script_command(&self, command: &[&str]) {
         let out = Command::new("bash")
             .arg(&self.script)
-            .arg("start")
+            .arg(command[0])
             .arg(self.run_dir.path())
+            .args(&command[1..])
             .envs(self.script_env.iter().cloned())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{} start: {}", self.script.display(), String::from_utf8_lossy(&out.stderr));
+        let shown = format!("{} {}", self.script.display(), command.join(" "));
+        assert!(out.status.success(), "{shown}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// A line `KEY=value` the script wrote to its env file (`CONFAB_KAFKA_BROKERS`,

@@ -6,6 +6,9 @@
 //!   10 s and started again on the same ports and data;
 //! - Cassandra, OpenSearch, then Redis stop answering for 10 s (`SIGSTOP`, as a long GC pause or a
 //!   network partition looks to a client), then go on (`SIGCONT`).
+//! - in the replicated topology production runs (three Kafka brokers with replication 3 and
+//!   `min.insync.replicas` 2; three Cassandra nodes with replication 3), one broker or node is
+//!   killed (`kill -9`) for 10 s and started again: there, no process needs to turn unready.
 //!
 //! Then, counting at the clients and in the stores: every message acknowledged once (a retry's
 //! ack names the same message), delivered once to bob on the other gateway, stored once with
@@ -92,6 +95,9 @@ struct Report {
     in_history: usize,
     found_by_search: u64,
     unready: Vec<&'static str>,
+    /// The longest time between two new acknowledgements while the sender ran: how long sends
+    /// stalled (a server's failover, or its outage).
+    longest_ack_gap: Duration,
 }
 
 /// Drives alice's steady, retrying sends through an outage (`begin` after 2 s, `end` 10 s
@@ -118,6 +124,7 @@ async fn through_an_outage(
     let mut delivered: Vec<Value> = Vec::new();
     let (mut began_at, mut ended) = (None, false);
     let mut unready: Vec<&'static str> = Vec::new();
+    let (mut last_ack_at, mut longest_ack_gap) = (Instant::now(), Duration::ZERO);
     for i in 0..MESSAGES {
         if i == 20 {
             begin();
@@ -139,8 +146,13 @@ async fn through_an_outage(
             }
         }
         assert!(a.try_send_message(&ch, &format!("m{i}"), &format!("k{i}")).await, "alice's socket stays open");
+        let acked_before = acked.len();
         while let Some(f) = a.next(Duration::ZERO).await {
             record_ack(&f, &mut acked, &mut acks_of_retries);
+        }
+        if acked.len() > acked_before {
+            longest_ack_gap = longest_ack_gap.max(last_ack_at.elapsed());
+            last_ack_at = Instant::now();
         }
         while let Some(f) = b.next(Duration::ZERO).await {
             delivered.push(f);
@@ -226,6 +238,7 @@ async fn through_an_outage(
         in_history: history.len(),
         found_by_search,
         unready,
+        longest_ack_gap,
     }
 }
 
@@ -275,4 +288,41 @@ async fn opensearch_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
     a_frozen_server_loses_and_doubles_nothing("redis", &["fanout", "gw0", "gw1"]).await;
+}
+
+/// Production runs three Kafka brokers (replication 3, `min.insync.replicas` 2): one killed
+/// (`kill -9`) for 10 s under the steady sender loses and doubles nothing, and no process needs
+/// to turn unready; the partitions it led move to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_three_kafka_brokers_killed_loses_and_doubles_nothing() {
+    if !servers_available(Mode::Distributed) {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let kafka = tokio::task::block_in_place(|| OwnServer::replicated("kafka"));
+    let brokers = kafka.brokers();
+    let env = [
+        ("CONFAB_KAFKA__BROKERS", brokers.as_str()),
+        ("CONFAB_KAFKA__REPLICATION_FACTOR", "3"),
+        ("CONFAB_KAFKA__MIN_INSYNC_REPLICAS", "2"),
+    ];
+    let mut stack = Stack::start_custom(Mode::Distributed, 2, None, &env).await;
+    let report = through_an_outage(&mut stack, || kafka.kill_node(2), || kafka.start_node(2), &[]).await;
+    eprintln!("one of three kafka brokers killed for 10 s: {report:?}");
+}
+
+/// Production runs three Cassandra nodes (replication 3, `LOCAL_QUORUM`): one killed for 10 s
+/// under the steady sender loses and doubles nothing; history answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_three_cassandra_nodes_killed_loses_and_doubles_nothing() {
+    if !servers_available(Mode::Distributed) {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let cassandra = tokio::task::block_in_place(|| OwnServer::replicated("cassandra"));
+    let nodes = cassandra.setting("CONFAB_CASSANDRA_NODES");
+    let env = [("CONFAB_CASSANDRA__NODES", nodes.as_str()), ("CONFAB_CASSANDRA__REPLICATION_FACTOR", "3")];
+    let mut stack = Stack::start_custom(Mode::Distributed, 2, None, &env).await;
+    let report = through_an_outage(&mut stack, || cassandra.kill_node(2), || cassandra.start_node(2), &[]).await;
+    eprintln!("one of three cassandra nodes killed for 10 s: {report:?}");
 }

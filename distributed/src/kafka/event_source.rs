@@ -6,6 +6,13 @@
 //! ends the batch before it: the consumer seeks back to it and, if it came first, the read
 //! fails as transient, so the runner waits and reads it again. Only a record that can never be
 //! decoded is returned as such, for the dead-letter topic.
+//!
+//! A static member that could not reach its group coordinator for a whole session (the broker
+//! that coordinates the group was lost, and the group moved) rejoins, and the broker then fences
+//! its old membership: librdkafka reports that as fatal and the client is finished. The source
+//! then makes a new consumer with the same identity, which takes the partitions back from the
+//! committed offsets, and reports the failure as transient: the runner reads again, and what
+//! it applies twice it applies idempotently.
 
 use async_trait::async_trait;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -28,6 +35,9 @@ use super::error::{port_error, KafkaResultExt};
 
 pub struct KafkaEventSource {
     consumer: Arc<StreamConsumer>,
+    /// The projector of a live (subscribed) source, which can make its consumer again; `None`
+    /// for replays.
+    projector: Option<String>,
     codec: EventCodec,
     topic: String,
     /// Who reads (the projector, or `replay-<projection>`), for dead letters' headers.
@@ -45,28 +55,33 @@ pub struct KafkaEventSource {
 
 impl KafkaEventSource {
     pub fn start(cfg: &Config, projector: &str, codec: EventCodec) -> PortResult<Self> {
-        let topic = Topics::new(&cfg.namespace).events;
-        let mut config = consumer_config(cfg, &format!("projector-{projector}"));
-        if matches!(projector, "search" | "notifier") {
-            // off the read path clients hit right after a live event: fewer, larger fetches
-            // under load (see the config's docs)
-            config
-                .set("fetch.wait.max.ms", cfg.kafka.projector_fetch_wait_ms.to_string())
-                .set("fetch.min.bytes", cfg.kafka.projector_fetch_min_bytes.max(1).to_string());
-        }
-        let consumer: Arc<StreamConsumer> = Arc::new(
-            config
-                .set("enable.auto.commit", "true")
-                .set("auto.commit.interval.ms", "1000")
-                .set("enable.auto.offset.store", "false")
-                .create()
-                .or_port("creating the events consumer")?,
-        );
-        consumer.subscribe(&[&topic]).or_port("subscribing to events")?;
-        let source = Self::assemble(cfg, projector, consumer, codec, Default::default());
-        let probe = LagProbe { lag: source.lag.clone(), reachable: source.reachable.clone() };
-        tokio::spawn(measure_lag(Arc::downgrade(&source.consumer), topic, probe));
+        let consumer = live_consumer(cfg, projector)?;
+        let mut source = Self::assemble(cfg, projector, consumer, codec, Default::default());
+        source.projector = Some(projector.to_string());
+        source.watch_lag();
         Ok(source)
+    }
+
+    /// Measures the current consumer's lag in the background, until the consumer is dropped.
+    fn watch_lag(&self) {
+        let probe = LagProbe { lag: self.lag.clone(), reachable: self.reachable.clone() };
+        tokio::spawn(measure_lag(Arc::downgrade(&self.consumer), self.topic.clone(), probe));
+    }
+
+    /// The port error for `e`. A live source whose static membership was fenced makes a new
+    /// consumer first and calls the failure transient (see the module's notes).
+    fn failed(&mut self, what: &str, e: rdkafka::error::KafkaError) -> PortError {
+        let fenced = e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId);
+        let Some(projector) = self.projector.clone().filter(|_| fenced) else { return port_error(what, e) };
+        tracing::warn!(projector, error = %e, "consumer fenced after its session was lost, joining again");
+        match live_consumer(&self.cfg, &projector) {
+            Ok(consumer) => {
+                self.consumer = consumer;
+                self.watch_lag();
+                PortError::transient(format!("kafka, {what}: fenced, joined again: {e}"))
+            }
+            Err(made) => made.context("making a new consumer after being fenced"),
+        }
     }
 
     /// A replay consumer in its own group (`<ns>-replay-<projection>`): every partition
@@ -148,6 +163,7 @@ impl KafkaEventSource {
         let topics = Topics::new(&cfg.namespace);
         Self {
             consumer,
+            projector: None,
             codec,
             topic: topics.events,
             reader: reader.to_string(),
@@ -188,14 +204,18 @@ impl EventSource for KafkaEventSource {
         // one deadline for the whole batch: a steady trickle must not keep a batch open; only
         // the first receive may wait longer (nothing has been taken from the consumer yet)
         let mut deadline = None;
+        let consumer = self.consumer.clone();
         while batch.len() < max {
             let received = match (deadline, wait) {
-                (Some(d), _) => tokio::time::timeout_at(d, self.consumer.recv()).await,
-                (None, Some(w)) => tokio::time::timeout(w, self.consumer.recv()).await,
-                (None, None) => Ok(self.consumer.recv().await),
+                (Some(d), _) => tokio::time::timeout_at(d, consumer.recv()).await,
+                (None, Some(w)) => tokio::time::timeout(w, consumer.recv()).await,
+                (None, None) => Ok(consumer.recv().await),
             };
             let Ok(m) = received else { break };
-            let m = m.or_port("reading events")?;
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => return Err(self.failed("reading events", e)),
+            };
             match self.record(&m).await {
                 Ok(record) => batch.push(record),
                 Err(e) => {
@@ -267,14 +287,14 @@ impl EventSource for KafkaEventSource {
         if !wait {
             // stored offsets are auto-committed in the background too; this only hurries them
             return match self.consumer.commit_consumer_state(CommitMode::Async) {
-                Err(e) if !nothing_to_commit(&e) => Err(port_error("committing positions", e)),
+                Err(e) if !nothing_to_commit(&e) => Err(self.failed("committing positions", e)),
                 _ => Ok(()),
             };
         }
         let c = self.consumer.clone();
         let committed = tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync)).await?;
         match committed {
-            Err(e) if !nothing_to_commit(&e) => Err(port_error("committing positions", e)),
+            Err(e) if !nothing_to_commit(&e) => Err(self.failed("committing positions", e)),
             _ => Ok(()),
         }
     }
@@ -315,8 +335,28 @@ impl EventSource for KafkaEventSource {
     }
 }
 
-/// Every 5 s, off the projector's path: high watermark minus position, summed over the assigned
-/// partitions. Stops when the consumer is dropped.
+/// A projector's consumer of the events, subscribed (group `<ns>-projector-<name>`, static
+/// membership).
+fn live_consumer(cfg: &Config, projector: &str) -> PortResult<Arc<StreamConsumer>> {
+    let topic = Topics::new(&cfg.namespace).events;
+    let mut config = consumer_config(cfg, &format!("projector-{projector}"));
+    if matches!(projector, "search" | "notifier") {
+        // off the read path clients hit right after a live event: fewer, larger fetches
+        // under load (see the config's docs)
+        config
+            .set("fetch.wait.max.ms", cfg.kafka.projector_fetch_wait_ms.to_string())
+            .set("fetch.min.bytes", cfg.kafka.projector_fetch_min_bytes.max(1).to_string());
+    }
+    let consumer: StreamConsumer = config
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .or_port("creating the events consumer")?;
+    consumer.subscribe(&[&topic]).or_port("subscribing to events")?;
+    Ok(Arc::new(consumer))
+}
+
 /// Where the lag probe reports.
 struct LagProbe {
     lag: Arc<AtomicI64>,
