@@ -35,6 +35,7 @@
 #   scripts/services/kafka.sh kill RUN_DIR N        # kill -9 node N, return once its port is closed
 #   scripts/services/kafka.sh start-node RUN_DIR N  # start node N again (same ports and data),
 #                                                   # return once it is back in the metadata
+#   scripts/services/kafka.sh coordinator RUN_DIR G # the id of the node coordinating group G
 # stop RUN_DIR stops all nodes (at once); start after stop reuses the data (and the ports if free).
 set -euo pipefail
 
@@ -874,6 +875,56 @@ print(" ".join(str(i) for i in sorted(ids)))
 PYEOF
 }
 
+# find_coordinator PORT GROUP: the id of the broker coordinating consumer group GROUP, from a
+# FindCoordinator (v1) request to 127.0.0.1:PORT; fails if it does not answer in 3 s or errs.
+find_coordinator() {
+  "$PY3" - "$1" "$2" <<'PYEOF'
+import socket, struct, sys
+cid, group = b"confab-kafka.sh", sys.argv[2].encode()
+body = struct.pack(">hhih", 10, 1, 1, len(cid)) + cid + struct.pack(">h", len(group)) + group + b"\x00"
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+    s.settimeout(3)
+    s.sendall(struct.pack(">i", len(body)) + body)
+    def read(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c:
+                raise EOFError
+            b += c
+        return b
+    size = struct.unpack(">i", read(4))[0]
+    r = read(size)
+    error, ml = struct.unpack_from(">hh", r, 8)  # after correlation id and throttle time
+    off = 12 + max(ml, 0)
+    (node,) = struct.unpack_from(">i", r, off)
+except Exception:
+    sys.exit(1)
+if error != 0:
+    sys.exit(1)
+print(node)
+PYEOF
+}
+
+# coordinator RUN_DIR GROUP: prints the id (1..3) of the node coordinating consumer group GROUP
+# (for a fault test that kills exactly that node); retries while the group's coordinator is
+# still being loaded.
+do_coordinator() {
+  multi_setup "${1:-}"
+  is_multi_dir || die "no 3-node cluster in $RUN_DIR (start it with KAFKA_NODES=3 first)"
+  [[ -n "${2:-}" ]] || die "usage: $0 coordinator RUN_DIR GROUP"
+  local n i
+  for (( i = 0; i < 100; i++ )); do
+    for n in $(multi_ids); do
+      node_running "$n" || continue
+      find_coordinator "$(node_port "$n")" "$2" && return 0
+    done
+    sleep 0.1
+  done
+  die "no coordinator found for group $2"
+}
+
 # write_node_config N PORT CPORT VOTERS
 write_node_config() {
   cat >"$NCONF" <<PROPS
@@ -1190,5 +1241,6 @@ case "${1:-}" in
     fi ;;
   kill) do_kill_node "${2:-}" "${3:-}" ;;
   start-node) do_start_node "${2:-}" "${3:-}" ;;
-  *) echo "usage: $0 {install|start RUN_DIR|stop RUN_DIR|kill RUN_DIR N|start-node RUN_DIR N}" >&2; exit 2 ;;
+  coordinator) do_coordinator "${2:-}" "${3:-}" ;;
+  *) echo "usage: $0 {install|start RUN_DIR|stop RUN_DIR|kill RUN_DIR N|start-node RUN_DIR N|coordinator RUN_DIR GROUP}" >&2; exit 2 ;;
 esac

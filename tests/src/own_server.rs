@@ -60,8 +60,15 @@ impl OwnServer {
         self.script_command(&["start-node", &n.to_string()]);
     }
 
-    /// Runs `<script> <command> RUN_DIR [args]`; panics with its output if it fails.
-    fn script_command(&self, command: &[&str]) {
+    /// The node (1 to 3) of a replicated Kafka cluster that coordinates consumer group `group`.
+    pub fn kafka_coordinator(&self, group: &str) -> u32 {
+        let printed = self.script_command(&["coordinator", group]);
+        printed.trim().parse().unwrap_or_else(|_| panic!("coordinator of {group}: {printed:?}"))
+    }
+
+    /// Runs `<script> <command> RUN_DIR [args]` and returns what it printed; panics with its
+    /// output if it fails.
+    fn script_command(&self, command: &[&str]) -> String {
         let out = Command::new("bash")
             .arg(&self.script)
             .arg(command[0])
@@ -72,6 +79,7 @@ impl OwnServer {
             .unwrap();
         let shown = format!("{} {}", self.script.display(), command.join(" "));
         assert!(out.status.success(), "{shown}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A line `KEY=value` the script wrote to its env file (`CONFAB_KAFKA_BROKERS`,

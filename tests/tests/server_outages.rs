@@ -292,7 +292,9 @@ async fn redis_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
 
 /// Production runs three Kafka brokers (replication 3, `min.insync.replicas` 2): one killed
 /// (`kill -9`) for 10 s under the steady sender loses and doubles nothing, and no process needs
-/// to turn unready; the partitions it led move to the others.
+/// to turn unready; the partitions it led move to the others. The broker killed is the one
+/// coordinating ingest's consumer group, so ingest must find its group a new coordinator as
+/// well as new leaders (when it fences ingest's static membership, ingest joins again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_three_kafka_brokers_killed_loses_and_doubles_nothing() {
     if !servers_available(Mode::Distributed) {
@@ -307,7 +309,9 @@ async fn one_of_three_kafka_brokers_killed_loses_and_doubles_nothing() {
         ("CONFAB_KAFKA__MIN_INSYNC_REPLICAS", "2"),
     ];
     let mut stack = Stack::start_custom(Mode::Distributed, 2, None, &env).await;
-    let report = through_an_outage(&mut stack, || kafka.kill_node(2), || kafka.start_node(2), &[]).await;
+    let ingest_group = format!("{}-ingest", stack.namespace);
+    let node = tokio::task::block_in_place(|| kafka.kafka_coordinator(&ingest_group));
+    let report = through_an_outage(&mut stack, || kafka.kill_node(node), || kafka.start_node(node), &[]).await;
     eprintln!("one of three kafka brokers killed for 10 s: {report:?}");
 }
 

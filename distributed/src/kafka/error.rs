@@ -41,6 +41,16 @@ fn kind_of_code(code: RDKafkaErrorCode) -> PortErrorKind {
     }
 }
 
+/// A consumer whose static membership was fenced: it could not reach its group's coordinator
+/// for a whole session (the broker coordinating the group was lost, the group moved), and the
+/// broker gave its identity to the member that joined since. librdkafka reports that as fatal
+/// and the client is finished, but a new client with the same identity joins again: a caller
+/// that can make one treats it as transient (a second live process with the same identity is
+/// still stopped, by its transactional producer's fencing or by its operator).
+pub(crate) fn is_fenced_static_member(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId)
+}
+
 /// A Kafka error as a port error, with what was being done.
 pub(crate) fn port_error(what: &str, e: KafkaError) -> PortError {
     PortError::new(kind_of(&e), format!("kafka, {what}: {e}"))
@@ -76,5 +86,12 @@ mod tests {
             PortErrorKind::Invalid
         );
         assert_eq!(kind_of(&KafkaError::ClientCreation("bad".into())), PortErrorKind::Fatal);
+    }
+
+    #[test]
+    fn a_fenced_static_member_is_told_apart_from_other_fatal_errors() {
+        assert!(is_fenced_static_member(&KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::FencedInstanceId)));
+        assert!(!is_fenced_static_member(&KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::ProducerFenced)));
+        assert!(!is_fenced_static_member(&KafkaError::Global(RDKafkaErrorCode::SaslAuthenticationFailed)));
     }
 }

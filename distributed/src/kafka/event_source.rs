@@ -31,7 +31,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use super::client::{base_config, consumer_config, group};
-use super::error::{port_error, KafkaResultExt};
+use super::error::{is_fenced_static_member, port_error, KafkaResultExt};
 
 pub struct KafkaEventSource {
     consumer: Arc<StreamConsumer>,
@@ -71,7 +71,7 @@ impl KafkaEventSource {
     /// The port error for `e`. A live source whose static membership was fenced makes a new
     /// consumer first and calls the failure transient (see the module's notes).
     fn failed(&mut self, what: &str, e: rdkafka::error::KafkaError) -> PortError {
-        let fenced = e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId);
+        let fenced = is_fenced_static_member(&e);
         let Some(projector) = self.projector.clone().filter(|_| fenced) else { return port_error(what, e) };
         tracing::warn!(projector, error = %e, "consumer fenced after its session was lost, joining again");
         match live_consumer(&self.cfg, &projector) {

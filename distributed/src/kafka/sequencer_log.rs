@@ -25,7 +25,7 @@ use confab_core::ports::{CommandRecord, PortError, PortResult, SequencerLog, Una
 use confab_core::Topics;
 
 use super::client::{base_config, consumer_config, group};
-use super::error::{port_error, KafkaResultExt};
+use super::error::{is_fenced_static_member, port_error, KafkaResultExt};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(300);
@@ -151,6 +151,17 @@ fn verified_command(signer: &CommandSigner, m: &BorrowedMessage<'_>) -> Result<C
     serde_json::from_slice::<Command>(payload).map_err(|_| UnacceptedCommand::Undecodable)
 }
 
+/// A failed read of commands. A fenced static member (see `is_fenced_static_member`) ends the
+/// session as transient: the next session makes a new consumer with the same identity, which
+/// takes its partitions back from the committed offsets.
+fn reading_commands_failed(e: rdkafka::error::KafkaError) -> PortError {
+    if is_fenced_static_member(&e) {
+        tracing::warn!(error = %e, "ingest's consumer fenced after its session was lost, joining again");
+        return PortError::transient(format!("kafka, reading commands: fenced, joining again: {e}"));
+    }
+    port_error("reading commands", e)
+}
+
 /// An event of ingest's own history. Nothing may be skipped: a state rebuilt without an event
 /// would hand out its seq again. A registry that cannot be reached is waited out (the session
 /// fails as transient and restarts); a record that can never be decoded stops ingest (fatal),
@@ -170,14 +181,14 @@ async fn decode_for_state(codec: &EventCodec, payload: &[u8], partition: i32, of
 impl SequencerLog for KafkaSequencerLog {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
         let record = |m: &BorrowedMessage<'_>| command_record(&self.signer, m);
-        let first = self.consumer.recv().await.or_port("reading commands")?;
+        let first = self.consumer.recv().await.map_err(reading_commands_failed)?;
         let mut batch = vec![record(&first)];
         drop(first);
         // one deadline for the whole batch: a steady trickle must not keep a batch open
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1);
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(m) => batch.push(record(&m.or_port("reading commands")?)),
+                Ok(m) => batch.push(record(&m.map_err(reading_commands_failed)?)),
                 Err(_) => break,
             }
         }
@@ -256,5 +267,23 @@ impl SequencerLog for KafkaSequencerLog {
 
     fn take_revoked(&mut self) -> Vec<i32> {
         self.tracker.0.lock().expect("revoke lock").drain().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_core::ports::PortErrorKind;
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn a_fenced_consumer_ends_the_session_as_transient_and_refused_credentials_stop_ingest() {
+        let fenced = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::FencedInstanceId);
+        assert_eq!(reading_commands_failed(fenced).kind(), PortErrorKind::Transient);
+        let refused = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::SaslAuthenticationFailed);
+        assert_eq!(reading_commands_failed(refused).kind(), PortErrorKind::Fatal);
+        let down = KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
+        assert_eq!(reading_commands_failed(down).kind(), PortErrorKind::Transient);
     }
 }
