@@ -16,16 +16,17 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 scripts/services/all.sh start "$run"
 set -a; . "$run/env"; set +a
-"$bin" registry --listen 127.0.0.1:8081 --data-dir "$data/registry" > "$data/registry.out" 2> "$data/registry.log" & pids+=($!)
-sleep 1
 export CONFAB_KAFKA__BROKERS="$CONFAB_KAFKA_BROKERS" CONFAB_CASSANDRA__NODES="$CONFAB_CASSANDRA_NODES" CONFAB_REDIS__URL="$CONFAB_REDIS_URL"
 export CONFAB_REGISTRY__URL=http://127.0.0.1:8081 CONFAB_GATEWAY__LISTEN="${CONFAB_GATEWAY__LISTEN:-127.0.0.1:8080}"
 export CONFAB_GATEWAY__ADMIN_LISTEN="${CONFAB_GATEWAY__ADMIN_LISTEN:-127.0.0.1:8090}"
-# the gateway's secrets, made once and kept private in the data directory
+# the secrets (gateway, ingest, registry writes), made once and kept private in the data directory
 secrets="$data/secrets.env"
-[ -f "$secrets" ] || (umask 077; printf 'CONFAB_AUTH__TOKEN_SECRET=%s\nCONFAB_AUTH__ADMIN_KEY=%s\n' \
-  "$(python3 -c 'import secrets; print(secrets.token_hex(32))')" "$(python3 -c 'import secrets; print(secrets.token_hex(32))')" > "$secrets")
+hex() { python3 -c 'import secrets; print(secrets.token_hex(32))'; }
+[ -f "$secrets" ] || (umask 077; printf 'CONFAB_AUTH__TOKEN_SECRET=%s\nCONFAB_AUTH__ADMIN_KEY=%s\n' "$(hex)" "$(hex)" > "$secrets")
+grep -q CONFAB_REGISTRY__WRITE_KEY "$secrets" || (umask 077; printf 'CONFAB_REGISTRY__WRITE_KEY=%s\n' "$(hex)" >> "$secrets")
 set -a; . "$secrets"; set +a
+"$bin" registry --listen 127.0.0.1:8081 --data-dir "$data/registry" > "$data/registry.out" 2> "$data/registry.log" & pids+=($!)
+for _ in $(seq 1 50); do curl -sf http://127.0.0.1:8081/subjects >/dev/null && break; sleep 0.2; done
 "$bin" setup
 "$bin" serve & pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://$CONFAB_GATEWAY__LISTEN/healthz" >/dev/null && break; sleep 0.2; done

@@ -56,7 +56,14 @@ impl DistributedPlatform {
         if let Some(c) = self.codec.get() {
             return Some(c.clone());
         }
-        let source = Arc::new(HttpSchemaSource::new(&self.cfg.registry.url));
+        let source = match HttpSchemaSource::new(&self.cfg.registry.url, &self.cfg.registry.write_key) {
+            Ok(source) => Arc::new(source),
+            Err(e) => {
+                tracing::error!(error = %e, "no schema registry client");
+                self.health.set("registry", Err(e.to_string()));
+                return None;
+            }
+        };
         let topic = Topics::new(&self.cfg.namespace).events;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
@@ -255,7 +262,7 @@ pub async fn setup(cfg: &Config) -> anyhow::Result<()> {
     cassandra::migrate(&session, &cfg.cassandra.keyspace, cfg.cassandra.replication_factor)
         .await
         .context("creating the Cassandra schema")?;
-    let source = Arc::new(HttpSchemaSource::new(&cfg.registry.url));
+    let source = Arc::new(HttpSchemaSource::new(&cfg.registry.url, &cfg.registry.write_key)?);
     let codec = EventCodec::register_with(source, &topics.events).await.context("registering the event schema")?;
     opensearch(cfg)?.ensure().await.context("creating the search index")?;
     match s3(cfg)? {

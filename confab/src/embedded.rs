@@ -22,11 +22,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::platform::{Component, Platform, SequencerOpener, Shared};
+use confab_registry::WriteAccess;
 
 pub struct EmbeddedPlatform {
     emb: Embedded,
     send_limits: Arc<confab_embedded::EmbeddedSendLimits>,
     registry: Arc<confab_registry::SchemaStore>,
+    /// The registry's writes take the admin key.
+    admin_key: String,
     search: Arc<dyn SearchIndex>,
     blobs: Arc<dyn BlobStore>,
 }
@@ -59,7 +62,7 @@ impl EmbeddedPlatform {
         let gw = &cfg.gateway;
         let send_limits =
             Arc::new(confab_embedded::EmbeddedSendLimits::new(gw.user_send_bucket(), gw.workspace_send_bucket()));
-        Ok(Self { emb, send_limits, registry, search, blobs })
+        Ok(Self { emb, send_limits, registry, admin_key: cfg.auth.admin_key.clone(), search, blobs })
     }
 }
 
@@ -84,12 +87,13 @@ impl Platform for EmbeddedPlatform {
     }
 
     /// The schema registry: anyone may read it; registering and changing compatibility are on
-    /// the admin listener only.
+    /// the admin listener only, with the admin key.
     fn gateway_routes(&self) -> ExtraRoutes {
         let registry = &self.registry;
         ExtraRoutes {
             public: axum::Router::new().nest("/registry", confab_registry::read_router(registry.clone())),
-            admin: axum::Router::new().nest("/registry", confab_registry::router(registry.clone())),
+            admin: axum::Router::new()
+                .nest("/registry", confab_registry::router(registry.clone(), WriteAccess::Key(self.admin_key.clone()))),
         }
     }
 
@@ -204,9 +208,12 @@ async fn demo(cfg: &Config, dir: &Path, addr: SocketAddr, admin: SocketAddr) -> 
     for name in ["alice", "bob"] {
         let user: uuid::Uuid = demo["users"][name].as_str().unwrap_or_default().parse()?;
         let token = signer.mint(&Claims { workspace_id: ws, user_id: user, exp, iat: exp - cfg.auth.token_ttl_secs });
-        text += &format!("  {name}: ws://{addr}/ws?token={token}\n");
+        text += &format!("  {name}: token {token}\n");
         web += &format!("  {name}: http://{addr}/#token={token}\n");
     }
+    text += &format!(
+        "  socket: ws://{addr}/ws with header `Authorization: Bearer TOKEN` (a browser: subprotocols [\"confab\", \"bearer.\" + TOKEN])\n"
+    );
     text = format!("{text}{web}");
     text += &format!(
         "  send:  {{\"type\":\"message:send\",\"channel_id\":\"{ch}\",\"text\":\"hello\",\"client_msg_id\":\"c1\"}}\n"

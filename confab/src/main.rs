@@ -9,6 +9,7 @@
 //!   prints the effective configuration.
 
 mod admin;
+mod bounded_http;
 mod distributed;
 mod embedded;
 mod lag;
@@ -143,21 +144,25 @@ async fn main() -> anyhow::Result<()> {
         return admin::run(args).await;
     }
     if let Command::Registry { listen, data_dir, shared } = cli.command {
+        let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
+        let writes = registry_write_access(&cfg, cli.insecure_dev)?;
         let store = if shared {
-            let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
             let log = confab_distributed::KafkaSchemaLog::open(&cfg).await.context("opening the schema log")?;
             confab_registry::SchemaStore::shared(Arc::new(log))
         } else {
             confab_registry::SchemaStore::open(Some(data_dir.join("registry.json")))
                 .context("opening registry state")?
         };
-        return run_registry(&listen, store).await;
+        return run_registry(&cfg, &listen, store, writes).await;
     }
     let mut cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
     let runs_gateway = matches!(cli.command, Command::Gateway)
         || (matches!(cli.command, Command::Serve) && cfg.mode == Mode::Distributed);
     if runs_gateway {
-        distributed_secrets(&mut cfg, cli.insecure_dev)?;
+        distributed_secrets(&mut cfg, cli.insecure_dev, Secrets::TokenAndAdmin)?;
+    } else if matches!(cli.command, Command::Ingest) {
+        // ingest checks the gateways' signature on each command with the token secret
+        distributed_secrets(&mut cfg, cli.insecure_dev, Secrets::Token)?;
     }
     let shutdown = Shutdown::on_signals();
     let health = Health::default();
@@ -188,15 +193,25 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A distributed gateway's secrets must be configured: every gateway shares them, so none can
-/// generate its own. The public development ones only with `--insecure-dev`.
-fn distributed_secrets(cfg: &mut Config, insecure_dev: bool) -> anyhow::Result<()> {
+/// Which secrets a distributed process needs.
+#[derive(PartialEq)]
+enum Secrets {
+    /// Ingest: the token secret, from which the gateways' command signatures derive.
+    Token,
+    /// A gateway: the token secret and the admin key.
+    TokenAndAdmin,
+}
+
+/// A distributed process's secrets must be configured: every gateway and ingest share them, so
+/// none can generate its own. The public development ones only with `--insecure-dev`.
+fn distributed_secrets(cfg: &mut Config, insecure_dev: bool, needed: Secrets) -> anyhow::Result<()> {
     use confab_core::config::{INSECURE_DEV_ADMIN_KEY, INSECURE_DEV_TOKEN_SECRET};
     let auth = &mut cfg.auth;
-    for (name, value, dev) in [
-        ("auth.token_secret", &mut auth.token_secret, INSECURE_DEV_TOKEN_SECRET),
-        ("auth.admin_key", &mut auth.admin_key, INSECURE_DEV_ADMIN_KEY),
-    ] {
+    let mut secrets = vec![("auth.token_secret", &mut auth.token_secret, INSECURE_DEV_TOKEN_SECRET)];
+    if needed == Secrets::TokenAndAdmin {
+        secrets.push(("auth.admin_key", &mut auth.admin_key, INSECURE_DEV_ADMIN_KEY));
+    }
+    for (name, value, dev) in secrets {
         if insecure_dev {
             if value.is_empty() {
                 *value = dev.to_string();
@@ -229,18 +244,44 @@ async fn run_distributed(
 
 /// One component as its own process: it serves `/healthz` and `/metrics` on `telemetry.listen`.
 async fn run_process(cfg: Config, component: Component, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {
-    announce("telemetry", telemetry::serve(&cfg.telemetry.listen, health.clone(), shutdown.clone()).await?);
+    let telemetry_routes = telemetry::router(health.clone());
+    let addr = bounded_http::bind_and_spawn(&cfg, &cfg.telemetry.listen, telemetry_routes, shutdown.clone()).await?;
+    tracing::info!(%addr, "telemetry listening");
+    announce("telemetry", addr);
     run_distributed(cfg, &[component], shutdown, health).await
 }
 
-async fn run_registry(listen: &str, store: confab_registry::SchemaStore) -> anyhow::Result<()> {
+/// Who may write to `confab registry`: holders of `registry.write_key`; anyone only with
+/// `--insecure-dev`.
+fn registry_write_access(cfg: &Config, insecure_dev: bool) -> anyhow::Result<confab_registry::WriteAccess> {
+    let key = &cfg.registry.write_key;
+    if key.is_empty() && insecure_dev {
+        tracing::warn!("--insecure-dev: anyone who reaches the registry may register schemas; never in production");
+        return Ok(confab_registry::WriteAccess::Open);
+    }
+    anyhow::ensure!(
+        key.len() >= confab_core::secrets::MIN_SECRET_LEN,
+        "`registry.write_key` must be set, at least {} bytes (CONFAB_REGISTRY__WRITE_KEY; `openssl rand -base64 32` \
+         makes one): registering schemas and changing compatibility need it; or pass --insecure-dev on a \
+         development machine",
+        confab_core::secrets::MIN_SECRET_LEN
+    );
+    Ok(confab_registry::WriteAccess::Key(key.clone()))
+}
+
+/// `confab registry`: the registry's API and its telemetry on one bounded listener (connection
+/// cap, header and idle timeouts, as the gateway's).
+async fn run_registry(
+    cfg: &Config,
+    listen: &str,
+    store: confab_registry::SchemaStore,
+    writes: confab_registry::WriteAccess,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     announce("listening", addr);
     tracing::info!(%addr, "schema registry listening");
-    let mut shutdown = Shutdown::on_signals();
-    axum::serve(listener, confab_registry::router(Arc::new(store)).merge(telemetry::router(Health::default())))
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
+    let app = confab_registry::router(Arc::new(store), writes).merge(telemetry::router(Health::default()));
+    bounded_http::serve(cfg, listener, app, Shutdown::on_signals()).await?;
     Ok(())
 }

@@ -76,7 +76,8 @@ pub async fn run(cfg: &Config, cmd: SchemasCommand) -> anyhow::Result<()> {
         SchemasCommand::Register { file } => {
             let text = load(&file)?;
             check_against_history(&text, HISTORY).map_err(|e| anyhow::anyhow!(e))?;
-            let source = confab_distributed::HttpSchemaSource::new(&cfg.registry.url);
+            let source = confab_distributed::HttpSchemaSource::new(&cfg.registry.url, &cfg.registry.write_key)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let id = confab_core::ports::SchemaSource::register(&source, &subject, &text)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -129,6 +129,11 @@ pub struct RedisConfig {
 pub struct RegistryConfig {
     /// Base URL of a Confluent-compatible schema registry.
     pub url: String,
+    /// The bearer token that registers schemas and changes compatibility. `confab registry`
+    /// takes writes only with it (reads are open); `confab setup` and `confab schemas register`
+    /// send it. Running processes only look their schema up, so they need no key. Against the
+    /// embedded registry (the admin listener's `/registry`) it is `auth.admin_key`.
+    pub write_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +285,11 @@ pub struct GatewayConfig {
     /// front decides).
     #[serde(deserialize_with = "list_or_csv")]
     pub allowed_hosts: Vec<String>,
+    /// Host names the admin listener answers besides `localhost` and IP addresses (DNS
+    /// rebinding needs a name, so an address is always safe): the name a scraper or an operator
+    /// reaches it by, such as a Kubernetes service's. Any other name gets 421, in both modes.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub admin_allowed_hosts: Vec<String>,
     /// WebSocket cap (a semaphore); upgrades past it get HTTP 503.
     pub max_connections: usize,
     /// Open HTTP connections (keep-alive included) on the public listener; a connection past it
@@ -402,7 +412,7 @@ impl Default for RedisConfig {
 }
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { url: "http://127.0.0.1:8081".into() }
+        Self { url: "http://127.0.0.1:8081".into(), write_key: String::new() }
     }
 }
 impl Default for SearchConfig {
@@ -495,6 +505,7 @@ impl Default for GatewayConfig {
             listen: "127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:8090".into(),
             allowed_hosts: Vec::new(),
+            admin_allowed_hosts: Vec::new(),
             max_connections: 100_000,
             max_http_connections: 10_000,
             http_header_timeout_ms: 10_000,

@@ -26,11 +26,21 @@ fn io<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> 
     move |source| SecretError::Io { what, path: path.to_path_buf(), source }
 }
 
-/// Creates `dir` (and its parents) if missing, readable by the owner only.
+/// Creates `dir` (and its parents) if missing, readable by the owner only; an existing one that
+/// others may read (a data directory made by an older version, or by hand) is restricted too.
 pub fn private_dir(dir: &Path) -> Result<(), SecretError> {
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("restricting", dir))?;
+    }
+    owner_only(dir, 0o700)
+}
+
+/// Restricts `path` to `mode` if group or others have any access to it, and says so.
+fn owner_only(path: &Path, mode: u32) -> Result<(), SecretError> {
+    let was = fs::metadata(path).map_err(io("reading the mode of", path))?.permissions().mode() & 0o777;
+    if was & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io("restricting", path))?;
+        tracing::warn!(path = %path.display(), was = format!("{was:o}"), now = format!("{mode:o}"), "others could read this; restricted to its owner");
     }
     Ok(())
 }
@@ -39,7 +49,10 @@ pub fn private_dir(dir: &Path) -> Result<(), SecretError> {
 pub fn load_or_create(dir: &Path, name: &str) -> Result<String, SecretError> {
     let path = dir.join(name);
     match fs::read_to_string(&path) {
-        Ok(text) => check(&path, text.trim()),
+        Ok(text) => {
+            owner_only(&path, 0o600)?;
+            check(&path, text.trim())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -85,6 +98,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SecretError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_dir_and_secret_that_others_could_read_are_restricted() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir(&data).unwrap();
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+        let secret = data.join("token_secret");
+        fs::write(&secret, "s".repeat(MIN_SECRET_LEN)).unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+        private_dir(&data).unwrap();
+        assert_eq!(load_or_create(&data, "token_secret").unwrap(), "s".repeat(MIN_SECRET_LEN));
+        assert_eq!(fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 
     #[test]
     fn a_secret_is_generated_once_private_and_kept() {

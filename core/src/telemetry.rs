@@ -91,22 +91,6 @@ pub fn router(health: Health) -> Router {
         .with_state(health)
 }
 
-/// Serves [`router`] on `listen` until shutdown (for processes without an HTTP API).
-pub async fn serve(
-    listen: &str,
-    health: Health,
-    mut shutdown: crate::shutdown::Shutdown,
-) -> std::io::Result<std::net::SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "telemetry listening");
-    tokio::spawn(async move {
-        let _ =
-            axum::serve(listener, router(health)).with_graceful_shutdown(async move { shutdown.wait().await }).await;
-    });
-    Ok(addr)
-}
-
 /// Registers a metric with the default registry. Call it once per metric per process (keep
 /// metric sets in a `static`): a second registration of the same name fails, and that copy
 /// would not be exported, which is logged here.

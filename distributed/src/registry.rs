@@ -3,17 +3,36 @@
 
 use async_trait::async_trait;
 use confab_core::ports::{PortError, PortErrorKind, PortResult, SchemaSource};
-use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
+use schema_registry_converter::async_impl::schema_registry::{
+    get_schema_by_id, perform_sr_call, post_schema, SrSettings,
+};
 use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use schema_registry_converter::schema_registry_common::{SchemaType, SrCall, SuppliedSchema};
 
 pub struct HttpSchemaSource {
     settings: SrSettings,
+    /// With the write key (`registry.write_key`) as a bearer token, when one is configured.
+    writer: SrSettings,
 }
 
 impl HttpSchemaSource {
-    pub fn new(url: &str) -> Self {
-        Self { settings: SrSettings::new(url.trim_end_matches('/').to_string()) }
+    pub fn new(url: &str, write_key: &str) -> PortResult<Self> {
+        let url = url.trim_end_matches('/').to_string();
+        let mut writer = SrSettings::new_builder(url.clone());
+        if !write_key.is_empty() {
+            writer.set_token_authorization(write_key);
+        }
+        let writer = writer.build().map_err(|e| PortError::fatal(format!("schema registry client for {url}: {e}")))?;
+        Ok(Self { settings: SrSettings::new(url), writer })
+    }
+
+    /// The id `schema` has under `subject`, if it is registered there (a read: no key needed).
+    async fn find(&self, subject: &str, schema: &str) -> PortResult<u32> {
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let found = perform_sr_call(&self.settings, SrCall::PostForVersion(subject, &body))
+            .await
+            .map_err(|e| port_error(&format!("looking up the schema under {subject}"), e))?;
+        found.id.ok_or_else(|| PortError::invalid(format!("schema registry: no id for the schema under {subject}")))
     }
 }
 
@@ -41,9 +60,15 @@ fn port_error(what: &str, e: SRCError) -> PortError {
 
 #[async_trait]
 impl SchemaSource for HttpSchemaSource {
+    /// Finds the schema first, so that a process whose schema `confab setup` registered needs
+    /// no write key; registers it (with the key) only when it is not there yet.
     async fn register(&self, subject: &str, schema: &str) -> PortResult<u32> {
+        match self.find(subject, schema).await {
+            Err(e) if e.kind() == PortErrorKind::NotFound => {}
+            found => return found,
+        }
         let supplied = SuppliedSchema::new(Some("io.confab.events.Event".into()), SchemaType::Avro, schema.to_string());
-        let registered = post_schema(&self.settings, subject.to_string(), supplied)
+        let registered = post_schema(&self.writer, subject.to_string(), supplied)
             .await
             .map_err(|e| port_error(&format!("registering under {subject}"), e))?;
         Ok(registered.id)
@@ -65,7 +90,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let e = HttpSchemaSource::new(&url).schema(1).await.unwrap_err();
+        let e = HttpSchemaSource::new(&url, "").unwrap().schema(1).await.unwrap_err();
         assert_eq!(e.kind(), PortErrorKind::Transient, "{e}");
     }
 }

@@ -1,6 +1,7 @@
-//! Which `Host` a gateway's public listener answers to. A browser page on an attacker's domain
-//! that resolves, later, to 127.0.0.1 (DNS rebinding) sends its own host name: refusing unknown
-//! hosts keeps such a page from driving a local Confab. Anything else gets 421.
+//! Which `Host` a gateway's listeners answer to. A browser page on an attacker's domain that
+//! resolves, later, to 127.0.0.1 (DNS rebinding) sends its own host name: refusing unknown
+//! hosts keeps such a page from driving a local Confab, on the public listener and on the admin
+//! listener (the admin API, the registry's writes, `/metrics`). Anything else gets 421.
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -14,31 +15,43 @@ use std::sync::Arc;
 
 use crate::http::ApiError;
 
-/// Host names (lowercase, no port, IPv6 without brackets); `None` admits any.
+/// Host names (lowercase, no port, IPv6 without brackets); `None` admits any. With
+/// `any_address`, every IP address is admitted too.
 #[derive(Debug, Clone)]
-pub struct AllowedHosts(Option<HashSet<String>>);
+pub struct AllowedHosts(Option<HashSet<String>>, bool);
 
 impl AllowedHosts {
     /// `gateway.allowed_hosts` if set; otherwise loopback names and the listener's own address
     /// in embedded mode, and any host in distributed mode (a load balancer decides there).
     pub fn for_listener(cfg: &Config, listening: SocketAddr) -> Self {
         if !cfg.gateway.allowed_hosts.is_empty() {
-            return Self(Some(cfg.gateway.allowed_hosts.iter().map(|h| normalize(h)).collect()));
+            return Self(Some(cfg.gateway.allowed_hosts.iter().map(|h| normalize(h)).collect()), false);
         }
         if cfg.mode != Mode::Embedded {
-            return Self(None);
+            return Self(None, false);
         }
         let mut hosts: HashSet<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
         if !listening.ip().is_unspecified() {
             hosts.insert(listening.ip().to_string());
         }
-        Self(Some(hosts))
+        Self(Some(hosts), false)
+    }
+
+    /// The admin listener, in both modes: `localhost`, any IP address, and
+    /// `gateway.admin_allowed_hosts`.
+    pub fn for_admin_listener(cfg: &Config) -> Self {
+        let mut hosts: HashSet<String> = cfg.gateway.admin_allowed_hosts.iter().map(|h| normalize(h)).collect();
+        hosts.insert("localhost".into());
+        Self(Some(hosts), true)
     }
 
     pub fn admits(&self, host: Option<&str>) -> bool {
         match (&self.0, host) {
             (None, _) => true,
-            (Some(allowed), Some(host)) => allowed.contains(&normalize(strip_port(host))),
+            (Some(allowed), Some(host)) => {
+                let name = normalize(strip_port(host));
+                allowed.contains(&name) || (self.1 && name.parse::<std::net::IpAddr>().is_ok())
+            }
             (Some(_), None) => false,
         }
     }
@@ -70,7 +83,7 @@ pub async fn check(State(allowed): State<Arc<AllowedHosts>>, request: Request, n
     if allowed.admits(host.as_deref()) {
         return next.run(request).await;
     }
-    let message = "this server does not answer for that host name (gateway.allowed_hosts)";
+    let message = "this server does not answer for that host name (gateway.allowed_hosts, gateway.admin_allowed_hosts)";
     ApiError::new(StatusCode::MISDIRECTED_REQUEST, ErrorCode::Forbidden, message).into_response()
 }
 
@@ -103,5 +116,21 @@ mod tests {
         assert!(!hosts.admits(Some("localhost")));
         let cfg = Config { mode: Mode::Distributed, ..Config::default() };
         assert!(AllowedHosts::for_listener(&cfg, "0.0.0.0:80".parse().unwrap()).admits(Some("anything")));
+    }
+
+    #[test]
+    fn the_admin_listener_admits_addresses_and_its_names_in_both_modes_and_no_rebound_name() {
+        for mode in [Mode::Embedded, Mode::Distributed] {
+            let mut cfg = Config { mode, ..Config::default() };
+            cfg.gateway.admin_allowed_hosts = vec!["confab-admin.ops.svc".into()];
+            let hosts = AllowedHosts::for_admin_listener(&cfg);
+            for ok in ["localhost:8090", "127.0.0.1:8090", "[::1]:8090", "10.1.2.3:8090", "confab-admin.ops.svc"] {
+                assert!(hosts.admits(Some(ok)), "{ok}");
+            }
+            for bad in ["evil.example:8090", "127.0.0.1.evil.example", "1.2.3.4.nip.io", ""] {
+                assert!(!hosts.admits(Some(bad)), "{bad}");
+            }
+            assert!(!hosts.admits(None));
+        }
     }
 }

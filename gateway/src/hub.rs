@@ -28,6 +28,24 @@ pub struct ConnHandle {
     pub token_issued_at: i64,
 }
 
+/// A user's socket slot on this gateway (see [`Hub::take_user_slot`]).
+pub struct UserSlot {
+    hub: Arc<Hub>,
+    key: (Uuid, Uuid),
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut slots = self.hub.user_slots.lock().expect("hub lock");
+        if let Some(taken) = slots.get_mut(&self.key) {
+            *taken -= 1;
+            if *taken == 0 {
+                slots.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Index {
     conns: HashMap<ConnId, ConnHandle>,
@@ -39,6 +57,8 @@ struct Index {
 
 pub struct Hub {
     index: RwLock<Index>,
+    /// Sockets per user, counted from before the upgrade to the socket's end ([`UserSlot`]).
+    user_slots: Mutex<HashMap<(Uuid, Uuid), usize>>,
     /// Workspaces the fanout reader should start following, with the stream id to start after.
     follow: Mutex<Vec<(Uuid, String)>>,
     unfollow: Mutex<Vec<Uuid>>,
@@ -47,12 +67,26 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(metrics: Metrics) -> Arc<Self> {
-        Arc::new(Self { index: RwLock::default(), follow: Mutex::default(), unfollow: Mutex::default(), metrics })
+        Arc::new(Self {
+            index: RwLock::default(),
+            user_slots: Mutex::default(),
+            follow: Mutex::default(),
+            unfollow: Mutex::default(),
+            metrics,
+        })
     }
 
-    /// Open connections of one user on this gateway.
-    pub fn user_connections(&self, ws: Uuid, user: Uuid) -> usize {
-        self.index.read().expect("hub lock").by_user.get(&(ws, user)).map_or(0, |s| s.len())
+    /// One of `cap` socket slots of a user on this gateway, or `None` when all are taken. Taken
+    /// and counted in one step, before the upgrade, so upgrades arriving together cannot pass
+    /// the cap; the slot is given back when dropped (the socket's end).
+    pub fn take_user_slot(self: &Arc<Self>, ws: Uuid, user: Uuid, cap: usize) -> Option<UserSlot> {
+        let mut slots = self.user_slots.lock().expect("hub lock");
+        let taken = slots.entry((ws, user)).or_insert(0);
+        if *taken >= cap {
+            return None;
+        }
+        *taken += 1;
+        Some(UserSlot { hub: self.clone(), key: (ws, user) })
     }
 
     /// Closes (4003) the sockets of `user` whose tokens were issued at or before
@@ -236,5 +270,23 @@ impl Hub {
         }
         self.metrics.delivered.inc_by(n as u64);
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_socket_slots_are_taken_at_once_and_given_back_on_drop() {
+        let hub = Hub::new(Metrics::default());
+        let (ws, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        // upgrades that have not registered a connection yet still hold their slots
+        let first = hub.take_user_slot(ws, alice, 2).expect("first slot");
+        let _second = hub.take_user_slot(ws, alice, 2).expect("second slot");
+        assert!(hub.take_user_slot(ws, alice, 2).is_none(), "a third upgrade at the same time is refused");
+        assert!(hub.take_user_slot(ws, bob, 2).is_some(), "another user is not affected");
+        drop(first);
+        assert!(hub.take_user_slot(ws, alice, 2).is_some(), "a slot given back can be taken again");
     }
 }

@@ -99,7 +99,11 @@ impl Gateway {
 
         let admin_listener = bind(&gw.admin_listen).await?;
         let admin_addr = admin_listener.local_addr().map_err(|source| bind_error(&gw.admin_listen, source))?;
-        let admin = crate::router::admin(state.clone()).merge(telemetry::router(health)).merge(extra.admin);
+        let admin_allowed = Arc::new(AllowedHosts::for_admin_listener(&state.cfg));
+        let admin = crate::router::admin(state.clone())
+            .merge(telemetry::router(health))
+            .merge(extra.admin)
+            .layer(axum::middleware::from_fn_with_state(admin_allowed, crate::hosts::check));
         let admin_task = listener::serve(admin_listener, admin, limits, shutdown, refused, DRAIN_TIMEOUT);
         tracing::info!(%addr, %admin_addr, gateway_id = %state.gateway_id, "gateway listening");
         Ok(Self { addr, admin_addr, state, task, admin_task })

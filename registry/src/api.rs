@@ -1,10 +1,11 @@
 //! The Confluent Schema Registry REST API (the subset serializers, deserializers and operators
 //! use). Errors use Confluent's `{"error_code": .., "message": ..}` shape and codes.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -154,20 +155,51 @@ async fn put_subject_config(
     Ok(ok(json!({"compatibility": b.compatibility})))
 }
 
-/// The API's routes. Confluent clients send `application/vnd.schemaregistry.v1+json`; the JSON
-/// extractor accepts any `+json` content type.
-/// The whole API: reads, registration and compatibility settings.
-pub fn router(store: Arc<SchemaStore>) -> Router {
-    Router::new()
-        .route("/subjects", get(subjects))
-        .route("/subjects/{subject}", post(lookup))
-        .route("/subjects/{subject}/versions", get(versions).post(register))
-        .route("/subjects/{subject}/versions/{version}", get(version))
-        .route("/schemas/ids/{id}", get(schema_by_id))
-        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
-        .route("/config", get(get_config).put(put_config))
-        .route("/config/{subject}", get(get_subject_config).put(put_subject_config))
-        .with_state(store)
+/// The whole API: reads for anyone, registration and compatibility settings for `writes`.
+/// Confluent clients send `application/vnd.schemaregistry.v1+json`; the JSON extractor accepts
+/// any `+json` content type.
+pub fn router(store: Arc<SchemaStore>, writes: WriteAccess) -> Router {
+    let write_routes = Router::new()
+        .route("/subjects/{subject}/versions", post(register))
+        .route("/config", put(put_config))
+        .route("/config/{subject}", put(put_subject_config))
+        .with_state(store.clone());
+    let write_routes = match writes {
+        WriteAccess::Key(key) => write_routes.route_layer(from_fn_with_state(Arc::new(key), require_write_key)),
+        WriteAccess::Open => write_routes,
+    };
+    read_router(store).merge(write_routes)
+}
+
+/// Who may register schemas and change compatibility.
+#[derive(Debug, Clone)]
+pub enum WriteAccess {
+    /// A caller with `Authorization: Bearer <key>` (Confluent clients: `bearer.auth.token`); an
+    /// empty key admits nobody.
+    Key(String),
+    /// Anyone who reaches the listener (`confab registry --insecure-dev` only).
+    Open,
+}
+
+/// Middleware: a write without the key is refused with 401 (Confluent's 40101), before the
+/// store is touched.
+async fn require_write_key(State(key): State<Arc<String>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !key.is_empty() && constant_time_eq(given.as_bytes(), key.as_bytes()) {
+        return next.run(request).await;
+    }
+    let body = json!({"error_code": 40101, "message": "registering schemas and changing compatibility need the registry's write key"});
+    (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(body))
+        .into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What anyone may do: read subjects, versions, schemas and settings, and ask whether a schema

@@ -13,5 +13,5 @@ pub mod api;
 pub mod compat;
 pub mod store;
 
-pub use api::{read_router, router};
+pub use api::{read_router, router, WriteAccess};
 pub use store::{Change, RegistryError, SchemaLog, SchemaStore};

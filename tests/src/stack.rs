@@ -110,6 +110,10 @@ pub struct Stack {
     /// Where schemas are registered (the embedded gateway's admin listener; the registry itself
     /// in distributed mode).
     pub registry_admin_url: String,
+    /// The bearer token for registry writes: the admin key in embedded mode; in distributed
+    /// mode `registry.write_key`, which only `confab registry` and `confab setup` are given (the
+    /// other processes look their schema up and need none).
+    pub registry_write_key: String,
     env: Vec<(String, String)>,
     /// Settings for one role only, `(role, key, value)`: the role is the first argument of
     /// `confab` (`setup`, `gateway`, `ingest`, `projector`, `notifier`), as a deployment gives
@@ -209,8 +213,12 @@ impl Stack {
             Some((_, ns)) => ns.to_string(),
             None => Self::new_namespace(),
         };
-        let role_env: Vec<(String, String, String)> =
+        let mut role_env: Vec<(String, String, String)> =
             role_env.iter().map(|(r, k, v)| (r.to_string(), k.to_string(), v.to_string())).collect();
+        let registry_write_key = format!("registry-{}", uuid::Uuid::new_v4().simple());
+        for role in ["setup", "registry"] {
+            role_env.insert(0, (role.into(), "CONFAB_REGISTRY__WRITE_KEY".into(), registry_write_key.clone()));
+        }
         let mut dir = tempfile::tempdir().expect("tempdir");
         if std::env::var("CONFAB_TEST_KEEP").is_ok() {
             // keep the processes' logs for a post mortem
@@ -250,6 +258,7 @@ impl Stack {
                 namespace,
                 registry_url: String::new(),
                 registry_admin_url: String::new(),
+                registry_write_key: admin_key.clone(),
                 env,
                 role_env,
                 procs: HashMap::new(),
@@ -269,7 +278,7 @@ impl Stack {
             services.redis = url;
         }
         let registry = spawn(
-            &[],
+            &[("CONFAB_REGISTRY__WRITE_KEY".into(), registry_write_key.clone())],
             &[
                 "registry".into(),
                 "--listen".into(),
@@ -306,6 +315,7 @@ impl Stack {
             namespace,
             registry_admin_url: registry_url.clone(),
             registry_url,
+            registry_write_key,
             env,
             role_env,
             procs: HashMap::new(),
@@ -352,7 +362,8 @@ impl Stack {
         let data = self.dir.path().join("registry").display().to_string();
         let args = ["registry".into(), "--listen".into(), addr, "--data-dir".into(), data];
         let n = self.procs.len();
-        self.registry = Some(spawn(&[], &args, self.dir.path().join(format!("registry-{n}.log")), true));
+        let key = [("CONFAB_REGISTRY__WRITE_KEY".to_string(), self.registry_write_key.clone())];
+        self.registry = Some(spawn(&key, &args, self.dir.path().join(format!("registry-{n}.log")), true));
     }
 
     /// Starts (or restarts) a named process with `confab <args>`.

@@ -93,6 +93,7 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
     assert!(verdict["messages"].to_string().contains("tenant_region"), "{verdict}");
     let resp = http
         .post(format!("{}/subjects/{topic}-value/versions", stack.registry_admin_url))
+        .bearer_auth(&stack.registry_write_key)
         .json(&json!({"schema": schema.to_string()}))
         .send()
         .await
@@ -131,6 +132,7 @@ async fn embedded_mode_serves_a_confluent_registry() {
     // a malformed body gets a Confluent-shaped error
     let resp = http
         .post(format!("{}/subjects/{subject}/versions", stack.registry_admin_url))
+        .bearer_auth(&stack.registry_write_key)
         .header("content-type", "application/vnd.schemaregistry.v1+json")
         .body("{not json")
         .send()

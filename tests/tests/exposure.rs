@@ -10,7 +10,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-conformance!(the_admin_api_and_metrics_answer_only_on_the_admin_listener, no_public_or_empty_admin_key_is_accepted,);
+conformance!(
+    the_admin_api_and_metrics_answer_only_on_the_admin_listener,
+    no_public_or_empty_admin_key_is_accepted,
+    the_admin_listener_answers_addresses_and_no_rebound_name,
+);
 
 async fn post(url: &str, key: &str, body: Value) -> (u16, Value) {
     let resp = reqwest::Client::new().post(url).bearer_auth(key).json(&body).send().await.expect("post");
@@ -47,6 +51,32 @@ async fn no_public_or_empty_admin_key_is_accepted(mode: Mode) {
     }
 }
 
+/// DNS rebinding against the admin listener: a page whose name resolves to 127.0.0.1 reaches
+/// neither the admin API nor `/metrics`; an address (what scrapers and operators use) does.
+async fn the_admin_listener_answers_addresses_and_no_rebound_name(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let admin = stack.admin_addr("gw0");
+    let port = admin.rsplit(':').next().unwrap();
+    let http = reqwest::Client::new();
+    for host in [format!("attacker.example:{port}"), "127.0.0.1.attacker.example".into()] {
+        let metrics = http.get(format!("http://{admin}/metrics")).header("host", &host).send().await.unwrap();
+        assert_eq!(metrics.status().as_u16(), 421, "{host}");
+        let create = http
+            .post(format!("http://{admin}/admin/workspaces"))
+            .header("host", &host)
+            .bearer_auth(&stack.admin_key)
+            .json(&json!({"name": "acme"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(create.status().as_u16(), 421, "{host}");
+    }
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let metrics = http.get(format!("http://{admin}/metrics")).header("host", &host).send().await.unwrap();
+        assert_eq!(metrics.status().as_u16(), 200, "{host}");
+    }
+}
+
 /// The embedded registry: reads are public, registering and changing compatibility are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_registry_takes_writes_on_the_admin_listener_only() {
@@ -55,16 +85,29 @@ async fn the_embedded_registry_takes_writes_on_the_admin_listener_only() {
     let schema = json!({"schema": r#"{"type":"record","name":"X","fields":[{"name":"a","type":"string"}]}"#});
     let subjects = http.get(format!("{}/subjects", stack.registry_url)).send().await.unwrap();
     assert_eq!(subjects.status().as_u16(), 200, "reads stay public");
-    let register = |base: String| {
+    let register = |base: String, key: &str| {
+        let key = key.to_string();
         let http = http.clone();
         let schema = schema.clone();
-        async move { http.post(format!("{base}/subjects/x-value/versions")).json(&schema).send().await.unwrap() }
+        async move {
+            let post = http.post(format!("{base}/subjects/x-value/versions")).bearer_auth(key).json(&schema);
+            post.send().await.unwrap()
+        }
     };
-    assert_eq!(register(stack.registry_url.clone()).await.status().as_u16(), 405);
+    assert_eq!(register(stack.registry_url.clone(), "").await.status().as_u16(), 405);
     let level = json!({"compatibility": "NONE"});
     let put = http.put(format!("{}/config", stack.registry_url)).json(&level).send().await.unwrap();
     assert_eq!(put.status().as_u16(), 405, "nobody flips compatibility from the public port");
-    assert_eq!(register(stack.registry_admin_url.clone()).await.status().as_u16(), 200);
+    // on the admin listener, only with the admin key
+    for key in ["", "wrong"] {
+        assert_eq!(register(stack.registry_admin_url.clone(), key).await.status().as_u16(), 401, "{key:?}");
+        let put = http.put(format!("{}/config", stack.registry_admin_url)).bearer_auth(key).json(&level);
+        assert_eq!(put.send().await.unwrap().status().as_u16(), 401, "{key:?}");
+    }
+    let level_now: Value =
+        http.get(format!("{}/config", stack.registry_url)).send().await.unwrap().json().await.unwrap();
+    assert_ne!(level_now["compatibilityLevel"], "NONE", "a refused write changed nothing");
+    assert_eq!(register(stack.registry_admin_url.clone(), &stack.admin_key).await.status().as_u16(), 200);
 }
 
 /// DNS rebinding: a page on another host name that resolves to 127.0.0.1 gets nothing.
@@ -156,4 +199,90 @@ fn a_distributed_gateway_refuses_to_start_without_secrets() {
         .expect("run confab gateway");
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && text.contains("public development secret"), "{text}");
+}
+
+/// Ingest checks the gateways' signatures with the token secret: it refuses to start without
+/// one, or with the public development one, rather than refusing every command as forged.
+#[test]
+fn distributed_ingest_refuses_to_start_without_the_token_secret() {
+    let ingest = |secret: Option<&str>| {
+        let mut command = Command::new(confab_tests::stack::confab_bin());
+        command.arg("ingest").env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        command.env("CONFAB_KAFKA__BROKERS", "127.0.0.1:1");
+        if let Some(secret) = secret {
+            command.env("CONFAB_AUTH__TOKEN_SECRET", secret);
+        }
+        let out = command.output().expect("run confab ingest");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, text) = ingest(None);
+    assert!(!ok && text.contains("auth.token_secret") && text.contains("--insecure-dev"), "{text}");
+    let (ok, text) = ingest(Some(confab_core::config::INSECURE_DEV_TOKEN_SECRET));
+    assert!(!ok && text.contains("public development secret"), "{text}");
+}
+
+/// A `confab registry` of its own (file-backed, no other server), with `env`; its address once
+/// it announces it, or its exit status and output if it exits first.
+fn registry(data: &std::path::Path, env: &[(&str, &str)]) -> Result<(std::process::Child, String), String> {
+    let mut child = Command::new(confab_tests::stack::confab_bin())
+        .args(["registry", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn confab registry");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let announced: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+    match announced["addr"].as_str().filter(|_| announced["event"] == "listening") {
+        Some(addr) => Ok((child, addr.to_string())),
+        None => {
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            Err(format!("{status}: {line}{err}"))
+        }
+    }
+}
+
+/// `confab registry` (distributed mode's): no write key, no start; with one, reads are open and
+/// writes need it; and its listener has the gateway's bounds (a client trickling its headers is
+/// cut off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_registry_takes_writes_only_with_its_key_and_bounds_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = registry(dir.path(), &[]).expect_err("a registry without a write key must not start");
+    assert!(refused.contains("registry.write_key"), "{refused}");
+
+    let key = format!("registry-{}", uuid::Uuid::new_v4().simple());
+    let env = [("CONFAB_REGISTRY__WRITE_KEY", key.as_str()), ("CONFAB_GATEWAY__HTTP_HEADER_TIMEOUT_MS", "500")];
+    let (mut child, addr) = registry(dir.path(), &env).expect("registry starts");
+    let http = reqwest::Client::new();
+    let schema = json!({"schema": r#"{"type":"record","name":"X","fields":[{"name":"a","type":"string"}]}"#});
+    let register = |key: String| {
+        let post = http.post(format!("http://{addr}/subjects/x-value/versions")).bearer_auth(key).json(&schema);
+        async move { post.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(register(String::new()).await, 401);
+    assert_eq!(register("wrong".into()).await, 401);
+    let put = http.put(format!("http://{addr}/config")).json(&json!({"compatibility": "NONE"}));
+    assert_eq!(put.send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(register(key.clone()).await, 200);
+    let subjects: Value = http.get(format!("http://{addr}/subjects")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(subjects, json!(["x-value"]), "reads need no key");
+
+    // a client that never finishes its headers is closed after the header timeout
+    let started = Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET /subjects HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut slow, &mut buf)).await;
+    assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "the slow client was not cut off within 10 s");
+    assert!(started.elapsed() < Duration::from_secs(5), "cut off after {:?}", started.elapsed());
+    let _ = child.kill();
+    let _ = child.wait();
 }

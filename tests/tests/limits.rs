@@ -199,6 +199,31 @@ async fn sends_are_limited_per_user_across_sockets_and_gateways(mode: Mode) {
     let (acks_b, limited_b) = answers(&mut bob_socks, 4).await;
     assert_eq!(acks_b + limited_b, 4);
     assert!(acks + acks_b <= 7 && limited_b >= 1, "the workspace's burst is 5: alice {acks}, bob {acks_b}");
+
+    // not only sends: every command takes from the same buckets (here, channel creations)
+    let (_carol, carol_t) = stack.create_user(&ws, "carol").await;
+    let mut carol = connect("gw0", carol_t).await;
+    for i in 0..6 {
+        let frame =
+            serde_json::json!({"type": "channel:create", "name": format!("c{i}"), "client_msg_id": format!("c{i}")});
+        carol.send(frame).await;
+    }
+    let (mut answered, mut limited_c) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered < 6 && Instant::now() < deadline {
+        if let Some(f) = carol.next(Duration::from_millis(100)).await {
+            match (f["type"].as_str(), f["code"].as_str()) {
+                (Some("ok"), _) => answered += 1,
+                (Some("error"), Some(code)) => {
+                    answered += 1;
+                    limited_c += usize::from(code == "rate_limited");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(answered, 6, "every creation is answered");
+    assert!(limited_c >= 3, "carol's burst is 3 and the workspace's is spent: {limited_c} of 6 limited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,13 @@ fn next_schema_version() -> String {
 async fn register(stack: &Stack, schema: &str) -> u32 {
     let subject = format!("{}.events-value", stack.namespace);
     let url = format!("{}/subjects/{subject}/versions", stack.registry_admin_url);
-    let resp = reqwest::Client::new().post(url).json(&json!({ "schema": schema })).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(&stack.registry_write_key)
+        .json(&json!({ "schema": schema }))
+        .send()
+        .await
+        .unwrap();
     let body: Value = resp.json().await.unwrap();
     body["id"].as_u64().unwrap_or_else(|| panic!("registering: {body}")) as u32
 }

@@ -14,8 +14,14 @@ const X: &str =
     r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":1}]}"#;
 const Y: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"string","default":"x"}]}"#;
 
+/// The write key of the stack under test (`registry.write_key`), which writes need.
+static WRITE_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 async fn call(addr: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut req = reqwest::Client::new().request(method, format!("http://{addr}{path}"));
+    if let Some(key) = WRITE_KEY.get() {
+        req = req.bearer_auth(key);
+    }
     if let Some(b) = body {
         req = req.header("content-type", "application/vnd.schemaregistry.v1+json").body(b.to_string());
     }
@@ -39,6 +45,9 @@ async fn registries_sharing_a_kafka_log_serve_one_state() {
     stack.spawn_with_env("registry-a", &args, &[]);
     stack.spawn_with_env("registry-b", &args, &[]);
     let (a, b) = (stack.addr("registry-a"), stack.addr("registry-b"));
+    let (status, refused) = register(&a, "t-value", V1).await;
+    assert_eq!((status, &refused["error_code"]), (401, &json!(40101)), "no write without the key: {refused}");
+    WRITE_KEY.set(stack.registry_write_key.clone()).unwrap();
 
     let (status, first) = register(&a, "t-value", V1).await;
     assert_eq!(status, 200, "{first}");

@@ -26,7 +26,8 @@ pub(super) async fn serve(
     socket: WebSocket,
     claims: Claims,
     resume: bool,
-    _permit: OwnedSemaphorePermit,
+    // the gateway's connection slot and the user's, both given back when the socket ends
+    _slots: (OwnedSemaphorePermit, crate::hub::UserSlot),
 ) {
     let (tx, rx) = mpsc::channel::<Out>(st.cfg.gateway.send_buffer);
     let kill = Arc::new(Notify::new());

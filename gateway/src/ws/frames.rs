@@ -145,10 +145,10 @@ impl Conn {
         if !self.limit.allow() {
             return Some(self.rate_limited(req.client_msg_id));
         }
-        if matches!(req.body, CommandBody::SendMessage { .. }) {
-            if let Some(frame) = self.send_limited(&req.client_msg_id).await {
-                return Some(frame);
-            }
+        // every command (a send, an edit, a reaction, a channel created...) is an event in the
+        // log: each takes from the user's and the workspace's buckets, before any directory read
+        if let Some(frame) = self.send_limited(&req.client_msg_id).await {
+            return Some(frame);
         }
         if let Some(frame) = self.unknown_users(&req.users, &req.client_msg_id).await {
             return Some(frame);
@@ -173,7 +173,7 @@ impl Conn {
         }
     }
 
-    /// An error frame if the user's or the workspace's send bucket is empty. A limiter that
+    /// An error frame if the user's or the workspace's command bucket is empty. A limiter that
     /// cannot answer lets the send through (the log is what must be available), and says so.
     async fn send_limited(&self, client_msg_id: &Option<String>) -> Option<ServerFrame> {
         let (ws, user) = (self.claims.workspace_id, self.claims.user_id);
@@ -182,11 +182,11 @@ impl Conn {
             Ok(SendVerdict::Allowed) => return None,
             Ok(SendVerdict::UserLimited) => {
                 let rate = self.st.cfg.gateway.user_send_rate_per_sec;
-                format!("more than {rate} messages a second from you; slow down and retry")
+                format!("more than {rate} messages and other commands a second from you; slow down and retry")
             }
             Ok(SendVerdict::WorkspaceLimited) => {
                 let rate = self.st.cfg.gateway.workspace_send_rate_per_sec;
-                format!("more than {rate} messages a second in this workspace; retry shortly")
+                format!("more than {rate} messages and other commands a second in this workspace; retry shortly")
             }
             Err(e) => {
                 tracing::warn!(error = %e, "send limits unavailable; letting the send through");

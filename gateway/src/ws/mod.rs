@@ -62,11 +62,11 @@ pub async fn upgrade(
     };
     let resume = matches!(q.resume.as_deref(), Some("1") | Some("true"));
     let per_user = st.cfg.gateway.max_connections_per_user;
-    if st.hub.user_connections(claims.workspace_id, claims.user_id) >= per_user {
+    let Some(user_slot) = st.hub.take_user_slot(claims.workspace_id, claims.user_id, per_user) else {
         let status = axum::http::StatusCode::TOO_MANY_REQUESTS;
         let message = format!("at most {per_user} connections per user; close one first");
         return ApiError::new(status, ErrorCode::TooManyConnections, message).into_response();
-    }
+    };
     let Ok(permit) = st.conns.clone().try_acquire_owned() else {
         let status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
         return ApiError::new(status, ErrorCode::Unavailable, "connection limit reached").into_response();
@@ -79,7 +79,7 @@ pub async fn upgrade(
         .max_frame_size(HARD_FRAME_LIMIT)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| connection::serve(st, socket, claims, resume, permit))
+        .on_upgrade(move |socket| connection::serve(st, socket, claims, resume, (permit, user_slot)))
 }
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {
