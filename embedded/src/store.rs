@@ -274,6 +274,25 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
+    async fn channels_page(&self, ws: Uuid, after: Option<Uuid>, limit: usize) -> PortResult<Vec<ChannelInfo>> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(ch) => Bound::Excluded(pair(&ws, &ch)),
+            None => Bound::Included(ws.as_bytes().to_vec()),
+        };
+        let end = Bound::Included(upper(ws.as_bytes()));
+        let mut out = Vec::new();
+        for g in self.channels.range((start, end)) {
+            if out.len() >= limit {
+                break;
+            }
+            if let Ok(c) = serde_json::from_slice(&g.value().map_err(port)?) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     async fn set_read_marker(&self, ws: Uuid, user: Uuid, ch: Uuid, seq: i64) -> PortResult<()> {
         self.markers.insert(key(&[ws.as_bytes(), user.as_bytes(), ch.as_bytes()]), seq.to_be_bytes()).map_err(port)
     }

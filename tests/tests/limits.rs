@@ -143,7 +143,60 @@ async fn file_transfers_past_the_cap_get_503_and_a_slow_one_its_deadline() {
     assert_eq!(put.status().as_u16(), 200);
 }
 
-confab_tests::conformance!(sends_are_limited_per_user_across_sockets_and_gateways);
+confab_tests::conformance!(
+    sends_are_limited_per_user_across_sockets_and_gateways,
+    the_channel_listing_looks_at_a_bounded_page_of_channels_per_call,
+);
+
+/// `GET /api/channels` pages: each call looks at `limit` channels of the workspace; walking
+/// `next_after` yields every channel the caller may see once (and no private one of others); a
+/// limit out of bounds is a typed 400.
+async fn the_channel_listing_looks_at_a_bounded_page_of_channels_per_call(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, alice_t) = stack.create_user(&ws, "alice").await;
+    let (bob, _) = stack.create_user(&ws, "bob").await;
+    let mut visible = std::collections::BTreeSet::new();
+    for i in 0..7 {
+        visible.insert(stack.create_channel(&ws, &format!("public-{i}"), false, &[&bob]).await);
+    }
+    visible.insert(stack.create_channel(&ws, "alices-secret", true, &[&alice, &bob]).await);
+    let hidden = stack.create_channel(&ws, "bobs-secret", true, &[&bob]).await;
+    let walk = || async {
+        let (mut seen, mut after, mut calls) = (Vec::new(), None::<String>, 0);
+        loop {
+            let path = match &after {
+                Some(a) => format!("/api/channels?limit=3&after={a}"),
+                None => "/api/channels?limit=3".to_string(),
+            };
+            let (status, page) = stack.get("gw0", &path, &alice_t).await;
+            assert_eq!(status, 200, "{page}");
+            let channels = page["channels"].as_array().unwrap();
+            assert!(channels.len() <= 3, "a page holds at most its limit: {page}");
+            seen.extend(channels.iter().map(|c| c["channel_id"].as_str().unwrap().to_string()));
+            calls += 1;
+            match page["next_after"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return (seen, calls),
+            }
+        }
+    };
+    let (seen, calls) = confab_tests::stack::eventually(Duration::from_secs(20), "every channel listed", || async {
+        let (seen, calls) = walk().await;
+        (seen.len() >= visible.len()).then_some((seen, calls))
+    })
+    .await;
+    let unique: std::collections::BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "each channel once: {seen:?}");
+    assert_eq!(unique, visible, "exactly the visible channels");
+    assert!(!unique.contains(&hidden));
+    assert!(calls >= 3, "9 channels in pages of 3 take at least 3 calls: {calls}");
+    for bad in ["limit=0", "limit=1001", "after=not-a-uuid"] {
+        let (status, body) = stack.get("gw0", &format!("/api/channels?{bad}"), &alice_t).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"]["code"].is_string(), "{bad}: {body}");
+    }
+}
 
 /// Answers to every `message:send` in `clients` until `n` arrived: (acks, rate_limited errors).
 async fn answers(clients: &mut [confab_tests::Client], n: usize) -> (usize, usize) {

@@ -40,8 +40,18 @@ export class Api {
     return this.get("/api/me");
   }
 
+  /** Every channel the caller can see: the server looks at a bounded number of channels per
+   * call, so this follows `next_after` page by page (at most 100 pages), then sorts by name. */
   async channels(): Promise<Channel[]> {
-    return (await this.get<{ channels: Channel[] }>("/api/channels")).channels;
+    const all: Channel[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const r = await this.get<{ channels: Channel[]; next_after?: string | null }>("/api/channels", { after });
+      all.push(...r.channels);
+      if (!r.next_after) break;
+      after = r.next_after;
+    }
+    return all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   channel(id: Uuid): Promise<Channel & { members: Uuid[] }> {

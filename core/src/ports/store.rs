@@ -179,6 +179,9 @@ pub trait Store: Send + Sync {
     async fn channel(&self, ws: Uuid, ch: Uuid) -> PortResult<Option<ChannelInfo>>;
     /// Every channel of a workspace (callers filter what a user may see).
     async fn channels(&self, ws: Uuid) -> PortResult<Vec<ChannelInfo>>;
+    /// At most `limit` channels of a workspace, in the store's channel-id order, after `after`
+    /// (from the first when `None`): a listing whose work per call is bounded.
+    async fn channels_page(&self, ws: Uuid, after: Option<Uuid>, limit: usize) -> PortResult<Vec<ChannelInfo>>;
     /// `user` read `ch` up to `seq` (last write wins: marking unread moves it back).
     async fn set_read_marker(&self, ws: Uuid, user: Uuid, ch: Uuid, seq: i64) -> PortResult<()>;
     async fn read_markers(&self, ws: Uuid, user: Uuid) -> PortResult<Vec<(Uuid, i64)>>;

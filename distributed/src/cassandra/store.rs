@@ -51,6 +51,8 @@ struct Statements {
     insert_channel: PreparedStatement,
     get_channel: PreparedStatement,
     list_channels: PreparedStatement,
+    first_channels: PreparedStatement,
+    channels_after: PreparedStatement,
     rename_channel: PreparedStatement,
     archive_channel: PreparedStatement,
     add_member: PreparedStatement,
@@ -153,6 +155,11 @@ impl CassandraStore {
             .await?,
             get_channel: p(format!("SELECT {CHANNEL_COLUMNS} FROM {ks}.channels WHERE workspace_id = ? AND channel_id = ?")).await?,
             list_channels: p(format!("SELECT {CHANNEL_COLUMNS} FROM {ks}.channels WHERE workspace_id = ?")).await?,
+            first_channels: p(format!("SELECT {CHANNEL_COLUMNS} FROM {ks}.channels WHERE workspace_id = ? LIMIT ?")).await?,
+            channels_after: p(format!(
+                "SELECT {CHANNEL_COLUMNS} FROM {ks}.channels WHERE workspace_id = ? AND channel_id > ? LIMIT ?"
+            ))
+            .await?,
             rename_channel: p(format!("UPDATE {ks}.channels SET name = ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             archive_channel: p(format!("UPDATE {ks}.channels SET archived = ? WHERE workspace_id = ? AND channel_id = ?")).await?,
             add_member: p(format!("UPDATE {ks}.channels SET members = members + ? WHERE workspace_id = ? AND channel_id = ?")).await?,
@@ -386,6 +393,19 @@ impl Store for CassandraStore {
             .or_port("channels")?
             .into_rows_result()
             .or_port("channels")?;
+        let mut out = Vec::new();
+        for r in rows.rows::<ChannelRow>().or_port("channels")? {
+            out.push(channel_of(ws, r.or_port("channels")?));
+        }
+        Ok(out)
+    }
+    async fn channels_page(&self, ws: Uuid, after: Option<Uuid>, limit: usize) -> PortResult<Vec<ChannelInfo>> {
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let result = match after {
+            Some(ch) => self.session.execute_unpaged(&self.st.channels_after, (ws, ch, limit)).await,
+            None => self.session.execute_unpaged(&self.st.first_channels, (ws, limit)).await,
+        };
+        let rows = result.or_port("channels")?.into_rows_result().or_port("channels")?;
         let mut out = Vec::new();
         for r in rows.rows::<ChannelRow>().or_port("channels")? {
             out.push(channel_of(ws, r.or_port("channels")?));

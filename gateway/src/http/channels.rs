@@ -9,12 +9,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::unread::RecentActivity;
+use serde::Deserialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::http::{authenticate, not_found, readable, uuid, ApiError};
+use crate::http::{authenticate, not_found, query, readable, uuid, ApiError, Q};
 use crate::state::AppState;
 
 /// `GET /api/me`: who the token is (id and name, and their workspace's name), and the channels
@@ -33,21 +34,46 @@ pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
     Ok(Json(json!({"workspace_id": claims.workspace_id, "workspace_name": workspace, "user_id": claims.user_id, "name": name, "channels": channels})).into_response())
 }
 
+/// Channels a listing returns when the client names no `limit`, and the most it may ask for.
+pub const DEFAULT_CHANNELS_PAGE: usize = 500;
+pub const MAX_CHANNELS_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsQuery {
+    /// Channels of the workspace to look at (1 to [`MAX_CHANNELS_PAGE`]).
+    limit: Option<usize>,
+    /// Go on after this channel (what `next_after` gives).
+    after: Option<Uuid>,
+}
+
 /// `GET /api/channels`: the public channels of the workspace and every channel the caller is a
 /// member of (private ones and DMs included), each with `is_member`, `last_read_seq`,
 /// `unread_count`, `more_unread` (there are more than counted) and `mention_count` (for member
-/// channels). The counts come from each
-/// channel's summary ([`RecentActivity`]), read in one batch: no message is read, and each
-/// count stops at [`confab_core::unread::UNREAD_WINDOW`] (clients show "99+").
-pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// channels). Work per call is bounded: it looks at `limit` channels of the workspace (default
+/// [`DEFAULT_CHANNELS_PAGE`]), in a stable order, and gives `next_after` to pass back as `after`
+/// while there are more (a page holds those of them the caller may see, sorted by name). The
+/// counts come from each channel's summary ([`RecentActivity`]), read in one batch: no message
+/// is read, and each count stops at [`confab_core::unread::UNREAD_WINDOW`] (clients show "99+").
+pub async fn channels(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    q: Q<ChannelsQuery>,
+) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(DEFAULT_CHANNELS_PAGE);
+    if !(1..=MAX_CHANNELS_PAGE).contains(&limit) {
+        return Err(ApiError::bad(format!("limit must be between 1 and {MAX_CHANNELS_PAGE}")));
+    }
     let (ws, me) = (claims.workspace_id, claims.user_id);
+    let page = st.store.channels_page(ws, q.after, limit).await.map_err(|e| ApiError::internal("channels", e))?;
+    let next_after = (page.len() == limit).then(|| page.last().map(|c| c.channel_id)).flatten();
     let mine: HashSet<Uuid> =
         st.fanout.user_channels(&ws, &me).await.map_err(|e| ApiError::internal("membership", e))?.into_iter().collect();
     let markers: HashMap<Uuid, i64> =
         st.store.read_markers(ws, me).await.map_err(|e| ApiError::internal("read markers", e))?.into_iter().collect();
-    let all = st.store.channels(ws).await.map_err(|e| ApiError::internal("channels", e))?;
-    let member_channels: Vec<Uuid> = all.iter().map(|c| c.channel_id).filter(|c| mine.contains(c)).collect();
+    let member_channels: Vec<Uuid> = page.iter().map(|c| c.channel_id).filter(|c| mine.contains(c)).collect();
     let activity: HashMap<Uuid, RecentActivity> = st
         .store
         .recent_activity(ws, &member_channels)
@@ -57,7 +83,7 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
         .collect();
     let since = retention_start(&st, ws).await?;
     let mut out = Vec::new();
-    for c in all {
+    for c in page {
         let member = mine.contains(&c.channel_id);
         if !member && c.kind.is_private() {
             continue;
@@ -81,7 +107,7 @@ pub async fn channels(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
         out.push(v);
     }
     out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(Json(json!({ "channels": out })).into_response())
+    Ok(Json(json!({ "channels": out, "next_after": next_after })).into_response())
 }
 
 /// Unix ms before which messages have expired under the workspace's retention (0: kept forever).
