@@ -286,3 +286,49 @@ async fn the_standalone_registry_takes_writes_only_with_its_key_and_bounds_its_c
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Every metric the shipped alert rules (`deploy/alerts.yml`) name is one a Confab process
+/// defines, and each rule has an expression: a renamed metric cannot silence an alert.
+#[test]
+fn the_shipped_alert_rules_name_metrics_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let rules = std::fs::read_to_string(root.join("deploy/alerts.yml")).unwrap();
+    let mut sources = String::new();
+    for crate_dir in ["core", "gateway", "ingest", "projectors", "notifier", "embedded", "distributed", "confab"] {
+        let out =
+            Command::new("grep").args(["-rhoE", "\"confab_[a-z_]+\""]).arg(root.join(crate_dir)).output().unwrap();
+        sources.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    let alerts = rules.matches("- alert:").count();
+    assert!(alerts >= 5 && rules.matches("expr:").count() == alerts, "one expression per alert");
+    let mut named = 0;
+    for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("confab_"))
+        {
+            assert!(sources.contains(&format!("\"{word}\"")), "alert names {word}, which no process defines");
+            named += 1;
+        }
+    }
+    assert!(named >= alerts, "every alert names a confab metric");
+    assert!(sources.contains("\"confab_projector_dead_letters_total\""), "the source scan works");
+}
+
+/// docker-compose.yml publishes no credential: every secret comes from `.env` (`${VAR:?...}`).
+#[test]
+fn docker_compose_publishes_no_credential() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let secret_words = ["SECRET", "KEY", "PASSWORD", "TOKEN"];
+    let mut checked = 0;
+    for line in compose.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let name = name.trim().trim_start_matches("- ");
+        if !secret_words.iter().any(|w| name.to_ascii_uppercase().contains(w)) || value.trim().is_empty() {
+            continue;
+        }
+        let value = value.trim();
+        assert!(value.starts_with("${") && value.contains(":?"), "{name} has a value in the file: {value}");
+        checked += 1;
+    }
+    assert!(checked >= 4, "the secrets were found: {checked}");
+}

@@ -387,8 +387,11 @@ async fn an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed
     assert_eq!(put(&abandoned, b"never got".to_vec()).await, 200);
     let abandoned_id = abandoned["file_id"].as_str().unwrap();
     let on_disk = stack.dir().join(format!("data/files/incoming/{ws}/{abandoned_id}"));
+    let incoming = confab_core::files::incoming_key(&ws.parse().unwrap(), &abandoned_id.parse().unwrap());
     if mode == Mode::Embedded {
         assert!(on_disk.exists(), "the upload waits under incoming/: {}", on_disk.display());
+    } else {
+        assert_eq!(s3_size(&stack, &incoming).await, Some(9), "the upload waits in the bucket: {incoming}");
     }
 
     let deleted = "confab_gateway_files_total{step=\"incomplete_deleted\"} ";
@@ -399,6 +402,8 @@ async fn an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed
     assert_eq!(gateway_counter(&stack, deleted).await, 1, "only the abandoned upload");
     if mode == Mode::Embedded {
         assert!(!on_disk.exists(), "its bytes are gone");
+    } else {
+        assert_eq!(s3_size(&stack, &incoming).await, None, "its object is gone from the bucket");
     }
     let (status, v) = complete(&stack, &token, &abandoned).await;
     assert_eq!((status, v["error"]["code"].as_str()), (403, Some("link_expired")), "{v}");
@@ -407,6 +412,22 @@ async fn an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed
     assert_eq!(status, 200, "{info}");
     let (status, _, body) = fetch(info["url"].as_str().unwrap()).await;
     assert_eq!((status, body.as_slice()), (200, &b"shared in time"[..]));
+}
+
+/// The size of object `key` in the stack's bucket (distributed mode), read with a client of
+/// the test's own.
+async fn s3_size(stack: &Stack, key: &str) -> Option<u64> {
+    use confab_core::ports::BlobStore;
+    let (endpoint, access_key, secret_key, region) = stack.services.clone().expect("distributed").s3;
+    let settings = confab_distributed::S3Settings {
+        endpoint,
+        public_endpoint: String::new(),
+        bucket: confab_core::config::FilesConfig::default().bucket_name(&stack.namespace),
+        region,
+        access_key,
+        secret_key,
+    };
+    confab_distributed::S3Blobs::new(settings).unwrap().size(key).await.unwrap()
 }
 
 /// Item 10's quota: uploads that cannot fit are refused up front, completions that no longer
