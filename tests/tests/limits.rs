@@ -255,7 +255,7 @@ async fn sends_are_limited_per_user_across_sockets_and_gateways(mode: Mode) {
 
     // not only sends: every command takes from the same buckets (here, channel creations)
     let (_carol, carol_t) = stack.create_user(&ws, "carol").await;
-    let mut carol = connect("gw0", carol_t).await;
+    let mut carol = connect("gw0", carol_t.clone()).await;
     for i in 0..6 {
         let frame =
             serde_json::json!({"type": "channel:create", "name": format!("c{i}"), "client_msg_id": format!("c{i}")});
@@ -277,6 +277,17 @@ async fn sends_are_limited_per_user_across_sockets_and_gateways(mode: Mode) {
     }
     assert_eq!(answered, 6, "every creation is answered");
     assert!(limited_c >= 3, "carol's burst is 3 and the workspace's is spent: {limited_c} of 6 limited");
+    // an upload grant takes from them too (before anything else is checked)
+    let upload = serde_json::json!({"channel_id": ch, "name": "a.txt", "size": 1, "content_type": "text/plain"});
+    let mut grants_limited = 0;
+    for _ in 0..5 {
+        let (status, v) = stack.call(Method::POST, "gw0", "/api/files", &carol_t, Some(upload.clone())).await;
+        if status == 429 {
+            assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+            grants_limited += 1;
+        }
+    }
+    assert!(grants_limited >= 1, "upload grants are limited like other commands");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,8 +26,8 @@ use confab_core::files::{
     incoming_key, normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
     INCOMING_PREFIX,
 };
-use confab_core::ports::Workspace;
 use confab_core::ports::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, PortError, PortErrorKind};
+use confab_core::ports::{SendVerdict, Workspace};
 use confab_core::{Claims, ErrorCode};
 use futures::{StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
@@ -138,6 +138,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let blobs = blobs(&st)?;
+    take_from_send_buckets(&st, &claims).await?;
     validate_file_name(&b.name).map_err(ApiError::bad)?;
     let content_type = normalize_content_type(&b.content_type).map_err(ApiError::bad)?;
     let workspace = check_workspace_limits(&st, claims.workspace_id, b.size, &content_type).await?;
@@ -164,6 +165,29 @@ pub async fn create(
     // Unix milliseconds, like every other time in the API
     let body = json!({"file_id": file.file_id, "upload": upload, "upload_token": token, "expires_at": expires * 1000});
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// An upload grant takes from the user's and the workspace's command buckets, as a sent
+/// message does: with the URL's lifetime, that bounds the uploads a user can have open at once.
+/// A limiter that cannot answer lets the grant through, as for messages.
+async fn take_from_send_buckets(st: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let limited = |message: String| Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message));
+    match st.send_limits.take(claims.workspace_id, claims.user_id, now).await {
+        Ok(SendVerdict::Allowed) => Ok(()),
+        Ok(SendVerdict::UserLimited) => limited(format!(
+            "more than {} commands a second from you; retry shortly",
+            st.cfg.gateway.user_send_rate_per_sec
+        )),
+        Ok(SendVerdict::WorkspaceLimited) => limited(format!(
+            "more than {} commands a second in this workspace; retry shortly",
+            st.cfg.gateway.workspace_send_rate_per_sec
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "send limits unavailable; letting the upload grant through");
+            Ok(())
+        }
+    }
 }
 
 /// The workspace's size and type limits (its own, or the configured defaults); returns the
