@@ -238,6 +238,8 @@ async fn run_distributed(
     shutdown: Shutdown,
     health: Health,
 ) -> anyhow::Result<()> {
+    // refused credentials stop the start here, rather than leaving the process waiting forever
+    confab_distributed::kafka::preflight(&cfg).await.context("checking Kafka")?;
     let platform = Arc::new(DistributedPlatform::new(cfg.clone(), shutdown.clone(), health.clone()));
     platform::run(platform, components, Shared { cfg, shutdown, health }).await
 }

@@ -7,7 +7,7 @@
 //! `EventRecord`).
 
 use confab_core::event::Event;
-use confab_core::ports::{DeadRecord, EventRecord, EventSource, PortError, PortResult};
+use confab_core::ports::{DeadRecord, EventRecord, EventSource, PortError, PortErrorKind, PortResult};
 use confab_core::telemetry::{register, Health};
 use confab_core::{Backoff, Shutdown};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
@@ -114,7 +114,7 @@ impl<P: Projection> Run<'_, P> {
     async fn apply(&mut self, batch: Vec<EventRecord>) -> PortResult<bool> {
         let name = self.projection.name();
         let Some((events, sources)) = self.decoded(batch).await else { return Ok(false) };
-        if !self.apply_until_done(&events, &sources).await {
+        if !self.apply_until_done(&events, &sources).await? {
             return Ok(false);
         }
         METRICS.events.with_label_values(&[name]).inc_by(events.len() as u64);
@@ -167,28 +167,39 @@ impl<P: Projection> Run<'_, P> {
 
     /// Applies a batch: a transient failure is retried with backoff, never skipping; a batch
     /// refused for good is applied event by event, so only an event that can never be applied
-    /// goes to the dead letters and the others, of every workspace, are applied. False if
-    /// shutdown came first.
-    async fn apply_until_done(&mut self, events: &[Event], sources: &[(i32, i64)]) -> bool {
+    /// goes to the dead letters and the others, of every workspace, are applied. A fatal refusal
+    /// (the store refused our credentials or configuration) is no fault of the events: it stops
+    /// the projector with nothing acknowledged, so they are applied after the operator's fix.
+    /// Ok(false) if shutdown came first.
+    async fn apply_until_done(&mut self, events: &[Event], sources: &[(i32, i64)]) -> PortResult<bool> {
         match self.apply_retrying(events).await {
-            Some(Ok(())) => true,
-            None => false,
-            Some(Err(refused)) if events.len() == 1 => self.dead_event(&events[0], sources[0], refused).await,
+            Some(Ok(())) => Ok(true),
+            None => Ok(false),
+            Some(Err(e)) if e.kind() == PortErrorKind::Fatal => Err(self.stopped_by_store(e)),
+            Some(Err(refused)) if events.len() == 1 => Ok(self.dead_event(&events[0], sources[0], refused).await),
             Some(Err(_)) => {
                 for (event, source) in events.iter().zip(sources) {
                     match self.apply_retrying(std::slice::from_ref(event)).await {
                         Some(Ok(())) => {}
-                        None => return false,
+                        None => return Ok(false),
+                        Some(Err(e)) if e.kind() == PortErrorKind::Fatal => return Err(self.stopped_by_store(e)),
                         Some(Err(refused)) => {
                             if !self.dead_event(event, *source, refused).await {
-                                return false;
+                                return Ok(false);
                             }
                         }
                     }
                 }
-                true
+                Ok(true)
             }
         }
+    }
+
+    /// The error that stops the projector when its store refuses it for good.
+    fn stopped_by_store(&self, e: PortError) -> PortError {
+        self.health.set("store", Err(e.to_string()));
+        tracing::error!(projector = self.projection.name(), error = %e, "projector stopped: its store refuses it for good");
+        e.context("applying")
     }
 
     /// Applies until it succeeds or fails for good (`Some(Err)`); `None` if shutdown came first.
@@ -442,6 +453,38 @@ mod tests {
         assert_eq!((*applied.lock().unwrap(), *acked.lock().unwrap()), (1, 1), "the event after it is applied");
         trigger.trigger();
         task.await.unwrap().unwrap();
+    }
+
+    /// Refuses every write as a store that refused our credentials would.
+    struct RefusedCredentials;
+
+    impl Projection for RefusedCredentials {
+        fn name(&self) -> &'static str {
+            "refused-credentials"
+        }
+        async fn apply(&self, _events: &[Event]) -> Result<(), PortError> {
+            Err(PortError::fatal("opensearch 401: security_exception: authentication failed"))
+        }
+        async fn check(&self) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_refusing_our_credentials_stops_the_projector_and_dead_letters_nothing() {
+        let (acked, dead_letters) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(Vec::new())));
+        let log =
+            FlakyLog { events: 3, acked: acked.clone(), dead_letters: dead_letters.clone(), ..FlakyLog::default() };
+        let (_trigger, shutdown) = Shutdown::new();
+        let result = tokio::time::timeout(
+            Duration::from_secs(20),
+            run(Box::new(log), RefusedCredentials, shutdown, Health::default()),
+        )
+        .await
+        .expect("the projector stops instead of retrying");
+        assert_eq!(result.unwrap_err().kind(), PortErrorKind::Fatal);
+        assert!(dead_letters.lock().unwrap().is_empty(), "no event is blamed for the store's refusal");
+        assert_eq!(*acked.lock().unwrap(), 0, "nothing is acknowledged: the events are applied after the fix");
     }
 
     /// Refuses for good any batch holding the event with seq `refused` (an invalid write).

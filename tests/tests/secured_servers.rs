@@ -44,6 +44,21 @@ async fn produce(config: &ClientConfig, topic: &str) -> Option<String> {
     producer.send(record, Duration::from_secs(10)).await.err().map(|(e, _)| e.to_string())
 }
 
+/// `url` (`scheme://user:password@host...`) with another password (the user `confab` when it
+/// names none).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (user, host) = match rest.split_once('@') {
+        Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or("confab"), host),
+        None => ("confab", rest),
+    };
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A setting that cannot work: what it is, the `confab` command it is given to, the process's
+/// settings, and the word its error must name.
+type BadSetting = (&'static str, Vec<&'static str>, Vec<(&'static str, String)>, &'static str);
+
 /// The four secured servers, started side by side.
 struct Secured {
     kafka: OwnServer,
@@ -199,4 +214,87 @@ async fn a_stack_on_secured_servers_works_and_each_role_gets_only_its_own() {
     assert!(produce(&impostor, &format!("{namespace}.commands")).await.is_some(), "a wrong password writes nothing");
     let plaintext = kafka_client(kafka, None);
     assert!(produce(&plaintext, &format!("{namespace}.commands")).await.is_some(), "plaintext writes nothing");
+
+    // a wrong credential or a certificate nobody vouches for stops a process at once, with an
+    // error naming the setting: it never waits forever for what cannot work
+    let kafka_user = |user: &'static str, password: &str| {
+        vec![
+            ("CONFAB_KAFKA__PROPERTIES__SASL_USERNAME", user.to_string()),
+            ("CONFAB_KAFKA__PROPERTIES__SASL_PASSWORD", password.to_string()),
+        ]
+    };
+    let projector_user = kafka_user("projector", projector_password);
+    let with = |mut env: Vec<(&'static str, String)>, extra: &[(&'static str, &str)]| {
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        env
+    };
+    let bad_redis = with_password(&redis.setting("CONFAB_REDIS_URL"), "not-the-password");
+    let bad_search = with_password(&search_url, "not-the-password");
+    let cases: Vec<BadSetting> = vec![
+        ("kafka password", vec!["ingest"], kafka_user("ingest", "not-the-password"), "kafka"),
+        (
+            "cassandra password",
+            vec!["projector", "timeline"],
+            with(projector_user.clone(), &[("CONFAB_CASSANDRA__PASSWORD", "not-the-password")]),
+            "cassandra",
+        ),
+        (
+            "redis password",
+            vec!["projector", "fanout"],
+            with(projector_user.clone(), &[("CONFAB_REDIS__URL", &bad_redis)]),
+            "redis",
+        ),
+        (
+            "redis certificate",
+            vec!["projector", "fanout"],
+            with(projector_user.clone(), &[("CONFAB_REDIS__CA_FILE", "")]),
+            "redis",
+        ),
+        (
+            "search password",
+            vec!["projector", "search"],
+            with(projector_user.clone(), &[("CONFAB_SEARCH__URL", &bad_search)]),
+            "search",
+        ),
+        (
+            "search certificate",
+            vec!["projector", "search"],
+            with(projector_user.clone(), &[("CONFAB_SEARCH__CA_FILE", "")]),
+            "search",
+        ),
+        (
+            "cassandra certificate",
+            vec!["projector", "timeline"],
+            with(projector_user.clone(), &[("CONFAB_CASSANDRA__CA_FILE", "")]),
+            "cassandra",
+        ),
+    ];
+    for (what, args, env, names) in cases {
+        let mut command = stack.confab(&args);
+        command.envs(env).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        let started = std::time::Instant::now();
+        let mut child = command.spawn().unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        let tail: String = err.lines().rev().take(5).collect::<Vec<_>>().join("\n");
+        let took = started.elapsed();
+        eprintln!("{what}: {status:?} after {took:?}");
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "a {what} that cannot work must stop `confab {}`:\n{tail}",
+            args.join(" ")
+        );
+        assert!(err.to_lowercase().contains(names), "the error names {names}:\n{tail}");
+    }
 }

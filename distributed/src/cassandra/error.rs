@@ -64,9 +64,23 @@ impl Classify for NewSessionError {
         match self {
             NewSessionError::EmptyKnownNodesList | NewSessionError::IllegalConfig(_) => PortErrorKind::Fatal,
             NewSessionError::UseKeyspaceError(u) => kind_of_use_keyspace(u),
+            _ if refused_at_setup(&self.to_string()) => PortErrorKind::Fatal,
             _ => PortErrorKind::Transient,
         }
     }
+}
+
+/// Credentials the cluster refused, or a node certificate this client does not trust: trying
+/// again cannot help. The driver nests these inside its connection-pool errors (with no typed
+/// path out), so the error's text is read for the driver's and rustls's own messages.
+fn refused_at_setup(text: &str) -> bool {
+    const REFUSALS: [&str; 4] = [
+        "Authentication failed - bad credentials",
+        "Authentication is required",
+        "invalid peer certificate",
+        "certificate verify failed",
+    ];
+    REFUSALS.iter().any(|refusal| text.contains(refusal))
 }
 
 /// Rows that do not have the shape the adapter expects: the schema is not the one `confab setup`

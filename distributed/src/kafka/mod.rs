@@ -7,6 +7,7 @@
 //! - [`KafkaSequencerLog`]: ingest's consumer group and transactional producer.
 //! - [`KafkaEventSource`]: a projector's consumer group with stored offsets, or a replay.
 //! - [`KafkaSchemaLog`]: the schema registry's shared log (`<ns>._schemas`).
+//! - [`preflight`]: refused credentials stop a start instead of hanging it.
 //! - `client`: settings every client shares; `admin`: topic creation; `error`: what an error means.
 
 mod admin;
@@ -14,6 +15,7 @@ mod client;
 mod command_sink;
 mod error;
 mod event_source;
+mod preflight;
 mod replies;
 mod schema_log;
 mod sequencer_log;
@@ -22,6 +24,7 @@ pub use admin::ensure_topics;
 pub use client::{base_config, committed_lag, consumer_config, group};
 pub use command_sink::KafkaCommandSink;
 pub use event_source::KafkaEventSource;
+pub use preflight::preflight;
 pub use replies::KafkaReplySource;
 pub use schema_log::{schemas_topic, KafkaSchemaLog};
 pub use sequencer_log::KafkaSequencerLog;
