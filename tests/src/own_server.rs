@@ -17,7 +17,13 @@ impl OwnServer {
     pub fn start(service: &str, script_env: &[(&str, &str)]) -> OwnServer {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../scripts/services/{service}.sh"));
         let script_env = script_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let server = OwnServer { script, run_dir: tempfile::tempdir().unwrap(), script_env };
+        let mut run_dir = tempfile::tempdir().unwrap();
+        if std::env::var("CONFAB_TEST_KEEP").is_ok() {
+            // keep the server's logs for a post mortem, as the stack keeps its processes'
+            run_dir.disable_cleanup(true);
+            eprintln!("{service} dir kept: {}", run_dir.path().display());
+        }
+        let server = OwnServer { script, run_dir, script_env };
         server.start_again();
         server
     }

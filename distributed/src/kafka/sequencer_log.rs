@@ -28,6 +28,9 @@ use super::client::{base_config, consumer_config, group};
 use super::error::{is_fenced_static_member, port_error, KafkaResultExt};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a commit (offsets and the transaction's end, each bounded by [`TXN_TIMEOUT`]
+/// in librdkafka's terms) may take before the session gives up on it.
+const COMMIT_BOUND: Duration = Duration::from_secs(35);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Records partitions taken away by a rebalance.
@@ -125,11 +128,22 @@ impl KafkaSequencerLog {
         });
         try_join_all(sends.chain(reply_sends)).await.map_err(|(e, _)| port_error("writing events and replies", e))?;
         let p = self.producer.clone();
-        super::blocking("committing a transaction", move || {
+        let committing = super::blocking("committing a transaction", move || {
             p.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)?;
             p.commit_transaction(TXN_TIMEOUT)
-        })
-        .await
+        });
+        // librdkafka waits for `send_offsets_to_transaction` without a bound when the group's
+        // and the transaction's coordinators move at once (a broker lost; seen in the
+        // one-of-three-brokers test): past COMMIT_BOUND the session fails as transient, and
+        // the next one's `init_transactions` fences this producer, so its transaction can
+        // never commit after that (its blocked thread is left to end with the fence)
+        match tokio::time::timeout(COMMIT_BOUND, committing).await {
+            Ok(committed) => committed,
+            Err(_) => Err(PortError::transient(format!(
+                "kafka, committing a transaction: no answer in {} s; starting a new session",
+                COMMIT_BOUND.as_secs()
+            ))),
+        }
     }
 }
 

@@ -373,14 +373,20 @@ async fn move_upload_in_place(st: &AppState, blobs: &dyn BlobStore, t: &Ticket, 
     }
 }
 
+/// Seconds an upload is kept past its ticket's expiry before the sweep may delete it.
+const SWEEP_MARGIN_SECS: u64 = 2;
+
 /// Deletes the bytes of uploads never completed, every `files.incomplete_sweep_secs`, until
 /// shutdown. An upload is abandoned once its token expired: its URL's lifetime and
 /// `files.complete_grace_secs` after it was granted, so only bytes written before that long ago
-/// go. Every gateway sweeps (deleting twice is harmless).
+/// (and [`SWEEP_MARGIN_SECS`] more) go. Every gateway sweeps (deleting twice is harmless).
 pub async fn sweep_incomplete_uploads(st: Arc<AppState>) {
     let Some(blobs) = st.blobs.clone() else { return };
     let files = &st.cfg.files;
-    let abandoned_after = Duration::from_secs(files.upload_url_ttl_secs + files.complete_grace_secs);
+    // object stores keep modification times to the second, and a ticket's expiry is in whole
+    // seconds too: the margin keeps the sweep from taking an upload whose ticket still holds
+    let abandoned_after =
+        Duration::from_secs(files.upload_url_ttl_secs + files.complete_grace_secs + SWEEP_MARGIN_SECS);
     let every = Duration::from_secs(files.incomplete_sweep_secs);
     let mut shutdown = st.shutdown.clone();
     loop {
