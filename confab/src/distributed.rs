@@ -107,6 +107,7 @@ impl DistributedPlatform {
 /// for a moment, so this retries for up to 30 s.
 async fn connect_cassandra(cfg: &Config) -> anyhow::Result<Arc<CassandraStore>> {
     let mut attempt = 0;
+    let started = std::time::Instant::now();
     loop {
         attempt += 1;
         let connected = async {
@@ -115,7 +116,11 @@ async fn connect_cassandra(cfg: &Config) -> anyhow::Result<Arc<CassandraStore>> 
         }
         .await;
         match connected {
-            Ok(s) => return Ok(Arc::new(s)),
+            Ok(s) => {
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(elapsed_ms, attempt, "cassandra connected, statements prepared");
+                return Ok(Arc::new(s));
+            }
             Err(e) if e.kind() != PortErrorKind::Fatal && attempt < 30 => {
                 tracing::warn!(error = %e, attempt, "cassandra not ready, retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;

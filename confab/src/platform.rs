@@ -163,7 +163,11 @@ async fn start_one(component: Component, platform: Arc<dyn Platform>, cx: Shared
         }
         Component::Search => {
             let Some(source) = platform.event_source("search").await? else { return Ok(()) };
-            search(source, platform.search().await?, platform.store().await?, cx).await
+            // the index first: a search server that refuses us stops the start before the
+            // store's statements are prepared (dozens of round trips on a busy cluster)
+            let index = platform.search().await?;
+            index.ensure().await.context("creating the search index")?;
+            search(source, index, platform.store().await?, cx).await
         }
         Component::Notifier => {
             let Some(source) = platform.event_source("notifier").await? else { return Ok(()) };
@@ -217,15 +221,13 @@ async fn fanout(source: Box<dyn EventSource>, fanout: Arc<dyn Fanout>, cx: Share
     Ok(runner::run(source, FanoutProjection::new(fanout), cx.shutdown, cx.health).await?)
 }
 
-/// The search projection; the index is created first if missing. The store gives workspaces'
-/// retention.
+/// The search projection (its index made by the caller). The store gives workspaces' retention.
 async fn search(
     source: Box<dyn EventSource>,
     index: Arc<dyn SearchIndex>,
     store: Arc<dyn Store>,
     cx: Shared,
 ) -> anyhow::Result<()> {
-    index.ensure().await.context("creating the search index")?;
     Ok(runner::run(source, SearchProjection::new(index, store), cx.shutdown, cx.health).await?)
 }
 

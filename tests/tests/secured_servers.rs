@@ -283,7 +283,7 @@ async fn a_stack_on_secured_servers_works_and_each_role_gets_only_its_own() {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
-            if started.elapsed() > Duration::from_secs(120) {
+            if started.elapsed() > Duration::from_secs(60) {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;

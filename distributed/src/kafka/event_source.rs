@@ -30,11 +30,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-use super::client::{base_config, consumer_config, group};
+use super::client::{base_config, consumer_config, group, ClosedOffRuntime};
 use super::error::{is_fenced_static_member, port_error, KafkaResultExt};
 
 pub struct KafkaEventSource {
-    consumer: Arc<StreamConsumer>,
+    consumer: ClosedOffRuntime<Arc<StreamConsumer>>,
     /// The projector of a live (subscribed) source, which can make its consumer again; `None`
     /// for replays.
     projector: Option<String>,
@@ -65,7 +65,7 @@ impl KafkaEventSource {
     /// Measures the current consumer's lag in the background, until the consumer is dropped.
     fn watch_lag(&self) {
         let probe = LagProbe { lag: self.lag.clone(), reachable: self.reachable.clone() };
-        tokio::spawn(measure_lag(Arc::downgrade(&self.consumer), self.topic.clone(), probe));
+        tokio::spawn(measure_lag(Arc::downgrade(&*self.consumer), self.topic.clone(), probe));
     }
 
     /// The port error for `e`. A live source whose static membership was fenced makes a new
@@ -76,7 +76,7 @@ impl KafkaEventSource {
         tracing::warn!(projector, error = %e, "consumer fenced after its session was lost, joining again");
         match live_consumer(&self.cfg, &projector) {
             Ok(consumer) => {
-                self.consumer = consumer;
+                self.consumer = ClosedOffRuntime::new(consumer);
                 self.watch_lag();
                 PortError::transient(format!("kafka, {what}: fenced, joined again: {e}"))
             }
@@ -162,7 +162,7 @@ impl KafkaEventSource {
     ) -> Self {
         let topics = Topics::new(&cfg.namespace);
         Self {
-            consumer,
+            consumer: ClosedOffRuntime::new(consumer),
             projector: None,
             codec,
             topic: topics.events,

@@ -24,7 +24,7 @@ use confab_core::event::Event;
 use confab_core::ports::{CommandRecord, PortError, PortResult, SequencerLog, UnacceptedCommand};
 use confab_core::Topics;
 
-use super::client::{base_config, consumer_config, group};
+use super::client::{base_config, consumer_config, group, ClosedOffRuntime};
 use super::error::{is_fenced_static_member, port_error, KafkaResultExt};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,7 +54,8 @@ pub struct KafkaSequencerLog {
     topics: Topics,
     codec: EventCodec,
     producer: FutureProducer,
-    consumer: StreamConsumer<RevokeTracker>,
+    /// Dropped with every failed session: closed off the runtime (see `ClosedOffRuntime`).
+    consumer: ClosedOffRuntime<StreamConsumer<RevokeTracker>>,
     tracker: RevokeTracker,
     signer: CommandSigner,
 }
@@ -84,6 +85,7 @@ impl KafkaSequencerLog {
             .or_port("creating a Kafka client")?;
         consumer.subscribe(&[&topics.commands]).or_port("subscribing to commands")?;
         let signer = CommandSigner::from_token_secret(&cfg.auth.token_secret);
+        let consumer = ClosedOffRuntime::new(consumer);
         Ok(Self { cfg: cfg.clone(), topics, codec, producer, consumer, tracker, signer })
     }
 
