@@ -36,7 +36,7 @@ pub enum ClientFrame {
     #[serde(rename = "ping")]
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        id: Option<serde_json::Value>,
+        id: Option<PingId>,
     },
     /// Post a message; with `thread_ts` (the parent's `message_id`) a thread reply, shown in
     /// the channel too when `also_send_to_channel`.
@@ -288,7 +288,7 @@ pub enum ServerFrame {
     #[serde(rename = "pong")]
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        id: Option<serde_json::Value>,
+        id: Option<PingId>,
     },
     #[serde(rename = "message:ack")]
     Ack { client_msg_id: String, channel_id: Uuid, message_id: Uuid, seq: i64, ts: i64 },
@@ -455,6 +455,19 @@ impl FrameError {
 
 /// Parses and validates one text frame. Validation here is a fast path for the user; ingest
 /// validates again, authoritatively.
+/// Bytes of a ping's text id.
+pub const MAX_PING_ID_BYTES: usize = 128;
+
+/// A ping's id, echoed exactly in its pong: an integer or a short text. A float could come
+/// back other than it went (JSON parsers round them; the client-frame fuzzer found one), and
+/// an object would be echoed at any size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PingId {
+    Integer(i64),
+    Text(String),
+}
+
 pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
     if raw.len() > MAX_FRAME_BYTES {
         return Err(FrameError {
@@ -503,6 +516,10 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
         }
         ClientFrame::ReactionAdd { emoji, .. } | ClientFrame::ReactionRemove { emoji, .. } => {
             validate_emoji(emoji).map_err(|m| err(ErrorCode::InvalidField, m))?
+        }
+        ClientFrame::Ping { id: Some(PingId::Text(id)) } if id.len() > MAX_PING_ID_BYTES => {
+            let message = format!("a ping's id is an integer or at most {MAX_PING_ID_BYTES} bytes of text");
+            return Err(err(ErrorCode::InvalidField, message));
         }
         _ => {}
     }
@@ -625,6 +642,28 @@ mod tests {
         assert_eq!(parse_client_frame(&rename.to_string()).unwrap_err().code, ErrorCode::InvalidField);
         let react = serde_json::json!({"type": "reaction:add", "channel_id": Uuid::new_v4(), "message_id": Uuid::new_v4(), "emoji": "ok\u{200B}"});
         assert_eq!(parse_client_frame(&react.to_string()).unwrap_err().code, ErrorCode::InvalidField);
+    }
+
+    #[test]
+    fn a_ping_id_is_an_integer_or_short_text_and_comes_back_exactly() {
+        for (raw, id) in [
+            (r#"{"type":"ping","id":42}"#, Some(PingId::Integer(42))),
+            (r#"{"type":"ping","id":"beat-7"}"#, Some(PingId::Text("beat-7".into()))),
+            (r#"{"type":"ping"}"#, None),
+        ] {
+            let frame = parse_client_frame(raw).unwrap();
+            assert_eq!(frame, ClientFrame::Ping { id: id.clone() });
+            let pong = serde_json::to_string(&ServerFrame::Pong { id: id.clone() }).unwrap();
+            let back: serde_json::Value = serde_json::from_str(&pong).unwrap();
+            let sent: serde_json::Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(back.get("id"), sent.get("id"), "echoed exactly: {pong}");
+        }
+        let long = format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(MAX_PING_ID_BYTES + 1));
+        // the client-frame fuzzer's find: a float inside an object came back rounded
+        let floats = r#"{"type":"ping","id":{"id":151555550001555001090753132}}"#;
+        for raw in [r#"{"type":"ping","id":1.5}"#, floats, r#"{"type":"ping","id":[1]}"#, long.as_str()] {
+            assert_eq!(parse_client_frame(raw).unwrap_err().code, ErrorCode::InvalidField, "{raw:.80}");
+        }
     }
 
     #[test]
