@@ -5,7 +5,8 @@ use confab_core::auth::{JwtKeys, JwtRules};
 use confab_core::command::{Command, Reply};
 use confab_core::config::Config;
 use confab_core::ports::{
-    BlobStore, CommandSink, Fanout, NotifyStore, PortError, Presence, ReplySource, SearchIndex, SendLimits, Store,
+    BlobStore, CommandSink, Fanout, NotifyStore, PortError, Presence, ReplySource, SearchIndex, SendLimits,
+    SendVerdict, Store,
 };
 use confab_core::presence::PresenceStatus;
 use confab_core::telemetry::Health;
@@ -69,6 +70,30 @@ pub struct AppState {
 pub type PresenceChanges = tokio::sync::mpsc::UnboundedReceiver<(Uuid, Uuid, PresenceStatus)>;
 
 impl AppState {
+    /// Takes a token from `user`'s and the workspace's command buckets (shared by every
+    /// gateway): `None` when the command may go on, or the refusal to send back. Every
+    /// command and upload grant takes one. A limiter that cannot answer lets the command
+    /// through (the log is what must be available), and says so.
+    pub async fn take_command_token(&self, ws: Uuid, user: Uuid) -> Option<String> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let gateway = &self.cfg.gateway;
+        match self.send_limits.take(ws, user, now).await {
+            Ok(SendVerdict::Allowed) => None,
+            Ok(SendVerdict::UserLimited) => Some(format!(
+                "more than {} messages and other commands a second from you; slow down and retry",
+                gateway.user_send_rate_per_sec
+            )),
+            Ok(SendVerdict::WorkspaceLimited) => Some(format!(
+                "more than {} messages and other commands a second in this workspace; retry shortly",
+                gateway.workspace_send_rate_per_sec
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "send limits unavailable; letting the command through");
+                None
+            }
+        }
+    }
+
     /// The state of a gateway over `ports`, the receiving end of its presence transitions, and
     /// its replies (read by one task, `replies::route`).
     pub fn new(

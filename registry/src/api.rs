@@ -190,16 +190,12 @@ async fn require_write_key(State(key): State<Arc<String>>, request: Request, nex
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !key.is_empty() && constant_time_eq(given.as_bytes(), key.as_bytes()) {
+    if confab_core::auth::key_matches(given, &key) {
         return next.run(request).await;
     }
     let body = json!({"error_code": 40101, "message": "registering schemas and changing compatibility need the registry's write key"});
     (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], Json(body))
         .into_response()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What anyone may do: read subjects, versions, schemas and settings, and ask whether a schema

@@ -841,28 +841,38 @@ node_cport() { prop_get "$RUN_DIR/kafka-$1/server.properties" listeners | sed 's
 node_running() { node_paths "$1"; [[ -f "$NPID" ]] && pid_matches "$(cat "$NPID")" "$NMATCH"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The Python the broker requests below share (no single quotes in it): request(api_key,
+# version, body) sends one request to 127.0.0.1:sys.argv[1] and returns its response after the
+# correlation id; the script exits 1 when the broker does not answer in 3 s.
+KAFKA_PY_REQUEST='
+import socket, struct, sys
+def request(api_key, version, body):
+    cid = b"confab-kafka.sh"
+    head = struct.pack(">hhih", api_key, version, 1, len(cid)) + cid
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+        s.settimeout(3)
+        s.sendall(struct.pack(">i", len(head) + len(body)) + head + body)
+        def read(n):
+            b = b""
+            while len(b) < n:
+                c = s.recv(n - len(b))
+                if not c:
+                    raise EOFError
+                b += c
+            return b
+        return read(struct.unpack(">i", read(4))[0])[4:]
+    except Exception:
+        sys.exit(1)
+'
+
 # meta_brokers PORT: the ids of the brokers (unfenced, as KRaft lists them) in a Metadata (v4)
 # response from 127.0.0.1:PORT, sorted, space separated; fails if it does not answer in 3 s.
 meta_brokers() {
-  "$PY3" - "$1" <<'PYEOF'
-import socket, struct, sys
-cid = b"confab-kafka.sh"
-body = struct.pack(">hhih", 3, 4, 1, len(cid)) + cid + struct.pack(">ib", 0, 0)  # no topics
+  "$PY3" -c "$KAFKA_PY_REQUEST"'
+r = request(3, 4, struct.pack(">ib", 0, 0))  # no topics
 try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
-    s.settimeout(3)
-    s.sendall(struct.pack(">i", len(body)) + body)
-    def read(n):
-        b = b""
-        while len(b) < n:
-            c = s.recv(n - len(b))
-            if not c:
-                raise EOFError
-            b += c
-        return b
-    size = struct.unpack(">i", read(4))[0]
-    r = read(size)
-    off = 8  # correlation id, throttle time
+    off = 4  # throttle time
     (n,) = struct.unpack_from(">i", r, off); off += 4
     ids = []
     for _ in range(n):
@@ -872,39 +882,24 @@ try:
 except Exception:
     sys.exit(1)
 print(" ".join(str(i) for i in sorted(ids)))
-PYEOF
+' "$1"
 }
 
 # find_coordinator PORT GROUP: the id of the broker coordinating consumer group GROUP, from a
 # FindCoordinator (v1) request to 127.0.0.1:PORT; fails if it does not answer in 3 s or errs.
 find_coordinator() {
-  "$PY3" - "$1" "$2" <<'PYEOF'
-import socket, struct, sys
-cid, group = b"confab-kafka.sh", sys.argv[2].encode()
-body = struct.pack(">hhih", 10, 1, 1, len(cid)) + cid + struct.pack(">h", len(group)) + group + b"\x00"
+  "$PY3" -c "$KAFKA_PY_REQUEST"'
+group = sys.argv[2].encode()
+r = request(10, 1, struct.pack(">h", len(group)) + group + bytes(1))  # key type 0: a group
 try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
-    s.settimeout(3)
-    s.sendall(struct.pack(">i", len(body)) + body)
-    def read(n):
-        b = b""
-        while len(b) < n:
-            c = s.recv(n - len(b))
-            if not c:
-                raise EOFError
-            b += c
-        return b
-    size = struct.unpack(">i", read(4))[0]
-    r = read(size)
-    error, ml = struct.unpack_from(">hh", r, 8)  # after correlation id and throttle time
-    off = 12 + max(ml, 0)
-    (node,) = struct.unpack_from(">i", r, off)
+    error, ml = struct.unpack_from(">hh", r, 4)  # after the throttle time
+    (node,) = struct.unpack_from(">i", r, 8 + max(ml, 0))
 except Exception:
     sys.exit(1)
 if error != 0:
     sys.exit(1)
 print(node)
-PYEOF
+' "$1" "$2"
 }
 
 # coordinator RUN_DIR GROUP: prints the id (1..3) of the node coordinating consumer group GROUP

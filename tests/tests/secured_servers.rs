@@ -57,7 +57,7 @@ fn with_password(url: &str, password: &str) -> String {
 
 /// A setting that cannot work: what it is, the `confab` command it is given to, the process's
 /// settings, and the word its error must name.
-type BadSetting = (&'static str, Vec<&'static str>, Vec<(&'static str, String)>, &'static str);
+type BadSetting = (&'static str, Vec<&'static str>, Vec<(String, String)>, &'static str);
 
 /// The four secured servers, started side by side.
 struct Secured {
@@ -217,58 +217,31 @@ async fn a_stack_on_secured_servers_works_and_each_role_gets_only_its_own() {
 
     // a wrong credential or a certificate nobody vouches for stops a process at once, with an
     // error naming the setting: it never waits forever for what cannot work
-    let kafka_user = |user: &'static str, password: &str| {
-        vec![
-            ("CONFAB_KAFKA__PROPERTIES__SASL_USERNAME", user.to_string()),
-            ("CONFAB_KAFKA__PROPERTIES__SASL_PASSWORD", password.to_string()),
-        ]
-    };
-    let projector_user = kafka_user("projector", projector_password);
-    let with = |mut env: Vec<(&'static str, String)>, extra: &[(&'static str, &str)]| {
-        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        env
-    };
     let bad_redis = with_password(&redis.setting("CONFAB_REDIS_URL"), "not-the-password");
     let bad_search = with_password(&search_url, "not-the-password");
-    let cases: Vec<BadSetting> = vec![
-        ("kafka password", vec!["ingest"], kafka_user("ingest", "not-the-password"), "kafka"),
-        (
-            "cassandra password",
-            vec!["projector", "timeline"],
-            with(projector_user.clone(), &[("CONFAB_CASSANDRA__PASSWORD", "not-the-password")]),
-            "cassandra",
-        ),
-        (
-            "redis password",
-            vec!["projector", "fanout"],
-            with(projector_user.clone(), &[("CONFAB_REDIS__URL", &bad_redis)]),
-            "redis",
-        ),
-        (
-            "redis certificate",
-            vec!["projector", "fanout"],
-            with(projector_user.clone(), &[("CONFAB_REDIS__CA_FILE", "")]),
-            "redis",
-        ),
-        (
-            "search password",
-            vec!["projector", "search"],
-            with(projector_user.clone(), &[("CONFAB_SEARCH__URL", &bad_search)]),
-            "search",
-        ),
-        (
-            "search certificate",
-            vec!["projector", "search"],
-            with(projector_user.clone(), &[("CONFAB_SEARCH__CA_FILE", "")]),
-            "search",
-        ),
-        (
-            "cassandra certificate",
-            vec!["projector", "timeline"],
-            with(projector_user.clone(), &[("CONFAB_CASSANDRA__CA_FILE", "")]),
-            "cassandra",
-        ),
+    // (what, the projector given it, the bad setting, the word its error names); ingest's
+    // Kafka password comes after, as it is the one case that is not a projector's
+    let projector_cases: [(&str, &str, (&str, &str), &str); 6] = [
+        ("cassandra password", "timeline", ("CONFAB_CASSANDRA__PASSWORD", "not-the-password"), "cassandra"),
+        ("cassandra certificate", "timeline", ("CONFAB_CASSANDRA__CA_FILE", ""), "cassandra"),
+        ("redis password", "fanout", ("CONFAB_REDIS__URL", &bad_redis), "redis"),
+        ("redis certificate", "fanout", ("CONFAB_REDIS__CA_FILE", ""), "redis"),
+        ("search password", "search", ("CONFAB_SEARCH__URL", &bad_search), "search"),
+        ("search certificate", "search", ("CONFAB_SEARCH__CA_FILE", ""), "search"),
     ];
+    let kafka_user = |user: &str, password: &str| {
+        vec![
+            ("CONFAB_KAFKA__PROPERTIES__SASL_USERNAME".to_string(), user.to_string()),
+            ("CONFAB_KAFKA__PROPERTIES__SASL_PASSWORD".to_string(), password.to_string()),
+        ]
+    };
+    let mut cases: Vec<BadSetting> =
+        vec![("kafka password", vec!["ingest"], kafka_user("ingest", "not-the-password"), "kafka")];
+    for (what, projector, (key, value), names) in projector_cases {
+        let mut env = kafka_user("projector", projector_password);
+        env.push((key.to_string(), value.to_string()));
+        cases.push((what, vec!["projector", projector], env, names));
+    }
     for (what, args, env, names) in cases {
         let mut command = stack.confab(&args);
         // info: if it does not stop, its last lines say where it waits

@@ -22,6 +22,13 @@ pub use command_signing::CommandSigner;
 pub use jwt::{JwtKeys, JwtRules};
 pub use legacy::TokenSigner;
 
+/// Whether `given` is the configured `key`, compared in time independent of where they differ;
+/// an empty key admits nobody. For the admin key and the registry's write key.
+pub fn key_matches(given: &str, key: &str) -> bool {
+    let same = given.len() == key.len() && given.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    same && !key.is_empty()
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
     #[serde(rename = "ws")]
@@ -95,5 +102,19 @@ impl TokenVerifier {
             return Err(AuthError::TooLong(self.max_lifetime_secs));
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::key_matches;
+
+    #[test]
+    fn only_the_configured_key_matches_and_an_unset_one_admits_nobody() {
+        assert!(key_matches("k3y-of-32-bytes-or-so", "k3y-of-32-bytes-or-so"));
+        for given in ["", "k3y", "k3y-of-32-bytes-or-sO", "k3y-of-32-bytes-or-so-and-more"] {
+            assert!(!key_matches(given, "k3y-of-32-bytes-or-so"), "{given:?}");
+        }
+        assert!(!key_matches("", ""), "an unset key admits nobody, even an empty bearer");
     }
 }

@@ -25,11 +25,7 @@ const MAX_DIRECTORY_NAME: usize = 100;
 
 /// The admin key, compared in constant time.
 fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = bearer(headers).unwrap_or("");
-    let want = st.cfg.auth.admin_key.as_str();
-    let same = given.len() == want.len() && given.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    // an unset key admits nobody
-    if same && !want.is_empty() {
+    if confab_core::auth::key_matches(bearer(headers).unwrap_or(""), &st.cfg.auth.admin_key) {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "admin key missing or wrong"))

@@ -26,8 +26,8 @@ use confab_core::files::{
     incoming_key, normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
     INCOMING_PREFIX,
 };
+use confab_core::ports::Workspace;
 use confab_core::ports::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, PortError, PortErrorKind};
-use confab_core::ports::{SendVerdict, Workspace};
 use confab_core::{Claims, ErrorCode};
 use futures::{StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
@@ -169,24 +169,10 @@ pub async fn create(
 
 /// An upload grant takes from the user's and the workspace's command buckets, as a sent
 /// message does: with the URL's lifetime, that bounds the uploads a user can have open at once.
-/// A limiter that cannot answer lets the grant through, as for messages.
 async fn take_from_send_buckets(st: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let limited = |message: String| Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message));
-    match st.send_limits.take(claims.workspace_id, claims.user_id, now).await {
-        Ok(SendVerdict::Allowed) => Ok(()),
-        Ok(SendVerdict::UserLimited) => limited(format!(
-            "more than {} commands a second from you; retry shortly",
-            st.cfg.gateway.user_send_rate_per_sec
-        )),
-        Ok(SendVerdict::WorkspaceLimited) => limited(format!(
-            "more than {} commands a second in this workspace; retry shortly",
-            st.cfg.gateway.workspace_send_rate_per_sec
-        )),
-        Err(e) => {
-            tracing::warn!(error = %e, "send limits unavailable; letting the upload grant through");
-            Ok(())
-        }
+    match st.take_command_token(claims.workspace_id, claims.user_id).await {
+        None => Ok(()),
+        Some(refused) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, refused)),
     }
 }
 

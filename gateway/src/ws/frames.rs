@@ -5,7 +5,6 @@
 
 use confab_core::command::{dm_channel_id, Command, CommandBody, ReplyTo};
 use confab_core::event::ChannelKind;
-use confab_core::ports::SendVerdict;
 use confab_core::presence::PresenceStatus;
 use confab_core::protocol::{parse_client_frame, ClientFrame, ServerFrame};
 use confab_core::{Claims, ErrorCode};
@@ -173,27 +172,10 @@ impl Conn {
         }
     }
 
-    /// An error frame if the user's or the workspace's command bucket is empty. A limiter that
-    /// cannot answer lets the send through (the log is what must be available), and says so.
+    /// An error frame if the user's or the workspace's command bucket is empty.
     async fn send_limited(&self, client_msg_id: &Option<String>) -> Option<ServerFrame> {
-        let (ws, user) = (self.claims.workspace_id, self.claims.user_id);
-        let now = chrono::Utc::now().timestamp_millis();
-        let message = match self.st.send_limits.take(ws, user, now).await {
-            Ok(SendVerdict::Allowed) => return None,
-            Ok(SendVerdict::UserLimited) => {
-                let rate = self.st.cfg.gateway.user_send_rate_per_sec;
-                format!("more than {rate} messages and other commands a second from you; slow down and retry")
-            }
-            Ok(SendVerdict::WorkspaceLimited) => {
-                let rate = self.st.cfg.gateway.workspace_send_rate_per_sec;
-                format!("more than {rate} messages and other commands a second in this workspace; retry shortly")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "send limits unavailable; letting the send through");
-                return None;
-            }
-        };
-        Some(self.error(ErrorCode::RateLimited, &message, client_msg_id.clone()))
+        let refused = self.st.take_command_token(self.claims.workspace_id, self.claims.user_id).await?;
+        Some(self.error(ErrorCode::RateLimited, &refused, client_msg_id.clone()))
     }
 
     /// An error frame if one of `users` is not in the caller's workspace.
