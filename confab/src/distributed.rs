@@ -6,12 +6,14 @@ use anyhow::Context;
 use async_trait::async_trait;
 use confab_core::avro::{value_subject, EventCodec};
 use confab_core::config::Config;
+use confab_core::keyring::Keyring;
 use confab_core::ports::{
     BlobStore, EventSource, Fanout, NotifyStore, PortErrorKind, Presence, ReplayFrom, SearchIndex, SequencerLog, Store,
 };
+use confab_core::sealing::LocalMasterKey;
 use confab_core::telemetry::Health;
 use confab_core::{Backoff, Shutdown, Topics};
-use confab_distributed::cassandra::{self, CassandraStore};
+use confab_distributed::cassandra::{self, CassandraKeys, CassandraStore};
 use confab_distributed::kafka::{self, KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSequencerLog};
 use confab_distributed::{
     CassandraDevices, DistributedNotify, HttpSchemaSource, RedisFanout, RedisNotify, RedisPresence, RedisSendLimits,
@@ -34,6 +36,7 @@ pub struct DistributedPlatform {
     fanout: OnceCell<Arc<RedisFanout>>,
     presence: OnceCell<Arc<RedisPresence>>,
     notify: OnceCell<Arc<DistributedNotify>>,
+    keyring: OnceCell<Arc<Keyring>>,
 }
 
 impl DistributedPlatform {
@@ -47,6 +50,7 @@ impl DistributedPlatform {
             fanout: OnceCell::new(),
             presence: OnceCell::new(),
             notify: OnceCell::new(),
+            keyring: OnceCell::new(),
         }
     }
 
@@ -191,7 +195,7 @@ impl Platform for DistributedPlatform {
         ExtraRoutes::default()
     }
 
-    async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
+    async fn log_sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
         let Some(codec) = self.codec().await else { return Ok(None) };
         let cfg = self.cfg.clone();
         Ok(Some(Arc::new(move || {
@@ -204,16 +208,32 @@ impl Platform for DistributedPlatform {
         false
     }
 
-    async fn event_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+    async fn log_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>> {
         let Some(codec) = self.codec().await else { return Ok(None) };
         Ok(Some(Box::new(KafkaEventSource::start(&self.cfg, name, codec)?)))
     }
 
-    async fn replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+    async fn log_replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>> {
         let Some(codec) = self.codec().await else { return Ok(None) };
         let source =
             KafkaEventSource::replay(&self.cfg, name, codec, from).await.context("assigning the events topic")?;
         Ok(Some(Box::new(source)))
+    }
+
+    /// Keys in Cassandra (the store's session), wrapped under `keys.master_key`.
+    async fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        let keyring = self
+            .keyring
+            .get_or_try_init(|| async {
+                let store = self.cassandra().await?;
+                let keys = CassandraKeys::new(store.session().clone(), &self.cfg.cassandra.keyspace)
+                    .await
+                    .context("preparing the key store's statements")?;
+                let master = LocalMasterKey::from_secret(&self.cfg.keys.master_key);
+                anyhow::Ok(Arc::new(Keyring::new(Arc::new(keys), Arc::new(master))))
+            })
+            .await?;
+        Ok(keyring.clone())
     }
 
     async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {

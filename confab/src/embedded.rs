@@ -8,9 +8,11 @@ use anyhow::Context;
 use async_trait::async_trait;
 use confab_core::avro::EventCodec;
 use confab_core::config::Config;
+use confab_core::keyring::Keyring;
 use confab_core::ports::{
     BlobStore, EventSource, Fanout, NotifyStore, Presence, ReplayFrom, SchemaSource, SearchIndex, Store,
 };
+use confab_core::sealing::LocalMasterKey;
 use confab_core::telemetry::Health;
 use confab_core::{secrets, Claims, Shutdown, TokenSigner, Topics};
 use confab_embedded::{Embedded, LocalBlobs};
@@ -32,6 +34,7 @@ pub struct EmbeddedPlatform {
     admin_key: String,
     search: Arc<dyn SearchIndex>,
     blobs: Arc<dyn BlobStore>,
+    keyring: Arc<Keyring>,
 }
 
 impl EmbeddedPlatform {
@@ -62,7 +65,10 @@ impl EmbeddedPlatform {
         let gw = &cfg.gateway;
         let send_limits =
             Arc::new(confab_embedded::EmbeddedSendLimits::new(gw.user_send_bucket(), gw.workspace_send_bucket()));
-        Ok(Self { emb, send_limits, registry, admin_key: cfg.auth.admin_key.clone(), search, blobs })
+        anyhow::ensure!(!cfg.keys.master_key.is_empty(), "no master key: `keys.master_key` or the data directory's");
+        let master = Arc::new(LocalMasterKey::from_secret(&cfg.keys.master_key));
+        let keyring = Arc::new(Keyring::new(emb.keys.clone(), master));
+        Ok(Self { emb, send_limits, registry, admin_key: cfg.auth.admin_key.clone(), search, blobs, keyring })
     }
 }
 
@@ -97,7 +103,7 @@ impl Platform for EmbeddedPlatform {
         }
     }
 
-    async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
+    async fn log_sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
         let log = self.emb.log.clone();
         Ok(Some(Arc::new(move || {
             let log = log.clone();
@@ -109,12 +115,16 @@ impl Platform for EmbeddedPlatform {
         true
     }
 
-    async fn event_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+    async fn log_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>> {
         Ok(Some(self.emb.log.event_source(&format!("projector-{name}"))?))
     }
 
-    async fn replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+    async fn log_replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>> {
         Ok(Some(self.emb.log.event_source_from(&format!("replay-{name}"), from).await?))
+    }
+
+    async fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        Ok(self.keyring.clone())
     }
 
     async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
@@ -143,7 +153,7 @@ impl Platform for EmbeddedPlatform {
 }
 
 /// The configuration the embedded mode runs with: the data directory exists, readable by its
-/// owner only, and the token secret and admin key are the directory's own (generated on first
+/// owner only, and the token secret, admin key and master key are the directory's own (generated on first
 /// run) unless configured.
 pub fn prepare(mut cfg: Config) -> anyhow::Result<Config> {
     let dir = PathBuf::from(&cfg.data_dir);
@@ -154,12 +164,17 @@ pub fn prepare(mut cfg: Config) -> anyhow::Result<Config> {
     if cfg.auth.admin_key.is_empty() {
         cfg.auth.admin_key = secrets::load_or_create(&dir, ADMIN_KEY_FILE)?;
     }
+    if cfg.keys.master_key.is_empty() {
+        cfg.keys.master_key = secrets::load_or_create(&dir, MASTER_KEY_FILE)?;
+    }
     Ok(cfg)
 }
 
 /// The files in the data directory that hold the generated secrets.
 pub const TOKEN_SECRET_FILE: &str = "token_secret";
 pub const ADMIN_KEY_FILE: &str = "admin_key";
+/// The master key of crypto-shredding: losing it loses every message (see docs/operators.md).
+pub const MASTER_KEY_FILE: &str = "master_key";
 
 /// `confab serve` in embedded mode: every component in this process.
 pub async fn serve(cfg: Config, shutdown: Shutdown, health: Health) -> anyhow::Result<()> {

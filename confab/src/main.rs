@@ -12,6 +12,7 @@ mod admin;
 mod bounded_http;
 mod distributed;
 mod embedded;
+mod events;
 mod lag;
 mod notifier;
 mod platform;
@@ -91,6 +92,14 @@ enum Command {
         #[arg(long)]
         max_rate: Option<u64>,
     },
+    /// Print the events log, one JSON line per event, texts opened with the keyring (a text
+    /// whose key a delete, an edit or retention destroyed shows as `"redacted": ["text"]`).
+    Events {
+        /// Where to start: `earliest` (the default), a timestamp (Unix ms or RFC 3339) or
+        /// offsets `partition:offset,...`.
+        #[arg(long, default_value = "earliest")]
+        from: String,
+    },
     /// Consumer lag of ingest and each projector, as JSON.
     Lag,
     /// Event schema tools: compatibility check, registration, catalogue.
@@ -108,6 +117,8 @@ pub enum ProjectorName {
     Timeline,
     Fanout,
     Search,
+    /// Destroys the data keys that deletes and edits list (crypto-shredding).
+    Erasure,
 }
 
 impl ProjectorName {
@@ -116,6 +127,7 @@ impl ProjectorName {
             ProjectorName::Timeline => Component::Timeline,
             ProjectorName::Fanout => Component::Fanout,
             ProjectorName::Search => Component::Search,
+            ProjectorName::Erasure => Component::Erasure,
         }
     }
 }
@@ -156,13 +168,9 @@ async fn main() -> anyhow::Result<()> {
         return run_registry(&cfg, &listen, store, writes).await;
     }
     let mut cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
-    let runs_gateway = matches!(cli.command, Command::Gateway)
-        || (matches!(cli.command, Command::Serve) && cfg.mode == Mode::Distributed);
-    if runs_gateway {
-        distributed_secrets(&mut cfg, cli.insecure_dev, Secrets::TokenAndAdmin)?;
-    } else if matches!(cli.command, Command::Ingest) {
-        // ingest checks the gateways' signature on each command with the token secret
-        distributed_secrets(&mut cfg, cli.insecure_dev, Secrets::Token)?;
+    let needed = needed_secrets(&cli.command, cfg.mode);
+    if needed != NeededSecrets::default() {
+        distributed_secrets(&mut cfg, cli.insecure_dev, needed)?;
     }
     let shutdown = Shutdown::on_signals();
     let health = Health::default();
@@ -186,6 +194,10 @@ async fn main() -> anyhow::Result<()> {
             replay::run(cfg, req, shutdown).await?;
         }
         Command::Schemas(cmd) => schemas::run(&cfg, cmd).await?,
+        Command::Events { from } => {
+            let from = confab_core::ports::ReplayFrom::parse(&from).map_err(|e| anyhow::anyhow!("--from {e}"))?;
+            events::run(cfg, from, shutdown).await?;
+        }
         Command::Lag => lag::run(&cfg).await?,
         Command::Admin(_) | Command::Registry { .. } => unreachable!("handled above"),
     }
@@ -194,22 +206,44 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Which secrets a distributed process needs.
-#[derive(PartialEq)]
-enum Secrets {
-    /// Ingest: the token secret, from which the gateways' command signatures derive.
-    Token,
-    /// A gateway: the token secret and the admin key.
-    TokenAndAdmin,
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct NeededSecrets {
+    /// Gateways sign commands with a key derived from it, and ingest checks the signatures.
+    token: bool,
+    /// Gateways serve the admin API.
+    admin: bool,
+    /// Whatever writes or reads events: ingest seals them, projectors and the notifier open them.
+    master: bool,
 }
 
-/// A distributed process's secrets must be configured: every gateway and ingest share them, so
-/// none can generate its own. The public development ones only with `--insecure-dev`.
-fn distributed_secrets(cfg: &mut Config, insecure_dev: bool, needed: Secrets) -> anyhow::Result<()> {
-    use confab_core::config::{INSECURE_DEV_ADMIN_KEY, INSECURE_DEV_TOKEN_SECRET};
-    let auth = &mut cfg.auth;
-    let mut secrets = vec![("auth.token_secret", &mut auth.token_secret, INSECURE_DEV_TOKEN_SECRET)];
-    if needed == Secrets::TokenAndAdmin {
+fn needed_secrets(command: &Command, mode: Mode) -> NeededSecrets {
+    let all = NeededSecrets { token: true, admin: true, master: true };
+    match command {
+        Command::Serve if mode == Mode::Distributed => all,
+        Command::Gateway => NeededSecrets { token: true, admin: true, master: false },
+        Command::Ingest => NeededSecrets { token: true, admin: false, master: true },
+        Command::Projector { .. } | Command::Notifier => NeededSecrets { master: true, ..NeededSecrets::default() },
+        Command::Replay { .. } | Command::Events { .. } if mode == Mode::Distributed => {
+            NeededSecrets { master: true, ..NeededSecrets::default() }
+        }
+        _ => NeededSecrets::default(),
+    }
+}
+
+/// A distributed process's secrets must be configured: every process of a deployment shares
+/// them, so none can generate its own. The public development ones only with `--insecure-dev`.
+fn distributed_secrets(cfg: &mut Config, insecure_dev: bool, needed: NeededSecrets) -> anyhow::Result<()> {
+    use confab_core::config::{INSECURE_DEV_ADMIN_KEY, INSECURE_DEV_MASTER_KEY, INSECURE_DEV_TOKEN_SECRET};
+    let (auth, keys) = (&mut cfg.auth, &mut cfg.keys);
+    let mut secrets = Vec::new();
+    if needed.token {
+        secrets.push(("auth.token_secret", &mut auth.token_secret, INSECURE_DEV_TOKEN_SECRET));
+    }
+    if needed.admin {
         secrets.push(("auth.admin_key", &mut auth.admin_key, INSECURE_DEV_ADMIN_KEY));
+    }
+    if needed.master {
+        secrets.push(("keys.master_key", &mut keys.master_key, INSECURE_DEV_MASTER_KEY));
     }
     for (name, value, dev) in secrets {
         if insecure_dev {
@@ -221,7 +255,7 @@ fn distributed_secrets(cfg: &mut Config, insecure_dev: bool, needed: Secrets) ->
         }
         anyhow::ensure!(
             !value.is_empty(),
-            "`{name}` is not set: every gateway needs the same secret of at least {} bytes \
+            "`{name}` is not set: every process of a deployment needs the same secret of at least {} bytes \
              (CONFAB_{}; `openssl rand -base64 32` makes one), or pass --insecure-dev on a development machine",
             confab_core::secrets::MIN_SECRET_LEN,
             name.to_ascii_uppercase().replace('.', "__")

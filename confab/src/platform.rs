@@ -10,17 +10,20 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use confab_core::config::Config;
+use confab_core::keyring::{Keyring, OpeningSource, SealingLog};
 use confab_core::ports::{
     BlobStore, EventSource, Fanout, NotifyStore, PortResult, Presence, ReplayFrom, SearchIndex, SequencerLog, Store,
 };
 use confab_core::telemetry::Health;
 use confab_core::Shutdown;
 use confab_gateway::{new_gateway_id, ExtraRoutes, Gateway, GatewayPorts};
+use confab_projectors::erasure::ErasureProjection;
 use confab_projectors::fanout::FanoutProjection;
 use confab_projectors::runner;
 use confab_projectors::search::SearchProjection;
 use confab_projectors::timeline::TimelineProjection;
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use std::sync::Arc;
 
 /// Opens ingest's view of the log for one session (ingest reopens it after a failure).
@@ -37,15 +40,39 @@ pub trait Platform: Send + Sync {
     async fn gateway_ports(&self, gateway_id: &str) -> anyhow::Result<GatewayPorts>;
     /// Routes the gateway serves besides its own (the embedded schema registry).
     fn gateway_routes(&self) -> ExtraRoutes;
-    /// Ingest's log; `None` if shutdown came first.
-    async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>>;
+    /// Ingest's log as the adapter writes it (unsealed: use [`Platform::sequencer`]); `None`
+    /// if shutdown came first.
+    async fn log_sequencer(&self) -> anyhow::Result<Option<SequencerOpener>>;
     /// Whether ingest's serial loop gets a thread of its own (see [`on_own_thread`]).
     fn ingest_on_own_thread(&self) -> bool;
-    /// The events log as projector `name` consumes it (its own position); `None` if shutdown
-    /// came first.
-    async fn event_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>>;
-    /// The events log for a replay of projection `name`, from `from`.
-    async fn replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>>;
+    /// The events log as projector `name` consumes it (its own position), as the log holds
+    /// them (sealed: use [`Platform::event_source`]); `None` if shutdown came first.
+    async fn log_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>>;
+    /// The events log for a replay of projection `name`, from `from` (sealed, like `log_source`).
+    async fn log_replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>>;
+    /// The keyring every event is sealed and opened with (one per process).
+    async fn keyring(&self) -> anyhow::Result<Arc<Keyring>>;
+
+    /// Ingest's log: every event it commits is sealed first.
+    async fn sequencer(&self) -> anyhow::Result<Option<SequencerOpener>> {
+        let Some(open) = self.log_sequencer().await? else { return Ok(None) };
+        let keyring = self.keyring().await?;
+        let sealing: SequencerOpener = Arc::new(move || {
+            let (open, keyring) = (open.clone(), keyring.clone());
+            async move { Ok(Box::new(SealingLog::new(open().await?, keyring)) as Box<dyn SequencerLog>) }.boxed()
+        });
+        Ok(Some(sealing))
+    }
+    /// The events log as projector `name` consumes it, every event opened.
+    async fn event_source(&self, name: &str) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+        let Some(source) = self.log_source(name).await? else { return Ok(None) };
+        Ok(Some(Box::new(OpeningSource::new(source, self.keyring().await?))))
+    }
+    /// The events log for a replay of projection `name`, from `from`, every event opened.
+    async fn replay_source(&self, name: &str, from: ReplayFrom) -> anyhow::Result<Option<Box<dyn EventSource>>> {
+        let Some(source) = self.log_replay_source(name, from).await? else { return Ok(None) };
+        Ok(Some(Box::new(OpeningSource::new(source, self.keyring().await?))))
+    }
     async fn store(&self) -> anyhow::Result<Arc<dyn Store>>;
     async fn fanout(&self) -> anyhow::Result<Arc<dyn Fanout>>;
     async fn search(&self) -> anyhow::Result<Arc<dyn SearchIndex>>;
@@ -68,17 +95,20 @@ pub enum Component {
     Search,
     /// Pushes to offline recipients' devices.
     Notifier,
+    /// The erasure projector (destroys the data keys deletes and edits list).
+    Erasure,
 }
 
 impl Component {
     /// Everything, as `confab serve` runs it.
-    pub const ALL: [Component; 6] = [
+    pub const ALL: [Component; 7] = [
         Component::Gateway,
         Component::Ingest,
         Component::Timeline,
         Component::Fanout,
         Component::Search,
         Component::Notifier,
+        Component::Erasure,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +119,7 @@ impl Component {
             Component::Fanout => "fanout",
             Component::Search => "search",
             Component::Notifier => "notifier",
+            Component::Erasure => "erasure",
         }
     }
 }
@@ -174,6 +205,12 @@ async fn start_one(component: Component, platform: Arc<dyn Platform>, cx: Shared
             let (store, presence, notify) =
                 (platform.store().await?, platform.presence().await?, platform.notify().await?);
             crate::notifier::run(cx.cfg, source, store, presence, notify, cx.shutdown, cx.health).await
+        }
+        Component::Erasure => {
+            // it needs only the keys events list, so it reads them as the log holds them
+            let Some(source) = platform.log_source("erasure").await? else { return Ok(()) };
+            let projection = ErasureProjection::new(platform.keyring().await?);
+            Ok(runner::run(source, projection, cx.shutdown, cx.health).await?)
         }
     }
 }

@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use uuid::Uuid;
 
-use crate::event::{ChannelKind, Event, Payload, ThreadState};
+use crate::event::{ChannelKind, Event, Payload, Sealing, ThreadState};
 use crate::files::Attachment;
 use crate::ports::{PortError, PortErrorKind, SchemaSource};
+use crate::sealing::{SealedBox, SealedField};
 
 /// The event schema this build writes.
 pub const EVENT_SCHEMA: &str = include_str!("../../schemas/avro/event.avsc");
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AvroError {
@@ -228,7 +229,41 @@ pub fn to_value(e: &Event) -> Value {
         ("seq".into(), Value::Long(e.seq)),
         ("schema_version".into(), Value::Int(e.schema_version)),
         ("payload".into(), Value::Union(index, Box::new(payload))),
+        ("sealed".into(), Value::Array(e.sealing.boxes.iter().map(sealed_box).collect())),
+        ("destroys_keys".into(), Value::Array(e.sealing.destroys_keys.iter().map(s).collect())),
     ])
+}
+
+fn sealed_box(b: &SealedBox) -> Value {
+    Value::Record(vec![
+        ("key_id".into(), s(b.key_id)),
+        ("field".into(), s(b.field.as_str())),
+        ("nonce".into(), Value::Bytes(b.nonce.clone())),
+        ("ciphertext".into(), Value::Bytes(b.ciphertext.clone())),
+    ])
+}
+
+fn sealed_box_of(v: Value) -> Result<SealedBox, AvroError> {
+    let mut b = Fields::of(v, "sealed")?;
+    let bytes = |v: Value| match v {
+        Value::Bytes(b) => Ok(b),
+        _ => Err(AvroError::Field("sealed")),
+    };
+    Ok(SealedBox {
+        key_id: b.uuid("key_id")?,
+        field: SealedField::parse(&b.string("field")?).ok_or(AvroError::Field("sealed"))?,
+        nonce: bytes(b.take("nonce")?)?,
+        ciphertext: bytes(b.take("ciphertext")?)?,
+    })
+}
+
+/// The v5 sealing fields (empty when the writer is older).
+fn sealing_of(f: &mut Fields) -> Result<Sealing, AvroError> {
+    Ok(Sealing {
+        boxes: array_or_empty(f.take("sealed")).into_iter().map(sealed_box_of).collect::<Result<_, _>>()?,
+        redacted: Vec::new(),
+        destroys_keys: uuids(Value::Array(array_or_empty(f.take("destroys_keys"))), "destroys_keys")?,
+    })
 }
 
 fn attachment(a: &Attachment) -> Value {
@@ -350,6 +385,7 @@ pub fn from_value_named(v: Value, branches: &[String]) -> Result<Event, AvroErro
         occurred_at: f.long("occurred_at")?,
         seq: f.long("seq")?,
         schema_version: f.long("schema_version").unwrap_or(1) as i32,
+        sealing: sealing_of(&mut f)?,
         payload,
     })
 }
@@ -440,6 +476,7 @@ mod tests {
             seq: 7,
             schema_version: SCHEMA_VERSION,
             payload,
+            sealing: Default::default(),
         }
     }
 

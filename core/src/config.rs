@@ -38,8 +38,22 @@ pub struct Config {
     pub notifier: NotifierConfig,
     pub files: FilesConfig,
     pub auth: AuthConfig,
+    pub keys: KeysConfig,
     pub gateway: GatewayConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// Crypto-shredding (see `confab_core::sealing`): message texts are sealed in the log under
+/// keys that deletes, edits and retention destroy.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// The master key (secret text of at least 32 bytes): it wraps every workspace key, so
+    /// losing it loses every message in the log, and changing it makes them unreadable. Empty:
+    /// the embedded mode generates one in its data directory (`master_key`); distributed
+    /// processes that write or read events refuse to start (unless `--insecure-dev`). Every
+    /// ingest, projector and notifier of a deployment needs the same one.
+    pub master_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -366,6 +380,7 @@ impl Default for Config {
             notifier: NotifierConfig::default(),
             files: FilesConfig::default(),
             auth: AuthConfig::default(),
+            keys: KeysConfig::default(),
             gateway: GatewayConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
@@ -537,6 +552,7 @@ impl Default for TelemetryConfig {
 /// default).
 pub const INSECURE_DEV_TOKEN_SECRET: &str = "confab-insecure-dev-token-secret-0123456789";
 pub const INSECURE_DEV_ADMIN_KEY: &str = "confab-insecure-dev-admin-key-0123456789";
+pub const INSECURE_DEV_MASTER_KEY: &str = "confab-insecure-dev-master-key-0123456789";
 
 /// Top-level keys settable as `CONFAB_<KEY>`.
 const TOP_LEVEL_ENV: &[&str] = &["CONFAB_NAMESPACE", "CONFAB_MODE", "CONFAB_DATA_DIR"];
@@ -619,6 +635,10 @@ impl Config {
             if !secret.is_empty() && secret.len() < crate::secrets::MIN_SECRET_LEN {
                 return Err(format!("`{name}` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
             }
+        }
+        let master_key = &self.keys.master_key;
+        if !master_key.is_empty() && master_key.len() < crate::secrets::MIN_SECRET_LEN {
+            return Err(format!("`keys.master_key` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
         }
         if auth.token_secret == auth.admin_key && !auth.admin_key.is_empty() {
             return Err("`auth.admin_key` must differ from `auth.token_secret`".into());

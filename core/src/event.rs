@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::files::Attachment;
+use crate::sealing::{SealedBox, SealedField};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -18,6 +19,29 @@ pub struct Event {
     pub seq: i64,
     pub schema_version: i32,
     pub payload: Payload,
+    /// How its sensitive fields are held (crypto-shredding, schema v5).
+    pub sealing: Sealing,
+}
+
+/// An event's sensitive fields as the log holds them, and the keys it erases. Inside a process
+/// (before sealing, after opening) `boxes` is empty and the fields are in the payload.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sealing {
+    /// Fields sealed for the log: while a field's box is here, the field is blank in the payload.
+    pub boxes: Vec<SealedBox>,
+    /// Fields whose key was destroyed (the message was deleted or edited, or expired): they
+    /// stay blank for good. Set when an event is opened, never written to the log.
+    pub redacted: Vec<SealedField>,
+    /// Data keys this event destroys once it is committed (an edit: the previous version's; a
+    /// delete: the current version's). The erasure projector destroys them.
+    pub destroys_keys: Vec<Uuid>,
+}
+
+impl Sealing {
+    /// Whether `field` was erased (its key destroyed before the event was read).
+    pub fn is_redacted(&self, field: SealedField) -> bool {
+        self.redacted.contains(&field)
+    }
 }
 
 /// What kind of conversation a channel is. DMs and group DMs have fixed members.

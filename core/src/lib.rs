@@ -24,6 +24,7 @@
 //! - [`command`]: commands (gateway -> ingest) and replies (ingest -> gateway).
 //! - [`event`]: the canonical events; [`avro`]: their encoding in the log, and [`schemas`]: the
 //!   compatibility rules between versions of it.
+//! - [`sealing`]: crypto-shredding's keys and sealed boxes (sensitive fields in the log).
 //! - [`files`]: attachments and the rules uploads are checked against; [`push`]: device
 //!   addresses and notification preferences, [`push_endpoint`]: which Web Push endpoints may be
 //!   called; [`presence`]: presence statuses and their rules.
@@ -42,6 +43,8 @@
 //! Runtime helpers (may import anything above):
 //! - [`config`]: the configuration file and `CONFAB_*` overrides; [`secrets`]: secrets kept in a
 //!   data directory (generated, private, written atomically).
+//! - [`keyring`]: seals events for the log and opens them, with the key store and bounded
+//!   caches; what a destroyed key sealed comes back redacted.
 //! - [`telemetry`]: logging, metrics, health; [`Shutdown`]: the one shutdown path;
 //!   [`Backoff`]: how long to wait before retrying a transient failure.
 
@@ -50,6 +53,7 @@ pub mod command;
 pub mod config;
 pub mod event;
 pub mod files;
+pub mod keyring;
 pub mod mentions;
 pub mod names;
 pub mod ports;
@@ -58,6 +62,7 @@ pub mod protocol;
 pub mod push;
 pub mod push_endpoint;
 pub mod schemas;
+pub mod sealing;
 pub mod search_query;
 pub mod secrets;
 pub mod telemetry;

@@ -126,6 +126,7 @@ mod tests {
             seq: 1,
             schema_version: 1,
             payload: Payload::MemberJoined { user_id: uuid::Uuid::new_v4() },
+            sealing: Default::default(),
         };
         // new consumer, old event
         let old_bytes = apache_avro::to_avro_datum(&older, to_value(&e)).unwrap();

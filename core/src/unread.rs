@@ -246,6 +246,7 @@ mod tests {
             seq,
             schema_version: 4,
             payload,
+            sealing: Default::default(),
         }
     }
 

@@ -24,7 +24,7 @@ pub mod redis;
 pub mod registry;
 pub mod s3;
 
-pub use cassandra::{CassandraDevices, CassandraStore};
+pub use cassandra::{CassandraDevices, CassandraKeys, CassandraStore};
 pub use kafka::{KafkaCommandSink, KafkaEventSource, KafkaReplySource, KafkaSchemaLog, KafkaSequencerLog};
 pub use notify::DistributedNotify;
 pub use redis::{RedisFanout, RedisNotify, RedisPresence, RedisSendLimits};

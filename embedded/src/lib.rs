@@ -11,6 +11,7 @@
 //! - [`fanout`]: per-workspace in-memory streams for live delivery, with the membership index
 //!   and the published seqs (for idempotent replays) persisted.
 //! - [`presence`], [`notify`]: presence in process; push devices, preferences and the outbox.
+//! - [`keys`]: the key store of crypto-shredding (wrapped workspace and data keys).
 //!
 //! Beside the database, [`blobs`] keeps shared files' bytes in `<data_dir>/files`, with links
 //! the gateway signs and serves.
@@ -24,6 +25,7 @@ mod error;
 
 pub mod blobs;
 pub mod fanout;
+pub mod keys;
 pub mod limits;
 pub mod log;
 pub mod notify;
@@ -49,6 +51,7 @@ pub struct Embedded {
     pub fanout: Arc<fanout::EmbeddedFanout>,
     pub presence: Arc<presence::EmbeddedPresence>,
     pub notify: Arc<notify::EmbeddedNotify>,
+    pub keys: Arc<keys::EmbeddedKeys>,
 }
 
 impl Embedded {
@@ -89,6 +92,12 @@ impl Embedded {
             prefs: ks("push_prefs")?,
             outbox: ks("push_outbox")?,
         });
-        Ok(Self { log, store, fanout, presence: Arc::default(), notify })
+        let keys = Arc::new(keys::EmbeddedKeys {
+            db: db.clone(),
+            workspace_keys: ks("workspace_keys")?,
+            data_keys: ks("data_keys")?,
+            create_lock: tokio::sync::Mutex::new(()),
+        });
+        Ok(Self { log, store, fanout, presence: Arc::default(), notify, keys })
     }
 }

@@ -4,7 +4,7 @@
 
 use confab_core::avro::SCHEMA_VERSION;
 use confab_core::command::{Command, Outcome};
-use confab_core::event::{Event, Payload};
+use confab_core::event::{Event, Payload, Sealing};
 use confab_core::{timeuuid_millis, TimeUuidGen};
 use uuid::Uuid;
 
@@ -46,6 +46,13 @@ impl PartitionState {
             Payload::MessagePosted { message_id, .. } => timeuuid_millis(message_id).unwrap_or(now_ms),
             _ => now_ms.max(stream.map(|c| c.last_ms).unwrap_or(0)),
         };
+        let destroys_keys = match &payload {
+            // the text being replaced or deleted: its key goes once this event is committed
+            Payload::MessageEdited { message_id, .. } | Payload::MessageDeleted { message_id, .. } => {
+                stream.and_then(|c| c.messages.get(message_id)).map(|m| vec![m.text_key]).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
         Event {
             event_id: Uuid::new_v4(),
             workspace_id: cmd.workspace_id,
@@ -55,6 +62,7 @@ impl PartitionState {
             seq: stream.map(|c| c.last_seq).unwrap_or(0) + 1,
             schema_version: SCHEMA_VERSION,
             payload,
+            sealing: Sealing { destroys_keys, ..Sealing::default() },
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct MessageState {
     pub reactions: BTreeMap<String, BTreeSet<Uuid>>,
     /// The files it carries (deleted with it).
     pub files: Vec<Uuid>,
+    /// The data key its current text is sealed under: the id of the event that wrote that
+    /// version (destroyed when the text is replaced or the message deleted).
+    pub text_key: Uuid,
 }
 
 /// A file shared in a channel, as far as attaching and deleting it goes.
@@ -112,7 +115,13 @@ impl PartitionState {
                 }
                 ch.messages.insert(
                     *message_id,
-                    MessageState { author: e.actor_id, thread_ts: *thread_ts, files, ..Default::default() },
+                    MessageState {
+                        author: e.actor_id,
+                        thread_ts: *thread_ts,
+                        files,
+                        text_key: e.event_id,
+                        ..Default::default()
+                    },
                 );
                 if let (Some(parent), Some(t)) = (thread_ts, thread) {
                     if let Some(p) = ch.messages.get_mut(parent) {
@@ -120,7 +129,11 @@ impl PartitionState {
                     }
                 }
             }
-            Payload::MessageEdited { .. } => {}
+            Payload::MessageEdited { message_id, .. } => {
+                if let Some(m) = ch.messages.get_mut(message_id) {
+                    m.text_key = e.event_id;
+                }
+            }
             Payload::MessageDeleted { message_id, file_ids } => {
                 if let Some(m) = ch.messages.get_mut(message_id) {
                     m.deleted = true;

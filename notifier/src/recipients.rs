@@ -98,6 +98,7 @@ mod tests {
                 thread,
                 attachments: vec![],
             },
+            sealing: Default::default(),
         }
     }
 

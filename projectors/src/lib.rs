@@ -9,10 +9,12 @@
 //!   (Redis streams, or in process) that every gateway reads.
 //! - [`search`]: messages into a [`SearchIndex`](confab_core::ports::SearchIndex) (OpenSearch,
 //!   or tantivy in process); edits replace, deletes remove.
+//! - [`erasure`]: destroys the data keys events list (crypto-shredding), in the key store.
 //!
 //! Every projection has the same shape: `mod.rs` says what it owns, `apply.rs` maps events to
 //! idempotent writes.
 
+pub mod erasure;
 pub mod fanout;
 pub mod replay;
 pub mod runner;

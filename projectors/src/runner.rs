@@ -387,6 +387,7 @@ mod tests {
             seq: 1,
             schema_version: confab_core::avro::SCHEMA_VERSION,
             payload: confab_core::event::Payload::ChannelRenamed { name: "n".into() },
+            sealing: Default::default(),
         }
     }
 

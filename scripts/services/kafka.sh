@@ -769,7 +769,7 @@ do_start() {
       if [[ -n "$ACL_JAR" ]]; then run_acl_helper; else apply_acls_per_row; fi \
         >"$KDIR/acls.log" 2>&1 || { cat "$KDIR/acls.log" >&2; die "creating the ACLs for $ACL_NS failed"; }
     fi
-    set_env "$RUN_DIR/env" "CONFAB_KAFKA_BROKERS=127.0.0.1:$port" "${SEC_ENV[@]}"
+    set_env "$RUN_DIR/env" "CONFAB_KAFKA_BROKERS=127.0.0.1:$port" "CONFAB_KAFKA_DATA_DIR=$DATA_DIR" "${SEC_ENV[@]}"
     return 0
   fi
 
@@ -785,7 +785,7 @@ do_start() {
     what=" SASL_SSL/SCRAM-SHA-512, ACLs for $ACL_NS,"
   fi
 
-  set_env "$RUN_DIR/env" "CONFAB_KAFKA_BROKERS=127.0.0.1:$port" "${SEC_ENV[@]}"
+  set_env "$RUN_DIR/env" "CONFAB_KAFKA_BROKERS=127.0.0.1:$port" "CONFAB_KAFKA_DATA_DIR=$DATA_DIR" "${SEC_ENV[@]}"
   echo "kafka ${KAFKA_VERSION} ready on 127.0.0.1:${port} (controller ${cport})${what} pid ${pid}" \
        "in $(elapsed "$t0")s, RSS $(rss_of "$pid")"
 }

@@ -16,6 +16,9 @@ pub struct Services {
     pub opensearch: String,
     /// S3 (MinIO): endpoint, access key, secret key, region.
     pub s3: (String, String, String, String),
+    /// The single broker's log directory, when the test servers say (`CONFAB_KAFKA_DATA_DIR`):
+    /// for tests that read what Kafka keeps on disk.
+    pub kafka_data_dir: Option<String>,
 }
 
 impl Services {
@@ -42,6 +45,7 @@ impl Services {
                 vars.get("CONFAB_S3_SECRET_KEY")?.clone(),
                 vars.get("CONFAB_S3_REGION").cloned().unwrap_or_else(|| "us-east-1".into()),
             ),
+            kafka_data_dir: vars.get("CONFAB_KAFKA_DATA_DIR").cloned(),
         })
     }
 
@@ -292,6 +296,8 @@ impl Stack {
         let registry_url = format!("http://{}", registry.addr.as_ref().expect("registry addr"));
         let mut env = common;
         env.extend([
+            // every process that seals or opens events shares it, as a deployment's do
+            ("CONFAB_KEYS__MASTER_KEY".to_string(), format!("master-{}", uuid::Uuid::new_v4().simple())),
             ("CONFAB_KAFKA__BROKERS".to_string(), services.kafka.clone()),
             ("CONFAB_CASSANDRA__NODES".into(), services.cassandra.clone()),
             ("CONFAB_CASSANDRA__KEYSPACE".into(), namespace.clone()),
@@ -329,6 +335,7 @@ impl Stack {
         stack.spawn("timeline", &["projector", "timeline"]);
         stack.spawn("fanout", &["projector", "fanout"]);
         stack.spawn("search", &["projector", "search"]);
+        stack.spawn("erasure", &["projector", "erasure"]);
         stack.spawn("notifier", &["notifier"]);
         for i in 0..gateways {
             stack.spawn(&format!("gw{i}"), &["gateway"]);

@@ -93,6 +93,7 @@ fn next_message(ws: Uuid, ch: Uuid, author: Uuid, seq: i64, text: &str) -> Event
             thread: None,
             attachments: vec![],
         },
+        sealing: Default::default(),
     }
 }
 

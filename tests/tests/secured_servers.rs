@@ -133,6 +133,8 @@ async fn a_stack_on_secured_servers_works_and_each_role_gets_only_its_own() {
     let projector_password = &users[3].2;
     roles.push(("notifier", "CONFAB_KAFKA__PROPERTIES__SASL_USERNAME", "projector"));
     roles.push(("notifier", "CONFAB_KAFKA__PROPERTIES__SASL_PASSWORD", projector_password));
+    roles.push(("erasure", "CONFAB_KAFKA__PROPERTIES__SASL_USERNAME", "projector"));
+    roles.push(("erasure", "CONFAB_KAFKA__PROPERTIES__SASL_PASSWORD", projector_password));
     let stack = Stack::start_with_roles(Mode::Distributed, 2, Some(redis_url), &every_process, &roles).await;
 
     let ws = stack.create_workspace("acme").await;

@@ -17,6 +17,7 @@
 //! | [`SchemaSource`] | schemas | the Avro codec |
 //! | [`BlobStore`] | blobs | gateway, timeline projector |
 //! | [`SendLimits`] | limits | gateway |
+//! | [`KeyStore`] | keys | ingest, projectors, notifier (through [`crate::keyring::Keyring`]) |
 //!
 //! Every call returns a [`PortError`] whose [`PortErrorKind`] says whether to retry.
 
@@ -24,6 +25,7 @@ mod backlog;
 mod blobs;
 mod error;
 mod fanout;
+mod keys;
 mod limits;
 mod log;
 mod notify;
@@ -36,6 +38,7 @@ pub use backlog::{Backlog, BacklogLimits, BacklogScan};
 pub use blobs::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
 pub use error::{PortError, PortErrorKind, PortResult};
 pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream};
+pub use keys::KeyStore;
 pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
 pub use log::{
     CommandRecord, CommandSink, DeadRecord, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog,

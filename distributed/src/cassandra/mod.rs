@@ -5,10 +5,11 @@
 //!   `devices`: push devices and preferences (half of the notifier's store, see `crate::notify`);
 //!   `rows`: rows to port types; `error`: what a driver error means; `storage_ledger`: the
 //!   bytes each workspace's files take, kept with lightweight transactions; `tls`: client-to-node
-//!   TLS.
+//!   TLS; `keys`: crypto-shredding's key store.
 
 mod devices;
 mod error;
+mod keys;
 mod rows;
 mod schema;
 mod storage_ledger;
@@ -16,5 +17,6 @@ mod store;
 mod tls;
 
 pub use devices::CassandraDevices;
+pub use keys::CassandraKeys;
 pub use schema::{connect, migrate, schema};
 pub use store::CassandraStore;

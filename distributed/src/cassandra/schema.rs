@@ -77,6 +77,16 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.push_prefs (workspace_id uuid, user_id uuid, prefs text, PRIMARY KEY (workspace_id, user_id))"
         ),
+        // crypto-shredding's key store (see `keys`): a destroyed key's tombstone may be purged
+        // (and the wrapped bytes compacted away) after a day, so repairs must run within a day
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.workspace_keys (workspace_id uuid PRIMARY KEY, wrapped blob)
+                WITH gc_grace_seconds = 86400"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.data_keys (workspace_id uuid, key_id uuid, wrapped blob,
+                PRIMARY KEY ((workspace_id, key_id))) WITH gc_grace_seconds = 86400"
+        ),
     ]
 }
 

@@ -183,6 +183,38 @@ mod edits {
     use super::*;
 
     #[test]
+    fn each_edit_and_the_delete_destroy_the_key_of_the_text_they_replace() {
+        let (ws, ch, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let ids = TimeUuidGen::new();
+        let mut st = PartitionState::default();
+        let create =
+            CommandBody::CreateChannel { name: "c".into(), channel_kind: ChannelKind::Public, members: vec![] };
+        let (created, _) = st.decide(&cmd(ws, ch, alice, create), &ids, 1);
+        let created = created.unwrap();
+        assert!(created.sealing.destroys_keys.is_empty());
+        let (posted, _) = st.decide(&cmd(ws, ch, alice, send("v1", "k")), &ids, 2);
+        let posted = posted.unwrap();
+        assert!(posted.sealing.destroys_keys.is_empty());
+        let Payload::MessagePosted { message_id: m, .. } = posted.payload else { panic!() };
+        let edit = |text: &str| cmd(ws, ch, alice, CommandBody::EditMessage { message_id: m, text: text.into() });
+        let (first_edit, _) = st.decide(&edit("v2"), &ids, 3);
+        let first_edit = first_edit.unwrap();
+        assert_eq!(first_edit.sealing.destroys_keys, vec![posted.event_id], "the posted version goes");
+        let (second_edit, _) = st.decide(&edit("v3"), &ids, 4);
+        let second_edit = second_edit.unwrap();
+        assert_eq!(second_edit.sealing.destroys_keys, vec![first_edit.event_id], "then the first edit's");
+        let (deleted, _) = st.decide(&cmd(ws, ch, alice, CommandBody::DeleteMessage { message_id: m }), &ids, 5);
+        assert_eq!(deleted.unwrap().sealing.destroys_keys, vec![second_edit.event_id], "the delete: the last");
+        // the same keys after the state is rebuilt from the log
+        let mut rebuilt = PartitionState::default();
+        for e in [&created, &posted, &first_edit] {
+            rebuilt.apply(e);
+        }
+        let (again, _) = rebuilt.decide(&edit("v2 again"), &ids, 6);
+        assert_eq!(again.unwrap().sealing.destroys_keys, vec![first_edit.event_id]);
+    }
+
+    #[test]
     fn edits_deletes_and_reactions_follow_the_rules() {
         let (ws, ch, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();

@@ -173,6 +173,7 @@ mod tests {
             seq: 9,
             schema_version: confab_core::avro::SCHEMA_VERSION,
             payload: Payload::ReadMarked { read_seq: 4 },
+            sealing: Default::default(),
         };
         let item = item_for(&e);
         assert_eq!((item.topic_id, item.seq, item.frame_type.as_str()), (alice, 9, "channel:marked"));

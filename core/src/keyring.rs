@@ -1,0 +1,346 @@
+//! The keyring: seals events' sensitive fields before they reach the log and opens them when
+//! they are read, with the [`KeyStore`] behind it and two bounded, short-lived caches. Every
+//! process that writes or reads events goes through it, by way of [`SealingLog`] (ingest) and
+//! [`OpeningSource`] (projectors, the notifier, replays): components never see a sealed box.
+//!
+//! A field whose key is gone (destroyed by a delete, an edit, retention or the workspace's
+//! deletion) opens as blank and is listed in [`Sealing::redacted`]: an explicit marker, never an
+//! error. A box that does not open with a key that exists is an error (altered bytes), and a
+//! workspace key the master key does not open is fatal (the wrong master key is configured:
+//! nothing may be taken for erased because of it).
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::event::{Event, Payload, Sealing};
+use crate::ports::{
+    CommandRecord, DeadRecord, EventRecord, EventSource, KeyStore, PortError, PortResult, SequencerLog,
+};
+use crate::sealing::{
+    box_context, data_key_context, open, seal, unwrap_key, workspace_key_context, wrap_key, KeyWrapper, SealedBox,
+    SealedField, SecretKey,
+};
+
+/// How long a key stays cached. A key destroyed in another process stays usable here at most
+/// this long; the process that destroys a key drops it at once.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Keys cached per process, at most (each cache).
+pub const KEY_CACHE_ENTRIES: usize = 100_000;
+
+/// A map bounded in size and in the age of its entries; when full it drops what expired, then
+/// everything (keys are cheap to fetch again, never lost: the store holds them).
+struct BoundedCache<K, V> {
+    entries: HashMap<K, (Instant, V)>,
+}
+
+impl<K: Eq + Hash + Copy, V: Clone> BoundedCache<K, V> {
+    fn new() -> Self {
+        Self { entries: HashMap::new() }
+    }
+    fn get(&mut self, key: &K) -> Option<V> {
+        match self.entries.get(key) {
+            Some((at, v)) if at.elapsed() < KEY_CACHE_TTL => Some(v.clone()),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+    fn insert(&mut self, key: K, value: V) {
+        if self.entries.len() >= KEY_CACHE_ENTRIES {
+            self.entries.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+            if self.entries.len() >= KEY_CACHE_ENTRIES {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (Instant::now(), value));
+    }
+    fn remove(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+}
+
+/// The sealed field of a payload, if it has one.
+fn sealable_text(payload: &mut Payload) -> Option<&mut String> {
+    match payload {
+        Payload::MessagePosted { text, .. } | Payload::MessageEdited { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+pub struct Keyring {
+    store: Arc<dyn KeyStore>,
+    master: Arc<dyn KeyWrapper>,
+    workspace_keys: Mutex<BoundedCache<Uuid, SecretKey>>,
+    data_keys: Mutex<BoundedCache<(Uuid, Uuid), SecretKey>>,
+}
+
+impl Keyring {
+    pub fn new(store: Arc<dyn KeyStore>, master: Arc<dyn KeyWrapper>) -> Self {
+        Self {
+            store,
+            master,
+            workspace_keys: Mutex::new(BoundedCache::new()),
+            data_keys: Mutex::new(BoundedCache::new()),
+        }
+    }
+
+    /// The workspace's key; with `create`, made if it has none. `None`: it has none (destroyed).
+    async fn workspace_key(&self, workspace_id: Uuid, create: bool) -> PortResult<Option<SecretKey>> {
+        if let Some(key) = self.workspace_keys.lock().unwrap().get(&workspace_id) {
+            return Ok(Some(key));
+        }
+        let context = workspace_key_context(&workspace_id);
+        let wrapped = match self.store.workspace_key(workspace_id).await? {
+            Some(wrapped) => wrapped,
+            None if create => {
+                let fresh = self.master.wrap(&context, &SecretKey::generate()).await.map_err(master_refused)?;
+                self.store.create_workspace_key(workspace_id, fresh).await?
+            }
+            None => return Ok(None),
+        };
+        let key = self.master.unwrap(&context, &wrapped).await.map_err(master_refused)?;
+        self.workspace_keys.lock().unwrap().insert(workspace_id, key.clone());
+        Ok(Some(key))
+    }
+
+    /// Seals the text of every message event under a new data key (its id: the event's id),
+    /// storing the keys first: an event is never committed without its key, and never in
+    /// plain text. Events already sealed are left as they are.
+    pub async fn seal(&self, events: &mut [&mut Event]) -> PortResult<()> {
+        let mut new_keys: HashMap<Uuid, Vec<(Uuid, Vec<u8>)>> = HashMap::new();
+        let mut keys = Vec::new();
+        for (i, event) in events.iter_mut().enumerate() {
+            if !event.sealing.boxes.is_empty() || sealable_text(&mut event.payload).is_none() {
+                continue;
+            }
+            let ws = event.workspace_id;
+            let ws_key = self.workspace_key(ws, true).await?.expect("created when missing");
+            let key = SecretKey::generate();
+            let wrapped = wrap_key(&ws_key, &data_key_context(&ws, &event.event_id), &key);
+            new_keys.entry(ws).or_default().push((event.event_id, wrapped));
+            keys.push((i, key));
+        }
+        for (ws, batch) in new_keys {
+            self.store.put_data_keys(ws, batch).await?;
+        }
+        let mut cache = self.data_keys.lock().unwrap();
+        for (i, key) in keys {
+            let event = &mut events[i];
+            let (ws, key_id) = (event.workspace_id, event.event_id);
+            let text = std::mem::take(sealable_text(&mut event.payload).expect("checked above"));
+            let (nonce, ciphertext) = seal(&key, &box_context(&ws, &key_id, SealedField::Text), text.as_bytes());
+            event.sealing.boxes.push(SealedBox { key_id, field: SealedField::Text, nonce, ciphertext });
+            cache.insert((ws, key_id), key);
+        }
+        Ok(())
+    }
+
+    /// The data keys `wanted` of one workspace that still exist.
+    async fn data_keys(&self, ws: Uuid, wanted: Vec<Uuid>) -> PortResult<HashMap<Uuid, SecretKey>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.data_keys.lock().unwrap();
+            for id in wanted {
+                match cache.get(&(ws, id)) {
+                    Some(key) => {
+                        found.insert(id, key);
+                    }
+                    None => missing.push(id),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let Some(ws_key) = self.workspace_key(ws, false).await? else { return Ok(found) };
+        let wrapped = self.store.data_keys(ws, &missing).await?;
+        let mut cache = self.data_keys.lock().unwrap();
+        for (id, wrapped) in wrapped {
+            let key = unwrap_key(&ws_key, &data_key_context(&ws, &id), &wrapped)
+                .map_err(|e| PortError::invalid(format!("data key {id} of workspace {ws}: {e}")))?;
+            cache.insert((ws, id), key.clone());
+            found.insert(id, key);
+        }
+        Ok(found)
+    }
+
+    /// Opens every sealed event in place: each box's field is filled in, or, if its key is
+    /// gone, left blank and listed as redacted. Returns, per event, whether a box was altered
+    /// (it opens with no key: such an event must not be applied).
+    pub async fn open(&self, events: &mut [&mut Event]) -> PortResult<Vec<Result<(), PortError>>> {
+        let mut wanted: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for event in events.iter() {
+            for b in &event.sealing.boxes {
+                wanted.entry(event.workspace_id).or_default().push(b.key_id);
+            }
+        }
+        let mut keys = HashMap::new();
+        for (ws, ids) in wanted {
+            keys.insert(ws, self.data_keys(ws, ids).await?);
+        }
+        Ok(events
+            .iter_mut()
+            .map(|event| match keys.get(&event.workspace_id) {
+                Some(keys) => open_boxes(event, keys),
+                None => Ok(()),
+            })
+            .collect())
+    }
+
+    /// Checks the key store answers (for readiness).
+    pub async fn check(&self) -> PortResult<()> {
+        self.store.workspace_key(Uuid::nil()).await.map(|_| ())
+    }
+
+    /// Destroys data keys for good, here and in the store.
+    pub async fn destroy(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<()> {
+        self.store.destroy_data_keys(workspace_id, key_ids).await?;
+        let mut cache = self.data_keys.lock().unwrap();
+        for id in key_ids {
+            cache.remove(&(workspace_id, *id));
+        }
+        Ok(())
+    }
+}
+
+/// Fills in the boxes of one event from `keys` (a workspace's existing data keys).
+fn open_boxes(event: &mut Event, keys: &HashMap<Uuid, SecretKey>) -> Result<(), PortError> {
+    let ws = event.workspace_id;
+    let Sealing { boxes, redacted, .. } = &mut event.sealing;
+    for b in std::mem::take(boxes) {
+        let Some(key) = keys.get(&b.key_id) else {
+            redacted.push(b.field);
+            continue;
+        };
+        let plain = open(key, &box_context(&ws, &b.key_id, b.field), &b.nonce, &b.ciphertext)
+            .map_err(|e| PortError::invalid(format!("the {} of event {}: {e}", b.field.as_str(), event.event_id)))?;
+        let text = String::from_utf8(plain).map_err(|_| {
+            PortError::invalid(format!("the {} of event {} is not UTF-8", b.field.as_str(), event.event_id))
+        })?;
+        match (b.field, sealable_text(&mut event.payload)) {
+            (SealedField::Text, Some(field)) => *field = text,
+            (SealedField::Text, None) => {
+                return Err(PortError::invalid(format!("event {} has a text box but no text", event.event_id)))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn master_refused(e: crate::sealing::SealError) -> PortError {
+    PortError::fatal(format!("the master key does not open a workspace key ({e}): is `keys.master_key_file` the one this deployment was set up with?"))
+}
+
+/// Ingest's log with sealing: every event is sealed before it is committed.
+pub struct SealingLog {
+    inner: Box<dyn SequencerLog>,
+    keyring: Arc<Keyring>,
+}
+
+impl SealingLog {
+    pub fn new(inner: Box<dyn SequencerLog>, keyring: Arc<Keyring>) -> Self {
+        Self { inner, keyring }
+    }
+}
+
+#[async_trait]
+impl SequencerLog for SealingLog {
+    async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
+        self.inner.next_batch(max).await
+    }
+    /// Ingest's state needs no sealed field: events are loaded as the log holds them.
+    async fn load_partition(&mut self, partition: i32) -> PortResult<Vec<Event>> {
+        self.inner.load_partition(partition).await
+    }
+    async fn commit(
+        &mut self,
+        mut events: Vec<(i32, Event)>,
+        replies: Vec<crate::command::Reply>,
+        offsets: Vec<(i32, i64)>,
+    ) -> PortResult<()> {
+        let mut to_seal: Vec<&mut Event> = events.iter_mut().map(|(_, e)| e).collect();
+        self.keyring.seal(&mut to_seal).await?;
+        self.inner.commit(events, replies, offsets).await
+    }
+    fn take_revoked(&mut self) -> Vec<i32> {
+        self.inner.take_revoked()
+    }
+}
+
+/// An events source whose events come out opened. A batch that could not be opened (the key
+/// store away) is kept and opened again on the next call, so nothing read is ever skipped.
+pub struct OpeningSource {
+    inner: Box<dyn EventSource>,
+    keyring: Arc<Keyring>,
+    pending: Option<Vec<EventRecord>>,
+}
+
+impl OpeningSource {
+    pub fn new(inner: Box<dyn EventSource>, keyring: Arc<Keyring>) -> Self {
+        Self { inner, keyring, pending: None }
+    }
+}
+
+/// Opens a batch's sealed events in place; those with an altered box become dead records.
+async fn open_batch(keyring: &Keyring, batch: &mut [EventRecord]) -> PortResult<()> {
+    let mut events: Vec<&mut Event> =
+        batch.iter_mut().filter_map(|r| r.event.as_mut().ok()).filter(|e| !e.sealing.boxes.is_empty()).collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let verdicts = keyring.open(&mut events).await?;
+    // events with an altered box become dead records (their bytes stay in the log)
+    let mut altered: HashMap<Uuid, PortError> =
+        events.iter().zip(verdicts).filter_map(|(e, v)| v.err().map(|err| (e.event_id, err))).collect();
+    for record in batch.iter_mut() {
+        let Ok(event) = &record.event else { continue };
+        if let Some(error) = altered.remove(&event.event_id) {
+            let payload = event.event_id.to_string().into_bytes();
+            record.event = Err(DeadRecord { error, payload });
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventSource for OpeningSource {
+    async fn next_batch(&mut self, max: usize, wait: Option<Duration>) -> PortResult<Vec<EventRecord>> {
+        let mut batch = match self.pending.take() {
+            Some(batch) => batch,
+            None => self.inner.next_batch(max, wait).await?,
+        };
+        if let Err(e) = open_batch(&self.keyring, &mut batch).await {
+            self.pending = Some(batch);
+            return Err(e);
+        }
+        Ok(batch)
+    }
+    async fn positions(&mut self) -> PortResult<Vec<(i32, i64)>> {
+        self.inner.positions().await
+    }
+    async fn end_offsets(&mut self) -> PortResult<Vec<(i32, i64)>> {
+        self.inner.end_offsets().await
+    }
+    fn ack_returned(&mut self) -> PortResult<()> {
+        self.inner.ack_returned()
+    }
+    async fn commit(&mut self, wait: bool) -> PortResult<()> {
+        self.inner.commit(wait).await
+    }
+    async fn lag(&mut self) -> Option<i64> {
+        self.inner.lag().await
+    }
+    fn reachable(&self) -> Result<(), String> {
+        self.inner.reachable()
+    }
+    async fn dead_letter(&mut self, partition: i32, offset: i64, record: &DeadRecord) -> PortResult<()> {
+        self.inner.dead_letter(partition, offset, record).await
+    }
+}

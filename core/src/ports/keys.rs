@@ -1,0 +1,26 @@
+//! The key store port: where wrapped workspace keys and data keys live (see
+//! [`crate::sealing`] for the hierarchy). It only ever sees wrapped keys. Cassandra
+//! (`confab-distributed`) and fjall (`confab-embedded`) implement it.
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::PortResult;
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The workspace's wrapped key, if it has one (none: never written, or destroyed).
+    async fn workspace_key(&self, workspace_id: Uuid) -> PortResult<Option<Vec<u8>>>;
+    /// Stores `wrapped` as the workspace's key unless it has one already, and returns the one
+    /// stored (two sequencers racing on a new workspace agree on one key).
+    async fn create_workspace_key(&self, workspace_id: Uuid, wrapped: Vec<u8>) -> PortResult<Vec<u8>>;
+    /// Stores new data keys, durably, before any event sealed under them is committed.
+    async fn put_data_keys(&self, workspace_id: Uuid, keys: Vec<(Uuid, Vec<u8>)>) -> PortResult<()>;
+    /// The wrapped data keys among `key_ids` that exist (destroyed ones are absent).
+    async fn data_keys(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<HashMap<Uuid, Vec<u8>>>;
+    /// Destroys data keys for good (idempotent): what they sealed is unreadable everywhere.
+    async fn destroy_data_keys(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<()>;
+    /// Destroys the workspace's key (idempotent): everything it wrapped is unreadable.
+    async fn destroy_workspace_key(&self, workspace_id: Uuid) -> PortResult<()>;
+}

@@ -1,0 +1,227 @@
+//! The key store in fjall: wrapped workspace keys (`workspace` -> wrapped) and wrapped data keys
+//! (`workspace | key_id` -> wrapped). New data keys are written without a sync of their own:
+//! the database has one journal, and the sequencer's commit that follows (the events sealed
+//! under them) syncs it, so no event is ever durable without its key. Destruction is synced
+//! before it returns.
+
+use async_trait::async_trait;
+use confab_core::ports::{KeyStore, PortResult};
+use fjall::Keyspace;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use crate::error::{persist, port};
+
+pub struct EmbeddedKeys {
+    pub(crate) db: fjall::Database,
+    pub(crate) workspace_keys: Keyspace,
+    pub(crate) data_keys: Keyspace,
+    /// Makes creating a workspace key check-and-set.
+    pub(crate) create_lock: tokio::sync::Mutex<()>,
+}
+
+fn data_key(ws: &Uuid, id: &Uuid) -> Vec<u8> {
+    [ws.as_bytes().as_slice(), id.as_bytes()].concat()
+}
+
+#[async_trait]
+impl KeyStore for EmbeddedKeys {
+    async fn workspace_key(&self, workspace_id: Uuid) -> PortResult<Option<Vec<u8>>> {
+        Ok(self.workspace_keys.get(workspace_id.as_bytes()).map_err(port)?.map(|v| v.to_vec()))
+    }
+
+    async fn create_workspace_key(&self, workspace_id: Uuid, wrapped: Vec<u8>) -> PortResult<Vec<u8>> {
+        let _one_at_a_time = self.create_lock.lock().await;
+        if let Some(existing) = self.workspace_keys.get(workspace_id.as_bytes()).map_err(port)? {
+            return Ok(existing.to_vec());
+        }
+        self.workspace_keys.insert(workspace_id.as_bytes(), &wrapped).map_err(port)?;
+        persist(&self.db).await?;
+        Ok(wrapped)
+    }
+
+    async fn put_data_keys(&self, workspace_id: Uuid, keys: Vec<(Uuid, Vec<u8>)>) -> PortResult<()> {
+        let mut batch = self.db.batch();
+        for (id, wrapped) in keys {
+            batch.insert(&self.data_keys, data_key(&workspace_id, &id), wrapped);
+        }
+        batch.commit().map_err(port)
+    }
+
+    async fn data_keys(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<HashMap<Uuid, Vec<u8>>> {
+        let mut found = HashMap::new();
+        for id in key_ids {
+            if let Some(v) = self.data_keys.get(data_key(&workspace_id, id)).map_err(port)? {
+                found.insert(*id, v.to_vec());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn destroy_data_keys(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<()> {
+        let mut batch = self.db.batch();
+        for id in key_ids {
+            batch.remove(&self.data_keys, data_key(&workspace_id, id));
+        }
+        batch.commit().map_err(port)?;
+        persist(&self.db).await
+    }
+
+    async fn destroy_workspace_key(&self, workspace_id: Uuid) -> PortResult<()> {
+        self.workspace_keys.remove(workspace_id.as_bytes()).map_err(port)?;
+        persist(&self.db).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_core::event::{Event, Payload, Sealing};
+    use confab_core::keyring::Keyring;
+    use confab_core::ports::PortErrorKind;
+    use confab_core::sealing::{LocalMasterKey, SealedField};
+    use std::sync::Arc;
+
+    fn open_keys(dir: &std::path::Path) -> Arc<EmbeddedKeys> {
+        let db = fjall::Database::builder(dir).open().unwrap();
+        let ks = |n: &str| db.keyspace(n, fjall::KeyspaceCreateOptions::default).unwrap();
+        Arc::new(EmbeddedKeys {
+            workspace_keys: ks("workspace_keys"),
+            data_keys: ks("data_keys"),
+            db,
+            create_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn keyring(keys: &Arc<EmbeddedKeys>, master: &str) -> Keyring {
+        Keyring::new(keys.clone(), Arc::new(LocalMasterKey::from_secret(master)))
+    }
+
+    const MASTER: &str = "the master key of this test, thirty-two bytes or more";
+
+    fn posted(ws: Uuid, text: &str) -> Event {
+        Event {
+            event_id: Uuid::new_v4(),
+            workspace_id: ws,
+            channel_id: Uuid::new_v4(),
+            actor_id: Uuid::new_v4(),
+            occurred_at: 1,
+            seq: 2,
+            schema_version: confab_core::avro::SCHEMA_VERSION,
+            payload: Payload::MessagePosted {
+                message_id: Uuid::new_v4(),
+                client_msg_id: "c1".into(),
+                text: text.into(),
+                thread_ts: None,
+                also_in_channel: false,
+                thread: None,
+                attachments: vec![],
+            },
+            sealing: Sealing::default(),
+        }
+    }
+
+    fn text(e: &Event) -> &str {
+        match &e.payload {
+            Payload::MessagePosted { text, .. } | Payload::MessageEdited { text, .. } => text,
+            _ => panic!("not a message"),
+        }
+    }
+
+    async fn sealed(keyring: &Keyring, ws: Uuid, t: &str) -> Event {
+        let mut e = posted(ws, t);
+        keyring.seal(&mut [&mut e]).await.unwrap();
+        e
+    }
+
+    async fn opened(keyring: &Keyring, mut e: Event) -> Result<Event, confab_core::ports::PortError> {
+        keyring.open(&mut [&mut e]).await?.pop().unwrap()?;
+        Ok(e)
+    }
+
+    #[tokio::test]
+    async fn a_sealed_text_is_blank_in_the_event_and_opens_in_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let ws = Uuid::new_v4();
+        let e = sealed(&keyring(&keys, MASTER), ws, "the launch is on friday").await;
+        assert_eq!(text(&e), "");
+        assert_eq!(e.sealing.boxes.len(), 1);
+        assert_eq!(e.sealing.boxes[0].key_id, e.event_id);
+        // as the log's record holds it, the text is nowhere
+        let record = format!("{:?}", confab_core::avro::to_value(&e));
+        assert!(!record.contains("launch") && record.contains("ciphertext"), "{record}");
+        // a fresh keyring (nothing cached: another process) opens it from the store
+        let fresh = keyring(&keys, MASTER);
+        let e = opened(&fresh, e).await.unwrap();
+        assert_eq!(text(&e), "the launch is on friday");
+        assert!(e.sealing.boxes.is_empty() && e.sealing.redacted.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_destroyed_key_opens_as_redacted_everywhere_and_others_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let ws = Uuid::new_v4();
+        let (writer, reader) = (keyring(&keys, MASTER), keyring(&keys, MASTER));
+        let (gone, kept) = (sealed(&writer, ws, "delete me").await, sealed(&writer, ws, "keep me").await);
+        // the destroying keyring forgets the key at once, and no other finds it in the store
+        writer.destroy(ws, &[gone.event_id]).await.unwrap();
+        let e = opened(&writer, gone.clone()).await.unwrap();
+        assert_eq!(text(&e), "");
+        assert_eq!(e.sealing.redacted, vec![SealedField::Text]);
+        assert!(e.sealing.is_redacted(SealedField::Text));
+        let e = opened(&reader, gone).await.unwrap();
+        assert!(e.sealing.is_redacted(SealedField::Text), "another process finds no key either");
+        assert_eq!(text(&opened(&reader, kept).await.unwrap()), "keep me");
+        // destroying again changes nothing
+        writer.destroy(ws, &[e.event_id]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_destroyed_workspace_key_redacts_the_whole_workspace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let (ws, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let writer = keyring(&keys, MASTER);
+        let (a, b) = (sealed(&writer, ws, "a").await, sealed(&writer, other, "b").await);
+        keys.destroy_workspace_key(ws).await.unwrap();
+        let reader = keyring(&keys, MASTER);
+        assert!(opened(&reader, a).await.unwrap().sealing.is_redacted(SealedField::Text));
+        assert_eq!(text(&opened(&reader, b).await.unwrap()), "b");
+    }
+
+    #[tokio::test]
+    async fn the_wrong_master_key_stops_the_reader_instead_of_redacting() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let e = sealed(&keyring(&keys, MASTER), Uuid::new_v4(), "secret").await;
+        let wrong = keyring(&keys, "another master key, also thirty-two bytes long");
+        let err = opened(&wrong, e).await.unwrap_err();
+        assert_eq!(err.kind(), PortErrorKind::Fatal, "{err}");
+        assert!(err.to_string().contains("keys.master_key"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_altered_box_is_refused_not_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let writer = keyring(&keys, MASTER);
+        let mut e = sealed(&writer, Uuid::new_v4(), "secret").await;
+        e.sealing.boxes[0].ciphertext[0] ^= 1;
+        let err = opened(&keyring(&keys, MASTER), e).await.unwrap_err();
+        assert_eq!(err.kind(), PortErrorKind::Invalid, "{err}");
+    }
+
+    #[tokio::test]
+    async fn two_keyrings_racing_on_a_new_workspace_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let ws = Uuid::new_v4();
+        let (k1, k2) = (keyring(&keys, MASTER), keyring(&keys, MASTER));
+        let (e1, e2) = tokio::join!(sealed(&k1, ws, "one"), sealed(&k2, ws, "two"));
+        let reader = keyring(&keys, MASTER);
+        assert_eq!(text(&opened(&reader, e1).await.unwrap()), "one");
+        assert_eq!(text(&opened(&reader, e2).await.unwrap()), "two");
+    }
+}

@@ -1,0 +1,139 @@
+//! Crypto-shredding, in both modes (issue 18): texts are sealed in the log under keys of their
+//! own, and a delete or an edit destroys the key of the text it removes, so that text is
+//! unreadable in every copy of the log and in every replay, while everything else replays as
+//! before.
+
+use confab_tests::stack::eventually;
+use confab_tests::{Client, Mode, Stack};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+confab_tests::conformance!(a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without_it,);
+
+const T: Duration = Duration::from_secs(30);
+
+/// `confab events` (the log, opened with the keyring): one JSON value per event, and the raw
+/// output. The embedded mode's serve must be stopped.
+fn dump_events(stack: &Stack) -> (Vec<Value>, String) {
+    let out = stack.confab(&["events"]).output().expect("run confab events");
+    assert!(out.status.success(), "confab events failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let events = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("a JSON line: {l}"))).collect();
+    (events, text)
+}
+
+/// The log's events once the erasure projector has destroyed the keys `erased` were sealed
+/// under (the embedded mode's serve is stopped while the log is read, and started again).
+async fn events_once_erased(stack: &mut Stack, erased: &[&str]) -> (Vec<Value>, String) {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        if stack.single_process() {
+            assert!(stack.terminate("serve").success());
+        }
+        let (events, raw) = dump_events(stack);
+        if stack.single_process() {
+            stack.restart("serve");
+        }
+        if erased.iter().all(|text| !raw.contains(text)) {
+            return (events, raw);
+        }
+        assert!(std::time::Instant::now() < deadline, "the erased texts are still readable in the log:\n{raw}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn of_message<'a>(events: &'a [Value], message_id: &str, kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["message_id"] == message_id && e["kind"] == kind).collect()
+}
+
+async fn a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without_it(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let ws = stack.create_workspace("shred").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+    let marker = |what: &str| format!("{what}{}", uuid::Uuid::new_v4().simple());
+    let (deleted, replaced, replacement, kept) =
+        (marker("deleted"), marker("replaced"), marker("edit"), marker("kept"));
+    let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    let mut post = async |text: &str, cmid: &str| {
+        let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": text}), cmid).await;
+        assert_eq!(ack["type"], "message:ack", "{ack}");
+        ack["message_id"].as_str().unwrap().to_string()
+    };
+    let deleted_id = post(&deleted, "c1").await;
+    let replaced_id = post(&replaced, "c2").await;
+    let kept_id = post(&kept, "c3").await;
+    let edit = json!({"type": "message:edit", "channel_id": ch, "message_id": replaced_id, "text": replacement});
+    assert_eq!(a.command(edit, "e1").await["type"], "ok");
+    let delete = json!({"type": "message:delete", "channel_id": ch, "message_id": deleted_id});
+    assert_eq!(a.command(delete, "d1").await["type"], "ok");
+
+    // what Kafka keeps on disk of the events topic never held any text in the clear
+    if let Some(dir) = stack.services.as_ref().and_then(|s| s.kafka_data_dir.clone()) {
+        let segments = events_topic_bytes(&dir, &format!("{}.events-", stack.keyspace()));
+        assert!(segments.len() > 1_000, "the events topic's segments were found ({} bytes)", segments.len());
+        for text in [&deleted, &replaced, &replacement, &kept] {
+            assert!(!contains(&segments, text.as_bytes()), "`{text}` is in the events topic's segments in the clear");
+        }
+    }
+
+    // the log, read through the keyring: the deleted text and the replaced version are gone,
+    // the edit and the untouched message are readable
+    let (events, _) = events_once_erased(&mut stack, &[&deleted, &replaced]).await;
+    let posted = of_message(&events, &deleted_id, "message_posted");
+    assert_eq!(posted.len(), 1, "{events:?}");
+    assert_eq!((posted[0]["text"].as_str(), &posted[0]["redacted"]), (Some(""), &json!(["text"])));
+    let posted = of_message(&events, &replaced_id, "message_posted");
+    assert_eq!(posted[0]["redacted"], json!(["text"]), "an edit erases the version it replaces");
+    let edited = of_message(&events, &replaced_id, "message_edited");
+    assert_eq!((edited[0]["text"].as_str(), edited[0].get("redacted")), (Some(replacement.as_str()), None));
+    let kept_post = of_message(&events, &kept_id, "message_posted");
+    assert_eq!((kept_post[0]["text"].as_str(), kept_post[0].get("redacted")), (Some(kept.as_str()), None));
+    // the edit and the delete named the keys they destroyed: the versions they replaced
+    let deleting = of_message(&events, &deleted_id, "message_deleted");
+    assert_eq!(deleting[0]["destroys_keys"], json!([posted_event_id(&events, &deleted_id)]));
+    assert_eq!(edited[0]["destroys_keys"], json!([posted_event_id(&events, &replaced_id)]));
+
+    // a timeline rebuilt from the log holds the same messages: the tombstone, the edited text
+    let before = stack.history_all("gw0", &ch, &token, 100).await;
+    if stack.single_process() {
+        assert!(stack.terminate("serve").success());
+    }
+    let out =
+        stack.confab(&["replay", "--projection", "timeline", "--from", "earliest", "--truncate"]).output().unwrap();
+    assert!(out.status.success(), "replay failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    if stack.single_process() {
+        stack.restart("serve");
+    }
+    let after = eventually(T, "the rebuilt timeline", || async {
+        let h = stack.history_all("gw0", &ch, &token, 100).await;
+        (h.len() == before.len()).then_some(h)
+    })
+    .await;
+    assert_eq!(after, before, "the rebuilt timeline is the one before");
+    let texts: Vec<&str> = after.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert!(texts.contains(&replacement.as_str()) && texts.contains(&kept.as_str()), "{after:?}");
+    assert!(!texts.contains(&deleted.as_str()) && !texts.contains(&replaced.as_str()), "{after:?}");
+}
+
+fn posted_event_id(events: &[Value], message_id: &str) -> Value {
+    of_message(events, message_id, "message_posted")[0]["event_id"].clone()
+}
+
+/// Every byte of every file of the topic's partitions (`<dir>/<topic>-<n>/`).
+fn events_topic_bytes(dir: &str, prefix: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for partition in std::fs::read_dir(dir).expect("the Kafka data directory").flatten() {
+        if !partition.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        for file in std::fs::read_dir(partition.path()).unwrap().flatten() {
+            bytes.extend(std::fs::read(file.path()).unwrap_or_default());
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
