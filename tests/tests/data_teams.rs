@@ -50,13 +50,20 @@ async fn events_are_confluent_avro_readable_by_a_stock_deserializer() {
         let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
         kinds.push(names.join(","));
         if names.contains(&"message_id") {
-            posted = Some((get("seq"), p));
+            posted = Some((get("seq"), p, get("sealed"), get("event_id")));
         }
     }
-    let (seq, p) = posted.unwrap();
+    let (seq, p, sealed, event_id) = posted.unwrap();
     assert_eq!(kinds[0], "name,is_private,members,kind", "the channel's creation comes first");
     assert_eq!(seq, Avro::Long(2));
-    assert!(p.contains(&("text".into(), Avro::String("quarterly numbers".into()))));
+    // the text is sealed (crypto-shredding): blank in the payload, in one box under its own key
+    assert!(p.contains(&("text".into(), Avro::String(String::new()))));
+    let Avro::Array(boxes) = sealed else { panic!("sealed is an array") };
+    let Avro::Record(b) = &boxes[0] else { panic!("a sealed box is a record") };
+    let field = |n: &str| b.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!((boxes.len(), field("field"), field("key_id")), (1, Avro::String("text".into()), event_id));
+    let Avro::Bytes(ciphertext) = field("ciphertext") else { panic!("ciphertext is bytes") };
+    assert!(!ciphertext.windows(9).any(|w| w == b"quarterly"));
     assert!(p.contains(&("message_id".into(), Avro::String(ack["message_id"].as_str().unwrap().into()))));
 
     // the registry: subject per topic, compatible evolution accepted, breaking change refused
@@ -180,8 +187,13 @@ async fn confluents_python_client_reads_the_events() {
     assert_eq!(events.len(), 4, "channel created + 3 messages: {events:?}");
     assert_eq!(events[0]["key"], format!("{ws}:{ch}"));
     assert_eq!(events[0]["value"]["payload"]["name"], "analytics");
+    // texts are sealed (crypto-shredding): blank in the payload, one box each
     let texts: Vec<&str> = events[1..].iter().map(|e| e["value"]["payload"]["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["numbers 0", "numbers 1", "numbers 2"]);
+    assert_eq!(texts, ["", "", ""]);
+    for e in &events[1..] {
+        let sealed = e["value"]["sealed"].as_array().expect("the sealed boxes");
+        assert_eq!((sealed.len(), &sealed[0]["field"], &sealed[0]["key_id"]), (1, &json!("text"), &e["value"]["event_id"]));
+    }
     let seqs: Vec<i64> = events.iter().map(|e| e["value"]["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
 }
