@@ -1,6 +1,6 @@
 //! `confab events`: prints the events log as operators and tests read it, one JSON line per
 //! event, opened with the keyring: a message's text where its key still exists, and
-//! `"redacted": ["text"]` where a delete, an edit or retention destroyed it. It reads through a
+//! `"redacted": ["text"]` (or `file_name:<id>`) where a delete, an edit or retention destroyed it. It reads through a
 //! replay source of its own (`replay-events`), from the beginning unless `--from` says
 //! otherwise, and stops at the end the log had when it started. The embedded mode's
 //! `confab serve` must be stopped first (the data directory is locked while it runs).
@@ -31,16 +31,26 @@ pub fn event_json(e: &Event) -> Value {
         "occurred_at": e.occurred_at,
         "kind": e.payload.kind(),
     });
+    let files = |files: &[&confab_core::files::Attachment]| -> Value {
+        files.iter().map(|a| json!({"file_id": a.file_id, "name": a.name})).collect()
+    };
     match &e.payload {
-        Payload::MessagePosted { message_id, text, .. } | Payload::MessageEdited { message_id, text } => {
+        Payload::MessagePosted { message_id, text, attachments, .. } => {
+            line["message_id"] = json!(message_id);
+            line["text"] = json!(text);
+            line["files"] = files(&attachments.iter().collect::<Vec<_>>());
+        }
+        Payload::MessageEdited { message_id, text } => {
             line["message_id"] = json!(message_id);
             line["text"] = json!(text);
         }
         Payload::MessageDeleted { message_id, .. } => line["message_id"] = json!(message_id),
+        Payload::FileShared { file } => line["files"] = files(&[file]),
+        Payload::FileDeleted { file_id } => line["files"] = json!([{"file_id": file_id}]),
         _ => {}
     }
     if !e.sealing.redacted.is_empty() {
-        line["redacted"] = json!(e.sealing.redacted.iter().map(|f| f.as_str()).collect::<Vec<_>>());
+        line["redacted"] = json!(e.sealing.redacted.iter().map(|f| f.label()).collect::<Vec<_>>());
     }
     if !e.sealing.destroys_keys.is_empty() {
         line["destroys_keys"] = json!(e.sealing.destroys_keys);

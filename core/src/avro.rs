@@ -237,7 +237,7 @@ pub fn to_value(e: &Event) -> Value {
 fn sealed_box(b: &SealedBox) -> Value {
     Value::Record(vec![
         ("key_id".into(), s(b.key_id)),
-        ("field".into(), s(b.field.as_str())),
+        ("field".into(), s(b.field.label())),
         ("nonce".into(), Value::Bytes(b.nonce.clone())),
         ("ciphertext".into(), Value::Bytes(b.ciphertext.clone())),
     ])

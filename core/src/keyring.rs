@@ -65,10 +65,28 @@ impl<K: Eq + Hash + Copy, V: Clone> BoundedCache<K, V> {
     }
 }
 
-/// The sealed field of a payload, if it has one.
-fn sealable_text(payload: &mut Payload) -> Option<&mut String> {
-    match payload {
-        Payload::MessagePosted { text, .. } | Payload::MessageEdited { text, .. } => Some(text),
+/// The fields of an event that are sealed, each with the id of the key it goes under and
+/// whether that key is made for it (a text version's) or already exists (a file's, made when
+/// the file was shared).
+fn sealed_fields(event: &Event) -> Vec<(SealedField, Uuid, bool)> {
+    match &event.payload {
+        Payload::MessagePosted { attachments, .. } => std::iter::once((SealedField::Text, event.event_id, true))
+            .chain(attachments.iter().map(|a| (SealedField::FileName(a.file_id), a.file_id, false)))
+            .collect(),
+        Payload::MessageEdited { .. } => vec![(SealedField::Text, event.event_id, true)],
+        Payload::FileShared { file } => vec![(SealedField::FileName(file.file_id), file.file_id, true)],
+        _ => Vec::new(),
+    }
+}
+
+/// The payload's value of `field`, if it has that field.
+fn field_mut(payload: &mut Payload, field: SealedField) -> Option<&mut String> {
+    match (payload, field) {
+        (Payload::MessagePosted { text, .. } | Payload::MessageEdited { text, .. }, SealedField::Text) => Some(text),
+        (Payload::FileShared { file }, SealedField::FileName(id)) if file.file_id == id => Some(&mut file.name),
+        (Payload::MessagePosted { attachments, .. }, SealedField::FileName(id)) => {
+            attachments.iter_mut().find(|a| a.file_id == id).map(|a| &mut a.name)
+        }
         _ => None,
     }
 }
@@ -109,34 +127,55 @@ impl Keyring {
         Ok(Some(key))
     }
 
-    /// Seals the text of every message event under a new data key (its id: the event's id),
-    /// storing the keys first: an event is never committed without its key, and never in
-    /// plain text. Events already sealed are left as they are.
+    /// Seals the texts and file names of `events`: a text under a new data key (its id: the
+    /// event's id), a file's name under the file's key (made when it is shared). New keys are
+    /// stored first: an event is never committed without its keys, and never in plain text.
+    /// Events already sealed are left as they are.
     pub async fn seal(&self, events: &mut [&mut Event]) -> PortResult<()> {
-        let mut new_keys: HashMap<Uuid, Vec<(Uuid, Vec<u8>)>> = HashMap::new();
-        let mut keys = Vec::new();
-        for (i, event) in events.iter_mut().enumerate() {
-            if !event.sealing.boxes.is_empty() || sealable_text(&mut event.payload).is_none() {
+        let plans: Vec<Vec<(SealedField, Uuid, bool)>> =
+            events.iter().map(|e| if e.sealing.boxes.is_empty() { sealed_fields(e) } else { Vec::new() }).collect();
+        let mut per_workspace: HashMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> = HashMap::new();
+        for (event, plan) in events.iter().zip(&plans) {
+            let (new, existing) = per_workspace.entry(event.workspace_id).or_default();
+            for (_, key_id, is_new) in plan {
+                if *is_new {
+                    new.push(*key_id)
+                } else {
+                    existing.push(*key_id)
+                }
+            }
+        }
+        let mut keys: HashMap<(Uuid, Uuid), SecretKey> = HashMap::new();
+        for (ws, (mut new, existing)) in per_workspace {
+            if new.is_empty() && existing.is_empty() {
                 continue;
             }
-            let ws = event.workspace_id;
             let ws_key = self.workspace_key(ws, true).await?.expect("created when missing");
-            let key = SecretKey::generate();
-            let wrapped = wrap_key(&ws_key, &data_key_context(&ws, &event.event_id), &key);
-            new_keys.entry(ws).or_default().push((event.event_id, wrapped));
-            keys.push((i, key));
-        }
-        for (ws, batch) in new_keys {
-            self.store.put_data_keys(ws, batch).await?;
+            let found = if existing.is_empty() { HashMap::new() } else { self.data_keys(ws, existing.clone()).await? };
+            // a file shared before texts were sealed has no key yet: it gets one now
+            new.extend(existing.iter().filter(|id| !found.contains_key(id)));
+            new.dedup();
+            let mut wrapped = Vec::new();
+            for id in new {
+                let key = SecretKey::generate();
+                wrapped.push((id, wrap_key(&ws_key, &data_key_context(&ws, &id), &key)));
+                keys.insert((ws, id), key);
+            }
+            keys.extend(found.into_iter().map(|(id, key)| ((ws, id), key)));
+            if !wrapped.is_empty() {
+                self.store.put_data_keys(ws, wrapped).await?;
+            }
         }
         let mut cache = self.data_keys.lock().unwrap();
-        for (i, key) in keys {
-            let event = &mut events[i];
-            let (ws, key_id) = (event.workspace_id, event.event_id);
-            let text = std::mem::take(sealable_text(&mut event.payload).expect("checked above"));
-            let (nonce, ciphertext) = seal(&key, &box_context(&ws, &key_id, SealedField::Text), text.as_bytes());
-            event.sealing.boxes.push(SealedBox { key_id, field: SealedField::Text, nonce, ciphertext });
-            cache.insert((ws, key_id), key);
+        for (event, plan) in events.iter_mut().zip(plans) {
+            let ws = event.workspace_id;
+            for (field, key_id, _) in plan {
+                let key = &keys[&(ws, key_id)];
+                let plain = std::mem::take(field_mut(&mut event.payload, field).expect("a field the event has"));
+                let (nonce, ciphertext) = seal(key, &box_context(&ws, &key_id, field), plain.as_bytes());
+                event.sealing.boxes.push(SealedBox { key_id, field, nonce, ciphertext });
+                cache.insert((ws, key_id), key.clone());
+            }
         }
         Ok(())
     }
@@ -219,17 +258,13 @@ fn open_boxes(event: &mut Event, keys: &HashMap<Uuid, SecretKey>) -> Result<(), 
             redacted.push(b.field);
             continue;
         };
+        let what = || format!("the {} of event {}", b.field.label(), event.event_id);
         let plain = open(key, &box_context(&ws, &b.key_id, b.field), &b.nonce, &b.ciphertext)
-            .map_err(|e| PortError::invalid(format!("the {} of event {}: {e}", b.field.as_str(), event.event_id)))?;
-        let text = String::from_utf8(plain).map_err(|_| {
-            PortError::invalid(format!("the {} of event {} is not UTF-8", b.field.as_str(), event.event_id))
-        })?;
-        match (b.field, sealable_text(&mut event.payload)) {
-            (SealedField::Text, Some(field)) => *field = text,
-            (SealedField::Text, None) => {
-                return Err(PortError::invalid(format!("event {} has a text box but no text", event.event_id)))
-            }
-        }
+            .map_err(|e| PortError::invalid(format!("{}: {e}", what())))?;
+        let plain = String::from_utf8(plain).map_err(|_| PortError::invalid(format!("{} is not UTF-8", what())))?;
+        let field = field_mut(&mut event.payload, b.field)
+            .ok_or_else(|| PortError::invalid(format!("{}: the event has no such field", what())))?;
+        *field = plain;
     }
     Ok(())
 }
@@ -255,9 +290,18 @@ impl SequencerLog for SealingLog {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
         self.inner.next_batch(max).await
     }
-    /// Ingest's state needs no sealed field: events are loaded as the log holds them.
+    /// Ingest's state needs no text, only the names of shared files (a message that attaches
+    /// a file carries its name): those are opened, texts stay sealed.
     async fn load_partition(&mut self, partition: i32) -> PortResult<Vec<Event>> {
-        self.inner.load_partition(partition).await
+        let mut events = self.inner.load_partition(partition).await?;
+        let mut shared: Vec<&mut Event> =
+            events.iter_mut().filter(|e| matches!(e.payload, Payload::FileShared { .. })).collect();
+        for verdict in self.keyring.open(&mut shared).await? {
+            if let Err(e) = verdict {
+                tracing::error!(partition, error = %e, "a shared file's name does not open; it stays blank");
+            }
+        }
+        Ok(events)
     }
     async fn commit(
         &mut self,

@@ -66,20 +66,27 @@ impl std::fmt::Debug for SecretKey {
 /// Which field of an event a box holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SealedField {
-    /// A message's text (`MessagePosted.text`, `MessageEdited.text`).
+    /// A message's text (`MessagePosted.text`, `MessageEdited.text`), under the key of its
+    /// version.
     Text,
+    /// A shared file's name (`FileShared.file.name`, and the attachment's in `MessagePosted`),
+    /// under the file's key (its id): deleting the file or its message erases it.
+    FileName(Uuid),
 }
 
 impl SealedField {
-    pub fn as_str(self) -> &'static str {
+    /// How the log names it: `text`, `file_name:<file_id>`.
+    pub fn label(self) -> String {
         match self {
-            SealedField::Text => "text",
+            SealedField::Text => "text".into(),
+            SealedField::FileName(file_id) => format!("file_name:{file_id}"),
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "text" => Some(SealedField::Text),
+        match s.split_once(':') {
+            None if s == "text" => Some(SealedField::Text),
+            Some(("file_name", id)) => id.parse().ok().map(SealedField::FileName),
             _ => None,
         }
     }
@@ -152,7 +159,7 @@ fn context(label: &str, ids: &[&Uuid], field: Option<SealedField>) -> Vec<u8> {
         c.extend_from_slice(id.as_bytes());
     }
     if let Some(field) = field {
-        c.extend_from_slice(field.as_str().as_bytes());
+        c.extend_from_slice(field.label().as_bytes());
     }
     c
 }
@@ -226,6 +233,24 @@ mod tests {
         altered[0] ^= 1;
         assert_eq!(open(&key, &ctx, &nonce, &altered), Err(SealError::Forged));
         assert_eq!(open(&key, &ctx, &nonce[..8], &ct), Err(SealError::Forged));
+    }
+
+    #[test]
+    fn fields_are_named_in_the_log_and_parsed_back() {
+        let file = Uuid::new_v4();
+        for field in [SealedField::Text, SealedField::FileName(file)] {
+            assert_eq!(SealedField::parse(&field.label()), Some(field));
+        }
+        assert_eq!(SealedField::FileName(file).label(), format!("file_name:{file}"));
+        for bad in ["", "Text", "file_name", "file_name:nope", "text:1"] {
+            assert_eq!(SealedField::parse(bad), None, "{bad}");
+        }
+        // a file's name sealed for one file does not open as another's
+        let key = SecretKey::generate();
+        let ws = Uuid::new_v4();
+        let (n, c) = seal(&key, &box_context(&ws, &file, SealedField::FileName(file)), b"plan.pdf");
+        let other = SealedField::FileName(Uuid::new_v4());
+        assert_eq!(open(&key, &box_context(&ws, &file, other), &n, &c), Err(SealError::Forged));
     }
 
     #[test]

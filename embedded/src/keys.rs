@@ -213,6 +213,65 @@ mod tests {
         assert_eq!(err.kind(), PortErrorKind::Invalid, "{err}");
     }
 
+    fn shared(ws: Uuid, file_id: Uuid, name: &str) -> Event {
+        let file =
+            confab_core::files::Attachment { file_id, name: name.into(), size: 3, content_type: "text/plain".into() };
+        Event { payload: Payload::FileShared { file }, ..posted(ws, "") }
+    }
+
+    fn with_attachment(mut e: Event, file_id: Uuid, name: &str) -> Event {
+        if let Payload::MessagePosted { attachments, .. } = &mut e.payload {
+            attachments.push(confab_core::files::Attachment {
+                file_id,
+                name: name.into(),
+                size: 3,
+                content_type: "text/plain".into(),
+            });
+        }
+        e
+    }
+
+    fn names(e: &Event) -> Vec<String> {
+        match &e.payload {
+            Payload::FileShared { file } => vec![file.name.clone()],
+            Payload::MessagePosted { attachments, .. } => attachments.iter().map(|a| a.name.clone()).collect(),
+            _ => vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_name_is_sealed_under_the_file_key_wherever_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let (ws, file, older) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let writer = keyring(&keys, MASTER);
+        let mut share = shared(ws, file, "salaries.xlsx");
+        writer.seal(&mut [&mut share]).await.unwrap();
+        assert_eq!((names(&share), share.sealing.boxes[0].key_id), (vec![String::new()], file));
+        // a message attaching it, and a file shared before names were sealed (it has no key yet)
+        let mut post =
+            with_attachment(with_attachment(posted(ws, "see attached"), file, "salaries.xlsx"), older, "old.txt");
+        keyring(&keys, MASTER).seal(&mut [&mut post]).await.unwrap();
+        assert_eq!(names(&post), vec![String::new(), String::new()]);
+        let key_ids: Vec<Uuid> = post.sealing.boxes.iter().map(|b| b.key_id).collect();
+        assert_eq!(key_ids, vec![post.event_id, file, older]);
+        let reader = keyring(&keys, MASTER);
+        let opened_post = opened(&reader, post.clone()).await.unwrap();
+        assert_eq!(names(&opened_post), vec!["salaries.xlsx", "old.txt"]);
+        assert_eq!(text(&opened_post), "see attached");
+        // deleting the file erases its name everywhere, not the message's text
+        writer.destroy(ws, &[file]).await.unwrap();
+        let reader = keyring(&keys, MASTER);
+        let share = opened(&reader, share).await.unwrap();
+        assert_eq!(
+            (names(&share), share.sealing.redacted.clone()),
+            (vec![String::new()], vec![SealedField::FileName(file)])
+        );
+        let post = opened(&reader, post).await.unwrap();
+        assert_eq!((names(&post), text(&post)), (vec![String::new(), "old.txt".into()], "see attached"));
+        assert_eq!(post.sealing.redacted, vec![SealedField::FileName(file)]);
+    }
+
     #[tokio::test]
     async fn two_keyrings_racing_on_a_new_workspace_agree_on_one_key() {
         let dir = tempfile::tempdir().unwrap();

@@ -46,11 +46,15 @@ impl PartitionState {
             Payload::MessagePosted { message_id, .. } => timeuuid_millis(message_id).unwrap_or(now_ms),
             _ => now_ms.max(stream.map(|c| c.last_ms).unwrap_or(0)),
         };
+        // the keys of what this event erases go once it is committed: the text an edit replaces,
+        // a deleted message's text and files, a deleted file (its name)
+        let text_key = |message_id: &Uuid| stream.and_then(|c| c.messages.get(message_id)).map(|m| m.text_key);
         let destroys_keys = match &payload {
-            // the text being replaced or deleted: its key goes once this event is committed
-            Payload::MessageEdited { message_id, .. } | Payload::MessageDeleted { message_id, .. } => {
-                stream.and_then(|c| c.messages.get(message_id)).map(|m| vec![m.text_key]).unwrap_or_default()
+            Payload::MessageEdited { message_id, .. } => text_key(message_id).into_iter().collect(),
+            Payload::MessageDeleted { message_id, file_ids } => {
+                text_key(message_id).into_iter().chain(file_ids.iter().copied()).collect()
             }
+            Payload::FileDeleted { file_id } => vec![*file_id],
             _ => Vec::new(),
         };
         Event {

@@ -7,6 +7,7 @@
 //! parallel on one set of servers. Processes are killed when the stack drops.
 
 pub mod client;
+pub mod files;
 pub mod kafka;
 pub mod own_server;
 pub mod stack;

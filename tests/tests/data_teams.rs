@@ -192,7 +192,10 @@ async fn confluents_python_client_reads_the_events() {
     assert_eq!(texts, ["", "", ""]);
     for e in &events[1..] {
         let sealed = e["value"]["sealed"].as_array().expect("the sealed boxes");
-        assert_eq!((sealed.len(), &sealed[0]["field"], &sealed[0]["key_id"]), (1, &json!("text"), &e["value"]["event_id"]));
+        assert_eq!(
+            (sealed.len(), &sealed[0]["field"], &sealed[0]["key_id"]),
+            (1, &json!("text"), &e["value"]["event_id"])
+        );
     }
     let seqs: Vec<i64> = events.iter().map(|e| e["value"]["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);

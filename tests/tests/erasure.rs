@@ -3,8 +3,10 @@
 //! unreadable in every copy of the log and in every replay, while everything else replays as
 //! before.
 
+use confab_tests::files::share;
 use confab_tests::stack::eventually;
 use confab_tests::{Client, Mode, Stack};
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -54,15 +56,33 @@ async fn a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without
     let marker = |what: &str| format!("{what}{}", uuid::Uuid::new_v4().simple());
     let (deleted, replaced, replacement, kept) =
         (marker("deleted"), marker("replaced"), marker("edit"), marker("kept"));
+    // three files: one carried by the message to be deleted, one deleted by itself, one kept
+    let (carried, unshared, kept_file) = (marker("carried"), marker("unshared"), marker("keptfile"));
+    let mut file_ids = Vec::new();
+    for name in [&carried, &unshared, &kept_file] {
+        file_ids.push(share(&stack, &token, &ch, &format!("{name}.txt"), b"bytes", "text/plain").await);
+    }
+    // ingest rebuilds its state from the log before the files are attached: a message carries
+    // its files' names, which ingest must open from the log (the kept file's name is checked)
+    if stack.single_process() {
+        assert!(stack.terminate("serve").success());
+        stack.restart("serve");
+    } else {
+        stack.kill("ingest");
+        stack.restart("ingest");
+    }
     let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
-    let mut post = async |text: &str, cmid: &str| {
-        let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": text}), cmid).await;
+    let mut post = async |text: &str, cmid: &str, files: &[&String]| {
+        let frame = json!({"type": "message:send", "channel_id": ch, "text": text, "file_ids": files});
+        let ack = a.command(frame, cmid).await;
         assert_eq!(ack["type"], "message:ack", "{ack}");
         ack["message_id"].as_str().unwrap().to_string()
     };
-    let deleted_id = post(&deleted, "c1").await;
-    let replaced_id = post(&replaced, "c2").await;
-    let kept_id = post(&kept, "c3").await;
+    let deleted_id = post(&deleted, "c1", &[&file_ids[0]]).await;
+    let replaced_id = post(&replaced, "c2", &[]).await;
+    let kept_id = post(&kept, "c3", &[&file_ids[2]]).await;
+    let (status, _) = stack.call(Method::DELETE, "gw0", &format!("/api/files/{}", file_ids[1]), &token, None).await;
+    assert_eq!(status, 200);
     let edit = json!({"type": "message:edit", "channel_id": ch, "message_id": replaced_id, "text": replacement});
     assert_eq!(a.command(edit, "e1").await["type"], "ok");
     let delete = json!({"type": "message:delete", "channel_id": ch, "message_id": deleted_id});
@@ -72,17 +92,18 @@ async fn a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without
     if let Some(dir) = stack.services.as_ref().and_then(|s| s.kafka_data_dir.clone()) {
         let segments = events_topic_bytes(&dir, &format!("{}.events-", stack.keyspace()));
         assert!(segments.len() > 1_000, "the events topic's segments were found ({} bytes)", segments.len());
-        for text in [&deleted, &replaced, &replacement, &kept] {
+        for text in [&deleted, &replaced, &replacement, &kept, &carried, &unshared, &kept_file] {
             assert!(!contains(&segments, text.as_bytes()), "`{text}` is in the events topic's segments in the clear");
         }
     }
 
     // the log, read through the keyring: the deleted text and the replaced version are gone,
     // the edit and the untouched message are readable
-    let (events, _) = events_once_erased(&mut stack, &[&deleted, &replaced]).await;
+    let (events, raw) = events_once_erased(&mut stack, &[&deleted, &replaced, &carried, &unshared]).await;
+    assert!(raw.contains(&kept) && raw.contains(&kept_file) && raw.contains(&replacement), "{raw}");
     let posted = of_message(&events, &deleted_id, "message_posted");
     assert_eq!(posted.len(), 1, "{events:?}");
-    assert_eq!((posted[0]["text"].as_str(), &posted[0]["redacted"]), (Some(""), &json!(["text"])));
+    assert_eq!(posted[0]["text"].as_str(), Some(""));
     let posted = of_message(&events, &replaced_id, "message_posted");
     assert_eq!(posted[0]["redacted"], json!(["text"]), "an edit erases the version it replaces");
     let edited = of_message(&events, &replaced_id, "message_edited");
@@ -91,8 +112,19 @@ async fn a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without
     assert_eq!((kept_post[0]["text"].as_str(), kept_post[0].get("redacted")), (Some(kept.as_str()), None));
     // the edit and the delete named the keys they destroyed: the versions they replaced
     let deleting = of_message(&events, &deleted_id, "message_deleted");
-    assert_eq!(deleting[0]["destroys_keys"], json!([posted_event_id(&events, &deleted_id)]));
     assert_eq!(edited[0]["destroys_keys"], json!([posted_event_id(&events, &replaced_id)]));
+    // file names: erased with the file, or with the message carrying it, wherever they appeared
+    let file_name = |file: &str| format!("file_name:{file}");
+    let shares: Vec<&Value> = events.iter().filter(|e| e["kind"] == "file_shared").collect();
+    assert_eq!(shares.len(), 3, "{events:?}");
+    assert_eq!(shares[0]["redacted"], json!([file_name(&file_ids[0])]));
+    assert_eq!(shares[1]["redacted"], json!([file_name(&file_ids[1])]));
+    assert_eq!(shares[2]["files"][0]["name"], format!("{kept_file}.txt"));
+    assert_eq!(kept_post[0]["files"][0]["name"], format!("{kept_file}.txt"));
+    let carrying = of_message(&events, &deleted_id, "message_posted");
+    assert_eq!(carrying[0]["redacted"], json!(["text", file_name(&file_ids[0])]));
+    assert_eq!(carrying[0]["files"][0]["name"], "");
+    assert_eq!(deleting[0]["destroys_keys"], json!([posted_event_id(&events, &deleted_id), file_ids[0]]));
 
     // a timeline rebuilt from the log holds the same messages: the tombstone, the edited text
     let before = stack.history_all("gw0", &ch, &token, 100).await;

@@ -2,6 +2,7 @@
 //! mode's directory with gateway-signed URLs, and the distributed mode's real S3 server
 //! (MinIO). Every transfer is a real HTTP `PUT`/`GET` of the URLs the API hands out.
 
+use confab_tests::files::{complete, grant, put, share};
 use confab_tests::stack::eventually;
 use confab_tests::{conformance, Client, Mode, Stack};
 use reqwest::Method;
@@ -16,48 +17,6 @@ conformance!(
     an_upload_never_completed_is_deleted_once_it_can_no_longer_be_completed,
     a_workspace_holds_no_more_files_than_its_storage_quota,
 );
-
-/// Asks for an upload; returns the answer (status 201 asserted). The membership index that
-/// authorizes it is a projection: right after a channel is created it may lag for a moment, so
-/// `channel_not_found` (private channel) and `not_a_member` (public one) are retried briefly.
-async fn grant(stack: &Stack, token: &str, channel: &str, name: &str, size: usize, content_type: &str) -> Value {
-    let body = json!({"channel_id": channel, "name": name, "size": size, "content_type": content_type});
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, v) = stack.call(Method::POST, "gw0", "/api/files", token, Some(body.clone())).await;
-        let lagging = matches!(v["error"]["code"].as_str(), Some("channel_not_found" | "not_a_member"));
-        if lagging && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        assert_eq!(status, 201, "upload grant: {v}");
-        return v;
-    }
-}
-
-/// `PUT`s bytes to a granted upload URL with its headers; returns the HTTP status.
-async fn put(grant: &Value, bytes: Vec<u8>) -> u16 {
-    let mut req = reqwest::Client::new().put(grant["upload"]["url"].as_str().unwrap()).body(bytes);
-    for (k, v) in grant["upload"]["headers"].as_object().unwrap() {
-        req = req.header(k.as_str(), v.as_str().unwrap());
-    }
-    req.send().await.expect("upload").status().as_u16()
-}
-
-async fn complete(stack: &Stack, token: &str, grant: &Value) -> (u16, Value) {
-    let path = format!("/api/files/{}/complete", grant["file_id"].as_str().unwrap());
-    stack.call(Method::POST, "gw0", &path, token, Some(json!({"upload_token": grant["upload_token"]}))).await
-}
-
-/// Uploads and completes a file; returns its id.
-async fn share(stack: &Stack, token: &str, channel: &str, name: &str, bytes: &[u8], content_type: &str) -> String {
-    let g = grant(stack, token, channel, name, bytes.len(), content_type).await;
-    assert_eq!(put(&g, bytes.to_vec()).await, 200, "upload of {name}");
-    let (status, v) = complete(stack, token, &g).await;
-    assert_eq!(status, 201, "completion of {name}: {v}");
-    assert_eq!(v["file"]["name"], name);
-    g["file_id"].as_str().unwrap().to_string()
-}
 
 /// `GET /api/files/{id}` for `token`, retried while the timeline has not recorded it yet.
 async fn file_info(stack: &Stack, token: &str, file: &str, query: &str) -> (u16, Value) {

@@ -205,6 +205,24 @@ mod edits {
         assert_eq!(second_edit.sealing.destroys_keys, vec![first_edit.event_id], "then the first edit's");
         let (deleted, _) = st.decide(&cmd(ws, ch, alice, CommandBody::DeleteMessage { message_id: m }), &ids, 5);
         assert_eq!(deleted.unwrap().sealing.destroys_keys, vec![second_edit.event_id], "the delete: the last");
+        // files: a deleted file's key goes, and a deleted message's files' keys go with its text's
+        let file = |name: &str| Attachment {
+            file_id: Uuid::new_v4(),
+            name: name.into(),
+            size: 1,
+            content_type: "text/plain".into(),
+        };
+        let (kept, gone) = (file("a.txt"), file("b.txt"));
+        for f in [&kept, &gone] {
+            st.decide(&cmd(ws, ch, alice, CommandBody::ShareFile { file: f.clone() }), &ids, 6);
+        }
+        let (unshared, _) = st.decide(&cmd(ws, ch, alice, CommandBody::DeleteFile { file_id: gone.file_id }), &ids, 7);
+        assert_eq!(unshared.unwrap().sealing.destroys_keys, vec![gone.file_id]);
+        let (with_file, _) = st.decide(&cmd(ws, ch, alice, sending("see", "k2", None, vec![kept.file_id])), &ids, 8);
+        let with_file = with_file.unwrap();
+        let Payload::MessagePosted { message_id: m2, .. } = with_file.payload else { panic!() };
+        let (deleted, _) = st.decide(&cmd(ws, ch, alice, CommandBody::DeleteMessage { message_id: m2 }), &ids, 9);
+        assert_eq!(deleted.unwrap().sealing.destroys_keys, vec![with_file.event_id, kept.file_id]);
         // the same keys after the state is rebuilt from the log
         let mut rebuilt = PartitionState::default();
         for e in [&created, &posted, &first_edit] {
