@@ -233,6 +233,11 @@ impl Keyring {
             .collect())
     }
 
+    /// Removes expired keys' bytes (see [`KeyStore::sweep_expired`]).
+    pub async fn sweep_expired(&self) -> PortResult<u64> {
+        self.store.sweep_expired().await
+    }
+
     /// Checks the key store answers (for readiness).
     pub async fn check(&self) -> PortResult<()> {
         self.store.workspace_key(Uuid::nil()).await.map(|_| ())

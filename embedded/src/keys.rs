@@ -1,27 +1,51 @@
 //! The key store in fjall: wrapped workspace keys (`workspace` -> wrapped) and wrapped data keys
-//! (`workspace | key_id` -> wrapped). New data keys are written without a sync of their own:
-//! the database has one journal, and the sequencer's commit that follows (the events sealed
+//! (`workspace | key_id` -> expiry, wrapped). New data keys are written without a sync of their
+//! own: the database has one journal, and the sequencer's commit that follows (the events sealed
 //! under them) syncs it, so no event is ever durable without its key. Destruction is synced
 //! before it returns.
+//!
+//! A data key expires with its workspace's retention (read from the directory when it is
+//! written): an expired key reads as absent at once, and [`KeyStore::sweep_expired`] removes its
+//! bytes, found through an index ordered by expiry (`expires_at | workspace | key_id`).
 
 use async_trait::async_trait;
-use confab_core::ports::{KeyStore, PortResult};
+use confab_core::ports::{KeyStore, PortResult, Workspace};
 use fjall::Keyspace;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use crate::error::{persist, port};
+use crate::error::{corrupt, persist, port};
+
+/// Expired keys removed per sweep, at most (the next sweep takes the rest).
+const SWEEP_BATCH: usize = 10_000;
 
 pub struct EmbeddedKeys {
     pub(crate) db: fjall::Database,
     pub(crate) workspace_keys: Keyspace,
     pub(crate) data_keys: Keyspace,
+    /// `expires_at (ms, big endian) | workspace | key_id` -> nothing.
+    pub(crate) expiry: Keyspace,
+    /// The directory's workspaces (their retention).
+    pub(crate) workspaces: Keyspace,
     /// Makes creating a workspace key check-and-set.
     pub(crate) create_lock: tokio::sync::Mutex<()>,
 }
 
 fn data_key(ws: &Uuid, id: &Uuid) -> Vec<u8> {
     [ws.as_bytes().as_slice(), id.as_bytes()].concat()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl EmbeddedKeys {
+    /// When keys written now for the workspace expire (0: never).
+    fn expires_at(&self, workspace_id: &Uuid) -> PortResult<i64> {
+        let Some(v) = self.workspaces.get(workspace_id.as_bytes()).map_err(port)? else { return Ok(0) };
+        let w: Workspace = serde_json::from_slice(&v).map_err(|_| corrupt("workspace"))?;
+        Ok(if w.retention_secs > 0 { now_ms() + i64::from(w.retention_secs) * 1000 } else { 0 })
+    }
 }
 
 #[async_trait]
@@ -41,18 +65,29 @@ impl KeyStore for EmbeddedKeys {
     }
 
     async fn put_data_keys(&self, workspace_id: Uuid, keys: Vec<(Uuid, Vec<u8>)>) -> PortResult<()> {
+        let expires_at = self.expires_at(&workspace_id)?;
         let mut batch = self.db.batch();
         for (id, wrapped) in keys {
-            batch.insert(&self.data_keys, data_key(&workspace_id, &id), wrapped);
+            let k = data_key(&workspace_id, &id);
+            if expires_at > 0 {
+                batch.insert(&self.expiry, [expires_at.to_be_bytes().as_slice(), &k].concat(), []);
+            }
+            batch.insert(&self.data_keys, k, [expires_at.to_be_bytes().as_slice(), &wrapped].concat());
         }
         batch.commit().map_err(port)
     }
 
     async fn data_keys(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<HashMap<Uuid, Vec<u8>>> {
+        let now = now_ms();
         let mut found = HashMap::new();
         for id in key_ids {
-            if let Some(v) = self.data_keys.get(data_key(&workspace_id, id)).map_err(port)? {
-                found.insert(*id, v.to_vec());
+            let Some(v) = self.data_keys.get(data_key(&workspace_id, id)).map_err(port)? else { continue };
+            if v.len() < 8 {
+                return Err(corrupt("data key"));
+            }
+            let expires_at = i64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+            if expires_at == 0 || expires_at > now {
+                found.insert(*id, v[8..].to_vec());
             }
         }
         Ok(found)
@@ -71,6 +106,23 @@ impl KeyStore for EmbeddedKeys {
         self.workspace_keys.remove(workspace_id.as_bytes()).map_err(port)?;
         persist(&self.db).await
     }
+
+    async fn sweep_expired(&self) -> PortResult<u64> {
+        let end = (now_ms() + 1).to_be_bytes();
+        let mut batch = self.db.batch();
+        let mut swept = 0;
+        for entry in self.expiry.range(..end.as_slice()).take(SWEEP_BATCH) {
+            let k = entry.key().map_err(port)?;
+            batch.remove(&self.data_keys, k[8..].to_vec());
+            batch.remove(&self.expiry, k.to_vec());
+            swept += 1;
+        }
+        if swept > 0 {
+            batch.commit().map_err(port)?;
+            persist(&self.db).await?;
+        }
+        Ok(swept)
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +140,8 @@ mod tests {
         Arc::new(EmbeddedKeys {
             workspace_keys: ks("workspace_keys"),
             data_keys: ks("data_keys"),
+            expiry: ks("data_key_expiry"),
+            workspaces: ks("workspaces"),
             db,
             create_lock: tokio::sync::Mutex::new(()),
         })
@@ -270,6 +324,39 @@ mod tests {
         let post = opened(&reader, post).await.unwrap();
         assert_eq!((names(&post), text(&post)), (vec![String::new(), "old.txt".into()], "see attached"));
         assert_eq!(post.sealing.redacted, vec![SealedField::FileName(file)]);
+    }
+
+    #[tokio::test]
+    async fn a_key_expires_with_its_workspace_retention_and_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let (short, forever) = (Uuid::new_v4(), Uuid::new_v4());
+        let workspace = |id: Uuid, retention_secs: i32| confab_core::ports::Workspace {
+            workspace_id: id,
+            name: "w".into(),
+            retention_secs,
+            max_file_bytes: 0,
+            file_types: vec![],
+            storage_quota_bytes: 0,
+        };
+        for w in [workspace(short, 1), workspace(forever, 0)] {
+            keys.workspaces.insert(w.workspace_id.as_bytes(), serde_json::to_vec(&w).unwrap()).unwrap();
+        }
+        let writer = keyring(&keys, MASTER);
+        let (gone, kept) = (sealed(&writer, short, "for a second").await, sealed(&writer, forever, "for ever").await);
+        assert_eq!(text(&opened(&keyring(&keys, MASTER), gone.clone()).await.unwrap()), "for a second");
+        assert_eq!(keys.sweep_expired().await.unwrap(), 0, "nothing has expired yet");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // expired: absent at once, for any reader that does not hold it cached
+        let e = opened(&keyring(&keys, MASTER), gone.clone()).await.unwrap();
+        assert!(e.sealing.is_redacted(SealedField::Text));
+        assert_eq!(text(&opened(&keyring(&keys, MASTER), kept).await.unwrap()), "for ever");
+        // and its bytes are removed by the sweep
+        let stored = |ws: Uuid, id: Uuid| keys.data_keys.get(data_key(&ws, &id)).unwrap().is_some();
+        assert!(stored(short, gone.event_id));
+        assert_eq!(keys.sweep_expired().await.unwrap(), 1);
+        assert!(!stored(short, gone.event_id));
+        assert_eq!(keys.sweep_expired().await.unwrap(), 0);
     }
 
     #[tokio::test]

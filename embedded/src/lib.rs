@@ -96,6 +96,8 @@ impl Embedded {
             db: db.clone(),
             workspace_keys: ks("workspace_keys")?,
             data_keys: ks("data_keys")?,
+            expiry: ks("data_key_expiry")?,
+            workspaces: ks("workspaces")?,
             create_lock: tokio::sync::Mutex::new(()),
         });
         Ok(Self { log, store, fanout, presence: Arc::default(), notify, keys })

@@ -10,7 +10,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-confab_tests::conformance!(a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without_it,);
+confab_tests::conformance!(
+    a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without_it,
+    a_text_past_its_workspace_retention_is_unreadable_in_the_log,
+);
 
 const T: Duration = Duration::from_secs(30);
 
@@ -146,6 +149,31 @@ async fn a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without
     let texts: Vec<&str> = after.iter().filter_map(|m| m["text"].as_str()).collect();
     assert!(texts.contains(&replacement.as_str()) && texts.contains(&kept.as_str()), "{after:?}");
     assert!(!texts.contains(&deleted.as_str()) && !texts.contains(&replaced.as_str()), "{after:?}");
+}
+
+async fn a_text_past_its_workspace_retention_is_unreadable_in_the_log(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let marker = |what: &str| format!("{what}{}", uuid::Uuid::new_v4().simple());
+    let (expiring, kept) = (marker("expiring"), marker("kept"));
+    // a workspace that keeps messages 3 s, and one that keeps them for ever
+    let mut ids = Vec::new();
+    for (ws, text) in [
+        (stack.create_workspace_with_retention("short", 3).await, &expiring),
+        (stack.create_workspace("long").await, &kept),
+    ] {
+        let (alice, token) = stack.create_user(&ws, "alice").await;
+        let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+        let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+        let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": text}), "r1").await;
+        assert_eq!(ack["type"], "message:ack", "{ack}");
+        ids.push(ack["message_id"].as_str().unwrap().to_string());
+    }
+    // past the retention its key is gone: the text is unreadable in the log; the other stays
+    let (events, raw) = events_once_erased(&mut stack, &[&expiring]).await;
+    assert!(raw.contains(&kept), "{raw}");
+    let expired = of_message(&events, &ids[0], "message_posted");
+    assert_eq!((expired[0]["text"].as_str(), &expired[0]["redacted"]), (Some(""), &json!(["text"])));
+    assert_eq!(of_message(&events, &ids[1], "message_posted")[0]["text"], kept.as_str());
 }
 
 fn posted_event_id(events: &[Value], message_id: &str) -> Value {

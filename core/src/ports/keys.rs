@@ -15,7 +15,9 @@ pub trait KeyStore: Send + Sync {
     /// Stores `wrapped` as the workspace's key unless it has one already, and returns the one
     /// stored (two sequencers racing on a new workspace agree on one key).
     async fn create_workspace_key(&self, workspace_id: Uuid, wrapped: Vec<u8>) -> PortResult<Vec<u8>>;
-    /// Stores new data keys, durably, before any event sealed under them is committed.
+    /// Stores new data keys, durably, before any event sealed under them is committed. A key
+    /// expires with its workspace's retention (`Workspace::retention_secs` when it is written):
+    /// once expired it is absent, as if destroyed.
     async fn put_data_keys(&self, workspace_id: Uuid, keys: Vec<(Uuid, Vec<u8>)>) -> PortResult<()>;
     /// The wrapped data keys among `key_ids` that exist (destroyed ones are absent).
     async fn data_keys(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<HashMap<Uuid, Vec<u8>>>;
@@ -23,4 +25,9 @@ pub trait KeyStore: Send + Sync {
     async fn destroy_data_keys(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<()>;
     /// Destroys the workspace's key (idempotent): everything it wrapped is unreadable.
     async fn destroy_workspace_key(&self, workspace_id: Uuid) -> PortResult<()>;
+    /// Removes expired keys' bytes where the store does not do it by itself (Cassandra's TTL
+    /// does); returns how many went.
+    async fn sweep_expired(&self) -> PortResult<u64> {
+        Ok(0)
+    }
 }

@@ -3,7 +3,8 @@
 //! partition per key, so keys spread evenly over the ring). Reads and writes use the session's
 //! consistency (LOCAL_QUORUM by default): a key written before its event was committed is seen
 //! by every reader of that event, so no text is taken for erased because a replica lagged.
-//! Deleted keys leave tombstones; the tables' `gc_grace_seconds` (see `schema`) bound how long
+//! A data key is written with its workspace's retention as its TTL, so it expires with the
+//! messages it sealed. Deleted keys leave tombstones; the tables' `gc_grace_seconds` (see `schema`) bound how long
 //! the wrapped bytes stay in SSTables, see docs/operators.md.
 
 use async_trait::async_trait;
@@ -27,7 +28,13 @@ pub struct CassandraKeys {
     data_keys: PreparedStatement,
     destroy_data_keys: PreparedStatement,
     destroy_workspace_key: PreparedStatement,
+    retention: PreparedStatement,
+    /// Workspace -> (when read, retention in seconds), re-read after [`RETENTION_CACHE`].
+    retention_cache: std::sync::Mutex<HashMap<Uuid, (std::time::Instant, i32)>>,
 }
+
+/// How long a workspace's retention is taken as read.
+const RETENTION_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl CassandraKeys {
     pub async fn new(session: Arc<Session>, ks: &str) -> PortResult<Self> {
@@ -41,14 +48,44 @@ impl CassandraKeys {
                 "INSERT INTO {ks}.workspace_keys (workspace_id, wrapped) VALUES (?, ?) IF NOT EXISTS"
             ))
             .await?,
-            put_data_key: p(format!("INSERT INTO {ks}.data_keys (workspace_id, key_id, wrapped) VALUES (?, ?, ?)"))
-                .await?,
+            put_data_key: p(format!(
+                "INSERT INTO {ks}.data_keys (workspace_id, key_id, wrapped) VALUES (?, ?, ?) USING TTL ?"
+            ))
+            .await?,
+            retention: p(format!("SELECT retention_secs FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
+            retention_cache: std::sync::Mutex::new(HashMap::new()),
             data_keys: p(format!("SELECT key_id, wrapped FROM {ks}.data_keys WHERE workspace_id = ? AND key_id IN ?"))
                 .await?,
             destroy_data_keys: p(format!("DELETE FROM {ks}.data_keys WHERE workspace_id = ? AND key_id IN ?")).await?,
             destroy_workspace_key: p(format!("DELETE FROM {ks}.workspace_keys WHERE workspace_id = ?")).await?,
             session,
         })
+    }
+}
+
+impl CassandraKeys {
+    /// The workspace's retention in seconds (0: forever, also for a workspace not found).
+    async fn retention_secs(&self, workspace_id: Uuid) -> PortResult<i32> {
+        if let Some((at, secs)) = self.retention_cache.lock().unwrap().get(&workspace_id) {
+            if at.elapsed() < RETENTION_CACHE {
+                return Ok(*secs);
+            }
+        }
+        let rows = self
+            .session
+            .execute_unpaged(&self.retention, (workspace_id,))
+            .await
+            .or_port("workspace retention")?
+            .into_rows_result()
+            .or_port("workspace retention")?;
+        let secs = rows.maybe_first_row::<(Option<i32>,)>().or_port("workspace retention")?.and_then(|(s,)| s);
+        let secs = secs.unwrap_or(0).max(0);
+        let mut cache = self.retention_cache.lock().unwrap();
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(workspace_id, (std::time::Instant::now(), secs));
+        Ok(secs)
     }
 }
 
@@ -90,9 +127,11 @@ impl KeyStore for CassandraKeys {
     }
 
     async fn put_data_keys(&self, workspace_id: Uuid, keys: Vec<(Uuid, Vec<u8>)>) -> PortResult<()> {
+        // a key lives as long as the workspace keeps its messages (TTL 0: forever)
+        let ttl = self.retention_secs(workspace_id).await?;
         // one partition per key: an unlogged batch would only move the fan-out to a coordinator
         let writes = keys.iter().map(|(id, wrapped)| {
-            self.session.execute_unpaged(&self.put_data_key, (workspace_id, *id, wrapped.as_slice()))
+            self.session.execute_unpaged(&self.put_data_key, (workspace_id, *id, wrapped.as_slice(), ttl))
         });
         for result in futures::future::join_all(writes).await {
             result.or_port("put data keys")?;

@@ -1,21 +1,27 @@
-//! Events to key destructions: the keys an event lists, grouped per workspace.
+//! Events to key destructions: the keys an event lists, grouped per workspace; and the sweep of
+//! keys past their workspace's retention.
 
 use confab_core::event::Event;
 use confab_core::keyring::Keyring;
 use confab_core::ports::PortError;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::Projection;
 
+/// How often expired keys' bytes are swept (where the key store does not expire them itself).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 pub struct ErasureProjection {
     keyring: Arc<Keyring>,
+    last_sweep: Mutex<Instant>,
 }
 
 impl ErasureProjection {
     pub fn new(keyring: Arc<Keyring>) -> Self {
-        Self { keyring }
+        Self { keyring, last_sweep: Mutex::new(Instant::now() - SWEEP_EVERY) }
     }
 }
 
@@ -38,5 +44,21 @@ impl Projection for ErasureProjection {
 
     async fn check(&self) -> Result<(), PortError> {
         self.keyring.check().await
+    }
+
+    /// Called about once a second by the runner: sweeps expired keys every [`SWEEP_EVERY`].
+    async fn flush(&self) -> Result<(), PortError> {
+        {
+            let mut last = self.last_sweep.lock().unwrap();
+            if last.elapsed() < SWEEP_EVERY {
+                return Ok(());
+            }
+            *last = Instant::now();
+        }
+        let swept = self.keyring.sweep_expired().await?;
+        if swept > 0 {
+            tracing::info!(keys = swept, "expired data keys swept");
+        }
+        Ok(())
     }
 }
