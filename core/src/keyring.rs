@@ -65,6 +65,21 @@ impl<K: Eq + Hash + Copy, V: Clone> BoundedCache<K, V> {
     }
 }
 
+/// The longest a key store call may take: past it the call fails as transient, so a key store
+/// that stops answering makes ingest and the readers unready and retry, rather than hang (a
+/// driver's own timeout can be 30 s).
+pub const KEY_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn bounded<T>(call: impl std::future::Future<Output = PortResult<T>>) -> PortResult<T> {
+    match tokio::time::timeout(KEY_STORE_TIMEOUT, call).await {
+        Ok(result) => result,
+        Err(_) => {
+            let secs = KEY_STORE_TIMEOUT.as_secs();
+            Err(PortError::transient(format!("the key store did not answer within {secs} s")))
+        }
+    }
+}
+
 /// The fields of an event that are sealed, each with the id of the key it goes under and
 /// whether that key is made for it (a text version's) or already exists (a file's, made when
 /// the file was shared).
@@ -114,11 +129,11 @@ impl Keyring {
             return Ok(Some(key));
         }
         let context = workspace_key_context(&workspace_id);
-        let wrapped = match self.store.workspace_key(workspace_id).await? {
+        let wrapped = match bounded(self.store.workspace_key(workspace_id)).await? {
             Some(wrapped) => wrapped,
             None if create => {
                 let fresh = self.master.wrap(&context, &SecretKey::generate()).await.map_err(master_refused)?;
-                self.store.create_workspace_key(workspace_id, fresh).await?
+                bounded(self.store.create_workspace_key(workspace_id, fresh)).await?
             }
             None => return Ok(None),
         };
@@ -163,7 +178,7 @@ impl Keyring {
             }
             keys.extend(found.into_iter().map(|(id, key)| ((ws, id), key)));
             if !wrapped.is_empty() {
-                self.store.put_data_keys(ws, wrapped).await?;
+                bounded(self.store.put_data_keys(ws, wrapped)).await?;
             }
         }
         let mut cache = self.data_keys.lock().unwrap();
@@ -199,7 +214,7 @@ impl Keyring {
             return Ok(found);
         }
         let Some(ws_key) = self.workspace_key(ws, false).await? else { return Ok(found) };
-        let wrapped = self.store.data_keys(ws, &missing).await?;
+        let wrapped = bounded(self.store.data_keys(ws, &missing)).await?;
         let mut cache = self.data_keys.lock().unwrap();
         for (id, wrapped) in wrapped {
             let key = unwrap_key(&ws_key, &data_key_context(&ws, &id), &wrapped)
@@ -235,17 +250,17 @@ impl Keyring {
 
     /// Removes expired keys' bytes (see [`KeyStore::sweep_expired`]).
     pub async fn sweep_expired(&self) -> PortResult<u64> {
-        self.store.sweep_expired().await
+        bounded(self.store.sweep_expired()).await
     }
 
     /// Checks the key store answers (for readiness).
     pub async fn check(&self) -> PortResult<()> {
-        self.store.workspace_key(Uuid::nil()).await.map(|_| ())
+        bounded(self.store.workspace_key(Uuid::nil())).await.map(|_| ())
     }
 
     /// Destroys data keys for good, here and in the store.
     pub async fn destroy(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<()> {
-        self.store.destroy_data_keys(workspace_id, key_ids).await?;
+        bounded(self.store.destroy_data_keys(workspace_id, key_ids)).await?;
         let mut cache = self.data_keys.lock().unwrap();
         for id in key_ids {
             cache.remove(&(workspace_id, *id));
