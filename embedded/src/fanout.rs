@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use confab_core::ports::{
     Backlog, BacklogLimits, BacklogScan, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortError, PortResult,
+    StreamErasure,
 };
 
 use crate::error::{corrupt, port};
@@ -299,6 +300,28 @@ impl Fanout for EmbeddedFanout {
             }
         }
         Ok(scan.finish())
+    }
+
+    async fn erase(&self, ws: &Uuid, topic: &Uuid, erasure: &StreamErasure) -> PortResult<usize> {
+        let erased: Vec<u64> = {
+            let mut streams = self.inner.streams.lock().expect("fanout lock");
+            let Some(s) = streams.get_mut(ws) else { return Ok(0) };
+            let carries =
+                |e: &FanoutEntry| e.topic_id == *topic && erasure.matches(&e.frame_type, &e.frame_json, e.seq);
+            let erased = s.entries.iter().filter(|(_, e)| carries(e)).map(|(id, _)| *id).collect();
+            s.entries.retain(|(_, e)| !carries(e));
+            erased
+        };
+        if erased.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = self.inner.db.batch();
+        for id in &erased {
+            batch.remove(&self.inner.stream, stream_key(ws, *id));
+        }
+        batch.commit().map_err(port)?;
+        crate::error::persist(&self.inner.db).await?;
+        Ok(erased.len())
     }
 
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {

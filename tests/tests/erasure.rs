@@ -129,6 +129,30 @@ async fn a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without
     assert_eq!(carrying[0]["files"][0]["name"], "");
     assert_eq!(deleting[0]["destroys_keys"], json!([posted_event_id(&events, &deleted_id), file_ids[0]]));
 
+    // the fanout stream's resume window keeps no erased text either: a client resuming from the
+    // channel's start replays the rest and is told about the hole
+    let stream = eventually(T, "the erased texts gone from the resume window", || async {
+        let frames = resume_from_start(&stack, &token, &ch).await;
+        let raw = serde_json::to_string(&frames).unwrap();
+        let left: Vec<&String> =
+            [&deleted, &replaced, &carried].into_iter().filter(|t| raw.contains(t.as_str())).collect();
+        left.is_empty().then_some(raw)
+    })
+    .await;
+    assert!(stream.contains(&kept) && stream.contains(&replacement), "{stream}");
+    if let Some(services) = &stack.services {
+        let mut redis =
+            redis::Client::open(services.redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let key = format!("{}:{{{ws}}}:fanout", stack.keyspace());
+        let entries: redis::Value =
+            redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(&mut redis).await.unwrap();
+        let raw = format!("{entries:?}");
+        assert!(raw.contains(&kept), "the stream was read: {raw}");
+        for text in [&deleted, &replaced] {
+            assert!(!raw.contains(text.as_str()), "`{text}` is still in Redis's fanout stream");
+        }
+    }
+
     // a timeline rebuilt from the log holds the same messages: the tombstone, the edited text
     let before = stack.history_all("gw0", &ch, &token, 100).await;
     if stack.single_process() {
@@ -174,6 +198,21 @@ async fn a_text_past_its_workspace_retention_is_unreadable_in_the_log(mode: Mode
     let expired = of_message(&events, &ids[0], "message_posted");
     assert_eq!((expired[0]["text"].as_str(), &expired[0]["redacted"]), (Some(""), &json!(["text"])));
     assert_eq!(of_message(&events, &ids[1], "message_posted")[0]["text"], kept.as_str());
+}
+
+/// The frames a client resuming `ch` from its start receives, up to `resume:done`.
+async fn resume_from_start(stack: &Stack, token: &str, ch: &str) -> Vec<Value> {
+    let mut c = Client::connect_resuming(&stack.addr("gw0"), token).await.unwrap();
+    c.send(json!({"type": "resume", "channels": {ch: 0}})).await;
+    let mut frames = Vec::new();
+    loop {
+        let f = c.next(T).await.expect("frames until resume:done");
+        if f["type"] == "resume:done" {
+            frames.push(f);
+            return frames;
+        }
+        frames.push(f);
+    }
 }
 
 fn posted_event_id(events: &[Value], message_id: &str) -> Value {

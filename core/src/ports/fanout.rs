@@ -48,6 +48,35 @@ pub struct FanoutEntry {
     pub ephemeral_from: Option<Uuid>,
 }
 
+/// Stream entries that carry erased text: frames of `frame_types` whose JSON names `needle`,
+/// with a seq below `before_seq`, published from `since_ms` on (where to start looking).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamErasure {
+    pub needle: String,
+    pub frame_types: Vec<&'static str>,
+    pub before_seq: i64,
+    pub since_ms: i64,
+}
+
+impl StreamErasure {
+    /// A message's texts: its `message:new` and its `message:edited` frames (a thread reply's
+    /// frame names its parent only as `thread_ts`).
+    pub fn message_texts(message_id: &Uuid, before_seq: i64, since_ms: i64) -> Self {
+        let needle = format!("\"message_id\":\"{message_id}\"");
+        StreamErasure { needle, frame_types: vec!["message:new", "message:edited"], before_seq, since_ms }
+    }
+
+    /// A file's name: its `file:shared` frame and the `message:new` frame that attached it.
+    pub fn file_name(file_id: &Uuid, before_seq: i64) -> Self {
+        let needle = format!("\"file_id\":\"{file_id}\"");
+        StreamErasure { needle, frame_types: vec!["file:shared", "message:new"], before_seq, since_ms: 0 }
+    }
+
+    pub fn matches(&self, frame_type: &str, frame_json: &str, seq: i64) -> bool {
+        seq < self.before_seq && self.frame_types.contains(&frame_type) && frame_json.contains(&self.needle)
+    }
+}
+
 /// Real-time fanout: per-workspace streams of frames, and the membership index.
 #[async_trait]
 pub trait Fanout: Send + Sync {
@@ -70,6 +99,10 @@ pub trait Fanout: Send + Sync {
     /// `(topic, from_seq, to_seq)` for missed events it does not replay: no longer in the
     /// stream, beyond `limits`, or older than the retention. Scans through a [`BacklogScan`].
     async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)], limits: BacklogLimits) -> PortResult<Backlog>;
+    /// Removes from `topic`'s entries in the stream those `erasure` names: what a delete or an
+    /// edit erased must not stay readable in the resume window. A resume meets the hole as a
+    /// gap, which the client fills from history. Returns how many were removed.
+    async fn erase(&self, ws: &Uuid, topic: &Uuid, erasure: &StreamErasure) -> PortResult<usize>;
     /// The position of the newest entry of a workspace's stream (`0-0` when empty).
     async fn last_id(&self, ws: &Uuid) -> PortResult<String>;
     async fn ping(&self) -> PortResult<()>;

@@ -37,7 +37,7 @@ mod store;
 pub use backlog::{Backlog, BacklogLimits, BacklogScan};
 pub use blobs::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
 pub use error::{PortError, PortErrorKind, PortResult};
-pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream};
+pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream, StreamErasure};
 pub use keys::KeyStore;
 pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
 pub use log::{

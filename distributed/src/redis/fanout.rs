@@ -17,7 +17,7 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use confab_core::ports::{
-    Backlog, BacklogLimits, BacklogScan, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortResult,
+    Backlog, BacklogLimits, BacklogScan, Fanout, FanoutEntry, FanoutItem, FanoutStream, PortResult, StreamErasure,
 };
 
 use super::error::{connection, port};
@@ -76,6 +76,30 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'ch', ARGV[1], 'seq', A
 return 1
 "#;
 
+// Removes the entries a `StreamErasure` names. KEYS: the stream. ARGV: topic, the needle, seq
+// bound (exclusive), first entry id to look at, entries to look at at most, the frame types
+// (`,type,type,`). Scans oldest to newest from that id, 500 entries a call.
+const ERASE: &str = r#"
+local from, scanned, erased = ARGV[4], 0, 0
+local budget, before = tonumber(ARGV[5]), tonumber(ARGV[3])
+while scanned < budget do
+  local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 500)
+  if #entries == 0 then break end
+  for _, e in ipairs(entries) do
+    local f = {}
+    for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+    if f['ch'] == ARGV[1] and string.find(ARGV[6], ',' .. (f['t'] or '') .. ',', 1, true)
+        and tonumber(f['seq'] or '0') < before and string.find(f['f'] or '', ARGV[2], 1, true) then
+      redis.call('XDEL', KEYS[1], e[1])
+      erased = erased + 1
+    end
+    from = '(' .. e[1]
+  end
+  scanned = scanned + #entries
+end
+return erased
+"#;
+
 #[derive(Clone)]
 pub struct RedisFanout {
     client: redis::Client,
@@ -83,6 +107,7 @@ pub struct RedisFanout {
     namespace: String,
     max_len: usize,
     script: redis::Script,
+    erase: redis::Script,
 }
 
 impl RedisFanout {
@@ -94,6 +119,7 @@ impl RedisFanout {
             namespace: namespace.to_string(),
             max_len,
             script: redis::Script::new(PUBLISH),
+            erase: redis::Script::new(ERASE),
         })
     }
 
@@ -332,6 +358,26 @@ impl Fanout for RedisFanout {
     }
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {
         RedisFanout::last_id(self, ws).await.map_err(port)
+    }
+    async fn erase(&self, ws: &Uuid, topic: &Uuid, erasure: &StreamErasure) -> PortResult<usize> {
+        // entry ids are Redis's clock at publication, after the message's own time; a minute's
+        // margin covers clocks that disagree
+        let from = format!("{}-0", erasure.since_ms.saturating_sub(60_000).max(0));
+        let types = format!(",{},", erasure.frame_types.join(","));
+        let mut conn = self.conn.clone();
+        let erased: i64 = self
+            .erase
+            .key(self.stream_key(ws))
+            .arg(topic.to_string())
+            .arg(&erasure.needle)
+            .arg(erasure.before_seq)
+            .arg(from)
+            .arg(self.max_len)
+            .arg(types)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(port)?;
+        Ok(erased as usize)
     }
     async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)], limits: BacklogLimits) -> PortResult<Backlog> {
         RedisFanout::backlog(self, ws, after, limits).await.map_err(port)

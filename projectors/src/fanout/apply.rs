@@ -1,5 +1,5 @@
 use confab_core::event::{ChannelKind, Event, Payload};
-use confab_core::ports::{Fanout, FanoutItem, PortError};
+use confab_core::ports::{Fanout, FanoutItem, PortError, StreamErasure};
 use confab_core::protocol::{ServerFrame, ThreadView, MEMBERS_IN_FRAME};
 use confab_core::views::{message_view, posted_row};
 use std::sync::Arc;
@@ -126,6 +126,22 @@ fn new_message_frame(e: &Event) -> ServerFrame {
     ServerFrame::New { message, parent_thread }
 }
 
+/// What an event erases from its topic's stream: the texts of an edited or deleted message,
+/// the names of deleted files.
+fn stream_erasures(e: &Event) -> Vec<StreamErasure> {
+    let texts = |message_id: &Uuid| {
+        StreamErasure::message_texts(message_id, e.seq, confab_core::timeuuid_millis(message_id).unwrap_or(0))
+    };
+    match &e.payload {
+        Payload::MessageEdited { message_id, .. } => vec![texts(message_id)],
+        Payload::MessageDeleted { message_id, file_ids } => std::iter::once(texts(message_id))
+            .chain(file_ids.iter().map(|f| StreamErasure::file_name(f, e.seq)))
+            .collect(),
+        Payload::FileDeleted { file_id } => vec![StreamErasure::file_name(file_id, e.seq)],
+        _ => Vec::new(),
+    }
+}
+
 /// The fanout entry of an event: on its stream's topic (a channel, or the reader's own stream
 /// for a read marker), with the frame serialized once for every gateway.
 fn item_for(e: &Event) -> FanoutItem {
@@ -149,7 +165,15 @@ impl Projection for FanoutProjection {
 
     async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
         let items: Vec<FanoutItem> = events.iter().map(item_for).collect();
-        self.fanout.publish(&items).await.map(|_| ())
+        self.fanout.publish(&items).await?;
+        // what a delete or an edit erased leaves the resume window too (after the frame that
+        // says so was published: a reader never meets the hole before the reason for it)
+        for e in events {
+            for erasure in stream_erasures(e) {
+                self.fanout.erase(&e.workspace_id, &e.channel_id, &erasure).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn check(&self) -> Result<(), PortError> {
