@@ -70,7 +70,10 @@ export CONFAB_PYTHON="$pyenv_dir/bin/python"
 run_dir="$(mktemp -d /tmp/confab-test.XXXXXX)"
 cleanup() { scripts/services/all.sh stop "$run_dir" || true; rm -rf "$run_dir"; }
 trap cleanup EXIT
-scripts/services/all.sh start "$run_dir"
+# every distributed test makes a keyspace of its own (17 tables, 2 of them the key store's): a
+# 1 GiB heap ran out of memory (OutOfMemoryError, the node exits) after about two runs of the
+# suite against one node; 2 GiB leaves room for one run and its reruns
+CASSANDRA_HEAP="${CASSANDRA_HEAP:-2G}" scripts/services/all.sh start "$run_dir"
 
 export CONFAB_TEST_ENV="$run_dir/env" CONFAB_REQUIRE_SERVERS=1
 # the search adapters' own conformance tests (search/tests) take the OpenSearch URL directly
