@@ -186,6 +186,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_delete_erases_the_messages_texts_and_files_and_not_its_thread_replies() {
+        let (ws, ch, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let gen = confab_core::TimeUuidGen::new();
+        let (parent, reply, file) = (gen.next(1_000), gen.next(2_000), Uuid::new_v4());
+        let event = |seq: i64, payload: Payload| Event {
+            event_id: Uuid::new_v4(),
+            workspace_id: ws,
+            channel_id: ch,
+            actor_id: alice,
+            occurred_at: 3_000,
+            seq,
+            schema_version: confab_core::avro::SCHEMA_VERSION,
+            payload,
+            sealing: Default::default(),
+        };
+        let posted = |seq, message_id, thread_ts| {
+            event(
+                seq,
+                Payload::MessagePosted {
+                    message_id,
+                    client_msg_id: format!("c{seq}"),
+                    text: "t".into(),
+                    thread_ts,
+                    also_in_channel: false,
+                    thread: None,
+                    attachments: vec![],
+                },
+            )
+        };
+        let (parent_item, reply_item) = (item_for(&posted(2, parent, None)), item_for(&posted(3, reply, Some(parent))));
+        let edited = item_for(&event(4, Payload::MessageEdited { message_id: parent, text: "t2".into() }));
+        let deleted = event(5, Payload::MessageDeleted { message_id: parent, file_ids: vec![file] });
+        let erasures = stream_erasures(&deleted);
+        assert_eq!(erasures.len(), 2, "the texts and the file's name");
+        let erased = |it: &FanoutItem| erasures.iter().any(|e| e.matches(&it.frame_type, &it.frame_json, it.seq));
+        assert!(erased(&parent_item) && erased(&edited));
+        assert!(!erased(&reply_item), "a reply names its parent only as thread_ts");
+        let posted_at = confab_core::timeuuid_millis(&parent).unwrap();
+        assert_eq!(erasures[0].since_ms, posted_at, "looked for from the message's own time");
+        // an edit erases the versions before it, not itself
+        let edit = event(4, Payload::MessageEdited { message_id: parent, text: "t2".into() });
+        let erasures = stream_erasures(&edit);
+        assert!(erasures[0].matches(&parent_item.frame_type, &parent_item.frame_json, parent_item.seq));
+        assert!(!erasures[0].matches(&edited.frame_type, &edited.frame_json, edited.seq));
+        assert!(stream_erasures(&posted(6, gen.next(4_000), None)).is_empty());
+    }
+
+    #[test]
     fn a_read_marker_goes_to_the_readers_own_topic_and_names_the_channel_read() {
         let (ws, ch, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let e = Event {
