@@ -161,14 +161,17 @@ impl Keyring {
             }
         }
         let mut keys: HashMap<(Uuid, Uuid), SecretKey> = HashMap::new();
-        for (ws, (mut new, existing)) in per_workspace {
+        for (ws, (mut new, mut existing)) in per_workspace {
             if new.is_empty() && existing.is_empty() {
                 continue;
             }
             let ws_key = self.workspace_key(ws, true).await?.expect("created when missing");
+            // a file shared in this very batch is attached with the key made for it here
+            existing.retain(|id| !new.contains(id));
             let found = if existing.is_empty() { HashMap::new() } else { self.data_keys(ws, existing.clone()).await? };
-            // a file shared before texts were sealed has no key yet: it gets one now
+            // a file shared before texts were sealed has no key yet: it gets one now (once)
             new.extend(existing.iter().filter(|id| !found.contains_key(id)));
+            new.sort_unstable();
             new.dedup();
             let mut wrapped = Vec::new();
             for id in new {

@@ -327,6 +327,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_shared_and_attached_in_one_batch_is_sealed_under_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let (ws, file, older) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let writer = keyring(&keys, MASTER);
+        // one ingest batch: the upload's completion, then a message attaching it and, twice, a
+        // file from before names were sealed
+        let mut share = shared(ws, file, "q3.pdf");
+        let mut post = with_attachment(with_attachment(posted(ws, "here"), file, "q3.pdf"), older, "a.txt");
+        let mut again = with_attachment(posted(ws, "again"), older, "a.txt");
+        writer.seal(&mut [&mut share, &mut post, &mut again]).await.unwrap();
+        let reader = keyring(&keys, MASTER);
+        assert_eq!(names(&opened(&reader, share).await.unwrap()), vec!["q3.pdf"]);
+        assert_eq!(names(&opened(&reader, post).await.unwrap()), vec!["q3.pdf", "a.txt"]);
+        assert_eq!(names(&opened(&reader, again).await.unwrap()), vec!["a.txt"]);
+    }
+
+    #[tokio::test]
     async fn a_key_expires_with_its_workspace_retention_and_is_swept() {
         let dir = tempfile::tempdir().unwrap();
         let keys = open_keys(dir.path());
