@@ -28,6 +28,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<()> {
                     "timeline": group_lag(&cfg, "projector-timeline", &topics.events)?,
                     "fanout": group_lag(&cfg, "projector-fanout", &topics.events)?,
                     "search": group_lag(&cfg, "projector-search", &topics.events)?,
+                    "erasure": group_lag(&cfg, "projector-erasure", &topics.events)?,
                     "notifier": group_lag(&cfg, "projector-notifier", &topics.events)?,
                 }))
             })

@@ -159,6 +159,7 @@ async fn lag_drains_to_zero_once_the_projectors_catch_up(mode: Mode) {
     })
     .await;
     assert!(lag.get("timeline").is_some() && lag.get("fanout").is_some(), "{lag}");
+    assert!(lag.get("erasure").is_some(), "the erasure projector's lag is shown: {lag}");
 }
 
 /// `/healthz` turns unhealthy while Redis is down and healthy again by itself when it is back.
