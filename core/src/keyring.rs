@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -125,7 +125,7 @@ impl Keyring {
 
     /// The workspace's key; with `create`, made if it has none. `None`: it has none (destroyed).
     async fn workspace_key(&self, workspace_id: Uuid, create: bool) -> PortResult<Option<SecretKey>> {
-        if let Some(key) = self.workspace_keys.lock().unwrap().get(&workspace_id) {
+        if let Some(key) = self.workspace_keys.lock().unwrap_or_else(PoisonError::into_inner).get(&workspace_id) {
             return Ok(Some(key));
         }
         let context = workspace_key_context(&workspace_id);
@@ -138,7 +138,7 @@ impl Keyring {
             None => return Ok(None),
         };
         let key = self.master.unwrap(&context, &wrapped).await.map_err(master_refused)?;
-        self.workspace_keys.lock().unwrap().insert(workspace_id, key.clone());
+        self.workspace_keys.lock().unwrap_or_else(PoisonError::into_inner).insert(workspace_id, key.clone());
         Ok(Some(key))
     }
 
@@ -165,7 +165,10 @@ impl Keyring {
             if new.is_empty() && existing.is_empty() {
                 continue;
             }
-            let ws_key = self.workspace_key(ws, true).await?.expect("created when missing");
+            let ws_key = self
+                .workspace_key(ws, true)
+                .await?
+                .ok_or_else(|| PortError::transient(format!("workspace {ws}'s key neither found nor created")))?;
             // a file shared in this very batch is attached with the key made for it here
             existing.retain(|id| !new.contains(id));
             let found = if existing.is_empty() { HashMap::new() } else { self.data_keys(ws, existing.clone()).await? };
@@ -184,12 +187,14 @@ impl Keyring {
                 bounded(self.store.put_data_keys(ws, wrapped)).await?;
             }
         }
-        let mut cache = self.data_keys.lock().unwrap();
+        let mut cache = self.data_keys.lock().unwrap_or_else(PoisonError::into_inner);
         for (event, plan) in events.iter_mut().zip(plans) {
             let ws = event.workspace_id;
             for (field, key_id, _) in plan {
-                let key = &keys[&(ws, key_id)];
-                let plain = std::mem::take(field_mut(&mut event.payload, field).expect("a field the event has"));
+                let missing =
+                    || PortError::invalid(format!("sealing the {} of event {}", field.label(), event.event_id));
+                let key = keys.get(&(ws, key_id)).ok_or_else(missing)?;
+                let plain = std::mem::take(field_mut(&mut event.payload, field).ok_or_else(missing)?);
                 let (nonce, ciphertext) = seal(key, &box_context(&ws, &key_id, field), plain.as_bytes());
                 event.sealing.boxes.push(SealedBox { key_id, field, nonce, ciphertext });
                 cache.insert((ws, key_id), key.clone());
@@ -203,7 +208,7 @@ impl Keyring {
         let mut found = HashMap::new();
         let mut missing = Vec::new();
         {
-            let mut cache = self.data_keys.lock().unwrap();
+            let mut cache = self.data_keys.lock().unwrap_or_else(PoisonError::into_inner);
             for id in wanted {
                 match cache.get(&(ws, id)) {
                     Some(key) => {
@@ -218,7 +223,7 @@ impl Keyring {
         }
         let Some(ws_key) = self.workspace_key(ws, false).await? else { return Ok(found) };
         let wrapped = bounded(self.store.data_keys(ws, &missing)).await?;
-        let mut cache = self.data_keys.lock().unwrap();
+        let mut cache = self.data_keys.lock().unwrap_or_else(PoisonError::into_inner);
         for (id, wrapped) in wrapped {
             let key = unwrap_key(&ws_key, &data_key_context(&ws, &id), &wrapped)
                 .map_err(|e| PortError::invalid(format!("data key {id} of workspace {ws}: {e}")))?;
@@ -264,7 +269,7 @@ impl Keyring {
     /// Destroys data keys for good, here and in the store.
     pub async fn destroy(&self, workspace_id: Uuid, key_ids: &[Uuid]) -> PortResult<()> {
         bounded(self.store.destroy_data_keys(workspace_id, key_ids)).await?;
-        let mut cache = self.data_keys.lock().unwrap();
+        let mut cache = self.data_keys.lock().unwrap_or_else(PoisonError::into_inner);
         for id in key_ids {
             cache.remove(&(workspace_id, *id));
         }

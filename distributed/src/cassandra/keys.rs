@@ -66,7 +66,9 @@ impl CassandraKeys {
 impl CassandraKeys {
     /// The workspace's retention in seconds (0: forever, also for a workspace not found).
     async fn retention_secs(&self, workspace_id: Uuid) -> PortResult<i32> {
-        if let Some((at, secs)) = self.retention_cache.lock().unwrap().get(&workspace_id) {
+        if let Some((at, secs)) =
+            self.retention_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&workspace_id)
+        {
             if at.elapsed() < RETENTION_CACHE {
                 return Ok(*secs);
             }
@@ -80,7 +82,7 @@ impl CassandraKeys {
             .or_port("workspace retention")?;
         let secs = rows.maybe_first_row::<(Option<i32>,)>().or_port("workspace retention")?.and_then(|(s,)| s);
         let secs = secs.unwrap_or(0).max(0);
-        let mut cache = self.retention_cache.lock().unwrap();
+        let mut cache = self.retention_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= 100_000 {
             cache.clear();
         }

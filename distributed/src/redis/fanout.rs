@@ -76,29 +76,29 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'ch', ARGV[1], 'seq', A
 return 1
 "#;
 
-// Removes the entries a `StreamErasure` names. KEYS: the stream. ARGV: topic, the needle, seq
-// bound (exclusive), first entry id to look at, entries to look at at most, the frame types
-// (`,type,type,`). Scans oldest to newest from that id, 500 entries a call.
+// Removes the entries a `StreamErasure` names, among the next `ERASE_CHUNK` entries after an
+// id (one call scans one chunk, so Redis is never held for a whole stream). KEYS: the stream.
+// ARGV: topic, the needle, seq bound (exclusive), the first id to look at (inclusive, or
+// `(id` exclusive), chunk size, the frame types (`,type,type,`). Returns {erased, last id read
+// or "" at the stream's end}.
 const ERASE: &str = r#"
-local from, scanned, erased = ARGV[4], 0, 0
-local budget, before = tonumber(ARGV[5]), tonumber(ARGV[3])
-while scanned < budget do
-  local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 500)
-  if #entries == 0 then break end
-  for _, e in ipairs(entries) do
-    local f = {}
-    for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
-    if f['ch'] == ARGV[1] and string.find(ARGV[6], ',' .. (f['t'] or '') .. ',', 1, true)
-        and tonumber(f['seq'] or '0') < before and string.find(f['f'] or '', ARGV[2], 1, true) then
-      redis.call('XDEL', KEYS[1], e[1])
-      erased = erased + 1
-    end
-    from = '(' .. e[1]
+local entries = redis.call('XRANGE', KEYS[1], ARGV[4], '+', 'COUNT', tonumber(ARGV[5]))
+local erased, before = 0, tonumber(ARGV[3])
+for _, e in ipairs(entries) do
+  local f = {}
+  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+  if f['ch'] == ARGV[1] and string.find(ARGV[6], ',' .. (f['t'] or '') .. ',', 1, true)
+      and tonumber(f['seq'] or '0') < before and string.find(f['f'] or '', ARGV[2], 1, true) then
+    redis.call('XDEL', KEYS[1], e[1])
+    erased = erased + 1
   end
-  scanned = scanned + #entries
 end
-return erased
+if #entries < tonumber(ARGV[5]) then return {erased, ''} end
+return {erased, entries[#entries][1]}
 "#;
+
+/// Entries one erasure call scans.
+const ERASE_CHUNK: usize = 500;
 
 #[derive(Clone)]
 pub struct RedisFanout {
@@ -365,19 +365,29 @@ impl Fanout for RedisFanout {
         let from = format!("{}-0", erasure.since_ms.saturating_sub(60_000).max(0));
         let types = format!(",{},", erasure.frame_types.join(","));
         let mut conn = self.conn.clone();
-        let erased: i64 = self
-            .erase
-            .key(self.stream_key(ws))
-            .arg(topic.to_string())
-            .arg(&erasure.needle)
-            .arg(erasure.before_seq)
-            .arg(from)
-            .arg(self.max_len)
-            .arg(types)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(port)?;
-        Ok(erased as usize)
+        let (mut from, mut erased, mut scanned) = (from, 0, 0);
+        // chunk by chunk up to the stream's end, or its length (what it can hold)
+        while scanned < self.max_len {
+            let (n, last): (i64, String) = self
+                .erase
+                .key(self.stream_key(ws))
+                .arg(topic.to_string())
+                .arg(&erasure.needle)
+                .arg(erasure.before_seq)
+                .arg(&from)
+                .arg(ERASE_CHUNK)
+                .arg(&types)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(port)?;
+            erased += n as usize;
+            scanned += ERASE_CHUNK;
+            if last.is_empty() {
+                break;
+            }
+            from = format!("({last}");
+        }
+        Ok(erased)
     }
     async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)], limits: BacklogLimits) -> PortResult<Backlog> {
         RedisFanout::backlog(self, ws, after, limits).await.map_err(port)

@@ -49,7 +49,7 @@ impl Projection for ErasureProjection {
     /// Called about once a second by the runner: sweeps expired keys every [`SWEEP_EVERY`].
     async fn flush(&self) -> Result<(), PortError> {
         {
-            let mut last = self.last_sweep.lock().unwrap();
+            let mut last = self.last_sweep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.elapsed() < SWEEP_EVERY {
                 return Ok(());
             }
