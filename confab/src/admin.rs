@@ -66,6 +66,31 @@ enum AdminCommand {
         #[arg(long)]
         user: Uuid,
     },
+    /// Deactivate a user: no token of theirs works, their sockets close (4003), no token is
+    /// minted for them; their messages stay.
+    DeactivateUser {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long)]
+        user: Uuid,
+    },
+    /// Reactivate a user: tokens minted from now on work (older ones stay revoked).
+    ReactivateUser {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long)]
+        user: Uuid,
+    },
+    /// Change a workspace's retention (0: forever). A shorter one also erases, from the log,
+    /// what falls out of the new window.
+    SetRetention {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long, conflicts_with = "secs")]
+        days: Option<u32>,
+        #[arg(long)]
+        secs: Option<u32>,
+    },
     /// Create a channel with members.
     CreateChannel {
         #[arg(long)]
@@ -84,6 +109,7 @@ enum AdminCommand {
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let base = args.url.trim_end_matches('/');
+    let mut method = reqwest::Method::POST;
     let (path, body) = match args.command {
         AdminCommand::CreateWorkspace { name, retention_days, max_file_bytes, file_types, storage_quota_bytes } => (
             "/admin/workspaces".to_string(),
@@ -101,6 +127,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::RevokeTokens { workspace, user } => {
             (format!("/admin/workspaces/{workspace}/users/{user}/revoke-tokens"), json!({}))
         }
+        AdminCommand::DeactivateUser { workspace, user } => {
+            (format!("/admin/workspaces/{workspace}/users/{user}/deactivate"), json!({}))
+        }
+        AdminCommand::ReactivateUser { workspace, user } => {
+            (format!("/admin/workspaces/{workspace}/users/{user}/reactivate"), json!({}))
+        }
+        AdminCommand::SetRetention { workspace, days, secs } => {
+            if days.is_none() && secs.is_none() {
+                bail!("give --days or --secs (0: keep messages forever)");
+            }
+            method = reqwest::Method::PUT;
+            (format!("/admin/workspaces/{workspace}/retention"), json!({"retention_days": days, "retention_secs": secs}))
+        }
         AdminCommand::CreateChannel { workspace, name, private, members, creator } => (
             format!("/admin/workspaces/{workspace}/channels"),
             json!({"name": name, "is_private": private, "members": members, "creator": creator}),
@@ -117,7 +156,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
     };
     let resp = reqwest::Client::new()
-        .post(format!("{base}{path}"))
+        .request(method, format!("{base}{path}"))
         .bearer_auth(&key)
         .json(&body)
         .send()

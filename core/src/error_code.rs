@@ -44,6 +44,9 @@ pub enum ErrorCode {
     TokenExpired,
     /// The user's tokens were revoked (`confab admin revoke-tokens`): get a new one.
     TokenRevoked,
+    /// The user's account is deactivated (`confab admin deactivate-user`): no token of theirs
+    /// works until an admin reactivates it.
+    UserDeactivated,
     Forbidden,
     NotFound,
     Unavailable,
@@ -84,6 +87,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::TokenRevoked => "token_revoked",
+            ErrorCode::UserDeactivated => "user_deactivated",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",

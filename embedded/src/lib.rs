@@ -74,6 +74,7 @@ impl Embedded {
             markers: ks("read_markers")?,
             activity: ks("channel_activity")?,
             revocations: ks("token_revocations")?,
+            deactivated: ks("deactivated_users")?,
             files: ks("files")?,
             storage: ks("storage_ledger")?,
             storage_lock: tokio::sync::Mutex::new(()),

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use confab_core::files::FileRecord;
 use confab_core::ports::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage,
+    ChannelChange, ChannelInfo, Deactivation, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage,
     TokenRevocation, Workspace,
 };
 use confab_core::unread::RecentActivity;
@@ -76,8 +76,11 @@ pub struct EmbeddedStore {
     pub(crate) markers: Keyspace,
     /// `workspace | channel` -> the channel's [`RecentActivity`] (its own encoding).
     pub(crate) activity: Keyspace,
-    /// `at_ms (big-endian) | workspace | user` -> revoked_before (big-endian seconds).
+    /// `at_ms (big-endian) | workspace | user` -> revoked_before (big-endian seconds), then one
+    /// byte when it (de)activates the user: 1 deactivated, 0 reactivated.
     pub(crate) revocations: Keyspace,
+    /// `workspace | user` -> when the user was deactivated (big-endian Unix ms).
+    pub(crate) deactivated: Keyspace,
     /// `workspace | file_id` -> FileRecord (JSON).
     pub(crate) files: Keyspace,
     /// The storage ledger: `workspace` -> bytes used, `workspace | file_id` -> the file's bytes
@@ -335,7 +338,9 @@ impl Store for EmbeddedStore {
             self.revocations.remove(k).map_err(port)?;
         }
         let k = key(&[&r.at_ms.to_be_bytes(), r.workspace_id.as_bytes(), r.user_id.as_bytes()]);
-        self.revocations.insert(k, r.revoked_before.to_be_bytes()).map_err(port)?;
+        let mut v = r.revoked_before.to_be_bytes().to_vec();
+        v.extend(r.deactivated.map(u8::from));
+        self.revocations.insert(k, v).map_err(port)?;
         persist(&self.db).await
     }
 
@@ -343,17 +348,54 @@ impl Store for EmbeddedStore {
         let mut out = Vec::new();
         for g in self.revocations.range(since_ms.max(0).to_be_bytes().to_vec()..) {
             let (k, v) = g.into_inner().map_err(port)?;
-            if k.len() != 40 || v.len() != 8 {
+            if k.len() != 40 || !(8..=9).contains(&v.len()) {
                 return Err(corrupt("token revocation"));
             }
             out.push(TokenRevocation {
                 at_ms: i64::from_be_bytes(k[..8].try_into().map_err(port)?),
                 workspace_id: Uuid::from_slice(&k[8..24]).map_err(port)?,
                 user_id: Uuid::from_slice(&k[24..40]).map_err(port)?,
-                revoked_before: i64::from_be_bytes(v.as_ref().try_into().map_err(port)?),
+                revoked_before: i64::from_be_bytes(v[..8].try_into().map_err(port)?),
+                deactivated: v.get(8).map(|flag| *flag == 1),
             });
         }
         Ok(out)
+    }
+
+    async fn set_user_deactivated(&self, ws: Uuid, user: Uuid, deactivation: Option<Deactivation>) -> PortResult<()> {
+        match deactivation {
+            Some(d) => self.deactivated.insert(pair(&ws, &user), d.at_ms.to_be_bytes()).map_err(port)?,
+            None => self.deactivated.remove(pair(&ws, &user)).map_err(port)?,
+        }
+        persist(&self.db).await
+    }
+
+    async fn user_deactivated(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
+        self.deactivated.contains_key(pair(&ws, &user)).map_err(port)
+    }
+
+    async fn deactivated_users(&self) -> PortResult<Vec<Deactivation>> {
+        let mut out = Vec::new();
+        for g in self.deactivated.iter() {
+            let (k, v) = g.into_inner().map_err(port)?;
+            if k.len() != 32 || v.len() != 8 {
+                return Err(corrupt("deactivated user"));
+            }
+            out.push(Deactivation {
+                workspace_id: Uuid::from_slice(&k[..16]).map_err(port)?,
+                user_id: Uuid::from_slice(&k[16..]).map_err(port)?,
+                at_ms: i64::from_be_bytes(v.as_ref().try_into().map_err(port)?),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn set_workspace_retention(&self, ws: Uuid, retention_secs: i32) -> PortResult<()> {
+        let Some(mut w) = self.workspace(ws).await? else {
+            return Err(PortError::not_found(format!("workspace {ws}")));
+        };
+        w.retention_secs = retention_secs;
+        self.insert_workspace(&w).await
     }
 
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
@@ -531,6 +573,7 @@ mod tests {
             markers: ks("markers"),
             activity: ks("activity"),
             revocations: ks("revocations"),
+            deactivated: ks("deactivated"),
             files: ks("files"),
             storage: ks("storage"),
             storage_lock: tokio::sync::Mutex::new(()),

@@ -49,6 +49,7 @@ pub use presence::Presence;
 pub use schemas::SchemaSource;
 pub use search::{file_name_terms, SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults};
 pub use store::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, Store, StoredMessage, ThreadSummary, TokenRevocation,
+    ChannelChange, ChannelInfo, Deactivation, HistoryPage, MessageUpdate, Store, StoredMessage, ThreadSummary,
+    TokenRevocation,
     Workspace, MAX_RETENTION_SECS,
 };

@@ -120,13 +120,26 @@ pub struct ChannelInfo {
     pub last_seq: i64,
 }
 
-/// Every token of a user issued at or before `revoked_before` (Unix seconds) stops working.
+/// Every token of a user issued at or before `revoked_before` (Unix seconds) stops working;
+/// a deactivation (or reactivation) of the user travels the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenRevocation {
     pub workspace_id: Uuid,
     pub user_id: Uuid,
     pub revoked_before: i64,
     /// When it was recorded (Unix ms): gateways follow revocations by this.
+    pub at_ms: i64,
+    /// `Some(true)`: the user was deactivated (no token of theirs works, whenever issued);
+    /// `Some(false)`: reactivated; `None`: a plain revocation.
+    pub deactivated: Option<bool>,
+}
+
+/// A deactivated user, as the directory keeps it until reactivation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deactivation {
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    /// When it was recorded (Unix ms).
     pub at_ms: i64,
 }
 
@@ -195,7 +208,17 @@ pub trait Store: Send + Sync {
     async fn revoke_tokens(&self, revocation: &TokenRevocation, keep_secs: i64) -> PortResult<()>;
     /// Revocations recorded at or after `since_ms`, oldest first.
     async fn token_revocations_since(&self, since_ms: i64) -> PortResult<Vec<TokenRevocation>>;
+    /// Marks a user deactivated (`Some`) or active again (`None`), durably, for good: unlike a
+    /// revocation it is kept until changed.
+    async fn set_user_deactivated(&self, ws: Uuid, user: Uuid, deactivation: Option<Deactivation>)
+        -> PortResult<()>;
+    /// Whether the user is deactivated.
+    async fn user_deactivated(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
+    /// Every deactivated user of every workspace (gateways load them when they start).
+    async fn deactivated_users(&self) -> PortResult<Vec<Deactivation>>;
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()>;
+    /// Changes a workspace's retention (the rest of its record stays).
+    async fn set_workspace_retention(&self, ws: Uuid, retention_secs: i32) -> PortResult<()>;
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;
     async fn insert_user(&self, ws: Uuid, user: Uuid, name: &str) -> PortResult<()>;
     async fn user_exists(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;

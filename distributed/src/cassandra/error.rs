@@ -103,6 +103,7 @@ invalid_shape!(
     scylla::deserialize::DeserializationError,
     scylla::errors::PagerExecutionError,
     scylla::errors::NextRowError,
+    scylla::errors::TypeCheckError,
 );
 
 /// Nodes that did not agree on the schema in time: they may, later.

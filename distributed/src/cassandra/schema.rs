@@ -62,7 +62,12 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
         // as long as the longest token (a TTL set on write)
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.token_revocations (day int, at_ms bigint, workspace_id uuid, user_id uuid,
-                revoked_before bigint, PRIMARY KEY (day, at_ms, workspace_id, user_id))"
+                revoked_before bigint, deactivated boolean, PRIMARY KEY (day, at_ms, workspace_id, user_id))"
+        ),
+        // deactivated users, kept until reactivation; every gateway reads them all when it starts
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.deactivated_users (workspace_id uuid, user_id uuid, at_ms bigint,
+                PRIMARY KEY ((workspace_id), user_id))"
         ),
         // what users registered for push (see `devices`)
         format!(
@@ -107,6 +112,7 @@ fn additions(ks: &str) -> Vec<String> {
         "workspaces ADD max_file_bytes bigint",
         "workspaces ADD file_types list<text>",
         "workspaces ADD storage_quota_bytes bigint",
+        "token_revocations ADD deactivated boolean",
     ]
     .iter()
     .map(|a| format!("ALTER TABLE {ks}.{a}"))

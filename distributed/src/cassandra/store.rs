@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use confab_core::files::{Attachment, FileRecord};
 use confab_core::ports::{
-    ChannelChange, ChannelInfo, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage,
+    ChannelChange, ChannelInfo, Deactivation, HistoryPage, MessageUpdate, PortError, PortResult, Store, StoredMessage,
     TokenRevocation, Workspace, MAX_RETENTION_SECS,
 };
 use confab_core::unread::RecentActivity;
@@ -63,6 +63,11 @@ struct Statements {
     set_activity: PreparedStatement,
     revoke: PreparedStatement,
     revocations_since: PreparedStatement,
+    set_deactivated: PreparedStatement,
+    clear_deactivated: PreparedStatement,
+    get_deactivated: PreparedStatement,
+    all_deactivated: PreparedStatement,
+    set_retention: PreparedStatement,
     activity_among: PreparedStatement,
     edit_message: PreparedStatement,
     delete_message: PreparedStatement,
@@ -168,14 +173,26 @@ impl CassandraStore {
             set_marker: p(format!("INSERT INTO {ks}.read_markers (workspace_id, user_id, channel_id, seq) VALUES (?, ?, ?, ?)")).await?,
             get_markers: p(format!("SELECT channel_id, seq FROM {ks}.read_markers WHERE workspace_id = ? AND user_id = ?")).await?,
             revoke: p(format!(
-                "INSERT INTO {ks}.token_revocations (day, at_ms, workspace_id, user_id, revoked_before)
-                 VALUES (?, ?, ?, ?, ?) USING TTL ?"
+                "INSERT INTO {ks}.token_revocations (day, at_ms, workspace_id, user_id, revoked_before, deactivated)
+                 VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
             ))
             .await?,
             revocations_since: p(format!(
-                "SELECT at_ms, workspace_id, user_id, revoked_before FROM {ks}.token_revocations WHERE day = ? AND at_ms >= ?"
+                "SELECT at_ms, workspace_id, user_id, revoked_before, deactivated FROM {ks}.token_revocations WHERE day = ? AND at_ms >= ?"
             ))
             .await?,
+            set_deactivated: p(format!(
+                "INSERT INTO {ks}.deactivated_users (workspace_id, user_id, at_ms) VALUES (?, ?, ?)"
+            ))
+            .await?,
+            clear_deactivated: p(format!("DELETE FROM {ks}.deactivated_users WHERE workspace_id = ? AND user_id = ?"))
+                .await?,
+            get_deactivated: p(format!(
+                "SELECT at_ms FROM {ks}.deactivated_users WHERE workspace_id = ? AND user_id = ?"
+            ))
+            .await?,
+            all_deactivated: p(format!("SELECT workspace_id, user_id, at_ms FROM {ks}.deactivated_users")).await?,
+            set_retention: p(format!("UPDATE {ks}.workspaces SET retention_secs = ? WHERE workspace_id = ?")).await?,
             set_activity: p(format!("INSERT INTO {ks}.channel_activity (workspace_id, channel_id, summary) VALUES (?, ?, ?)")).await?,
             activity_among: p(format!(
                 "SELECT channel_id, summary FROM {ks}.channel_activity WHERE workspace_id = ? AND channel_id IN ?"
@@ -452,7 +469,8 @@ impl Store for CassandraStore {
     async fn revoke_tokens(&self, r: &TokenRevocation, keep_secs: i64) -> PortResult<()> {
         let day = day_of(r.at_ms);
         let ttl = keep_secs.clamp(1, MAX_RETENTION_SECS as i64) as i32;
-        self.exec(&self.st.revoke, (day, r.at_ms, r.workspace_id, r.user_id, r.revoked_before, ttl)).await
+        let values = (day, r.at_ms, r.workspace_id, r.user_id, r.revoked_before, r.deactivated, ttl);
+        self.exec(&self.st.revoke, values).await
     }
     async fn token_revocations_since(&self, since_ms: i64) -> PortResult<Vec<TokenRevocation>> {
         let today = day_of(chrono::Utc::now().timestamp_millis());
@@ -467,15 +485,44 @@ impl Store for CassandraStore {
                 .or_port("token revocations")?
                 .into_rows_result()
                 .or_port("token revocations")?;
-            for r in rows.rows::<(i64, Uuid, Uuid, i64)>().or_port("token revocations")? {
-                let (at_ms, workspace_id, user_id, revoked_before) = r.or_port("token revocations")?;
-                out.push(TokenRevocation { workspace_id, user_id, revoked_before, at_ms });
+            for r in rows.rows::<(i64, Uuid, Uuid, i64, Option<bool>)>().or_port("token revocations")? {
+                let (at_ms, workspace_id, user_id, revoked_before, deactivated) = r.or_port("token revocations")?;
+                out.push(TokenRevocation { workspace_id, user_id, revoked_before, at_ms, deactivated });
             }
         }
         Ok(out)
     }
     async fn set_recent_activity(&self, ws: Uuid, ch: Uuid, activity: &RecentActivity) -> PortResult<()> {
         self.exec(&self.st.set_activity, (ws, ch, activity.encode())).await
+    }
+    async fn set_user_deactivated(&self, ws: Uuid, user: Uuid, deactivation: Option<Deactivation>) -> PortResult<()> {
+        match deactivation {
+            Some(d) => self.exec(&self.st.set_deactivated, (ws, user, d.at_ms)).await,
+            None => self.exec(&self.st.clear_deactivated, (ws, user)).await,
+        }
+    }
+    async fn user_deactivated(&self, ws: Uuid, user: Uuid) -> PortResult<bool> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.get_deactivated, (ws, user))
+            .await
+            .or_port("deactivated user")?
+            .into_rows_result()
+            .or_port("deactivated user")?;
+        Ok(rows.maybe_first_row::<(Option<i64>,)>().or_port("deactivated user")?.is_some())
+    }
+    async fn deactivated_users(&self) -> PortResult<Vec<Deactivation>> {
+        use futures::TryStreamExt;
+        let pager = self.session.execute_iter(self.st.all_deactivated.clone(), ()).await.or_port("deactivated users")?;
+        let mut rows = pager.rows_stream::<(Uuid, Uuid, Option<i64>)>().or_port("deactivated users")?;
+        let mut out = Vec::new();
+        while let Some((workspace_id, user_id, at_ms)) = rows.try_next().await.or_port("deactivated users")? {
+            out.push(Deactivation { workspace_id, user_id, at_ms: at_ms.unwrap_or(0) });
+        }
+        Ok(out)
+    }
+    async fn set_workspace_retention(&self, ws: Uuid, retention_secs: i32) -> PortResult<()> {
+        self.exec(&self.st.set_retention, (retention_secs, ws)).await
     }
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()> {
         CassandraStore::insert_workspace(self, w).await

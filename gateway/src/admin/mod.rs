@@ -1,6 +1,11 @@
 //! The admin API (bearer `auth.admin_key`) that bootstraps workspaces, users, tokens and
 //! channels; `confab admin` wraps it. It is its own router, so it can be served on a listener
 //! of its own.
+//!
+//! - this file: creating workspaces, users, tokens and channels, revoking tokens;
+//! - [`lifecycle`]: deactivating and reactivating users, changing a workspace's retention.
+
+mod lifecycle;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -56,8 +61,8 @@ pub struct NewWorkspace {
 }
 
 /// The retention asked for, in seconds: at most 20 years (Cassandra's largest TTL).
-fn retention(b: &NewWorkspace) -> Result<i32, ApiError> {
-    let secs = match (b.retention_secs, b.retention_days) {
+fn retention_secs(retention_secs: Option<u32>, retention_days: Option<u32>) -> Result<i32, ApiError> {
+    let secs = match (retention_secs, retention_days) {
         (Some(secs), _) => u64::from(secs),
         (None, Some(days)) => u64::from(days) * 86_400,
         (None, None) => 0,
@@ -77,7 +82,7 @@ pub async fn create_workspace(
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     validate_name("name", &b.name, MAX_DIRECTORY_NAME).map_err(ApiError::bad)?;
-    let retention_secs = retention(&b)?;
+    let retention_secs = retention_secs(b.retention_secs, b.retention_days)?;
     let file_types = b.file_types.unwrap_or_default();
     for t in &file_types {
         if t != "*/*" && confab_core::files::normalize_content_type(&t.replace("/*", "/x")).is_err() {
@@ -153,6 +158,10 @@ pub async fn mint_token(
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let (ws, user) = existing_user(&st, &ws, &user).await?;
+    if st.store.user_deactivated(ws, user).await.map_err(|e| ApiError::internal("directory", e))? {
+        let message = "the user is deactivated: reactivate them first";
+        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::UserDeactivated, message));
+    }
     let ttl = b.ttl_secs.unwrap_or(st.cfg.auth.token_ttl_secs);
     if ttl > st.cfg.auth.max_token_lifetime_secs {
         let max = st.cfg.auth.max_token_lifetime_secs;
@@ -188,6 +197,7 @@ pub async fn revoke_tokens(
         user_id: user,
         revoked_before: now.timestamp(),
         at_ms: now.timestamp_millis(),
+        deactivated: None,
     };
     st.store
         .revoke_tokens(&revocation, st.cfg.auth.max_token_lifetime_secs)
@@ -258,12 +268,15 @@ pub async fn create_channel(
 
 /// The admin API's routes.
 pub fn router(state: Arc<AppState>) -> axum::Router {
-    use axum::routing::post;
+    use axum::routing::{post, put};
     axum::Router::new()
         .route("/admin/workspaces", post(create_workspace))
         .route("/admin/workspaces/{ws}/users", post(create_user))
         .route("/admin/workspaces/{ws}/users/{user}/tokens", post(mint_token))
         .route("/admin/workspaces/{ws}/users/{user}/revoke-tokens", post(revoke_tokens))
+        .route("/admin/workspaces/{ws}/users/{user}/deactivate", post(lifecycle::deactivate_user))
+        .route("/admin/workspaces/{ws}/users/{user}/reactivate", post(lifecycle::reactivate_user))
+        .route("/admin/workspaces/{ws}/retention", put(lifecycle::change_retention))
         .route("/admin/workspaces/{ws}/channels", post(create_channel))
         .with_state(state)
 }

@@ -27,6 +27,7 @@ use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
 
+use crate::revocations::Refusal;
 use crate::state::AppState;
 
 #[derive(Debug)]
@@ -136,11 +137,20 @@ pub fn authenticate(st: &AppState, headers: &HeaderMap, query_token: Option<&str
         }
         other => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, other.to_string()),
     })?;
-    if st.revocations.is_revoked(&claims) {
-        let message = "token revoked; get a new one";
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenRevoked, message));
+    match st.revocations.refusal(&claims) {
+        None => Ok(claims),
+        Some(Refusal::Revoked) => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenRevoked, "token revoked; get a new one"))
+        }
+        Some(Refusal::Deactivated) => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::UserDeactivated, "this account is deactivated"))
+        }
+        Some(Refusal::NotReady) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the gateway cannot check tokens yet (its store is unreachable); retry shortly",
+        )),
     }
-    Ok(claims)
 }
 
 /// A query string, or why it could not be read.

@@ -1,0 +1,110 @@
+//! The admin lifecycle of users and workspaces after they are created: deactivating and
+//! reactivating a user, and changing a workspace's retention. Each writes the directory first
+//! (the state that survives restarts), then tells every gateway.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use confab_core::ports::{Deactivation, TokenRevocation};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use super::{admin, existing_user, retention_secs, workspace_exists};
+use crate::http::{ApiError, Body};
+use crate::state::AppState;
+
+/// `POST /admin/workspaces/{ws}/users/{user}/deactivate`: no token of the user works any more,
+/// on any gateway (within `revocations::POLL_INTERVAL`; this one at once), their open sockets
+/// close with 4003, and no new token is minted for them. Their messages stay. Idempotent.
+pub async fn deactivate_user(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((ws, user)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let (ws, user) = existing_user(&st, &ws, &user).await?;
+    let now = chrono::Utc::now();
+    let deactivation = Deactivation { workspace_id: ws, user_id: user, at_ms: now.timestamp_millis() };
+    st.store
+        .set_user_deactivated(ws, user, Some(deactivation))
+        .await
+        .map_err(|e| ApiError::internal("directory", e))?;
+    announce(&st, ws, user, now, true).await?;
+    tracing::info!(workspace_id = %ws, user_id = %user, "user deactivated");
+    Ok(Json(json!({"workspace_id": ws, "user_id": user, "deactivated": true})).into_response())
+}
+
+/// `POST /admin/workspaces/{ws}/users/{user}/reactivate`: the user may sign in again with a
+/// token minted from now on; tokens from before stay revoked. Idempotent.
+pub async fn reactivate_user(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((ws, user)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let (ws, user) = existing_user(&st, &ws, &user).await?;
+    let now = chrono::Utc::now();
+    st.store.set_user_deactivated(ws, user, None).await.map_err(|e| ApiError::internal("directory", e))?;
+    announce(&st, ws, user, now, false).await?;
+    tracing::info!(workspace_id = %ws, user_id = %user, "user reactivated");
+    Ok(Json(json!({"workspace_id": ws, "user_id": user, "deactivated": false})).into_response())
+}
+
+/// Records the change as a revocation of every token issued until now, which every gateway
+/// follows, and applies it here at once.
+async fn announce(
+    st: &AppState,
+    ws: uuid::Uuid,
+    user: uuid::Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+    deactivated: bool,
+) -> Result<(), ApiError> {
+    let revocation = TokenRevocation {
+        workspace_id: ws,
+        user_id: user,
+        revoked_before: now.timestamp(),
+        at_ms: now.timestamp_millis(),
+        deactivated: Some(deactivated),
+    };
+    st.store
+        .revoke_tokens(&revocation, st.cfg.auth.max_token_lifetime_secs)
+        .await
+        .map_err(|e| ApiError::internal("revocations", e))?;
+    crate::revocations::enforce(st, &revocation);
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionChange {
+    #[serde(default)]
+    retention_days: Option<u32>,
+    /// Finer grained; wins over `retention_days`. 0 keeps messages forever.
+    #[serde(default)]
+    retention_secs: Option<u32>,
+}
+
+/// `PUT /admin/workspaces/{ws}/retention`: history, search and resume apply the new window at
+/// once. A shorter window also erases what falls out of it from the log (the erasure
+/// projector's sweep destroys those keys); a longer one applies to messages sent from now on
+/// (older ones keep the expiry they were written with).
+pub async fn change_retention(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Body(b): Body<RetentionChange>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    if b.retention_secs.is_none() && b.retention_days.is_none() {
+        return Err(ApiError::bad("give `retention_secs` or `retention_days` (0: forever)"));
+    }
+    let secs = retention_secs(b.retention_secs, b.retention_days)?;
+    let before = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    let previous = before.map(|w| w.retention_secs).unwrap_or(0);
+    st.store.set_workspace_retention(ws, secs).await.map_err(|e| ApiError::internal("directory", e))?;
+    tracing::info!(workspace_id = %ws, previous, retention_secs = secs, "workspace retention changed");
+    Ok(Json(json!({"workspace_id": ws, "retention_secs": secs, "previous_retention_secs": previous})).into_response())
+}

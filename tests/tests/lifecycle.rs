@@ -1,0 +1,113 @@
+//! The admin lifecycle (issue 18, item 4), in both modes: a deactivated user is refused by
+//! every gateway, also one started long after, their sockets close and their messages stay,
+//! until an admin reactivates them.
+
+use confab_tests::stack::eventually;
+use confab_tests::{conformance, Client, Mode, Stack};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+const TOKEN_SECRET: &str = "lifecycle-test-secret-0123456789abcdef";
+/// The shortest allowed, so revocation records (kept this long) are gone before a gateway
+/// restarts: the restarted one can only know of the deactivation from the directory.
+const MAX_LIFETIME_SECS: i64 = 60;
+
+conformance!(a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_their_messages,);
+
+/// An HS256 JWT for `user` of `ws` issued now, signed with the stack's token secret.
+fn jwt_now(ws: &str, user: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"ws": ws, "sub": user, "iat": now, "exp": now + MAX_LIFETIME_SECS});
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(TOKEN_SECRET.as_bytes())).unwrap()
+}
+
+async fn start(mode: Mode) -> Stack {
+    let max = MAX_LIFETIME_SECS.to_string();
+    let env = [
+        ("CONFAB_AUTH__TOKEN_SECRET", TOKEN_SECRET),
+        ("CONFAB_AUTH__MAX_TOKEN_LIFETIME_SECS", max.as_str()),
+        ("CONFAB_AUTH__TOKEN_TTL_SECS", max.as_str()),
+    ];
+    Stack::start_custom(mode, 2, None, &env).await
+}
+
+/// Reads until the socket ends (bounded); returns its close code.
+async fn close_code(c: &mut Client, within: Duration) -> Option<u16> {
+    let deadline = Instant::now() + within;
+    while c.closed.is_none() && Instant::now() < deadline {
+        c.next(deadline.saturating_duration_since(Instant::now())).await;
+    }
+    c.closed.as_ref().map(|(code, _)| *code)
+}
+
+/// The error code `gw` answers a request with `token` by, once it answers at all (a gateway
+/// that has just started may still be reading its deactivated users: 503).
+async fn refusal(stack: &Stack, gw: &str, token: &str) -> (u16, Value) {
+    eventually(T, "the gateway to check tokens", || async {
+        let (status, body) = stack.get(gw, "/api/channels", token).await;
+        (status != 503).then_some((status, body["error"]["code"].clone()))
+    })
+    .await
+}
+
+async fn a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_their_messages(mode: Mode) {
+    let mut stack = start(mode).await;
+    let ws = stack.create_workspace("acme").await;
+    let (alice, alice_token) = stack.create_user(&ws, "alice").await;
+    let (bob, _) = stack.create_user(&ws, "bob").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice, &bob]).await;
+    let mut on_gw0 = Client::connect(&stack.addr("gw0"), &alice_token).await.unwrap();
+    let ack = on_gw0.command(json!({"type": "message:send", "channel_id": ch, "text": "written before"}), "a1").await;
+    assert_eq!(ack["type"], "message:ack", "{ack}");
+    let mut on_gw1 = Client::connect(&stack.addr("gw1"), &alice_token).await.unwrap();
+
+    let admin_url = format!("http://{}", stack.admin_addr("gw0"));
+    let out = stack
+        .confab(&["admin", "--url", &admin_url, "--admin-key", &stack.admin_key])
+        .args(["deactivate-user", "--workspace", &ws, "--user", &alice])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "confab admin deactivate-user: {}", String::from_utf8_lossy(&out.stderr));
+    let deactivated_at = Instant::now();
+
+    let (status, body) = stack.get("gw0", "/api/channels", &alice_token).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("user_deactivated")), "at once: {body}");
+    assert_eq!(close_code(&mut on_gw0, T).await, Some(4003), "alice's socket on the deactivating gateway");
+    assert_eq!(close_code(&mut on_gw1, T).await, Some(4003), "alice's socket on the other gateway");
+    eventually(T, "the other gateway to refuse a token alice gets after the deactivation", || async {
+        let (status, body) = stack.get("gw1", "/api/channels", &jwt_now(&ws, &alice)).await;
+        (status == 401 && body["error"]["code"] == "user_deactivated").then_some(())
+    })
+    .await;
+    let refused = Client::connect(&stack.addr("gw1"), &jwt_now(&ws, &alice)).await.err();
+    assert_eq!(refused.map(|(status, body)| (status, body["error"]["code"].clone())), Some((401, json!("user_deactivated"))));
+    let (status, body) = stack.admin_post(&format!("/admin/workspaces/{ws}/users/{alice}/tokens"), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("user_deactivated")), "no token minted: {body}");
+    let bob_token = stack.token(&ws, &bob, MAX_LIFETIME_SECS).await;
+    let history = stack.history_all("gw0", &ch, &bob_token, 50).await;
+    assert!(history.iter().any(|m| m["text"] == "written before"), "alice's message stays: {history:?}");
+
+    // a gateway started after the revocation record is gone knows from the directory
+    stack.kill("gw1");
+    let record_gone = Duration::from_secs(MAX_LIFETIME_SECS as u64 + 2);
+    tokio::time::sleep(record_gone.saturating_sub(deactivated_at.elapsed())).await;
+    stack.restart("gw1");
+    let code = refusal(&stack, "gw1", &jwt_now(&ws, &alice)).await;
+    assert_eq!(code, (401, json!("user_deactivated")), "a gateway started later refuses alice");
+
+    let (status, body) = stack.admin_post(&format!("/admin/workspaces/{ws}/users/{alice}/reactivate"), json!({})).await;
+    assert_eq!((status, body["deactivated"].clone()), (200, json!(false)), "{body}");
+    let from_before = jwt_now(&ws, &alice);
+    let (status, body) = stack.get("gw0", "/api/channels", &from_before).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("token_revoked")), "older tokens stay dead: {body}");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the revocation covers its own second
+    let fresh = stack.token(&ws, &alice, MAX_LIFETIME_SECS).await;
+    let mut back = eventually(T, "every gateway to accept alice again", || async {
+        Client::connect(&stack.addr("gw1"), &fresh).await.ok()
+    })
+    .await;
+    let ack = back.command(json!({"type": "message:send", "channel_id": ch, "text": "back"}), "a2").await;
+    assert_eq!(ack["type"], "message:ack", "{ack}");
+}
