@@ -138,7 +138,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 bail!("give --days or --secs (0: keep messages forever)");
             }
             method = reqwest::Method::PUT;
-            (format!("/admin/workspaces/{workspace}/retention"), json!({"retention_days": days, "retention_secs": secs}))
+            (
+                format!("/admin/workspaces/{workspace}/retention"),
+                json!({"retention_days": days, "retention_secs": secs}),
+            )
         }
         AdminCommand::CreateChannel { workspace, name, private, members, creator } => (
             format!("/admin/workspaces/{workspace}/channels"),

@@ -7,6 +7,10 @@
 //! A data key expires with its workspace's retention (read from the directory when it is
 //! written): an expired key reads as absent at once, and [`KeyStore::sweep_expired`] removes its
 //! bytes, found through an index ordered by expiry (`expires_at | workspace | key_id`).
+//!
+//! A workspace whose retention is shortened keeps keys written with the longer expiry: the
+//! sweep also destroys, per workspace with a retention, the keys written before its current
+//! window, found through a second index (`workspace | written_at | key_id`).
 
 use async_trait::async_trait;
 use confab_core::ports::{KeyStore, PortResult, Workspace};
@@ -25,6 +29,8 @@ pub struct EmbeddedKeys {
     pub(crate) data_keys: Keyspace,
     /// `expires_at (ms, big endian) | workspace | key_id` -> nothing.
     pub(crate) expiry: Keyspace,
+    /// `workspace | written_at (ms, big endian) | key_id` -> nothing.
+    pub(crate) written: Keyspace,
     /// The directory's workspaces (their retention).
     pub(crate) workspaces: Keyspace,
     /// Makes creating a workspace key check-and-set.
@@ -48,6 +54,42 @@ impl EmbeddedKeys {
     }
 }
 
+impl EmbeddedKeys {
+    /// Adds to `batch` the removal of up to `limit` keys written before their workspace's
+    /// current retention window (a retention shortened after they were written); returns how
+    /// many.
+    fn sweep_outside_windows(&self, batch: &mut fjall::OwnedWriteBatch, now: i64, limit: usize) -> PortResult<u64> {
+        let mut swept = 0;
+        for entry in self.workspaces.iter() {
+            if swept as usize >= limit {
+                break;
+            }
+            let (id, v) = entry.into_inner().map_err(port)?;
+            let w: Workspace = serde_json::from_slice(&v).map_err(|_| corrupt("workspace"))?;
+            if w.retention_secs <= 0 {
+                continue;
+            }
+            let window_start = now - i64::from(w.retention_secs) * 1000;
+            let end = [id.as_ref(), &window_start.to_be_bytes()].concat();
+            for entry in self.written.range(id.to_vec()..end).take(limit - swept as usize) {
+                let k = entry.key().map_err(port)?;
+                if k.len() != 40 {
+                    return Err(corrupt("data key index"));
+                }
+                let key = [&k[..16], &k[24..]].concat();
+                if let Some(v) = self.data_keys.get(&key).map_err(port)? {
+                    // its entry in the expiry index goes with it
+                    batch.remove(&self.expiry, [&v[..8.min(v.len())], key.as_slice()].concat());
+                    batch.remove(&self.data_keys, key);
+                    swept += 1;
+                }
+                batch.remove(&self.written, k.to_vec());
+            }
+        }
+        Ok(swept)
+    }
+}
+
 #[async_trait]
 impl KeyStore for EmbeddedKeys {
     async fn workspace_key(&self, workspace_id: Uuid) -> PortResult<Option<Vec<u8>>> {
@@ -66,12 +108,14 @@ impl KeyStore for EmbeddedKeys {
 
     async fn put_data_keys(&self, workspace_id: Uuid, keys: Vec<(Uuid, Vec<u8>)>) -> PortResult<()> {
         let expires_at = self.expires_at(&workspace_id)?;
+        let written_at = now_ms().to_be_bytes();
         let mut batch = self.db.batch();
         for (id, wrapped) in keys {
             let k = data_key(&workspace_id, &id);
             if expires_at > 0 {
                 batch.insert(&self.expiry, [expires_at.to_be_bytes().as_slice(), &k].concat(), []);
             }
+            batch.insert(&self.written, [workspace_id.as_bytes().as_slice(), &written_at, id.as_bytes()].concat(), []);
             batch.insert(&self.data_keys, k, [expires_at.to_be_bytes().as_slice(), &wrapped].concat());
         }
         batch.commit().map_err(port)
@@ -108,7 +152,8 @@ impl KeyStore for EmbeddedKeys {
     }
 
     async fn sweep_expired(&self) -> PortResult<u64> {
-        let end = (now_ms() + 1).to_be_bytes();
+        let now = now_ms();
+        let end = (now + 1).to_be_bytes();
         let mut batch = self.db.batch();
         let mut swept = 0;
         for entry in self.expiry.range(..end.as_slice()).take(SWEEP_BATCH) {
@@ -117,8 +162,11 @@ impl KeyStore for EmbeddedKeys {
             batch.remove(&self.expiry, k.to_vec());
             swept += 1;
         }
+        batch.commit().map_err(port)?;
+        let mut batch = self.db.batch();
+        swept += self.sweep_outside_windows(&mut batch, now, SWEEP_BATCH)?;
+        batch.commit().map_err(port)?;
         if swept > 0 {
-            batch.commit().map_err(port)?;
             persist(&self.db).await?;
         }
         Ok(swept)
@@ -141,6 +189,7 @@ mod tests {
             workspace_keys: ks("workspace_keys"),
             data_keys: ks("data_keys"),
             expiry: ks("data_key_expiry"),
+            written: ks("data_key_written"),
             workspaces: ks("workspaces"),
             db,
             create_lock: tokio::sync::Mutex::new(()),
@@ -375,6 +424,37 @@ mod tests {
         assert_eq!(keys.sweep_expired().await.unwrap(), 1);
         assert!(!stored(short, gone.event_id));
         assert_eq!(keys.sweep_expired().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_shortened_retention_sweeps_keys_written_under_the_longer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let ws = Uuid::new_v4();
+        let mut w = confab_core::ports::Workspace {
+            workspace_id: ws,
+            name: "w".into(),
+            retention_secs: 3600,
+            max_file_bytes: 0,
+            file_types: vec![],
+            storage_quota_bytes: 0,
+        };
+        keys.workspaces.insert(ws.as_bytes(), serde_json::to_vec(&w).unwrap()).unwrap();
+        let writer = keyring(&keys, MASTER);
+        let old = sealed(&writer, ws, "written under an hour's retention").await;
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        assert_eq!(keys.sweep_expired().await.unwrap(), 0, "an hour has not passed");
+        w.retention_secs = 2;
+        keys.workspaces.insert(ws.as_bytes(), serde_json::to_vec(&w).unwrap()).unwrap();
+        let recent = sealed(&writer, ws, "written under two seconds' retention").await;
+        assert_eq!(keys.sweep_expired().await.unwrap(), 1, "the old key is outside the two-second window");
+        let e = opened(&keyring(&keys, MASTER), old).await.unwrap();
+        assert!(e.sealing.is_redacted(SealedField::Text), "erased: {e:?}");
+        assert_eq!(
+            text(&opened(&keyring(&keys, MASTER), recent).await.unwrap()),
+            "written under two seconds' retention"
+        );
+        assert_eq!(keys.expiry.iter().count(), 1, "only the recent key's expiry entry is left");
     }
 
     #[tokio::test]

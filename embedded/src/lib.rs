@@ -98,6 +98,7 @@ impl Embedded {
             workspace_keys: ks("workspace_keys")?,
             data_keys: ks("data_keys")?,
             expiry: ks("data_key_expiry")?,
+            written: ks("data_key_written")?,
             workspaces: ks("workspaces")?,
             create_lock: tokio::sync::Mutex::new(()),
         });

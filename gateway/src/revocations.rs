@@ -214,7 +214,10 @@ mod tests {
         r.apply(&revocation(ws, user, 20, 20_000, Some(false)));
         assert_eq!(r.refusal(&token(21)), None, "reactivated: a token issued after it works");
         assert_eq!(r.refusal(&token(20)), Some(Refusal::Revoked), "tokens from before the reactivation stay dead");
-        assert!(!r.apply(&revocation(ws, user, 5, 5_000, Some(true))), "an older deactivation heard late changes nothing");
+        assert!(
+            !r.apply(&revocation(ws, user, 5, 5_000, Some(true))),
+            "an older deactivation heard late changes nothing"
+        );
         assert_eq!(r.refusal(&token(21)), None);
         assert!(r.apply(&revocation(ws, user, 30, 30_000, Some(true))), "deactivated again");
         assert_eq!(r.refusal(&token(31)), Some(Refusal::Deactivated));

@@ -490,6 +490,14 @@ impl Stack {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// A `PUT` to the admin API of `gw0`; returns (status, body) whatever the status.
+    pub async fn admin_put(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.admin_addr("gw0"));
+        let resp = self.http.put(&url).bearer_auth(&self.admin_key).json(&body).send().await.expect("admin request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn create_workspace_with_retention(&self, name: &str, retention_secs: u32) -> String {
         self.admin("/admin/workspaces", json!({"name": name, "retention_secs": retention_secs})).await["workspace_id"]
             .as_str()

@@ -13,6 +13,7 @@ use std::time::Duration;
 confab_tests::conformance!(
     a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without_it,
     a_text_past_its_workspace_retention_is_unreadable_in_the_log,
+    a_shortened_retention_erases_older_texts_from_the_log_and_history,
 );
 
 const T: Duration = Duration::from_secs(30);
@@ -198,6 +199,52 @@ async fn a_text_past_its_workspace_retention_is_unreadable_in_the_log(mode: Mode
     let expired = of_message(&events, &ids[0], "message_posted");
     assert_eq!((expired[0]["text"].as_str(), &expired[0]["redacted"]), (Some(""), &json!(["text"])));
     assert_eq!(of_message(&events, &ids[1], "message_posted")[0]["text"], kept.as_str());
+}
+
+async fn a_shortened_retention_erases_older_texts_from_the_log_and_history(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let marker = |what: &str| format!("{what}{}", uuid::Uuid::new_v4().simple());
+    let (old, kept) = (marker("old"), marker("kept"));
+    // two workspaces that keep messages for ever, each with one message
+    let mut sent = Vec::new();
+    for (name, text) in [("shortened", &old), ("untouched", &kept)] {
+        let ws = stack.create_workspace(name).await;
+        let (alice, token) = stack.create_user(&ws, "alice").await;
+        let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+        let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+        let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": text}), "r1").await;
+        assert_eq!(ack["type"], "message:ack", "{ack}");
+        sent.push((ws, ch, token, ack["message_id"].as_str().unwrap().to_string()));
+    }
+    let (ws, ch, token, old_id) = &sent[0];
+    eventually(T, "the old message in history", || async {
+        stack.history_all("gw0", ch, token, 50).await.iter().any(|m| m["text"] == old.as_str()).then_some(())
+    })
+    .await;
+    // its message is now 3 s old; the first workspace's retention becomes 2 s
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let admin_url = format!("http://{}", stack.admin_addr("gw0"));
+    let out = stack
+        .confab(&["admin", "--url", &admin_url, "--admin-key", &stack.admin_key])
+        .args(["set-retention", "--workspace", ws, "--secs", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "confab admin set-retention: {}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((answer["retention_secs"].as_i64(), answer["previous_retention_secs"].as_i64()), (Some(2), Some(0)));
+    let history = stack.history_all("gw0", ch, token, 50).await;
+    assert!(history.iter().all(|m| m["text"] != old.as_str()), "history applies the new window at once: {history:?}");
+    // the sweep destroys the key it was sealed under: unreadable in the log; the other stays
+    let (events, raw) = events_once_erased(&mut stack, &[&old]).await;
+    assert!(raw.contains(&kept), "the other workspace keeps its text: {raw}");
+    let erased = of_message(&events, old_id, "message_posted");
+    assert_eq!((erased[0]["text"].as_str(), &erased[0]["redacted"]), (Some(""), &json!(["text"])));
+    let (status, body) = stack.admin_put(&format!("/admin/workspaces/{ws}/retention"), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")), "{body}");
+    let (status, body) = stack
+        .admin_put(&format!("/admin/workspaces/{}/retention", uuid::Uuid::new_v4()), json!({"retention_days": 1}))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
 }
 
 /// The frames a client resuming `ch` from its start receives, up to `resume:done`.

@@ -62,6 +62,9 @@ async fn a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_th
     let ack = on_gw0.command(json!({"type": "message:send", "channel_id": ch, "text": "written before"}), "a1").await;
     assert_eq!(ack["type"], "message:ack", "{ack}");
     let mut on_gw1 = Client::connect(&stack.addr("gw1"), &alice_token).await.unwrap();
+    let phone = json!({"platform": "fcm", "token": "alice-phone"});
+    let (status, body) = stack.call(reqwest::Method::POST, "gw0", "/api/devices", &alice_token, Some(phone)).await;
+    assert_eq!(status, 201, "{body}");
 
     let admin_url = format!("http://{}", stack.admin_addr("gw0"));
     let out = stack
@@ -82,7 +85,10 @@ async fn a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_th
     })
     .await;
     let refused = Client::connect(&stack.addr("gw1"), &jwt_now(&ws, &alice)).await.err();
-    assert_eq!(refused.map(|(status, body)| (status, body["error"]["code"].clone())), Some((401, json!("user_deactivated"))));
+    assert_eq!(
+        refused.map(|(status, body)| (status, body["error"]["code"].clone())),
+        Some((401, json!("user_deactivated")))
+    );
     let (status, body) = stack.admin_post(&format!("/admin/workspaces/{ws}/users/{alice}/tokens"), json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("user_deactivated")), "no token minted: {body}");
     let bob_token = stack.token(&ws, &bob, MAX_LIFETIME_SECS).await;
@@ -101,7 +107,11 @@ async fn a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_th
     assert_eq!((status, body["deactivated"].clone()), (200, json!(false)), "{body}");
     let from_before = jwt_now(&ws, &alice);
     let (status, body) = stack.get("gw0", "/api/channels", &from_before).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("token_revoked")), "older tokens stay dead: {body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_revoked")),
+        "older tokens stay dead: {body}"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await; // the revocation covers its own second
     let fresh = stack.token(&ws, &alice, MAX_LIFETIME_SECS).await;
     let mut back = eventually(T, "every gateway to accept alice again", || async {
@@ -110,4 +120,7 @@ async fn a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_th
     .await;
     let ack = back.command(json!({"type": "message:send", "channel_id": ch, "text": "back"}), "a2").await;
     assert_eq!(ack["type"], "message:ack", "{ack}");
+    let (status, body) = stack.get("gw0", "/api/devices", &fresh).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["devices"], json!([]), "the deactivation unregistered alice's phone: {body}");
 }

@@ -50,6 +50,5 @@ pub use schemas::SchemaSource;
 pub use search::{file_name_terms, SearchDoc, SearchHit, SearchIndex, SearchQuery, SearchResults};
 pub use store::{
     ChannelChange, ChannelInfo, Deactivation, HistoryPage, MessageUpdate, Store, StoredMessage, ThreadSummary,
-    TokenRevocation,
-    Workspace, MAX_RETENTION_SECS,
+    TokenRevocation, Workspace, MAX_RETENTION_SECS,
 };

@@ -210,8 +210,7 @@ pub trait Store: Send + Sync {
     async fn token_revocations_since(&self, since_ms: i64) -> PortResult<Vec<TokenRevocation>>;
     /// Marks a user deactivated (`Some`) or active again (`None`), durably, for good: unlike a
     /// revocation it is kept until changed.
-    async fn set_user_deactivated(&self, ws: Uuid, user: Uuid, deactivation: Option<Deactivation>)
-        -> PortResult<()>;
+    async fn set_user_deactivated(&self, ws: Uuid, user: Uuid, deactivation: Option<Deactivation>) -> PortResult<()>;
     /// Whether the user is deactivated.
     async fn user_deactivated(&self, ws: Uuid, user: Uuid) -> PortResult<bool>;
     /// Every deactivated user of every workspace (gateways load them when they start).

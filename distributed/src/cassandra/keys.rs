@@ -4,12 +4,16 @@
 //! consistency (LOCAL_QUORUM by default): a key written before its event was committed is seen
 //! by every reader of that event, so no text is taken for erased because a replica lagged.
 //! A data key is written with its workspace's retention as its TTL, so it expires with the
-//! messages it sealed. Deleted keys leave tombstones; the tables' `gc_grace_seconds` (see `schema`) bound how long
+//! messages it sealed. A retention shortened later does not change TTLs already written: the
+//! sweep ([`KeyStore::sweep_expired`], run by the erasure projector) destroys, for each workspace
+//! with a retention, the keys written before its current window, found hour by hour in
+//! `data_key_times` from where it last stopped (`key_sweeps`). Deleted keys leave tombstones; the tables' `gc_grace_seconds` (see `schema`) bound how long
 //! the wrapped bytes stay in SSTables, see docs/operators.md.
 
 use async_trait::async_trait;
 use confab_core::ports::{KeyStore, PortResult};
 use scylla::client::session::Session;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +23,11 @@ use super::error::CqlResultExt;
 
 /// Keys read or destroyed per statement.
 const KEYS_PER_STATEMENT: usize = 100;
+/// The index of keys by write time is partitioned by the hour.
+const HOUR_MS: i64 = 3_600_000;
+/// The longest one sweep works (the keyring gives up on a call after 5 s); the next sweep
+/// continues from where this one stopped.
+const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct CassandraKeys {
     session: Arc<Session>,
@@ -29,6 +38,14 @@ pub struct CassandraKeys {
     destroy_data_keys: PreparedStatement,
     destroy_workspace_key: PreparedStatement,
     retention: PreparedStatement,
+    put_key_time: PreparedStatement,
+    all_retentions: PreparedStatement,
+    swept_hour: PreparedStatement,
+    set_swept_hour: PreparedStatement,
+    keys_of_hour: PreparedStatement,
+    keys_of_hour_before: PreparedStatement,
+    forget_hour: PreparedStatement,
+    forget_hour_before: PreparedStatement,
     /// Workspace -> (when read, retention in seconds), re-read after [`RETENTION_CACHE`].
     retention_cache: std::sync::Mutex<HashMap<Uuid, (std::time::Instant, i32)>>,
 }
@@ -53,6 +70,24 @@ impl CassandraKeys {
             ))
             .await?,
             retention: p(format!("SELECT retention_secs FROM {ks}.workspaces WHERE workspace_id = ?")).await?,
+            put_key_time: p(format!(
+                "INSERT INTO {ks}.data_key_times (workspace_id, hour, written_ms, key_id) VALUES (?, ?, ?, ?) USING TTL ?"
+            ))
+            .await?,
+            all_retentions: p(format!("SELECT workspace_id, retention_secs, created_at FROM {ks}.workspaces")).await?,
+            swept_hour: p(format!("SELECT swept_hour FROM {ks}.key_sweeps WHERE workspace_id = ?")).await?,
+            set_swept_hour: p(format!("INSERT INTO {ks}.key_sweeps (workspace_id, swept_hour) VALUES (?, ?)")).await?,
+            keys_of_hour: p(format!("SELECT key_id FROM {ks}.data_key_times WHERE workspace_id = ? AND hour = ?"))
+                .await?,
+            keys_of_hour_before: p(format!(
+                "SELECT key_id FROM {ks}.data_key_times WHERE workspace_id = ? AND hour = ? AND written_ms < ?"
+            ))
+            .await?,
+            forget_hour: p(format!("DELETE FROM {ks}.data_key_times WHERE workspace_id = ? AND hour = ?")).await?,
+            forget_hour_before: p(format!(
+                "DELETE FROM {ks}.data_key_times WHERE workspace_id = ? AND hour = ? AND written_ms < ?"
+            ))
+            .await?,
             retention_cache: std::sync::Mutex::new(HashMap::new()),
             data_keys: p(format!("SELECT key_id, wrapped FROM {ks}.data_keys WHERE workspace_id = ? AND key_id IN ?"))
                 .await?,
@@ -135,9 +170,19 @@ impl KeyStore for CassandraKeys {
         let writes = keys.iter().map(|(id, wrapped)| {
             self.session.execute_unpaged(&self.put_data_key, (workspace_id, *id, wrapped.as_slice(), ttl))
         });
-        for result in futures::future::join_all(writes).await {
+        // and the index by write time: one partition (the hour), so one unlogged batch
+        let written_ms = chrono::Utc::now().timestamp_millis();
+        let mut times = Batch::new(BatchType::Unlogged);
+        let mut values = Vec::with_capacity(keys.len());
+        for (id, _) in &keys {
+            times.append_statement(self.put_key_time.clone());
+            values.push((workspace_id, written_ms / HOUR_MS, written_ms, *id, ttl));
+        }
+        let (puts, index) = futures::join!(futures::future::join_all(writes), self.session.batch(&times, values));
+        for result in puts {
             result.or_port("put data keys")?;
         }
+        index.or_port("index data keys")?;
         Ok(())
     }
 
@@ -175,5 +220,92 @@ impl KeyStore for CassandraKeys {
             .await
             .or_port("destroy workspace key")?;
         Ok(())
+    }
+
+    async fn sweep_expired(&self) -> PortResult<u64> {
+        use futures::TryStreamExt;
+        let deadline = std::time::Instant::now() + SWEEP_BUDGET;
+        let now = chrono::Utc::now().timestamp_millis();
+        let pager = self.session.execute_iter(self.all_retentions.clone(), ()).await.or_port("workspace retentions")?;
+        let mut rows = pager
+            .rows_stream::<(Uuid, Option<i32>, Option<scylla::value::CqlTimestamp>)>()
+            .or_port("workspace retentions")?;
+        let mut swept = 0;
+        while let Some((workspace_id, retention, created_at)) = rows.try_next().await.or_port("workspace retentions")? {
+            let retention_secs = retention.unwrap_or(0);
+            if retention_secs <= 0 {
+                continue;
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            let window_start = now - i64::from(retention_secs) * 1000;
+            let created_at = created_at.map(|t| t.0).unwrap_or(window_start);
+            swept += self.sweep_workspace(workspace_id, window_start, created_at, deadline).await?;
+        }
+        Ok(swept)
+    }
+}
+
+impl CassandraKeys {
+    /// Destroys the workspace's keys written before `window_start` (Unix ms): whole hours from
+    /// where the last sweep stopped (the workspace's creation at first), then the part of the
+    /// window's first hour before it. Stops at `deadline`, having recorded its progress.
+    async fn sweep_workspace(
+        &self,
+        workspace_id: Uuid,
+        window_start: i64,
+        created_at: i64,
+        deadline: std::time::Instant,
+    ) -> PortResult<u64> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.swept_hour, (workspace_id,))
+            .await
+            .or_port("key sweep")?
+            .into_rows_result()
+            .or_port("key sweep")?;
+        let from = rows.maybe_first_row::<(Option<i64>,)>().or_port("key sweep")?.and_then(|(h,)| h);
+        let mut hour = from.unwrap_or(created_at / HOUR_MS);
+        let first_partial = window_start / HOUR_MS;
+        let mut swept = 0;
+        while hour < first_partial && std::time::Instant::now() < deadline {
+            let keys = self.key_ids(&self.keys_of_hour, (workspace_id, hour)).await?;
+            if !keys.is_empty() {
+                self.destroy_data_keys(workspace_id, &keys).await?;
+                self.session.execute_unpaged(&self.forget_hour, (workspace_id, hour)).await.or_port("key sweep")?;
+                swept += keys.len() as u64;
+            }
+            hour += 1;
+        }
+        if from != Some(hour) {
+            self.session.execute_unpaged(&self.set_swept_hour, (workspace_id, hour)).await.or_port("key sweep")?;
+        }
+        if hour == first_partial {
+            let keys = self.key_ids(&self.keys_of_hour_before, (workspace_id, hour, window_start)).await?;
+            if !keys.is_empty() {
+                self.destroy_data_keys(workspace_id, &keys).await?;
+                let forget = (workspace_id, hour, window_start);
+                self.session.execute_unpaged(&self.forget_hour_before, forget).await.or_port("key sweep")?;
+                swept += keys.len() as u64;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The key ids a query of `data_key_times` answers.
+    async fn key_ids(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> PortResult<Vec<Uuid>> {
+        let rows = self
+            .session
+            .execute_unpaged(statement, values)
+            .await
+            .or_port("key sweep")?
+            .into_rows_result()
+            .or_port("key sweep")?;
+        rows.rows::<(Uuid,)>().or_port("key sweep")?.map(|r| r.map(|(id,)| id).or_port("key sweep")).collect()
     }
 }

@@ -92,6 +92,13 @@ pub fn schema(ks: &str, rf: u32) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {ks}.data_keys (workspace_id uuid, key_id uuid, wrapped blob,
                 PRIMARY KEY ((workspace_id, key_id))) WITH gc_grace_seconds = 86400"
         ),
+        // data keys by the hour they were written, for the sweep that applies a shortened
+        // retention to keys written under the longer one; and how far it has swept
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.data_key_times (workspace_id uuid, hour bigint, written_ms bigint, key_id uuid,
+                PRIMARY KEY ((workspace_id, hour), written_ms, key_id)) WITH gc_grace_seconds = 86400"
+        ),
+        format!("CREATE TABLE IF NOT EXISTS {ks}.key_sweeps (workspace_id uuid PRIMARY KEY, swept_hour bigint)"),
     ]
 }
 

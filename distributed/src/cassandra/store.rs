@@ -513,7 +513,8 @@ impl Store for CassandraStore {
     }
     async fn deactivated_users(&self) -> PortResult<Vec<Deactivation>> {
         use futures::TryStreamExt;
-        let pager = self.session.execute_iter(self.st.all_deactivated.clone(), ()).await.or_port("deactivated users")?;
+        let pager =
+            self.session.execute_iter(self.st.all_deactivated.clone(), ()).await.or_port("deactivated users")?;
         let mut rows = pager.rows_stream::<(Uuid, Uuid, Option<i64>)>().or_port("deactivated users")?;
         let mut out = Vec::new();
         while let Some((workspace_id, user_id, at_ms)) = rows.try_next().await.or_port("deactivated users")? {

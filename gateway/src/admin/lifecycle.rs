@@ -17,7 +17,8 @@ use crate::state::AppState;
 
 /// `POST /admin/workspaces/{ws}/users/{user}/deactivate`: no token of the user works any more,
 /// on any gateway (within `revocations::POLL_INTERVAL`; this one at once), their open sockets
-/// close with 4003, and no new token is minted for them. Their messages stay. Idempotent.
+/// close with 4003, no new token is minted for them, and their push devices are unregistered.
+/// Their messages stay. Idempotent.
 pub async fn deactivate_user(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -32,7 +33,12 @@ pub async fn deactivate_user(
         .await
         .map_err(|e| ApiError::internal("directory", e))?;
     announce(&st, ws, user, now, true).await?;
-    tracing::info!(workspace_id = %ws, user_id = %user, "user deactivated");
+    // no more pushes to their phones (what is already queued with an address may still go)
+    let devices = st.notify.devices(ws, user).await.map_err(|e| ApiError::internal("devices", e))?;
+    for (device_id, _) in &devices {
+        st.notify.remove_device(ws, user, *device_id).await.map_err(|e| ApiError::internal("devices", e))?;
+    }
+    tracing::info!(workspace_id = %ws, user_id = %user, devices = devices.len(), "user deactivated");
     Ok(Json(json!({"workspace_id": ws, "user_id": user, "deactivated": true})).into_response())
 }
 

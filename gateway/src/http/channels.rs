@@ -111,7 +111,8 @@ pub async fn channels(
 }
 
 /// Unix ms before which messages have expired under the workspace's retention (0: kept forever).
-async fn retention_start(st: &AppState, ws: Uuid) -> Result<i64, ApiError> {
+/// Rows carry the expiry they were written with; a retention shortened since applies here.
+pub(crate) async fn retention_start(st: &AppState, ws: Uuid) -> Result<i64, ApiError> {
     let workspace = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?;
     let retention_secs = workspace.map(|w| w.retention_secs).unwrap_or(0);
     if retention_secs <= 0 {

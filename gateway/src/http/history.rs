@@ -19,12 +19,20 @@ use uuid::Uuid;
 
 use confab_core::views::message_view;
 
+use crate::http::channels::retention_start;
 use crate::http::{authenticate, query, readable, uuid, ApiError, Q};
 use crate::state::AppState;
 
 /// Rows as clients see them.
 fn views(rows: Vec<StoredMessage>) -> Vec<MessageView> {
     rows.into_iter().map(message_view).collect()
+}
+
+/// The rows sent within the workspace's current retention window (`since`, Unix ms; 0: all).
+/// Rows expire by themselves with the retention they were written under; this applies a
+/// retention shortened since at once.
+fn within(rows: Vec<StoredMessage>, since: i64) -> Vec<StoredMessage> {
+    rows.into_iter().filter(|m| m.ts >= since).collect()
 }
 
 #[derive(Deserialize)]
@@ -65,6 +73,7 @@ pub async fn history(
     }
     readable(&st, &claims, channel_id).await?;
     let ws = claims.workspace_id;
+    let since = retention_start(&st, ws).await?;
     let read = |page, n| {
         let st = st.clone();
         async move { st.store.history(ws, channel_id, page, n).await.map_err(|e| ApiError::internal("history", e)) }
@@ -72,7 +81,7 @@ pub async fn history(
     let body = if let Some(after) = q.after {
         let messages = read(HistoryPage::After(after), limit).await?;
         let next = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
-        json!({"messages": views(messages), "next_after": next})
+        json!({"messages": views(within(messages, since)), "next_after": next})
     } else if let Some(around) = q.around {
         let Some(center) =
             st.store.message(ws, channel_id, around).await.map_err(|e| ApiError::internal("history", e))?
@@ -83,15 +92,19 @@ pub async fn history(
                 "no such message in this channel",
             ));
         };
+        if center.ts < since {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::MessageNotFound, "the message has expired"));
+        }
         let half = (limit / 2).max(1);
         let mut messages = read(HistoryPage::Before(around), half).await?;
         messages.reverse();
         messages.push(center);
         messages.extend(read(HistoryPage::After(around), half).await?);
-        json!({"messages": views(messages)})
+        json!({"messages": views(within(messages, since))})
     } else {
         let page = q.cursor.map(HistoryPage::Before).unwrap_or(HistoryPage::Latest);
-        let messages = read(page, limit).await?;
+        let messages = within(read(page, limit).await?, since);
+        // older pages are older still: a page cut by the window is the last one
         let next = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.message_id)).flatten();
         json!({"messages": views(messages), "next_cursor": next})
     };
@@ -151,8 +164,9 @@ pub async fn replies(
     let limit = limit(q.limit)?;
     readable(&st, &claims, channel_id).await?;
     let ws = claims.workspace_id;
-    let Some(root) = st.store.message(ws, channel_id, parent).await.map_err(|e| ApiError::internal("history", e))?
-    else {
+    let since = retention_start(&st, ws).await?;
+    let root = st.store.message(ws, channel_id, parent).await.map_err(|e| ApiError::internal("history", e))?;
+    let Some(root) = root.filter(|m| m.ts >= since) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::MessageNotFound,
@@ -162,6 +176,7 @@ pub async fn replies(
     let replies =
         st.store.thread(ws, channel_id, parent, q.after, limit).await.map_err(|e| ApiError::internal("threads", e))?;
     let next = (replies.len() == limit as usize).then(|| replies.last().map(|m| m.message_id)).flatten();
+    let replies = within(replies, since);
     Ok(Json(
         mark_deleted_files(
             &st,
@@ -183,5 +198,6 @@ pub async fn pins(
     let channel_id = uuid(&channel_id, "channel id")?;
     readable(&st, &claims, channel_id).await?;
     let pins = st.store.pins(claims.workspace_id, channel_id).await.map_err(|e| ApiError::internal("pins", e))?;
+    let pins = within(pins, retention_start(&st, claims.workspace_id).await?);
     Ok(Json(mark_deleted_files(&st, claims.workspace_id, json!({ "messages": views(pins) })).await?).into_response())
 }
