@@ -47,6 +47,11 @@ pub fn event_json(e: &Event) -> Value {
         Payload::MessageDeleted { message_id, .. } => line["message_id"] = json!(message_id),
         Payload::FileShared { file } => line["files"] = files(&[file]),
         Payload::FileDeleted { file_id } => line["files"] = json!([{"file_id": file_id}]),
+        Payload::AdminActed { action, subject_id, details } => {
+            line["action"] = json!(action);
+            line["subject_id"] = json!(subject_id);
+            line["details"] = json!(details);
+        }
         _ => {}
     }
     if !e.sealing.redacted.is_empty() {

@@ -18,7 +18,7 @@ use crate::sealing::{SealedBox, SealedField};
 
 /// The event schema this build writes.
 pub const EVENT_SCHEMA: &str = include_str!("../../schemas/avro/event.avsc");
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AvroError {
@@ -219,6 +219,14 @@ pub fn to_value(e: &Event) -> Value {
         }
         Payload::FileShared { file } => (11, record(vec![("file", attachment(file))])),
         Payload::FileDeleted { file_id } => (12, record(vec![("file_id", s(file_id))])),
+        Payload::AdminActed { action, subject_id, details } => (
+            13,
+            record(vec![
+                ("action", s(action)),
+                ("subject_id", opt_uuid(subject_id)),
+                ("details", Value::Map(details.iter().map(|(k, v)| (k.clone(), s(v))).collect())),
+            ]),
+        ),
     };
     Value::Record(vec![
         ("event_id".into(), s(e.event_id)),
@@ -426,9 +434,30 @@ fn payload_of(name: &str, mut p: Fields) -> Result<Payload, AvroError> {
         "ReadMarked" => Payload::ReadMarked { read_seq: p.long("seq")? },
         "FileShared" => Payload::FileShared { file: attachment_of(p.take("file")?)? },
         "FileDeleted" => Payload::FileDeleted { file_id: p.uuid("file_id")? },
+        "AdminActed" => admin_acted(p)?,
         // a branch this build does not know (a newer writer): say so rather than guess
         _ => return Err(AvroError::Field("payload")),
     })
+}
+
+/// An `AdminActed` payload (v6).
+fn admin_acted(mut p: Fields) -> Result<Payload, AvroError> {
+    let subject_id = match p.take("subject_id")? {
+        Value::Null => None,
+        Value::String(id) => Some(id.parse().map_err(|_| AvroError::Field("subject_id"))?),
+        _ => return Err(AvroError::Field("subject_id")),
+    };
+    let details = match p.take("details")? {
+        Value::Map(m) => m
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok((k, v)),
+                _ => Err(AvroError::Field("details")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(AvroError::Field("details")),
+    };
+    Ok(Payload::AdminActed { action: p.string("action")?, subject_id, details })
 }
 
 /// A `MessagePosted` payload; fields added in v3 default when the writer is older.
@@ -541,6 +570,16 @@ mod tests {
                 emoji: "tada".into(),
                 added: true,
                 users: vec![Uuid::new_v4()],
+            },
+            Payload::AdminActed {
+                action: "retention_changed".into(),
+                subject_id: None,
+                details: [("retention_secs".to_string(), "86400".to_string())].into_iter().collect(),
+            },
+            Payload::AdminActed {
+                action: "user_deactivated".into(),
+                subject_id: Some(Uuid::new_v4()),
+                details: Default::default(),
             },
         ] {
             let e = sample(p);

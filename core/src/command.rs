@@ -125,6 +125,15 @@ pub enum CommandBody {
     DeleteFile {
         file_id: Uuid,
     },
+    /// An admin action to record in the workspace's audit stream (the command's `channel_id` is
+    /// the workspace's id). Only the admin API sends it.
+    Audit {
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject_id: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        details: std::collections::BTreeMap<String, String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,6 +1,7 @@
 //! Canonical events: facts in past tense, as written to `<ns>.events` in Avro
 //! (`schemas/avro/event.avsc`). Projectors apply them idempotently.
 
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::files::Attachment;
@@ -159,6 +160,42 @@ pub enum Payload {
     FileDeleted {
         file_id: Uuid,
     },
+    /// The audit log: an admin did `action` (see [`AdminAction`]) to `subject_id` (a user or a
+    /// channel, when it names one). Sequenced in the workspace's own stream, whose id (the
+    /// workspace's) the record carries as its `channel_id`; the actor is nil (the admin key).
+    AdminActed {
+        action: String,
+        subject_id: Option<Uuid>,
+        details: BTreeMap<String, String>,
+    },
+}
+
+/// The admin actions the audit log records ([`Payload::AdminActed`]'s `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    WorkspaceCreated,
+    UserCreated,
+    TokenMinted,
+    TokensRevoked,
+    UserDeactivated,
+    UserReactivated,
+    RetentionChanged,
+    ChannelCreated,
+}
+
+impl AdminAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminAction::WorkspaceCreated => "workspace_created",
+            AdminAction::UserCreated => "user_created",
+            AdminAction::TokenMinted => "token_minted",
+            AdminAction::TokensRevoked => "tokens_revoked",
+            AdminAction::UserDeactivated => "user_deactivated",
+            AdminAction::UserReactivated => "user_reactivated",
+            AdminAction::RetentionChanged => "retention_changed",
+            AdminAction::ChannelCreated => "channel_created",
+        }
+    }
 }
 
 impl Payload {
@@ -177,6 +214,7 @@ impl Payload {
             Payload::ReadMarked { .. } => "read_marked",
             Payload::FileShared { .. } => "file_shared",
             Payload::FileDeleted { .. } => "file_deleted",
+            Payload::AdminActed { .. } => "admin_acted",
         }
     }
 }
@@ -189,6 +227,12 @@ impl Event {
             Payload::ReadMarked { .. } => self.actor_id,
             _ => self.channel_id,
         }
+    }
+
+    /// Whether the event is in a workspace's audit stream rather than a conversation (no
+    /// projection of conversations applies it).
+    pub fn is_audit(&self) -> bool {
+        matches!(self.payload, Payload::AdminActed { .. })
     }
 
     /// The partitioning key shared by commands and events: one stream, one partition.

@@ -9,6 +9,7 @@ pub const HISTORY: &[(&str, &str)] = &[
     ("v2", include_str!("../../schemas/avro/history/event.v2.avsc")),
     ("v3", include_str!("../../schemas/avro/history/event.v3.avsc")),
     ("v4", include_str!("../../schemas/avro/history/event.v4.avsc")),
+    ("v5", include_str!("../../schemas/avro/history/event.v5.avsc")),
 ];
 
 /// Why `new` cannot replace `old` in each direction (empty when compatible).

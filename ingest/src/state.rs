@@ -56,7 +56,7 @@ pub struct ChannelState {
     pub last_ms: i64,
     /// (sender, client_msg_id) -> the message it produced. Unbounded for now (see docs/architecture.md).
     pub sent: HashMap<(Uuid, String), Posted>,
-    /// A user's own stream (read markers), not a conversation.
+    /// A user's own stream (read markers) or a workspace's audit stream: not a conversation.
     pub user_stream: bool,
     /// Files shared in the channel (unbounded for now, like messages).
     pub files: HashMap<Uuid, FileState>,
@@ -173,7 +173,7 @@ impl PartitionState {
                     m.pinned = *pinned;
                 }
             }
-            Payload::ReadMarked { .. } => ch.user_stream = true,
+            Payload::ReadMarked { .. } | Payload::AdminActed { .. } => ch.user_stream = true,
         }
         ch.last_seq = ch.last_seq.max(e.seq);
         ch.last_ms = ch.last_ms.max(e.occurred_at);

@@ -1,6 +1,6 @@
 //! The admin lifecycle (issue 18, item 4), in both modes: a deactivated user is refused by
 //! every gateway, also one started long after, their sockets close and their messages stay,
-//! until an admin reactivates them.
+//! until an admin reactivates them; and every admin action is in the log's audit stream.
 
 use confab_tests::stack::eventually;
 use confab_tests::{conformance, Client, Mode, Stack};
@@ -14,7 +14,10 @@ const TOKEN_SECRET: &str = "lifecycle-test-secret-0123456789abcdef";
 /// restarts: the restarted one can only know of the deactivation from the directory.
 const MAX_LIFETIME_SECS: i64 = 60;
 
-conformance!(a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_their_messages,);
+conformance!(
+    a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_their_messages,
+    every_admin_action_is_recorded_in_the_workspaces_audit_stream_and_reaches_no_client,
+);
 
 /// An HS256 JWT for `user` of `ws` issued now, signed with the stack's token secret.
 fn jwt_now(ws: &str, user: &str) -> String {
@@ -123,4 +126,69 @@ async fn a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_th
     let (status, body) = stack.get("gw0", "/api/devices", &fresh).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["devices"], json!([]), "the deactivation unregistered alice's phone: {body}");
+}
+
+async fn every_admin_action_is_recorded_in_the_workspaces_audit_stream_and_reaches_no_client(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let ws = stack.create_workspace("audited").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice]).await;
+    let mut watcher = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    let (bob, _) = stack.create_user(&ws, "bob").await;
+    stack.token(&ws, &bob, 600).await;
+    let user_path = format!("/admin/workspaces/{ws}/users/{bob}");
+    for action in ["revoke-tokens", "deactivate", "reactivate"] {
+        let (status, body) = stack.admin_post(&format!("{user_path}/{action}"), json!({})).await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    let (status, body) =
+        stack.admin_put(&format!("/admin/workspaces/{ws}/retention"), json!({"retention_days": 30})).await;
+    assert_eq!(status, 200, "{body}");
+
+    // the audit stream is no conversation: nobody can post into it, list it or hear of it
+    let refused = watcher.command(json!({"type": "message:send", "channel_id": ws, "text": "hi"}), "w1").await;
+    assert_eq!(refused["code"], "channel_not_found", "{refused}");
+    let heard = watcher.drain(Duration::from_millis(500)).await;
+    assert!(heard.iter().all(|f| f["channel_id"] != ws.as_str()), "a client heard of the audit stream: {heard:?}");
+    let (status, body) = stack.get("gw0", "/api/channels", &token).await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["channels"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["general"], "no channel appears for the audit stream: {body}");
+
+    if stack.single_process() {
+        assert!(stack.terminate("serve").success());
+    }
+    let out = stack.confab(&["events"]).output().expect("run confab events");
+    assert!(out.status.success(), "confab events: {}", String::from_utf8_lossy(&out.stderr));
+    let audit: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "admin_acted" && e["workspace_id"] == ws.as_str())
+        .collect();
+    let actions: Vec<(&str, &Value)> =
+        audit.iter().map(|e| (e["action"].as_str().unwrap(), &e["subject_id"])).collect();
+    let (alice, bob, ch) = (json!(alice), json!(bob), json!(ch));
+    assert_eq!(
+        actions,
+        [
+            ("workspace_created", &Value::Null),
+            ("user_created", &alice),
+            ("channel_created", &ch),
+            ("user_created", &bob),
+            ("token_minted", &bob),
+            ("tokens_revoked", &bob),
+            ("user_deactivated", &bob),
+            ("user_reactivated", &bob),
+            ("retention_changed", &Value::Null),
+        ],
+        "{audit:#?}"
+    );
+    for (i, e) in audit.iter().enumerate() {
+        assert_eq!(e["channel_id"], ws.as_str(), "in the workspace's own stream: {e}");
+        assert_eq!(e["seq"], i as i64 + 1, "gap-free: {e}");
+        assert_eq!(e["actor_id"], uuid::Uuid::nil().to_string(), "the admin key: {e}");
+    }
+    assert_eq!(audit[0]["details"]["name"], "audited");
+    assert_eq!(audit[8]["details"], json!({"retention_secs": "2592000", "previous_retention_secs": "0"}));
 }

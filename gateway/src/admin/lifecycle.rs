@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-use super::{admin, existing_user, retention_secs, workspace_exists};
+use super::{admin, audit, existing_user, retention_secs, workspace_exists};
 use crate::http::{ApiError, Body};
 use crate::state::AppState;
+use confab_core::event::AdminAction;
 
 /// `POST /admin/workspaces/{ws}/users/{user}/deactivate`: no token of the user works any more,
 /// on any gateway (within `revocations::POLL_INTERVAL`; this one at once), their open sockets
@@ -26,6 +27,7 @@ pub async fn deactivate_user(
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let (ws, user) = existing_user(&st, &ws, &user).await?;
+    audit(&st, ws, AdminAction::UserDeactivated, Some(user), &[]).await?;
     let now = chrono::Utc::now();
     let deactivation = Deactivation { workspace_id: ws, user_id: user, at_ms: now.timestamp_millis() };
     st.store
@@ -51,6 +53,7 @@ pub async fn reactivate_user(
 ) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let (ws, user) = existing_user(&st, &ws, &user).await?;
+    audit(&st, ws, AdminAction::UserReactivated, Some(user), &[]).await?;
     let now = chrono::Utc::now();
     st.store.set_user_deactivated(ws, user, None).await.map_err(|e| ApiError::internal("directory", e))?;
     announce(&st, ws, user, now, false).await?;
@@ -110,6 +113,8 @@ pub async fn change_retention(
     let secs = retention_secs(b.retention_secs, b.retention_days)?;
     let before = st.store.workspace(ws).await.map_err(|e| ApiError::internal("directory", e))?;
     let previous = before.map(|w| w.retention_secs).unwrap_or(0);
+    let details = [("retention_secs", secs.to_string()), ("previous_retention_secs", previous.to_string())];
+    audit(&st, ws, AdminAction::RetentionChanged, None, &details).await?;
     st.store.set_workspace_retention(ws, secs).await.map_err(|e| ApiError::internal("directory", e))?;
     tracing::info!(workspace_id = %ws, previous, retention_secs = secs, "workspace retention changed");
     Ok(Json(json!({"workspace_id": ws, "retention_secs": secs, "previous_retention_secs": previous})).into_response())

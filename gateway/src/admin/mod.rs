@@ -4,6 +4,10 @@
 //!
 //! - this file: creating workspaces, users, tokens and channels, revoking tokens;
 //! - [`lifecycle`]: deactivating and reactivating users, changing a workspace's retention.
+//!
+//! Every action is first recorded in the workspace's audit stream in the log ([`audit`]): no
+//! change is made without its record (a change that then fails leaves the record of the
+//! attempt).
 
 mod lifecycle;
 
@@ -12,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
-use confab_core::event::ChannelKind;
+use confab_core::event::{AdminAction, ChannelKind};
 use confab_core::names::validate_name;
 use confab_core::ports::{PortError, TokenRevocation, Workspace, MAX_RETENTION_SECS};
 use confab_core::protocol::{validate_channel_name, MAX_CREATE_MEMBERS_ADMIN};
@@ -27,6 +31,38 @@ use crate::state::AppState;
 
 /// Characters in a workspace's or user's name.
 const MAX_DIRECTORY_NAME: usize = 100;
+
+/// Records an admin action in the workspace's audit stream (the log; `Payload::AdminActed`),
+/// and returns once ingest has sequenced it.
+async fn audit(
+    st: &AppState,
+    ws: Uuid,
+    action: AdminAction,
+    subject_id: Option<Uuid>,
+    details: &[(&str, String)],
+) -> Result<(), ApiError> {
+    let cmd = Command {
+        command_id: Uuid::new_v4(),
+        workspace_id: ws,
+        user_id: Uuid::nil(),
+        channel_id: ws,
+        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        client_msg_id: None,
+        body: CommandBody::Audit {
+            action: action.as_str().to_string(),
+            subject_id,
+            details: details.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        },
+    };
+    match command_outcome(st, &cmd).await? {
+        Outcome::Done { .. } => Ok(()),
+        Outcome::Rejected { message, .. } => Err(ApiError::internal("audit log", PortError::invalid(message))),
+        Outcome::Posted { .. } => {
+            Err(ApiError::internal("audit log", PortError::invalid("a message reply to an audit record")))
+        }
+    }
+}
 
 /// The admin key, compared in constant time.
 fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -91,14 +127,10 @@ pub async fn create_workspace(
     }
     let max_file_bytes = b.max_file_bytes.unwrap_or(0).min(i64::MAX as u64) as i64;
     let storage_quota_bytes = b.storage_quota_bytes.unwrap_or(0).min(i64::MAX as u64) as i64;
-    let w = Workspace {
-        workspace_id: Uuid::new_v4(),
-        name: b.name,
-        retention_secs,
-        max_file_bytes,
-        file_types,
-        storage_quota_bytes,
-    };
+    let workspace_id = Uuid::new_v4();
+    let details = [("name", b.name.clone()), ("retention_secs", retention_secs.to_string())];
+    audit(&st, workspace_id, AdminAction::WorkspaceCreated, None, &details).await?;
+    let w = Workspace { workspace_id, name: b.name, retention_secs, max_file_bytes, file_types, storage_quota_bytes };
     st.store.insert_workspace(&w).await.map_err(|e| ApiError::internal("directory", e))?;
     tracing::info!(workspace_id = %w.workspace_id, "workspace created");
     let body = json!({"workspace_id": w.workspace_id, "name": w.name, "retention_secs": w.retention_secs, "max_file_bytes": w.max_file_bytes, "file_types": w.file_types, "storage_quota_bytes": w.storage_quota_bytes});
@@ -134,6 +166,7 @@ pub async fn create_user(
     let ws = workspace_exists(&st, &ws).await?;
     validate_name("name", &b.name, MAX_DIRECTORY_NAME).map_err(ApiError::bad)?;
     let user = Uuid::new_v4();
+    audit(&st, ws, AdminAction::UserCreated, Some(user), &[("name", b.name.clone())]).await?;
     st.store.insert_user(ws, user, &b.name).await.map_err(|e| ApiError::internal("directory", e))?;
     let (token, exp) = mint(&st, ws, user, st.cfg.auth.token_ttl_secs);
     Ok((
@@ -167,6 +200,7 @@ pub async fn mint_token(
         let max = st.cfg.auth.max_token_lifetime_secs;
         return Err(ApiError::bad(format!("ttl_secs must be at most {max} (auth.max_token_lifetime_secs)")));
     }
+    audit(&st, ws, AdminAction::TokenMinted, Some(user), &[("ttl_secs", ttl.to_string())]).await?;
     let (token, exp) = mint(&st, ws, user, ttl);
     Ok((StatusCode::CREATED, Json(json!({"token": token, "expires_at": exp}))).into_response())
 }
@@ -199,6 +233,8 @@ pub async fn revoke_tokens(
         at_ms: now.timestamp_millis(),
         deactivated: None,
     };
+    let details = [("revoked_before", revocation.revoked_before.to_string())];
+    audit(&st, ws, AdminAction::TokensRevoked, Some(user), &details).await?;
     st.store
         .revoke_tokens(&revocation, st.cfg.auth.max_token_lifetime_secs)
         .await
@@ -241,11 +277,14 @@ pub async fn create_channel(
     if let Some(u) = missing.first() {
         return Err(ApiError::bad(format!("user {u} is not in this workspace")));
     }
+    let channel_id = Uuid::new_v4();
+    let details = [("name", b.name.clone()), ("is_private", b.is_private.to_string())];
+    audit(&st, ws, AdminAction::ChannelCreated, Some(channel_id), &details).await?;
     let cmd = Command {
         command_id: Uuid::new_v4(),
         workspace_id: ws,
         user_id: creator,
-        channel_id: Uuid::new_v4(),
+        channel_id,
         reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
         issued_at: chrono::Utc::now().timestamp_millis(),
         client_msg_id: None,

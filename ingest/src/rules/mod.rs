@@ -9,7 +9,9 @@
 //! - [`reactions`]: reactions and pins on a message.
 //! - [`files`]: share and delete files.
 //! - [`read_markers`]: a user's read markers, in their own stream.
+//! - [`audit`]: admin actions, in the workspace's own stream.
 
+mod audit;
 mod channels;
 mod files;
 mod membership;
@@ -72,6 +74,7 @@ pub(crate) fn judge(state: &PartitionState, cmd: &Command, ids: &TimeUuidGen) ->
         CommandBody::ShareFile { file } => files::share(state, &req, file),
         CommandBody::DeleteFile { file_id } => files::delete(state, &req, *file_id),
         CommandBody::MarkRead { seq } => read_markers::mark(*seq),
+        CommandBody::Audit { action, subject_id, details } => audit::record(&req, action, *subject_id, details),
     }
 }
 

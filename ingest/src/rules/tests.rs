@@ -428,6 +428,36 @@ mod read_markers {
     use super::*;
 
     #[test]
+    fn audit_records_go_to_the_workspaces_own_stream_which_is_no_conversation() {
+        let (ws, alice) = (Uuid::new_v4(), Uuid::new_v4());
+        let ids = TimeUuidGen::new();
+        let mut st = PartitionState::default();
+        let audit = |action: &str, details: Vec<(&str, String)>| CommandBody::Audit {
+            action: action.into(),
+            subject_id: Some(alice),
+            details: details.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        };
+        for seq in 1..=2 {
+            let (e, o) = st.decide(&cmd(ws, ws, Uuid::nil(), audit("user_created", vec![])), &ids, 1);
+            let e = e.expect("recorded");
+            assert_eq!((e.channel_id, e.seq, o), (ws, seq, Outcome::Done { seq }));
+        }
+        let (e, o) = st.decide(&cmd(ws, Uuid::new_v4(), Uuid::nil(), audit("user_created", vec![])), &ids, 2);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::InvalidField), "only in the workspace's stream");
+        let (e, o) = st.decide(&cmd(ws, ws, Uuid::nil(), audit("x", vec![("k", "v".repeat(201))])), &ids, 2);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::InvalidField), "details are bounded");
+        let (e, o) = st.decide(&cmd(ws, ws, Uuid::nil(), audit("", vec![])), &ids, 2);
+        assert!(e.is_none() && code(&o) == Some(ErrorCode::InvalidField), "an action has a name");
+        // nobody joins or posts into it
+        for body in [CommandBody::JoinChannel, send("hi", "m1").0] {
+            let mut c = cmd(ws, ws, alice, body);
+            c.client_msg_id = Some("m1".into());
+            let (e, o) = st.decide(&c, &ids, 3);
+            assert!(e.is_none() && code(&o) == Some(ErrorCode::ChannelNotFound), "{o:?}");
+        }
+    }
+
+    #[test]
     fn read_markers_name_the_channel_read_and_are_sequenced_in_the_readers_own_stream() {
         let (ws, ch, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ids = TimeUuidGen::new();

@@ -26,9 +26,11 @@ pub struct Membership {
     pub remove: Vec<Uuid>,
 }
 
-/// The frame connected members receive for an event, and the membership change it makes.
-pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
-    match &e.payload {
+/// The frame connected members receive for an event, and the membership change it makes; none
+/// for an audit record (no client hears of those).
+pub fn frame_for(e: &Event) -> Option<(ServerFrame, Membership)> {
+    Some(match &e.payload {
+        Payload::AdminActed { .. } => return None,
         Payload::ChannelCreated { name, kind, members } => created_frame(e, name, *kind, members),
         Payload::MemberJoined { user_id: joined } => {
             let by = (*joined != e.actor_id).then_some(e.actor_id);
@@ -41,8 +43,8 @@ pub fn frame_for(e: &Event) -> (ServerFrame, Membership) {
             let frame = ServerFrame::Left { workspace_id, channel_id, user_id: *left, by: e.actor_id, seq };
             (frame, Membership { add: vec![], remove: vec![*left] })
         }
-        _ => (plain_frame(e), Membership::default()),
-    }
+        _ => (plain_frame(e)?, Membership::default()),
+    })
 }
 
 /// `channel:created`, listing members only for channels small enough (a 10,000-member channel
@@ -63,9 +65,9 @@ fn created_frame(e: &Event, name: &str, kind: ChannelKind, members: &[Uuid]) -> 
 }
 
 /// The frame of an event that changes no membership.
-fn plain_frame(e: &Event) -> ServerFrame {
+fn plain_frame(e: &Event) -> Option<ServerFrame> {
     let (workspace_id, channel_id, seq, user_id) = (e.workspace_id, e.channel_id, e.seq, e.actor_id);
-    match &e.payload {
+    Some(match &e.payload {
         Payload::MessagePosted { .. } => new_message_frame(e),
         Payload::MessageEdited { message_id, text } => ServerFrame::Edited {
             workspace_id,
@@ -110,7 +112,8 @@ fn plain_frame(e: &Event) -> ServerFrame {
         Payload::ChannelCreated { .. } | Payload::MemberJoined { .. } | Payload::MemberLeft { .. } => {
             unreachable!("membership changes have their own frames")
         }
-    }
+        Payload::AdminActed { .. } => return None,
+    })
 }
 
 /// `message:new`: the message as clients first see it, and on a thread reply the parent's
@@ -144,9 +147,9 @@ fn stream_erasures(e: &Event) -> Vec<StreamErasure> {
 
 /// The fanout entry of an event: on its stream's topic (a channel, or the reader's own stream
 /// for a read marker), with the frame serialized once for every gateway.
-fn item_for(e: &Event) -> FanoutItem {
-    let (frame, membership) = frame_for(e);
-    FanoutItem {
+fn item_for(e: &Event) -> Option<FanoutItem> {
+    let (frame, membership) = frame_for(e)?;
+    Some(FanoutItem {
         workspace_id: e.workspace_id,
         topic_id: e.stream_id(),
         seq: e.seq,
@@ -155,7 +158,7 @@ fn item_for(e: &Event) -> FanoutItem {
         add_members: membership.add,
         remove_members: membership.remove,
         ts: e.occurred_at,
-    }
+    })
 }
 
 impl Projection for FanoutProjection {
@@ -164,7 +167,7 @@ impl Projection for FanoutProjection {
     }
 
     async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
-        let items: Vec<FanoutItem> = events.iter().map(item_for).collect();
+        let items: Vec<FanoutItem> = events.iter().filter_map(item_for).collect();
         self.fanout.publish(&items).await?;
         // what a delete or an edit erased leaves the resume window too (after the frame that
         // says so was published: a reader never meets the hole before the reason for it)
@@ -215,8 +218,9 @@ mod tests {
                 },
             )
         };
-        let (parent_item, reply_item) = (item_for(&posted(2, parent, None)), item_for(&posted(3, reply, Some(parent))));
-        let edited = item_for(&event(4, Payload::MessageEdited { message_id: parent, text: "t2".into() }));
+        let item = |e: &Event| item_for(e).expect("a conversation's event has a frame");
+        let (parent_item, reply_item) = (item(&posted(2, parent, None)), item(&posted(3, reply, Some(parent))));
+        let edited = item(&event(4, Payload::MessageEdited { message_id: parent, text: "t2".into() }));
         let deleted = event(5, Payload::MessageDeleted { message_id: parent, file_ids: vec![file] });
         let erasures = stream_erasures(&deleted);
         assert_eq!(erasures.len(), 2, "the texts and the file's name");
@@ -247,9 +251,12 @@ mod tests {
             payload: Payload::ReadMarked { read_seq: 4 },
             sealing: Default::default(),
         };
-        let item = item_for(&e);
+        let item = item_for(&e).unwrap();
         assert_eq!((item.topic_id, item.seq, item.frame_type.as_str()), (alice, 9, "channel:marked"));
         let frame: ServerFrame = serde_json::from_str(&item.frame_json).unwrap();
         assert_eq!(frame, ServerFrame::Marked { workspace_id: ws, channel_id: ch, seq: 4 });
+        let audit =
+            Payload::AdminActed { action: "user_created".into(), subject_id: Some(alice), details: Default::default() };
+        assert!(item_for(&Event { channel_id: ws, payload: audit, ..e }).is_none(), "no client hears of the audit log");
     }
 }

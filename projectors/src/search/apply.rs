@@ -128,7 +128,8 @@ impl Projection for SearchProjection {
                 | Payload::MessagePinned { .. }
                 | Payload::ReadMarked { .. }
                 | Payload::FileShared { .. }
-                | Payload::FileDeleted { .. } => {}
+                | Payload::FileDeleted { .. }
+                | Payload::AdminActed { .. } => {}
             }
         }
         self.write_docs(&mut docs).await?;

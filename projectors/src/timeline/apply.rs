@@ -141,6 +141,8 @@ impl TimelineProjection {
             Payload::ChannelRenamed { name } => channel(ChannelChange::Renamed(name.clone())).await,
             Payload::ChannelArchived { archived } => channel(ChannelChange::Archived(*archived)).await,
             Payload::ReadMarked { read_seq } => Ok(self.store.set_read_marker(ws, e.actor_id, ch, *read_seq).await?),
+            // the audit log is read from the log itself
+            Payload::AdminActed { .. } => Ok(()),
         }
     }
 }
@@ -171,9 +173,10 @@ impl Projection for TimelineProjection {
             }
             i = j + 1;
         }
-        // each channel's position, once per batch (user streams of read markers are no channels)
+        // each channel's position, once per batch (user streams of read markers and the
+        // workspaces' audit streams are no channels)
         let mut last: HashMap<(Uuid, Uuid), i64> = HashMap::new();
-        for e in events.iter().filter(|e| !matches!(e.payload, Payload::ReadMarked { .. })) {
+        for e in events.iter().filter(|e| !matches!(e.payload, Payload::ReadMarked { .. }) && !e.is_audit()) {
             let seq = last.entry((e.workspace_id, e.channel_id)).or_default();
             *seq = (*seq).max(e.seq);
         }
