@@ -91,6 +91,13 @@ enum AdminCommand {
         #[arg(long)]
         secs: Option<u32>,
     },
+    /// Delete a workspace: its tokens stop working and its sockets close at once; its rows,
+    /// search documents, files, fanout streams, presence and devices go, and its key is
+    /// destroyed, which erases its texts and file names from the log.
+    DeleteWorkspace {
+        #[arg(long)]
+        workspace: Uuid,
+    },
     /// Create a channel with members.
     CreateChannel {
         #[arg(long)]
@@ -142,6 +149,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 format!("/admin/workspaces/{workspace}/retention"),
                 json!({"retention_days": days, "retention_secs": secs}),
             )
+        }
+        AdminCommand::DeleteWorkspace { workspace } => {
+            method = reqwest::Method::DELETE;
+            (format!("/admin/workspaces/{workspace}"), json!({}))
         }
         AdminCommand::CreateChannel { workspace, name, private, members, creator } => (
             format!("/admin/workspaces/{workspace}/channels"),

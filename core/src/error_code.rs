@@ -47,6 +47,8 @@ pub enum ErrorCode {
     /// The user's account is deactivated (`confab admin deactivate-user`): no token of theirs
     /// works until an admin reactivates it.
     UserDeactivated,
+    /// The workspace was deleted (`confab admin delete-workspace`).
+    WorkspaceDeleted,
     Forbidden,
     NotFound,
     Unavailable,
@@ -88,6 +90,7 @@ impl ErrorCode {
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::TokenRevoked => "token_revoked",
             ErrorCode::UserDeactivated => "user_deactivated",
+            ErrorCode::WorkspaceDeleted => "workspace_deleted",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",

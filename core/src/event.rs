@@ -181,6 +181,9 @@ pub enum AdminAction {
     UserReactivated,
     RetentionChanged,
     ChannelCreated,
+    /// The workspace is gone: every projection removes what it holds of it, and its key is
+    /// destroyed (so every text and file name of it in the log is erased).
+    WorkspaceDeleted,
 }
 
 impl AdminAction {
@@ -194,6 +197,7 @@ impl AdminAction {
             AdminAction::UserReactivated => "user_reactivated",
             AdminAction::RetentionChanged => "retention_changed",
             AdminAction::ChannelCreated => "channel_created",
+            AdminAction::WorkspaceDeleted => "workspace_deleted",
         }
     }
 }
@@ -233,6 +237,16 @@ impl Event {
     /// projection of conversations applies it).
     pub fn is_audit(&self) -> bool {
         matches!(self.payload, Payload::AdminActed { .. })
+    }
+
+    /// The workspace this event deletes, if it records a workspace's deletion.
+    pub fn deleted_workspace(&self) -> Option<Uuid> {
+        match &self.payload {
+            Payload::AdminActed { action, .. } if action == AdminAction::WorkspaceDeleted.as_str() => {
+                Some(self.workspace_id)
+            }
+            _ => None,
+        }
     }
 
     /// The partitioning key shared by commands and events: one stream, one partition.

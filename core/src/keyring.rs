@@ -63,6 +63,9 @@ impl<K: Eq + Hash + Copy, V: Clone> BoundedCache<K, V> {
     fn remove(&mut self, key: &K) {
         self.entries.remove(key);
     }
+    fn remove_where(&mut self, mut drop: impl FnMut(&K) -> bool) {
+        self.entries.retain(|k, _| !drop(k));
+    }
 }
 
 /// The longest a key store call may take: past it the call fails as transient, so a key store
@@ -273,6 +276,17 @@ impl Keyring {
         for id in key_ids {
             cache.remove(&(workspace_id, *id));
         }
+        Ok(())
+    }
+}
+
+impl Keyring {
+    /// Destroys a deleted workspace's key for good, here and in the store: every data key it
+    /// wrapped, and so every text and file name of the workspace, is unreadable.
+    pub async fn destroy_workspace(&self, workspace_id: Uuid) -> PortResult<()> {
+        bounded(self.store.destroy_workspace_key(workspace_id)).await?;
+        self.workspace_keys.lock().unwrap_or_else(PoisonError::into_inner).remove(&workspace_id);
+        self.data_keys.lock().unwrap_or_else(PoisonError::into_inner).remove_where(|(ws, _)| *ws == workspace_id);
         Ok(())
     }
 }

@@ -324,6 +324,15 @@ impl Fanout for EmbeddedFanout {
         Ok(erased.len())
     }
 
+    async fn delete_workspace(&self, ws: &Uuid) -> PortResult<()> {
+        self.inner.streams.lock().expect("fanout lock").remove(ws);
+        let inner = &self.inner;
+        for ks in [&inner.stream, &inner.seqs, &inner.members, &inner.user_channels] {
+            crate::store::remove_prefix(&inner.db, ks, ws.as_bytes())?;
+        }
+        crate::error::persist(&inner.db).await
+    }
+
     async fn last_id(&self, ws: &Uuid) -> PortResult<String> {
         let streams = self.inner.streams.lock().expect("fanout lock");
         Ok(format!("{}-0", streams.get(ws).map(|s| s.next_id).unwrap_or(0)))

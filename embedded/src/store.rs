@@ -30,6 +30,28 @@ fn message_key(ws: &Uuid, ch: &Uuid, id: &Uuid) -> Vec<u8> {
     key(&[ws.as_bytes(), ch.as_bytes(), &ticks(id).to_be_bytes(), id.as_bytes()])
 }
 
+/// Removes every key of `ks` under `prefix`, a batch at a time (not synced: the caller
+/// persists); returns how many.
+pub(crate) fn remove_prefix(db: &fjall::Database, ks: &Keyspace, prefix: &[u8]) -> PortResult<usize> {
+    let mut removed = 0;
+    loop {
+        let keys: Vec<_> = ks
+            .prefix(prefix)
+            .take(10_000)
+            .map(|g| g.key().map(|k| k.to_vec()).map_err(port))
+            .collect::<PortResult<_>>()?;
+        if keys.is_empty() {
+            return Ok(removed);
+        }
+        let mut batch = db.batch();
+        for k in &keys {
+            batch.remove(ks, k.clone());
+        }
+        batch.commit().map_err(port)?;
+        removed += keys.len();
+    }
+}
+
 fn pair(a: &Uuid, b: &Uuid) -> Vec<u8> {
     key(&[a.as_bytes(), b.as_bytes()])
 }
@@ -390,6 +412,33 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
+    async fn delete_directory(&self, ws: Uuid) -> PortResult<()> {
+        self.workspaces.remove(ws.as_bytes()).map_err(port)?;
+        remove_prefix(&self.db, &self.users, ws.as_bytes())?;
+        let marker = self.deactivated.get(pair(&ws, &Uuid::nil())).map_err(port)?;
+        remove_prefix(&self.db, &self.deactivated, ws.as_bytes())?;
+        if let Some(at) = marker {
+            self.deactivated.insert(pair(&ws, &Uuid::nil()), at).map_err(port)?;
+        }
+        persist(&self.db).await
+    }
+
+    async fn delete_timeline(&self, ws: Uuid) -> PortResult<()> {
+        for ks in [
+            &self.messages,
+            &self.channels,
+            &self.threads,
+            &self.pins,
+            &self.markers,
+            &self.activity,
+            &self.files,
+            &self.storage,
+        ] {
+            remove_prefix(&self.db, ks, ws.as_bytes())?;
+        }
+        persist(&self.db).await
+    }
+
     async fn set_workspace_retention(&self, ws: Uuid, retention_secs: i32) -> PortResult<()> {
         let Some(mut w) = self.workspace(ws).await? else {
             return Err(PortError::not_found(format!("workspace {ws}")));
@@ -605,5 +654,67 @@ mod tests {
         assert_eq!(store.storage_used(ws).await.unwrap(), 900);
         // another workspace has its own ledger
         assert_eq!(store.storage_used(Uuid::new_v4()).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_workspace_removes_its_rows_and_nothing_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let gen = confab_core::TimeUuidGen::new();
+        let (doomed, kept) = (Uuid::new_v4(), Uuid::new_v4());
+        for ws in [doomed, kept] {
+            let w = Workspace {
+                workspace_id: ws,
+                name: "w".into(),
+                retention_secs: 0,
+                max_file_bytes: 0,
+                file_types: vec![],
+                storage_quota_bytes: 0,
+            };
+            store.insert_workspace(&w).await.unwrap();
+            let (user, ch, id) = (Uuid::new_v4(), Uuid::new_v4(), gen.next(1_000));
+            store.insert_user(ws, user, "alice").await.unwrap();
+            let info = ChannelInfo {
+                workspace_id: ws,
+                channel_id: ch,
+                name: "general".into(),
+                kind: confab_core::event::ChannelKind::Public,
+                archived: false,
+                created_by: user,
+                created_at: 1,
+                members: vec![user],
+                last_seq: 1,
+            };
+            store.change_channel(ws, ch, &ChannelChange::Created(info)).await.unwrap();
+            let m: StoredMessage = serde_json::from_value(serde_json::json!({
+                "workspace_id": ws, "channel_id": ch, "message_id": id, "seq": 2, "user_id": user,
+                "text": "said", "ts": 1_000,
+            }))
+            .unwrap();
+            store.insert_message(&m, 0).await.unwrap();
+            store.set_read_marker(ws, user, ch, 2).await.unwrap();
+            store.reserve_storage(ws, Uuid::new_v4(), 10, 100).await.unwrap();
+        }
+        store
+            .set_user_deactivated(
+                doomed,
+                Uuid::nil(),
+                Some(Deactivation { workspace_id: doomed, user_id: Uuid::nil(), at_ms: 1 }),
+            )
+            .await
+            .unwrap();
+        store.delete_directory(doomed).await.unwrap();
+        store.delete_timeline(doomed).await.unwrap();
+        let holds = |ws: Uuid| {
+            [&store.messages, &store.channels, &store.markers, &store.storage, &store.users]
+                .iter()
+                .map(|ks| ks.prefix(ws.as_bytes()).count())
+                .sum::<usize>()
+        };
+        assert_eq!(holds(doomed), 0, "nothing of the deleted workspace is left");
+        assert!(store.workspace(doomed).await.unwrap().is_none());
+        assert!(store.user_deactivated(doomed, Uuid::nil()).await.unwrap(), "the marker stays");
+        assert_eq!(holds(kept), 6, "the other workspace keeps its message, channel, marker, ledger and user");
+        assert!(store.workspace(kept).await.unwrap().is_some());
     }
 }

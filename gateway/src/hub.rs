@@ -105,6 +105,19 @@ impl Hub {
         closed
     }
 
+    /// Closes every connection of a deleted workspace (4003); returns how many.
+    pub fn close_workspace(&self, ws: Uuid) -> usize {
+        let ix = self.index.read().expect("hub lock");
+        let mut closed = 0;
+        for h in ix.conns.values().filter(|h| h.workspace_id == ws) {
+            if h.tx.try_send(Out::Close(CLOSE_TOKEN_REVOKED, "workspace deleted")).is_err() {
+                h.kill.notify_one();
+            }
+            closed += 1;
+        }
+        closed
+    }
+
     /// Open connections.
     pub fn len(&self) -> usize {
         self.index.read().expect("hub lock").conns.len()

@@ -47,6 +47,8 @@ pub enum Refusal {
     Revoked,
     /// Its user is deactivated: no token works.
     Deactivated,
+    /// Its workspace was deleted (marked like a deactivation of the nil user).
+    WorkspaceDeleted,
     /// The gateway has not read the deactivated users yet (it just started, or the store is
     /// unreachable): every token is refused rather than one of a deactivated user accepted.
     NotReady,
@@ -66,6 +68,9 @@ impl Revocations {
             return Some(Refusal::NotReady);
         }
         let users = self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if users.get(&(claims.workspace_id, Uuid::nil())).is_some_and(|w| w.deactivated) {
+            return Some(Refusal::WorkspaceDeleted);
+        }
         let user = users.get(&(claims.workspace_id, claims.user_id))?;
         if user.deactivated {
             Some(Refusal::Deactivated)
@@ -116,9 +121,31 @@ impl Revocations {
     }
 }
 
+/// How long a starting gateway waits for the deactivated users before it listens anyway (and
+/// answers 503 to every token until they are read).
+const LOAD_AT_START: Duration = Duration::from_secs(5);
+
+/// Reads the deactivated users before the gateway listens, when the store answers within
+/// [`LOAD_AT_START`]; otherwise [`follow`] keeps trying.
+pub async fn load_at_start(st: &AppState) {
+    match tokio::time::timeout(LOAD_AT_START, st.store.deactivated_users()).await {
+        Ok(Ok(found)) => {
+            tracing::info!(deactivated = found.len(), "deactivated users loaded");
+            st.revocations.load(&found);
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read deactivated users yet; refusing every token until they are read")
+        }
+        Err(_) => tracing::warn!("deactivated users not read within 5 s; refusing every token until they are"),
+    }
+}
+
 /// Reads every deactivated user (retrying until the store answers), so the gateway can
 /// start checking tokens.
 async fn load_deactivated(st: &AppState) {
+    if st.revocations.loaded.load(Ordering::Acquire) {
+        return;
+    }
     let mut backoff = confab_core::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut shutdown = st.shutdown.clone();
     loop {
@@ -172,7 +199,11 @@ pub fn enforce(st: &AppState, r: &TokenRevocation) {
     if st.revocations.apply(r) {
         let deactivated = st.revocations.deactivated(r.workspace_id, r.user_id);
         let issued_up_to = if deactivated { i64::MAX } else { r.revoked_before };
-        let closed = st.hub.close_revoked(r.workspace_id, r.user_id, issued_up_to);
+        let closed = if r.user_id.is_nil() {
+            st.hub.close_workspace(r.workspace_id)
+        } else {
+            st.hub.close_revoked(r.workspace_id, r.user_id, issued_up_to)
+        };
         tracing::info!(workspace_id = %r.workspace_id, user_id = %r.user_id, deactivated, closed, "tokens revoked");
     }
 }
@@ -221,5 +252,15 @@ mod tests {
         assert_eq!(r.refusal(&token(21)), None);
         assert!(r.apply(&revocation(ws, user, 30, 30_000, Some(true))), "deactivated again");
         assert_eq!(r.refusal(&token(31)), Some(Refusal::Deactivated));
+    }
+
+    #[test]
+    fn a_deleted_workspace_refuses_every_token_of_every_user() {
+        let (ws, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let r = Revocations::default();
+        r.load(&[Deactivation { workspace_id: ws, user_id: Uuid::nil(), at_ms: 5_000 }]);
+        let token = |ws, iat| Claims { workspace_id: ws, user_id: Uuid::new_v4(), exp: iat + 100, iat };
+        assert_eq!(r.refusal(&token(ws, 1_000_000)), Some(Refusal::WorkspaceDeleted));
+        assert_eq!(r.refusal(&token(other, 1_000_000)), None, "another workspace");
     }
 }

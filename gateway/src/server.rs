@@ -71,6 +71,7 @@ impl Gateway {
             state.verifier.jwt().set_keys(keys);
             tokio::spawn(crate::jwks::refresh(state.clone()));
         }
+        crate::revocations::load_at_start(&state).await;
         tokio::spawn(crate::revocations::follow(state.clone()));
         tokio::spawn(crate::http::files::sweep_incomplete_uploads(state.clone()));
         tokio::spawn(crate::replies::route(state.clone(), replies));

@@ -10,10 +10,15 @@
 //! - [`search`]: messages into a [`SearchIndex`](confab_core::ports::SearchIndex) (OpenSearch,
 //!   or tantivy in process); edits replace, deletes remove.
 //! - [`erasure`]: destroys the data keys events list (crypto-shredding), in the key store.
+//! - [`deleted`]: which workspaces were deleted, so no projection brings one back.
+//!
+//! A workspace's deletion (`AdminActed` `workspace_deleted`) makes each projection remove what
+//! it holds of the workspace; the erasure projector destroys its key.
 //!
 //! Every projection has the same shape: `mod.rs` says what it owns, `apply.rs` maps events to
 //! idempotent writes.
 
+pub mod deleted;
 pub mod erasure;
 pub mod fanout;
 pub mod replay;

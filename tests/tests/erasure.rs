@@ -14,6 +14,7 @@ confab_tests::conformance!(
     a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without_it,
     a_text_past_its_workspace_retention_is_unreadable_in_the_log,
     a_shortened_retention_erases_older_texts_from_the_log_and_history,
+    a_deleted_workspace_is_gone_from_every_store_and_unreadable_in_the_log,
 );
 
 const T: Duration = Duration::from_secs(30);
@@ -245,6 +246,133 @@ async fn a_shortened_retention_erases_older_texts_from_the_log_and_history(mode:
         .admin_put(&format!("/admin/workspaces/{}/retention", uuid::Uuid::new_v4()), json!({"retention_days": 1}))
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+}
+
+async fn a_deleted_workspace_is_gone_from_every_store_and_unreadable_in_the_log(mode: Mode) {
+    let mut stack = Stack::start(mode, 1).await;
+    let marker = |what: &str| format!("{what}{}", uuid::Uuid::new_v4().simple());
+    let (said, file_name, kept) = (marker("said"), format!("{}.txt", marker("filename")), marker("kept"));
+    let ws = stack.create_workspace("doomed").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let (bob, bob_token) = stack.create_user(&ws, "bob").await;
+    let ch = stack.create_channel(&ws, "general", false, &[&alice, &bob]).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    let ack = a.command(json!({"type": "message:send", "channel_id": ch, "text": said}), "d1").await;
+    let said_id = ack["message_id"].as_str().unwrap().to_string();
+    let reply = json!({"type": "message:send", "channel_id": ch, "text": format!("re {said}"), "thread_ts": said_id});
+    assert_eq!(a.command(reply, "d2").await["type"], "message:ack");
+    let file_id = share(&stack, &token, &ch, &file_name, b"the file's bytes", "text/plain").await;
+    let phone = json!({"platform": "fcm", "token": "alice-phone"});
+    assert_eq!(stack.call(Method::POST, "gw0", "/api/devices", &token, Some(phone)).await.0, 201);
+    // another workspace, untouched
+    let other = stack.create_workspace("kept").await;
+    let (carol, carol_token) = stack.create_user(&other, "carol").await;
+    let other_ch = stack.create_channel(&other, "general", false, &[&carol]).await;
+    let mut c = Client::connect(&stack.addr("gw0"), &carol_token).await.unwrap();
+    assert_eq!(
+        c.command(json!({"type": "message:send", "channel_id": other_ch, "text": kept}), "k1").await["type"],
+        "message:ack"
+    );
+    let search = format!("/api/search?q={said}");
+    eventually(T, "the message to be searchable", || async {
+        let (_, body) = stack.get("gw0", &search, &token).await;
+        (body["total"].as_u64() > Some(0) || body["messages"].as_array().is_some_and(|m| !m.is_empty())).then_some(())
+    })
+    .await;
+    let (status, download) = stack.get("gw0", &format!("/api/files/{file_id}"), &token).await;
+    assert_eq!(status, 200, "{download}");
+    let url = download["url"].as_str().unwrap().to_string();
+    assert_eq!(reqwest::get(&url).await.unwrap().status().as_u16(), 200, "the file downloads before");
+
+    let admin_url = format!("http://{}", stack.admin_addr("gw0"));
+    let out = stack
+        .confab(&["admin", "--url", &admin_url, "--admin-key", &stack.admin_key])
+        .args(["delete-workspace", "--workspace", &ws])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "confab admin delete-workspace: {}", String::from_utf8_lossy(&out.stderr));
+
+    // at once: no token of it works, its sockets close, its directory is gone
+    for t in [&token, &bob_token] {
+        let (status, body) = stack.get("gw0", "/api/channels", t).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("workspace_deleted")), "{body}");
+    }
+    let deadline = std::time::Instant::now() + T;
+    while a.closed.is_none() && std::time::Instant::now() < deadline {
+        a.next(Duration::from_millis(500)).await;
+    }
+    assert_eq!(a.closed.as_ref().map(|(code, _)| *code), Some(4003), "alice's socket closes");
+    let (status, body) = stack.admin_post(&format!("/admin/workspaces/{ws}/users"), json!({"name": "mallory"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    // then, from the log: its file's bytes go
+    eventually(T, "the file's bytes to be deleted", || async {
+        (reqwest::get(&url).await.unwrap().status().as_u16() != 200).then_some(())
+    })
+    .await;
+    if let Some(services) = stack.services.clone() {
+        // its search documents and every Redis key of it (streams, presence, rate limits)
+        let index = format!("{}-messages", stack.namespace.to_ascii_lowercase());
+        let count = format!("{}/{index}/_count", services.opensearch);
+        let query = json!({"query": {"term": {"workspace_id": ws}}});
+        eventually(T, "its search documents to be deleted", || async {
+            let v: Value = reqwest::Client::new().post(&count).json(&query).send().await.ok()?.json().await.ok()?;
+            (v["count"] == 0).then_some(())
+        })
+        .await;
+        let mut conn =
+            redis::Client::open(services.redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let pattern = format!("*{{{ws}}}*");
+        eventually(T, "its Redis keys to be deleted", || {
+            let (mut conn, pattern) = (conn.clone(), pattern.clone());
+            async move {
+                let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.ok()?;
+                keys.is_empty().then_some(())
+            }
+        })
+        .await;
+        let _: () = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+        // and its rows in Cassandra: directory and timeline
+        let session = scylla::client::session_builder::SessionBuilder::new()
+            .known_node(&services.cassandra)
+            .build()
+            .await
+            .expect("a Cassandra session");
+        let ks = stack.keyspace();
+        let ws_id: uuid::Uuid = ws.parse().unwrap();
+        let ch_id: uuid::Uuid = ch.parse().unwrap();
+        let file: uuid::Uuid = file_id.parse().unwrap();
+        let counts = [
+            (format!("SELECT COUNT(*) FROM {ks}.workspaces WHERE workspace_id = {ws_id}"), "workspace"),
+            (format!("SELECT COUNT(*) FROM {ks}.users WHERE workspace_id = {ws_id}"), "users"),
+            (format!("SELECT COUNT(*) FROM {ks}.channels WHERE workspace_id = {ws_id}"), "channels"),
+            (format!("SELECT COUNT(*) FROM {ks}.messages WHERE workspace_id = {ws_id} AND channel_id = {ch_id}"), "messages"),
+            (format!("SELECT COUNT(*) FROM {ks}.thread_replies WHERE workspace_id = {ws_id} AND channel_id = {ch_id} AND thread_ts = {said_id}"), "replies"),
+            (format!("SELECT COUNT(*) FROM {ks}.files WHERE workspace_id = {ws_id} AND file_id = {file}"), "files"),
+            (format!("SELECT COUNT(*) FROM {ks}.workspace_keys WHERE workspace_id = {ws_id}"), "workspace key"),
+        ];
+        for (cql, what) in counts {
+            let left = eventually(T, &format!("its {what} rows to be deleted"), || {
+                let (session, cql) = (&session, cql.clone());
+                async move {
+                    let rows = session.query_unpaged(cql, ()).await.ok()?.into_rows_result().ok()?;
+                    let (n,): (i64,) = rows.first_row().ok()?;
+                    (n == 0).then_some(n)
+                }
+            })
+            .await;
+            assert_eq!(left, 0, "{what}");
+        }
+    }
+    // and its key: every text and file name of it is unreadable in the log; the other stays
+    let (events, raw) = events_once_erased(&mut stack, &[&said, &file_name]).await;
+    assert!(raw.contains(&kept), "the other workspace keeps its text: {raw}");
+    let posted = of_message(&events, &said_id, "message_posted");
+    assert_eq!((posted[0]["text"].as_str(), &posted[0]["redacted"]), (Some(""), &json!(["text"])));
+    let deleted = events.iter().filter(|e| e["workspace_id"] == ws.as_str() && e["action"] == "workspace_deleted");
+    assert_eq!(deleted.count(), 1, "the audit record of the deletion stays");
+    // the other workspace works as before
+    let history = stack.history_all("gw0", &other_ch, &carol_token, 50).await;
+    assert!(history.iter().any(|m| m["text"] == kept.as_str()), "{history:?}");
 }
 
 /// The frames a client resuming `ch` from its start receives, up to `resume:done`.

@@ -103,6 +103,8 @@ pub trait Fanout: Send + Sync {
     /// edit erased must not stay readable in the resume window. A resume meets the hole as a
     /// gap, which the client fills from history. Returns how many were removed.
     async fn erase(&self, ws: &Uuid, topic: &Uuid, erasure: &StreamErasure) -> PortResult<usize>;
+    /// Removes every stream, membership and position of a deleted workspace. Idempotent.
+    async fn delete_workspace(&self, ws: &Uuid) -> PortResult<()>;
     /// The position of the newest entry of a workspace's stream (`0-0` when empty).
     async fn last_id(&self, ws: &Uuid) -> PortResult<String>;
     async fn ping(&self) -> PortResult<()>;

@@ -216,6 +216,12 @@ pub trait Store: Send + Sync {
     /// Every deactivated user of every workspace (gateways load them when they start).
     async fn deactivated_users(&self) -> PortResult<Vec<Deactivation>>;
     async fn insert_workspace(&self, w: &Workspace) -> PortResult<()>;
+    /// Removes the workspace's directory: its record and its users (a deleted workspace). The
+    /// deactivation marker that keeps its tokens refused stays.
+    async fn delete_directory(&self, ws: Uuid) -> PortResult<()>;
+    /// Removes everything the timeline projection holds of the workspace: channels, messages,
+    /// threads, pins, read markers, summaries, file records and its storage ledger. Idempotent.
+    async fn delete_timeline(&self, ws: Uuid) -> PortResult<()>;
     /// Changes a workspace's retention (the rest of its record stays).
     async fn set_workspace_retention(&self, ws: Uuid, retention_secs: i32) -> PortResult<()>;
     async fn workspace(&self, ws: Uuid) -> PortResult<Option<Workspace>>;

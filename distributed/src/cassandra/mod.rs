@@ -5,7 +5,7 @@
 //!   `devices`: push devices and preferences (half of the notifier's store, see `crate::notify`);
 //!   `rows`: rows to port types; `error`: what a driver error means; `storage_ledger`: the
 //!   bytes each workspace's files take, kept with lightweight transactions; `tls`: client-to-node
-//!   TLS; `keys`: crypto-shredding's key store.
+//!   TLS; `keys`: crypto-shredding's key store; `workspace_deletion`: removing a workspace.
 
 mod devices;
 mod error;
@@ -15,6 +15,7 @@ mod schema;
 mod storage_ledger;
 mod store;
 mod tls;
+mod workspace_deletion;
 
 pub use devices::CassandraDevices;
 pub use keys::CassandraKeys;

@@ -522,6 +522,12 @@ impl Store for CassandraStore {
         }
         Ok(out)
     }
+    async fn delete_directory(&self, ws: Uuid) -> PortResult<()> {
+        super::workspace_deletion::delete_directory(&self.session, &self.keyspace, ws).await
+    }
+    async fn delete_timeline(&self, ws: Uuid) -> PortResult<()> {
+        super::workspace_deletion::delete_timeline(&self.session, &self.keyspace, ws).await
+    }
     async fn set_workspace_retention(&self, ws: Uuid, retention_secs: i32) -> PortResult<()> {
         self.exec(&self.st.set_retention, (retention_secs, ws)).await
     }

@@ -389,6 +389,31 @@ impl Fanout for RedisFanout {
         }
         Ok(erased)
     }
+    async fn delete_workspace(&self, ws: &Uuid) -> PortResult<()> {
+        // every key of a workspace (its streams, seqs, members, presence, rate limits) shares
+        // the `{ws}` tag of this prefix
+        let pattern = format!("{}*", self.prefix(ws));
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1_000)
+                .query_async(&mut conn)
+                .await
+                .map_err(port)?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.map_err(port)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
     async fn backlog(&self, ws: &Uuid, after: &[(Uuid, i64)], limits: BacklogLimits) -> PortResult<Backlog> {
         RedisFanout::backlog(self, ws, after, limits).await.map_err(port)
     }

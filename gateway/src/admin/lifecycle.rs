@@ -1,6 +1,6 @@
 //! The admin lifecycle of users and workspaces after they are created: deactivating and
-//! reactivating a user, and changing a workspace's retention. Each writes the directory first
-//! (the state that survives restarts), then tells every gateway.
+//! reactivating a user, changing a workspace's retention, deleting a workspace. Each writes
+//! the directory first (the state that survives restarts), then tells every gateway.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -83,6 +83,41 @@ async fn announce(
         .map_err(|e| ApiError::internal("revocations", e))?;
     crate::revocations::enforce(st, &revocation);
     Ok(())
+}
+
+/// `DELETE /admin/workspaces/{ws}`: the workspace is gone. At once: no token of it works on any
+/// gateway (`workspace_deleted`; this one at once, the others within the revocation poll) and its
+/// sockets close with 4003; its users' push devices, its presence and its directory go. Then,
+/// from the audit record in the log: each projection removes what it holds of it (timeline
+/// rows and file bytes, search documents, fanout streams) and the erasure projector destroys
+/// its key, which erases every text and file name of it from the log. 202: that part follows.
+pub async fn delete_workspace(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let ws = workspace_exists(&st, &ws).await?;
+    audit(&st, ws, AdminAction::WorkspaceDeleted, None, &[]).await?;
+    let now = chrono::Utc::now();
+    let marker = Deactivation { workspace_id: ws, user_id: uuid::Uuid::nil(), at_ms: now.timestamp_millis() };
+    st.store
+        .set_user_deactivated(ws, uuid::Uuid::nil(), Some(marker))
+        .await
+        .map_err(|e| ApiError::internal("directory", e))?;
+    announce(&st, ws, uuid::Uuid::nil(), now, true).await?;
+    // what is not a projection of the log goes here
+    let users = st.store.users(ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    for (user, _) in &users {
+        for (device_id, _) in st.notify.devices(ws, *user).await.map_err(|e| ApiError::internal("devices", e))? {
+            st.notify.remove_device(ws, *user, device_id).await.map_err(|e| ApiError::internal("devices", e))?;
+        }
+    }
+    st.presence.sweep(ws, i64::MAX).await.map_err(|e| ApiError::internal("presence", e))?;
+    st.store.delete_directory(ws).await.map_err(|e| ApiError::internal("directory", e))?;
+    tracing::info!(workspace_id = %ws, users = users.len(), "workspace deleted");
+    let body = json!({"workspace_id": ws, "deleted": true, "users": users.len()});
+    Ok((axum::http::StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 #[derive(Deserialize)]

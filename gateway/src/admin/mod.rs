@@ -3,7 +3,8 @@
 //! of its own.
 //!
 //! - this file: creating workspaces, users, tokens and channels, revoking tokens;
-//! - [`lifecycle`]: deactivating and reactivating users, changing a workspace's retention.
+//! - [`lifecycle`]: deactivating and reactivating users, changing a workspace's retention,
+//!   deleting a workspace.
 //!
 //! Every action is first recorded in the workspace's audit stream in the log ([`audit`]): no
 //! change is made without its record (a change that then fails leaves the record of the
@@ -307,7 +308,7 @@ pub async fn create_channel(
 
 /// The admin API's routes.
 pub fn router(state: Arc<AppState>) -> axum::Router {
-    use axum::routing::{post, put};
+    use axum::routing::{delete, post, put};
     axum::Router::new()
         .route("/admin/workspaces", post(create_workspace))
         .route("/admin/workspaces/{ws}/users", post(create_user))
@@ -316,6 +317,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/admin/workspaces/{ws}/users/{user}/deactivate", post(lifecycle::deactivate_user))
         .route("/admin/workspaces/{ws}/users/{user}/reactivate", post(lifecycle::reactivate_user))
         .route("/admin/workspaces/{ws}/retention", put(lifecycle::change_retention))
+        .route("/admin/workspaces/{ws}", delete(lifecycle::delete_workspace))
         .route("/admin/workspaces/{ws}/channels", post(create_channel))
         .with_state(state)
 }

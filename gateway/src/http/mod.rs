@@ -145,6 +145,9 @@ pub fn authenticate(st: &AppState, headers: &HeaderMap, query_token: Option<&str
         Some(Refusal::Deactivated) => {
             Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::UserDeactivated, "this account is deactivated"))
         }
+        Some(Refusal::WorkspaceDeleted) => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::WorkspaceDeleted, "this workspace was deleted"))
+        }
         Some(Refusal::NotReady) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Unavailable,

@@ -39,6 +39,10 @@ impl Projection for ErasureProjection {
             self.keyring.destroy(workspace_id, &keys).await?;
             tracing::debug!(%workspace_id, keys = keys.len(), "data keys destroyed");
         }
+        for workspace_id in events.iter().filter_map(Event::deleted_workspace) {
+            self.keyring.destroy_workspace(workspace_id).await?;
+            tracing::info!(%workspace_id, "workspace key destroyed");
+        }
         Ok(())
     }
 

@@ -175,6 +175,10 @@ impl Projection for FanoutProjection {
             for erasure in stream_erasures(e) {
                 self.fanout.erase(&e.workspace_id, &e.channel_id, &erasure).await?;
             }
+            if let Some(ws) = e.deleted_workspace() {
+                self.fanout.delete_workspace(&ws).await?;
+                tracing::info!(workspace_id = %ws, "deleted workspace removed from the fanout");
+            }
         }
         Ok(())
     }

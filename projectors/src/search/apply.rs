@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use crate::deleted::DeletedWorkspaces;
 use crate::Projection;
 
 /// How often workspaces with a retention have their expired documents purged.
@@ -18,6 +19,8 @@ pub struct SearchProjection {
     /// Workspace -> retention in seconds (0: forever), as seen in the directory.
     retention: Mutex<HashMap<Uuid, i32>>,
     last_purge: Mutex<Instant>,
+    /// Deleted workspaces, whose late or replayed events are skipped.
+    deleted: DeletedWorkspaces,
 }
 
 /// Whether a message links somewhere (`has:link`).
@@ -44,7 +47,8 @@ fn doc(e: &Event) -> Option<SearchDoc> {
 
 impl SearchProjection {
     pub fn new(index: Arc<dyn SearchIndex>, store: Arc<dyn Store>) -> Self {
-        Self { index, store, retention: Mutex::new(HashMap::new()), last_purge: Mutex::new(Instant::now()) }
+        let deleted = DeletedWorkspaces::new(store.clone());
+        Self { index, store, retention: Mutex::new(HashMap::new()), last_purge: Mutex::new(Instant::now()), deleted }
     }
 
     async fn note_workspace(&self, ws: Uuid) -> Result<(), PortError> {
@@ -64,6 +68,12 @@ impl SearchProjection {
                 return Ok(());
             }
             *last = Instant::now();
+        }
+        // a workspace's retention may have changed since it was noted: read it again
+        let known: Vec<Uuid> = self.retention.lock().expect("retention lock").keys().copied().collect();
+        for ws in known {
+            let t = self.store.workspace(ws).await?.map(|w| w.retention_secs).unwrap_or(0);
+            self.retention.lock().expect("retention lock").insert(ws, t);
         }
         let due: Vec<(Uuid, i32)> = self
             .retention
@@ -98,10 +108,11 @@ impl Projection for SearchProjection {
     }
 
     async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
+        let events = self.deleted.live(events).await?;
         // posts go in one bulk write; an edit or delete first flushes the posts before it,
         // so each document sees its changes in log order
         let mut docs = Vec::new();
-        for e in events {
+        for e in events.iter() {
             match &e.payload {
                 Payload::MessagePosted { .. } => {
                     self.note_workspace(e.workspace_id).await?;
@@ -128,8 +139,15 @@ impl Projection for SearchProjection {
                 | Payload::MessagePinned { .. }
                 | Payload::ReadMarked { .. }
                 | Payload::FileShared { .. }
-                | Payload::FileDeleted { .. }
-                | Payload::AdminActed { .. } => {}
+                | Payload::FileDeleted { .. } => {}
+                Payload::AdminActed { .. } => {
+                    if let Some(ws) = e.deleted_workspace() {
+                        self.write_docs(&mut docs).await?;
+                        let removed = self.index.expire(ws, i64::MAX).await?;
+                        self.retention.lock().expect("retention lock").remove(&ws);
+                        tracing::info!(workspace_id = %ws, removed, "deleted workspace removed from search");
+                    }
+                }
             }
         }
         self.write_docs(&mut docs).await?;

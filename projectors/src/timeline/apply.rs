@@ -8,22 +8,30 @@ use confab_core::views::posted_row;
 use futures::stream::{self, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use crate::deleted::DeletedWorkspaces;
 use crate::Projection;
 
 const CONCURRENCY: usize = 64;
+/// How long a workspace's retention is taken as read (an admin may change it).
+const RETENTION_READ_EVERY: Duration = Duration::from_secs(60);
 
 pub struct TimelineProjection {
     store: Arc<dyn Store>,
-    retention: Mutex<HashMap<Uuid, i32>>,
+    /// Each workspace's retention (the TTL of its rows) and when it was read.
+    retention: Mutex<HashMap<Uuid, (Instant, i32)>>,
+    /// Deleted workspaces, whose late or replayed events are skipped.
+    deleted: DeletedWorkspaces,
     /// Where deleted files' bytes are removed from (none: only their records are marked).
     blobs: Option<Arc<dyn BlobStore>>,
 }
 
 impl TimelineProjection {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, retention: Mutex::new(HashMap::new()), blobs: None }
+        let deleted = DeletedWorkspaces::new(store.clone());
+        Self { store, retention: Mutex::new(HashMap::new()), deleted, blobs: None }
     }
 
     /// Also deletes the bytes of deleted files from `blobs`.
@@ -42,14 +50,41 @@ impl TimelineProjection {
         self.store.release_storage(ws, file_id).await
     }
 
+    /// The TTL of the workspace's rows: its retention, read again after [`RETENTION_READ_EVERY`]
+    /// (an admin may change it).
     async fn ttl(&self, ws: Uuid) -> Result<i32, PortError> {
-        if let Some(t) = self.retention.lock().expect("retention lock").get(&ws) {
-            return Ok(*t);
+        if let Some((at, t)) = self.retention.lock().expect("retention lock").get(&ws) {
+            if at.elapsed() < RETENTION_READ_EVERY {
+                return Ok(*t);
+            }
         }
         // written before retention was bounded at the API: the most a TTL can be
         let t = self.store.workspace(ws).await?.map(|w| w.retention_secs).unwrap_or(0).clamp(0, MAX_RETENTION_SECS);
-        self.retention.lock().expect("retention lock").insert(ws, t);
+        let mut retention = self.retention.lock().expect("retention lock");
+        if retention.len() >= 100_000 {
+            retention.clear();
+        }
+        retention.insert(ws, (Instant::now(), t));
         Ok(t)
+    }
+
+    /// A deleted workspace: its rows, and the bytes of its files, go.
+    async fn delete_workspace(&self, ws: Uuid) -> Result<(), PortError> {
+        self.store.delete_timeline(ws).await?;
+        if let Some(b) = &self.blobs {
+            let prefix = ws.to_string();
+            loop {
+                let keys = b.written_before(&prefix, std::time::SystemTime::now(), 1_000).await?;
+                if keys.is_empty() {
+                    break;
+                }
+                for key in &keys {
+                    b.delete(key).await?;
+                }
+            }
+        }
+        tracing::info!(workspace_id = %ws, "deleted workspace removed from the timeline");
+        Ok(())
     }
 
     /// Each channel's summary for unread and mention counts, read and written once per batch
@@ -141,8 +176,11 @@ impl TimelineProjection {
             Payload::ChannelRenamed { name } => channel(ChannelChange::Renamed(name.clone())).await,
             Payload::ChannelArchived { archived } => channel(ChannelChange::Archived(*archived)).await,
             Payload::ReadMarked { read_seq } => Ok(self.store.set_read_marker(ws, e.actor_id, ch, *read_seq).await?),
-            // the audit log is read from the log itself
-            Payload::AdminActed { .. } => Ok(()),
+            // the audit log is read from the log itself; a deletion removes the workspace
+            Payload::AdminActed { .. } => match e.deleted_workspace() {
+                Some(ws) => self.delete_workspace(ws).await,
+                None => Ok(()),
+            },
         }
     }
 }
@@ -159,6 +197,8 @@ impl Projection for TimelineProjection {
     }
 
     async fn apply(&self, events: &[Event]) -> Result<(), PortError> {
+        let events = self.deleted.live(events).await?;
+        let events = &events[..];
         // new messages are independent upserts and may be written concurrently; changes to a
         // message must land after its insert and in order, so they wait for the posts before
         // them and go one at a time
