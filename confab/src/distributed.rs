@@ -178,6 +178,11 @@ impl Platform for DistributedPlatform {
             presence: self.presence().await?,
             notify: self.notify().await?,
             blobs: self.blobs()?,
+            // only a gateway given the master key opens sealed fields for data teams
+            keyring: match cfg.keys.master_key.is_empty() {
+                true => None,
+                false => Some(self.keyring().await?),
+            },
             send_limits: Arc::new(
                 RedisSendLimits::connect(
                     &self.redis()?,

@@ -89,6 +89,7 @@ impl Platform for EmbeddedPlatform {
             notify: self.emb.notify.clone(),
             blobs: Some(self.blobs.clone()),
             send_limits: self.send_limits.clone(),
+            keyring: Some(self.keyring().await?),
         })
     }
 

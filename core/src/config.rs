@@ -54,6 +54,10 @@ pub struct KeysConfig {
     /// processes that write or read events refuse to start (unless `--insecure-dev`). Every
     /// ingest, projector and notifier of a deployment needs the same one.
     pub master_key: String,
+    /// Bearer key (at least 32 bytes) with which data teams open sealed fields through a
+    /// gateway's admin listener (`POST /admin/keys/open`); that gateway needs `master_key` too.
+    /// Empty: the endpoint is off.
+    pub reader_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -636,9 +640,13 @@ impl Config {
                 return Err(format!("`{name}` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
             }
         }
-        let master_key = &self.keys.master_key;
-        if !master_key.is_empty() && master_key.len() < crate::secrets::MIN_SECRET_LEN {
-            return Err(format!("`keys.master_key` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
+        for (name, secret) in [("keys.master_key", &self.keys.master_key), ("keys.reader_key", &self.keys.reader_key)] {
+            if !secret.is_empty() && secret.len() < crate::secrets::MIN_SECRET_LEN {
+                return Err(format!("`{name}` must be at least {} bytes", crate::secrets::MIN_SECRET_LEN));
+            }
+        }
+        if !self.keys.reader_key.is_empty() && [&auth.admin_key, &auth.token_secret].contains(&&self.keys.reader_key) {
+            return Err("`keys.reader_key` must differ from `auth.admin_key` and `auth.token_secret`".into());
         }
         if auth.token_secret == auth.admin_key && !auth.admin_key.is_empty() {
             return Err("`auth.admin_key` must differ from `auth.token_secret`".into());

@@ -259,6 +259,27 @@ impl Keyring {
             .collect())
     }
 
+    /// Opens sealed fields of one workspace for a reader outside the pipeline (a data team):
+    /// each box's text, `None` when its key is gone (redacted), or an error for a box that does
+    /// not open with its key (altered).
+    pub async fn open_fields(
+        &self,
+        workspace_id: Uuid,
+        boxes: &[SealedBox],
+    ) -> PortResult<Vec<Result<Option<String>, PortError>>> {
+        let keys = self.data_keys(workspace_id, boxes.iter().map(|b| b.key_id).collect()).await?;
+        Ok(boxes
+            .iter()
+            .map(|b| {
+                let Some(key) = keys.get(&b.key_id) else { return Ok(None) };
+                let what = || format!("the {} sealed under {}", b.field.label(), b.key_id);
+                let plain = open(key, &box_context(&workspace_id, &b.key_id, b.field), &b.nonce, &b.ciphertext)
+                    .map_err(|e| PortError::invalid(format!("{}: {e}", what())))?;
+                String::from_utf8(plain).map(Some).map_err(|_| PortError::invalid(format!("{} is not UTF-8", what())))
+            })
+            .collect())
+    }
+
     /// Removes expired keys' bytes (see [`KeyStore::sweep_expired`]).
     pub async fn sweep_expired(&self) -> PortResult<u64> {
         bounded(self.store.sweep_expired()).await

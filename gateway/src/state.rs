@@ -33,6 +33,9 @@ pub struct GatewayPorts {
     pub blobs: Option<Arc<dyn BlobStore>>,
     /// Per-user and per-workspace send limits, shared by every gateway.
     pub send_limits: Arc<dyn SendLimits>,
+    /// Opens sealed fields for data teams (`POST /admin/keys/open`); none: this gateway has no
+    /// master key.
+    pub keyring: Option<Arc<confab_core::keyring::Keyring>>,
 }
 
 pub struct AppState {
@@ -53,6 +56,7 @@ pub struct AppState {
     pub notify: Arc<dyn NotifyStore>,
     pub blobs: Option<Arc<dyn BlobStore>>,
     pub send_limits: Arc<dyn SendLimits>,
+    pub keyring: Option<Arc<confab_core::keyring::Keyring>>,
     /// Presence transitions, to the batcher (`presence::batcher`).
     pub presence_changes: tokio::sync::mpsc::UnboundedSender<(Uuid, Uuid, PresenceStatus)>,
     pub hub: Arc<Hub>,
@@ -123,6 +127,7 @@ impl AppState {
             notify: ports.notify,
             blobs: ports.blobs,
             send_limits: ports.send_limits,
+            keyring: ports.keyring,
             presence_changes,
             pending: Mutex::default(),
             next_conn: AtomicU64::new(1),

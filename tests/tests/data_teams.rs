@@ -3,6 +3,7 @@
 //! registry refuses incompatible schema changes with a message naming the field.
 
 use apache_avro::types::Value as Avro;
+use confab_tests::stack::eventually;
 use confab_tests::{servers_available, Client, Mode, Stack};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
@@ -168,14 +169,16 @@ async fn confluents_python_client_reads_the_events() {
         }
         Err(_) => return eprintln!("skipping: set CONFAB_PYTHON to a Python with confluent-kafka[avro]"),
     };
-    let stack = Stack::start(Mode::Distributed, 1).await;
+    const READER_KEY: &str = "the data team's reader key, 32 bytes or more";
+    let stack = Stack::start_custom(Mode::Distributed, 1, None, &[("CONFAB_KEYS__READER_KEY", READER_KEY)]).await;
     let ws = stack.create_workspace("py").await;
     let (alice, token) = stack.create_user(&ws, "alice").await;
     let ch = stack.create_channel(&ws, "analytics", false, &[&alice]).await;
     let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    let mut ids = Vec::new();
     for i in 0..3 {
         a.send_message(&ch, &format!("numbers {i}"), &format!("py-{i}")).await;
-        a.expect("message:ack", Duration::from_secs(20)).await;
+        ids.push(a.expect("message:ack", Duration::from_secs(20)).await["message_id"].clone());
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/read_events.py");
     let out = tokio::process::Command::new(&python)
@@ -206,4 +209,59 @@ async fn confluents_python_client_reads_the_events() {
     }
     let seqs: Vec<i64> = events.iter().map(|e| e["value"]["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
+
+    // the same reader opens the texts through a gateway with the reader key; a deleted
+    // message's text reads as redacted (its key was destroyed), never as an error
+    let ack = a.command(json!({"type": "message:delete", "channel_id": ch, "message_id": ids[1]}), "py-del").await;
+    assert_eq!(ack["type"], "ok", "{ack}");
+    let admin = format!("http://{}", stack.admin_addr("gw0"));
+    let opened = eventually(Duration::from_secs(30), "the deleted text to read as redacted", || {
+        let (python, admin, topic) = (&python, &admin, format!("{}.events", stack.namespace));
+        let (kafka, registry) = (&stack.services.as_ref().unwrap().kafka, &stack.registry_url);
+        async move {
+            let group = format!("opened-{}", uuid::Uuid::new_v4().simple());
+            let out = tokio::process::Command::new(python)
+                .args(["-u", script, "--brokers", kafka, "--registry", registry, "--topic", &topic])
+                .args([
+                    "--group",
+                    &group,
+                    "--max",
+                    "8",
+                    "--idle",
+                    "20",
+                    "--open-url",
+                    admin,
+                    "--reader-key",
+                    READER_KEY,
+                ])
+                .output()
+                .await
+                .expect("run python");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let posted: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["value"].clone())
+                .filter(|v| v["payload"]["client_msg_id"].is_string())
+                .collect();
+            (posted.len() == 3 && posted[1]["redacted"] == json!(["text"])).then_some(posted)
+        }
+    })
+    .await;
+    let texts: Vec<&str> = opened.iter().map(|v| v["payload"]["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["numbers 0", "", "numbers 2"], "{opened:?}");
+    assert!(opened.iter().all(|v| v["sealed"] == json!([])));
+
+    // the endpoint wants the reader key, not the admin key, and bounds its work
+    let http = reqwest::Client::new();
+    let open = |key: &str, body: serde_json::Value| {
+        http.post(format!("{admin}/admin/keys/open")).bearer_auth(key).json(&body).send()
+    };
+    let one = json!({"workspace_id": ws, "boxes": []});
+    assert_eq!(open(&stack.admin_key, one.clone()).await.unwrap().status().as_u16(), 401);
+    assert_eq!(open(READER_KEY, one).await.unwrap().status().as_u16(), 200);
+    let box_ = json!({"key_id": ids[0], "field": "text", "nonce": "AAAA", "ciphertext": "AAAA"});
+    let many = json!({"workspace_id": ws, "boxes": vec![box_.clone(); 1001]});
+    assert_eq!(open(READER_KEY, many).await.unwrap().status().as_u16(), 400);
+    let bad = json!({"workspace_id": ws, "boxes": [{"key_id": ids[0], "field": "text", "nonce": "!!", "ciphertext": "AAAA"}]});
+    assert_eq!(open(READER_KEY, bad).await.unwrap().status().as_u16(), 400);
 }

@@ -4,12 +4,14 @@
 //!
 //! - this file: creating workspaces, users, tokens and channels, revoking tokens;
 //! - [`lifecycle`]: deactivating and reactivating users, changing a workspace's retention,
-//!   deleting a workspace.
+//!   deleting a workspace;
+//! - [`keys`]: opening sealed fields for data teams (with `keys.reader_key`, not the admin key).
 //!
 //! Every action is first recorded in the workspace's audit stream in the log ([`audit`]): no
 //! change is made without its record (a change that then fails leaves the record of the
 //! attempt).
 
+mod keys;
 mod lifecycle;
 
 use axum::extract::{Path, State};
@@ -318,6 +320,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/admin/workspaces/{ws}/users/{user}/reactivate", post(lifecycle::reactivate_user))
         .route("/admin/workspaces/{ws}/retention", put(lifecycle::change_retention))
         .route("/admin/workspaces/{ws}", delete(lifecycle::delete_workspace))
+        .route("/admin/keys/open", post(keys::open))
         .route("/admin/workspaces/{ws}/channels", post(create_channel))
         .with_state(state)
 }
