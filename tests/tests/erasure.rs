@@ -304,6 +304,11 @@ async fn a_deleted_workspace_is_gone_from_every_store_and_unreadable_in_the_log(
     assert_eq!(a.closed.as_ref().map(|(code, _)| *code), Some(4003), "alice's socket closes");
     let (status, body) = stack.admin_post(&format!("/admin/workspaces/{ws}/users"), json!({"name": "mallory"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    for gone in [ws.clone(), uuid::Uuid::new_v4().to_string()] {
+        let url = format!("{admin_url}/admin/workspaces/{gone}");
+        let resp = reqwest::Client::new().delete(url).bearer_auth(&stack.admin_key).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "a workspace deleted already, or that never was");
+    }
     // then, from the log: its file's bytes go
     eventually(T, "the file's bytes to be deleted", || async {
         (reqwest::get(&url).await.unwrap().status().as_u16() != 200).then_some(())
