@@ -47,7 +47,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything in one process: embedded with no configuration, distributed when servers are configured.
-    Serve,
+    Serve {
+        /// Where clients connect (`gateway.listen`), e.g. `127.0.0.1:8080`.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where the embedded mode keeps its data (`data_dir`).
+        #[arg(long)]
+        data_dir: Option<String>,
+    },
     /// Create Kafka topics and the Cassandra schema, and register the event schema (idempotent).
     Setup,
     /// Run a gateway (WebSocket + HTTP API).
@@ -168,6 +175,10 @@ async fn main() -> anyhow::Result<()> {
         return run_registry(&cfg, &listen, store, writes).await;
     }
     let mut cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
+    if let Command::Serve { listen, data_dir } = &cli.command {
+        cfg.gateway.listen = listen.clone().unwrap_or(cfg.gateway.listen);
+        cfg.data_dir = data_dir.clone().unwrap_or(cfg.data_dir);
+    }
     let needed = needed_secrets(&cli.command, cfg.mode);
     if needed != NeededSecrets::default() {
         distributed_secrets(&mut cfg, cli.insecure_dev, needed)?;
@@ -176,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     let health = Health::default();
     match cli.command {
         Command::Config => print!("{}", toml::to_string(&cfg)?),
-        Command::Serve => match cfg.mode {
+        Command::Serve { .. } => match cfg.mode {
             Mode::Distributed => run_distributed(cfg, &Component::ALL, shutdown, health).await?,
             _ => embedded::serve(cfg, shutdown, health).await?,
         },
@@ -219,7 +230,7 @@ struct NeededSecrets {
 fn needed_secrets(command: &Command, mode: Mode) -> NeededSecrets {
     let all = NeededSecrets { token: true, admin: true, master: true };
     match command {
-        Command::Serve if mode == Mode::Distributed => all,
+        Command::Serve { .. } if mode == Mode::Distributed => all,
         Command::Gateway => NeededSecrets { token: true, admin: true, master: false },
         Command::Ingest => NeededSecrets { token: true, admin: false, master: true },
         Command::Projector { .. } | Command::Notifier => NeededSecrets { master: true, ..NeededSecrets::default() },

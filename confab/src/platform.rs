@@ -215,10 +215,39 @@ async fn start_one(component: Component, platform: Arc<dyn Platform>, cx: Shared
     }
 }
 
+/// `GET /api/push/vapid`: the VAPID public key web clients subscribe with, or 404 `not_found`
+/// when Web Push is not configured (`notifier.webpush_vapid_key`).
+fn push_routes(cfg: &Config) -> anyhow::Result<axum::Router> {
+    use axum::response::IntoResponse;
+    let key = match cfg.notifier.webpush_vapid_key.as_str() {
+        "" => None,
+        private => Some(
+            confab_notifier::keys::vapid_public_key(private)
+                .map_err(|e| anyhow::anyhow!("`notifier.webpush_vapid_key`: {e}"))?,
+        ),
+    };
+    let answer = move || {
+        let key = key.clone();
+        async move {
+            match key {
+                Some(key) => axum::Json(serde_json::json!({"public_key": key})).into_response(),
+                None => {
+                    let error =
+                        serde_json::json!({"error": {"code": "not_found", "message": "Web Push is not configured"}});
+                    (axum::http::StatusCode::NOT_FOUND, axum::Json(error)).into_response()
+                }
+            }
+        }
+    };
+    Ok(axum::Router::new().route("/api/push/vapid", axum::routing::get(answer)))
+}
+
 async fn start_gateway(platform: &dyn Platform, cx: Shared) -> anyhow::Result<Gateway> {
     let gateway_id = new_gateway_id();
     let ports = platform.gateway_ports(&gateway_id).await?;
-    let gw = Gateway::start(cx.cfg, gateway_id, ports, platform.gateway_routes(), cx.shutdown, cx.health)
+    let mut routes = platform.gateway_routes();
+    routes.public = routes.public.merge(push_routes(&cx.cfg)?);
+    let gw = Gateway::start(cx.cfg, gateway_id, ports, routes, cx.shutdown, cx.health)
         .await
         .context("starting the gateway")?;
     crate::announce_gateway(gw.addr, gw.admin_addr);

@@ -235,7 +235,7 @@ impl FilesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct NotifierConfig {
     /// Our VAPID private key (base64url P-256 scalar or PEM); its public half is what web
-    /// clients subscribe with (`GET /api/push/vapid`).
+    /// clients subscribe with (`GET /api/push/vapid` on every gateway given this setting).
     pub webpush_vapid_key: String,
     /// `mailto:` or `https:` contact for push services.
     pub webpush_subject: String,

@@ -31,6 +31,8 @@ fn io<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> 
 pub fn private_dir(dir: &Path) -> Result<(), SecretError> {
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        // made here, under the umask: restricted without a word
+        return fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("restricting", dir));
     }
     owner_only(dir, 0o700)
 }

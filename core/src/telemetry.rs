@@ -11,11 +11,15 @@ use prometheus::{Encoder, TextEncoder};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Sets up `tracing` from `CONFAB_LOG` (an env-filter, default `info`); `CONFAB_LOG_FORMAT=json`
-/// switches to JSON lines.
+/// Confab's own events from `info`, its dependencies' (fjall's `lsm_tree`, tantivy, the
+/// drivers) from `warn`: a first start reads as what Confab did.
+pub const DEFAULT_LOG_FILTER: &str = "warn,confab=info";
+
+/// Sets up `tracing` from `CONFAB_LOG` (an env-filter, default [`DEFAULT_LOG_FILTER`]);
+/// `CONFAB_LOG_FORMAT=json` switches to JSON lines.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONFAB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,scylla=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = std::env::var("CONFAB_LOG_FORMAT").map(|v| v == "json").unwrap_or(false);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };

@@ -200,13 +200,14 @@ async fn load_partition(log: &mut dyn SequencerLog, partition: i32) -> PortResul
     for e in &history {
         state.apply(e);
     }
-    tracing::info!(
-        partition,
-        events = history.len(),
-        streams = state.channels.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "partition state loaded"
-    );
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let (events, streams) = (history.len(), state.channels.len());
+    // an empty partition (a new deployment's) is not news
+    if events == 0 {
+        tracing::debug!(partition, events, streams, elapsed_ms, "partition state loaded");
+    } else {
+        tracing::info!(partition, events, streams, elapsed_ms, "partition state loaded");
+    }
     Ok(state)
 }
 

@@ -89,6 +89,12 @@ pub fn ec_public_b64url(key: &VerifyingKey) -> String {
     b64url(&ec_public_bytes(key))
 }
 
+/// The VAPID public key (base64url, uncompressed) of a private one as configured
+/// (`notifier.webpush_vapid_key`): what web clients pass to `pushManager.subscribe`.
+pub fn vapid_public_key(private_key: &str) -> Result<String, PushError> {
+    Ok(ec_public_b64url(ec_key_from_str(private_key)?.verifying_key()))
+}
+
 /// An RSA key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`, what Google service accounts
 /// hold) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
 pub fn rsa_key_from_pem(text: &str) -> Result<RsaKeyPair, PushError> {

@@ -91,3 +91,45 @@ fn a_missing_master_key_or_a_weak_reader_key_is_refused_at_start_naming_it() {
     assert!(!ok);
     assert!(out.contains("keys.reader_key"), "{out}");
 }
+
+/// A first start reads well (issue 20): `confab serve --listen --data-dir` takes its address and
+/// directory from the command line, dependencies' INFO lines (fjall's `lsm_tree`, tantivy) are
+/// quiet, and the demo banner comes last, after every line the start logs.
+#[test]
+fn a_first_serve_takes_its_address_and_directory_and_ends_with_the_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("somewhere");
+    let out_path = dir.path().join("out.txt");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(confab_tests::stack::confab_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONFAB_GATEWAY__ADMIN_LISTEN", "127.0.0.1:0")
+        .current_dir(dir.path())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("run confab serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        if text.contains("schema registry (Confluent API)") || std::time::Instant::now() > deadline {
+            // a moment more: anything logged after the banner would show
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            break std::fs::read_to_string(&out_path).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("schema registry (Confluent API)"), "no banner within 60 s:\n{text}");
+    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
+    assert!(last.contains("schema registry (Confluent API)"), "the banner is not last:\n{text}");
+    assert!(!text.contains("lsm_tree") && !text.contains("tantivy"), "dependency lines at start:\n{text}");
+    assert!(!text.contains("WARN"), "a first start has nothing to warn about:\n{text}");
+    assert!(!text.contains("127.0.0.1:8080"), "--listen was not taken:\n{text}");
+    assert!(data.join("db").is_dir(), "--data-dir was not taken:\n{text}");
+    let lines = text.lines().count();
+    assert!(lines < 40, "a first start prints {lines} lines:\n{text}");
+}

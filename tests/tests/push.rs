@@ -29,6 +29,8 @@ async fn post(stack: &Stack, path: &str, token: &str, body: Value, method: reqwe
 /// registration; the notifier checks again at every send (`notifier/tests/providers.rs`).
 async fn a_web_push_endpoint_inside_the_network_cannot_be_registered(mode: Mode) {
     let stack = Stack::start(mode, 1).await;
+    let (status, v) = stack.get("gw0", "/api/push/vapid", "").await;
+    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")), "no VAPID key configured: {v}");
     let ws = stack.create_workspace("acme").await;
     let bob = stack.create_user(&ws, "bob").await;
     let fake = FakeWebPush::start().await;
@@ -85,6 +87,9 @@ async fn offline_recipients_get_pushes_and_online_ones_do_not(mode: Mode) {
     let bob = stack.create_user(&ws, "bob").await;
     let ch = stack.create_channel(&ws, "general", false, &[&alice.0, &bob.0]).await;
 
+    // the key a browser subscribes with is served by the gateway
+    let (status, vapid) = stack.get("gw0", "/api/push/vapid", "").await;
+    assert_eq!((status, vapid["public_key"].as_str()), (200, Some(public.as_str())), "{vapid}");
     // bob's browser subscribes and registers; registering again gives the same device
     let subscription = serde_json::to_value(fake.subscribe(&public).unwrap()).unwrap();
     let (status, reg) = post(&stack, "/api/devices", &bob.1, subscription.clone(), reqwest::Method::POST).await;
