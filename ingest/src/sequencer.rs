@@ -17,6 +17,10 @@ use crate::state::PartitionState;
 
 const MAX_BATCH: usize = 500;
 
+/// A commit in flight longer than this makes ingest unready until it ends: a store it seals
+/// with, or the log, is not answering, so commands wait (a healthy commit takes milliseconds).
+const COMMIT_STALLED_AFTER: Duration = Duration::from_secs(1);
+
 /// One set per process: several projectors (or sequencers) in one process share it, labelled.
 static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics::new);
 
@@ -94,7 +98,7 @@ where
         let result = match open().await {
             Ok(log) => {
                 health.set("log", Ok(()));
-                session(log, &ids, metrics, &mut backoff, shutdown.clone()).await
+                session(log, &ids, metrics, &mut backoff, &health, shutdown.clone()).await
             }
             Err(e) => Err(e),
         };
@@ -126,6 +130,7 @@ async fn session(
     ids: &TimeUuidGen,
     metrics: &Metrics,
     backoff: &mut Backoff,
+    health: &Health,
     mut shutdown: Shutdown,
 ) -> PortResult<()> {
     tracing::info!("ingest session started");
@@ -148,10 +153,28 @@ async fn session(
         let decided = decide_batch(&mut *log, &mut partitions, batch, ids, metrics).await?;
         let committing = std::time::Instant::now();
         metrics.deciding.inc_by(committing.duration_since(deciding).as_secs_f64());
-        log.commit(decided.events, decided.replies, decided.offsets.into_iter().collect()).await?;
+        commit_watched(&mut *log, decided, health).await?;
         metrics.commit.observe(committing.elapsed().as_secs_f64());
         backoff.reset();
     }
+}
+
+/// Commits a decided batch; while it is in flight for longer than [`COMMIT_STALLED_AFTER`]
+/// the `commit` check fails, so `/readyz` tells the operator (and a load balancer) that
+/// commands are waiting.
+async fn commit_watched(log: &mut dyn SequencerLog, decided: Decided, health: &Health) -> PortResult<()> {
+    let commit = log.commit(decided.events, decided.replies, decided.offsets.into_iter().collect());
+    tokio::pin!(commit);
+    let result = tokio::select! {
+        result = &mut commit => result,
+        _ = tokio::time::sleep(COMMIT_STALLED_AFTER) => {
+            health.set("commit", Err(format!("a commit has been in flight for over {COMMIT_STALLED_AFTER:?}")));
+            commit.await
+        }
+    };
+    // a failed commit ends the session, which fails the `log` check until the next one opens
+    health.set("commit", Ok(()));
+    result
 }
 
 /// Decides every command of a batch in order, loading a partition's state from the log the
@@ -229,5 +252,51 @@ fn reply(cmd: &Command, outcome: Outcome) -> Reply {
         channel_id: cmd.channel_id,
         client_msg_id: cmd.client_msg_id.clone(),
         outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    /// A log whose commits wait until the test releases them (a frozen key store).
+    struct HeldCommits(Arc<Notify>);
+
+    #[async_trait]
+    impl SequencerLog for HeldCommits {
+        async fn next_batch(&mut self, _max: usize) -> PortResult<Vec<CommandRecord>> {
+            std::future::pending().await
+        }
+        async fn load_partition(&mut self, _partition: i32) -> PortResult<Vec<Event>> {
+            Ok(Vec::new())
+        }
+        async fn commit(&mut self, _: Vec<(i32, Event)>, _: Vec<Reply>, _: Vec<(i32, i64)>) -> PortResult<()> {
+            self.0.notified().await;
+            Ok(())
+        }
+        fn take_revoked(&mut self) -> Vec<i32> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_in_flight_too_long_makes_ingest_unready_until_it_ends() {
+        let release = Arc::new(Notify::new());
+        let health = Health::default();
+        let mut log = HeldCommits(release.clone());
+        let watched = {
+            let health = health.clone();
+            tokio::spawn(async move { commit_watched(&mut log, Decided::default(), &health).await })
+        };
+        tokio::time::sleep(COMMIT_STALLED_AFTER / 2).await;
+        assert!(health.report(false).0, "a commit that has only begun is normal");
+        tokio::time::sleep(COMMIT_STALLED_AFTER).await;
+        assert!(!health.report(false).0, "a stalled commit makes ingest unready");
+        release.notify_one();
+        watched.await.unwrap().unwrap();
+        assert!(health.report(false).0, "ready again once the commit is done");
     }
 }
