@@ -6,7 +6,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use confab_core::avro::{value_subject, EventCodec};
 use confab_core::config::Config;
-use confab_core::keyring::Keyring;
+use confab_core::keyring::{Keyring, SealingSink};
 use confab_core::ports::{
     BlobStore, EventSource, Fanout, NotifyStore, PortErrorKind, Presence, ReplayFrom, SearchIndex, SequencerLog, Store,
 };
@@ -169,8 +169,12 @@ impl Platform for DistributedPlatform {
 
     async fn gateway_ports(&self, gateway_id: &str) -> anyhow::Result<GatewayPorts> {
         let cfg = &self.cfg;
+        // commands are sealed on their way to the log (transit keys), so a gateway needs the
+        // key store and the master key; data teams' `POST /admin/keys/open` uses them too
+        let keyring = self.keyring().await?;
+        let kafka = Arc::new(KafkaCommandSink::new(cfg).context("creating the Kafka producer")?);
         Ok(GatewayPorts {
-            commands: Arc::new(KafkaCommandSink::new(cfg).context("creating the Kafka producer")?),
+            commands: Arc::new(SealingSink::new(kafka, keyring.clone())),
             replies: Box::new(KafkaReplySource::start(cfg, gateway_id).await.context("subscribing to replies")?),
             store: self.store().await?,
             fanout: self.fanout().await?,
@@ -178,11 +182,7 @@ impl Platform for DistributedPlatform {
             presence: self.presence().await?,
             notify: self.notify().await?,
             blobs: self.blobs()?,
-            // only a gateway given the master key opens sealed fields for data teams
-            keyring: match cfg.keys.master_key.is_empty() {
-                true => None,
-                false => Some(self.keyring().await?),
-            },
+            keyring: Some(keyring),
             send_limits: Arc::new(
                 RedisSendLimits::connect(
                     &self.redis()?,

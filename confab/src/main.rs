@@ -223,7 +223,8 @@ struct NeededSecrets {
     token: bool,
     /// Gateways serve the admin API.
     admin: bool,
-    /// Whatever writes or reads events: ingest seals them, projectors and the notifier open them.
+    /// Whatever writes or reads events or commands: gateways seal commands, ingest opens them
+    /// and seals events, projectors and the notifier open events.
     master: bool,
 }
 
@@ -231,7 +232,7 @@ fn needed_secrets(command: &Command, mode: Mode) -> NeededSecrets {
     let all = NeededSecrets { token: true, admin: true, master: true };
     match command {
         Command::Serve { .. } if mode == Mode::Distributed => all,
-        Command::Gateway => NeededSecrets { token: true, admin: true, master: false },
+        Command::Gateway => all,
         Command::Ingest => NeededSecrets { token: true, admin: false, master: true },
         Command::Projector { .. } | Command::Notifier => NeededSecrets { master: true, ..NeededSecrets::default() },
         Command::Replay { .. } | Command::Events { .. } if mode == Mode::Distributed => {

@@ -32,6 +32,21 @@ pub struct Command {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
     pub body: CommandBody,
+    /// The body's sensitive fields (texts, file names) as the commands log holds them, each
+    /// sealed under the command's own transit key (id: `command_id`); those fields of `body`
+    /// are then blank. Ingest opens them and destroys the key once the command is sequenced
+    /// (`keyring::SealingSink`, `keyring::SealingLog`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<SealedCommandField>,
+}
+
+/// One sealed field of a command: `field` is its label (`text`, `file_name:<file_id>`),
+/// `nonce` and `ciphertext` base64.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealedCommandField {
+    pub field: String,
+    pub nonce: String,
+    pub ciphertext: String,
 }
 
 impl Command {

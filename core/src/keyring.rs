@@ -2,12 +2,18 @@
 //! they are read, with the [`KeyStore`] behind it and two bounded, short-lived caches. Every
 //! process that writes or reads events goes through it, by way of [`SealingLog`] (ingest) and
 //! [`OpeningSource`] (projectors, the notifier, replays): components never see a sealed box.
+//! Commands are sealed too, under transit keys destroyed once they are sequenced
+//! ([`transit`]: [`SealingSink`] in distributed gateways, opened by [`SealingLog`]).
 //!
 //! A field whose key is gone (destroyed by a delete, an edit, retention or the workspace's
 //! deletion) opens as blank and is listed in [`Sealing::redacted`]: an explicit marker, never an
 //! error. A box that does not open with a key that exists is an error (altered bytes), and a
 //! workspace key the master key does not open is fatal (the wrong master key is configured:
 //! nothing may be taken for erased because of it).
+
+mod transit;
+
+pub use transit::SealingSink;
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -336,22 +342,41 @@ fn master_refused(e: crate::sealing::SealError) -> PortError {
     PortError::fatal(format!("the master key does not open a workspace key ({e}): is `keys.master_key_file` the one this deployment was set up with?"))
 }
 
-/// Ingest's log with sealing: every event is sealed before it is committed.
+/// Ingest's log with sealing: every event is sealed before it is committed, and sealed
+/// commands are opened as they are read; their transit keys are destroyed once committed.
 pub struct SealingLog {
     inner: Box<dyn SequencerLog>,
     keyring: Arc<Keyring>,
+    /// Transit keys of commands read and not yet destroyed, per workspace.
+    transit: HashMap<Uuid, Vec<Uuid>>,
 }
 
 impl SealingLog {
     pub fn new(inner: Box<dyn SequencerLog>, keyring: Arc<Keyring>) -> Self {
-        Self { inner, keyring }
+        Self { inner, keyring, transit: HashMap::new() }
+    }
+
+    /// Destroys the transit keys of the commands committed; those the store refuses now are
+    /// tried again after the next commit (and expire with their workspace's retention if the
+    /// process dies first).
+    async fn destroy_transit_keys(&mut self) {
+        for (ws, ids) in std::mem::take(&mut self.transit) {
+            if let Err(e) = self.keyring.destroy(ws, &ids).await {
+                tracing::warn!(workspace_id = %ws, keys = ids.len(), error = %e, "transit keys not destroyed yet");
+                self.transit.entry(ws).or_default().extend(ids);
+            }
+        }
     }
 }
 
 #[async_trait]
 impl SequencerLog for SealingLog {
     async fn next_batch(&mut self, max: usize) -> PortResult<Vec<CommandRecord>> {
-        self.inner.next_batch(max).await
+        let mut batch = self.inner.next_batch(max).await?;
+        for (ws, ids) in self.keyring.open_commands(&mut batch).await? {
+            self.transit.entry(ws).or_default().extend(ids);
+        }
+        Ok(batch)
     }
     /// Ingest's state needs no text, only the names of shared files (a message that attaches
     /// a file carries its name): those are opened, texts stay sealed.
@@ -374,7 +399,9 @@ impl SequencerLog for SealingLog {
     ) -> PortResult<()> {
         let mut to_seal: Vec<&mut Event> = events.iter_mut().map(|(_, e)| e).collect();
         self.keyring.seal(&mut to_seal).await?;
-        self.inner.commit(events, replies, offsets).await
+        self.inner.commit(events, replies, offsets).await?;
+        self.destroy_transit_keys().await;
+        Ok(())
     }
     fn take_revoked(&mut self) -> Vec<i32> {
         self.inner.take_revoked()

@@ -169,6 +169,12 @@ pub fn box_context(workspace_id: &Uuid, key_id: &Uuid, field: SealedField) -> Ve
     context("box", &[workspace_id, key_id], Some(field))
 }
 
+/// What a sealed field of a command is bound to: its workspace, its command (whose transit key
+/// it is under) and its field; never interchangeable with an event's box.
+pub fn command_box_context(workspace_id: &Uuid, command_id: &Uuid, field: SealedField) -> Vec<u8> {
+    context("command-box", &[workspace_id, command_id], Some(field))
+}
+
 /// What a wrapped data key is bound to.
 pub fn data_key_context(workspace_id: &Uuid, key_id: &Uuid) -> Vec<u8> {
     context("data-key", &[workspace_id, key_id], None)

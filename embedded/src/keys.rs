@@ -174,7 +174,7 @@ impl KeyStore for EmbeddedKeys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use confab_core::event::{Event, Payload, Sealing};
     use confab_core::keyring::Keyring;
@@ -182,7 +182,7 @@ mod tests {
     use confab_core::sealing::{LocalMasterKey, SealedField};
     use std::sync::Arc;
 
-    fn open_keys(dir: &std::path::Path) -> Arc<EmbeddedKeys> {
+    pub(crate) fn open_keys(dir: &std::path::Path) -> Arc<EmbeddedKeys> {
         let db = fjall::Database::builder(dir).open().unwrap();
         let ks = |n: &str| db.keyspace(n, fjall::KeyspaceCreateOptions::default).unwrap();
         Arc::new(EmbeddedKeys {
@@ -200,7 +200,7 @@ mod tests {
         Keyring::new(keys.clone(), Arc::new(LocalMasterKey::from_secret(master)))
     }
 
-    const MASTER: &str = "the master key of this test, thirty-two bytes or more";
+    pub(crate) const MASTER: &str = "the master key of this test, thirty-two bytes or more";
 
     fn posted(ws: Uuid, text: &str) -> Event {
         Event {
@@ -467,5 +467,76 @@ mod tests {
         let reader = keyring(&keys, MASTER);
         assert_eq!(text(&opened(&reader, e1).await.unwrap()), "one");
         assert_eq!(text(&opened(&reader, e2).await.unwrap()), "two");
+    }
+
+    fn command(ws: Uuid, body: confab_core::command::CommandBody) -> confab_core::command::Command {
+        confab_core::command::Command {
+            command_id: Uuid::new_v4(),
+            workspace_id: ws,
+            user_id: Uuid::new_v4(),
+            channel_id: Uuid::new_v4(),
+            reply_to: confab_core::command::ReplyTo { gateway_id: "g".into(), conn_id: 1 },
+            issued_at: 0,
+            client_msg_id: Some("c1".into()),
+            body,
+            sealed: Vec::new(),
+        }
+    }
+
+    fn record(cmd: confab_core::command::Command) -> confab_core::ports::CommandRecord {
+        confab_core::ports::CommandRecord { partition: 0, offset: 0, command: Ok(cmd) }
+    }
+
+    #[tokio::test]
+    async fn a_command_is_sealed_for_the_log_under_its_own_key_and_refused_once_the_key_is_gone() {
+        use confab_core::command::CommandBody;
+        use confab_core::files::Attachment;
+        use confab_core::ports::UnacceptedCommand;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open_keys(dir.path());
+        let (gateway, ingest) = (keyring(&keys, MASTER), keyring(&keys, MASTER));
+        let ws = Uuid::new_v4();
+        let file =
+            Attachment { file_id: Uuid::new_v4(), name: "plans.pdf".into(), size: 3, content_type: "x/y".into() };
+        let bodies = [
+            CommandBody::SendMessage {
+                text: "a secret".into(),
+                thread_ts: None,
+                also_in_channel: false,
+                file_ids: vec![],
+            },
+            CommandBody::EditMessage { message_id: Uuid::new_v4(), text: "another secret".into() },
+            CommandBody::ShareFile { file: file.clone() },
+        ];
+        for body in bodies {
+            let original = command(ws, body);
+            let mut cmd = original.clone();
+            gateway.seal_command(&mut cmd).await.unwrap();
+            let wire = serde_json::to_string(&cmd).unwrap();
+            assert!(!wire.contains("secret") && !wire.contains("plans"), "nothing in the clear: {wire}");
+            assert_eq!(cmd.sealed.len(), 1);
+            let mut batch = vec![record(cmd.clone())];
+            let transit = ingest.open_commands(&mut batch).await.unwrap();
+            assert_eq!(batch[0].command.as_ref().unwrap(), &original, "ingest reads what the client sent");
+            assert_eq!(transit, HashMap::from([(ws, vec![original.command_id])]));
+            // once destroyed, the copy in the log never opens again, in any process
+            ingest.destroy(ws, &transit[&ws]).await.unwrap();
+            let mut again = vec![record(cmd)];
+            keyring(&keys, MASTER).open_commands(&mut again).await.unwrap();
+            assert_eq!(again[0].command.as_ref().unwrap_err(), &UnacceptedCommand::Erased);
+        }
+        // a command with nothing sensitive is left as it is, and makes no key
+        let mut pin = command(ws, CommandBody::Pin { message_id: Uuid::new_v4(), pinned: true });
+        gateway.seal_command(&mut pin).await.unwrap();
+        assert!(pin.sealed.is_empty());
+        assert!(keys.data_keys(ws, &[pin.command_id]).await.unwrap().is_empty());
+        // altered bytes are refused as undecodable, not taken for an erasure
+        let mut cmd = command(ws, CommandBody::EditMessage { message_id: Uuid::new_v4(), text: "x".into() });
+        gateway.seal_command(&mut cmd).await.unwrap();
+        let altered = if cmd.sealed[0].ciphertext.starts_with('A') { "B" } else { "A" };
+        cmd.sealed[0].ciphertext.replace_range(0..1, altered);
+        let mut batch = vec![record(cmd)];
+        ingest.open_commands(&mut batch).await.unwrap();
+        assert_eq!(batch[0].command.as_ref().unwrap_err(), &UnacceptedCommand::Undecodable);
     }
 }

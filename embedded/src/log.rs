@@ -572,6 +572,7 @@ mod tests {
             client_msg_id: None,
             // the command's number rides in a pin's message id
             body: CommandBody::Pin { message_id: Uuid::from_u128(n as u128), pinned: true },
+            sealed: Vec::new(),
         }
     }
 
@@ -616,6 +617,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ingest_opens_a_sealed_command_and_destroys_its_transit_key_once_committed() {
+        use confab_core::keyring::{Keyring, SealingLog, SealingSink};
+        use confab_core::ports::UnacceptedCommand;
+        use confab_core::sealing::LocalMasterKey;
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(&dir.path().join("log")).await;
+        let keys = crate::keys::tests::open_keys(&dir.path().join("keys"));
+        let keyring =
+            || Arc::new(Keyring::new(keys.clone(), Arc::new(LocalMasterKey::from_secret(crate::keys::tests::MASTER))));
+        let (ws, ch) = (Uuid::new_v4(), Uuid::new_v4());
+        let body = CommandBody::SendMessage {
+            text: "a secret".into(),
+            thread_ts: None,
+            also_in_channel: false,
+            file_ids: vec![],
+        };
+        let sent = Command { body, ..command(ws, ch, 0) };
+        SealingSink::new(log.clone(), keyring()).send(&sent).await.unwrap();
+
+        // the log holds it sealed
+        let held = log.sequencer().unwrap().next_batch(10).await.unwrap().remove(0);
+        let held_command = held.command.unwrap();
+        assert!(!serde_json::to_string(&held_command).unwrap().contains("secret"));
+        // ingest reads it opened, and once the batch is committed its key is gone
+        let mut ingest = SealingLog::new(log.sequencer().unwrap(), keyring());
+        let batch = ingest.next_batch(10).await.unwrap();
+        assert_eq!(batch[0].command.as_ref().unwrap(), &sent);
+        assert!(reopened(keyring(), held_command.clone()).await.is_ok(), "the key lives until the commit");
+        ingest.commit(vec![], vec![], vec![(held.partition, held.offset + 1)]).await.unwrap();
+        assert_eq!(reopened(keyring(), held_command).await.unwrap_err(), UnacceptedCommand::Erased);
+    }
+
+    /// The log's copy of a command as a fresh reader opens it.
+    async fn reopened(
+        keyring: Arc<confab_core::keyring::Keyring>,
+        held: Command,
+    ) -> Result<Command, confab_core::ports::UnacceptedCommand> {
+        let mut batch = vec![CommandRecord { partition: 0, offset: 0, command: Ok(held) }];
+        keyring.open_commands(&mut batch).await.unwrap();
+        batch.remove(0).command
+    }
+
+    #[tokio::test]
     async fn a_full_command_log_refuses_sends_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path()).await;
@@ -645,6 +689,7 @@ mod tests {
                 also_in_channel: false,
                 file_ids: vec![],
             },
+            sealed: Vec::new(),
             ..command(ws, ch, 0)
         };
         let size = encoded_len(&big(0));

@@ -81,6 +81,7 @@ fn cmd(client_msg_id: Option<&str>, user: Uuid, body: CommandBody) -> Command {
         issued_at: 1_767_225_600_000,
         client_msg_id: client_msg_id.map(str::to_owned),
         body,
+        sealed: Vec::new(),
     }
 }
 
@@ -151,6 +152,7 @@ fn events() -> Vec<Event> {
         seq,
         schema_version: confab_core::avro::SCHEMA_VERSION,
         payload,
+        sealing: Default::default(),
     };
     let file =
         Attachment {

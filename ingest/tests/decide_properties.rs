@@ -76,6 +76,7 @@ fn command(ch: u8, user_ix: u8, client_msg_id: Option<&str>, body: CommandBody) 
         issued_at: 0,
         client_msg_id: client_msg_id.map(str::to_owned),
         body,
+        sealed: Vec::new(),
     }
 }
 

@@ -74,16 +74,23 @@ fn a_kafka_property_librdkafka_refuses_is_named_at_start() {
     assert!(out.contains("no.such.thing"), "{out}");
 }
 
-/// Crypto-shredding's keys (issue 18): a distributed process that seals or opens events refuses
-/// to start without the master key, naming it (it never writes plaintext instead), and a
-/// reader key too short to be a secret is refused like any other.
+/// Crypto-shredding's keys (issue 18): a distributed process that seals or opens events or
+/// commands refuses to start without the master key, naming it (it never writes plaintext
+/// instead), and a reader key too short to be a secret is refused like any other.
 #[test]
 fn a_missing_master_key_or_a_weak_reader_key_is_refused_at_start_naming_it() {
     let secret = "a token secret of thirty-two bytes or more";
-    let roles: [&[&str]; 4] = [&["ingest"], &["projector", "erasure"], &["projector", "timeline"], &["events"]];
+    let admin_key = "an admin key of thirty-two bytes or more";
+    // a gateway seals commands (transit keys), so it needs the master key as well
+    let roles: [&[&str]; 5] =
+        [&["gateway"], &["ingest"], &["projector", "erasure"], &["projector", "timeline"], &["events"]];
     for role in roles {
-        let (ok, out) =
-            confab(&[("CONFAB_KAFKA__BROKERS", "127.0.0.1:1"), ("CONFAB_AUTH__TOKEN_SECRET", secret)], role);
+        let env = [
+            ("CONFAB_KAFKA__BROKERS", "127.0.0.1:1"),
+            ("CONFAB_AUTH__TOKEN_SECRET", secret),
+            ("CONFAB_AUTH__ADMIN_KEY", admin_key),
+        ];
+        let (ok, out) = confab(&env, role);
         assert!(!ok, "{role:?} started without a master key");
         assert!(out.contains("keys.master_key"), "{role:?}: {out}");
     }

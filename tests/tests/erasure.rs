@@ -93,12 +93,18 @@ async fn a_deleted_or_replaced_text_is_unreadable_in_the_log_and_replays_without
     let delete = json!({"type": "message:delete", "channel_id": ch, "message_id": deleted_id});
     assert_eq!(a.command(delete, "d1").await["type"], "ok");
 
-    // what Kafka keeps on disk of the events topic never held any text in the clear
+    // what Kafka keeps on disk of the events and commands topics never held any text in the
+    // clear (the embedded command log is held in memory only)
     if let Some(dir) = stack.services.as_ref().and_then(|s| s.kafka_data_dir.clone()) {
-        let segments = events_topic_bytes(&dir, &format!("{}.events-", stack.keyspace()));
-        assert!(segments.len() > 1_000, "the events topic's segments were found ({} bytes)", segments.len());
-        for text in [&deleted, &replaced, &replacement, &kept, &carried, &unshared, &kept_file] {
-            assert!(!contains(&segments, text.as_bytes()), "`{text}` is in the events topic's segments in the clear");
+        for topic in ["events", "commands"] {
+            let segments = topic_bytes(&dir, &format!("{}.{topic}-", stack.keyspace()));
+            assert!(segments.len() > 1_000, "the {topic} topic's segments were found ({} bytes)", segments.len());
+            for text in [&deleted, &replaced, &replacement, &kept, &carried, &unshared, &kept_file] {
+                assert!(
+                    !contains(&segments, text.as_bytes()),
+                    "`{text}` is in the {topic} topic's segments in the clear"
+                );
+            }
         }
     }
 
@@ -400,7 +406,7 @@ fn posted_event_id(events: &[Value], message_id: &str) -> Value {
 }
 
 /// Every byte of every file of the topic's partitions (`<dir>/<topic>-<n>/`).
-fn events_topic_bytes(dir: &str, prefix: &str) -> Vec<u8> {
+fn topic_bytes(dir: &str, prefix: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     for partition in std::fs::read_dir(dir).expect("the Kafka data directory").flatten() {
         if !partition.file_name().to_string_lossy().starts_with(prefix) {

@@ -38,6 +38,9 @@ pub enum UnacceptedCommand {
     Undecodable,
     /// No gateway signature, or one that does not verify: not written by a gateway.
     Forged,
+    /// Sealed under a transit key that is gone: its workspace was deleted, or the command
+    /// waited past its workspace's retention. The client's retry sends it again, sealed anew.
+    Erased,
 }
 
 impl UnacceptedCommand {
@@ -46,6 +49,7 @@ impl UnacceptedCommand {
         match self {
             Self::Undecodable => "undecodable",
             Self::Forged => "forged",
+            Self::Erased => "erased",
         }
     }
 }

@@ -57,6 +57,7 @@ async fn audit(
             subject_id,
             details: details.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         },
+        sealed: Vec::new(),
     };
     match command_outcome(st, &cmd).await? {
         Outcome::Done { .. } => Ok(()),
@@ -296,6 +297,7 @@ pub async fn create_channel(
             channel_kind: if b.is_private { ChannelKind::Private } else { ChannelKind::Public },
             members: b.members,
         },
+        sealed: Vec::new(),
     };
     match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => Ok((

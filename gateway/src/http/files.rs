@@ -308,6 +308,7 @@ pub async fn complete(
         issued_at: chrono::Utc::now().timestamp_millis(),
         client_msg_id: None,
         body: CommandBody::ShareFile { file: t.file.clone() },
+        sealed: Vec::new(),
     };
     match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => {
@@ -495,6 +496,7 @@ pub async fn delete(
         issued_at: chrono::Utc::now().timestamp_millis(),
         client_msg_id: None,
         body: CommandBody::DeleteFile { file_id: f.file.file_id },
+        sealed: Vec::new(),
     };
     match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => Ok(Json(json!({"deleted": true, "seq": seq})).into_response()),

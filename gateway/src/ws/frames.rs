@@ -161,6 +161,7 @@ impl Conn {
             issued_at: chrono::Utc::now().timestamp_millis(),
             client_msg_id: req.client_msg_id,
             body: req.body,
+            sealed: Vec::new(),
         };
         match self.st.produce(&cmd).await {
             Ok(()) => None,

@@ -29,6 +29,7 @@ fn cmd(ws: Uuid, ch: Uuid, user: Uuid, body: impl Into<TestBody>) -> Command {
         issued_at: 0,
         client_msg_id,
         body,
+        sealed: Vec::new(),
     }
 }
 
