@@ -2,7 +2,7 @@
 //! connections (the hub), pending admin answers, metrics and health.
 
 use confab_core::auth::{JwtKeys, JwtRules};
-use confab_core::command::{Command, Reply};
+use confab_core::command::{Command, CommandBody, Reply, ReplyTo};
 use confab_core::config::Config;
 use confab_core::ports::{
     BlobStore, CommandSink, Fanout, NotifyStore, PortError, Presence, ReplySource, SearchIndex, SendLimits,
@@ -136,6 +136,22 @@ impl AppState {
             shutdown,
         });
         (state, presence_rx, ports.replies)
+    }
+
+    /// A command from this gateway's HTTP API (its reply comes to no socket): `user_id` acts in
+    /// `channel_id` (for an audit record, the nil user in the workspace's own stream).
+    pub fn http_command(&self, workspace_id: Uuid, user_id: Uuid, channel_id: Uuid, body: CommandBody) -> Command {
+        Command {
+            command_id: Uuid::new_v4(),
+            workspace_id,
+            user_id,
+            channel_id,
+            reply_to: ReplyTo { gateway_id: self.gateway_id.clone(), conn_id: 0 },
+            issued_at: chrono::Utc::now().timestamp_millis(),
+            client_msg_id: None,
+            body,
+            sealed: Vec::new(),
+        }
     }
 
     /// Writes a command to the commands log, keyed by workspace:channel.

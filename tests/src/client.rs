@@ -112,6 +112,16 @@ impl Client {
         self.try_next_raw().map(|t| parse(&t))
     }
 
+    /// Reads (and drops frames) until the server closes the socket, for at most `within`;
+    /// returns its close code.
+    pub async fn close_code(&mut self, within: Duration) -> Option<u16> {
+        let deadline = std::time::Instant::now() + within;
+        while self.closed.is_none() && std::time::Instant::now() < deadline {
+            self.next(deadline.saturating_duration_since(std::time::Instant::now())).await;
+        }
+        self.closed.as_ref().map(|(code, _)| *code)
+    }
+
     /// The next frame, or `None` after `timeout` or when the socket closed.
     pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
         if let Some(v) = self.buffered.pop_front() {

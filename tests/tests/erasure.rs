@@ -303,11 +303,7 @@ async fn a_deleted_workspace_is_gone_from_every_store_and_unreadable_in_the_log(
         let (status, body) = stack.get("gw0", "/api/channels", t).await;
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("workspace_deleted")), "{body}");
     }
-    let deadline = std::time::Instant::now() + T;
-    while a.closed.is_none() && std::time::Instant::now() < deadline {
-        a.next(Duration::from_millis(500)).await;
-    }
-    assert_eq!(a.closed.as_ref().map(|(code, _)| *code), Some(4003), "alice's socket closes");
+    assert_eq!(a.close_code(T).await, Some(4003), "alice's socket closes");
     let (status, body) = stack.admin_post(&format!("/admin/workspaces/{ws}/users"), json!({"name": "mallory"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
     for gone in [ws.clone(), uuid::Uuid::new_v4().to_string()] {

@@ -36,15 +36,6 @@ async fn start(mode: Mode) -> Stack {
     Stack::start_custom(mode, 2, None, &env).await
 }
 
-/// Reads until the socket ends (bounded); returns its close code.
-async fn close_code(c: &mut Client, within: Duration) -> Option<u16> {
-    let deadline = Instant::now() + within;
-    while c.closed.is_none() && Instant::now() < deadline {
-        c.next(deadline.saturating_duration_since(Instant::now())).await;
-    }
-    c.closed.as_ref().map(|(code, _)| *code)
-}
-
 /// The error code `gw` answers a request with `token` by, once it answers at all (a gateway
 /// that has just started may still be reading its deactivated users: 503).
 async fn refusal(stack: &Stack, gw: &str, token: &str) -> (u16, Value) {
@@ -80,8 +71,8 @@ async fn a_deactivated_user_is_refused_everywhere_until_reactivated_and_keeps_th
 
     let (status, body) = stack.get("gw0", "/api/channels", &alice_token).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("user_deactivated")), "at once: {body}");
-    assert_eq!(close_code(&mut on_gw0, T).await, Some(4003), "alice's socket on the deactivating gateway");
-    assert_eq!(close_code(&mut on_gw1, T).await, Some(4003), "alice's socket on the other gateway");
+    assert_eq!(on_gw0.close_code(T).await, Some(4003), "alice's socket on the deactivating gateway");
+    assert_eq!(on_gw1.close_code(T).await, Some(4003), "alice's socket on the other gateway");
     eventually(T, "the other gateway to refuse a token alice gets after the deactivation", || async {
         let (status, body) = stack.get("gw1", "/api/channels", &jwt_now(&ws, &alice)).await;
         (status == 401 && body["error"]["code"] == "user_deactivated").then_some(())

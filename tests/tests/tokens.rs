@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
 const TOKEN_SECRET: &str = "tokens-test-secret-0123456789abcdef0123";
@@ -125,15 +125,6 @@ async fn standard_jwts_are_accepted_over_http_and_websocket_and_bad_ones_refused
     assert_eq!(c.hello["user_id"], alice.as_str());
 }
 
-/// Reads until the socket ends (bounded); returns its close code.
-async fn close_code(c: &mut Client, within: Duration) -> Option<u16> {
-    let deadline = Instant::now() + within;
-    while c.closed.is_none() && Instant::now() < deadline {
-        c.next(deadline.saturating_duration_since(Instant::now())).await;
-    }
-    c.closed.as_ref().map(|(code, _)| *code)
-}
-
 async fn revoking_a_users_tokens_refuses_them_everywhere_and_closes_their_sockets(mode: Mode) {
     let stack = start(mode, 2, &fixture("jwks.json")).await;
     let ws = stack.create_workspace("acme").await;
@@ -155,8 +146,8 @@ async fn revoking_a_users_tokens_refuses_them_everywhere_and_closes_their_socket
 
     let (status, body) = stack.get("gw0", "/api/channels", &alice_cfb1).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("token_revoked")), "at once where revoked: {body}");
-    assert_eq!(close_code(&mut on_gw0, T).await, Some(4003), "alice's socket on the revoking gateway");
-    assert_eq!(close_code(&mut on_gw1, T).await, Some(4003), "alice's socket on the other gateway");
+    assert_eq!(on_gw0.close_code(T).await, Some(4003), "alice's socket on the revoking gateway");
+    assert_eq!(on_gw1.close_code(T).await, Some(4003), "alice's socket on the other gateway");
     eventually(T, "every gateway to refuse alice's JWT", || async {
         let (status, body) = stack.get("gw1", "/api/channels", &alice_jwt).await;
         (status == 401 && body["error"]["code"] == "token_revoked").then_some(())
@@ -188,8 +179,8 @@ async fn a_socket_is_closed_with_its_own_code_when_its_token_expires(mode: Mode)
     let mut a = Client::connect(&stack.addr("gw0"), &short_cfb1).await.unwrap();
     let mut b = Client::connect_subprotocol(&stack.addr("gw0"), &short_jwt).await.unwrap();
     let mut c = Client::connect(&stack.addr("gw0"), &long).await.unwrap();
-    assert_eq!(close_code(&mut a, T).await, Some(4001), "a cfb1 token's expiry closes its socket");
-    assert_eq!(close_code(&mut b, T).await, Some(4001), "a JWT's expiry closes its socket");
+    assert_eq!(a.close_code(T).await, Some(4001), "a cfb1 token's expiry closes its socket");
+    assert_eq!(b.close_code(T).await, Some(4001), "a JWT's expiry closes its socket");
     c.ping().await;
     assert!(c.closed.is_none(), "a socket whose token is still good stays open");
 }

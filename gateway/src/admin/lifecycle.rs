@@ -25,23 +25,7 @@ pub async fn deactivate_user(
     headers: HeaderMap,
     Path((ws, user)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    admin(&st, &headers)?;
-    let (ws, user) = existing_user(&st, &ws, &user).await?;
-    audit(&st, ws, AdminAction::UserDeactivated, Some(user), &[]).await?;
-    let now = chrono::Utc::now();
-    let deactivation = Deactivation { workspace_id: ws, user_id: user, at_ms: now.timestamp_millis() };
-    st.store
-        .set_user_deactivated(ws, user, Some(deactivation))
-        .await
-        .map_err(|e| ApiError::internal("directory", e))?;
-    announce(&st, ws, user, now, true).await?;
-    // no more pushes to their phones (what is already queued with an address may still go)
-    let devices = st.notify.devices(ws, user).await.map_err(|e| ApiError::internal("devices", e))?;
-    for (device_id, _) in &devices {
-        st.notify.remove_device(ws, user, *device_id).await.map_err(|e| ApiError::internal("devices", e))?;
-    }
-    tracing::info!(workspace_id = %ws, user_id = %user, devices = devices.len(), "user deactivated");
-    Ok(Json(json!({"workspace_id": ws, "user_id": user, "deactivated": true})).into_response())
+    set_user_deactivated(&st, &headers, &ws, &user, true).await
 }
 
 /// `POST /admin/workspaces/{ws}/users/{user}/reactivate`: the user may sign in again with a
@@ -51,14 +35,37 @@ pub async fn reactivate_user(
     headers: HeaderMap,
     Path((ws, user)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    admin(&st, &headers)?;
-    let (ws, user) = existing_user(&st, &ws, &user).await?;
-    audit(&st, ws, AdminAction::UserReactivated, Some(user), &[]).await?;
+    set_user_deactivated(&st, &headers, &ws, &user, false).await
+}
+
+/// Deactivates or reactivates a user: the audit record, the directory, then every gateway.
+async fn set_user_deactivated(
+    st: &AppState,
+    headers: &HeaderMap,
+    ws: &str,
+    user: &str,
+    deactivated: bool,
+) -> Result<Response, ApiError> {
+    admin(st, headers)?;
+    let (ws, user) = existing_user(st, ws, user).await?;
+    let action = if deactivated { AdminAction::UserDeactivated } else { AdminAction::UserReactivated };
+    audit(st, ws, action, Some(user), &[]).await?;
     let now = chrono::Utc::now();
-    st.store.set_user_deactivated(ws, user, None).await.map_err(|e| ApiError::internal("directory", e))?;
-    announce(&st, ws, user, now, false).await?;
-    tracing::info!(workspace_id = %ws, user_id = %user, "user reactivated");
-    Ok(Json(json!({"workspace_id": ws, "user_id": user, "deactivated": false})).into_response())
+    let deactivation =
+        deactivated.then(|| Deactivation { workspace_id: ws, user_id: user, at_ms: now.timestamp_millis() });
+    st.store.set_user_deactivated(ws, user, deactivation).await.map_err(|e| ApiError::internal("directory", e))?;
+    announce(st, ws, user, now, deactivated).await?;
+    if deactivated {
+        // no more pushes to their phones (what is already queued with an address may still go)
+        let devices = st.notify.devices(ws, user).await.map_err(|e| ApiError::internal("devices", e))?;
+        for (device_id, _) in &devices {
+            st.notify.remove_device(ws, user, *device_id).await.map_err(|e| ApiError::internal("devices", e))?;
+        }
+        tracing::info!(workspace_id = %ws, user_id = %user, devices = devices.len(), "user deactivated");
+    } else {
+        tracing::info!(workspace_id = %ws, user_id = %user, "user reactivated");
+    }
+    Ok(Json(json!({"workspace_id": ws, "user_id": user, "deactivated": deactivated})).into_response())
 }
 
 /// Records the change as a revocation of every token issued until now, which every gateway

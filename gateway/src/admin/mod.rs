@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
+use confab_core::command::{CommandBody, Outcome};
 use confab_core::event::{AdminAction, ChannelKind};
 use confab_core::names::validate_name;
 use confab_core::ports::{PortError, TokenRevocation, Workspace, MAX_RETENTION_SECS};
@@ -44,21 +44,9 @@ async fn audit(
     subject_id: Option<Uuid>,
     details: &[(&str, String)],
 ) -> Result<(), ApiError> {
-    let cmd = Command {
-        command_id: Uuid::new_v4(),
-        workspace_id: ws,
-        user_id: Uuid::nil(),
-        channel_id: ws,
-        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
-        issued_at: chrono::Utc::now().timestamp_millis(),
-        client_msg_id: None,
-        body: CommandBody::Audit {
-            action: action.as_str().to_string(),
-            subject_id,
-            details: details.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        },
-        sealed: Vec::new(),
-    };
+    let details = details.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let body = CommandBody::Audit { action: action.as_str().to_string(), subject_id, details };
+    let cmd = st.http_command(ws, Uuid::nil(), ws, body);
     match command_outcome(st, &cmd).await? {
         Outcome::Done { .. } => Ok(()),
         Outcome::Rejected { message, .. } => Err(ApiError::internal("audit log", PortError::invalid(message))),
@@ -284,21 +272,9 @@ pub async fn create_channel(
     let channel_id = Uuid::new_v4();
     let details = [("name", b.name.clone()), ("is_private", b.is_private.to_string())];
     audit(&st, ws, AdminAction::ChannelCreated, Some(channel_id), &details).await?;
-    let cmd = Command {
-        command_id: Uuid::new_v4(),
-        workspace_id: ws,
-        user_id: creator,
-        channel_id,
-        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
-        issued_at: chrono::Utc::now().timestamp_millis(),
-        client_msg_id: None,
-        body: CommandBody::CreateChannel {
-            name: b.name.clone(),
-            channel_kind: if b.is_private { ChannelKind::Private } else { ChannelKind::Public },
-            members: b.members,
-        },
-        sealed: Vec::new(),
-    };
+    let kind = if b.is_private { ChannelKind::Private } else { ChannelKind::Public };
+    let body = CommandBody::CreateChannel { name: b.name.clone(), channel_kind: kind, members: b.members };
+    let cmd = st.http_command(ws, creator, channel_id, body);
     match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => Ok((
             StatusCode::CREATED,

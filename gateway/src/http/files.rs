@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use confab_core::command::{Command, CommandBody, Outcome, ReplyTo};
+use confab_core::command::{CommandBody, Outcome};
 use confab_core::files::{
     incoming_key, normalize_content_type, object_key, type_allowed, validate_file_name, Attachment, FileRecord,
     INCOMING_PREFIX,
@@ -299,17 +299,7 @@ pub async fn complete(
     let key = object_key(&t.ws, &file_id);
     move_upload_in_place(&st, blobs.as_ref(), &t, &key).await?;
     reserve_storage(&st, blobs.as_ref(), &t, &key).await?;
-    let cmd = Command {
-        command_id: Uuid::new_v4(),
-        workspace_id: t.ws,
-        user_id: t.user,
-        channel_id: t.channel,
-        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
-        issued_at: chrono::Utc::now().timestamp_millis(),
-        client_msg_id: None,
-        body: CommandBody::ShareFile { file: t.file.clone() },
-        sealed: Vec::new(),
-    };
+    let cmd = st.http_command(t.ws, t.user, t.channel, CommandBody::ShareFile { file: t.file.clone() });
     match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => {
             st.metrics.files.with_label_values(&["shared"]).inc();
@@ -487,17 +477,12 @@ pub async fn delete(
         Err(e) if e.code() == ErrorCode::FileDeleted => return Ok(Json(json!({"deleted": true})).into_response()),
         other => other?,
     };
-    let cmd = Command {
-        command_id: Uuid::new_v4(),
-        workspace_id: claims.workspace_id,
-        user_id: claims.user_id,
-        channel_id: f.channel_id,
-        reply_to: ReplyTo { gateway_id: st.gateway_id.clone(), conn_id: 0 },
-        issued_at: chrono::Utc::now().timestamp_millis(),
-        client_msg_id: None,
-        body: CommandBody::DeleteFile { file_id: f.file.file_id },
-        sealed: Vec::new(),
-    };
+    let cmd = st.http_command(
+        claims.workspace_id,
+        claims.user_id,
+        f.channel_id,
+        CommandBody::DeleteFile { file_id: f.file.file_id },
+    );
     match command_outcome(&st, &cmd).await? {
         Outcome::Done { seq } => Ok(Json(json!({"deleted": true, "seq": seq})).into_response()),
         Outcome::Rejected { code, message } => Err(rejected(code, message)),

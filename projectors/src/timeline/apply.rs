@@ -72,16 +72,7 @@ impl TimelineProjection {
     async fn delete_workspace(&self, ws: Uuid) -> Result<(), PortError> {
         self.store.delete_timeline(ws).await?;
         if let Some(b) = &self.blobs {
-            let prefix = ws.to_string();
-            loop {
-                let keys = b.written_before(&prefix, std::time::SystemTime::now(), 1_000).await?;
-                if keys.is_empty() {
-                    break;
-                }
-                for key in &keys {
-                    b.delete(key).await?;
-                }
-            }
+            delete_blobs_under(b.as_ref(), &ws.to_string()).await?;
         }
         tracing::info!(workspace_id = %ws, "deleted workspace removed from the timeline");
         Ok(())
@@ -230,5 +221,95 @@ impl Projection for TimelineProjection {
 
     async fn check(&self) -> Result<(), PortError> {
         self.store.workspace(Uuid::nil()).await.map(|_| ())
+    }
+}
+
+/// Deletes every object under `prefix`, page by page. A page listed again after its deletion
+/// means the store does not delete (or lists stale): that fails as transient rather than
+/// looping forever.
+async fn delete_blobs_under(blobs: &dyn BlobStore, prefix: &str) -> Result<(), PortError> {
+    let mut previous: Vec<String> = Vec::new();
+    loop {
+        let keys = blobs.written_before(prefix, std::time::SystemTime::now(), 1_000).await?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if keys == previous {
+            return Err(PortError::transient(format!(
+                "the object store still lists {} (and {} more) after deleting them",
+                keys[0],
+                keys.len() - 1
+            )));
+        }
+        for key in &keys {
+            blobs.delete(key).await?;
+        }
+        previous = keys;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use confab_core::ports::{PortErrorKind, PortResult, UploadUrl};
+    use std::collections::BTreeSet;
+    use std::time::SystemTime;
+
+    /// Object keys in memory; `deletes` says whether `delete` removes anything.
+    struct Objects {
+        keys: Mutex<BTreeSet<String>>,
+        deletes: bool,
+    }
+
+    #[async_trait]
+    impl BlobStore for Objects {
+        async fn ensure_bucket(&self) -> PortResult<()> {
+            Ok(())
+        }
+        async fn upload_url(&self, _: &str, _: u64, _: &str, _: Duration, _: &str) -> PortResult<UploadUrl> {
+            unreachable!("not used by the deletion")
+        }
+        async fn download_url(&self, _: &str, _: &str, _: &str, _: Duration, _: &str) -> PortResult<String> {
+            unreachable!("not used by the deletion")
+        }
+        async fn size(&self, _: &str) -> PortResult<Option<u64>> {
+            unreachable!("not used by the deletion")
+        }
+        async fn delete(&self, key: &str) -> PortResult<()> {
+            if self.deletes {
+                self.keys.lock().unwrap().remove(key);
+            }
+            Ok(())
+        }
+        async fn promote(&self, _: &str, _: &str) -> PortResult<()> {
+            unreachable!("not used by the deletion")
+        }
+        async fn written_before(&self, prefix: &str, _: SystemTime, max: usize) -> PortResult<Vec<String>> {
+            let keys = self.keys.lock().unwrap();
+            Ok(keys.iter().filter(|k| k.starts_with(prefix)).take(max).cloned().collect())
+        }
+    }
+
+    fn objects(deletes: bool) -> Objects {
+        let keys = (0..2_500).map(|n| format!("ws-a/{n}")).chain(["ws-b/kept".to_string()]).collect();
+        Objects { keys: Mutex::new(keys), deletes }
+    }
+
+    #[tokio::test]
+    async fn every_page_of_a_workspace_is_deleted_and_nothing_else() {
+        let store = objects(true);
+        delete_blobs_under(&store, "ws-a").await.unwrap();
+        assert_eq!(store.keys.lock().unwrap().iter().collect::<Vec<_>>(), ["ws-b/kept"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_keeps_listing_deleted_objects_fails_instead_of_looping() {
+        let store = objects(false);
+        let error = tokio::time::timeout(Duration::from_secs(10), delete_blobs_under(&store, "ws-a"))
+            .await
+            .expect("the deletion ends")
+            .unwrap_err();
+        assert_eq!(error.kind(), PortErrorKind::Transient, "{error}");
     }
 }
