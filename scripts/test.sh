@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine or this one:
 #   1. installs what the build and the servers need (Debian packages, Maven jars) if missing,
 #   2. checks the habits (cargo fmt, clippy with warnings as errors, cargo deny on bans, licenses
-#      and sources), runs each fuzz target for a few seconds (scripts/fuzz.sh) and builds the
+#      and sources), runs each fuzz target for a few seconds (scripts/fuzz.sh), checks
+#      docs/asyncapi.yaml with the AsyncAPI parser (scripts/check-contracts.sh) and builds the
 #      workspace,
 #   3. starts real Kafka, Cassandra, Redis, OpenSearch and MinIO on free 127.0.0.1 ports
 #      (scripts/services/all.sh),
@@ -56,6 +57,10 @@ cargo deny --log-level error check bans licenses sources
 # smoke fuzzing: every cargo-fuzz target in fuzz/ for a few seconds over its checked-in corpus
 # (installs the nightly toolchain and cargo-fuzz if missing; a crash fails the run)
 CONFAB_FUZZ_SECONDS_PER_TARGET="${CONFAB_FUZZ_SECONDS_PER_TARGET:-8}" scripts/fuzz.sh
+
+# the WebSocket contract (docs/asyncapi.yaml) checked by the AsyncAPI parser; the tests then
+# validate every frame they receive against it (tests/src/asyncapi.rs)
+scripts/check-contracts.sh
 
 cargo build --workspace --tests --bins
 

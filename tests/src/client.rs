@@ -276,6 +276,13 @@ enum Read {
     End,
 }
 
+/// A server frame, checked against the WebSocket contract (`docs/asyncapi.yaml`).
 fn parse(t: &Utf8Bytes) -> Value {
-    serde_json::from_str(t.as_str()).expect("server frames are JSON")
+    let frame = serde_json::from_str(t.as_str()).expect("server frames are JSON");
+    if crate::asyncapi::checking() {
+        if let Err(drift) = crate::asyncapi::check_server_frame(&frame) {
+            panic!("{drift}");
+        }
+    }
+    frame
 }

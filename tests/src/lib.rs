@@ -6,6 +6,7 @@
 //! (topics, consumer groups, Redis keys), Cassandra keyspace and registry, so tests run in
 //! parallel on one set of servers. Processes are killed when the stack drops.
 
+pub mod asyncapi;
 pub mod client;
 pub mod files;
 pub mod kafka;
