@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # What crypto-shredding costs (issue 18): scenario 1 (send -> message:new, send -> ack) with a
-# build from before texts were sealed and with this one, back to back in one run, embedded and
-# then on the real stack (same servers for both builds). Each build runs with its own harness.
-#   load-tests/shredding-cost.sh [--before REV] [--rate R] [--messages N]
-# Appends the four tables to load-tests/RESULTS.md.
+# build from before a change and with this one, in one run, on the same servers. Each build runs
+# with its own harness. The order alternates over rounds (before, after, then after, before, ...)
+# after one discarded warm-up run per mode, so neither build always meets colder servers.
+#   load-tests/shredding-cost.sh [--before REV] [--modes embedded,distributed] [--rounds N] [LATENCY ARGS]
+# Appends every table to load-tests/RESULTS.md; compare medians and p99 across rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cmdline="$*"
 before=8c67af8 # the last commit without sealing
-if [[ "${1:-}" == --before ]]; then before="$2"; shift 2; fi
+modes=embedded,distributed
+rounds=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --before) before="$2"; shift 2 ;;
+    --modes) modes="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    *) break ;;
+  esac
+done
 args=("$@")
 [[ ${#args[@]} -gt 0 ]] || args=(--messages 4000 --rate 1000)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
@@ -33,11 +44,19 @@ export CONFAB_TEST_ENV="$run_dir/env"
 {
   echo
   echo "### crypto-shredding's cost, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB"
-  echo "command: \`load-tests/shredding-cost.sh $*\` (before: $before, after: $(git rev-parse --short HEAD))"
+  echo "command: \`load-tests/shredding-cost.sh $cmdline\` (before: $before, after: $(git rev-parse --short HEAD))"
 } >> load-tests/RESULTS.md
-for mode in embedded distributed; do
-  for build in before after; do
-    out="$(CONFAB_BIN="$work/confab-$build" "$work/confab-load-$build" latency --mode "$mode" "${args[@]}")"
-    printf '\n%s, %s build\n%s\n' "$mode" "$build" "$out" | tee -a load-tests/RESULTS.md
+run() { # MODE BUILD: one latency run
+  CONFAB_BIN="$work/confab-$2" "$work/confab-load-$2" latency --mode "$1" "${args[@]}"
+}
+for mode in ${modes//,/ }; do
+  run "$mode" after >/dev/null # warm-up, discarded: servers' JIT, page cache, a first keyspace
+  for round in $(seq 1 "$rounds"); do
+    order="before after"
+    (( round % 2 == 0 )) && order="after before"
+    for build in $order; do
+      out="$(run "$mode" "$build")"
+      printf '\n%s, %s build, round %s\n%s\n' "$mode" "$build" "$round" "$out" | tee -a load-tests/RESULTS.md
+    done
   done
 done
