@@ -254,8 +254,15 @@ async fn start_gateway(platform: &dyn Platform, cx: Shared) -> anyhow::Result<Ga
     Ok(gw)
 }
 
+/// How often ingest checks that the key store answers, and how long it waits for it.
+const KEY_STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const KEY_STORE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn ingest(platform: &dyn Platform, cx: Shared) -> anyhow::Result<()> {
     let Some(open) = platform.sequencer().await? else { return Ok(()) };
+    // ingest seals every event under a key it stores first, and gateways seal every command
+    // the same way: without the key store nothing is sequenced, even while no command comes
+    tokio::spawn(watch_key_store(platform.keyring().await?, cx.health.clone(), cx.shutdown.clone()));
     let task = confab_ingest::run(move || open(), cx.shutdown, cx.health);
     if platform.ingest_on_own_thread() {
         on_own_thread("confab-ingest", task)?.await.context("the ingest thread ended without a result")??;
@@ -263,6 +270,21 @@ async fn ingest(platform: &dyn Platform, cx: Shared) -> anyhow::Result<()> {
         task.await?;
     }
     Ok(())
+}
+
+/// Keeps ingest's `key store` readiness check current until shutdown.
+async fn watch_key_store(keyring: Arc<Keyring>, health: Health, mut shutdown: Shutdown) {
+    loop {
+        let state = match tokio::time::timeout(KEY_STORE_CHECK_TIMEOUT, keyring.check()).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("the key store did not answer within {KEY_STORE_CHECK_TIMEOUT:?}")),
+        };
+        health.set("key store", state);
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(KEY_STORE_CHECK_EVERY) => {}
+        }
+    }
 }
 
 /// The timeline projection; it also removes deleted files' bytes from `blobs` when given.

@@ -277,9 +277,10 @@ async fn a_frozen_server_loses_and_doubles_nothing(server: &str, needed: &[&str]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cassandra_not_answering_for_ten_seconds_loses_and_doubles_nothing() {
-    // ingest seals each message under a key it stores in Cassandra first, so while Cassandra is
-    // away no message is accepted (the client's retries carry them over) and the projectors
-    // have nothing new to write
+    // gateways seal each command, and ingest each event, under keys they store in Cassandra
+    // first, so while Cassandra is away no message is accepted (the client's retries carry them
+    // over), the projectors have nothing new to write, and ingest, which checks the key store
+    // for its readiness, is unready though no command reaches it
     a_frozen_server_loses_and_doubles_nothing("cassandra", &["ingest", "gw0", "gw1"]).await;
 }
 

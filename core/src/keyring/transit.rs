@@ -7,7 +7,8 @@
 //! Only the distributed mode needs it: the embedded command log is held in memory.
 //!
 //! A key left behind (ingest dies between committing a batch and destroying its keys, or the
-//! key store refuses the destroy) expires with its workspace's retention, like any data key.
+//! key store refuses the destroy) expires after at most a week, the commands topic's retention
+//! ([`crate::ports::TRANSIT_KEY_TTL_SECS`]), or with its workspace's retention if shorter.
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -51,7 +52,7 @@ impl Keyring {
             .ok_or_else(|| PortError::transient(format!("workspace {ws}'s key neither found nor created")))?;
         let key = SecretKey::generate();
         let wrapped = wrap_key(&ws_key, &data_key_context(&ws, &key_id), &key);
-        bounded(self.store.put_data_keys(ws, vec![(key_id, wrapped)])).await?;
+        bounded(self.store.put_transit_key(ws, key_id, wrapped)).await?;
         let Command { body, sealed, .. } = cmd;
         for (field, value) in sensitive_fields(body) {
             let plain = std::mem::take(value);

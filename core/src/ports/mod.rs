@@ -38,7 +38,7 @@ pub use backlog::{Backlog, BacklogLimits, BacklogScan};
 pub use blobs::{BlobStore, ByteStream, GatewayServedBlobs, LinkError, LinkGrant, UploadUrl};
 pub use error::{PortError, PortErrorKind, PortResult};
 pub use fanout::{Fanout, FanoutEntry, FanoutItem, FanoutStream, StreamErasure};
-pub use keys::KeyStore;
+pub use keys::{KeyStore, TRANSIT_KEY_TTL_SECS};
 pub use limits::{Bucket, BucketState, SendLimits, SendVerdict};
 pub use log::{
     CommandRecord, CommandSink, DeadRecord, EventRecord, EventSource, ReplayFrom, ReplySource, SequencerLog,

@@ -11,7 +11,7 @@
 //! the wrapped bytes stay in SSTables, see docs/operators.md.
 
 use async_trait::async_trait;
-use confab_core::ports::{KeyStore, PortResult};
+use confab_core::ports::{KeyStore, PortResult, TRANSIT_KEY_TTL_SECS};
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
@@ -183,6 +183,20 @@ impl KeyStore for CassandraKeys {
             result.or_port("put data keys")?;
         }
         index.or_port("index data keys")?;
+        Ok(())
+    }
+
+    /// One write, no index entry: a transit key is destroyed milliseconds after it is written,
+    /// and one left behind expires by its TTL.
+    async fn put_transit_key(&self, workspace_id: Uuid, key_id: Uuid, wrapped: Vec<u8>) -> PortResult<()> {
+        let ttl = match self.retention_secs(workspace_id).await? {
+            0 => TRANSIT_KEY_TTL_SECS,
+            retention => retention.min(TRANSIT_KEY_TTL_SECS),
+        };
+        self.session
+            .execute_unpaged(&self.put_data_key, (workspace_id, key_id, wrapped.as_slice(), ttl))
+            .await
+            .or_port("put transit key")?;
         Ok(())
     }
 
