@@ -64,11 +64,12 @@ scripts/check-contracts.sh
 
 cargo build --workspace --tests --bins
 
-# Confluent's Python client, for the data-team example test (examples/python/read_events.py)
+# Confluent's Python client and DuckDB, for the data-team examples' tests
+# (examples/python/read_events.py, land_parquet.py)
 pyenv_dir="${CONFAB_CACHE:-$HOME/.cache/confab}/pyenv"
-if ! "$pyenv_dir/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
+if ! "$pyenv_dir/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro, duckdb' 2>/dev/null; then
   python3 -m venv "$pyenv_dir"
-  "$pyenv_dir/bin/pip" install -q "confluent-kafka[avro]"
+  "$pyenv_dir/bin/pip" install -q "confluent-kafka[avro]" duckdb
 fi
 export CONFAB_PYTHON="$pyenv_dir/bin/python"
 

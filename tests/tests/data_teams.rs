@@ -162,13 +162,7 @@ async fn confluents_python_client_reads_the_events() {
     if !servers_available(Mode::Distributed) {
         return;
     }
-    let python = match std::env::var("CONFAB_PYTHON") {
-        Ok(p) => p,
-        Err(_) if std::env::var("CONFAB_REQUIRE_SERVERS").is_ok() => {
-            panic!("CONFAB_PYTHON (with confluent-kafka[avro]) is required")
-        }
-        Err(_) => return eprintln!("skipping: set CONFAB_PYTHON to a Python with confluent-kafka[avro]"),
-    };
+    let Some(python) = python() else { return };
     const READER_KEY: &str = "the data team's reader key, 32 bytes or more";
     let stack = Stack::start_custom(Mode::Distributed, 1, None, &[("CONFAB_KEYS__READER_KEY", READER_KEY)]).await;
     let ws = stack.create_workspace("py").await;
@@ -264,4 +258,110 @@ async fn confluents_python_client_reads_the_events() {
     assert_eq!(open(READER_KEY, many).await.unwrap().status().as_u16(), 400);
     let bad = json!({"workspace_id": ws, "boxes": [{"key_id": ids[0], "field": "text", "nonce": "!!", "ciphertext": "AAAA"}]});
     assert_eq!(open(READER_KEY, bad).await.unwrap().status().as_u16(), 400);
+}
+
+/// Issue 20, item 6: the events land in a Parquet file (DuckDB, `examples/python/land_parquet.py`)
+/// across every schema version: a topic holding events written under v1 to v4 (as a deployment
+/// that started at v1 holds them) lands in one table with today's events, each decoded with the
+/// schema it was written with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_lands_in_parquet_across_every_schema_version() {
+    if !servers_available(Mode::Distributed) {
+        return;
+    }
+    let Some(python) = python() else { return };
+    let stack = Stack::start(Mode::Distributed, 1).await;
+    let ws = stack.create_workspace("lake").await;
+    let (alice, token) = stack.create_user(&ws, "alice").await;
+    let ch = stack.create_channel(&ws, "today", false, &[&alice]).await;
+    let mut a = Client::connect(&stack.addr("gw0"), &token).await.unwrap();
+    for i in 0..2 {
+        a.send_message(&ch, &format!("today {i}"), &format!("t-{i}")).await;
+        a.expect("message:ack", Duration::from_secs(20)).await;
+    }
+    let kafka = stack.services.as_ref().unwrap().kafka.clone();
+    let (events, archive) = (format!("{}.events", stack.namespace), format!("{}.archive", stack.namespace));
+    let archived_channel = uuid::Uuid::new_v4().to_string();
+    let run = |script: &str, args: Vec<String>| {
+        let script = format!("{}/../{script}", env!("CARGO_MANIFEST_DIR"));
+        let python = python.clone();
+        async move {
+            let out = tokio::process::Command::new(&python).arg("-u").arg(&script).args(&args).output().await;
+            let out = out.expect("run python");
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+    };
+    let args = |pairs: &[(&str, &str)]| -> Vec<String> {
+        pairs.iter().flat_map(|(k, v)| [format!("--{k}"), v.to_string()]).collect()
+    };
+    run(
+        "tests/python/write_history.py",
+        args(&[
+            ("brokers", &kafka),
+            ("registry", &stack.registry_url),
+            ("write-key", &stack.registry_write_key),
+            ("topic", &archive),
+            ("workspace", &ws),
+            ("channel", &archived_channel),
+            ("actor", &alice),
+        ]),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("events.parquet").display().to_string();
+    let landed = run(
+        "examples/python/land_parquet.py",
+        args(&[
+            ("brokers", &kafka),
+            ("registry", &stack.registry_url),
+            ("topic", &events),
+            ("topic", &archive),
+            ("out", &parquet),
+            ("idle", "15"),
+        ]),
+    )
+    .await;
+    let landed: serde_json::Value = serde_json::from_str(landed.trim()).expect("the lander's summary");
+
+    // what the Parquet file holds, read back with DuckDB
+    let query = format!(
+        "import duckdb, json; print(json.dumps(duckdb.sql(\"\"\"SELECT schema_version, kind, payload->>'text', \
+         sealed_fields, channel_id::VARCHAR FROM '{parquet}' WHERE kind IN ('ChannelCreated', 'MessagePosted') \
+         AND workspace_id = '{ws}' ORDER BY schema_version, seq\"\"\").fetchall()))"
+    );
+    let out = tokio::process::Command::new(&python).args(["-c", &query]).output().await.expect("run python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("rows");
+    let current = confab_core::avro::SCHEMA_VERSION;
+    let expected = json!([
+        [1, "ChannelCreated", null, null, archived_channel],
+        [1, "MessagePosted", "posted under v1", null, archived_channel],
+        [2, "MessagePosted", "posted under v2", null, archived_channel],
+        [3, "MessagePosted", "posted under v3", null, archived_channel],
+        [4, "MessagePosted", "posted under v4", null, archived_channel],
+        [current, "ChannelCreated", null, [], ch],
+        // today's texts are sealed: blank, and named among the sealed fields
+        [current, "MessagePosted", "", ["text"], ch],
+        [current, "MessagePosted", "", ["text"], ch],
+    ]);
+    assert_eq!(rows, expected, "landed: {landed}");
+    for version in 1..=4 {
+        assert!(landed["by_schema_version"][version.to_string()].as_u64() >= Some(1), "{landed}");
+    }
+}
+
+/// The Python the examples run with (`CONFAB_PYTHON`, with confluent-kafka[avro] and duckdb; the
+/// test command makes one). Without it the test is skipped, unless servers are required.
+fn python() -> Option<String> {
+    match std::env::var("CONFAB_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var("CONFAB_REQUIRE_SERVERS").is_ok() => {
+            panic!("CONFAB_PYTHON (with confluent-kafka[avro] and duckdb) is required")
+        }
+        Err(_) => {
+            eprintln!("skipping: set CONFAB_PYTHON to a Python with confluent-kafka[avro] and duckdb");
+            None
+        }
+    }
 }
