@@ -6,6 +6,12 @@
 //! readiness says which checks fail, never why (error texts name servers and addresses); the
 //! detailed one and `/metrics` are served on private listeners only.
 
+mod http;
+mod process;
+
+pub use http::track_http;
+pub use process::ProcessMetrics;
+
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use prometheus::{Encoder, TextEncoder};
 use std::collections::BTreeMap;
@@ -69,7 +75,16 @@ async fn livez() -> impl IntoResponse {
     (StatusCode::OK, axum::Json(serde_json::json!({"status": "alive"})))
 }
 
+/// The process metrics and `confab_build_info`, registered once per process.
+static PROCESS: std::sync::LazyLock<()> = std::sync::LazyLock::new(|| {
+    register(process::build_info());
+    if let Err(e) = prometheus::register(Box::new(ProcessMetrics::new())) {
+        tracing::error!(error = %e, "process metrics registered twice; not exported");
+    }
+});
+
 async fn metrics() -> impl IntoResponse {
+    std::sync::LazyLock::force(&PROCESS);
     let mut buf = Vec::new();
     let _ = TextEncoder::new().encode(&prometheus::gather(), &mut buf);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf)

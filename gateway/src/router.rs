@@ -42,9 +42,12 @@ pub fn public(state: Arc<AppState>) -> Router {
         .fallback(crate::web::fallback)
         .with_state(state)
         .layer(listener::catch_panic())
+        .layer(from_fn_with_state("public", confab_core::telemetry::track_http))
 }
 
 /// The admin API's routes (bearer `auth.admin_key`).
 pub fn admin(state: Arc<AppState>) -> Router {
-    crate::admin::router(state).layer(listener::catch_panic())
+    crate::admin::router(state)
+        .layer(listener::catch_panic())
+        .layer(from_fn_with_state("admin", confab_core::telemetry::track_http))
 }

@@ -448,6 +448,18 @@ impl Stack {
         self.procs[&self.host(name)].addr.clone().expect("process has an address")
     }
 
+    /// Where each running process serves `/metrics`: a gateway's admin listener, the others'
+    /// telemetry listener (the embedded mode's one process: its admin listener).
+    pub fn metrics_addrs(&self) -> Vec<(String, String)> {
+        let mut addrs: Vec<(String, String)> = self
+            .procs
+            .iter()
+            .filter_map(|(name, p)| p.admin_addr.clone().or_else(|| p.addr.clone()).map(|a| (name.clone(), a)))
+            .collect();
+        addrs.sort();
+        addrs
+    }
+
     /// A gateway's admin listener (the admin API, `/metrics`, the detailed `/healthz`).
     pub fn admin_addr(&self, name: &str) -> String {
         self.procs[&self.host(name)].admin_addr.clone().expect("gateway has an admin address")

@@ -14,6 +14,7 @@ confab_tests::conformance!(
     lag_drains_to_zero_once_the_projectors_catch_up,
     a_search_rebuild_swaps_in_a_fresh_index_while_search_answers,
     a_replay_starts_from_a_timestamp_or_given_offsets,
+    every_metric_is_documented_and_processes_and_routes_are_measured,
 );
 
 const T: Duration = Duration::from_secs(30);
@@ -333,4 +334,47 @@ async fn a_lost_fanout_state_is_rebuilt_from_the_log() {
     assert!(out.status.success(), "confab replay failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let (after, done) = resume_from_start().await;
     assert_eq!(after, expected, "every message once, in order, after the rebuild: {done}");
+}
+
+/// Issue 20, item 5 (in part): every metric a running Confab exports is in the operators'
+/// table (docs/operators.md), and each process exports its build, its own process metrics and,
+/// for gateways, a histogram per HTTP route.
+async fn every_metric_is_documented_and_processes_and_routes_are_measured(mode: Mode) {
+    let stack = Stack::start(mode, 1).await;
+    let (token, _) = populate(&stack, 3).await;
+    let (status, _) = stack.get("gw0", "/api/channels", &token).await;
+    assert_eq!(status, 200);
+    let (status, _) = stack.get("gw0", "/api/search?q=hello&limit=1", &token).await;
+    assert_eq!(status, 200);
+
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operators.md")).unwrap();
+    let http = reqwest::Client::new();
+    let mut gateway_metrics = String::new();
+    for (process, addr) in stack.metrics_addrs() {
+        let text = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| name.starts_with("confab_") || name.starts_with("process_"))
+            .collect();
+        for name in &families {
+            assert!(doc.contains(&format!("`{name}`")), "{process} exports `{name}`, missing from docs/operators.md");
+        }
+        for expected in ["confab_build_info", "process_cpu_seconds_total", "process_resident_memory_bytes"] {
+            assert!(families.contains(&expected), "{process} exports no {expected}: {families:?}");
+        }
+        if process.starts_with("gw") || process == "serve" {
+            gateway_metrics = text;
+        }
+    }
+    let channels_route = gateway_metrics.lines().find(|l| {
+        l.starts_with("confab_http_requests_seconds_count")
+            && l.contains("route=\"/api/channels\"")
+            && l.contains("status=\"200\"")
+            && l.contains("listener=\"public\"")
+    });
+    assert!(channels_route.is_some(), "no histogram for GET /api/channels:\n{gateway_metrics}");
+    let search_route = gateway_metrics.lines().any(|l| l.contains("route=\"/api/search\""));
+    assert!(search_route, "no histogram for /api/search");
 }
