@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# What crypto-shredding costs (issue 18): scenario 1 (send -> message:new, send -> ack) with a
-# build from before a change and with this one, in one run, on the same servers. Each build runs
+# What crypto-shredding costs (issue 18): a load scenario (default: latency, scenario 1: send ->
+# message:new, send -> ack; `--scenario replay`: sustained ingest and the timeline and search
+# rebuild rates) with a build from before a change and with this one, in one run, on the same
+# servers. Each build runs
 # with its own harness. The order alternates over rounds (before, after, then after, before, ...)
 # after one discarded warm-up run per mode, so neither build always meets colder servers.
-#   load-tests/shredding-cost.sh [--before REV] [--modes embedded,distributed] [--rounds N] [LATENCY ARGS]
+#   load-tests/shredding-cost.sh [--before REV] [--scenario latency|replay] [--modes embedded,distributed]
+#                                [--rounds N] [SCENARIO ARGS]
 # Appends every table to load-tests/RESULTS.md; compare medians and p99 across rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,16 +14,18 @@ cmdline="$*"
 before=8c67af8 # the last commit without sealing
 modes=embedded,distributed
 rounds=1
+scenario=latency
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --before) before="$2"; shift 2 ;;
     --modes) modes="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
+    --scenario) scenario="$2"; shift 2 ;;
     *) break ;;
   esac
 done
 args=("$@")
-[[ ${#args[@]} -gt 0 ]] || args=(--messages 4000 --rate 1000)
+if [[ ${#args[@]} -eq 0 && "$scenario" == latency ]]; then args=(--messages 4000 --rate 1000); fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab-target}"
 work="$(mktemp -d /tmp/confab-shredding-cost.XXXXXX)"
 tree="$work/before"
@@ -46,8 +51,8 @@ export CONFAB_TEST_ENV="$run_dir/env"
   echo "### crypto-shredding's cost, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB"
   echo "command: \`load-tests/shredding-cost.sh $cmdline\` (before: $before, after: $(git rev-parse --short HEAD))"
 } >> load-tests/RESULTS.md
-run() { # MODE BUILD: one latency run
-  CONFAB_BIN="$work/confab-$2" "$work/confab-load-$2" latency --mode "$1" "${args[@]}"
+run() { # MODE BUILD: one run of the scenario
+  CONFAB_BIN="$work/confab-$2" "$work/confab-load-$2" "$scenario" --mode "$1" "${args[@]}"
 }
 for mode in ${modes//,/ }; do
   run "$mode" after >/dev/null # warm-up, discarded: servers' JIT, page cache, a first keyspace
