@@ -347,25 +347,43 @@ fn master_refused(e: crate::sealing::SealError) -> PortError {
 pub struct SealingLog {
     inner: Box<dyn SequencerLog>,
     keyring: Arc<Keyring>,
-    /// Transit keys of commands read and not yet destroyed, per workspace.
+    /// Transit keys of the commands read and not yet committed, per workspace.
     transit: HashMap<Uuid, Vec<Uuid>>,
+    /// The destruction of the last committed batch's transit keys, running while the next
+    /// batch is read and decided (it is off the path of every message); it yields the keys the
+    /// store refused, to try again.
+    destroying: Option<tokio::task::JoinHandle<HashMap<Uuid, Vec<Uuid>>>>,
 }
 
 impl SealingLog {
     pub fn new(inner: Box<dyn SequencerLog>, keyring: Arc<Keyring>) -> Self {
-        Self { inner, keyring, transit: HashMap::new() }
+        Self { inner, keyring, transit: HashMap::new(), destroying: None }
     }
 
-    /// Destroys the transit keys of the commands committed; those the store refuses now are
-    /// tried again after the next commit (and expire with their workspace's retention if the
-    /// process dies first).
+    /// Starts destroying the transit keys of the commands just committed, with those the store
+    /// refused last time (a key left behind by a crash expires by its TTL). One destruction
+    /// runs at a time: the previous one is awaited first.
     async fn destroy_transit_keys(&mut self) {
-        for (ws, ids) in std::mem::take(&mut self.transit) {
-            if let Err(e) = self.keyring.destroy(ws, &ids).await {
-                tracing::warn!(workspace_id = %ws, keys = ids.len(), error = %e, "transit keys not destroyed yet");
-                self.transit.entry(ws).or_default().extend(ids);
+        let mut due = std::mem::take(&mut self.transit);
+        if let Some(previous) = self.destroying.take() {
+            for (ws, ids) in previous.await.unwrap_or_default() {
+                due.entry(ws).or_default().extend(ids);
             }
         }
+        if due.is_empty() {
+            return;
+        }
+        let keyring = self.keyring.clone();
+        self.destroying = Some(tokio::spawn(async move {
+            let mut refused = HashMap::new();
+            for (ws, ids) in due {
+                if let Err(e) = keyring.destroy(ws, &ids).await {
+                    tracing::warn!(workspace_id = %ws, keys = ids.len(), error = %e, "transit keys not destroyed yet");
+                    refused.insert(ws, ids);
+                }
+            }
+            refused
+        }));
     }
 }
 

@@ -646,7 +646,14 @@ mod tests {
         assert_eq!(batch[0].command.as_ref().unwrap(), &sent);
         assert!(reopened(keyring(), held_command.clone()).await.is_ok(), "the key lives until the commit");
         ingest.commit(vec![], vec![], vec![(held.partition, held.offset + 1)]).await.unwrap();
-        assert_eq!(reopened(keyring(), held_command).await.unwrap_err(), UnacceptedCommand::Erased);
+        // the destruction runs beside the next batch: within moments
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut verdict = reopened(keyring(), held_command.clone()).await;
+        while verdict.is_ok() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            verdict = reopened(keyring(), held_command.clone()).await;
+        }
+        assert_eq!(verdict.unwrap_err(), UnacceptedCommand::Erased);
     }
 
     /// The log's copy of a command as a fresh reader opens it.
