@@ -197,7 +197,18 @@ async fn through_an_outage(
     }
     let got = news(&delivered);
     let distinct: HashSet<&String> = got.iter().collect();
-    assert_eq!(distinct.len(), MESSAGES, "every message reaches bob (lost: {})", MESSAGES - distinct.len());
+    if distinct.len() != MESSAGES {
+        // what the path to bob said meanwhile: the fanout projector's and bob's gateway's logs
+        let tail = |p: &str| {
+            stack.log(p).lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        panic!(
+            "every message reaches bob (lost: {}); fanout log:\n{}\ngw1 log:\n{}",
+            MESSAGES - distinct.len(),
+            tail("fanout"),
+            tail("gw1")
+        );
+    }
     assert_eq!(got.len(), MESSAGES, "no message reaches bob twice");
 
     // the store holds each once, as acknowledged, gap-free
