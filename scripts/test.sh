@@ -3,11 +3,13 @@
 #   1. installs what the build and the servers need (Debian packages, Maven jars) if missing,
 #   2. checks the habits (cargo fmt, clippy with warnings as errors, cargo deny on bans, licenses
 #      and sources), runs each fuzz target for a few seconds (scripts/fuzz.sh), checks
-#      docs/asyncapi.yaml with the AsyncAPI parser (scripts/check-contracts.sh) and builds the
-#      workspace,
+#      docs/asyncapi.yaml with the AsyncAPI parser (scripts/check-contracts.sh), the alert rules,
+#      their unit tests and the Grafana dashboard's queries with promtool (scripts/check-deploy.sh)
+#      and builds the workspace,
 #   3. starts real Kafka, Cassandra, Redis, OpenSearch and MinIO on free 127.0.0.1 ports
 #      (scripts/services/all.sh),
-#   4. runs every unit and end-to-end test against them,
+#   4. runs every unit and end-to-end test against them (schemathesis among them, against the
+#      HTTP API's OpenAPI documents),
 #   5. runs the web client's end-to-end tests in headless Chromium (scripts/web-e2e.sh, which
 #      installs chromium and the npm packages if missing), and
 #   6. stops the servers, pass or fail.
@@ -61,15 +63,20 @@ CONFAB_FUZZ_SECONDS_PER_TARGET="${CONFAB_FUZZ_SECONDS_PER_TARGET:-8}" scripts/fu
 # the WebSocket contract (docs/asyncapi.yaml) checked by the AsyncAPI parser; the tests then
 # validate every frame they receive against it (tests/src/asyncapi.rs)
 scripts/check-contracts.sh
+# deploy/: alert rules and their unit tests, the dashboard's queries (promtool, from Debian)
+scripts/check-deploy.sh
 
 cargo build --workspace --tests --bins
 
 # Confluent's Python client and DuckDB, for the data-team examples' tests
-# (examples/python/read_events.py, land_parquet.py)
+# (examples/python/read_events.py, land_parquet.py), and schemathesis, which tests the HTTP API
+# against its OpenAPI documents (tests/tests/openapi.rs)
 pyenv_dir="${CONFAB_CACHE:-$HOME/.cache/confab}/pyenv"
-if ! "$pyenv_dir/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro, duckdb' 2>/dev/null; then
+schemathesis_version=4.32.5
+if ! "$pyenv_dir/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro, duckdb' 2>/dev/null \
+  || [ "$("$pyenv_dir/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $schemathesis_version" ]; then
   python3 -m venv "$pyenv_dir"
-  "$pyenv_dir/bin/pip" install -q "confluent-kafka[avro]" duckdb
+  "$pyenv_dir/bin/pip" install -q "confluent-kafka[avro]" duckdb "schemathesis==$schemathesis_version"
 fi
 export CONFAB_PYTHON="$pyenv_dir/bin/python"
 

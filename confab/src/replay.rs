@@ -11,6 +11,7 @@ use confab_core::telemetry::Health;
 use confab_core::Shutdown;
 use confab_projectors::replay::{replay, Progress, Summary};
 use confab_projectors::{fanout::FanoutProjection, search::SearchProjection};
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use crate::distributed::DistributedPlatform;
@@ -26,16 +27,78 @@ pub struct ReplayRequest {
     pub max_rate: Option<u64>,
 }
 
-fn print_progress(name: &str, p: Progress) {
-    let pct = if p.total == 0 { 100.0 } else { p.applied as f64 * 100.0 / p.total as f64 };
-    let eta = p.eta().map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "-".into());
-    eprintln!(
-        "replay {name}: {}/{} events ({pct:.0}%), {:.0} events/s, lag {}, eta {eta}",
-        p.applied,
-        p.total,
-        p.rate(),
-        p.remaining()
-    );
+/// Shows a replay's progress on stderr: on a terminal one bar redrawn in place, otherwise (logs,
+/// pipes) one line per report, about one a second.
+struct ProgressDisplay {
+    projection: &'static str,
+    on_terminal: bool,
+    bar_drawn: bool,
+}
+
+/// Characters in the bar between its brackets.
+const BAR_WIDTH: usize = 30;
+
+impl ProgressDisplay {
+    fn new(projection: &'static str) -> Self {
+        Self { projection, on_terminal: std::io::stderr().is_terminal(), bar_drawn: false }
+    }
+
+    fn show(&mut self, progress: Progress) {
+        if self.on_terminal {
+            // `\r` back to the line's start, `\x1b[K` clears what a longer previous line left
+            eprint!("\r{}\x1b[K", progress_bar(self.projection, &progress));
+            self.bar_drawn = true;
+        } else {
+            eprintln!("{}", progress_line(self.projection, &progress));
+        }
+    }
+
+    /// Ends the bar's line, so what follows starts on a line of its own.
+    fn finish(&mut self) {
+        if std::mem::take(&mut self.bar_drawn) {
+            eprintln!();
+        }
+    }
+}
+
+fn percent_done(progress: &Progress) -> f64 {
+    if progress.total == 0 {
+        100.0
+    } else {
+        progress.applied as f64 * 100.0 / progress.total as f64
+    }
+}
+
+fn eta_text(progress: &Progress) -> String {
+    progress.eta().map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "-".into())
+}
+
+/// One progress line for logs: `replay timeline: 300/600 events (50%), 150 events/s, lag 300, eta 2.0 s`.
+fn progress_line(projection: &str, progress: &Progress) -> String {
+    format!(
+        "replay {projection}: {}/{} events ({:.0}%), {:.0} events/s, lag {}, eta {}",
+        progress.applied,
+        progress.total,
+        percent_done(progress),
+        progress.rate(),
+        progress.remaining(),
+        eta_text(progress)
+    )
+}
+
+/// The terminal's bar: `replay timeline [###############---------------]  50% 300/600 events, 150/s, eta 2.0 s`.
+fn progress_bar(projection: &str, progress: &Progress) -> String {
+    let percent = percent_done(progress).clamp(0.0, 100.0);
+    let filled = ((percent / 100.0) * BAR_WIDTH as f64).round() as usize;
+    format!(
+        "replay {projection} [{}{}] {percent:3.0}% {}/{} events, {:.0}/s, eta {}",
+        "#".repeat(filled),
+        "-".repeat(BAR_WIDTH - filled),
+        progress.applied,
+        progress.total,
+        progress.rate(),
+        eta_text(progress)
+    )
 }
 
 pub async fn run(cfg: Config, req: ReplayRequest, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -70,8 +133,9 @@ async fn replay_into(
     max_rate: Option<u64>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Summary> {
-    let progress = |p| print_progress(name.as_str(), p);
-    Ok(match name {
+    let mut display = ProgressDisplay::new(name.as_str());
+    let progress = |p| display.show(p);
+    let summary = match name {
         Component::Timeline => {
             let store = platform.store().await?;
             if truncate {
@@ -95,7 +159,9 @@ async fn replay_into(
             let projection = SearchProjection::new(index, platform.store().await?);
             replay(source, &projection, max_rate, shutdown, progress).await?
         }
-    })
+    };
+    display.finish();
+    Ok(summary)
 }
 
 /// A search rebuild in the distributed mode: replay the whole log into a fresh index while the
@@ -109,19 +175,44 @@ async fn rebuild_search(cfg: Config, max_rate: Option<u64>, shutdown: Shutdown) 
     let fresh = Arc::new(live.rebuild_target().await.context("creating the fresh index")?);
     eprintln!("replay search: rebuilding into {}", fresh.index_name());
     let projection = SearchProjection::new(fresh.clone(), platform.store().await?);
-    let progress = |p| print_progress("search", p);
+    let mut display = ProgressDisplay::new("search");
     let group = "search-rebuild";
     let Some(source) = platform.replay_source(group, ReplayFrom::Earliest).await? else { return Ok(()) };
-    let first: Summary = replay(source, &projection, max_rate, shutdown.clone(), progress).await?;
+    let first: Summary = replay(source, &projection, max_rate, shutdown.clone(), |p| display.show(p)).await?;
+    display.finish();
     anyhow::ensure!(first.complete, "rebuild interrupted before the swap; the live index is untouched (run it again)");
     fresh.refresh().await.context("refreshing the fresh index")?;
     let old = live.swap_in(&fresh).await.context("swapping the alias")?;
     eprintln!("replay search: alias now on {}; dropped {}", fresh.index_name(), old.join(", "));
     let Some(source) = platform.replay_source(group, ReplayFrom::Resume).await? else { return Ok(()) };
-    let rest: Summary = replay(source, &projection, max_rate, shutdown, progress).await?;
+    let rest: Summary = replay(source, &projection, max_rate, shutdown, |p| display.show(p)).await?;
+    display.finish();
     let events = first.events + rest.events;
     let summary = serde_json::json!({"rebuilt": true, "index": fresh.index_name(), "replaced": old, "events": events, "complete": rest.complete});
     println!("{summary}");
     anyhow::ensure!(rest.complete, "caught up only partly after the swap; the live projector carries on");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_bar_fills_with_progress_and_the_line_keeps_the_log_format() {
+        let half = Progress { applied: 300, total: 600, elapsed: Duration::from_secs(2) };
+        assert_eq!(
+            progress_bar("timeline", &half),
+            format!("replay timeline [{}{}]  50% 300/600 events, 150/s, eta 2.0 s", "#".repeat(15), "-".repeat(15))
+        );
+        assert_eq!(
+            progress_line("timeline", &half),
+            "replay timeline: 300/600 events (50%), 150 events/s, lag 300, eta 2.0 s"
+        );
+        let done = Progress { applied: 600, total: 600, elapsed: Duration::from_secs(4) };
+        assert!(progress_bar("search", &done).starts_with(&format!("replay search [{}] 100% 600/600", "#".repeat(30))));
+        let empty_log = Progress { applied: 0, total: 0, elapsed: Duration::ZERO };
+        assert!(progress_bar("fanout", &empty_log).contains(&format!("[{}] 100%", "#".repeat(30))));
+    }
 }

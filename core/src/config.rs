@@ -103,6 +103,9 @@ pub struct KafkaConfig {
     pub projector_fetch_wait_ms: u32,
     /// Bytes a fetch of those projectors waits for (up to `projector_fetch_wait_ms`).
     pub projector_fetch_min_bytes: u32,
+    /// How often each Kafka client reports librdkafka's statistics, which become the
+    /// `confab_kafka_*` metrics (broker state and round trips, consumer lag, bytes); 0: never.
+    pub statistics_interval_ms: u32,
     /// Any librdkafka setting, passed to every Kafka client as is (security, TLS, SASL, tuning):
     /// `[kafka.properties]` `"security.protocol" = "SASL_SSL"`. In the environment, underscores
     /// stand for dots (librdkafka names have none): `CONFAB_KAFKA__PROPERTIES__SASL_MECHANISMS`.
@@ -407,6 +410,7 @@ impl Default for KafkaConfig {
             fetch_wait_max_ms: 10,
             projector_fetch_wait_ms: 100,
             projector_fetch_min_bytes: 16_384,
+            statistics_interval_ms: 15_000,
             properties: Default::default(),
         }
     }

@@ -287,33 +287,73 @@ async fn the_standalone_registry_takes_writes_only_with_its_key_and_bounds_its_c
     let _ = child.wait();
 }
 
-/// Every metric the shipped alert rules (`deploy/alerts.yml`) name is one a Confab process
-/// defines, and each rule has an expression: a renamed metric cannot silence an alert.
-#[test]
-fn the_shipped_alert_rules_name_metrics_that_exist() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let rules = std::fs::read_to_string(root.join("deploy/alerts.yml")).unwrap();
+/// Every `confab_` metric named in the source of the Confab crates, quoted (`"confab_..."`).
+fn metric_names_in_sources(root: &std::path::Path) -> String {
     let mut sources = String::new();
     for crate_dir in ["core", "gateway", "ingest", "projectors", "notifier", "embedded", "distributed", "confab"] {
         let out =
             Command::new("grep").args(["-rhoE", "\"confab_[a-z_]+\""]).arg(root.join(crate_dir)).output().unwrap();
         sources.push_str(&String::from_utf8_lossy(&out.stdout));
     }
+    assert!(sources.contains("\"confab_projector_dead_letters_total\""), "the source scan works");
+    sources
+}
+
+/// Whether a series name in a query is a metric the sources define (a histogram's series are
+/// its family's name with `_count`, `_sum` or `_bucket`).
+fn is_defined(sources: &str, series: &str) -> bool {
+    let family = ["_count", "_sum", "_bucket"].iter().find_map(|s| series.strip_suffix(s)).unwrap_or(series);
+    sources.contains(&format!("\"{series}\"")) || sources.contains(&format!("\"{family}\""))
+}
+
+/// Every `confab_` word in a PromQL expression.
+fn confab_series_in(expr: &str) -> impl Iterator<Item = &str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("confab_"))
+}
+
+/// Every metric the Grafana dashboard (`deploy/grafana/confab.json`) queries is one a Confab
+/// process defines: a renamed metric cannot leave a panel empty. (scripts/check-deploy.sh
+/// parses each query with promtool.)
+#[test]
+fn the_shipped_dashboard_queries_metrics_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources = metric_names_in_sources(&root);
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/grafana/confab.json")).unwrap()).unwrap();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for series in confab_series_in(expr) {
+                assert!(
+                    is_defined(&sources, series),
+                    "panel {} queries {series}, which no process defines",
+                    panel["title"]
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 20, "the dashboard has {queries} queries");
+}
+
+/// Every metric the shipped alert rules (`deploy/alerts.yml`) name is one a Confab process
+/// defines, and each rule has an expression: a renamed metric cannot silence an alert.
+#[test]
+fn the_shipped_alert_rules_name_metrics_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let rules = std::fs::read_to_string(root.join("deploy/alerts.yml")).unwrap();
+    let sources = metric_names_in_sources(&root);
     let alerts = rules.matches("- alert:").count();
     assert!(alerts >= 5 && rules.matches("expr:").count() == alerts, "one expression per alert");
     let mut named = 0;
     for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
-        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("confab_"))
-        {
-            // a histogram's series are its family's name with `_count`, `_sum` or `_bucket`
-            let family = ["_count", "_sum", "_bucket"].iter().find_map(|s| word.strip_suffix(s)).unwrap_or(word);
-            let defined = sources.contains(&format!("\"{word}\"")) || sources.contains(&format!("\"{family}\""));
-            assert!(defined, "alert names {word}, which no process defines");
+        for word in confab_series_in(expr) {
+            assert!(is_defined(&sources, word), "alert names {word}, which no process defines");
             named += 1;
         }
     }
     assert!(named >= alerts, "every alert names a confab metric");
-    assert!(sources.contains("\"confab_projector_dead_letters_total\""), "the source scan works");
 }
 
 /// docker-compose.yml publishes no credential: every secret comes from `.env` (`${VAR:?...}`).

@@ -83,6 +83,30 @@ fn replay(stack: &Stack, args: &[&str]) -> Value {
         .unwrap_or_else(|_| panic!("summary JSON: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Runs `confab replay` on a pseudo-terminal (util-linux `script` gives it one) to completion;
+/// returns what the terminal showed and the summary JSON.
+fn replay_on_a_terminal(stack: &Stack, args: &[&str]) -> (String, Value) {
+    let mut all = vec!["replay", "--projection", "timeline"];
+    all.extend_from_slice(args);
+    let replay = stack.confab(&all);
+    let quoted = |word: &std::ffi::OsStr| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''"));
+    let words = std::iter::once(replay.get_program()).chain(replay.get_args());
+    let command_line = words.map(quoted).collect::<Vec<_>>().join(" ");
+    let mut script = std::process::Command::new("script");
+    script.args(["--quiet", "--return", "--flush", "--command", &command_line, "/dev/null"]).stdin(Stdio::null());
+    for (name, value) in replay.get_envs() {
+        if let Some(value) = value {
+            script.env(name, value);
+        }
+    }
+    let out = script.output().expect("run confab replay under script");
+    let terminal = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "confab replay {args:?} on a terminal failed:\n{terminal}");
+    let summary = terminal.lines().map(|l| l.trim_start_matches('\r').trim()).find(|l| l.starts_with('{'));
+    let summary = summary.unwrap_or_else(|| panic!("no summary JSON: {terminal:?}"));
+    (terminal.clone(), serde_json::from_str(summary).unwrap())
+}
+
 async fn replay_restores_a_deleted_timeline_exactly(mode: Mode) {
     let mut stack = Stack::start(mode, 1).await;
     let n = 150;
@@ -102,10 +126,12 @@ async fn replay_restores_a_deleted_timeline_exactly(mode: Mode) {
         assert_eq!(status, 200);
         assert_eq!(body["messages"].as_array().unwrap().len(), 0, "the timeline was deleted");
     }
-    // rebuild it from the log
+    // rebuild it from the log, as an operator at a terminal does: a bar, not lines
     stop_serve_if_embedded(&mut stack);
-    let s = replay(&stack, &["--from", "earliest"]);
+    let (terminal, s) = replay_on_a_terminal(&stack, &["--from", "earliest"]);
     assert_eq!((s["complete"].as_bool(), s["resumed_from"].as_i64()), (Some(true), Some(0)), "{s}");
+    assert!(terminal.contains(&format!("replay timeline [{}] 100%", "#".repeat(30))), "a full bar: {terminal:?}");
+    assert!(!terminal.contains("events/s, lag"), "no log lines on a terminal: {terminal:?}");
     start_serve_if_embedded(&mut stack);
     let after = snapshot(&stack, &token, &chans, n).await;
     assert_eq!(before, after, "the rebuilt timeline is identical");
@@ -340,8 +366,12 @@ async fn a_lost_fanout_state_is_rebuilt_from_the_log() {
 /// table (docs/operators.md), and each process exports its build, its own process metrics and,
 /// for gateways, a histogram per HTTP route.
 async fn every_metric_is_documented_and_processes_and_routes_are_measured(mode: Mode) {
-    let stack = Stack::start(mode, 1).await;
+    // librdkafka's statistics every second, so each distributed process reports its brokers soon
+    let stack = Stack::start_custom(mode, 1, None, &[("CONFAB_KAFKA__STATISTICS_INTERVAL_MS", "1000")]).await;
     let (token, _) = populate(&stack, 3).await;
+    if !stack.single_process() {
+        every_process_reports_its_kafka_brokers_up(&stack).await;
+    }
     let (status, _) = stack.get("gw0", "/api/channels", &token).await;
     assert_eq!(status, 200);
     let (status, _) = stack.get("gw0", "/api/search?q=hello&limit=1", &token).await;
@@ -369,7 +399,7 @@ async fn every_metric_is_documented_and_processes_and_routes_are_measured(mode: 
         }
     }
     let channels_route = gateway_metrics.lines().find(|l| {
-        l.starts_with("confab_http_requests_seconds_count")
+        l.starts_with("confab_http_request_duration_seconds_count")
             && l.contains("route=\"/api/channels\"")
             && l.contains("status=\"200\"")
             && l.contains("listener=\"public\"")
@@ -377,4 +407,19 @@ async fn every_metric_is_documented_and_processes_and_routes_are_measured(mode: 
     assert!(channels_route.is_some(), "no histogram for GET /api/channels:\n{gateway_metrics}");
     let search_route = gateway_metrics.lines().any(|l| l.contains("route=\"/api/search\""));
     assert!(search_route, "no histogram for /api/search");
+}
+
+/// Every distributed process talks to Kafka, so each exports `confab_kafka_broker_up` (1 for its
+/// broker) and a round-trip time once librdkafka has sent its first statistics report.
+async fn every_process_reports_its_kafka_brokers_up(stack: &Stack) {
+    let http = reqwest::Client::new();
+    for (process, addr) in stack.metrics_addrs() {
+        eventually(T, &format!("{process} reports its Kafka brokers"), || async {
+            let text = http.get(format!("http://{addr}/metrics")).send().await.ok()?.text().await.ok()?;
+            let up = text.lines().any(|l| l.starts_with("confab_kafka_broker_up{") && l.ends_with(" 1"));
+            let rtt = text.lines().any(|l| l.starts_with("confab_kafka_broker_rtt_seconds{"));
+            (up && rtt).then_some(())
+        })
+        .await;
+    }
 }

@@ -1,4 +1,4 @@
-//! Per-route HTTP metrics: `confab_http_requests_seconds{listener, method, route, status}`, a
+//! Per-route HTTP metrics: `confab_http_request_duration_seconds{listener, method, route, status}`, a
 //! histogram of the time to answer each request. `route` is the route's template
 //! (`/api/channels/{channel_id}`), never the path a client sent, so the label set stays bounded.
 
@@ -12,7 +12,7 @@ use std::time::Instant;
 static REQUESTS: LazyLock<HistogramVec> = LazyLock::new(|| {
     super::register(
         HistogramVec::new(
-            HistogramOpts::new("confab_http_requests_seconds", "time to answer an HTTP request, by route")
+            HistogramOpts::new("confab_http_request_duration_seconds", "time to answer an HTTP request, by route")
                 .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
             &["listener", "method", "route", "status"],
         )

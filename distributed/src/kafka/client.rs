@@ -10,7 +10,8 @@ pub fn base_config(cfg: &Config) -> ClientConfig {
     c.set("bootstrap.servers", &cfg.kafka.brokers)
         .set("client.id", format!("confab-{}", std::process::id()))
         .set("socket.keepalive.enable", "true")
-        .set("log_level", "4");
+        .set("log_level", "4")
+        .set("statistics.interval.ms", cfg.kafka.statistics_interval_ms.to_string());
     for (name, value) in &cfg.kafka.properties {
         c.set(name, value);
     }

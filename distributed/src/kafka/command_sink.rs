@@ -15,9 +15,10 @@ use confab_core::Topics;
 
 use super::client::base_config;
 use super::error::port_error;
+use super::statistics::Metered;
 
 pub struct KafkaCommandSink {
-    producer: FutureProducer,
+    producer: FutureProducer<Metered>,
     topic: String,
     signer: CommandSigner,
 }
@@ -28,7 +29,7 @@ impl KafkaCommandSink {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
-            .create()
+            .create_with_context(Metered::new("gateway-commands"))
             .map_err(|e| port_error("creating the commands producer", e))?;
         let signer = CommandSigner::from_token_secret(&cfg.auth.token_secret);
         Ok(Self { producer, topic: Topics::new(&cfg.namespace).commands, signer })

@@ -32,9 +32,10 @@ use rdkafka::util::Timeout;
 
 use super::client::{base_config, consumer_config, group, ClosedOffRuntime};
 use super::error::{is_fenced_static_member, port_error, KafkaResultExt};
+use super::statistics::Metered;
 
 pub struct KafkaEventSource {
-    consumer: ClosedOffRuntime<Arc<StreamConsumer>>,
+    consumer: ClosedOffRuntime<Arc<StreamConsumer<Metered>>>,
     /// The projector of a live (subscribed) source, which can make its consumer again; `None`
     /// for replays.
     projector: Option<String>,
@@ -89,7 +90,7 @@ impl KafkaEventSource {
     /// beginning when `from_earliest` or when nothing is committed.
     pub async fn replay(cfg: &Config, projection: &str, codec: EventCodec, from: ReplayFrom) -> PortResult<Self> {
         let topic = Topics::new(&cfg.namespace).events;
-        let consumer: Arc<StreamConsumer> = Arc::new(
+        let consumer: Arc<StreamConsumer<Metered>> = Arc::new(
             base_config(cfg)
                 .set("group.id", group(cfg, &format!("replay-{projection}")))
                 .set("enable.auto.commit", "true")
@@ -97,7 +98,7 @@ impl KafkaEventSource {
                 .set("enable.auto.offset.store", "false")
                 .set("isolation.level", "read_committed")
                 .set("fetch.wait.max.ms", cfg.kafka.fetch_wait_max_ms.to_string())
-                .create()
+                .create_with_context(Metered::new(format!("replay-{projection}")))
                 .or_port("creating the events consumer")?,
         );
         let c = consumer.clone();
@@ -156,7 +157,7 @@ impl KafkaEventSource {
     fn assemble(
         cfg: &Config,
         reader: &str,
-        consumer: Arc<StreamConsumer>,
+        consumer: Arc<StreamConsumer<Metered>>,
         codec: EventCodec,
         starts: std::collections::HashMap<i32, i64>,
     ) -> Self {
@@ -337,7 +338,7 @@ impl EventSource for KafkaEventSource {
 
 /// A projector's consumer of the events, subscribed (group `<ns>-projector-<name>`, static
 /// membership).
-fn live_consumer(cfg: &Config, projector: &str) -> PortResult<Arc<StreamConsumer>> {
+fn live_consumer(cfg: &Config, projector: &str) -> PortResult<Arc<StreamConsumer<Metered>>> {
     let topic = Topics::new(&cfg.namespace).events;
     let mut config = consumer_config(cfg, &format!("projector-{projector}"));
     if matches!(projector, "search" | "notifier") {
@@ -347,11 +348,11 @@ fn live_consumer(cfg: &Config, projector: &str) -> PortResult<Arc<StreamConsumer
             .set("fetch.wait.max.ms", cfg.kafka.projector_fetch_wait_ms.to_string())
             .set("fetch.min.bytes", cfg.kafka.projector_fetch_min_bytes.max(1).to_string());
     }
-    let consumer: StreamConsumer = config
+    let consumer: StreamConsumer<Metered> = config
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
-        .create()
+        .create_with_context(Metered::new(format!("projector-{projector}")))
         .or_port("creating the events consumer")?;
     consumer.subscribe(&[&topic]).or_port("subscribing to events")?;
     Ok(Arc::new(consumer))
@@ -364,7 +365,7 @@ struct LagProbe {
 }
 
 /// Every 2 s: the lag (high watermarks minus positions), and whether the brokers answered.
-async fn measure_lag(consumer: std::sync::Weak<StreamConsumer>, topic: String, out: LagProbe) {
+async fn measure_lag(consumer: std::sync::Weak<StreamConsumer<Metered>>, topic: String, out: LagProbe) {
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let Some(c) = consumer.upgrade() else { return };

@@ -8,7 +8,8 @@
 //! - [`KafkaEventSource`]: a projector's consumer group with stored offsets, or a replay.
 //! - [`KafkaSchemaLog`]: the schema registry's shared log (`<ns>._schemas`).
 //! - [`preflight`]: refused credentials stop a start instead of hanging it.
-//! - `client`: settings every client shares; `admin`: topic creation; `error`: what an error means.
+//! - `client`: settings every client shares; `admin`: topic creation; `error`: what an error means;
+//!   `statistics`: librdkafka's statistics as `confab_kafka_*` metrics.
 
 mod admin;
 mod client;
@@ -19,6 +20,7 @@ mod preflight;
 mod replies;
 mod schema_log;
 mod sequencer_log;
+mod statistics;
 
 pub use admin::ensure_topics;
 pub use client::{base_config, committed_lag, consumer_config, group};

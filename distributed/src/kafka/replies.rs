@@ -15,21 +15,22 @@ use confab_core::Topics;
 
 use super::client::base_config;
 use super::error::port_error;
+use super::statistics::Metered;
 
 pub struct KafkaReplySource {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<Metered>>,
     gateway_id: String,
 }
 
 impl KafkaReplySource {
     pub async fn start(cfg: &Config, gateway_id: &str) -> PortResult<Self> {
-        let consumer: Arc<StreamConsumer> = Arc::new(
+        let consumer: Arc<StreamConsumer<Metered>> = Arc::new(
             base_config(cfg)
                 .set("group.id", format!("{}-gateway-{gateway_id}", cfg.namespace))
                 .set("enable.auto.commit", "false")
                 .set("isolation.level", "read_committed")
                 .set("fetch.wait.max.ms", cfg.kafka.fetch_wait_max_ms.to_string())
-                .create()
+                .create_with_context(Metered::new("gateway-replies"))
                 .map_err(|e| port_error("creating the replies consumer", e))?,
         );
         let topic = Topics::new(&cfg.namespace).replies;

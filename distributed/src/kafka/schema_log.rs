@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use super::client::base_config;
 use super::error::{port_error, KafkaResultExt};
+use super::statistics::Metered;
 
 pub struct KafkaSchemaLog {
     topic: String,
-    producer: FutureProducer,
-    consumer: Arc<BaseConsumer>,
+    producer: FutureProducer<Metered>,
+    consumer: Arc<BaseConsumer<Metered>>,
 }
 
 /// The topic's name in a deployment.
@@ -36,19 +37,19 @@ impl KafkaSchemaLog {
     pub async fn open(cfg: &Config) -> PortResult<Self> {
         let topic = schemas_topic(&cfg.namespace);
         ensure_topic(cfg, &topic).await?;
-        let producer: FutureProducer = base_config(cfg)
+        let producer: FutureProducer<Metered> = base_config(cfg)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
-            .create()
+            .create_with_context(Metered::new("registry"))
             .or_port("creating the schema log's producer")?;
         // no group: the partition is assigned explicitly and nothing is committed
-        let consumer: BaseConsumer = base_config(cfg)
+        let consumer: BaseConsumer<Metered> = base_config(cfg)
             .set("group.id", format!("{}-registry-unused", cfg.namespace))
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("fetch.wait.max.ms", "10")
-            .create()
+            .create_with_context(Metered::new("registry"))
             .or_port("creating the schema log's consumer")?;
         Ok(Self { topic, producer, consumer: Arc::new(consumer) })
     }

@@ -26,6 +26,7 @@ use confab_core::Topics;
 
 use super::client::{base_config, consumer_config, group, ClosedOffRuntime};
 use super::error::{is_fenced_static_member, port_error, KafkaResultExt};
+use super::statistics::Metered;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a commit (offsets and the transaction's end, each bounded by [`TXN_TIMEOUT`]
@@ -37,7 +38,11 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Default, Clone)]
 pub struct RevokeTracker(Arc<Mutex<HashSet<i32>>>);
 
-impl ClientContext for RevokeTracker {}
+impl ClientContext for RevokeTracker {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        super::statistics::record("ingest-commands", &statistics);
+    }
+}
 impl ConsumerContext for RevokeTracker {
     fn pre_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
@@ -53,7 +58,7 @@ pub struct KafkaSequencerLog {
     cfg: Config,
     topics: Topics,
     codec: EventCodec,
-    producer: FutureProducer,
+    producer: FutureProducer<Metered>,
     /// Dropped with every failed session: closed off the runtime (see `ClosedOffRuntime`).
     consumer: ClosedOffRuntime<StreamConsumer<RevokeTracker>>,
     tracker: RevokeTracker,
@@ -63,7 +68,7 @@ pub struct KafkaSequencerLog {
 impl KafkaSequencerLog {
     pub async fn start(cfg: &Config, codec: EventCodec) -> PortResult<Self> {
         let topics = Topics::new(&cfg.namespace);
-        let producer: FutureProducer = base_config(cfg)
+        let producer: FutureProducer<Metered> = base_config(cfg)
             .set("transactional.id", format!("{}-ingest-{}", cfg.namespace, cfg.kafka.instance_id))
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -74,7 +79,7 @@ impl KafkaSequencerLog {
             // then dominates latency
             .set("retry.backoff.ms", "5")
             .set("retry.backoff.max.ms", "50")
-            .create()
+            .create_with_context(Metered::new("ingest-events"))
             .or_port("creating a Kafka client")?;
         let p = producer.clone();
         super::blocking("initializing transactions", move || p.init_transactions(TXN_TIMEOUT)).await?;
