@@ -101,6 +101,8 @@ impl Platform for EmbeddedPlatform {
             public: axum::Router::new().nest("/registry", confab_registry::read_router(registry.clone())),
             admin: axum::Router::new()
                 .nest("/registry", confab_registry::router(registry.clone(), WriteAccess::Key(self.admin_key.clone()))),
+            // the registry's API is Confluent's, documented by Confluent
+            public_api: Default::default(),
         }
     }
 

@@ -215,10 +215,39 @@ async fn start_one(component: Component, platform: Arc<dyn Platform>, cx: Shared
     }
 }
 
+/// The VAPID public key, as `GET /api/push/vapid` answers it.
+#[derive(utoipa::ToSchema)]
+struct VapidKey {
+    /// The application server key to subscribe with (base64url, an uncompressed P-256 point).
+    #[allow(dead_code)] // documents the JSON the handler builds
+    public_key: String,
+}
+
 /// `GET /api/push/vapid`: the VAPID public key web clients subscribe with, or 404 `not_found`
 /// when Web Push is not configured (`notifier.webpush_vapid_key`).
-fn push_routes(cfg: &Config) -> anyhow::Result<axum::Router> {
+#[utoipa::path(get, path = "/api/push/vapid", tag = "push",
+    responses(
+        (status = 200, description = "the key", body = VapidKey),
+        (status = 404, description = "`not_found`: Web Push is not configured", body = confab_gateway::http::bodies::ErrorBody),
+    ))]
+async fn vapid_public_key(axum::extract::State(key): axum::extract::State<Option<String>>) -> axum::response::Response {
     use axum::response::IntoResponse;
+    match key {
+        Some(key) => axum::Json(serde_json::json!({"public_key": key})).into_response(),
+        None => {
+            let error = serde_json::json!({"error": {"code": "not_found", "message": "Web Push is not configured"}});
+            (axum::http::StatusCode::NOT_FOUND, axum::Json(error)).into_response()
+        }
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(vapid_public_key))]
+struct PushApi;
+
+/// The push routes a gateway adds (`GET /api/push/vapid`) and their part of the OpenAPI document.
+fn push_routes(cfg: &Config) -> anyhow::Result<(axum::Router, utoipa::openapi::OpenApi)> {
+    use utoipa::OpenApi;
     let key = match cfg.notifier.webpush_vapid_key.as_str() {
         "" => None,
         private => Some(
@@ -226,27 +255,17 @@ fn push_routes(cfg: &Config) -> anyhow::Result<axum::Router> {
                 .map_err(|e| anyhow::anyhow!("`notifier.webpush_vapid_key`: {e}"))?,
         ),
     };
-    let answer = move || {
-        let key = key.clone();
-        async move {
-            match key {
-                Some(key) => axum::Json(serde_json::json!({"public_key": key})).into_response(),
-                None => {
-                    let error =
-                        serde_json::json!({"error": {"code": "not_found", "message": "Web Push is not configured"}});
-                    (axum::http::StatusCode::NOT_FOUND, axum::Json(error)).into_response()
-                }
-            }
-        }
-    };
-    Ok(axum::Router::new().route("/api/push/vapid", axum::routing::get(answer)))
+    let routes = axum::Router::new().route("/api/push/vapid", axum::routing::get(vapid_public_key)).with_state(key);
+    Ok((routes, PushApi::openapi()))
 }
 
 async fn start_gateway(platform: &dyn Platform, cx: Shared) -> anyhow::Result<Gateway> {
     let gateway_id = new_gateway_id();
     let ports = platform.gateway_ports(&gateway_id).await?;
     let mut routes = platform.gateway_routes();
-    routes.public = routes.public.merge(push_routes(&cx.cfg)?);
+    let (push, push_api) = push_routes(&cx.cfg)?;
+    routes.public = routes.public.merge(push);
+    routes.public_api.merge(push_api);
     let gw = Gateway::start(cx.cfg, gateway_id, ports, routes, cx.shutdown, cx.health)
         .await
         .context("starting the gateway")?;

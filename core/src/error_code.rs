@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Typed error codes shared by the WebSocket and HTTP APIs.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     MalformedFrame,

@@ -16,7 +16,7 @@ pub const MAX_FILE_NAME: usize = 255;
 pub const MAX_CONTENT_TYPE: usize = 127;
 
 /// A file as messages carry it (history, fanout, search).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attachment {
     pub file_id: Uuid,
     pub name: String,

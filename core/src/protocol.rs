@@ -235,7 +235,7 @@ pub struct ResumeGap {
 }
 
 /// A thread's summary, on its parent message.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct ThreadView {
     pub reply_count: i32,
     pub reply_users: Vec<Uuid>,
@@ -244,7 +244,7 @@ pub struct ThreadView {
 }
 
 /// A message as clients see it (in `message:new` and in history).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageView {
     pub workspace_id: Uuid,
     pub channel_id: Uuid,

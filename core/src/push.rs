@@ -8,7 +8,7 @@ use std::fmt;
 use uuid::Uuid;
 
 /// The push service a device is reached through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
     /// Apple Push Notification service (iOS, iPadOS, macOS apps).
@@ -37,7 +37,7 @@ impl fmt::Display for Platform {
 
 /// Where one registered device is reached: what the client app handed us at
 /// registration, verbatim.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "platform", rename_all = "snake_case")]
 pub enum DeviceAddress {
     /// An APNs device token (hex, as the app got it from `registerForRemoteNotifications`).
@@ -70,7 +70,7 @@ impl DeviceAddress {
 }
 
 /// How much a user wants to hear by push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     All,
@@ -80,8 +80,10 @@ pub enum Level {
 }
 
 /// A user's notification preferences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Prefs {
     pub level: Level,
+    /// Channels to hear nothing from by push (at most 10,000; a channel named twice counts once).
+    #[schema(value_type = Vec<Uuid>, max_items = 10000)]
     pub muted_channels: HashSet<Uuid>,
 }

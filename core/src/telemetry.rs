@@ -63,7 +63,34 @@ fn health_response(health: &Health, detailed: bool) -> impl IntoResponse {
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, axum::Json(body))
 }
 
-async fn public_healthz(State(health): State<Health>) -> impl IntoResponse {
+/// A health report, as `/readyz` and `/healthz` answer it (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct HealthReport {
+    /// `ok`, or `unhealthy` when a check fails (the answer is then 503).
+    pub status: String,
+    /// Each dependency check: `ok`, or `failing` (the detailed report on a private listener
+    /// says why).
+    pub checks: BTreeMap<String, String>,
+}
+
+/// `GET /readyz` on a public listener: whether the process can serve (an orchestrator stops
+/// sending it traffic meanwhile); no details.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "ready", body = HealthReport),
+        (status = 503, description = "a dependency check fails", body = HealthReport),
+    ))]
+pub async fn public_readyz(State(health): State<Health>) -> impl IntoResponse {
+    health_response(&health, false)
+}
+
+/// `GET /healthz` on a public listener: the same as `/readyz`.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses(
+        (status = 200, description = "ready", body = HealthReport),
+        (status = 503, description = "a dependency check fails", body = HealthReport),
+    ))]
+pub async fn public_healthz(State(health): State<Health>) -> impl IntoResponse {
     health_response(&health, false)
 }
 
@@ -71,7 +98,11 @@ async fn detailed_healthz(State(health): State<Health>) -> impl IntoResponse {
     health_response(&health, true)
 }
 
-async fn livez() -> impl IntoResponse {
+/// Liveness: the process answers. Never depends on a server being reachable, so an outage
+/// does not make an orchestrator restart every process.
+#[utoipa::path(get, path = "/livez", tag = "health",
+    responses((status = 200, description = "alive: `{\"status\": \"alive\"}`", body = Object)))]
+pub async fn livez() -> impl IntoResponse {
     (StatusCode::OK, axum::Json(serde_json::json!({"status": "alive"})))
 }
 
@@ -95,7 +126,7 @@ async fn metrics() -> impl IntoResponse {
 pub fn public_router(health: Health) -> Router {
     Router::new()
         .route("/livez", get(livez))
-        .route("/readyz", get(public_healthz))
+        .route("/readyz", get(public_readyz))
         .route("/healthz", get(public_healthz))
         .with_state(health)
 }

@@ -20,7 +20,9 @@
 //! - [`presence`]: devices touch presence on connect and heartbeat; transitions batched into
 //!   `presence:change`; a sweeper for expired devices.
 //! - [`http`]: the user API over HTTP (channels, history, search, files, devices, presence)
-//!   and its plumbing (typed errors, authentication).
+//!   and its plumbing (typed errors, authentication); `http::bodies` the JSON it answers with.
+//! - [`openapi`]: the HTTP API's OpenAPI documents, generated from the handlers, at
+//!   `/api/openapi.json` (public listener) and `/admin/openapi.json` (admin listener).
 //! - [`admin`]: the admin API that bootstraps workspaces, users, tokens and channels, and
 //!   revokes a user's tokens.
 //! - [`jwks`]: the public keys of RS256 / EdDSA JWTs, read at start and refreshed;
@@ -38,6 +40,7 @@ pub mod hub;
 pub mod jwks;
 pub mod listener;
 pub mod metrics;
+pub mod openapi;
 pub mod presence;
 pub mod replies;
 pub mod revocations;

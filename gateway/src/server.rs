@@ -32,12 +32,14 @@ pub enum GatewayError {
 /// How long shutdown waits for sockets to flush and close.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Routes a platform adds to the gateway's own (the embedded schema registry): on the public
-/// listener, and on the admin one.
+/// Routes a platform adds to the gateway's own (the embedded schema registry, the VAPID key): on
+/// the public listener, and on the admin one; `public_api` documents those of `public` that
+/// belong in the OpenAPI document (`/api/openapi.json`).
 #[derive(Default)]
 pub struct ExtraRoutes {
     pub public: Router,
     pub admin: Router,
+    pub public_api: utoipa::openapi::OpenApi,
 }
 
 pub struct Gateway {
@@ -92,8 +94,10 @@ impl Gateway {
         let listener = bind(&gw.listen).await?;
         let addr = listener.local_addr().map_err(|source| bind_error(&gw.listen, source))?;
         let allowed = Arc::new(AllowedHosts::for_listener(&state.cfg, addr));
+        let public_document = crate::openapi::public_document(extra.public_api);
         let public = crate::router::public(state.clone())
             .merge(telemetry::public_router(health.clone()))
+            .merge(crate::openapi::public_router(&public_document))
             .merge(extra.public)
             .layer(axum::middleware::from_fn_with_state(allowed, crate::hosts::check));
         let task = listener::serve(listener, public, limits, shutdown.clone(), refused.clone(), DRAIN_TIMEOUT);
@@ -103,6 +107,7 @@ impl Gateway {
         let admin_allowed = Arc::new(AllowedHosts::for_admin_listener(&state.cfg));
         let admin = crate::router::admin(state.clone())
             .merge(telemetry::router(health))
+            .merge(crate::openapi::admin_router(&crate::openapi::admin_document()))
             .merge(extra.admin)
             .layer(axum::middleware::from_fn_with_state(admin_allowed, crate::hosts::check));
         let admin_task = listener::serve(admin_listener, admin, limits, shutdown, refused, DRAIN_TIMEOUT);

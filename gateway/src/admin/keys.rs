@@ -20,15 +20,16 @@ use crate::state::AppState;
 /// Boxes one request may open.
 pub const MAX_BOXES: usize = 1_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     workspace_id: Uuid,
+    #[schema(max_items = 1000)]
     boxes: Vec<BoxJson>,
 }
 
 /// A `SealedBox` of the Avro record, its bytes in base64.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BoxJson {
     key_id: Uuid,
@@ -55,17 +56,26 @@ impl BoxJson {
     }
 }
 
+/// `POST /admin/keys/open` (bearer `keys.reader_key`, not the admin key).
+#[utoipa::path(post, path = "/admin/keys/open", tag = "data teams", request_body = OpenRequest,
+    responses(
+        (status = 200, description = "each field opened, or redacted", body = crate::admin::bodies::OpenedFields),
+        (status = 404, description = "`not_found`: no `keys.reader_key` is set on this gateway", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn open(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Body(req): Body<OpenRequest>,
 ) -> Result<Response, ApiError> {
     let reader_key = &st.cfg.keys.reader_key;
+    let Some(offered) = bearer(&headers) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "reader key missing"));
+    };
     if reader_key.is_empty() {
         let message = "opening sealed fields is off: set `keys.reader_key`";
         return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message));
     }
-    if !confab_core::auth::key_matches(bearer(&headers).unwrap_or(""), reader_key) {
+    if !confab_core::auth::key_matches(offered, reader_key) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "reader key missing or wrong"));
     }
     let Some(keyring) = &st.keyring else {

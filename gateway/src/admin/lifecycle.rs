@@ -20,6 +20,8 @@ use confab_core::event::AdminAction;
 /// on any gateway (within `revocations::POLL_INTERVAL`; this one at once), their open sockets
 /// close with 4003, no new token is minted for them, and their push devices are unregistered.
 /// Their messages stay. Idempotent.
+#[utoipa::path(post, path = "/admin/workspaces/{ws}/users/{user}/deactivate", tag = "admin", params(("ws" = Uuid, Path, description = "the workspace"), ("user" = Uuid, Path, description = "the user")),
+    responses((status = 200, description = "deactivated", body = crate::admin::bodies::UserState), (status = 404, description = "`not_found`: no such workspace (or user in it)", body = crate::http::bodies::ErrorBody)))]
 pub async fn deactivate_user(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -30,6 +32,8 @@ pub async fn deactivate_user(
 
 /// `POST /admin/workspaces/{ws}/users/{user}/reactivate`: the user may sign in again with a
 /// token minted from now on; tokens from before stay revoked. Idempotent.
+#[utoipa::path(post, path = "/admin/workspaces/{ws}/users/{user}/reactivate", tag = "admin", params(("ws" = Uuid, Path, description = "the workspace"), ("user" = Uuid, Path, description = "the user")),
+    responses((status = 200, description = "reactivated", body = crate::admin::bodies::UserState), (status = 404, description = "`not_found`: no such workspace (or user in it)", body = crate::http::bodies::ErrorBody)))]
 pub async fn reactivate_user(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -98,6 +102,8 @@ async fn announce(
 /// from the audit record in the log: each projection removes what it holds of it (timeline
 /// rows and file bytes, search documents, fanout streams) and the erasure projector destroys
 /// its key, which erases every text and file name of it from the log. 202: that part follows.
+#[utoipa::path(delete, path = "/admin/workspaces/{ws}", tag = "admin", params(("ws" = Uuid, Path, description = "the workspace")),
+    responses((status = 202, description = "deleted; the projections' part follows from the log", body = crate::admin::bodies::WorkspaceDeleted), (status = 404, description = "`not_found`: no such workspace (or user in it)", body = crate::http::bodies::ErrorBody)))]
 pub async fn delete_workspace(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -127,13 +133,16 @@ pub async fn delete_workspace(
     Ok((axum::http::StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionChange {
+    /// Days to keep messages (at most 20 years); 0 keeps them forever.
     #[serde(default)]
+    #[schema(maximum = 7300)]
     retention_days: Option<u32>,
     /// Finer grained; wins over `retention_days`. 0 keeps messages forever.
     #[serde(default)]
+    #[schema(maximum = 630_720_000)]
     retention_secs: Option<u32>,
 }
 
@@ -141,6 +150,8 @@ pub struct RetentionChange {
 /// once. A shorter window also erases what falls out of it from the log (the erasure
 /// projector's sweep destroys those keys); a longer one applies to messages sent from now on
 /// (older ones keep the expiry they were written with).
+#[utoipa::path(put, path = "/admin/workspaces/{ws}/retention", tag = "admin", params(("ws" = Uuid, Path, description = "the workspace")), request_body = RetentionChange,
+    responses((status = 200, description = "changed", body = crate::admin::bodies::RetentionChanged), (status = 404, description = "`not_found`: no such workspace (or user in it)", body = crate::http::bodies::ErrorBody)))]
 pub async fn change_retention(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -20,6 +20,8 @@ use crate::state::AppState;
 
 /// `GET /api/me`: who the token is (id and name, and their workspace's name), and the channels
 /// they belong to.
+#[utoipa::path(get, path = "/api/me", tag = "channels",
+    responses((status = 200, description = "who the token is, and their channels", body = crate::http::bodies::Me)))]
 pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let channels = st
@@ -38,10 +40,12 @@ pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
 pub const DEFAULT_CHANNELS_PAGE: usize = 500;
 pub const MAX_CHANNELS_PAGE: usize = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsQuery {
-    /// Channels of the workspace to look at (1 to [`MAX_CHANNELS_PAGE`]).
+    /// Channels of the workspace to look at (500).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Go on after this channel (what `next_after` gives).
     after: Option<Uuid>,
@@ -55,6 +59,8 @@ pub struct ChannelsQuery {
 /// while there are more (a page holds those of them the caller may see, sorted by name). The
 /// counts come from each channel's summary ([`RecentActivity`]), read in one batch: no message
 /// is read, and each count stops at [`confab_core::unread::UNREAD_WINDOW`] (clients show "99+").
+#[utoipa::path(get, path = "/api/channels", tag = "channels", params(ChannelsQuery),
+    responses((status = 200, description = "a page of the channels the caller can see", body = crate::http::bodies::ChannelPage)))]
 pub async fn channels(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -122,6 +128,11 @@ pub(crate) async fn retention_start(st: &AppState, ws: Uuid) -> Result<i64, ApiE
 }
 
 /// `GET /api/channels/{id}`: the channel and its members.
+#[utoipa::path(get, path = "/api/channels/{channel_id}", tag = "channels", params(("channel_id" = Uuid, Path, description = "the channel")),
+    responses(
+        (status = 200, description = "the channel and its members", body = crate::http::bodies::ChannelDetail),
+        (status = 404, description = "`channel_not_found`: no such channel, or a private one the caller is not in", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn channel(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -139,6 +150,8 @@ pub async fn channel(
 
 /// `GET /api/users`: everyone in the caller's workspace (`user_id`, `name`), by name, so
 /// clients can show names and complete mentions. Presence comes from `/api/presence`.
+#[utoipa::path(get, path = "/api/users", tag = "channels",
+    responses((status = 200, description = "everyone in the workspace, by name", body = crate::http::bodies::UserList)))]
 pub async fn users(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let mut users = st.store.users(claims.workspace_id).await.map_err(|e| ApiError::internal("users", e))?;

@@ -23,6 +23,11 @@ pub const MAX_DEVICES: usize = 20;
 /// "token":..}`, `{"platform":"fcm","token":..}` or a browser subscription `{"platform":
 /// "web_push","endpoint":..,"p256dh":..,"auth":..}`). Registering the same address again
 /// returns the same `device_id`.
+#[utoipa::path(post, path = "/api/devices", tag = "push", request_body = DeviceAddress,
+    responses(
+        (status = 201, description = "registered (the same address again: the same device)", body = crate::http::bodies::Device),
+        (status = 409, description = "`conflict`: the user has the most devices already", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn register(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -58,6 +63,8 @@ pub async fn register(
 }
 
 /// `GET /api/devices`: the caller's devices.
+#[utoipa::path(get, path = "/api/devices", tag = "push",
+    responses((status = 200, description = "the caller's devices", body = crate::http::bodies::DeviceList)))]
 pub async fn list(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let devices =
@@ -72,6 +79,12 @@ pub async fn list(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result
 }
 
 /// `DELETE /api/devices/{id}`.
+#[utoipa::path(delete, path = "/api/devices/{device_id}", tag = "push",
+    params(("device_id" = Uuid, Path, description = "the device")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 404, description = "`not_found`: no such device of the caller's", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn remove(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -91,6 +104,8 @@ pub async fn remove(
 }
 
 /// `GET /api/notifications`: `{"level":"all"|"mentions"|"nothing","muted_channels":[..]}`.
+#[utoipa::path(get, path = "/api/notifications", tag = "push",
+    responses((status = 200, description = "the caller's notification preferences", body = Prefs)))]
 pub async fn prefs(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let p: Prefs = st
@@ -104,6 +119,8 @@ pub async fn prefs(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resul
 }
 
 /// `PUT /api/notifications` with the whole preferences object.
+#[utoipa::path(put, path = "/api/notifications", tag = "push", request_body = Prefs,
+    responses((status = 200, description = "the preferences as stored", body = Prefs)))]
 pub async fn set_prefs(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::http::{authenticate, command_outcome, ApiError, Body};
+use crate::http::{authenticate, command_outcome, uuid, ApiError, Body};
 use crate::state::AppState;
 
 /// Uploads never completed deleted per sweep, at most (the next sweep takes the rest).
@@ -120,7 +120,7 @@ fn open_ticket(secret: &str, token: &str, now: i64) -> Result<Ticket, ApiError> 
     Ok(t)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUpload {
     channel_id: Uuid,
@@ -131,6 +131,15 @@ pub struct NewUpload {
 
 /// `POST /api/files`: checks the request against the workspace's limits and hands out an
 /// upload URL and token. Nothing is recorded yet.
+#[utoipa::path(post, path = "/api/files", tag = "files", request_body = NewUpload,
+    responses(
+        (status = 201, description = "where to upload the bytes, and the token that completes the upload", body = crate::http::bodies::UploadGrant),
+        (status = 403, description = "`not_a_member`: join the channel first", body = crate::http::bodies::ErrorBody),
+        (status = 404, description = "`channel_not_found`", body = crate::http::bodies::ErrorBody),
+        (status = 409, description = "`channel_archived`", body = crate::http::bodies::ErrorBody),
+        (status = 413, description = "`file_too_large` or `storage_quota_exceeded`", body = crate::http::bodies::ErrorBody),
+        (status = 415, description = "`file_type_not_allowed`", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn create(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -268,14 +277,23 @@ async fn check_channel_takes_files(st: &AppState, claims: &Claims, channel_id: U
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Completion {
+    /// What `POST /api/files` gave.
     upload_token: String,
 }
 
 /// `POST /api/files/{id}/complete`: the upload is there with its declared size, so the file
 /// is shared in its channel (`file:shared`). A wrong size discards the upload.
+#[utoipa::path(post, path = "/api/files/{file_id}/complete", tag = "files", params(("file_id" = Uuid, Path, description = "the file")), request_body = Completion,
+    responses(
+        (status = 201, description = "the file is shared in its channel (`file:shared`)", body = crate::http::bodies::FileShared),
+        (status = 403, description = "`invalid_signature`, `link_expired` or `forbidden`: not this caller's upload", body = crate::http::bodies::ErrorBody),
+        (status = 404, description = "`channel_not_found`", body = crate::http::bodies::ErrorBody),
+        (status = 409, description = "`conflict` (already shared) or `upload_incomplete` (the bytes are missing or of another size)", body = crate::http::bodies::ErrorBody),
+        (status = 410, description = "`file_deleted`", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn complete(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -427,14 +445,22 @@ async fn visible(st: &AppState, ws: Uuid, user: Uuid, file_id: &str) -> Result<F
     Ok(f)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadQuery {
-    /// Seconds the URL should live (at most `files.download_url_ttl_secs`).
+    /// Seconds the URL should live (at most `files.download_url_ttl_secs`, its default).
+    #[param(minimum = 1)]
     expires_in: Option<u64>,
 }
 
 /// `GET /api/files/{id}`: the file and a download URL for it.
+#[utoipa::path(get, path = "/api/files/{file_id}", tag = "files", params(("file_id" = Uuid, Path, description = "the file"), DownloadQuery),
+    responses(
+        (status = 200, description = "the file and a download URL", body = crate::http::bodies::FileDownload),
+        (status = 404, description = "`file_not_found`: no such file, or in a channel the caller cannot read", body = crate::http::bodies::ErrorBody),
+        (status = 410, description = "`file_deleted`", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn get(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -467,6 +493,12 @@ pub async fn get(
 
 /// `DELETE /api/files/{id}`: the uploader deletes the file (`file:deleted`); its URLs stop
 /// working and its bytes are removed.
+#[utoipa::path(delete, path = "/api/files/{file_id}", tag = "files", params(("file_id" = Uuid, Path, description = "the file")),
+    responses(
+        (status = 200, description = "deleted (`file:deleted`), or deleted already", body = crate::http::bodies::FileDeleted),
+        (status = 403, description = "`forbidden`: only the uploader deletes a file", body = crate::http::bodies::ErrorBody),
+        (status = 404, description = "`file_not_found`", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -495,13 +527,29 @@ pub async fn delete(
 /// `PUT /blobs/incoming/{ws}/{file}` (embedded mode): an upload through a URL this gateway
 /// signed, streamed to disk. The body must be exactly the granted size and type; a recorded
 /// file is never overwritten.
+#[utoipa::path(put, path = "/blobs/incoming/{ws}/{file}", tag = "files",
+    params(("ws" = Uuid, Path, description = "the workspace"), ("file" = Uuid, Path, description = "the file"), ("op" = String, Query, description = "what the link allows (`put` or `get`), signed"),
+        ("exp" = i64, Query, description = "when the link expires, Unix seconds, signed"),
+        ("sig" = String, Query, description = "the gateway's signature (base64url)"),
+        ("size" = Option<u64>, Query, description = "the upload's size, signed"),
+        ("ct" = Option<String>, Query, description = "the content type, signed"),
+        ("name" = Option<String>, Query, description = "the download's file name, signed")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "exactly the granted bytes, with the granted Content-Type"),
+    responses(
+        (status = 200, description = "stored"),
+        (status = 403, description = "`invalid_signature` or `link_expired`", body = crate::http::bodies::ErrorBody),
+        (status = 404, description = "`not_found`: files are not served by this gateway (distributed mode: S3 serves them)", body = crate::http::bodies::ErrorBody),
+        (status = 409, description = "`conflict`: the file is shared already", body = crate::http::bodies::ErrorBody),
+        (status = 413, description = "`upload_incomplete`: more bytes than granted", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn blob_put(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path((ws, file)): Path<(Uuid, Uuid)>,
+    Path((ws, file)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    let (ws, file) = (uuid(&ws, "workspace id")?, uuid(&file, "file id")?);
     let blobs = local(&st)?;
     let _slot = transfer_slot(&st)?;
     let key = incoming_key(&ws, &file);
@@ -536,11 +584,24 @@ pub async fn blob_put(
 }
 
 /// `GET /blobs/{ws}/{file}` (embedded mode): a download through a URL this gateway signed.
+#[utoipa::path(get, path = "/blobs/{ws}/{file}", tag = "files",
+    params(("ws" = Uuid, Path, description = "the workspace"), ("file" = Uuid, Path, description = "the file"), ("op" = String, Query, description = "what the link allows (`put` or `get`), signed"),
+        ("exp" = i64, Query, description = "when the link expires, Unix seconds, signed"),
+        ("sig" = String, Query, description = "the gateway's signature (base64url)"),
+        ("size" = Option<u64>, Query, description = "the upload's size, signed"),
+        ("ct" = Option<String>, Query, description = "the content type, signed"),
+        ("name" = Option<String>, Query, description = "the download's file name, signed")),
+    responses(
+        (status = 200, description = "the file's bytes, with its content type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, description = "`invalid_signature` or `link_expired`", body = crate::http::bodies::ErrorBody),
+        (status = 404, description = "`file_not_found`, or `not_found` when files are not served by this gateway", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn blob_get(
     State(st): State<Arc<AppState>>,
-    Path((ws, file)): Path<(Uuid, Uuid)>,
+    Path((ws, file)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let (ws, file) = (uuid(&ws, "workspace id")?, uuid(&file, "file id")?);
     let blobs = local(&st)?;
     let slot = transfer_slot(&st)?;
     let key = object_key(&ws, &file);

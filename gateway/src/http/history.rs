@@ -35,9 +35,12 @@ fn within(rows: Vec<StoredMessage>, since: i64) -> Vec<StoredMessage> {
     rows.into_iter().filter(|m| m.ts >= since).collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
+    /// Messages per page (50). Give at most one of `cursor`, `after` and `around`.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i32>,
     /// Older than this message (what `next_cursor` gives).
     cursor: Option<Uuid>,
@@ -58,6 +61,11 @@ fn limit(l: Option<i32>) -> Result<i32, ApiError> {
 /// `GET /api/channels/{id}/messages`: newest first (pass `next_cursor` back as `cursor` for
 /// older ones); `after=<message_id>` pages forward, oldest first; `around=<message_id>` returns
 /// the neighbourhood of a message (a search hit, a permalink), oldest first.
+#[utoipa::path(get, path = "/api/channels/{channel_id}/messages", tag = "history", params(("channel_id" = Uuid, Path, description = "the channel"), HistoryQuery),
+    responses(
+        (status = 200, description = "a page of messages", body = crate::http::bodies::MessagePage),
+        (status = 404, description = "`channel_not_found`, or `message_not_found` for `around`", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn history(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -142,9 +150,12 @@ async fn mark_deleted_files(
     Ok(body)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RepliesQuery {
+    /// Replies per page (50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i32>,
     /// Replies after this one (what `next_after` gives).
     after: Option<Uuid>,
@@ -152,6 +163,12 @@ pub struct RepliesQuery {
 
 /// `GET /api/channels/{id}/messages/{message_id}/replies`: the parent and its replies, oldest
 /// first.
+#[utoipa::path(get, path = "/api/channels/{channel_id}/messages/{message_id}/replies", tag = "history",
+    params(("channel_id" = Uuid, Path, description = "the channel"), ("message_id" = Uuid, Path, description = "the thread's parent"), RepliesQuery),
+    responses(
+        (status = 200, description = "the parent and a page of its replies, oldest first", body = crate::http::bodies::Thread),
+        (status = 404, description = "`channel_not_found` or `message_not_found`", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn replies(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -189,6 +206,11 @@ pub async fn replies(
 }
 
 /// `GET /api/channels/{id}/pins`: pinned messages, newest first.
+#[utoipa::path(get, path = "/api/channels/{channel_id}/pins", tag = "history", params(("channel_id" = Uuid, Path, description = "the channel")),
+    responses(
+        (status = 200, description = "pinned messages, newest first (`messages` only)", body = crate::http::bodies::MessagePage),
+        (status = 404, description = "`channel_not_found`", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn pins(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,

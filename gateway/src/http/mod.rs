@@ -9,6 +9,7 @@
 //! - [`devices`]: push registration and notification preferences.
 //! - [`presence`]: `GET /api/presence`.
 
+pub mod bodies;
 pub mod channels;
 pub mod devices;
 pub mod files;

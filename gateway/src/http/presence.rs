@@ -17,7 +17,8 @@ use crate::state::AppState;
 /// Users one lookup may name.
 pub const MAX_LOOKUP: usize = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LookupQuery {
     /// Comma-separated user ids.
@@ -25,6 +26,8 @@ pub struct LookupQuery {
 }
 
 /// `GET /api/presence?user_ids=a,b`: `{"users":{"a":"active",..},"online_count":n}`.
+#[utoipa::path(get, path = "/api/presence", tag = "presence", params(LookupQuery),
+    responses((status = 200, description = "each user's presence, and the workspace's online count", body = crate::http::bodies::PresenceLookup)))]
 pub async fn lookup(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -18,16 +18,27 @@ use uuid::Uuid;
 use crate::http::{authenticate, ApiError};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
+    /// Words, "phrases", and the modifiers `in:#channel`, `from:@name`, `before:`, `after:`,
+    /// `on:` (dates), `has:link`, `has:file`, `is:thread`.
     q: String,
+    /// Hits per page (20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
+    /// Hits to skip (what `next_offset` gives); `offset + limit` at most 10,000.
+    #[param(maximum = 9999)]
     offset: Option<usize>,
-    /// The searcher's offset from UTC in minutes, for `before:`/`after:`/`on:` dates.
+    /// The searcher's offset from UTC in minutes, for `before:`/`after:`/`on:` dates (0).
+    #[param(minimum = -840, maximum = 840)]
     tz: Option<i32>,
 }
 
+/// `GET /api/search`: the messages the caller may read that match `q`, best first.
+#[utoipa::path(get, path = "/api/search", tag = "search", params(SearchParams),
+    responses((status = 200, description = "a page of hits", body = crate::http::bodies::SearchResults)))]
 pub async fn search(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,

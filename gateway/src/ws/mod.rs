@@ -17,8 +17,9 @@ mod redact;
 mod resume;
 mod typing;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use confab_core::protocol::{ServerFrame, HEARTBEAT_INTERVAL_SECS, MAX_FRAME_BYTES};
@@ -42,23 +43,47 @@ const READ_BUFFER: usize = 1024;
 /// Bytes gathered before a write to the socket (flushes write everything at once anyway).
 const WRITE_BUFFER: usize = 8 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
+    /// The user token, for clients that can set neither a header nor a subprotocol
+    /// (discouraged: URLs end up in logs).
     token: Option<String>,
     /// `1`/`true`: the client will send `resume`; hold live events until it does.
     resume: Option<String>,
 }
 
-/// `GET /ws`: authenticates, takes a connection slot, and upgrades.
+/// `GET /ws`: authenticates, takes a connection slot, and upgrades. What is wrong with a request
+/// that is no WebSocket handshake is told as a typed error like any other.
+#[utoipa::path(get, path = "/ws", tag = "websocket", params(WsQuery),
+    description = "The WebSocket: offer the subprotocols `confab` and `bearer.<token>` (or send the \
+        token as a bearer header). The frames are in docs/asyncapi.yaml.",
+    responses(
+        (status = 101, description = "switched to the WebSocket protocol"),
+        (status = 400, description = "`invalid_field`: not a WebSocket handshake", body = crate::http::bodies::ErrorBody),
+        (status = 426, description = "`invalid_field`: a WebSocket version this server does not speak", body = crate::http::bodies::ErrorBody),
+        (status = 429, description = "`too_many_connections`: the user's connection cap", body = crate::http::bodies::ErrorBody),
+    ))]
 pub async fn upgrade(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    q: crate::http::Q<WsQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let q = match crate::http::query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let claims = match authenticate(&st, &headers, q.token.as_deref()) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            let message = format!("a WebSocket handshake is expected here: {}", rejection.body_text());
+            return ApiError::new(rejection.status(), ErrorCode::InvalidField, message).into_response();
+        }
     };
     let resume = matches!(q.resume.as_deref(), Some("1") | Some("true"));
     let per_user = st.cfg.gateway.max_connections_per_user;
