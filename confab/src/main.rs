@@ -114,8 +114,65 @@ enum Command {
     Schemas(schemas::SchemasCommand),
     /// Bootstrap workspaces, users, tokens and channels (prints JSON).
     Admin(admin::AdminArgs),
-    /// Print the effective configuration as TOML.
-    Config,
+    /// Exit 0 when `url` answers 2xx within `--timeout-ms`, 1 otherwise: a container health
+    /// check that needs no curl in the image (`confab probe http://127.0.0.1:8080/readyz`).
+    Probe {
+        url: String,
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
+    /// Print the effective configuration as TOML; with `--for PROCESS`, first check that it
+    /// lets that process start (its mode and secrets), naming what is missing.
+    Config {
+        #[arg(long = "for", value_enum)]
+        process: Option<ProcessKind>,
+    },
+}
+
+/// The processes `confab config --for` checks a configuration for.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum ProcessKind {
+    Serve,
+    Setup,
+    Gateway,
+    Ingest,
+    Projector,
+    Notifier,
+    Registry,
+}
+
+impl ProcessKind {
+    /// The command that starts such a process (its arguments do not change what it needs).
+    fn command(self) -> Command {
+        match self {
+            ProcessKind::Serve => Command::Serve { listen: None, data_dir: None },
+            ProcessKind::Setup => Command::Setup,
+            ProcessKind::Gateway => Command::Gateway,
+            ProcessKind::Ingest => Command::Ingest,
+            ProcessKind::Projector => Command::Projector { name: ProjectorName::Timeline },
+            ProcessKind::Notifier => Command::Notifier,
+            ProcessKind::Registry => {
+                Command::Registry { listen: String::new(), data_dir: PathBuf::new(), shared: false }
+            }
+        }
+    }
+}
+
+/// `confab config --for PROCESS`: the configuration lets `process` start. Every process but
+/// `serve` runs in the distributed mode only.
+fn check_config_for(cfg: &mut Config, process: ProcessKind, insecure_dev: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        process == ProcessKind::Serve || cfg.mode == Mode::Distributed,
+        "this configuration is for the embedded mode; a separate process needs servers (`kafka.brokers`, ...)"
+    );
+    if process == ProcessKind::Registry {
+        registry_write_access(cfg, insecure_dev)?;
+    }
+    let needed = needed_secrets(&process.command(), cfg.mode);
+    if needed != NeededSecrets::default() {
+        distributed_secrets(cfg, insecure_dev, needed)?;
+    }
+    Ok(())
 }
 
 /// The projections a `projector` process or a replay can run.
@@ -162,6 +219,9 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Admin(args) = cli.command {
         return admin::run(args).await;
     }
+    if let Command::Probe { url, timeout_ms } = &cli.command {
+        return probe(url, std::time::Duration::from_millis(*timeout_ms)).await;
+    }
     if let Command::Registry { listen, data_dir, shared } = cli.command {
         let cfg = Config::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
         let writes = registry_write_access(&cfg, cli.insecure_dev)?;
@@ -186,7 +246,12 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let health = Health::default();
     match cli.command {
-        Command::Config => print!("{}", toml::to_string(&cfg)?),
+        Command::Config { process } => {
+            if let Some(process) = process {
+                check_config_for(&mut cfg, process, cli.insecure_dev)?;
+            }
+            print!("{}", toml::to_string(&redacted_secrets(toml::Value::try_from(&cfg)?))?)
+        }
         Command::Serve { .. } => match cfg.mode {
             Mode::Distributed => run_distributed(cfg, &Component::ALL, shutdown, health).await?,
             _ => embedded::serve(cfg, shutdown, health).await?,
@@ -210,9 +275,54 @@ async fn main() -> anyhow::Result<()> {
             events::run(cfg, from, shutdown).await?;
         }
         Command::Lag => lag::run(&cfg).await?,
-        Command::Admin(_) | Command::Registry { .. } => unreachable!("handled above"),
+        Command::Admin(_) | Command::Registry { .. } | Command::Probe { .. } => unreachable!("handled above"),
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The configuration as `confab config` prints it: every secret (a key, password or secret by
+/// its name, the password in a URL) replaced by how long it is, so the output can be pasted
+/// into a ticket.
+fn redacted_secrets(value: toml::Value) -> toml::Value {
+    fn is_secret_name(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        ["password", "secret", "_key", "token"].iter().any(|word| name.contains(word)) && !name.ends_with("_id")
+    }
+    fn without_url_password(text: &str) -> String {
+        let Some((scheme, rest)) = text.split_once("://") else { return text.to_string() };
+        let Some((userinfo, host)) = rest.split_once('@') else { return text.to_string() };
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+            None => text.to_string(),
+        }
+    }
+    match value {
+        toml::Value::Table(table) => toml::Value::Table(
+            table
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = match value {
+                        toml::Value::String(text) if is_secret_name(&name) && !text.is_empty() => {
+                            toml::Value::String(format!("<redacted: {} bytes>", text.len()))
+                        }
+                        toml::Value::String(text) => toml::Value::String(without_url_password(&text)),
+                        other => redacted_secrets(other),
+                    };
+                    (name, value)
+                })
+                .collect(),
+        ),
+        toml::Value::Array(items) => toml::Value::Array(items.into_iter().map(redacted_secrets).collect()),
+        other => other,
+    }
+}
+
+/// `confab probe`: a GET of `url` that must answer 2xx within `timeout`.
+async fn probe(url: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(timeout).build().context("making the HTTP client")?;
+    let response = client.get(url).send().await.with_context(|| format!("probing {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
     Ok(())
 }
 
