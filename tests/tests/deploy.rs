@@ -198,3 +198,74 @@ fn compose_health_checks_probe_the_listeners_the_processes_serve() {
     assert!(!probe(&format!("http://{address}/readyz")).status.success(), "a 503 is not healthy");
     unready.join().unwrap();
 }
+
+/// The helm that scripts/check-deploy.sh builds (the test command runs it first); without it
+/// the chart test is skipped, unless servers are required.
+fn helm() -> Option<PathBuf> {
+    let cache = std::env::var("CONFAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/confab"));
+    let helm = cache.join("tools/helm-v4.3.2/helm");
+    if helm.exists() {
+        return Some(helm);
+    }
+    assert!(
+        std::env::var("CONFAB_REQUIRE_SERVERS").is_err(),
+        "{} is missing: run scripts/check-deploy.sh",
+        helm.display()
+    );
+    eprintln!("skipping: no helm at {}", helm.display());
+    None
+}
+
+/// Every container the Helm chart renders starts with the environment the chart gives it:
+/// `confab config --for` its process, with each secret reference and field reference filled as
+/// Kubernetes would.
+#[test]
+fn every_process_of_the_helm_chart_starts_with_its_configuration() {
+    let Some(helm) = helm() else { return };
+    let output = Command::new(helm)
+        .args(["template", "confab"])
+        .arg(repo_root().join("deploy/helm/confab"))
+        .args(["--namespace", "chat"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rendered = String::from_utf8(output.stdout).unwrap();
+    let mut processes = BTreeSet::new();
+    for document in serde_norway::Deserializer::from_str(&rendered) {
+        let object = <Value as serde::Deserialize>::deserialize(document).unwrap();
+        if !matches!(object["kind"].as_str(), Some("Deployment" | "StatefulSet" | "Job")) {
+            continue;
+        }
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        for container in object["spec"]["template"]["spec"]["containers"].as_sequence().unwrap() {
+            let args: Vec<&str> =
+                container["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+            let mut environment = Vec::new();
+            for variable in container["env"].as_sequence().unwrap() {
+                let key = variable["name"].as_str().unwrap().to_string();
+                let value = match variable["value"].as_str() {
+                    Some(value) => value.to_string(),
+                    None if variable["valueFrom"]["secretKeyRef"].is_mapping() => {
+                        format!("{}-{}", variable["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap(), "x".repeat(40))
+                    }
+                    None => format!("{name}-0"),
+                };
+                environment.push((key, value));
+            }
+            let output = Command::new(confab_bin())
+                .args(["config", "--for", args[0]])
+                .env_clear()
+                .envs(environment)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{name} ({}) would not start: {stderr}", args[0]);
+            processes.insert(args.iter().take_while(|a| !a.starts_with('-')).copied().collect::<Vec<_>>().join(" "));
+        }
+    }
+    for process in ["setup", "gateway", "ingest", "projector timeline", "projector erasure", "notifier", "registry"] {
+        assert!(processes.contains(process), "the chart runs no {process}: {processes:?}");
+    }
+}
