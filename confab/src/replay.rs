@@ -61,41 +61,36 @@ impl ProgressDisplay {
     }
 }
 
-fn percent_done(progress: &Progress) -> f64 {
-    if progress.total == 0 {
-        100.0
-    } else {
-        progress.applied as f64 * 100.0 / progress.total as f64
-    }
-}
-
 fn eta_text(progress: &Progress) -> String {
     progress.eta().map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "-".into())
 }
 
-/// One progress line for logs: `replay timeline: 300/600 events (50%), 150 events/s, lag 300, eta 2.0 s`.
+/// One progress line for logs: `replay timeline: 300 events, 320/640 offsets (50%), 150 events/s, lag 320, eta 2.0 s`.
 fn progress_line(projection: &str, progress: &Progress) -> String {
     format!(
-        "replay {projection}: {}/{} events ({:.0}%), {:.0} events/s, lag {}, eta {}",
+        "replay {projection}: {} events, {}/{} offsets ({:.0}%), {:.0} events/s, lag {}, eta {}",
         progress.applied,
+        progress.read,
         progress.total,
-        percent_done(progress),
+        progress.fraction_read() * 100.0,
         progress.rate(),
         progress.remaining(),
         eta_text(progress)
     )
 }
 
-/// The terminal's bar: `replay timeline [###############---------------]  50% 300/600 events, 150/s, eta 2.0 s`.
+/// The terminal's bar: `replay timeline [###############---------------]  50% 320/640 offsets, 300 events, 150 events/s, eta 2.0 s`.
 fn progress_bar(projection: &str, progress: &Progress) -> String {
-    let percent = percent_done(progress).clamp(0.0, 100.0);
-    let filled = ((percent / 100.0) * BAR_WIDTH as f64).round() as usize;
+    let fraction = progress.fraction_read();
+    let filled = (fraction * BAR_WIDTH as f64).round() as usize;
     format!(
-        "replay {projection} [{}{}] {percent:3.0}% {}/{} events, {:.0}/s, eta {}",
+        "replay {projection} [{}{}] {:3.0}% {}/{} offsets, {} events, {:.0} events/s, eta {}",
         "#".repeat(filled),
         "-".repeat(BAR_WIDTH - filled),
-        progress.applied,
+        fraction * 100.0,
+        progress.read,
         progress.total,
+        progress.applied,
         progress.rate(),
         eta_text(progress)
     )
@@ -200,19 +195,25 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn the_bar_fills_with_progress_and_the_line_keeps_the_log_format() {
-        let half = Progress { applied: 300, total: 600, elapsed: Duration::from_secs(2) };
+    fn the_bar_fills_with_the_offsets_read_and_the_line_keeps_the_log_format() {
+        // 320 of 640 offsets read, 300 of them events (the rest transaction markers)
+        let half = Progress { applied: 300, read: 320, total: 640, elapsed: Duration::from_secs(2) };
         assert_eq!(
             progress_bar("timeline", &half),
-            format!("replay timeline [{}{}]  50% 300/600 events, 150/s, eta 2.0 s", "#".repeat(15), "-".repeat(15))
+            format!(
+                "replay timeline [{}{}]  50% 320/640 offsets, 300 events, 150 events/s, eta 2.0 s",
+                "#".repeat(15),
+                "-".repeat(15)
+            )
         );
         assert_eq!(
             progress_line("timeline", &half),
-            "replay timeline: 300/600 events (50%), 150 events/s, lag 300, eta 2.0 s"
+            "replay timeline: 300 events, 320/640 offsets (50%), 150 events/s, lag 320, eta 2.0 s"
         );
-        let done = Progress { applied: 600, total: 600, elapsed: Duration::from_secs(4) };
-        assert!(progress_bar("search", &done).starts_with(&format!("replay search [{}] 100% 600/600", "#".repeat(30))));
-        let empty_log = Progress { applied: 0, total: 0, elapsed: Duration::ZERO };
+        // done: every offset read, though fewer events than offsets
+        let done = Progress { applied: 306, read: 378, total: 378, elapsed: Duration::from_secs(4) };
+        assert!(progress_bar("search", &done).starts_with(&format!("replay search [{}] 100% 378/378", "#".repeat(30))));
+        let empty_log = Progress { applied: 0, read: 0, total: 0, elapsed: Duration::ZERO };
         assert!(progress_bar("fanout", &empty_log).contains(&format!("[{}] 100%", "#".repeat(30))));
     }
 }

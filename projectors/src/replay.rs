@@ -12,25 +12,48 @@ use crate::Projection;
 
 const MAX_BATCH: usize = 1000;
 
-/// Where a replay stands.
+/// Where a replay stands. It reads `total` offsets; some of them are no events (Kafka's
+/// transaction markers), so how far it is comes from the offsets read, how fast from the events.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
+    /// Events applied.
     pub applied: u64,
+    /// Offsets read, of `total`.
+    pub read: u64,
     pub total: u64,
     pub elapsed: Duration,
 }
 
 impl Progress {
+    /// Events applied per second.
     pub fn rate(&self) -> f64 {
         self.applied as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+    /// Offsets left to read.
     pub fn remaining(&self) -> u64 {
-        self.total.saturating_sub(self.applied)
+        self.total.saturating_sub(self.read)
+    }
+    /// The share read, 0 to 1 (1 for an empty log).
+    pub fn fraction_read(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            (self.read as f64 / self.total as f64).min(1.0)
+        }
     }
     pub fn eta(&self) -> Option<Duration> {
-        let r = self.rate();
-        (r > 0.0).then(|| Duration::from_secs_f64(self.remaining() as f64 / r))
+        let offsets_per_second = self.read as f64 / self.elapsed.as_secs_f64().max(1e-9);
+        (offsets_per_second > 0.0).then(|| Duration::from_secs_f64(self.remaining() as f64 / offsets_per_second))
     }
+}
+
+/// Offsets read from `starts` up to `ends` (positions past an end count up to it).
+fn offsets_read(positions: &HashMap<i32, i64>, starts: &HashMap<i32, i64>, ends: &HashMap<i32, i64>) -> u64 {
+    let read = |(partition, end): (&i32, &i64)| {
+        let start = starts.get(partition).copied().unwrap_or(0);
+        (positions.get(partition).copied().unwrap_or(start).min(*end) - start).max(0) as u64
+    };
+    ends.iter().map(read).sum()
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -69,8 +92,10 @@ pub async fn replay<P: Projection>(
     let mut undecodable = 0u64;
     let mut last_report = Instant::now();
     let mut complete = true;
+    let mut read;
     loop {
         let pos: HashMap<i32, i64> = source.positions().await?.into_iter().collect();
+        read = offsets_read(&pos, &starts, &ends);
         if ends.iter().all(|(p, e)| pos.get(p).copied().unwrap_or(0) >= *e) {
             break;
         }
@@ -124,7 +149,7 @@ pub async fn replay<P: Projection>(
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             crate::flush_then_commit(projection, &mut source, false).await?;
-            on_progress(Progress { applied: applied.min(total), total, elapsed: started.elapsed() });
+            on_progress(Progress { applied, read, total, elapsed: started.elapsed() });
             last_report = Instant::now();
         }
     }
@@ -133,7 +158,8 @@ pub async fn replay<P: Projection>(
         source.ack_returned()?;
     }
     crate::flush_then_commit(projection, &mut source, true).await?;
-    let progress = Progress { applied: applied.min(total), total, elapsed: started.elapsed() };
+    let read = if complete { total } else { read };
+    let progress = Progress { applied, read, total, elapsed: started.elapsed() };
     on_progress(progress);
     Ok(Summary {
         projection: projection.name(),

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use confab_core::views::message_view;
 
 use crate::http::channels::retention_start;
-use crate::http::{authenticate, query, readable, uuid, ApiError, Q};
+use crate::http::{authenticate, message_id, query, readable, uuid, ApiError, Q};
 use crate::state::AppState;
 
 /// Rows as clients see them.
@@ -73,9 +73,12 @@ pub async fn history(
     q: Q<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
-    let q = query(q)?;
+    let mut q = query(q)?;
     let channel_id = uuid(&channel_id, "channel id")?;
     let limit = limit(q.limit)?;
+    q.cursor = q.cursor.map(|id| message_id(id, "cursor")).transpose()?;
+    q.after = q.after.map(|id| message_id(id, "after")).transpose()?;
+    q.around = q.around.map(|id| message_id(id, "around")).transpose()?;
     if [q.cursor.is_some(), q.after.is_some(), q.around.is_some()].iter().filter(|b| **b).count() > 1 {
         return Err(ApiError::bad("give at most one of cursor, after and around"));
     }
@@ -177,7 +180,9 @@ pub async fn replies(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&st, &headers, None)?;
     let q = query(q)?;
-    let (channel_id, parent) = (uuid(&channel_id, "channel id")?, uuid(&message_id, "message id")?);
+    let channel_id = uuid(&channel_id, "channel id")?;
+    let parent = self::message_id(uuid(&message_id, "message id")?, "message id")?;
+    let after = q.after.map(|id| self::message_id(id, "after")).transpose()?;
     let limit = limit(q.limit)?;
     readable(&st, &claims, channel_id).await?;
     let ws = claims.workspace_id;
@@ -191,7 +196,7 @@ pub async fn replies(
         ));
     };
     let replies =
-        st.store.thread(ws, channel_id, parent, q.after, limit).await.map_err(|e| ApiError::internal("threads", e))?;
+        st.store.thread(ws, channel_id, parent, after, limit).await.map_err(|e| ApiError::internal("threads", e))?;
     let next = (replies.len() == limit as usize).then(|| replies.last().map(|m| m.message_id)).flatten();
     let replies = within(replies, since);
     Ok(Json(

@@ -165,6 +165,16 @@ pub(crate) fn query<T>(q: Q<T>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| ApiError::bad(e.body_text()))
 }
 
+/// A message id a client names: a TIMEUUID (version 1), as every message id is. Any other UUID
+/// names no message, and is refused here before it reaches a store whose columns are typed so
+/// (Cassandra answers such a value with an error, which was a 500).
+pub(crate) fn message_id(id: Uuid, what: &str) -> Result<Uuid, ApiError> {
+    match id.get_version_num() {
+        1 => Ok(id),
+        _ => Err(ApiError::bad(format!("{what} must be a message id (a time-based UUID)"))),
+    }
+}
+
 /// A path segment as a UUID, or a typed `invalid_field` error naming `what`.
 pub(crate) fn uuid(s: &str, what: &str) -> Result<Uuid, ApiError> {
     s.parse().map_err(|_| ApiError::bad(format!("{what} must be a UUID")))
