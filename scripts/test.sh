@@ -10,7 +10,8 @@
 #      (scripts/services/all.sh),
 #   4. runs every unit and end-to-end test against them (schemathesis among them, against the
 #      HTTP API's OpenAPI documents),
-#   5. runs the Python client library's tests against `confab serve` (clients/python/run-tests.sh)
+#   5. runs the Python and TypeScript client libraries' tests against `confab serve`
+#      (clients/*/run-tests.sh)
 #      and the web client's end-to-end tests in headless Chromium (scripts/web-e2e.sh, which
 #      installs chromium and the npm packages if missing), and
 #   6. stops the servers, pass or fail.
@@ -98,9 +99,12 @@ log="$run_dir/cargo-test.log"
 set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-# the Python client library against `confab serve` (clients/python: its own venv and pytest)
+# the client libraries against `confab serve`: Python (clients/python: its own venv and pytest)
+# and TypeScript (clients/typescript: npm ci, tsc, node's test runner)
 bash clients/python/run-tests.sh -q 2>&1 | tee "$run_dir/python-client.log"
 python_client_status=${PIPESTATUS[0]}
+bash clients/typescript/run-tests.sh 2>&1 | tee "$run_dir/typescript-client.log"
+typescript_client_status=${PIPESTATUS[0]}
 # the web client, embedded in the binary just built (the script checks web/dist against web/src)
 # (screenshots go to the run dir: `scripts/web-e2e.sh` alone refreshes docs/screenshots)
 SCREENSHOTS="$run_dir/screenshots" E2E_SERVE_EMBEDDED=1 bash scripts/web-e2e.sh 2>&1 | tee "$run_dir/web-e2e.log"
@@ -113,4 +117,5 @@ grep -E '^[0-9]+ passed, [0-9]+ failed in' "$run_dir/web-e2e.log" | sed 's/^/web
 grep -E '^[0-9]+ (passed|failed)' "$run_dir/python-client.log" | tail -1 | sed 's/^/Python client (pytest): /' || true
 [ "$web_status" -eq 0 ] || echo "web e2e failed (exit $web_status)"
 [ "$python_client_status" -eq 0 ] || echo "Python client tests failed (exit $python_client_status)"
-[ "$status" -eq 0 ] && [ "$web_status" -eq 0 ] && [ "$python_client_status" -eq 0 ]
+[ "$typescript_client_status" -eq 0 ] || echo "TypeScript client tests failed (exit $typescript_client_status)"
+[ "$status" -eq 0 ] && [ "$web_status" -eq 0 ] && [ "$python_client_status" -eq 0 ] && [ "$typescript_client_status" -eq 0 ]

@@ -1,4 +1,6 @@
-// Bundles web/src into a directory (default web/dist): index.html, app.js, app.css.
+// Bundles web/src into a directory (default web/dist): index.html, app.js, app.css. The page's
+// connection and HTTP calls come from @confab/client, bundled in from its sources
+// (clients/typescript/src), which tsconfig.json's `paths` names (esbuild follows it, like tsc).
 // Deterministic: the same sources give the same bytes (no timestamps, no hashes of paths).
 //   node build.mjs [outdir]
 import { build } from "esbuild";

@@ -1,14 +1,26 @@
 // The controller: loads state over HTTP, applies socket events to the store, and carries out
 // what the views ask for (actions.ts). Views render from the store; only this file mutates it.
+// The connection (heartbeats, reconnects, lossless resume, sends retried with their
+// client_msg_id) and the HTTP calls are @confab/client's (clients/typescript).
 
+import {
+  ConfabClient,
+  ConfabClosedError,
+  ConfabError,
+  newClientMsgId,
+  type CommandFrame,
+  type ConfabHttp,
+  type ConnectionStatus,
+  type MessageAckFrame,
+  type OkFrame,
+  type SyncInfo,
+} from "@confab/client";
 import type { Actions } from "./actions";
-import { Api, ApiError } from "./api";
 import { h } from "./dom";
 import { Files, type FileLink } from "./files";
 import { encodeMentions, mentionsMe } from "./format";
-import { Socket, type SocketStatus } from "./socket";
 import { Store } from "./store";
-import type { Attachment, Message, ResumeGap, SearchHit, ServerFrame, Uuid } from "./types";
+import type { Attachment, Message, SearchHit, SearchResult, ServerFrame, Uuid } from "./types";
 import { ChannelView } from "./views/channel";
 import { newChannelDialog, newDmDialog } from "./views/dialogs";
 import { SearchView } from "./views/search";
@@ -19,9 +31,9 @@ const LAST_CHANNEL = "confab.channel";
 
 export class App implements Actions {
   readonly store = new Store();
-  readonly api: Api;
+  readonly api: ConfabHttp;
   readonly files: Files;
-  readonly socket: Socket;
+  readonly client: ConfabClient;
   readonly root: HTMLElement;
   private readonly sidebar: Sidebar;
   private readonly channel: ChannelView;
@@ -34,23 +46,28 @@ export class App implements Actions {
   private early: ServerFrame[] = [];
   private markTimer: number | undefined;
   private typingTimers = new Map<string, number>();
-  /** client_msg_id -> what to do when its `ok` arrives (dm:open, channel:create, join). */
-  private awaiting = new Map<string, (f: ServerFrame & { type: "ok" }) => void>();
+  /** client_msg_id -> the send in flight for a pending message (aborted when it is discarded). */
+  private sending = new Map<string, AbortController>();
   private searchOffset: number | null = null;
   /** Thread replies already included in their parent's reply count. */
   private countedReplies = new Set<Uuid>();
-  private firstSync: () => void = () => {};
 
   constructor(token: string, private readonly onSignOut: (reason?: string) => void) {
-    this.api = new Api(token);
-    this.files = new Files(this.api);
-    const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-    this.socket = new Socket(wsUrl, token, {
-      onFrame: (f) => (this.ready ? this.apply(f) : this.early.push(f)),
-      onStatus: (s) => this.showStatus(s),
-      onSynced: (info) => this.synced(info),
-      checkAuth: () => this.api.me().then(() => true, (e) => !(e instanceof ApiError && e.status === 401)),
+    this.client = new ConfabClient({
+      url: location.origin,
+      token,
+      // the page reads the channel list itself (start() advances to each channel's last_seq)
+      // and refetches over HTTP what a resume could not replay (afterReconnect)
+      seedPositions: false,
+      fillGaps: false,
+      // "Connecting…" until the server answers, however long that takes
+      connectTimeoutMs: 0,
     });
+    this.api = this.client.http;
+    this.files = new Files(this.api);
+    this.client.on("frame", (f) => (this.ready ? this.apply(f) : this.early.push(f)));
+    this.client.on("status", (s) => this.showStatus(s));
+    this.client.on("synced", (info) => this.synced(info));
     const toggleDrawer = () => this.setDrawer(!this.root.classList.contains("drawer-open"));
     this.sidebar = new Sidebar(this.store, this, { newChannel: () => newChannelDialog(this), newDm: () => newDmDialog(this.store, this) });
     this.channel = new ChannelView(this.store, this, toggleDrawer);
@@ -121,7 +138,7 @@ export class App implements Actions {
     });
     document.addEventListener("keydown", (e) => this.onGlobalKey(e));
     document.addEventListener("visibilitychange", () => {
-      this.socket.send({ type: "presence:set", status: document.visibilityState === "visible" ? "active" : "away" });
+      this.client.setPresence(document.visibilityState === "visible" ? "active" : "away");
       if (document.visibilityState === "visible") this.markSoon();
     });
     this.channel.scroller.addEventListener("scroll", () => this.markSoon());
@@ -131,13 +148,11 @@ export class App implements Actions {
   async start(): Promise<void> {
     const me = await this.api.me(); // throws 401 for a bad token
     this.store.me = me.user_id;
-    const synced = new Promise<void>((resolve) => (this.firstSync = resolve));
-    this.socket.start();
-    await synced; // subscribed: from here on nothing is missed, events queue until we are ready
+    await this.client.connect(); // subscribed: from here on nothing is missed, events queue until we are ready
     const [users, channels] = await Promise.all([this.api.users(), this.api.channels()]);
     this.store.setUsers(users);
     this.store.setChannels(channels);
-    for (const c of channels) if (c.is_member && typeof c.last_seq === "number") this.socket.advance(c.channel_id, c.last_seq);
+    for (const c of channels) if (c.is_member && typeof c.last_seq === "number") this.client.advance(c.channel_id, c.last_seq);
     this.ready = true;
     const early = this.early;
     this.early = [];
@@ -156,12 +171,15 @@ export class App implements Actions {
   }
 
   stop(): void {
-    this.socket.stop();
+    for (const a of this.sending.values()) a.abort();
+    this.sending.clear();
+    this.client.close();
   }
 
   // ---- socket ----
 
-  private showStatus(s: SocketStatus): void {
+  private showStatus(s: ConnectionStatus): void {
+    if (s === "closed" || s === "idle") return;
     this.root.dataset.connection = s;
     if (s === "unauthorized") {
       this.stop();
@@ -172,17 +190,14 @@ export class App implements Actions {
     this.banner.textContent = s === "reconnecting" ? "Reconnecting…" : s === "connecting" ? "Connecting…" : "";
   }
 
-  private synced(info: { resumed: boolean; gaps: ResumeGap[]; notMembers: Uuid[]; failed: boolean }): void {
-    if (!this.ready) {
-      this.firstSync();
-      return;
-    }
-    // a reconnect: fill what the resume could not, refresh counts and presence, resend
+  private synced(info: SyncInfo): void {
+    if (!this.ready) return; // the first connect: start() goes on
+    // a reconnect: fill what the resume could not, refresh counts and presence (pending
+    // messages are resent by the client itself, with their client_msg_id)
     void this.afterReconnect(info);
   }
 
-  private async afterReconnect(info: { resumed: boolean; gaps: ResumeGap[]; notMembers: Uuid[]; failed: boolean }): Promise<void> {
-    for (const p of this.store.pending.values()) if (!p.failed) this.sendPending(p.client_msg_id);
+  private async afterReconnect(info: SyncInfo): Promise<void> {
     const refill = new Set<Uuid>(info.gaps.map((g) => g.channel_id));
     if (!info.resumed) for (const [id, ch] of this.store.channels) if (ch.loaded) refill.add(id);
     try {
@@ -205,7 +220,7 @@ export class App implements Actions {
     for (let i = 0; i < 20 && after; i++) {
       const page = await this.api.history(channelId, { after, limit: 100 });
       this.store.mergeMessages(channelId, page.messages);
-      for (const m of page.messages) this.socket.advance(channelId, m.seq);
+      for (const m of page.messages) this.client.advance(channelId, m.seq);
       after = page.next_after ?? "";
     }
     this.store.emit({ kind: "messages", channelId });
@@ -215,14 +230,8 @@ export class App implements Actions {
     switch (f.type) {
       case "message:new":
         return this.onMessage(f.message);
-      case "message:ack": {
-        const p = this.store.pending.get(f.client_msg_id);
-        if (!p) return;
-        this.store.pending.delete(f.client_msg_id);
-        this.onMessage({ channel_id: f.channel_id, message_id: f.message_id, seq: f.seq, ts: f.ts, user_id: this.store.me, text: p.text, client_msg_id: p.client_msg_id, thread_ts: p.thread_ts, attachments: p.files }, true);
-        this.store.emit({ kind: "pending", channelId: p.channel_id });
-        return;
-      }
+      case "message:ack": // an ack no send waits for any more
+        return this.acked(f);
       case "message:edited":
         this.store.updateMessage(f.channel_id, f.message_id, (m) => ((m.edited_at ?? 0) > f.edited_at ? m : { ...m, text: f.text, edited_at: f.edited_at }));
         return;
@@ -258,12 +267,12 @@ export class App implements Actions {
           mention_count: 0,
           last_read_seq: 0,
         });
-        this.socket.advance(f.channel_id, f.seq);
+        this.client.advance(f.channel_id, f.seq);
         return;
       case "channel:joined":
       case "channel:left": {
         if (f.user_id === this.store.me) {
-          if (f.type === "channel:left") this.socket.forget(f.channel_id);
+          if (f.type === "channel:left") this.client.forget(f.channel_id);
           void this.refreshChannels().then(() => {
             if (f.type === "channel:left" && this.channel.current === f.channel_id) {
               const next = [...this.store.channels.values()].find((c) => c.info.is_member);
@@ -313,32 +322,23 @@ export class App implements Actions {
         for (const u of f.users) this.store.presence.set(u.user_id, u.status);
         this.store.emit({ kind: "presence" });
         return;
-      case "ok": {
-        const k = f.client_msg_id && this.awaiting.get(f.client_msg_id);
-        if (k) {
-          this.awaiting.delete(f.client_msg_id!);
-          k(f);
-        }
+      case "ok": // an answer no command waits for any more
         return;
-      }
-      case "error": {
-        const p = f.client_msg_id ? this.store.pending.get(f.client_msg_id) : undefined;
-        if (p) {
-          if (f.code === "unavailable" || f.code === "rate_limited") {
-            window.setTimeout(() => this.sendPending(p.client_msg_id), 1000);
-          } else {
-            p.failed = f.message || f.code;
-            this.store.emit({ kind: "pending", channelId: p.channel_id });
-          }
-          return;
-        }
-        if (f.client_msg_id) this.awaiting.delete(f.client_msg_id);
+      case "error": // one no request waits for: a refused typing indicator or read marker, ...
         this.toast(f.message || f.code);
         return;
-      }
       default:
         return;
     }
+  }
+
+  /** A send was acknowledged: the pending message becomes the message (until its message:new). */
+  private acked(f: MessageAckFrame): void {
+    const p = this.store.pending.get(f.client_msg_id);
+    if (!p) return;
+    this.store.pending.delete(f.client_msg_id);
+    this.onMessage({ channel_id: f.channel_id, message_id: f.message_id, seq: f.seq, ts: f.ts, user_id: this.store.me, text: p.text, client_msg_id: p.client_msg_id, thread_ts: p.thread_ts, attachments: p.files }, true);
+    this.store.emit({ kind: "pending", channelId: p.channel_id });
   }
 
   private onMessage(m: Message, fromAck = false): void {
@@ -421,7 +421,7 @@ export class App implements Actions {
       ch.unread = ch.mentions = 0;
       this.store.emit({ kind: "channels" });
     }
-    if (seq > ch.lastReadSeq && this.socket.send({ type: "channel:mark", channel_id: ch.info.channel_id, seq })) ch.lastReadSeq = seq;
+    if (seq > ch.lastReadSeq && this.client.sendFrame({ type: "channel:mark", channel_id: ch.info.channel_id, seq })) ch.lastReadSeq = seq;
   }
 
   private async loadLatest(channelId: Uuid): Promise<void> {
@@ -430,7 +430,7 @@ export class App implements Actions {
     try {
       const page = await this.api.history(channelId, { limit: 50 });
       this.store.mergeMessages(channelId, page.messages);
-      for (const m of page.messages) this.socket.advance(channelId, m.seq);
+      for (const m of page.messages) this.client.advance(channelId, m.seq);
       ch.olderCursor = page.next_cursor ?? null;
       ch.loaded = true;
       this.store.emit({ kind: "messages", channelId });
@@ -473,7 +473,7 @@ export class App implements Actions {
     try {
       let after: string | undefined;
       for (let i = 0; i < 20; i++) {
-        const page = await this.api.replies(channelId, parentId, after);
+        const page = await this.api.replies(channelId, parentId, { limit: 200, after });
         t.parent = page.parent;
         for (const r of page.replies) {
           t.replies.set(r.message_id, r);
@@ -498,20 +498,43 @@ export class App implements Actions {
   }
 
   send(channelId: Uuid, text: string, threadTs?: Uuid, files?: Attachment[]): void {
-    const id = crypto.randomUUID();
+    const id = newClientMsgId();
     this.store.pending.set(id, { client_msg_id: id, channel_id: channelId, text: encodeMentions(text, this.store), thread_ts: threadTs, files: files?.length ? files : undefined });
     this.store.emit({ kind: "pending", channelId });
     this.sendPending(id);
     if (!threadTs) this.channel.scrollToBottom();
   }
 
+  /** Sends a pending message until it is acknowledged: while offline it waits, after a drop or
+   * `rate_limited` it is sent again with the same client_msg_id (the client does that); a
+   * refusal marks it failed (retry or discard). */
   private sendPending(id: string): void {
     const p = this.store.pending.get(id);
-    if (!p) return;
-    const frame: Record<string, unknown> = { type: "message:send", channel_id: p.channel_id, text: p.text, client_msg_id: p.client_msg_id };
-    if (p.thread_ts) Object.assign(frame, { thread_ts: p.thread_ts, also_send_to_channel: false });
-    if (p.files) frame.file_ids = p.files.map((f) => f.file_id);
-    this.socket.send(frame as { type: string }); // if offline, resent with the same id once reconnected
+    if (!p || this.sending.has(id)) return;
+    const abort = new AbortController();
+    this.sending.set(id, abort);
+    this.client
+      .send(p.channel_id, p.text, {
+        clientMsgId: p.client_msg_id,
+        threadTs: p.thread_ts,
+        alsoSendToChannel: p.thread_ts ? false : undefined,
+        fileIds: p.files?.map((f) => f.file_id),
+        timeoutMs: 0, // no deadline: it stays pending until sent, however long we are offline
+        signal: abort.signal,
+      })
+      .then(
+        (ack) => this.acked(ack),
+        (e: unknown) => {
+          if (e instanceof ConfabClosedError) return; // discarded, or the page is closing
+          const q = this.store.pending.get(id);
+          if (!q) return;
+          q.failed = e instanceof ConfabError ? e.message || e.code : String(e);
+          this.store.emit({ kind: "pending", channelId: q.channel_id });
+        },
+      )
+      .finally(() => {
+        if (this.sending.get(id) === abort) this.sending.delete(id);
+      });
   }
 
   retry(clientMsgId: string): void {
@@ -525,17 +548,25 @@ export class App implements Actions {
   discard(clientMsgId: string): void {
     const p = this.store.pending.get(clientMsgId);
     if (!p) return;
+    this.sending.get(clientMsgId)?.abort();
+    this.sending.delete(clientMsgId);
     this.store.pending.delete(clientMsgId);
     this.store.emit({ kind: "pending", channelId: p.channel_id });
   }
 
-  private command(frame: { type: string; [k: string]: unknown }, onOk?: (f: ServerFrame & { type: "ok" }) => void): void {
-    const id = crypto.randomUUID();
-    if (onOk) this.awaiting.set(id, onOk);
-    if (!this.socket.send({ ...frame, client_msg_id: id })) {
-      this.awaiting.delete(id);
+  /** A command answered by `ok` (or an error, shown as a toast); only while connected. */
+  private command(frame: CommandFrame, onOk?: (f: OkFrame) => void): void {
+    if (!this.client.online) {
       this.toast("Not connected: try again in a moment.");
+      return;
     }
+    this.client.command(frame).then(
+      (ok) => onOk?.(ok),
+      (e: unknown) => {
+        if (e instanceof ConfabClosedError) return;
+        this.toast(e instanceof ConfabError ? e.message || e.code : String(e));
+      },
+    );
   }
 
   edit(channelId: Uuid, messageId: Uuid, text: string): void {
@@ -570,7 +601,7 @@ export class App implements Actions {
   }
 
   typing(channelId: Uuid): void {
-    this.socket.send({ type: "typing:start", channel_id: channelId });
+    this.client.typing(channelId);
   }
 
   search(query: string): void {
@@ -580,10 +611,10 @@ export class App implements Actions {
     this.thread.close();
     this.searchView.loading(q);
     this.root.classList.add("pane-open");
-    this.api.search(q).then(
+    this.searchPage(q, 0).then(
       (res) => {
         if (this.searchView.query !== q) return;
-        this.searchOffset = res.next_offset;
+        this.searchOffset = res.next_offset ?? null;
         this.searchView.show(res);
       },
       (e) => this.searchView.failed((e as Error).message),
@@ -593,10 +624,15 @@ export class App implements Actions {
   private searchMore(): void {
     const q = this.searchView.query;
     if (this.searchOffset == null) return;
-    this.api.search(q, this.searchOffset).then((res) => {
-      this.searchOffset = res.next_offset;
+    this.searchPage(q, this.searchOffset).then((res) => {
+      this.searchOffset = res.next_offset ?? null;
       this.searchView.show(res, true);
     }, (e) => this.toast((e as Error).message));
+  }
+
+  /** 20 hits from `offset`, dates in the reader's time zone. */
+  private searchPage(q: string, offset: number): Promise<SearchResult> {
+    return this.api.search(q, { limit: 20, offset, tz: -new Date().getTimezoneOffset() });
   }
 
   closeSearch(): void {
@@ -624,11 +660,11 @@ export class App implements Actions {
   }
 
   openDm(userIds: Uuid[]): void {
-    this.command({ type: "dm:open", user_ids: userIds }, (ok) => this.openWhenKnown(ok.channel_id!));
+    this.command({ type: "dm:open", user_ids: userIds }, (ok) => this.openWhenKnown(ok.channel_id));
   }
 
   createChannel(name: string, isPrivate: boolean): void {
-    this.command({ type: "channel:create", name, is_private: isPrivate, members: [this.store.me] }, (ok) => this.openWhenKnown(ok.channel_id!));
+    this.command({ type: "channel:create", name, is_private: isPrivate, members: [this.store.me] }, (ok) => this.openWhenKnown(ok.channel_id));
   }
 
   join(channelId: Uuid): void {

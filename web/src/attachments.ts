@@ -5,7 +5,7 @@
 // through the actions (app.ts, files.ts): uploads start as soon as files are chosen.
 
 import type { Actions } from "./actions";
-import { ApiError } from "./api";
+import { ConfabError } from "@confab/client";
 import { h, clear, type Child } from "./dom";
 import { contentTypeOf } from "./files";
 import { formatSize } from "./format";
@@ -26,7 +26,7 @@ const CHIP_PREVIEW_MAX_BYTES = 10 * 1024 * 1024;
 
 /** "file_too_large: 999 bytes is over …": what a chip or a toast says about a failure. */
 function describe(e: unknown): string {
-  if (e instanceof ApiError) return e.message ? `${e.code}: ${e.message}` : e.code;
+  if (e instanceof ConfabError) return e.message ? `${e.code}: ${e.message}` : e.code;
   return (e as Error)?.message ?? String(e);
 }
 
@@ -329,7 +329,7 @@ function fileCard(a: Attachment, actions: Actions, note?: string): HTMLElement {
     whenVisible(card, () =>
       actions.fileLink(a.file_id).then(
         (l) => void (link.href = l.url),
-        (e) => void (e instanceof ApiError && e.status === 410 && card.replaceWith(deletedCard())),
+        (e) => void (e instanceof ConfabError && e.status === 410 && card.replaceWith(deletedCard())),
       ),
     );
   return card;
@@ -356,7 +356,7 @@ function imagePreview(a: Attachment, actions: Actions): HTMLElement {
   }
   let retried = false;
   const failed = (e: unknown) => {
-    if (e instanceof ApiError && e.status === 410) el.replaceWith(deletedCard());
+    if (e instanceof ConfabError && e.status === 410) el.replaceWith(deletedCard());
     else el.replaceWith(fileCard(a, actions, "preview unavailable"));
   };
   const load = (fresh: boolean) => actions.fileLink(a.file_id, fresh).then((l) => void (img.src = l.url), failed);
@@ -395,7 +395,7 @@ async function download(a: Attachment, actions: Actions, link?: HTMLAnchorElemen
     save.click();
     save.remove();
   } catch (e) {
-    actions.toast(e instanceof ApiError && e.status === 410 ? `${a.name} was deleted.` : `Could not download ${a.name}: ${describe(e)}`);
+    actions.toast(e instanceof ConfabError && e.status === 410 ? `${a.name} was deleted.` : `Could not download ${a.name}: ${describe(e)}`);
   }
 }
 

@@ -3,7 +3,7 @@
 // before its `expires_at` and then asked for again; a file found deleted (410) is remembered so
 // that it is not asked for again.
 
-import { Api, ApiError } from "./api";
+import { ConfabError, type ConfabHttp } from "@confab/client";
 import type { Attachment, UploadGrant, Uuid } from "./types";
 
 export interface FileLink {
@@ -36,9 +36,9 @@ export const aborted = () => new DOMException("The upload was cancelled.", "Abor
 export class Files {
   private readonly links = new Map<Uuid, FileLink>();
   private readonly asking = new Map<Uuid, Promise<FileLink>>();
-  private readonly gone = new Map<Uuid, ApiError>();
+  private readonly gone = new Map<Uuid, ConfabError>();
 
-  constructor(private readonly api: Api) {}
+  constructor(private readonly api: ConfabHttp) {}
 
   /** A download URL: the cached one while it is good for a while yet, else a new one. */
   link(fileId: Uuid, fresh = false): Promise<FileLink> {
@@ -58,7 +58,7 @@ export class Files {
           return link;
         },
         (e) => {
-          if (e instanceof ApiError && e.status === 410) this.markGone(fileId, e);
+          if (e instanceof ConfabError && e.status === 410) this.markGone(fileId, e);
           throw e;
         },
       )
@@ -68,7 +68,7 @@ export class Files {
   }
 
   /** The file was revoked (`file:deleted`, or 410). */
-  markGone(fileId: Uuid, e = new ApiError(410, "file_deleted", "the file was deleted")): void {
+  markGone(fileId: Uuid, e = new ConfabError("file_deleted", "the file was deleted", { status: 410 })): void {
     this.links.delete(fileId);
     this.gone.set(fileId, e);
   }
@@ -77,7 +77,7 @@ export class Files {
     return this.gone.has(fileId);
   }
 
-  /** Grant, PUT the bytes (reporting bytes sent), complete. Rejects with an ApiError carrying the
+  /** Grant, PUT the bytes (reporting bytes sent), complete. Rejects with a ConfabError carrying the
    * server's code and message, or an AbortError when `signal` fires. */
   async upload(channelId: Uuid, file: File, onProgress: (sent: number) => void, signal: AbortSignal): Promise<Attachment> {
     const grant = await this.api.grantUpload(channelId, { name: file.name, size: file.size, content_type: contentTypeOf(file) });
@@ -103,7 +103,7 @@ function put(grant: UploadGrant, file: File, onProgress: (sent: number) => void,
     }
     xhr.upload.onprogress = (e) => onProgress(e.loaded);
     xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(storageError(xhr)));
-    xhr.onerror = () => reject(new ApiError(0, "network", "the upload could not reach the file storage"));
+    xhr.onerror = () => reject(new ConfabError("network", "the upload could not reach the file storage", { status: 0 }));
     xhr.onabort = () => reject(aborted());
     signal.addEventListener("abort", () => xhr.abort(), { once: true });
     xhr.send(file);
@@ -111,15 +111,15 @@ function put(grant: UploadGrant, file: File, onProgress: (sent: number) => void,
 }
 
 /** The storage's refusal: the gateway's JSON error, or S3's XML one. */
-function storageError(xhr: XMLHttpRequest): ApiError {
+function storageError(xhr: XMLHttpRequest): ConfabError {
   const text = xhr.responseText ?? "";
   try {
     const err = JSON.parse(text)?.error;
-    if (err?.code) return new ApiError(xhr.status, err.code, err.message ?? "");
+    if (err?.code) return new ConfabError(err.code, err.message ?? "", { status: xhr.status });
   } catch {
     /* not JSON */
   }
   const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
   const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
-  return new ApiError(xhr.status, code ?? `http_${xhr.status}`, message ?? (xhr.statusText || "the upload was refused"));
+  return new ConfabError(code ?? `http_${xhr.status}`, message ?? (xhr.statusText || "the upload was refused"), { status: xhr.status });
 }

@@ -1,7 +1,7 @@
 // Entry point: find a token (URL fragment, storage), then run the app, or show the sign-in form.
 
+import { ConfabAuthError, ConfabError } from "@confab/client";
 import { App } from "./app";
-import { ApiError } from "./api";
 import { forgetToken, saveToken, savedToken, takeTokenFromUrl } from "./auth";
 import { clear } from "./dom";
 import { signInView } from "./views/signin";
@@ -34,7 +34,7 @@ async function run(token: string): Promise<void> {
   } catch (e) {
     if (app !== a) return;
     a.stop();
-    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+    if (e instanceof ConfabAuthError || (e instanceof ConfabError && (e.status === 401 || e.status === 403))) {
       forgetToken();
       signIn("That token was refused (expired or invalid).");
     } else {

@@ -1,4 +1,6 @@
-// The Confab wire types the page uses (README "The WebSocket protocol", docs/asyncapi.yaml).
+// The Confab wire types the page uses (README "The WebSocket protocol", docs/asyncapi.yaml). The
+// frames come from @confab/client; the page's own shapes below accept what its HTTP helpers
+// return (nullable fields included) and add the page's marks (a deleted attachment, ...).
 
 export type Uuid = string;
 export type ChannelKind = "public" | "private" | "dm" | "group_dm";
@@ -45,14 +47,14 @@ export interface Message {
   user_id: Uuid;
   text: string;
   ts: number;
-  client_msg_id?: string;
+  client_msg_id?: string | null;
   thread_ts?: Uuid | null;
-  edited_at?: number;
+  edited_at?: number | null;
   deleted?: boolean;
   reactions?: Record<string, Uuid[]>;
   also_in_channel?: boolean;
   pinned?: boolean;
-  thread?: ThreadSummary;
+  thread?: ThreadSummary | null;
   attachments?: Attachment[];
 }
 
@@ -64,12 +66,12 @@ export interface Channel {
   archived: boolean;
   is_member: boolean;
   member_count: number;
-  members?: Uuid[];
+  members?: Uuid[] | null;
   created_by?: Uuid;
   created_at?: number;
-  last_read_seq?: number;
-  unread_count?: number;
-  mention_count?: number;
+  last_read_seq?: number | null;
+  unread_count?: number | null;
+  mention_count?: number | null;
   /** The channel's newest event seq (see web/API-NOTES.md); used when present. */
   last_seq?: number;
 }
@@ -100,11 +102,11 @@ export interface RepliesPage {
 export interface SearchHit {
   message_id: Uuid;
   channel_id: Uuid;
-  channel_name: string;
+  channel_name?: string | null;
   user_id: Uuid;
   ts: number;
   text: string;
-  thread_ts: Uuid | null;
+  thread_ts?: Uuid | null;
   score: number;
   /** HTML-escaped text with the matches wrapped in <em>. */
   highlight: string;
@@ -113,37 +115,8 @@ export interface SearchHit {
 export interface SearchResult {
   total: number;
   messages: SearchHit[];
-  next_offset: number | null;
+  next_offset?: number | null;
 }
 
-export interface ResumeGap {
-  channel_id: Uuid;
-  from_seq: number;
-  to_seq: number;
-}
-
-/** Frames the server sends (only the fields the page reads). */
-export type ServerFrame =
-  | { type: "hello"; conn_id: string; heartbeat_interval: number; user_id: Uuid; workspace_id: Uuid }
-  | { type: "pong" }
-  | { type: "message:ack"; client_msg_id: string; channel_id: Uuid; message_id: Uuid; seq: number; ts: number }
-  | { type: "message:new"; message: Message }
-  | { type: "message:edited"; channel_id: Uuid; message_id: Uuid; text: string; edited_at: number; seq: number; user_id: Uuid }
-  | { type: "message:deleted"; channel_id: Uuid; message_id: Uuid; seq: number }
-  | { type: "reaction:added" | "reaction:removed"; channel_id: Uuid; message_id: Uuid; emoji: string; user_id: Uuid; users: Uuid[]; seq: number }
-  | { type: "message:pinned"; channel_id: Uuid; message_id: Uuid; pinned: boolean; seq: number }
-  | { type: "typing"; channel_id: Uuid; user_id: Uuid; expires_in_ms: number }
-  | { type: "channel:created"; channel_id: Uuid; name: string; is_private: boolean; kind: ChannelKind; members: Uuid[]; member_count: number; seq: number }
-  | { type: "channel:joined"; channel_id: Uuid; user_id: Uuid; by?: Uuid; seq: number }
-  | { type: "channel:left"; channel_id: Uuid; user_id: Uuid; by?: Uuid; seq: number }
-  | { type: "channel:renamed"; channel_id: Uuid; name: string; seq: number }
-  | { type: "channel:archived"; channel_id: Uuid; archived: boolean; seq: number }
-  | { type: "channel:marked"; channel_id: Uuid; seq: number }
-  | { type: "file:shared"; channel_id: Uuid; file: Attachment; user_id: Uuid; seq: number }
-  | { type: "file:deleted"; channel_id: Uuid; file_id: Uuid; user_id: Uuid; seq: number }
-  | { type: "presence:change"; users: { user_id: Uuid; status: PresenceStatus }[] }
-  | { type: "resume:done"; replayed: number; channels: Record<Uuid, number>; gaps: ResumeGap[]; not_members: Uuid[] }
-  | { type: "ok"; client_msg_id?: string; channel_id?: Uuid; seq?: number }
-  | { type: "error"; code: string; message: string; client_msg_id?: string };
-
-export type ClientFrame = { type: string; [key: string]: unknown };
+/** The frames, from @confab/client (generated from docs/asyncapi.yaml). */
+export type { ClientFrame, ServerFrame, ResumeGap } from "@confab/client";
