@@ -115,6 +115,8 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 grep -E '^[0-9]+ passed, [0-9]+ failed in' "$run_dir/web-e2e.log" | sed 's/^/web client (Chromium): /' || true
 grep -E '^[0-9]+ (passed|failed)' "$run_dir/python-client.log" | tail -1 | sed 's/^/Python client (pytest): /' || true
+awk '/^# pass / { p += $3 } /^# fail / { f += $3 } END { printf "TypeScript client (node --test, both WebSockets): %d passed, %d failed\n", p, f }' \
+  "$run_dir/typescript-client.log" || true
 [ "$web_status" -eq 0 ] || echo "web e2e failed (exit $web_status)"
 [ "$python_client_status" -eq 0 ] || echo "Python client tests failed (exit $python_client_status)"
 [ "$typescript_client_status" -eq 0 ] || echo "TypeScript client tests failed (exit $typescript_client_status)"
